@@ -1,0 +1,195 @@
+/**
+ * The store's schema, as an ordered list of migrations. Never edit a shipped migration;
+ * append a new one. `migrate()` applies what a database has not seen, in one transaction each.
+ */
+import type { Database } from './database.js';
+
+export const MIGRATIONS: readonly string[] = [
+  // 1: fleet, audit, executions
+  `
+  CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+  -- Public halves of the coordinator's signing keys (dispatch and audit), kept forever so
+  -- old records still verify after rotation. Private keys live only in the data dir.
+  CREATE TABLE signing_keys (
+    key_id TEXT PRIMARY KEY,
+    purpose TEXT NOT NULL CHECK (purpose IN ('dispatch', 'audit')),
+    algorithm TEXT NOT NULL,
+    public_key_pem TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    retired_at INTEGER
+  );
+
+  CREATE TABLE bootstrap_tokens (
+    id TEXT PRIMARY KEY,
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    uses_allowed INTEGER NOT NULL,
+    uses INTEGER NOT NULL DEFAULT 0,
+    labels_json TEXT NOT NULL DEFAULT '{}',
+    name_pattern TEXT,
+    description TEXT,
+    created_by TEXT NOT NULL,
+    revoked_at INTEGER
+  );
+
+  CREATE TABLE agents (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    labels_json TEXT NOT NULL DEFAULT '{}',
+    facts_json TEXT NOT NULL DEFAULT '{}',
+    token_id TEXT,
+    enrolled_at INTEGER NOT NULL,
+    cert_serial TEXT NOT NULL,
+    cert_not_after INTEGER NOT NULL,
+    connected INTEGER NOT NULL DEFAULT 0,
+    last_seen_at INTEGER,
+    last_address TEXT,
+    version TEXT,
+    revoked_at INTEGER,
+    revoke_reason TEXT
+  );
+  CREATE INDEX agents_revoked ON agents (revoked_at) WHERE revoked_at IS NOT NULL;
+
+  -- Every certificate the CA issued to an agent (enrollment and renewals).
+  CREATE TABLE agent_certificates (
+    serial TEXT PRIMARY KEY,
+    agent_id TEXT NOT NULL REFERENCES agents (id),
+    fingerprint256 TEXT NOT NULL,
+    not_before INTEGER NOT NULL,
+    not_after INTEGER NOT NULL,
+    certificate_pem TEXT NOT NULL,
+    issued_at INTEGER NOT NULL,
+    revoked_at INTEGER
+  );
+  CREATE INDEX agent_certificates_agent ON agent_certificates (agent_id);
+
+  CREATE TABLE executions (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('runbook', 'adhoc')),
+    runbook_id TEXT,
+    runbook_digest TEXT,
+    runbook_json TEXT,
+    requested_by TEXT NOT NULL,
+    options_json TEXT NOT NULL DEFAULT '{}',
+    secrets_sealed BLOB,
+    targets TEXT NOT NULL DEFAULT '*',
+    state TEXT NOT NULL,
+    reason TEXT,
+    created_at INTEGER NOT NULL,
+    started_at INTEGER,
+    finished_at INTEGER
+  );
+  CREATE INDEX executions_created ON executions (created_at DESC);
+  CREATE INDEX executions_state ON executions (state) WHERE state IN ('queued', 'awaiting_approval', 'running');
+
+  CREATE TABLE execution_nodes (
+    execution_id TEXT NOT NULL REFERENCES executions (id),
+    agent_id TEXT NOT NULL,
+    node_index INTEGER NOT NULL,
+    agent_name TEXT NOT NULL,
+    state TEXT NOT NULL,
+    reason TEXT,
+    started_at INTEGER,
+    finished_at INTEGER,
+    PRIMARY KEY (execution_id, agent_id)
+  );
+
+  -- One row per dispatch of one step to one agent (each retry is a new row).
+  CREATE TABLE step_runs (
+    id TEXT PRIMARY KEY,
+    execution_id TEXT NOT NULL REFERENCES executions (id),
+    agent_id TEXT,
+    step_index INTEGER NOT NULL,
+    attempt INTEGER NOT NULL DEFAULT 1,
+    handler INTEGER NOT NULL DEFAULT 0,
+    name TEXT NOT NULL,
+    state TEXT NOT NULL,
+    request_payload BLOB,
+    request_key_id TEXT,
+    request_signature BLOB,
+    not_after INTEGER,
+    dispatched_at INTEGER,
+    accepted_at INTEGER,
+    finished_at INTEGER,
+    exit_code INTEGER,
+    signal TEXT,
+    result_payload BLOB,
+    result_signature BLOB,
+    result_cert_serial TEXT,
+    stdout_bytes INTEGER NOT NULL DEFAULT 0,
+    stderr_bytes INTEGER NOT NULL DEFAULT 0,
+    error TEXT
+  );
+  CREATE INDEX step_runs_execution ON step_runs (execution_id, step_index);
+  CREATE INDEX step_runs_open ON step_runs (agent_id, state) WHERE state IN ('pending', 'dispatched', 'running');
+
+  -- Captured output in bounded chunks; (stream, offset) makes resends idempotent.
+  CREATE TABLE step_output (
+    step_run_id TEXT NOT NULL REFERENCES step_runs (id),
+    stream INTEGER NOT NULL,
+    offset INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (step_run_id, stream, offset)
+  ) WITHOUT ROWID;
+
+  -- The hash-chained, signed audit log (format: docs/audit-format.md).
+  CREATE TABLE audit_records (
+    seq INTEGER PRIMARY KEY,
+    payload BLOB NOT NULL,
+    hash TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    signature BLOB NOT NULL
+  );
+
+  CREATE TABLE audit_checkpoints (
+    seq INTEGER PRIMARY KEY,
+    payload BLOB NOT NULL,
+    key_id TEXT NOT NULL,
+    signature BLOB NOT NULL,
+    created_at INTEGER NOT NULL
+  );
+
+  CREATE TABLE users (
+    name TEXT PRIMARY KEY,
+    groups_json TEXT NOT NULL DEFAULT '[]',
+    password_hash TEXT,
+    created_at INTEGER NOT NULL,
+    disabled_at INTEGER
+  );
+
+  CREATE TABLE api_tokens (
+    id TEXT PRIMARY KEY,
+    user_name TEXT NOT NULL REFERENCES users (name),
+    token_hash TEXT NOT NULL UNIQUE,
+    description TEXT,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    last_used_at INTEGER,
+    revoked_at INTEGER
+  );
+  `,
+];
+
+export async function migrate(db: Database): Promise<void> {
+  await db.exec('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)');
+  const row = await db.get<{ version: number }>('SELECT max(version) AS version FROM schema_version');
+  const current = row?.version ?? 0;
+  for (let i = current; i < MIGRATIONS.length; i++) {
+    const sql = MIGRATIONS[i] as string;
+    await db.write(async (tx) => {
+      // exec() cannot take part in a prepared-statement transaction, so split statements.
+      for (const stmt of splitStatements(sql)) await tx.run(stmt);
+      await tx.run('INSERT INTO schema_version (version) VALUES (?)', [i + 1]);
+    });
+  }
+}
+
+function splitStatements(sql: string): string[] {
+  return sql
+    .split(/;\s*(?:\n|$)/)
+    .map((s) => s.replace(/^\s*--.*$/gm, '').trim())
+    .filter((s) => s.length > 0);
+}

@@ -1,0 +1,13 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+    pool: 'forks',
+    // Integration suites spawn coordinators and agents; two at a time keeps a 2-core box honest.
+    maxWorkers: 2,
+    allowOnly: false,
+  },
+});
