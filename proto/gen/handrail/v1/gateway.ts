@@ -191,6 +191,10 @@ export interface StepResultPayload {
   stdoutTruncated: boolean;
   stderrTruncated: boolean;
   error: string;
+  /** Serial (upper-case hex) of the agent certificate whose key made the signature. */
+  signerCertificateSerial: string;
+  /** The nonce of the step request this result answers. */
+  requestNonce: Buffer;
 }
 
 /**
@@ -1353,6 +1357,8 @@ function createBaseStepResultPayload(): StepResultPayload {
     stdoutTruncated: false,
     stderrTruncated: false,
     error: "",
+    signerCertificateSerial: "",
+    requestNonce: Buffer.alloc(0),
   };
 }
 
@@ -1405,6 +1411,12 @@ export const StepResultPayload: MessageFns<StepResultPayload> = {
     }
     if (message.error !== "") {
       writer.uint32(130).string(message.error);
+    }
+    if (message.signerCertificateSerial !== "") {
+      writer.uint32(138).string(message.signerCertificateSerial);
+    }
+    if (message.requestNonce.length !== 0) {
+      writer.uint32(146).bytes(message.requestNonce);
     }
     return writer;
   },
@@ -1548,6 +1560,22 @@ export const StepResultPayload: MessageFns<StepResultPayload> = {
             }
 
             message.error = reader.string();
+            continue;
+          }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.signerCertificateSerial = reader.string();
+            continue;
+          }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.requestNonce = Buffer.from(reader.bytes());
             continue;
           }
         }
