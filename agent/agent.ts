@@ -1,0 +1,166 @@
+/**
+ * The agent's composition root: enroll on first start (token + CA), then hold the stream,
+ * run steps and deliver results. Everything it needs arrives as a typed config from cli/.
+ */
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { parse as parseYaml } from 'yaml';
+import { validateLocalPolicy, type LocalPolicy } from '../core/local-policy.js';
+import type { Labels } from '../core/labels.js';
+import { backoffDelay } from './backoff.js';
+import { AgentConnection } from './connection.js';
+import { parseCoordinatorAddress } from './coordinator-address.js';
+import { enroll, EnrollError } from './enroll.js';
+import { collectFacts } from './facts.js';
+import { NonceStore } from './nonce-store.js';
+import { Spool } from './spool.js';
+import { StateDir, type AgentCredentials } from './state-dir.js';
+import { StepExecutor } from './step-executor.js';
+
+export interface AgentConfig {
+  readonly coordinator: string;
+  readonly serverName?: string;
+  readonly stateDir: string;
+  readonly token?: string;
+  /** Path to the coordinator CA certificate (needed to enroll). */
+  readonly caFile?: string;
+  readonly name: string;
+  readonly labels: Labels;
+  readonly localPolicyFile?: string;
+  /** Overrides the policy file's allowAdhoc (for the demo and tests). */
+  readonly allowAdhoc?: boolean;
+  readonly maxConcurrentSteps: number;
+  readonly killGraceMs: number;
+  readonly workDir?: string;
+  readonly channelOptions?: Record<string, string | number>;
+  /** Environment every step starts from (the CLI passes PATH, HOME, LANG …; never secrets). */
+  readonly baseEnv: Readonly<Record<string, string>>;
+}
+
+export interface RunningAgent {
+  readonly agentId: string;
+  readonly connection: AgentConnection;
+  readonly executor: StepExecutor;
+  stop(): Promise<void>;
+}
+
+export class AgentConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AgentConfigError';
+  }
+}
+
+export async function startAgent(config: AgentConfig, log: Logger, now: () => number = Date.now): Promise<RunningAgent> {
+  const state = new StateDir(config.stateDir);
+  const address = parseCoordinatorAddress(config.coordinator, config.serverName);
+  await state.ensure();
+  if (!(await state.isEnrolled())) {
+    if (!config.token) throw new AgentConfigError(`this agent is not enrolled yet (no identity in ${config.stateDir}): pass --token with a bootstrap token from \`handrail token create\``);
+    if (!config.caFile) throw new AgentConfigError('to enroll, pass --ca with the coordinator CA certificate (ca.pem from `handrail ca init`)');
+    const caPem = await readFile(config.caFile, 'utf8').catch(() => {
+      throw new AgentConfigError(`cannot read the CA certificate ${config.caFile}`);
+    });
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const res = await enroll(state, { address, token: config.token, caPem, name: config.name, labels: config.labels, facts: collectFacts() });
+        log.info({ event: 'agent.enrolled', agentId: res.agentId, name: config.name, labels: res.labels }, 'enrolled');
+        break;
+      } catch (e) {
+        if (e instanceof EnrollError && !e.retryable) throw new AgentConfigError(e.message);
+        const delay = backoffDelay(attempt);
+        log.warn({ event: 'agent.enroll_retry', err: (e as Error).message, retryInMs: delay }, 'enrollment failed; retrying');
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+  }
+  const identity = await state.readIdentity();
+  const caPem = await state.readCa();
+  let creds: AgentCredentials = await state.readCredentials();
+  let dispatchKeys = toKeyMap(identity.dispatchKeys);
+  let currentIdentity = identity;
+  const localPolicy = await loadLocalPolicy(config.localPolicyFile, config.allowAdhoc);
+
+  const nonces = new NonceStore(state.noncesFile);
+  await nonces.load(now());
+  const workDir = config.workDir ?? join(config.stateDir, 'work');
+  await mkdir(workDir, { recursive: true, mode: 0o700 });
+  let connection: AgentConnection | undefined;
+  const executor = new StepExecutor({
+    identity: () => ({ agentId: identity.agentId, privateKey: creds.privateKey, serial: creds.serial }),
+    dispatchKeys: () => dispatchKeys,
+    localPolicy: () => localPolicy,
+    nonces,
+    spool: new Spool(state.spoolDir),
+    link: () => connection?.link(),
+    log: log.child({ agentId: identity.agentId }),
+    now,
+    baseEnv: config.baseEnv,
+    defaultWorkingDir: workDir,
+    maxConcurrentSteps: config.maxConcurrentSteps,
+    killGraceMs: config.killGraceMs,
+  });
+  await executor.recover();
+  const labels = { ...identity.labels, ...config.labels };
+  connection = new AgentConnection({
+    address,
+    caPem,
+    credentials: () => creds,
+    saveCredentials: async (keyPem, certPem) => {
+      creds = await state.writeCredentials(keyPem, certPem);
+    },
+    saveDispatchKeys: async (keys) => {
+      currentIdentity = { ...currentIdentity, dispatchKeys: keys.map((k) => ({ keyId: k.keyId, publicKeyPem: k.publicKeyPem })) };
+      await state.writeIdentity(currentIdentity);
+      dispatchKeys = toKeyMap(currentIdentity.dispatchKeys);
+    },
+    agentId: identity.agentId,
+    facts: collectFacts,
+    labels,
+    executor,
+    log: log.child({ agentId: identity.agentId }),
+    now,
+    ...(config.channelOptions ? { channelOptions: config.channelOptions } : {}),
+  });
+  const pruner = setInterval(() => nonces.prune(now()), 60_000);
+  pruner.unref();
+  connection.start();
+  return {
+    agentId: identity.agentId,
+    connection,
+    executor,
+    async stop() {
+      clearInterval(pruner);
+      executor.cancelAll();
+      await connection?.stop();
+    },
+  };
+}
+
+function toKeyMap(keys: ReadonlyArray<{ keyId: string; publicKeyPem: string }>): Map<string, KeyObject> {
+  return new Map(keys.map((k) => [k.keyId, createPublicKey(k.publicKeyPem)]));
+}
+
+async function loadLocalPolicy(file: string | undefined, allowAdhoc: boolean | undefined): Promise<LocalPolicy> {
+  let value: unknown = {};
+  if (file) {
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch {
+      throw new AgentConfigError(`cannot read the local policy file ${file}`);
+    }
+    try {
+      value = parseYaml(text) ?? {};
+    } catch (e) {
+      throw new AgentConfigError(`local policy file ${file} is not valid YAML: ${(e as Error).message}`);
+    }
+  }
+  const { policy, issues } = validateLocalPolicy(value);
+  if (!policy || issues.length > 0) {
+    throw new AgentConfigError(`local policy file ${file ?? '(default)'} is invalid: ${issues.map((i) => `${i.path.join('.') || '(document)'}: ${i.message}`).join('; ')}`);
+  }
+  return allowAdhoc === undefined ? policy : { ...policy, allowAdhoc };
+}

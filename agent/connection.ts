@@ -1,0 +1,251 @@
+/**
+ * The agent's stream to the coordinator: dial out with the agent certificate, Hello, then
+ * heartbeats, steps, acknowledgements and certificate renewal. It reconnects forever with
+ * jittered exponential backoff; its life is an explicit state machine (connection-state.ts).
+ */
+import { generateKeyPairSync } from 'node:crypto';
+import { credentials, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { AgentGatewayServiceClient, type ConnectRequest, type ConnectResponse } from '../proto/gen/handrail/v1/gateway.js';
+import { envelopeFromWire } from '../proto/codec/step-codec.js';
+import { createCsr } from '../core/csr.js';
+import type { HostFacts, Labels } from '../core/labels.js';
+import { backoffDelay, DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js';
+import { ConnectionStateMachine } from './connection-state.js';
+import { channelOptions, type CoordinatorAddress } from './coordinator-address.js';
+import type { AgentCredentials } from './state-dir.js';
+import type { Link, StepExecutor } from './step-executor.js';
+
+export interface ConnectionDeps {
+  readonly address: CoordinatorAddress;
+  readonly caPem: string;
+  readonly credentials: () => AgentCredentials;
+  /** Persists renewed credentials and makes them current. */
+  readonly saveCredentials: (keyPem: string, certPem: string) => Promise<void>;
+  readonly saveDispatchKeys: (keys: ReadonlyArray<{ keyId: string; publicKeyPem: string }>) => Promise<void>;
+  readonly agentId: string;
+  readonly facts: () => HostFacts;
+  readonly labels: Labels;
+  readonly executor: StepExecutor;
+  readonly log: Logger;
+  readonly now: () => number;
+  readonly backoff?: BackoffPolicy;
+  readonly random?: () => number;
+  readonly channelOptions?: Record<string, string | number>;
+  /** Renew when less than this share of the certificate's lifetime remains. */
+  readonly renewAtRemainingFraction?: number;
+}
+
+export class AgentConnection {
+  readonly machine = new ConnectionStateMachine();
+  private generation = 0;
+  private attempt = 0;
+  private client: AgentGatewayServiceClient | undefined;
+  private call: ClientDuplexStream<ConnectRequest, ConnectResponse> | undefined;
+  private currentLink: (Link & { close(err: Error): void }) | undefined;
+  private timers: NodeJS.Timeout[] = [];
+  private retryTimer: NodeJS.Timeout | undefined;
+  private streamingSince = 0;
+  private renewPending: { keyPem: string; sentAt: number } | undefined;
+  private reconnectWhenIdle = false;
+  private heartbeatMs = 10_000;
+  private readonly listeners: Array<(event: 'welcome' | 'disconnected', detail: string) => void> = [];
+
+  constructor(private readonly d: ConnectionDeps) {}
+
+  link(): Link | undefined {
+    return this.currentLink;
+  }
+
+  on(fn: (event: 'welcome' | 'disconnected', detail: string) => void): void {
+    this.listeners.push(fn);
+  }
+
+  start(): void {
+    this.connect();
+  }
+
+  async stop(): Promise<void> {
+    if (this.machine.state === 'stopped') return;
+    this.machine.move('stopped');
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.teardown(new Error('agent stopping'));
+  }
+
+  private connect(): void {
+    if (this.machine.state === 'stopped') return;
+    this.machine.move('connecting');
+    const { d } = this;
+    const creds = d.credentials();
+    const client = new AgentGatewayServiceClient(
+      d.address.target,
+      credentials.createSsl(Buffer.from(d.caPem), Buffer.from(creds.keyPem), Buffer.from(creds.certPem)),
+      channelOptions(d.address, d.channelOptions),
+    );
+    this.client = client;
+    const call = client.connect();
+    this.call = call;
+    let welcomed = false;
+    const helloTimer = setTimeout(() => {
+      if (!welcomed) call.cancel();
+    }, 20_000);
+    this.timers.push(helloTimer);
+
+    call.on('data', (res: ConnectResponse) => {
+      const msg = res.msg;
+      if (!msg) return;
+      if (msg.$case === 'welcome') {
+        welcomed = true;
+        clearTimeout(helloTimer);
+        this.onWelcome(call, msg.value.heartbeatIntervalMs);
+        return;
+      }
+      this.onMessage(msg);
+    });
+    call.on('error', (e: ServiceError) => this.onDown(call, `${statusName(e.code)}: ${e.details || e.message}`));
+    call.on('end', () => this.onDown(call, 'stream ended by coordinator'));
+    call.write({
+      msg: {
+        $case: 'hello',
+        value: { facts: d.facts(), labels: d.labels, spooledResults: d.executor.spooledCount },
+      },
+    });
+  }
+
+  private onWelcome(call: ClientDuplexStream<ConnectRequest, ConnectResponse>, heartbeatMs: number): void {
+    if (this.call !== call || this.machine.state !== 'connecting') return;
+    this.machine.move('streaming');
+    this.streamingSince = this.d.now();
+    this.generation++;
+    this.heartbeatMs = heartbeatMs > 0 ? heartbeatMs : 10_000;
+    this.currentLink = makeLink(call, this.generation);
+    this.d.log.info({ event: 'agent.connected', agentId: this.d.agentId, coordinator: this.d.address.target, generation: this.generation }, 'connected to coordinator');
+    this.timers.push(setInterval(() => this.tick(), this.heartbeatMs));
+    this.maybeRenew();
+    this.d.executor.onConnected();
+    for (const l of this.listeners) l('welcome', '');
+  }
+
+  private onMessage(msg: NonNullable<ConnectResponse['msg']>): void {
+    const { d } = this;
+    switch (msg.$case) {
+      case 'step':
+        d.executor.handle(envelopeFromWire(msg.value)).catch((e: unknown) => d.log.error({ event: 'step.handle_failed', err: e }, 'handling a step failed'));
+        return;
+      case 'cancel':
+        d.executor.cancel(msg.value.stepId);
+        return;
+      case 'ack':
+        d.executor.acknowledge(msg.value.stepId);
+        return;
+      case 'renewed':
+        void this.onRenewed(msg.value.certificatePem, msg.value.dispatchKeys);
+        return;
+      case 'disconnect':
+        d.log.warn({ event: 'agent.disconnect_notice', reason: msg.value.reason }, `coordinator is closing the stream: ${msg.value.reason}`);
+        return;
+      case 'welcome':
+        return;
+    }
+  }
+
+  private tick(): void {
+    const link = this.currentLink;
+    if (!link) return;
+    void link.send({ msg: { $case: 'heartbeat', value: { sentAtMs: this.d.now(), runningSteps: this.d.executor.runningCount } } }).catch(() => undefined);
+    this.maybeRenew();
+    if (this.reconnectWhenIdle && this.d.executor.runningCount === 0) {
+      this.reconnectWhenIdle = false;
+      this.d.log.info({ event: 'agent.reconnect_for_renewal' }, 'reconnecting with the renewed certificate');
+      this.call?.cancel();
+    }
+  }
+
+  private maybeRenew(): void {
+    const { d } = this;
+    const creds = d.credentials();
+    const now = d.now();
+    const lifetime = creds.notAfter - creds.notBefore;
+    const remaining = creds.notAfter - now;
+    if (remaining > lifetime * (d.renewAtRemainingFraction ?? 1 / 3)) return;
+    if (this.renewPending && now - this.renewPending.sentAt < 30_000) return;
+    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const keyPem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    this.renewPending = { keyPem, sentAt: now };
+    d.log.info({ event: 'agent.renew_requested', notAfter: new Date(creds.notAfter).toISOString() }, 'requesting a new certificate');
+    void this.currentLink?.send({ msg: { $case: 'renew', value: { csrPem: createCsr(privateKey, d.agentId) } } }).catch(() => undefined);
+  }
+
+  private async onRenewed(certPem: string, keys: ReadonlyArray<{ keyId: string; publicKeyPem: string }>): Promise<void> {
+    const pending = this.renewPending;
+    if (!pending) return;
+    try {
+      await this.d.saveCredentials(pending.keyPem, certPem);
+      if (keys.length > 0) await this.d.saveDispatchKeys(keys);
+      this.renewPending = undefined;
+      this.d.log.info({ event: 'agent.renewed', notAfter: new Date(this.d.credentials().notAfter).toISOString() }, 'certificate renewed');
+      this.reconnectWhenIdle = true;
+    } catch (e) {
+      this.d.log.error({ event: 'agent.renew_save_failed', err: e }, 'saving the renewed certificate failed');
+    }
+  }
+
+  private onDown(call: ClientDuplexStream<ConnectRequest, ConnectResponse>, why: string): void {
+    if (this.call !== call) return;
+    const lasted = this.streamingSince > 0 ? this.d.now() - this.streamingSince : 0;
+    this.teardown(new Error(why));
+    if (this.machine.state === 'stopped') return;
+    if (lasted > 10_000) this.attempt = 0;
+    const delay = backoffDelay(this.attempt++, this.d.backoff ?? DEFAULT_BACKOFF, this.d.random);
+    this.d.log.warn({ event: 'agent.disconnected', reason: why, retryInMs: delay, attempt: this.attempt }, `disconnected (${why}); retrying in ${delay} ms`);
+    for (const l of this.listeners) l('disconnected', why);
+    this.machine.move('backoff');
+    this.retryTimer = setTimeout(() => this.connect(), delay);
+  }
+
+  private teardown(err: Error): void {
+    for (const t of this.timers) clearTimeout(t);
+    this.timers = [];
+    this.currentLink?.close(err);
+    this.currentLink = undefined;
+    this.streamingSince = 0;
+    const call = this.call;
+    this.call = undefined;
+    if (call) {
+      call.removeAllListeners('data');
+      call.on('error', () => undefined);
+      call.cancel();
+    }
+    this.client?.close();
+    this.client = undefined;
+  }
+}
+
+function makeLink(call: ClientDuplexStream<ConnectRequest, ConnectResponse>, generation: number): Link & { close(err: Error): void } {
+  let closed: Error | undefined;
+  let waiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
+  call.on('drain', () => {
+    const w = waiters;
+    waiters = [];
+    for (const x of w) x.resolve();
+  });
+  return {
+    generation,
+    send(msg: ConnectRequest): Promise<void> {
+      if (closed) return Promise.reject(closed);
+      if (call.write(msg)) return Promise.resolve();
+      return new Promise((resolve, reject) => waiters.push({ resolve, reject }));
+    },
+    close(err: Error): void {
+      closed = err;
+      const w = waiters;
+      waiters = [];
+      for (const x of w) x.reject(err);
+    },
+  };
+}
+
+function statusName(code: number | undefined): string {
+  const names = ['OK', 'CANCELLED', 'UNKNOWN', 'INVALID_ARGUMENT', 'DEADLINE_EXCEEDED', 'NOT_FOUND', 'ALREADY_EXISTS', 'PERMISSION_DENIED', 'RESOURCE_EXHAUSTED', 'FAILED_PRECONDITION', 'ABORTED', 'OUT_OF_RANGE', 'UNIMPLEMENTED', 'INTERNAL', 'UNAVAILABLE', 'DATA_LOSS', 'UNAUTHENTICATED'];
+  return code !== undefined ? (names[code] ?? String(code)) : 'UNKNOWN';
+}

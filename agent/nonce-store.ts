@@ -1,0 +1,45 @@
+/**
+ * Nonces of accepted steps, kept until their request expires, on disk so that a replay is
+ * refused even after the agent restarts. Append-only log, compacted at start.
+ */
+import { appendFile, readFile, writeFile } from 'node:fs/promises';
+
+export class NonceStore {
+  private readonly seen = new Map<string, number>();
+
+  constructor(private readonly file: string) {}
+
+  async load(now: number): Promise<void> {
+    let text = '';
+    try {
+      text = await readFile(this.file, 'utf8');
+    } catch {
+      return;
+    }
+    for (const line of text.split('\n')) {
+      const [hex, until] = line.split(' ');
+      const t = Number(until);
+      if (hex && /^[0-9a-f]{32,128}$/.test(hex) && Number.isFinite(t) && t > now) this.seen.set(hex, t);
+    }
+    await this.compact();
+  }
+
+  has(nonce: Uint8Array): boolean {
+    return this.seen.has(Buffer.from(nonce).toString('hex'));
+  }
+
+  async add(nonce: Uint8Array, notAfterMs: number): Promise<void> {
+    const hex = Buffer.from(nonce).toString('hex');
+    this.seen.set(hex, notAfterMs);
+    await appendFile(this.file, `${hex} ${notAfterMs}\n`, { mode: 0o600 });
+  }
+
+  prune(now: number): void {
+    for (const [k, t] of this.seen) if (t <= now) this.seen.delete(k);
+  }
+
+  private async compact(): Promise<void> {
+    const lines = [...this.seen].map(([k, t]) => `${k} ${t}\n`).join('');
+    await writeFile(this.file, lines, { mode: 0o600 });
+  }
+}

@@ -1,0 +1,382 @@
+/**
+ * Runs verified steps: checks each envelope (core/step-check.ts) and the local policy, spools,
+ * spawns through the runner, streams output with backpressure, signs the result with the
+ * agent's own key, and delivers it until the coordinator acknowledges it.
+ */
+import type { KeyObject } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import { checkStepEnvelope } from '../core/step-check.js';
+import { sha256, signPayload } from '../core/envelope.js';
+import { STEP_RESULT_TYPE, type Envelope, type RejectReason, type StepRequest, type StepResult, type StepStatus } from '../core/step.js';
+import { checkLocalPolicy, type LocalPolicy } from '../core/local-policy.js';
+import { decodeStepRequest, decodeStepResult, encodeStepResult, rejectReasonToWire } from '../proto/codec/step-codec.js';
+import { OutputStream, SignedResult, type ConnectRequest } from '../proto/gen/handrail/v1/gateway.js';
+import type { NonceStore } from './nonce-store.js';
+import type { Spool, SpoolEntry, StreamName } from './spool.js';
+import { runStep, type RunResult } from './runner.js';
+
+/** The current stream to the coordinator, if any. */
+export interface Link {
+  readonly generation: number;
+  /** Resolves when the message is handed to the stream (after 'drain' if it was full). */
+  send(msg: ConnectRequest): Promise<void>;
+}
+
+export interface SigningIdentity {
+  readonly agentId: string;
+  readonly privateKey: KeyObject;
+  readonly serial: string;
+}
+
+export interface ExecutorDeps {
+  readonly identity: () => SigningIdentity;
+  readonly dispatchKeys: () => ReadonlyMap<string, KeyObject>;
+  readonly localPolicy: () => LocalPolicy;
+  readonly nonces: NonceStore;
+  readonly spool: Spool;
+  readonly link: () => Link | undefined;
+  readonly log: Logger;
+  readonly now: () => number;
+  readonly baseEnv: Readonly<Record<string, string>>;
+  readonly defaultWorkingDir: string;
+  readonly maxConcurrentSteps: number;
+  readonly killGraceMs: number;
+}
+
+interface Running {
+  readonly request: StepRequest;
+  readonly entry: SpoolEntry;
+  readonly abort: AbortController;
+  readonly startGeneration: number | undefined;
+  needsResend: boolean;
+}
+
+export class StepExecutor {
+  private readonly running = new Map<string, Running>();
+  /** Finished, signed, not yet acknowledged. */
+  private readonly unacked = new Map<string, SpoolEntry>();
+  private readonly delivering = new Set<string>();
+
+  constructor(private readonly d: ExecutorDeps) {}
+
+  get runningCount(): number {
+    return this.running.size;
+  }
+
+  get spooledCount(): number {
+    return this.unacked.size;
+  }
+
+  /** At start-up: finished results to deliver, and steps an agent restart interrupted. */
+  async recover(): Promise<void> {
+    for (const entry of await this.d.spool.entries()) {
+      const result = await entry.readResult();
+      if (result) {
+        this.unacked.set(entry.meta.stepId, entry);
+        continue;
+      }
+      killLeftover(entry.meta.pid);
+      const request = decodeStepRequest(await entry.readRequest());
+      const summary = async (s: StreamName): Promise<{ sha: Buffer; bytes: number }> => {
+        const h = createHash('sha256');
+        let bytes = 0;
+        for await (const c of entry.readOutput(s)) {
+          h.update(c.data);
+          bytes += c.data.length;
+        }
+        return { sha: h.digest(), bytes };
+      };
+      const out = await summary('stdout');
+      const err = await summary('stderr');
+      const now = this.d.now();
+      await this.seal(entry, request, {
+        status: 'error',
+        exitCode: -1,
+        signal: '',
+        startedAtMs: entry.meta.startedAtMs,
+        finishedAtMs: now,
+        stdout: { sha: out.sha, bytes: out.bytes, truncated: false },
+        stderr: { sha: err.sha, bytes: err.bytes, truncated: false },
+        error: 'the agent restarted while this step was running; its process was stopped',
+      });
+      this.d.log.warn({ event: 'step.interrupted', executionId: request.executionId, stepRunId: request.stepId }, 'step interrupted by an agent restart');
+    }
+  }
+
+  /** A new stream is up: hand over everything finished but unacknowledged. */
+  onConnected(): void {
+    for (const r of this.running.values()) r.needsResend = true;
+    for (const [stepId, entry] of this.unacked) void this.deliver(stepId, entry, true);
+  }
+
+  acknowledge(stepId: string): void {
+    const entry = this.unacked.get(stepId);
+    if (!entry) return;
+    this.unacked.delete(stepId);
+    void entry.remove().catch((e: unknown) => this.d.log.error({ event: 'spool.remove_failed', stepRunId: stepId, err: e }, 'removing a spool entry failed'));
+  }
+
+  cancel(stepId: string): void {
+    const r = this.running.get(stepId);
+    if (r) {
+      this.d.log.info({ event: 'step.cancel', executionId: r.request.executionId, stepRunId: stepId }, 'cancel requested');
+      r.abort.abort();
+    }
+  }
+
+  /** Cancels every running step (agent shutting down); their results stay spooled. */
+  cancelAll(): void {
+    for (const r of this.running.values()) r.abort.abort();
+  }
+
+  async handle(env: Envelope): Promise<void> {
+    const identity = this.d.identity();
+    const now = this.d.now();
+    // A second delivery of a step we already hold (e.g. resent after a reconnect) is not a replay.
+    let peek: StepRequest | undefined;
+    try {
+      peek = decodeStepRequest(env.payload);
+    } catch {
+      peek = undefined;
+    }
+    if (peek && (this.running.has(peek.stepId) || this.unacked.has(peek.stepId)) && this.d.nonces.has(peek.nonce)) {
+      const held = this.running.get(peek.stepId)?.request ?? undefined;
+      if (!held || Buffer.from(held.nonce).equals(Buffer.from(peek.nonce))) {
+        const entry = this.unacked.get(peek.stepId);
+        if (entry) void this.deliver(peek.stepId, entry, true);
+        return;
+      }
+    }
+    const verdict = checkStepEnvelope(env, {
+      agentId: identity.agentId,
+      nowMs: now,
+      keys: this.d.dispatchKeys(),
+      nonceSeen: (n) => this.d.nonces.has(n),
+      decode: decodeStepRequest,
+    });
+    if (!verdict.ok) {
+      await this.reject(verdict.request ?? peek, verdict.reason, verdict.detail);
+      return;
+    }
+    const request = verdict.request;
+    const policy = checkLocalPolicy(this.d.localPolicy(), {
+      runbookId: request.runbookId,
+      runbookOwner: request.runbookOwner,
+      argv: request.argv,
+      isScript: request.script !== undefined,
+    });
+    if (!policy.allowed) {
+      await this.d.nonces.add(request.nonce, request.notAfterMs);
+      await this.reject(request, 'policy', policy.reason);
+      return;
+    }
+    if (this.running.size >= this.d.maxConcurrentSteps) {
+      await this.reject(request, 'busy', `agent already runs ${this.running.size} steps (limit ${this.d.maxConcurrentSteps})`);
+      return;
+    }
+    await this.d.nonces.add(request.nonce, request.notAfterMs);
+    const entry = await this.d.spool.begin(
+      { executionId: request.executionId, stepId: request.stepId, startedAtMs: now, pid: null, maxOutputBytes: request.maxOutputBytes },
+      env.payload,
+    );
+    const link = this.d.link();
+    const run: Running = { request, entry, abort: new AbortController(), startGeneration: link?.generation, needsResend: link === undefined };
+    this.running.set(request.stepId, run);
+    this.d.log.info({ event: 'step.accepted', executionId: request.executionId, stepRunId: request.stepId, runbookId: request.runbookId || undefined }, 'step accepted');
+    void this.execute(run);
+  }
+
+  private async execute(run: Running): Promise<void> {
+    const { request, entry } = run;
+    let result: RunResult;
+    try {
+      result = await runStep(
+        {
+          ...(request.script ? { script: { interpreter: request.script.interpreter, body: request.script.body } } : { argv: request.argv }),
+          env: {
+            ...this.d.baseEnv,
+            ...request.env,
+            HANDRAIL_EXECUTION_ID: request.executionId,
+            HANDRAIL_STEP_ID: request.stepId,
+            HANDRAIL_AGENT_ID: request.agentId,
+          },
+          workingDir: request.workingDir || this.d.defaultWorkingDir,
+          timeoutMs: request.timeoutMs,
+          maxOutputBytes: request.maxOutputBytes,
+          killGraceMs: this.d.killGraceMs,
+        },
+        async (stream, offset, data) => {
+          await entry.append(stream, data);
+          await this.sendOutput(run, stream, offset, data);
+        },
+        {
+          signal: run.abort.signal,
+          now: this.d.now,
+          onStarted: (pid) => {
+            void entry.setPid(pid).catch(() => undefined);
+            void this.sendLive({ msg: { $case: 'accepted', value: { executionId: request.executionId, stepId: request.stepId, startedAtMs: this.d.now(), pid } } });
+          },
+        },
+      );
+    } catch (e) {
+      const now = this.d.now();
+      const empty = sha256(new Uint8Array(0));
+      result = {
+        status: 'error',
+        exitCode: null,
+        signal: null,
+        startedAtMs: now,
+        finishedAtMs: now,
+        pid: null,
+        stdout: { sha256: empty, capturedBytes: 0, totalBytes: 0, truncated: false },
+        stderr: { sha256: empty, capturedBytes: 0, totalBytes: 0, truncated: false },
+        error: `runner failed: ${(e as Error).message}`,
+      };
+    }
+    this.running.delete(request.stepId);
+    await this.seal(entry, request, {
+      status: result.status,
+      exitCode: result.exitCode ?? -1,
+      signal: result.signal ?? '',
+      startedAtMs: result.startedAtMs,
+      finishedAtMs: result.finishedAtMs,
+      stdout: { sha: result.stdout.sha256, bytes: result.stdout.capturedBytes, truncated: result.stdout.truncated },
+      stderr: { sha: result.stderr.sha256, bytes: result.stderr.capturedBytes, truncated: result.stderr.truncated },
+      error: result.error ?? '',
+    });
+    this.d.log.info(
+      { event: 'step.finished', executionId: request.executionId, stepRunId: request.stepId, status: result.status, exitCode: result.exitCode, ms: result.finishedAtMs - result.startedAtMs },
+      'step finished',
+    );
+    const live = this.d.link();
+    void this.deliver(request.stepId, entry, run.needsResend || live === undefined || live.generation !== run.startGeneration);
+  }
+
+  /** Signs the result with the agent's key and writes it to the spool. */
+  private async seal(
+    entry: SpoolEntry,
+    request: StepRequest,
+    r: { status: StepStatus; exitCode: number; signal: string; startedAtMs: number; finishedAtMs: number; stdout: { sha: Buffer; bytes: number; truncated: boolean }; stderr: { sha: Buffer; bytes: number; truncated: boolean }; error: string },
+  ): Promise<void> {
+    const identity = this.d.identity();
+    const result: StepResult = {
+      executionId: request.executionId,
+      stepId: request.stepId,
+      agentId: identity.agentId,
+      requestSha256: sha256(await entry.readRequest()),
+      requestNonce: request.nonce,
+      status: r.status,
+      exitCode: r.exitCode,
+      signal: r.signal,
+      startedAtMs: r.startedAtMs,
+      finishedAtMs: r.finishedAtMs,
+      stdoutSha256: r.stdout.sha,
+      stderrSha256: r.stderr.sha,
+      stdoutBytes: r.stdout.bytes,
+      stderrBytes: r.stderr.bytes,
+      stdoutTruncated: r.stdout.truncated,
+      stderrTruncated: r.stderr.truncated,
+      error: r.error.slice(0, 2000),
+      signerCertificateSerial: identity.serial,
+    };
+    const payload = encodeStepResult(result);
+    const signature = signPayload(STEP_RESULT_TYPE, payload, identity.privateKey);
+    await entry.writeResult(SignedResult.encode({ payloadType: STEP_RESULT_TYPE, payload: Buffer.from(payload), signature }).finish());
+    this.unacked.set(request.stepId, entry);
+  }
+
+  /** Sends a spooled result (and, if the live stream missed some, its output first). */
+  private async deliver(stepId: string, entry: SpoolEntry, resendOutput: boolean): Promise<void> {
+    if (this.delivering.has(stepId)) return;
+    const link = this.d.link();
+    if (!link) return;
+    this.delivering.add(stepId);
+    try {
+      const bytes = await entry.readResult();
+      if (!bytes) return;
+      const signed = SignedResult.decode(bytes);
+      if (resendOutput) {
+        const result = decodeStepResult(signed.payload);
+        for (const stream of ['stdout', 'stderr'] as const) {
+          for await (const c of entry.readOutput(stream)) {
+            await link.send({
+              msg: {
+                $case: 'output',
+                value: {
+                  executionId: result.executionId,
+                  stepId: result.stepId,
+                  stream: stream === 'stdout' ? OutputStream.OUTPUT_STREAM_STDOUT : OutputStream.OUTPUT_STREAM_STDERR,
+                  offset: c.offset,
+                  data: c.data,
+                },
+              },
+            });
+          }
+        }
+      }
+      await link.send({ msg: { $case: 'result', value: signed } });
+    } catch (e) {
+      this.d.log.info({ event: 'step.deliver_deferred', stepRunId: stepId, err: (e as Error).message }, 'result delivery deferred until the next connection');
+    } finally {
+      this.delivering.delete(stepId);
+    }
+  }
+
+  private async sendOutput(run: Running, stream: StreamName, offset: number, data: Buffer): Promise<void> {
+    const link = this.d.link();
+    if (!link || link.generation !== run.startGeneration) {
+      run.needsResend = true;
+      return;
+    }
+    try {
+      await link.send({
+        msg: {
+          $case: 'output',
+          value: {
+            executionId: run.request.executionId,
+            stepId: run.request.stepId,
+            stream: stream === 'stdout' ? OutputStream.OUTPUT_STREAM_STDOUT : OutputStream.OUTPUT_STREAM_STDERR,
+            offset,
+            data,
+          },
+        },
+      });
+    } catch {
+      run.needsResend = true;
+    }
+  }
+
+  private async sendLive(msg: ConnectRequest): Promise<void> {
+    const link = this.d.link();
+    if (!link) return;
+    await link.send(msg).catch(() => undefined);
+  }
+
+  private async reject(request: StepRequest | undefined, reason: RejectReason, detail: string): Promise<void> {
+    this.d.log.warn(
+      { event: 'step.rejected', reason, executionId: request?.executionId.slice(0, 64), stepRunId: request?.stepId.slice(0, 64) },
+      `step rejected: ${detail}`,
+    );
+    const link = this.d.link();
+    if (!link) return;
+    await link
+      .send({
+        msg: {
+          $case: 'rejected',
+          value: { executionId: request?.executionId.slice(0, 128) ?? '', stepId: request?.stepId.slice(0, 128) ?? '', reason: rejectReasonToWire(reason), detail: detail.slice(0, 500) },
+        },
+      })
+      .catch(() => undefined);
+  }
+}
+
+/** Stops a step's process group left behind by a crashed agent (best effort). */
+function killLeftover(pid: number | null): void {
+  if (!pid || pid <= 1) return;
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}

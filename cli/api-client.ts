@@ -1,0 +1,40 @@
+/** The CLI's client for the coordinator HTTP API: errors come back as HandrailErrors with the server's message. */
+import { HandrailError, type ErrorKind } from '../core/errors.js';
+
+export class ApiClient {
+  constructor(
+    private readonly base: string,
+    private readonly token: string | undefined,
+  ) {}
+
+  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const res = await this.raw(method, path, body);
+    const text = await res.text();
+    let parsed: unknown;
+    try {
+      parsed = text === '' ? undefined : JSON.parse(text);
+    } catch {
+      parsed = undefined;
+    }
+    if (!res.ok) {
+      const err = (parsed as { error?: { kind?: ErrorKind; message?: string; hint?: string } } | undefined)?.error;
+      throw new HandrailError(err?.kind ?? 'unavailable', err?.message ?? `HTTP ${res.status} from ${this.base}${path}`, err?.hint ? { hint: err.hint } : undefined);
+    }
+    return parsed as T;
+  }
+
+  async raw(method: string, path: string, body?: unknown, accept = 'application/json'): Promise<Response> {
+    if (!this.token) throw new HandrailError('unauthenticated', 'no API token: pass --token or set HANDRAIL_TOKEN (`handrail user token NAME` issues one)');
+    try {
+      return await fetch(`${this.base.replace(/\/$/, '')}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${this.token}`, accept, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+    } catch (e) {
+      throw new HandrailError('unavailable', `cannot reach the coordinator at ${this.base}: ${(e as Error).cause instanceof Error ? ((e as Error).cause as Error).message : (e as Error).message}`, {
+        hint: 'is `handrail coordinator` running? check --server / HANDRAIL_SERVER',
+      });
+    }
+  }
+}

@@ -1,0 +1,63 @@
+/** `handrail agents ls|revoke`: the fleet as the store sees it (runs on the coordinator host). */
+import { openDataDir } from '../../coordinator/data-dir.js';
+import type { AgentRecord } from '../../coordinator/registry/agent-registry.js';
+import { agentView } from '../../web/api/agents.js';
+import { formatLabels } from '../../core/labels.js';
+import { ago, printTable, type CliIo } from '../io.js';
+import { bool, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
+import { DATA_DIR, JSON_OUTPUT } from '../settings.js';
+
+/** Heartbeats are written every few seconds; a connected agent not seen for this long is shown offline. */
+const ONLINE_WITHIN_MS = 45_000;
+
+export const agentsList: CommandSpec = {
+  name: 'agents ls',
+  usage: 'agents ls [--json]',
+  summary: 'List every enrolled agent: id, name, labels, online/offline, last seen, version, certificate expiry.',
+  options: { 'data-dir': DATA_DIR, json: JSON_OUTPUT },
+};
+
+export function onlineFromStore(a: AgentRecord, now: number): boolean {
+  return a.connected && a.lastSeenAt !== null && now - a.lastSeenAt < ONLINE_WITHIN_MS;
+}
+
+export async function runAgentsList(p: ParsedCommand, io: CliIo): Promise<number> {
+  const data = await openDataDir(str(p.values, 'data-dir') as string, io.now);
+  try {
+    const now = io.now();
+    const agents = (await data.registry.list()).map((a) => agentView(a, onlineFromStore(a, now)));
+    if (bool(p.values, 'json')) {
+      io.out(JSON.stringify({ agents }) + '\n');
+      return 0;
+    }
+    printTable(
+      io,
+      ['ID', 'NAME', 'STATUS', 'LAST SEEN', 'VERSION', 'CERT EXPIRES', 'LABELS'],
+      agents.map((a) => [a.id, a.name, a.status, ago(a.lastSeen ? Date.parse(a.lastSeen) : null, now), a.version ?? '', a.certificateExpires, formatLabels(a.labels)]),
+    );
+    return 0;
+  } finally {
+    await data.close();
+  }
+}
+
+export const agentsRevoke: CommandSpec = {
+  name: 'agents revoke',
+  usage: 'agents revoke AGENT_ID [--reason TEXT]',
+  summary: 'Revoke an agent: its live stream is cut within a second and every later connection is refused.',
+  options: { 'data-dir': DATA_DIR, reason: { type: 'string', default: 'revoked by an administrator', placeholder: 'TEXT', description: 'recorded in the audit log' } },
+  allowPositionals: true,
+};
+
+export async function runAgentsRevoke(p: ParsedCommand, io: CliIo): Promise<number> {
+  const id = p.positionals[0];
+  if (!id) throw new UsageError('give the agent id (see `handrail agents ls`)');
+  const data = await openDataDir(str(p.values, 'data-dir') as string, io.now);
+  try {
+    const changed = await data.registry.revoke(id, str(p.values, 'reason') as string, { kind: 'cli', id: io.env['USER'] ?? 'cli' }, io.now());
+    io.out(changed ? `agent ${id} revoked\n` : `agent ${id} was already revoked\n`);
+    return 0;
+  } finally {
+    await data.close();
+  }
+}

@@ -1,0 +1,28 @@
+/** `handrail ca init`: create the coordinator CA and server certificate. */
+import { initCa } from '../../coordinator/pki/ca.js';
+import type { CliIo } from '../io.js';
+import { bool, list, str, type CommandSpec, type ParsedCommand } from '../options.js';
+import { CERTS_DIR } from '../settings.js';
+
+export const caInit: CommandSpec = {
+  name: 'ca init',
+  usage: 'ca init [--san NAME]... [--force]',
+  summary: 'Create the coordinator CA (ca.pem, ca.key) and its server certificate (server.pem, server.key). Keys are written 0600.',
+  options: {
+    'certs-dir': CERTS_DIR,
+    san: { type: 'string', multiple: true, env: 'HANDRAIL_SANS', configKey: 'sans', placeholder: 'NAME', description: 'extra DNS name or IP for the server certificate (repeatable); localhost, 127.0.0.1 and handrail-coordinator are always included' },
+    force: { type: 'boolean', description: 'replace an existing CA (every agent must enroll again)' },
+    'server-days': { type: 'string', default: '397', placeholder: 'DAYS', description: 'server certificate lifetime' },
+  },
+};
+
+export async function runCaInit(p: ParsedCommand, io: CliIo): Promise<number> {
+  const dir = str(p.values, 'certs-dir') as string;
+  const days = Number(str(p.values, 'server-days'));
+  const { files, sans } = await initCa({ certsDir: dir, sans: list(p.values, 'san'), force: bool(p.values, 'force'), serverValidityDays: Number.isFinite(days) && days > 0 ? days : 397 });
+  io.out(`CA created in ${dir}\n`);
+  for (const f of files) io.out(`  ${f}\n`);
+  io.out(`server certificate names: ${sans.join(', ')}\n`);
+  io.out(`Give ${dir}/ca.pem to agents (--ca). Keep ca.key secret.\n`);
+  return 0;
+}

@@ -1,0 +1,67 @@
+/** `handrail coordinator`: run the coordinator (agent gateway, API, engine) until SIGINT/SIGTERM. */
+import { startCoordinator } from '../../coordinator/coordinator.js';
+import { parseDuration } from '../../core/duration.js';
+import type { CliIo } from '../io.js';
+import { createLogger } from '../logger.js';
+import { parseListen } from '../listen-address.js';
+import { str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
+import { CERTS_DIR, DATA_DIR, GRPC_LISTEN, HTTP_LISTEN, LOG_LEVEL, RUNBOOKS_DIR } from '../settings.js';
+
+export const coordinatorCommand: CommandSpec = {
+  name: 'coordinator',
+  usage: 'coordinator [options]',
+  summary: 'Run the coordinator: the mTLS agent gateway, the HTTP API and the execution engine, with the embedded SQLite store.',
+  options: {
+    'data-dir': DATA_DIR,
+    'certs-dir': CERTS_DIR,
+    'runbooks-dir': RUNBOOKS_DIR,
+    'grpc-listen': GRPC_LISTEN,
+    'http-listen': HTTP_LISTEN,
+    'agent-cert-ttl': { type: 'string', env: 'HANDRAIL_AGENT_CERT_TTL', configKey: 'agentCertTtl', default: '24h', placeholder: 'DURATION', description: 'lifetime of agent certificates (agents renew at two thirds)' },
+    'heartbeat-interval': { type: 'string', env: 'HANDRAIL_HEARTBEAT_INTERVAL', configKey: 'heartbeatInterval', default: '10s', placeholder: 'DURATION', description: 'how often agents send heartbeats' },
+    'request-ttl': { type: 'string', env: 'HANDRAIL_REQUEST_TTL', configKey: 'requestTtl', default: '10m', placeholder: 'DURATION', description: 'how long a signed step stays deliverable' },
+    'max-output': { type: 'string', env: 'HANDRAIL_MAX_OUTPUT', configKey: 'maxOutputBytes', default: '4194304', placeholder: 'BYTES', description: 'stored output per stream per step, at most' },
+    'log-level': LOG_LEVEL,
+  },
+};
+
+export function durationSetting(p: ParsedCommand, name: string): number {
+  const v = str(p.values, name) as string;
+  try {
+    return parseDuration(v);
+  } catch (e) {
+    throw new UsageError(`--${name}: ${(e as Error).message}`);
+  }
+}
+
+export async function runCoordinator(p: ParsedCommand, io: CliIo): Promise<number> {
+  const log = createLogger(str(p.values, 'log-level') as string, 'coordinator');
+  const maxOutput = Number(str(p.values, 'max-output'));
+  if (!Number.isInteger(maxOutput) || maxOutput <= 0) throw new UsageError('--max-output must be a positive number of bytes');
+  const coordinator = await startCoordinator(
+    {
+      dataDir: str(p.values, 'data-dir') as string,
+      certsDir: str(p.values, 'certs-dir') as string,
+      runbooksDir: str(p.values, 'runbooks-dir') as string,
+      grpcListen: parseListen(str(p.values, 'grpc-listen') as string, '--grpc-listen'),
+      httpListen: parseListen(str(p.values, 'http-listen') as string, '--http-listen'),
+      agentCertTtlMs: durationSetting(p, 'agent-cert-ttl'),
+      heartbeatIntervalMs: durationSetting(p, 'heartbeat-interval'),
+      requestTtlMs: durationSetting(p, 'request-ttl'),
+      maxOutputBytes: maxOutput,
+      maxMessageBytes: 1024 * 1024,
+    },
+    log,
+    io.now,
+  );
+  io.err(`handrail coordinator: agents on port ${coordinator.grpcPort}, HTTP on port ${coordinator.httpPort}\n`);
+  await new Promise<void>((resolve) => {
+    const stop = (): void => resolve();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  log.info({ event: 'coordinator.stopping' }, 'stopping');
+  await coordinator.stop();
+  log.flush();
+  return 0;
+}

@@ -1,0 +1,84 @@
+/** `handrail user add|token|ls|password`: users, groups and API tokens (on the coordinator host). */
+import { openDataDir } from '../../coordinator/data-dir.js';
+import { parseDuration } from '../../core/duration.js';
+import { printTable, type CliIo } from '../io.js';
+import { bool, list, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
+import { DATA_DIR, JSON_OUTPUT } from '../settings.js';
+
+const actor = (io: CliIo): { kind: 'cli'; id: string } => ({ kind: 'cli', id: io.env['USER'] ?? 'cli' });
+
+export const userAdd: CommandSpec = {
+  name: 'user add',
+  usage: 'user add NAME --group GROUP [--group GROUP]...',
+  summary: 'Add a user and their groups (policies grant actions to users and groups).',
+  options: { 'data-dir': DATA_DIR, group: { type: 'string', multiple: true, placeholder: 'GROUP', description: 'group membership (repeatable or comma-separated)' } },
+  allowPositionals: true,
+};
+
+export async function runUserAdd(p: ParsedCommand, io: CliIo): Promise<number> {
+  const name = p.positionals[0];
+  if (!name) throw new UsageError('give the user name');
+  const data = await openDataDir(str(p.values, 'data-dir') as string, io.now);
+  try {
+    const u = await data.users.add(name, list(p.values, 'group'), actor(io), io.now());
+    io.out(`user ${u.name} added${u.groups.length ? ` (groups: ${u.groups.join(', ')})` : ''}\n`);
+    return 0;
+  } finally {
+    await data.close();
+  }
+}
+
+export const userToken: CommandSpec = {
+  name: 'user token',
+  usage: 'user token NAME [--ttl 30d] [--description TEXT]',
+  summary: 'Issue an API token for a user (printed once; stored hashed). Use it with --token / HANDRAIL_TOKEN.',
+  options: {
+    'data-dir': DATA_DIR,
+    ttl: { type: 'string', default: '30d', placeholder: 'DURATION', description: 'token lifetime' },
+    description: { type: 'string', placeholder: 'TEXT', description: 'what the token is for' },
+    json: JSON_OUTPUT,
+  },
+  allowPositionals: true,
+};
+
+export async function runUserToken(p: ParsedCommand, io: CliIo): Promise<number> {
+  const name = p.positionals[0];
+  if (!name) throw new UsageError('give the user name');
+  let ttl: number;
+  try {
+    ttl = parseDuration(str(p.values, 'ttl') as string);
+  } catch (e) {
+    throw new UsageError(`--ttl: ${(e as Error).message}`);
+  }
+  const data = await openDataDir(str(p.values, 'data-dir') as string, io.now);
+  try {
+    const t = await data.users.issueToken(name, ttl, str(p.values, 'description') ?? null, actor(io), io.now());
+    if (bool(p.values, 'json')) io.out(JSON.stringify({ id: t.id, token: t.token, expiresAt: new Date(t.expiresAt).toISOString() }) + '\n');
+    else {
+      io.out(`${t.token}\n`);
+      io.err(`API token ${t.id} for ${name}, expires ${new Date(t.expiresAt).toISOString()}\n`);
+    }
+    return 0;
+  } finally {
+    await data.close();
+  }
+}
+
+export const userList: CommandSpec = {
+  name: 'user ls',
+  usage: 'user ls [--json]',
+  summary: 'List users and their groups.',
+  options: { 'data-dir': DATA_DIR, json: JSON_OUTPUT },
+};
+
+export async function runUserList(p: ParsedCommand, io: CliIo): Promise<number> {
+  const data = await openDataDir(str(p.values, 'data-dir') as string, io.now);
+  try {
+    const users = await data.users.list();
+    if (bool(p.values, 'json')) io.out(JSON.stringify({ users }) + '\n');
+    else printTable(io, ['NAME', 'GROUPS', 'STATE', 'PASSWORD'], users.map((u) => [u.name, u.groups.join(','), u.disabled ? 'disabled' : 'active', u.hasPassword ? 'set' : '-']));
+    return 0;
+  } finally {
+    await data.close();
+  }
+}

@@ -1,0 +1,12 @@
+/** Settings shared by several commands (flag, env var, config key, default — see options.ts). */
+import type { OptionSpec } from './options.js';
+
+export const DATA_DIR: OptionSpec = { type: 'string', env: 'HANDRAIL_DATA_DIR', configKey: 'dataDir', default: './data', placeholder: 'DIR', description: 'coordinator data dir: SQLite store, signing keys' };
+export const CERTS_DIR: OptionSpec = { type: 'string', env: 'HANDRAIL_CERTS_DIR', configKey: 'certsDir', default: './certs', placeholder: 'DIR', description: 'where the CA and server certificate live' };
+export const GRPC_LISTEN: OptionSpec = { type: 'string', env: 'HANDRAIL_GRPC_LISTEN', configKey: 'grpcListen', default: '0.0.0.0:7443', placeholder: 'HOST:PORT', description: 'agent port (mutual TLS gRPC; enrollment on the same port)' };
+export const HTTP_LISTEN: OptionSpec = { type: 'string', env: 'HANDRAIL_HTTP_LISTEN', configKey: 'httpListen', default: '127.0.0.1:8080', placeholder: 'HOST:PORT', description: 'web page and REST API' };
+export const RUNBOOKS_DIR: OptionSpec = { type: 'string', env: 'HANDRAIL_RUNBOOKS_DIR', configKey: 'runbooksDir', default: './runbooks', placeholder: 'DIR', description: 'runbooks and policies (YAML)' };
+export const SERVER: OptionSpec = { type: 'string', env: 'HANDRAIL_SERVER', configKey: 'server', default: 'http://127.0.0.1:8080', placeholder: 'URL', description: 'coordinator HTTP API' };
+export const API_TOKEN: OptionSpec = { type: 'string', env: 'HANDRAIL_TOKEN', configKey: 'token', placeholder: 'TOKEN', description: 'API token (`handrail user token NAME`)' };
+export const JSON_OUTPUT: OptionSpec = { type: 'boolean', description: 'print JSON instead of a table' };
+export const LOG_LEVEL: OptionSpec = { type: 'string', env: 'HANDRAIL_LOG_LEVEL', configKey: 'logLevel', default: 'info', placeholder: 'LEVEL', description: 'trace, debug, info, warn, error' };

@@ -1,0 +1,128 @@
+/**
+ * THE catalog of audit events: every type, its stable code and its payload shape, in one
+ * place. Emit sites use `AuditEvents.x`, never a string literal; a test pins the bytes.
+ */
+
+export const AuditEvents = {
+  tokenCreated: 'token.created',
+  tokenRevoked: 'token.revoked',
+  agentEnrolled: 'agent.enrolled',
+  agentEnrollRefused: 'agent.enroll_refused',
+  agentRenewed: 'agent.renewed',
+  agentRevoked: 'agent.revoked',
+  executionRequested: 'execution.requested',
+  policyDecided: 'policy.decided',
+  approvalGranted: 'approval.granted',
+  approvalDenied: 'approval.denied',
+  stepDispatched: 'step.dispatched',
+  stepRejected: 'step.rejected',
+  stepResult: 'step.result',
+  stepAbandoned: 'step.abandoned',
+  executionCompleted: 'execution.completed',
+  executionCanceled: 'execution.canceled',
+  runbooksReloaded: 'runbooks.reloaded',
+  policiesReloaded: 'policies.reloaded',
+  userCreated: 'user.created',
+  userChanged: 'user.changed',
+  apiTokenCreated: 'api_token.created',
+  apiTokenRevoked: 'api_token.revoked',
+  loginFailed: 'login.failed',
+  keyRotated: 'key.rotated',
+} as const;
+
+export type AuditEventType = (typeof AuditEvents)[keyof typeof AuditEvents];
+
+/** Stable numeric codes: never reuse or renumber one. */
+export const AUDIT_CODES: Readonly<Record<AuditEventType, string>> = {
+  'token.created': 'HR1001',
+  'token.revoked': 'HR1002',
+  'agent.enrolled': 'HR1101',
+  'agent.enroll_refused': 'HR1102',
+  'agent.renewed': 'HR1103',
+  'agent.revoked': 'HR1104',
+  'execution.requested': 'HR2001',
+  'policy.decided': 'HR2002',
+  'approval.granted': 'HR2101',
+  'approval.denied': 'HR2102',
+  'step.dispatched': 'HR3001',
+  'step.rejected': 'HR3002',
+  'step.result': 'HR3003',
+  'step.abandoned': 'HR3004',
+  'execution.completed': 'HR2003',
+  'execution.canceled': 'HR2004',
+  'runbooks.reloaded': 'HR4001',
+  'policies.reloaded': 'HR4002',
+  'user.created': 'HR5001',
+  'user.changed': 'HR5002',
+  'api_token.created': 'HR5003',
+  'api_token.revoked': 'HR5004',
+  'login.failed': 'HR5005',
+  'key.rotated': 'HR6001',
+};
+
+export type ActorKind = 'user' | 'agent' | 'system' | 'cli';
+export interface Actor {
+  readonly kind: ActorKind;
+  readonly id: string;
+}
+
+type Json = string | number | boolean | null | readonly Json[] | { readonly [k: string]: Json | undefined };
+type Labels = Readonly<Record<string, string>>;
+
+/** Payload of each event type. */
+export interface AuditPayloads {
+  'token.created': { tokenId: string; labels: Labels; expiresAt: string; uses: number; namePattern: string | null };
+  'token.revoked': { tokenId: string };
+  'agent.enrolled': { agentId: string; name: string; tokenId: string; labels: Labels; certificateSerial: string; certificateFingerprint256: string; notAfter: string; remote: string };
+  'agent.enroll_refused': { name: string; reason: string; tokenId: string | null; remote: string };
+  'agent.renewed': { agentId: string; previousSerial: string; certificateSerial: string; notAfter: string };
+  'agent.revoked': { agentId: string; name: string; reason: string };
+  'execution.requested': {
+    executionId: string;
+    kind: 'runbook' | 'adhoc';
+    runbookId: string | null;
+    runbookDigest: string | null;
+    options: { readonly [k: string]: Json };
+    targets: readonly string[] | string;
+    argv?: readonly string[];
+    script?: { interpreter: readonly string[] } | null;
+    reason?: string;
+  };
+  'policy.decided': { executionId: string | null; user: string; action: string; runbookId: string | null; allowed: boolean; rule: string | null; reason: string };
+  'approval.granted': { executionId: string; approver: string; comment: string; remaining: number };
+  'approval.denied': { executionId: string; approver: string; comment: string };
+  'step.dispatched': {
+    executionId: string;
+    stepRunId: string;
+    agentId: string;
+    name: string;
+    argv: readonly string[];
+    script: { interpreter: readonly string[]; sha256: string } | null;
+    env: Labels;
+    timeoutMs: number;
+    notAfter: string;
+    requestSha256: string;
+    keyId: string;
+    signature: string;
+  };
+  'step.rejected': { executionId: string; stepRunId: string; agentId: string; reason: string; detail: string };
+  'step.result': { executionId: string; stepRunId: string; agentId: string; status: string; exitCode: number; certificateSerial: string; payloadType: string; payload: string; signature: string };
+  'step.abandoned': { executionId: string; stepRunId: string; agentId: string; state: string; reason: string };
+  'execution.completed': { executionId: string; state: string; reason?: string };
+  'execution.canceled': { executionId: string };
+  'runbooks.reloaded': { added: readonly { id: string; digest: string }[]; updated: readonly { id: string; digest: string }[]; removed: readonly string[]; problems: number };
+  'policies.reloaded': { policies: readonly { name: string; digest: string }[]; problems: number };
+  'user.created': { user: string; groups: readonly string[] };
+  'user.changed': { user: string; change: string; groups?: readonly string[] };
+  'api_token.created': { user: string; tokenId: string; expiresAt: string; description: string | null };
+  'api_token.revoked': { tokenId: string };
+  'login.failed': { user: string; remote: string; reason: string };
+  'key.rotated': { purpose: string; previousKeyId: string | null; keyId: string };
+}
+
+export type AuditEventInput = {
+  [T in AuditEventType]: { readonly type: T; readonly actor: Actor; readonly data: AuditPayloads[T] };
+}[AuditEventType];
+
+/** Keys whose values must never be written, whatever event carries them. */
+export const SECRET_KEYS = /^(token|password|secret|privateKey|private_key|keyPem|apiToken|bootstrapToken)$/i;

@@ -1,0 +1,82 @@
+/**
+ * The audit record format (docs/audit-format.md): the payload is the UTF-8 JSON of
+ * {v, seq, ts, type, code, actor, data, prev, kid}; the record hash is SHA-256 of exactly
+ * those bytes, the next record's `prev` is that hash, and the signature is Ed25519 over
+ * exactly those bytes. Verifiers check bytes first and parse second: no canonical JSON needed.
+ */
+import { createHash, sign, type KeyObject } from 'node:crypto';
+import { AUDIT_CODES, SECRET_KEYS, type Actor, type AuditEventInput } from './events.js';
+
+export const GENESIS_PREV = '0'.repeat(64);
+export const RECORD_VERSION = 1;
+
+export interface AuditRecordBody {
+  readonly v: 1;
+  readonly seq: number;
+  readonly ts: string;
+  readonly type: string;
+  readonly code: string;
+  readonly actor: Actor;
+  readonly data: unknown;
+  readonly prev: string;
+  readonly kid: string;
+}
+
+export interface SealedRecord {
+  readonly seq: number;
+  readonly payload: Buffer;
+  readonly hash: string;
+  readonly keyId: string;
+  readonly signature: Buffer;
+}
+
+/** Replaces the value of any secret-looking key, however deep, so a slip can never be written. */
+export function scrubSecrets(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(scrubSecrets);
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+      if (v === undefined) continue;
+      out[k] = SECRET_KEYS.test(k) ? '[redacted]' : scrubSecrets(v);
+    }
+    return out;
+  }
+  return value;
+}
+
+export function sealRecord(event: AuditEventInput, seq: number, prev: string, tsMs: number, key: { keyId: string; privateKey: KeyObject }): SealedRecord {
+  const body: AuditRecordBody = {
+    v: RECORD_VERSION,
+    seq,
+    ts: new Date(tsMs).toISOString(),
+    type: event.type,
+    code: AUDIT_CODES[event.type],
+    actor: { kind: event.actor.kind, id: event.actor.id },
+    data: scrubSecrets(event.data),
+    prev,
+    kid: key.keyId,
+  };
+  const payload = Buffer.from(JSON.stringify(body), 'utf8');
+  return {
+    seq,
+    payload,
+    hash: createHash('sha256').update(payload).digest('hex'),
+    keyId: key.keyId,
+    signature: sign(null, payload, key.privateKey),
+  };
+}
+
+export interface CheckpointBody {
+  readonly v: 1;
+  readonly kind: 'checkpoint';
+  readonly seq: number;
+  readonly head: string;
+  readonly ts: string;
+  readonly kid: string;
+}
+
+export function sealCheckpoint(seq: number, head: string, tsMs: number, key: { keyId: string; privateKey: KeyObject }): { payload: Buffer; signature: Buffer; keyId: string } {
+  const body: CheckpointBody = { v: RECORD_VERSION, kind: 'checkpoint', seq, head, ts: new Date(tsMs).toISOString(), kid: key.keyId };
+  const payload = Buffer.from(JSON.stringify(body), 'utf8');
+  return { payload, signature: sign(null, payload, key.privateKey), keyId: key.keyId };
+}

@@ -1,0 +1,166 @@
+/**
+ * Users, their groups, and API tokens (stored as SHA-256, expiring, revocable). Passwords,
+ * when set, are scrypt hashes. Every change is audited.
+ */
+import { randomBytes, scrypt as scryptCb, timingSafeEqual, createHash } from 'node:crypto';
+import { promisify } from 'node:util';
+import type { Database } from '../store/database.js';
+import { newId } from '../../core/ids.js';
+import { HandrailError, invalidArgument, notFound } from '../../core/errors.js';
+import type { AuditLog } from '../audit/audit-log.js';
+import { AuditEvents } from '../audit/events.js';
+
+const scrypt = promisify(scryptCb) as (password: string, salt: Buffer, keylen: number) => Promise<Buffer>;
+
+export const API_TOKEN_PREFIX = 'hru_';
+
+export interface User {
+  readonly name: string;
+  readonly groups: readonly string[];
+  readonly createdAt: number;
+  readonly disabled: boolean;
+  readonly hasPassword: boolean;
+}
+
+export interface ApiTokenInfo {
+  readonly id: string;
+  readonly userName: string;
+  readonly description: string | null;
+  readonly createdAt: number;
+  readonly expiresAt: number;
+  readonly lastUsedAt: number | null;
+  readonly revokedAt: number | null;
+}
+
+interface UserRow {
+  name: string;
+  groups_json: string;
+  password_hash: string | null;
+  created_at: number;
+  disabled_at: number | null;
+}
+
+const USER_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+const GROUP_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+
+function toUser(r: UserRow): User {
+  return { name: r.name, groups: JSON.parse(r.groups_json) as string[], createdAt: r.created_at, disabled: r.disabled_at !== null, hasPassword: r.password_hash !== null };
+}
+
+export type Actor = { kind: 'cli' | 'user' | 'system'; id: string };
+
+export class UserStore {
+  constructor(
+    private readonly db: Database,
+    private readonly audit: AuditLog,
+  ) {}
+
+  async add(name: string, groups: readonly string[], actor: Actor, now: number): Promise<User> {
+    if (!USER_NAME.test(name)) throw invalidArgument(`user name "${name.slice(0, 80)}" is invalid: use lower-case letters, digits, . _ - (at most 63)`);
+    for (const g of groups) if (!GROUP_NAME.test(g)) throw invalidArgument(`group name "${g.slice(0, 80)}" is invalid: use lower-case letters, digits, . _ -`);
+    return this.db.write(async (tx) => {
+      const existing = await tx.get<UserRow>('SELECT * FROM users WHERE name = ?', [name]);
+      if (existing) throw new HandrailError('already_exists', `user ${name} already exists`, { hint: 'use `handrail user groups` to change groups' });
+      await tx.run('INSERT INTO users (name, groups_json, created_at) VALUES (?, ?, ?)', [name, JSON.stringify([...new Set(groups)]), now]);
+      await this.audit.append(tx, { type: AuditEvents.userCreated, actor, data: { user: name, groups: [...new Set(groups)] } });
+      return { name, groups: [...new Set(groups)], createdAt: now, disabled: false, hasPassword: false };
+    });
+  }
+
+  async setGroups(name: string, groups: readonly string[], actor: Actor): Promise<void> {
+    for (const g of groups) if (!GROUP_NAME.test(g)) throw invalidArgument(`group name "${g.slice(0, 80)}" is invalid`);
+    await this.db.write(async (tx) => {
+      const r = await tx.run('UPDATE users SET groups_json = ? WHERE name = ?', [JSON.stringify([...new Set(groups)]), name]);
+      if (r.changes === 0) throw notFound(`no user ${name}`);
+      await this.audit.append(tx, { type: AuditEvents.userChanged, actor, data: { user: name, change: 'groups', groups: [...new Set(groups)] } });
+    });
+  }
+
+  async setPassword(name: string, password: string, actor: Actor): Promise<void> {
+    if (password.length < 8) throw invalidArgument('password must have at least 8 characters');
+    const salt = randomBytes(16);
+    const hash = await scrypt(password, salt, 32);
+    const stored = `scrypt$${salt.toString('base64')}$${hash.toString('base64')}`;
+    await this.db.write(async (tx) => {
+      const r = await tx.run('UPDATE users SET password_hash = ? WHERE name = ?', [stored, name]);
+      if (r.changes === 0) throw notFound(`no user ${name}`);
+      await this.audit.append(tx, { type: AuditEvents.userChanged, actor, data: { user: name, change: 'password' } });
+    });
+  }
+
+  async checkPassword(name: string, password: string): Promise<User | undefined> {
+    const r = await this.db.get<UserRow>('SELECT * FROM users WHERE name = ?', [name]);
+    if (!r || !r.password_hash || r.disabled_at !== null) {
+      await scrypt(password, Buffer.alloc(16), 32); // same cost whether or not the user exists
+      return undefined;
+    }
+    const [, saltB64, hashB64] = r.password_hash.split('$');
+    const expected = Buffer.from(hashB64 ?? '', 'base64');
+    const actual = await scrypt(password, Buffer.from(saltB64 ?? '', 'base64'), 32);
+    return expected.length === actual.length && timingSafeEqual(expected, actual) ? toUser(r) : undefined;
+  }
+
+  async get(name: string): Promise<User | undefined> {
+    const r = await this.db.get<UserRow>('SELECT * FROM users WHERE name = ?', [name]);
+    return r ? toUser(r) : undefined;
+  }
+
+  async list(): Promise<User[]> {
+    return (await this.db.all<UserRow>('SELECT * FROM users ORDER BY name')).map(toUser);
+  }
+
+  async setDisabled(name: string, disabled: boolean, actor: Actor, now: number): Promise<void> {
+    await this.db.write(async (tx) => {
+      const r = await tx.run('UPDATE users SET disabled_at = ? WHERE name = ?', [disabled ? now : null, name]);
+      if (r.changes === 0) throw notFound(`no user ${name}`);
+      await this.audit.append(tx, { type: AuditEvents.userChanged, actor, data: { user: name, change: disabled ? 'disabled' : 'enabled' } });
+    });
+  }
+
+  async issueToken(name: string, ttlMs: number, description: string | null, actor: Actor, now: number): Promise<{ id: string; token: string; expiresAt: number }> {
+    const token = API_TOKEN_PREFIX + randomBytes(32).toString('base64url');
+    const id = newId('tkn');
+    const expiresAt = now + ttlMs;
+    await this.db.write(async (tx) => {
+      const u = await tx.get<UserRow>('SELECT * FROM users WHERE name = ?', [name]);
+      if (!u) throw notFound(`no user ${name} (add one with \`handrail user add ${name} --group GROUP\`)`);
+      await tx.run('INSERT INTO api_tokens (id, user_name, token_hash, description, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)', [id, name, sha256hex(token), description, now, expiresAt]);
+      await this.audit.append(tx, { type: AuditEvents.apiTokenCreated, actor, data: { user: name, tokenId: id, expiresAt: new Date(expiresAt).toISOString(), description } });
+    });
+    return { id, token, expiresAt };
+  }
+
+  async revokeToken(id: string, actor: Actor, now: number): Promise<void> {
+    await this.db.write(async (tx) => {
+      const r = await tx.run('UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL', [now, id]);
+      if (r.changes === 0) throw notFound(`no active API token ${id}`);
+      await this.audit.append(tx, { type: AuditEvents.apiTokenRevoked, actor, data: { tokenId: id } });
+    });
+  }
+
+  async tokens(name?: string): Promise<ApiTokenInfo[]> {
+    const rows = await this.db.all<{ id: string; user_name: string; description: string | null; created_at: number; expires_at: number; last_used_at: number | null; revoked_at: number | null }>(
+      name ? 'SELECT * FROM api_tokens WHERE user_name = ? ORDER BY created_at' : 'SELECT * FROM api_tokens ORDER BY created_at',
+      name ? [name] : [],
+    );
+    return rows.map((r) => ({ id: r.id, userName: r.user_name, description: r.description, createdAt: r.created_at, expiresAt: r.expires_at, lastUsedAt: r.last_used_at, revokedAt: r.revoked_at }));
+  }
+
+  /** The user an API token belongs to, if the token is current. */
+  async authenticateToken(token: string, now: number): Promise<User | undefined> {
+    if (!token.startsWith(API_TOKEN_PREFIX) || token.length > 100) return undefined;
+    const r = await this.db.get<UserRow & { token_id: string; expires_at: number; revoked_at: number | null; last_used_at: number | null }>(
+      `SELECT u.*, t.id AS token_id, t.expires_at, t.revoked_at, t.last_used_at FROM api_tokens t JOIN users u ON u.name = t.user_name WHERE t.token_hash = ?`,
+      [sha256hex(token)],
+    );
+    if (!r || r.revoked_at !== null || r.expires_at <= now || r.disabled_at !== null) return undefined;
+    if (r.last_used_at === null || now - r.last_used_at > 60_000) {
+      void this.db.batch((tx) => tx.run('UPDATE api_tokens SET last_used_at = ? WHERE id = ?', [now, r.token_id])).catch(() => undefined);
+    }
+    return toUser(r);
+  }
+}
+
+function sha256hex(s: string): string {
+  return createHash('sha256').update(s, 'utf8').digest('hex');
+}

@@ -1,0 +1,129 @@
+/**
+ * Ad-hoc commands: one step (argv or script) on explicit agents, outside any runbook. An
+ * execution like any other (stored, signed, audited); agents refuse it unless their local
+ * policy allows ad-hoc commands.
+ */
+import type { Logger } from 'pino';
+import type { Database } from '../store/database.js';
+import type { AuditLog } from '../audit/audit-log.js';
+import { AuditEvents } from '../audit/events.js';
+import type { AgentRecord, AgentRegistry } from '../registry/agent-registry.js';
+import type { StepDispatcher, StepRunOutcome } from './step-dispatcher.js';
+import type { Gateway } from '../gateway/gateway.js';
+import { newId } from '../../core/ids.js';
+import { invalidArgument } from '../../core/errors.js';
+import type { ScriptSpec } from '../../core/step.js';
+
+export interface AdhocRequest {
+  readonly agentIds: readonly string[];
+  readonly argv: readonly string[];
+  readonly script: ScriptSpec | undefined;
+  readonly env: Readonly<Record<string, string>>;
+  readonly workingDir: string;
+  readonly timeoutMs: number;
+  readonly maxOutputBytes: number;
+  readonly requestedBy: string;
+}
+
+export class AdhocRunner {
+  constructor(
+    private readonly db: Database,
+    private readonly audit: AuditLog,
+    private readonly registry: AgentRegistry,
+    private readonly gateway: Gateway,
+    private readonly dispatcher: StepDispatcher,
+    private readonly log: Logger,
+    private readonly now: () => number,
+  ) {
+    dispatcher.events.on('finished', (o) => {
+      void this.onFinished(o).catch((e: unknown) => this.log.error({ event: 'adhoc.finish_failed', executionId: o.executionId, err: e }, 'closing an ad-hoc execution failed'));
+    });
+  }
+
+  async start(req: AdhocRequest): Promise<{ executionId: string; stepRunIds: Record<string, string> }> {
+    if (req.agentIds.length === 0) throw invalidArgument('name at least one agent');
+    if (req.argv.length === 0 && !req.script) throw invalidArgument('give a command (argv) or a script');
+    if (req.argv.length > 0 && req.script) throw invalidArgument('give either a command or a script, not both');
+    const agents: AgentRecord[] = [];
+    for (const id of req.agentIds) {
+      const a = await this.registry.get(id);
+      if (!a) throw invalidArgument(`no agent ${id}`);
+      if (a.revokedAt !== null) throw invalidArgument(`agent ${id} is revoked`);
+      agents.push(a);
+    }
+    const executionId = newId('exe');
+    const now = this.now();
+    const stepRunIds: Record<string, string> = {};
+    for (const a of agents) stepRunIds[a.id] = newId('sr');
+    await this.db.write(async (tx) => {
+      await tx.run(
+        `INSERT INTO executions (id, kind, requested_by, targets, state, created_at, started_at) VALUES (?, 'adhoc', ?, ?, 'running', ?, ?)`,
+        [executionId, req.requestedBy, agents.map((a) => a.id).join(','), now, now],
+      );
+      let i = 0;
+      for (const a of agents) {
+        await tx.run(`INSERT INTO execution_nodes (execution_id, agent_id, node_index, agent_name, state, started_at) VALUES (?, ?, ?, ?, 'running', ?)`, [executionId, a.id, i++, a.name, now]);
+      }
+      await this.audit.append(tx, {
+        type: AuditEvents.executionRequested,
+        actor: { kind: 'user', id: req.requestedBy },
+        data: { executionId, kind: 'adhoc', runbookId: null, runbookDigest: null, options: {}, targets: agents.map((a) => a.id), argv: [...req.argv], script: req.script ? { interpreter: [...req.script.interpreter] } : null },
+      });
+    });
+    for (const a of agents) {
+      await this.dispatcher.dispatch({
+        executionId,
+        stepRunId: stepRunIds[a.id] as string,
+        agentId: a.id,
+        stepIndex: 0,
+        attempt: 1,
+        handler: false,
+        name: 'adhoc',
+        argv: req.argv,
+        script: req.script,
+        env: req.env,
+        secretEnv: [],
+        workingDir: req.workingDir,
+        timeoutMs: req.timeoutMs,
+        maxOutputBytes: req.maxOutputBytes,
+        runbookId: '',
+        runbookOwner: '',
+      });
+      if (!this.gateway.isOnline(a.id)) this.log.info({ event: 'adhoc.agent_offline', executionId, agentId: a.id }, 'agent offline; the step is sent when it reconnects');
+    }
+    return { executionId, stepRunIds };
+  }
+
+  /** Stops an ad-hoc execution: open steps are canceled on their agents. */
+  async cancel(executionId: string, by: string): Promise<boolean> {
+    const now = this.now();
+    const changed = await this.db.write(async (tx) => {
+      const r = await tx.run("UPDATE executions SET cancel_requested_at = ?, canceled_by = ? WHERE id = ? AND kind = 'adhoc' AND state = 'running' AND cancel_requested_at IS NULL", [now, by, executionId]);
+      if (r.changes === 1) {
+        await this.audit.append(tx, { type: AuditEvents.executionCanceled, actor: { kind: 'user', id: by }, data: { executionId } });
+      }
+      return r.changes === 1;
+    });
+    if (!changed) return false;
+    const open = await this.db.all<{ id: string }>("SELECT id FROM step_runs WHERE execution_id = ? AND state IN ('dispatched', 'running')", [executionId]);
+    for (const s of open) await this.dispatcher.cancel(s.id);
+    return true;
+  }
+
+  private async onFinished(o: StepRunOutcome): Promise<void> {
+    const exec = await this.db.get<{ kind: string; state: string; cancel_requested_at: number | null }>('SELECT kind, state, cancel_requested_at FROM executions WHERE id = ?', [o.executionId]);
+    if (!exec || exec.kind !== 'adhoc') return;
+    const now = this.now();
+    await this.db.batch(async (tx) => {
+      await tx.run('UPDATE execution_nodes SET state = ?, finished_at = ?, reason = ? WHERE execution_id = ? AND agent_id = ?', [o.state, now, o.error, o.executionId, o.agentId]);
+      const open = await tx.get<{ n: number }>("SELECT count(*) AS n FROM step_runs WHERE execution_id = ? AND state IN ('dispatched', 'running')", [o.executionId]);
+      if (open && open.n > 0) return;
+      const bad = await tx.get<{ n: number }>("SELECT count(*) AS n FROM step_runs WHERE execution_id = ? AND state <> 'succeeded'", [o.executionId]);
+      const state = exec.cancel_requested_at !== null ? 'canceled' : bad && bad.n > 0 ? 'failed' : 'succeeded';
+      const r = await tx.run("UPDATE executions SET state = ?, finished_at = ? WHERE id = ? AND state = 'running'", [state, now, o.executionId]);
+      if (r.changes === 1) {
+        await this.audit.append(tx, { type: AuditEvents.executionCompleted, actor: { kind: 'system', id: 'coordinator' }, data: { executionId: o.executionId, state } });
+      }
+    });
+  }
+}

@@ -1,0 +1,410 @@
+/**
+ * Dispatches signed steps to agents and takes in what comes back: acceptance, output,
+ * signed results, refusals. Every dispatch and every result is committed (with its audit
+ * record) before it is sent or acknowledged, so a crash loses nothing that was promised.
+ */
+import { EventEmitter } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Database, Tx } from '../store/database.js';
+import type { Keyring } from '../pki/keyring.js';
+import type { AgentRegistry } from '../registry/agent-registry.js';
+import type { Counters } from '../metrics/counters.js';
+import type { AgentSession } from '../gateway/agent-session.js';
+import type { Gateway, StepTraffic } from '../gateway/gateway.js';
+import { signEnvelope, sha256, verifyPayload } from '../../core/envelope.js';
+import { STEP_REQUEST_TYPE, STEP_RESULT_TYPE, type ScriptSpec, type StepRequest, type StepResult, type StepStatus } from '../../core/step.js';
+import {
+  decodeStepRequest,
+  decodeStepResult,
+  envelopeToWire,
+  rejectReasonFromWire,
+  encodeStepRequest,
+} from '../../proto/codec/step-codec.js';
+import { OutputStream, type ConnectRequest, type SignedResult, type StepOutput, type StepRejected, type StepAccepted } from '../../proto/gen/handrail/v1/gateway.js';
+import type { AuditLog } from '../audit/audit-log.js';
+import { AuditEvents } from '../audit/events.js';
+
+export interface DispatchSpec {
+  readonly executionId: string;
+  readonly stepRunId: string;
+  readonly agentId: string;
+  readonly stepIndex: number;
+  readonly attempt: number;
+  readonly handler: boolean;
+  readonly name: string;
+  readonly argv: readonly string[];
+  readonly script: ScriptSpec | undefined;
+  readonly env: Readonly<Record<string, string>>;
+  /** Names of env vars holding secrets: recorded as "********" in audit records. */
+  readonly secretEnv: readonly string[];
+  readonly workingDir: string;
+  readonly timeoutMs: number;
+  readonly maxOutputBytes: number;
+  readonly runbookId: string;
+  readonly runbookOwner: string;
+}
+
+export type StepRunState = 'dispatched' | 'running' | StepStatus | 'rejected' | 'expired' | 'lost';
+export const TERMINAL_STEP_STATES: ReadonlySet<StepRunState> = new Set(['succeeded', 'failed', 'timed_out', 'canceled', 'error', 'rejected', 'expired', 'lost']);
+
+export interface StepRunOutcome {
+  readonly stepRunId: string;
+  readonly executionId: string;
+  readonly agentId: string;
+  readonly state: StepRunState;
+  readonly exitCode: number | null;
+  readonly error: string | null;
+}
+
+export interface OutputEvent {
+  readonly executionId: string;
+  readonly stepRunId: string;
+  readonly agentId: string;
+  readonly stream: 'stdout' | 'stderr';
+  readonly offset: number;
+  readonly data: Buffer;
+}
+
+export interface DispatcherConfig {
+  /** How long a signed step stays valid for delivery. */
+  readonly requestTtlMs: number;
+  /** Upper bound on stored bytes per stream, whatever a request asks for. */
+  readonly maxOutputBytes: number;
+}
+
+interface OutputState {
+  readonly executionId: string;
+  readonly agentId: string;
+  readonly max: number;
+  stored: [number, number];
+}
+
+interface StepRunRow {
+  id: string;
+  execution_id: string;
+  agent_id: string;
+  state: StepRunState;
+  request_payload: Buffer | null;
+  request_key_id: string | null;
+  request_signature: Buffer | null;
+  not_after: number | null;
+  stdout_bytes: number;
+  stderr_bytes: number;
+  cancel_requested_at: number | null;
+}
+
+export class StepDispatcher implements StepTraffic {
+  readonly events = new EventEmitter<{ finished: [StepRunOutcome]; output: [OutputEvent]; accepted: [string] }>();
+  private readonly outputs = new Map<string, OutputState | Promise<OutputState | undefined>>();
+
+  constructor(
+    private readonly db: Database,
+    private readonly gateway: Gateway,
+    private readonly keyring: Keyring,
+    private readonly registry: AgentRegistry,
+    private readonly audit: AuditLog,
+    private readonly log: Logger,
+    private readonly counters: Counters,
+    private readonly config: DispatcherConfig,
+    private readonly now: () => number,
+  ) {
+    this.events.setMaxListeners(0);
+  }
+
+  /** Signs, records and sends one step. Resolves once it is committed (and sent if the agent is online). */
+  async dispatch(spec: DispatchSpec): Promise<{ sent: boolean }> {
+    const now = this.now();
+    const request: StepRequest = {
+      executionId: spec.executionId,
+      stepId: spec.stepRunId,
+      agentId: spec.agentId,
+      argv: spec.argv,
+      script: spec.script,
+      env: spec.env,
+      workingDir: spec.workingDir,
+      timeoutMs: spec.timeoutMs,
+      issuedAtMs: now,
+      notAfterMs: now + this.config.requestTtlMs,
+      nonce: randomBytes(16),
+      runbookId: spec.runbookId,
+      runbookOwner: spec.runbookOwner,
+      maxOutputBytes: Math.min(spec.maxOutputBytes, this.config.maxOutputBytes),
+    };
+    const payload = encodeStepRequest(request);
+    const key = this.keyring.active('dispatch');
+    const envelope = signEnvelope(STEP_REQUEST_TYPE, payload, key);
+    await this.db.batch(async (tx) => {
+      await tx.run(
+        `INSERT INTO step_runs (id, execution_id, agent_id, step_index, attempt, handler, name, state, request_payload, request_key_id, request_signature, not_after, dispatched_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, 'dispatched', ?, ?, ?, ?, ?)`,
+        [spec.stepRunId, spec.executionId, spec.agentId, spec.stepIndex, spec.attempt, spec.handler ? 1 : 0, spec.name, Buffer.from(payload), key.keyId, Buffer.from(envelope.signature), request.notAfterMs, now],
+      );
+      await this.audit.append(tx, {
+        type: AuditEvents.stepDispatched,
+        actor: { kind: 'system', id: 'coordinator' },
+        data: {
+          executionId: spec.executionId,
+          stepRunId: spec.stepRunId,
+          agentId: spec.agentId,
+          name: spec.name,
+          argv: [...spec.argv],
+          script: spec.script ? { interpreter: [...spec.script.interpreter], sha256: sha256(Buffer.from(spec.script.body)).toString('hex') } : null,
+          env: Object.fromEntries(Object.entries(spec.env).map(([k, v]) => [k, spec.secretEnv.includes(k) ? '********' : v])),
+          timeoutMs: spec.timeoutMs,
+          notAfter: new Date(request.notAfterMs).toISOString(),
+          requestSha256: sha256(payload).toString('hex'),
+          keyId: key.keyId,
+          signature: Buffer.from(envelope.signature).toString('base64'),
+        },
+      });
+    });
+    this.counters.inc('steps_dispatched_total');
+    const sent = this.gateway.send(spec.agentId, { msg: { $case: 'step', value: envelopeToWire(envelope) } });
+    return { sent };
+  }
+
+  /** Asks the agent to stop a step; a step never delivered is canceled on the spot. */
+  async cancel(stepRunId: string): Promise<void> {
+    const now = this.now();
+    const row = await this.db.get<StepRunRow>('SELECT * FROM step_runs WHERE id = ?', [stepRunId]);
+    if (!row || TERMINAL_STEP_STATES.has(row.state)) return;
+    await this.db.batch((tx) => tx.run('UPDATE step_runs SET cancel_requested_at = ? WHERE id = ?', [now, stepRunId]));
+    const sent = this.gateway.send(row.agent_id, { msg: { $case: 'cancel', value: { executionId: row.execution_id, stepId: row.id } } });
+    if (!sent && row.state === 'dispatched') {
+      await this.finishWithoutResult(row, 'canceled', 'canceled before the agent received it');
+    }
+  }
+
+  // ---- StepTraffic ----
+
+  agentReady(agentId: string): void {
+    this.resendOpen(agentId).catch((e: unknown) => this.log.error({ event: 'dispatch.resend_failed', agentId, err: e }, 'resending open steps failed'));
+  }
+
+  private async resendOpen(agentId: string): Promise<void> {
+    const rows = await this.db.all<StepRunRow>(
+      "SELECT * FROM step_runs WHERE agent_id = ? AND state IN ('dispatched', 'running') ORDER BY dispatched_at",
+      [agentId],
+    );
+    const now = this.now();
+    for (const row of rows) {
+      if (row.state === 'dispatched') {
+        if (row.cancel_requested_at !== null) {
+          await this.finishWithoutResult(row, 'canceled', 'canceled before the agent received it');
+        } else if ((row.not_after ?? 0) <= now) {
+          await this.finishWithoutResult(row, 'expired', 'the agent was offline until the signed request expired');
+        } else if (row.request_payload && row.request_signature && row.request_key_id) {
+          this.gateway.send(agentId, {
+            msg: {
+              $case: 'step',
+              value: envelopeToWire({ payloadType: STEP_REQUEST_TYPE, payload: row.request_payload, keyId: row.request_key_id, signature: row.request_signature }),
+            },
+          });
+        }
+      } else if (row.cancel_requested_at !== null) {
+        this.gateway.send(agentId, { msg: { $case: 'cancel', value: { executionId: row.execution_id, stepId: row.id } } });
+      }
+    }
+  }
+
+  inbound(session: AgentSession, msg: NonNullable<ConnectRequest['msg']>): void {
+    switch (msg.$case) {
+      case 'accepted':
+        session.track(this.accepted(session, msg.value));
+        return;
+      case 'output':
+        this.output(session, msg.value);
+        return;
+      case 'result':
+        session.track(this.result(session, msg.value));
+        return;
+      case 'rejected':
+        session.track(this.rejected(session, msg.value));
+        return;
+      default:
+        this.log.warn({ event: 'dispatch.unexpected_message', agentId: session.agentId, kind: msg.$case }, 'unexpected message');
+    }
+  }
+
+  private async accepted(session: AgentSession, m: StepAccepted): Promise<void> {
+    const r = await this.db.batch((tx) =>
+      tx.run("UPDATE step_runs SET state = 'running', accepted_at = ? WHERE id = ? AND agent_id = ? AND state = 'dispatched'", [m.startedAtMs, m.stepId, session.agentId]),
+    );
+    if (r.changes === 1) this.events.emit('accepted', m.stepId);
+  }
+
+  private output(session: AgentSession, m: StepOutput): void {
+    const stream = m.stream === OutputStream.OUTPUT_STREAM_STDOUT ? 0 : m.stream === OutputStream.OUTPUT_STREAM_STDERR ? 1 : -1;
+    if (stream < 0) {
+      this.counters.inc('messages_refused_total', { reason: 'bad_output_stream' });
+      return;
+    }
+    const known = this.outputs.get(m.stepId);
+    if (known && !(known instanceof Promise)) {
+      this.storeOutput(session, m, stream, known);
+      return;
+    }
+    // First chunk of this step in this process: load its state once, then keep order by chaining.
+    const loading = (known ?? this.loadOutputState(m.stepId)).then((state) => {
+      if (state) {
+        this.outputs.set(m.stepId, state);
+        this.storeOutput(session, m, stream, state);
+      } else {
+        this.outputs.delete(m.stepId);
+        this.log.warn({ event: 'dispatch.output_unknown_step', agentId: session.agentId, stepRunId: m.stepId.slice(0, 64) }, 'output for an unknown step dropped');
+      }
+      return state;
+    });
+    this.outputs.set(m.stepId, loading);
+    session.track(loading);
+  }
+
+  private async loadOutputState(stepRunId: string): Promise<OutputState | undefined> {
+    const row = await this.db.get<StepRunRow>('SELECT * FROM step_runs WHERE id = ?', [stepRunId]);
+    if (!row || !row.request_payload) return undefined;
+    const req = decodeStepRequest(row.request_payload);
+    return { executionId: row.execution_id, agentId: row.agent_id, max: req.maxOutputBytes, stored: [row.stdout_bytes, row.stderr_bytes] };
+  }
+
+  private storeOutput(session: AgentSession, m: StepOutput, stream: number, state: OutputState): void {
+    if (state.agentId !== session.agentId) {
+      this.counters.inc('messages_refused_total', { reason: 'output_for_other_agent' });
+      this.log.warn({ event: 'dispatch.output_wrong_agent', agentId: session.agentId, stepRunId: m.stepId }, 'output for another agent\'s step dropped');
+      return;
+    }
+    const stored = state.stored[stream] as number;
+    const end = m.offset + m.data.length;
+    if (m.offset > stored) {
+      this.counters.inc('output_gaps_total');
+      return; // the agent resends from its spool after a reconnect; keep storage contiguous
+    }
+    if (end <= stored || stored >= state.max) return; // duplicate, or over the cap
+    const slice = m.data.subarray(stored - m.offset, Math.min(m.data.length, state.max - m.offset));
+    const offset = stored;
+    state.stored[stream] = offset + slice.length;
+    const column = stream === 0 ? 'stdout_bytes' : 'stderr_bytes';
+    const now = this.now();
+    session.track(
+      this.db.batch(async (tx) => {
+        await tx.run('INSERT OR IGNORE INTO step_output (step_run_id, stream, offset, data, received_at) VALUES (?, ?, ?, ?, ?)', [m.stepId, stream + 1, offset, slice, now]);
+        await tx.run(`UPDATE step_runs SET ${column} = ? WHERE id = ? AND ${column} < ?`, [offset + slice.length, m.stepId, offset + slice.length]);
+      }),
+    );
+    this.events.emit('output', { executionId: state.executionId, stepRunId: m.stepId, agentId: session.agentId, stream: stream === 0 ? 'stdout' : 'stderr', offset, data: slice });
+  }
+
+  private async result(session: AgentSession, signed: SignedResult): Promise<void> {
+    const refuse = (reason: string, detail: string, extra: Record<string, unknown> = {}): void => {
+      this.counters.inc('results_refused_total', { reason });
+      this.log.warn({ event: 'step.result_refused', agentId: session.agentId, reason, ...extra }, `result refused: ${detail}`);
+    };
+    if (signed.payloadType !== STEP_RESULT_TYPE) return refuse('malformed', `unexpected payload type ${signed.payloadType.slice(0, 80)}`);
+    let result: StepResult;
+    try {
+      result = decodeStepResult(signed.payload);
+    } catch (e) {
+      return refuse('malformed', `payload does not decode: ${(e as Error).message}`);
+    }
+    const ids = { stepRunId: result.stepId.slice(0, 64), executionId: result.executionId.slice(0, 64) };
+    if (result.agentId !== session.agentId) return refuse('wrong_agent', `result names agent ${result.agentId.slice(0, 64)}`, ids);
+    const cert = await this.registry.certificate(result.signerCertificateSerial);
+    if (!cert || cert.agentId !== session.agentId) return refuse('unknown_certificate', `signer certificate ${result.signerCertificateSerial.slice(0, 64)} is not this agent's`, ids);
+    if (!verifyPayload(signed.payloadType, signed.payload, signed.signature, cert.publicKey)) return refuse('bad_signature', 'agent signature does not verify', ids);
+
+    const now = this.now();
+    const outcome = await this.db.batch(async (tx) => {
+      const row = await tx.get<StepRunRow>('SELECT * FROM step_runs WHERE id = ?', [result.stepId]);
+      if (!row) return { ack: true, note: 'unknown step' as const };
+      if (row.agent_id !== session.agentId || row.execution_id !== result.executionId) return { ack: false, note: 'mismatch' as const };
+      if (!row.request_payload || !sha256(row.request_payload).equals(Buffer.from(result.requestSha256))) return { ack: false, note: 'request_digest' as const };
+      if (TERMINAL_STEP_STATES.has(row.state) && row.state !== 'expired' && row.state !== 'lost' && row.state !== 'canceled') return { ack: true, note: 'duplicate' as const };
+      const dup = await tx.get<{ n: number }>('SELECT count(*) AS n FROM step_runs WHERE id = ? AND result_payload IS NOT NULL', [row.id]);
+      if (dup && dup.n > 0) return { ack: true, note: 'duplicate' as const };
+      await tx.run(
+        `UPDATE step_runs SET state = ?, finished_at = ?, exit_code = ?, signal = ?, result_payload = ?, result_signature = ?, result_cert_serial = ?, error = ?,
+           accepted_at = coalesce(accepted_at, ?) WHERE id = ?`,
+        [result.status, result.finishedAtMs, result.exitCode, result.signal || null, Buffer.from(signed.payload), Buffer.from(signed.signature), result.signerCertificateSerial, result.error || null, result.startedAtMs, row.id],
+      );
+      await this.appendResultAudit(tx, session.agentId, signed, result);
+      return { ack: true, note: 'stored' as const, row };
+    });
+    if (outcome.note === 'mismatch' || outcome.note === 'request_digest') {
+      return refuse(outcome.note, outcome.note === 'mismatch' ? 'result does not match the dispatched step' : 'result answers a different request', ids);
+    }
+    if (outcome.ack) session.send({ msg: { $case: 'ack', value: { executionId: result.executionId, stepId: result.stepId } } });
+    if (outcome.note === 'stored') {
+      this.outputs.delete(result.stepId);
+      this.counters.inc('results_stored_total');
+      this.log.info(
+        { event: 'step.finished', executionId: result.executionId, stepRunId: result.stepId, agentId: session.agentId, status: result.status, exitCode: result.exitCode, ms: result.finishedAtMs - result.startedAtMs, lagMs: now - result.finishedAtMs },
+        'step finished',
+      );
+      this.events.emit('finished', {
+        stepRunId: result.stepId,
+        executionId: result.executionId,
+        agentId: session.agentId,
+        state: result.status,
+        exitCode: result.exitCode,
+        error: result.error || null,
+      });
+    }
+  }
+
+  private async appendResultAudit(tx: Tx, agentId: string, signed: SignedResult, result: StepResult): Promise<void> {
+    await this.audit.append(tx, {
+      type: AuditEvents.stepResult,
+      actor: { kind: 'agent', id: agentId },
+      data: {
+        executionId: result.executionId,
+        stepRunId: result.stepId,
+        agentId,
+        status: result.status,
+        exitCode: result.exitCode,
+        certificateSerial: result.signerCertificateSerial,
+        payloadType: signed.payloadType,
+        payload: Buffer.from(signed.payload).toString('base64'),
+        signature: Buffer.from(signed.signature).toString('base64'),
+      },
+    });
+  }
+
+  private async rejected(session: AgentSession, m: StepRejected): Promise<void> {
+    const reason = rejectReasonFromWire(m.reason);
+    const detail = m.detail.slice(0, 500);
+    const row = await this.db.get<StepRunRow>('SELECT * FROM step_runs WHERE id = ? AND agent_id = ?', [m.stepId, session.agentId]);
+    this.counters.inc('steps_rejected_total', { reason });
+    this.log.warn({ event: 'step.rejected', agentId: session.agentId, stepRunId: m.stepId.slice(0, 64), executionId: m.executionId.slice(0, 64), reason, detail }, `agent rejected step: ${detail}`);
+    if (!row || TERMINAL_STEP_STATES.has(row.state)) return;
+    await this.db.batch(async (tx) => {
+      await tx.run("UPDATE step_runs SET state = 'rejected', finished_at = ?, error = ? WHERE id = ?", [this.now(), `${reason}: ${detail}`, row.id]);
+      await this.audit.append(tx, {
+        type: AuditEvents.stepRejected,
+        actor: { kind: 'agent', id: session.agentId },
+        data: { executionId: row.execution_id, stepRunId: row.id, agentId: session.agentId, reason, detail },
+      });
+    });
+    this.events.emit('finished', { stepRunId: row.id, executionId: row.execution_id, agentId: session.agentId, state: 'rejected', exitCode: null, error: `${reason}: ${detail}` });
+  }
+
+  /** Ends a step run the agent will never answer (expired before delivery, canceled, lost). */
+  async finishWithoutResult(row: { id: string; execution_id: string; agent_id: string }, state: 'expired' | 'canceled' | 'lost', why: string): Promise<void> {
+    const changed = await this.db.batch(async (tx) => {
+      const r = await tx.run(`UPDATE step_runs SET state = ?, finished_at = ?, error = ? WHERE id = ? AND state IN ('dispatched', 'running')`, [state, this.now(), why, row.id]);
+      if (r.changes === 1) {
+        await this.audit.append(tx, {
+          type: AuditEvents.stepAbandoned,
+          actor: { kind: 'system', id: 'coordinator' },
+          data: { executionId: row.execution_id, stepRunId: row.id, agentId: row.agent_id, state, reason: why },
+        });
+      }
+      return r.changes === 1;
+    });
+    if (changed) this.events.emit('finished', { stepRunId: row.id, executionId: row.execution_id, agentId: row.agent_id, state, exitCode: null, error: why });
+  }
+
+  /** Request bytes as recorded, for callers that show or export a step. */
+  static decodeRequest(payload: Uint8Array): StepRequest {
+    return decodeStepRequest(payload);
+  }
+}

@@ -1,0 +1,166 @@
+/**
+ * One agent's live stream. It authenticates the peer again at call level (a revocation may
+ * land between handshake and call), waits for Hello, then relays step traffic to the
+ * dispatcher. Outbound writes go through a bounded queue that honours grpc-js backpressure;
+ * a peer that stays too slow is disconnected rather than allowed to grow memory. Inbound
+ * output is paused while too many store writes are pending.
+ */
+import { status, type ServerDuplexStream } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type { ConnectRequest, ConnectResponse } from '../../proto/gen/handrail/v1/gateway.js';
+
+export type SessionState = 'awaiting_hello' | 'ready' | 'closed';
+
+export interface SessionIdentity {
+  readonly agentId: string;
+  readonly serial: string;
+  readonly certNotAfter: number;
+  readonly remote: string;
+}
+
+/** What a session hands inbound messages to; the gateway wires these. */
+export interface SessionHandler {
+  hello(session: AgentSession, msg: Extract<ConnectRequest['msg'], { $case: 'hello' }>['value']): Promise<void>;
+  message(session: AgentSession, msg: NonNullable<ConnectRequest['msg']>): void;
+  closed(session: AgentSession, reason: string): void;
+}
+
+export interface SessionLimits {
+  readonly helloTimeoutMs: number;
+  /** Messages queued behind a full HTTP/2 window before the peer counts as too slow. */
+  readonly maxQueuedMessages: number;
+  /** Pending store writes of inbound output that pause reading from this peer. */
+  readonly pauseAfterPendingWrites: number;
+}
+
+const MAX_TIMER_MS = 2_000_000_000;
+
+export class AgentSession {
+  state: SessionState = 'awaiting_hello';
+  lastSeenAt: number;
+  private readonly queue: ConnectResponse[] = [];
+  private blocked = false;
+  private pendingWrites = 0;
+  private paused = false;
+  private readonly timers: NodeJS.Timeout[] = [];
+
+  constructor(
+    private readonly call: ServerDuplexStream<ConnectRequest, ConnectResponse>,
+    readonly identity: SessionIdentity,
+    private readonly handler: SessionHandler,
+    private readonly limits: SessionLimits,
+    private readonly log: Logger,
+    now: number,
+  ) {
+    this.lastSeenAt = now;
+  }
+
+  get agentId(): string {
+    return this.identity.agentId;
+  }
+
+  start(now: number): void {
+    this.timers.push(
+      setTimeout(() => {
+        if (this.state === 'awaiting_hello') this.close('no hello within the time limit', status.DEADLINE_EXCEEDED);
+      }, this.limits.helloTimeoutMs),
+    );
+    const untilExpiry = Math.min(Math.max(this.identity.certNotAfter - now, 0), MAX_TIMER_MS);
+    this.timers.push(setTimeout(() => this.close('certificate expired; reconnect with the renewed certificate', status.UNAUTHENTICATED), untilExpiry));
+    this.call.on('data', (req: ConnectRequest) => this.onData(req));
+    this.call.on('error', (e: Error) => {
+      this.log.info({ event: 'session.error', agentId: this.agentId, err: e.message }, 'agent stream error');
+      this.finish(`stream error: ${e.message}`);
+    });
+    this.call.on('end', () => this.finish('agent closed the stream'));
+    this.call.on('cancelled', () => this.finish('stream cancelled'));
+    this.call.on('close', () => this.finish('stream closed'));
+    this.call.on('drain', () => this.flush());
+  }
+
+  private onData(req: ConnectRequest): void {
+    if (this.state === 'closed') return;
+    const msg = req.msg;
+    if (!msg) {
+      this.close('empty message', status.INVALID_ARGUMENT);
+      return;
+    }
+    if (this.state === 'awaiting_hello') {
+      if (msg.$case !== 'hello') {
+        this.close(`expected hello first, got ${msg.$case}`, status.FAILED_PRECONDITION);
+        return;
+      }
+      this.state = 'ready';
+      this.handler.hello(this, msg.value).catch((e: unknown) => {
+        this.log.error({ event: 'session.hello_failed', agentId: this.agentId, err: e }, 'hello handling failed');
+        this.close('hello handling failed', status.INTERNAL);
+      });
+      return;
+    }
+    if (msg.$case === 'hello') {
+      this.close('hello sent twice', status.FAILED_PRECONDITION);
+      return;
+    }
+    this.handler.message(this, msg);
+  }
+
+  /** Queues a message; returns false if the session is closed. */
+  send(msg: ConnectResponse): boolean {
+    if (this.state === 'closed') return false;
+    if (this.blocked) {
+      if (this.queue.length >= this.limits.maxQueuedMessages) {
+        this.close('agent too slow to read its stream', status.RESOURCE_EXHAUSTED);
+        return false;
+      }
+      this.queue.push(msg);
+      return true;
+    }
+    if (!this.call.write(msg)) this.blocked = true;
+    return true;
+  }
+
+  private flush(): void {
+    this.blocked = false;
+    while (this.queue.length > 0 && !this.blocked) {
+      const m = this.queue.shift() as ConnectResponse;
+      if (!this.call.write(m)) this.blocked = true;
+    }
+  }
+
+  /** Tracks a store write caused by this peer; reading pauses while too many are pending. */
+  track(write: Promise<unknown>): void {
+    this.pendingWrites++;
+    if (!this.paused && this.pendingWrites >= this.limits.pauseAfterPendingWrites) {
+      this.paused = true;
+      this.call.pause();
+    }
+    const done = (): void => {
+      this.pendingWrites--;
+      if (this.paused && this.pendingWrites <= this.limits.pauseAfterPendingWrites / 4) {
+        this.paused = false;
+        if (this.state !== 'closed') this.call.resume();
+      }
+    };
+    write.then(done, done);
+  }
+
+  /** Ends the stream with a status, telling the agent why first. */
+  close(reason: string, code: status = status.UNAVAILABLE): void {
+    if (this.state === 'closed') return;
+    try {
+      this.call.write({ msg: { $case: 'disconnect', value: { reason } } });
+    } catch {
+      // the stream may already be gone
+    }
+    this.call.emit('error', { code, details: reason });
+    this.finish(reason);
+  }
+
+  private finish(reason: string): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    for (const t of this.timers) clearTimeout(t);
+    this.queue.length = 0;
+    this.handler.closed(this, reason);
+  }
+}

@@ -1,0 +1,341 @@
+/**
+ * The agent gateway: one TLS port (see tls-front-door.ts) feeding an enrollment server and
+ * the mTLS agent stream server, the live sessions, heartbeats, certificate renewal over the
+ * stream and immediate revocation of live streams.
+ */
+import { Server, ServerCredentials, status, type ServerDuplexStream, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import {
+  AgentGatewayServiceService,
+  type ConnectRequest,
+  type ConnectResponse,
+  type Hello,
+} from '../../proto/gen/handrail/v1/gateway.js';
+import { EnrollmentServiceService, type EnrollRequest, type EnrollResponse } from '../../proto/gen/handrail/v1/enrollment.js';
+import { AgentSession, type SessionHandler } from './agent-session.js';
+import { TlsFrontDoor } from './tls-front-door.js';
+import { toGrpcError } from './grpc-status.js';
+import type { AgentRegistry } from '../registry/agent-registry.js';
+import type { Enroller } from '../registry/enrollment.js';
+import { issueAgentCertificate, normalizeSerial, parseCsr, type CertificateAuthority } from '../pki/ca.js';
+import type { Keyring } from '../pki/keyring.js';
+import type { Database } from '../store/database.js';
+import type { Counters } from '../metrics/counters.js';
+import { boundFacts, labelProblems } from '../../core/labels.js';
+import { describeError } from '../../core/errors.js';
+import type { AuditLog } from '../audit/audit-log.js';
+import { AuditEvents } from '../audit/events.js';
+
+/** Step traffic from agents, handled by the step dispatcher. */
+export interface StepTraffic {
+  agentReady(agentId: string): void;
+  inbound(session: AgentSession, msg: NonNullable<ConnectRequest['msg']>): void;
+}
+
+export interface GatewayConfig {
+  readonly heartbeatIntervalMs: number;
+  readonly certTtlMs: number;
+  readonly maxMessageBytes: number;
+  readonly revocationPollMs: number;
+  readonly helloTimeoutMs: number;
+}
+
+export interface GatewayDeps {
+  readonly db: Database;
+  readonly ca: CertificateAuthority;
+  readonly keyring: Keyring;
+  readonly registry: AgentRegistry;
+  readonly enroller: Enroller;
+  readonly audit: AuditLog;
+  readonly log: Logger;
+  readonly counters: Counters;
+  readonly now: () => number;
+  readonly config: GatewayConfig;
+}
+
+export class Gateway implements SessionHandler {
+  private readonly sessions = new Map<string, AgentSession>();
+  private readonly enrollServer: Server;
+  private readonly agentServer: Server;
+  private frontDoor: TlsFrontDoor | undefined;
+  private traffic: StepTraffic | undefined;
+  private readonly seen = new Map<string, number>();
+  private readonly intervals: NodeJS.Timeout[] = [];
+  private readonly lastRenewal = new Map<string, number>();
+  private readonly readyListeners: Array<(agentId: string) => void> = [];
+  private readonly closedListeners: Array<(agentId: string) => void> = [];
+
+  constructor(private readonly d: GatewayDeps) {
+    const common = {
+      'grpc.keepalive_time_ms': 30_000,
+      'grpc.keepalive_timeout_ms': 10_000,
+      'grpc.keepalive_permit_without_calls': 1,
+      'grpc.http2.min_ping_interval_without_data_ms': 10_000,
+      'grpc.max_send_message_length': d.config.maxMessageBytes,
+    };
+    this.enrollServer = new Server({ ...common, 'grpc.max_receive_message_length': 64 * 1024, 'grpc.max_concurrent_streams': 2 });
+    this.agentServer = new Server({ ...common, 'grpc.max_receive_message_length': d.config.maxMessageBytes, 'grpc.max_concurrent_streams': 4 });
+    this.enrollServer.addService(EnrollmentServiceService, { enroll: (call: ServerUnaryCall<EnrollRequest, EnrollResponse>, cb: sendUnaryData<EnrollResponse>) => this.enroll(call, cb) });
+    // A client without a certificate that tries the agent stream gets a clear refusal.
+    this.enrollServer.addService(AgentGatewayServiceService, {
+      connect: (call: ServerDuplexStream<ConnectRequest, ConnectResponse>) => {
+        this.d.counters.inc('connections_refused_total', { reason: 'no_client_certificate' });
+        this.d.log.warn({ event: 'gateway.connection_refused', reason: 'no_client_certificate', remote: call.getPeer() }, 'agent stream without a client certificate refused');
+        call.emit('error', { code: status.UNAUTHENTICATED, details: 'a client certificate is required: enroll first with a bootstrap token' });
+      },
+    });
+    this.agentServer.addService(AgentGatewayServiceService, { connect: (call: ServerDuplexStream<ConnectRequest, ConnectResponse>) => this.connect(call) });
+  }
+
+  setTraffic(traffic: StepTraffic): void {
+    this.traffic = traffic;
+  }
+
+  onAgentReady(fn: (agentId: string) => void): void {
+    this.readyListeners.push(fn);
+  }
+
+  onAgentClosed(fn: (agentId: string) => void): void {
+    this.closedListeners.push(fn);
+  }
+
+  async listen(host: string, port: number): Promise<number> {
+    const { d } = this;
+    await d.registry.resetConnections();
+    await d.registry.warm();
+    this.frontDoor = new TlsFrontDoor(
+      { caPem: d.ca.caCertPem, certPem: d.ca.serverCertPem, keyPem: d.ca.serverKeyPem },
+      this.enrollServer.createConnectionInjector(ServerCredentials.createInsecure()),
+      this.agentServer.createConnectionInjector(ServerCredentials.createInsecure()),
+      d.registry,
+      d.log,
+      d.counters,
+      d.now,
+    );
+    const bound = await this.frontDoor.listen(host, port);
+    this.intervals.push(setInterval(() => void this.pollRevocations(), d.config.revocationPollMs));
+    this.intervals.push(setInterval(() => void this.flushLastSeen(), Math.max(1000, d.config.heartbeatIntervalMs / 2)));
+    this.intervals.push(setInterval(() => this.reapSilent(), d.config.heartbeatIntervalMs));
+    return bound;
+  }
+
+  async close(): Promise<void> {
+    for (const t of this.intervals) clearInterval(t);
+    for (const s of [...this.sessions.values()]) s.close('coordinator shutting down', status.UNAVAILABLE);
+    await this.frontDoor?.close();
+    this.enrollServer.forceShutdown();
+    this.agentServer.forceShutdown();
+    await this.flushLastSeen();
+  }
+
+  isOnline(agentId: string): boolean {
+    return this.sessions.get(agentId)?.state === 'ready';
+  }
+
+  onlineCount(): number {
+    let n = 0;
+    for (const s of this.sessions.values()) if (s.state === 'ready') n++;
+    return n;
+  }
+
+  session(agentId: string): AgentSession | undefined {
+    const s = this.sessions.get(agentId);
+    return s?.state === 'ready' ? s : undefined;
+  }
+
+  send(agentId: string, msg: ConnectResponse): boolean {
+    const s = this.sessions.get(agentId);
+    if (!s || s.state !== 'ready') return false;
+    return s.send(msg);
+  }
+
+  // ---- enrollment ----
+
+  private enroll(call: ServerUnaryCall<EnrollRequest, EnrollResponse>, cb: sendUnaryData<EnrollResponse>): void {
+    const req = call.request;
+    const remote = call.getPeer();
+    this.d.enroller
+      .enroll({ token: req.token, csrPem: req.csrPem, labels: req.labels, facts: req.facts, remote })
+      .then(async (out) => {
+        const keys = await this.d.keyring.publicKeys('dispatch');
+        cb(null, {
+          agentId: out.agentId,
+          certificatePem: out.certificatePem,
+          caPem: this.d.ca.caCertPem,
+          dispatchKeys: keys.filter((k) => k.retiredAt === null).map((k) => ({ keyId: k.keyId, publicKeyPem: k.publicKeyPem })),
+          labels: out.labels,
+        });
+      })
+      .catch((e: unknown) => {
+        this.d.log.info({ event: 'enroll.failed', remote, reason: describeError(e) }, 'enrollment failed');
+        cb(toGrpcError(e));
+      });
+  }
+
+  // ---- agent streams ----
+
+  private connect(call: ServerDuplexStream<ConnectRequest, ConnectResponse>): void {
+    const { d } = this;
+    const peer = call.getAuthContext().sslPeerCertificate;
+    const remote = call.getPeer();
+    if (!peer) {
+      d.counters.inc('connections_refused_total', { reason: 'no_client_certificate' });
+      call.emit('error', { code: status.UNAUTHENTICATED, details: 'client certificate required' });
+      return;
+    }
+    const agentId = typeof peer.subject?.CN === 'string' ? peer.subject.CN : '';
+    const serial = normalizeSerial(peer.serialNumber ?? '');
+    const now = d.now();
+    d.registry
+      .checkPeer(agentId, serial, now)
+      .then((verdict) => {
+        if (!verdict.ok) {
+          d.counters.inc('connections_refused_total', { reason: verdict.reason });
+          d.log.warn({ event: 'gateway.connection_refused', agentId, serial, remote, reason: verdict.reason }, 'agent stream refused');
+          call.emit('error', { code: status.PERMISSION_DENIED, details: `agent ${agentId} refused: ${verdict.reason.replace(/_/g, ' ')}` });
+          return;
+        }
+        const session = new AgentSession(
+          call,
+          { agentId, serial, certNotAfter: verdict.cert.notAfter, remote },
+          this,
+          { helloTimeoutMs: d.config.helloTimeoutMs, maxQueuedMessages: 4096, pauseAfterPendingWrites: 64 },
+          d.log,
+          now,
+        );
+        const previous = this.sessions.get(agentId);
+        this.sessions.set(agentId, session);
+        if (previous) previous.close('superseded by a newer connection from the same agent', status.ABORTED);
+        session.start(now);
+      })
+      .catch((e: unknown) => {
+        d.log.error({ event: 'gateway.connect_failed', agentId, err: e }, 'connect failed');
+        call.emit('error', { code: status.INTERNAL, details: 'internal error' });
+      });
+  }
+
+  async hello(session: AgentSession, hello: Hello): Promise<void> {
+    const { d } = this;
+    const now = d.now();
+    const facts = boundFacts(hello.facts);
+    const ownLabels = labelProblems(hello.labels).length === 0 ? hello.labels : {};
+    if (labelProblems(hello.labels).length > 0) {
+      d.log.warn({ event: 'session.bad_labels', agentId: session.agentId, problems: labelProblems(hello.labels) }, 'agent reported invalid labels; ignored');
+    }
+    const record = await d.registry.markConnected(session.agentId, { facts, ownLabels, address: session.identity.remote }, now);
+    if (session.state !== 'ready') return;
+    session.send({
+      msg: {
+        $case: 'welcome',
+        value: {
+          agentId: session.agentId,
+          serverTimeMs: now,
+          heartbeatIntervalMs: d.config.heartbeatIntervalMs,
+          certificateNotAfterMs: session.identity.certNotAfter,
+        },
+      },
+    });
+    d.counters.inc('sessions_started_total');
+    d.log.info(
+      { event: 'agent.connected', agentId: session.agentId, name: record.name, remote: session.identity.remote, version: facts.agentVersion, spooled: hello.spooledResults },
+      'agent connected',
+    );
+    for (const fn of this.readyListeners) fn(session.agentId);
+    this.traffic?.agentReady(session.agentId);
+  }
+
+  message(session: AgentSession, msg: NonNullable<ConnectRequest['msg']>): void {
+    session.lastSeenAt = this.d.now();
+    this.seen.set(session.agentId, session.lastSeenAt);
+    switch (msg.$case) {
+      case 'heartbeat':
+        return;
+      case 'renew':
+        this.renew(session, msg.value.csrPem).catch((e: unknown) => {
+          this.d.log.warn({ event: 'agent.renew_failed', agentId: session.agentId, reason: describeError(e) }, 'certificate renewal refused');
+        });
+        return;
+      case 'hello':
+        return;
+      default:
+        if (!this.traffic) {
+          this.d.log.warn({ event: 'session.no_dispatcher', agentId: session.agentId, kind: msg.$case }, 'no dispatcher attached');
+          return;
+        }
+        this.traffic.inbound(session, msg);
+    }
+  }
+
+  closed(session: AgentSession, reason: string): void {
+    if (this.sessions.get(session.agentId) === session) {
+      this.sessions.delete(session.agentId);
+      const now = this.d.now();
+      this.seen.delete(session.agentId);
+      void this.d.registry.markDisconnected(session.agentId, now).catch(() => undefined);
+      for (const fn of this.closedListeners) fn(session.agentId);
+    }
+    this.d.log.info({ event: 'agent.disconnected', agentId: session.agentId, reason }, 'agent disconnected');
+  }
+
+  private async renew(session: AgentSession, csrPem: string): Promise<void> {
+    const { d } = this;
+    const now = d.now();
+    const last = this.lastRenewal.get(session.agentId) ?? 0;
+    if (now - last < 10_000) throw new Error('renewals are limited to one per 10 seconds');
+    this.lastRenewal.set(session.agentId, now);
+    const csr = parseCsr(csrPem);
+    if (csr.commonName !== session.agentId) throw new Error(`renewal CSR names ${csr.commonName}, expected ${session.agentId}`);
+    const cert = issueAgentCertificate(d.ca, csr, session.agentId, { notBefore: now - 60_000, notAfter: now + d.config.certTtlMs });
+    await d.db.write(async (tx) => {
+      await d.registry.recordRenewal(tx, session.agentId, cert, now);
+      await d.audit.append(tx, {
+        type: AuditEvents.agentRenewed,
+        actor: { kind: 'agent', id: session.agentId },
+        data: { agentId: session.agentId, previousSerial: session.identity.serial, certificateSerial: cert.serial, notAfter: new Date(cert.notAfter).toISOString() },
+      });
+    });
+    const keys = await d.keyring.publicKeys('dispatch');
+    session.send({
+      msg: {
+        $case: 'renewed',
+        value: {
+          certificatePem: cert.pem,
+          dispatchKeys: keys.filter((k) => k.retiredAt === null).map((k) => ({ keyId: k.keyId, publicKeyPem: k.publicKeyPem })),
+        },
+      },
+    });
+    d.counters.inc('renewals_total');
+    d.log.info({ event: 'agent.renewed', agentId: session.agentId, serial: cert.serial, notAfter: cert.notAfter }, 'agent certificate renewed');
+  }
+
+  private async pollRevocations(): Promise<void> {
+    try {
+      const revoked = await this.d.registry.pollRevocations();
+      for (const id of revoked) {
+        const s = this.sessions.get(id);
+        if (s) {
+          this.d.counters.inc('connections_refused_total', { reason: 'revoked' });
+          this.d.log.warn({ event: 'agent.revoked_stream_closed', agentId: id }, 'revoked agent disconnected');
+          s.close('agent identity revoked', status.PERMISSION_DENIED);
+        }
+      }
+    } catch (e) {
+      this.d.log.error({ event: 'gateway.revocation_poll_failed', err: e }, 'revocation poll failed');
+    }
+  }
+
+  private async flushLastSeen(): Promise<void> {
+    if (this.seen.size === 0) return;
+    const batch = new Map(this.seen);
+    this.seen.clear();
+    await this.d.registry.touchMany(batch).catch((e: unknown) => this.d.log.error({ event: 'gateway.last_seen_failed', err: e }, 'writing last-seen failed'));
+  }
+
+  /** Closes sessions silent for three heartbeat intervals (keepalive would catch it too, later). */
+  private reapSilent(): void {
+    const limit = this.d.now() - 3 * this.d.config.heartbeatIntervalMs;
+    for (const s of this.sessions.values()) {
+      if (s.state === 'ready' && s.lastSeenAt < limit) s.close('no heartbeat for three intervals', status.DEADLINE_EXCEEDED);
+    }
+  }
+}

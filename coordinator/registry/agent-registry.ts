@@ -1,0 +1,246 @@
+/**
+ * The registry of enrolled agents: identities and certificates (in the store), plus the live
+ * view the gateway keeps (connected, last seen). Peer checks run on every connection and
+ * must be cheap, so certificates are cached in memory and revocations are polled from the
+ * store (an admin may revoke from another process via the data dir).
+ */
+import { X509Certificate, type KeyObject } from 'node:crypto';
+import type { Database, Tx } from '../store/database.js';
+import type { IssuedCertificate } from '../pki/ca.js';
+import type { HostFacts, Labels } from '../../core/labels.js';
+import { notFound } from '../../core/errors.js';
+import type { AuditLog } from '../audit/audit-log.js';
+import { AuditEvents } from '../audit/events.js';
+
+export interface AgentRecord {
+  readonly id: string;
+  readonly name: string;
+  readonly labels: Labels;
+  readonly pinnedLabels: Labels;
+  readonly facts: Partial<HostFacts>;
+  readonly enrolledAt: number;
+  readonly certSerial: string;
+  readonly certNotAfter: number;
+  readonly connected: boolean;
+  readonly lastSeenAt: number | null;
+  readonly lastAddress: string | null;
+  readonly version: string | null;
+  readonly revokedAt: number | null;
+  readonly revokeReason: string | null;
+}
+
+interface AgentRow {
+  id: string;
+  name: string;
+  labels_json: string;
+  pinned_labels_json: string;
+  facts_json: string;
+  enrolled_at: number;
+  cert_serial: string;
+  cert_not_after: number;
+  connected: number;
+  last_seen_at: number | null;
+  last_address: string | null;
+  version: string | null;
+  revoked_at: number | null;
+  revoke_reason: string | null;
+}
+
+function fromRow(r: AgentRow): AgentRecord {
+  return {
+    id: r.id,
+    name: r.name,
+    labels: JSON.parse(r.labels_json) as Labels,
+    pinnedLabels: JSON.parse(r.pinned_labels_json) as Labels,
+    facts: JSON.parse(r.facts_json) as Partial<HostFacts>,
+    enrolledAt: r.enrolled_at,
+    certSerial: r.cert_serial,
+    certNotAfter: r.cert_not_after,
+    connected: r.connected === 1,
+    lastSeenAt: r.last_seen_at,
+    lastAddress: r.last_address,
+    version: r.version,
+    revokedAt: r.revoked_at,
+    revokeReason: r.revoke_reason,
+  };
+}
+
+/** What the registry remembers about one issued certificate. */
+export interface KnownCertificate {
+  readonly serial: string;
+  readonly agentId: string;
+  readonly publicKey: KeyObject;
+  readonly notAfter: number;
+  readonly revoked: boolean;
+}
+
+export type PeerRefusal = 'unknown_agent' | 'unknown_certificate' | 'revoked' | 'expired' | 'wrong_agent';
+
+export class AgentRegistry {
+  private readonly certs = new Map<string, KnownCertificate>();
+  private readonly revokedAgents = new Set<string>();
+  private revocationCursor = 0;
+
+  constructor(
+    private readonly db: Database,
+    private readonly audit: AuditLog,
+  ) {}
+
+  async list(): Promise<AgentRecord[]> {
+    const rows = await this.db.all<AgentRow>('SELECT * FROM agents ORDER BY name, id');
+    return rows.map(fromRow);
+  }
+
+  async get(id: string): Promise<AgentRecord | undefined> {
+    const r = await this.db.get<AgentRow>('SELECT * FROM agents WHERE id = ?', [id]);
+    return r ? fromRow(r) : undefined;
+  }
+
+  /** Records a new agent and its first certificate; call inside the enrollment transaction. */
+  async insertEnrolled(
+    tx: Tx,
+    a: { id: string; name: string; labels: Labels; pinnedLabels: Labels; facts: HostFacts; tokenId: string; cert: IssuedCertificate },
+    now: number,
+  ): Promise<void> {
+    await tx.run(
+      `INSERT INTO agents (id, name, labels_json, pinned_labels_json, facts_json, token_id, enrolled_at, cert_serial, cert_not_after, version)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      [a.id, a.name, JSON.stringify(a.labels), JSON.stringify(a.pinnedLabels), JSON.stringify(a.facts), a.tokenId, now, a.cert.serial, a.cert.notAfter, a.facts.agentVersion],
+    );
+    await this.insertCertificate(tx, a.id, a.cert, now);
+  }
+
+  /** Records a renewed certificate as the agent's current one. */
+  async recordRenewal(tx: Tx, agentId: string, cert: IssuedCertificate, now: number): Promise<void> {
+    await tx.run('UPDATE agents SET cert_serial = ?, cert_not_after = ? WHERE id = ?', [cert.serial, cert.notAfter, agentId]);
+    await this.insertCertificate(tx, agentId, cert, now);
+  }
+
+  private async insertCertificate(tx: Tx, agentId: string, cert: IssuedCertificate, now: number): Promise<void> {
+    await tx.run(
+      `INSERT INTO agent_certificates (serial, agent_id, fingerprint256, not_before, not_after, certificate_pem, issued_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      [cert.serial, agentId, cert.fingerprint256, cert.notBefore, cert.notAfter, cert.pem, now],
+    );
+    this.certs.set(cert.serial, {
+      serial: cert.serial,
+      agentId,
+      publicKey: new X509Certificate(cert.pem).publicKey,
+      notAfter: cert.notAfter,
+      revoked: false,
+    });
+  }
+
+  /** Revokes an agent and every certificate it holds. Returns false if already revoked. */
+  async revoke(agentId: string, reason: string, actor: { kind: 'cli' | 'user'; id: string }, now: number): Promise<boolean> {
+    return this.db.write(async (tx) => {
+      const row = await tx.get<AgentRow>('SELECT * FROM agents WHERE id = ?', [agentId]);
+      if (!row) throw notFound(`no agent with id ${agentId} (see \`handrail agents ls\`)`);
+      if (row.revoked_at !== null) return false;
+      await tx.run('UPDATE agents SET revoked_at = ?, revoke_reason = ? WHERE id = ?', [now, reason, agentId]);
+      await tx.run('UPDATE agent_certificates SET revoked_at = ? WHERE agent_id = ? AND revoked_at IS NULL', [now, agentId]);
+      await this.audit.append(tx, {
+        type: AuditEvents.agentRevoked,
+        actor,
+        data: { agentId, name: row.name, reason },
+      });
+      this.markRevokedInMemory(agentId);
+      return true;
+    });
+  }
+
+  private markRevokedInMemory(agentId: string): void {
+    this.revokedAgents.add(agentId);
+    for (const [serial, c] of this.certs) if (c.agentId === agentId) this.certs.set(serial, { ...c, revoked: true });
+  }
+
+  /** Agents revoked since the last poll (by this process or another one sharing the store). */
+  async pollRevocations(): Promise<string[]> {
+    const rows = await this.db.all<{ id: string; revoked_at: number }>(
+      'SELECT id, revoked_at FROM agents WHERE revoked_at IS NOT NULL AND revoked_at >= ? ORDER BY revoked_at',
+      [this.revocationCursor],
+    );
+    const fresh: string[] = [];
+    for (const r of rows) {
+      if (!this.revokedAgents.has(r.id)) fresh.push(r.id);
+      this.markRevokedInMemory(r.id);
+      this.revocationCursor = Math.max(this.revocationCursor, r.revoked_at);
+    }
+    return fresh;
+  }
+
+  isRevoked(agentId: string): boolean {
+    return this.revokedAgents.has(agentId);
+  }
+
+  async certificate(serial: string): Promise<KnownCertificate | undefined> {
+    const cached = this.certs.get(serial);
+    if (cached) return cached;
+    const r = await this.db.get<{ serial: string; agent_id: string; certificate_pem: string; not_after: number; revoked_at: number | null }>(
+      'SELECT serial, agent_id, certificate_pem, not_after, revoked_at FROM agent_certificates WHERE serial = ?',
+      [serial],
+    );
+    if (!r) return undefined;
+    const c: KnownCertificate = {
+      serial: r.serial,
+      agentId: r.agent_id,
+      publicKey: new X509Certificate(r.certificate_pem).publicKey,
+      notAfter: r.not_after,
+      revoked: r.revoked_at !== null || this.revokedAgents.has(r.agent_id),
+    };
+    this.certs.set(serial, c);
+    return c;
+  }
+
+  /** Decides whether a TLS peer (already chain-verified) may use the gateway. */
+  async checkPeer(agentId: string, serial: string, now: number): Promise<{ ok: true; cert: KnownCertificate } | { ok: false; reason: PeerRefusal }> {
+    if (this.revokedAgents.has(agentId)) return { ok: false, reason: 'revoked' };
+    const cert = await this.certificate(serial);
+    if (!cert) return { ok: false, reason: (await this.get(agentId)) ? 'unknown_certificate' : 'unknown_agent' };
+    if (cert.agentId !== agentId) return { ok: false, reason: 'wrong_agent' };
+    if (cert.revoked) return { ok: false, reason: 'revoked' };
+    if (now > cert.notAfter) return { ok: false, reason: 'expired' };
+    return { ok: true, cert };
+  }
+
+  /** Loads every revocation at start-up so the very first connection is checked. */
+  async warm(): Promise<void> {
+    this.revocationCursor = 0;
+    await this.pollRevocations();
+  }
+
+  async markConnected(agentId: string, live: { facts: HostFacts; ownLabels: Labels; address: string }, now: number): Promise<AgentRecord> {
+    return this.db.batch(async (tx) => {
+      const row = await tx.get<AgentRow>('SELECT * FROM agents WHERE id = ?', [agentId]);
+      if (!row) throw notFound(`agent ${agentId} is not enrolled`);
+      const pinned = JSON.parse(row.pinned_labels_json) as Labels;
+      const labels = { ...live.ownLabels, ...pinned };
+      await tx.run(
+        'UPDATE agents SET connected = 1, last_seen_at = ?, last_address = ?, facts_json = ?, labels_json = ?, version = ? WHERE id = ?',
+        [now, live.address, JSON.stringify(live.facts), JSON.stringify(labels), live.facts.agentVersion, agentId],
+      );
+      return fromRow({ ...row, connected: 1, last_seen_at: now, last_address: live.address, facts_json: JSON.stringify(live.facts), labels_json: JSON.stringify(labels), version: live.facts.agentVersion });
+    });
+  }
+
+  markDisconnected(agentId: string, now: number): Promise<void> {
+    return this.db.batch(async (tx) => {
+      await tx.run('UPDATE agents SET connected = 0, last_seen_at = ? WHERE id = ?', [now, agentId]);
+    });
+  }
+
+  /** Writes last-seen times for many agents in one transaction (heartbeats are not written one by one). */
+  touchMany(seen: ReadonlyMap<string, number>): Promise<void> {
+    if (seen.size === 0) return Promise.resolve();
+    return this.db.batch(async (tx) => {
+      for (const [id, at] of seen) await tx.run('UPDATE agents SET last_seen_at = ? WHERE id = ?', [at, id]);
+    });
+  }
+
+  /** After a coordinator crash nobody is connected, whatever the store says. */
+  async resetConnections(): Promise<void> {
+    await this.db.write(async (tx) => {
+      await tx.run('UPDATE agents SET connected = 0 WHERE connected = 1');
+    });
+  }
+}

@@ -1,0 +1,156 @@
+import { createPrivateKey, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Fleet } from '../helpers/fleet.js';
+import { FakeCoordinator } from '../helpers/fake-coordinator.js';
+import { spawnCli, type Proc } from '../helpers/processes.js';
+import { signEnvelope } from '../../core/envelope.js';
+import { STEP_REQUEST_TYPE, type StepRequest } from '../../core/step.js';
+import { decodeStepResult, encodeStepRequest } from '../../proto/codec/step-codec.js';
+import { RejectReason } from '../../proto/gen/handrail/v1/gateway.js';
+
+/**
+ * A real agent (enrolled at a real coordinator) talks to a stand-in coordinator that sends
+ * forged, misaddressed, expired, replayed and policy-violating steps. The agent must refuse
+ * each one and say why.
+ */
+describe('the agent refuses steps it must not run', () => {
+  let fleet: Fleet;
+  let fake: FakeCoordinator;
+  let agent: Proc;
+  let agentId: string;
+  let key: { keyId: string; privateKey: ReturnType<typeof createPrivateKey> };
+  const stateDir = (): string => join(fleet.dir, 'agent-target');
+
+  const startAgentAgainstFake = async (extra: string[] = []): Promise<Proc> => {
+    const p = spawnCli(['agent', '--coordinator', `127.0.0.1:${fake.port}`, '--state-dir', stateDir(), '--log-level', 'debug', '--kill-grace', '1s', ...extra]);
+    await fake.waitFor('hello', () => true);
+    return p;
+  };
+
+  const request = (over: Partial<StepRequest> = {}): StepRequest => ({
+    executionId: 'exe-test',
+    stepId: `sr-${randomBytes(4).toString('hex')}`,
+    agentId,
+    argv: ['echo', 'ran'],
+    script: undefined,
+    env: {},
+    workingDir: '',
+    timeoutMs: 10_000,
+    issuedAtMs: Date.now(),
+    notAfterMs: Date.now() + 60_000,
+    nonce: randomBytes(16),
+    runbookId: 'diagnostics-bundle',
+    runbookOwner: 'team-sre',
+    maxOutputBytes: 65536,
+    ...over,
+  });
+
+  const rejection = async (stepId: string): Promise<{ reason: RejectReason; detail: string }> => fake.waitFor('rejected', (r) => r.stepId === stepId);
+
+  beforeAll(async () => {
+    fleet = await Fleet.create();
+    await fleet.startCoordinator();
+    await fleet.startAgent('target');
+    agentId = await fleet.waitOnline('target');
+    await fleet.agents.get('target')!.proc.stop();
+    const dir = join(fleet.dataDir, 'keys', 'dispatch');
+    const file = (await readdir(dir)).find((f) => f.endsWith('.key'))!;
+    key = { keyId: file.replace(/\.key$/, ''), privateKey: createPrivateKey(await readFile(join(dir, file), 'utf8')) };
+    fake = await FakeCoordinator.start(fleet.certsDir);
+    await writeFile(join(fleet.dir, 'local-policy.yaml'), 'allowAdhoc: false\nrunbooks:\n  ids: ["diagnostics-*"]\n');
+    agent = await startAgentAgainstFake(['--local-policy', join(fleet.dir, 'local-policy.yaml')]);
+  });
+  afterAll(async () => {
+    await agent?.stop();
+    await fake?.close();
+    await fleet?.close();
+  });
+
+  it('runs a correctly signed step (control case)', async () => {
+    const req = request();
+    fake.send(signEnvelope(STEP_REQUEST_TYPE, encodeStepRequest(req), key));
+    const signed = await fake.waitFor('result', (r) => decodeStepResult(r.payload).stepId === req.stepId);
+    expect(decodeStepResult(signed.payload).status).toBe('succeeded');
+  });
+
+  it('refuses a bad signature', async () => {
+    const req = request();
+    const env = signEnvelope(STEP_REQUEST_TYPE, encodeStepRequest(req), key);
+    const sig = Buffer.from(env.signature);
+    sig[0] = (sig[0] as number) ^ 0xff;
+    fake.send({ ...env, signature: sig });
+    const r = await rejection(req.stepId);
+    expect(r.reason).toBe(RejectReason.REJECT_REASON_BAD_SIGNATURE);
+  });
+
+  it('refuses a payload changed after signing', async () => {
+    const req = request();
+    const env = signEnvelope(STEP_REQUEST_TYPE, encodeStepRequest(req), key);
+    const evil = encodeStepRequest({ ...req, argv: ['rm', '-rf', '/tmp/handrail-should-not-run'] });
+    fake.send({ ...env, payload: evil });
+    expect((await rejection(req.stepId)).reason).toBe(RejectReason.REJECT_REASON_BAD_SIGNATURE);
+  });
+
+  it('refuses a key it does not trust', async () => {
+    const req = request();
+    const rogue = generateKeyPairSync('ed25519').privateKey;
+    fake.send(signEnvelope(STEP_REQUEST_TYPE, encodeStepRequest(req), { keyId: 'dispatch-0000000000000000', privateKey: rogue }));
+    expect((await rejection(req.stepId)).reason).toBe(RejectReason.REJECT_REASON_UNKNOWN_KEY);
+    const req2 = request();
+    fake.send(signEnvelope(STEP_REQUEST_TYPE, encodeStepRequest(req2), { keyId: key.keyId, privateKey: rogue }));
+    expect((await rejection(req2.stepId)).reason).toBe(RejectReason.REJECT_REASON_BAD_SIGNATURE);
+  });
+
+  it("refuses a step addressed to another agent", async () => {
+    const req = request({ agentId: 'agt-someoneelse' });
+    fake.send(signEnvelope(STEP_REQUEST_TYPE, encodeStepRequest(req), key));
+    const r = await rejection(req.stepId);
+    expect(r.reason).toBe(RejectReason.REJECT_REASON_WRONG_TARGET);
+    expect(r.detail).toContain('agt-someoneelse');
+  });
+
+  it('refuses an expired step', async () => {
+    const req = request({ issuedAtMs: Date.now() - 120_000, notAfterMs: Date.now() - 60_000 });
+    fake.send(signEnvelope(STEP_REQUEST_TYPE, encodeStepRequest(req), key));
+    expect((await rejection(req.stepId)).reason).toBe(RejectReason.REJECT_REASON_EXPIRED);
+  });
+
+  it('refuses a replayed step, also after the agent restarts', async () => {
+    const req = request();
+    const env = signEnvelope(STEP_REQUEST_TYPE, encodeStepRequest(req), key);
+    fake.send(env);
+    await fake.waitFor('result', (r) => decodeStepResult(r.payload).stepId === req.stepId);
+    fake.ack(req.executionId, req.stepId);
+    await new Promise((r) => setTimeout(r, 300));
+    fake.send(env);
+    expect((await rejection(req.stepId)).reason).toBe(RejectReason.REJECT_REASON_REPLAYED);
+    // same envelope, new agent process: the nonce log survives restarts
+    await agent.stop();
+    fake.received.length = 0;
+    agent = await startAgentAgainstFake(['--local-policy', join(fleet.dir, 'local-policy.yaml')]);
+    fake.send(env);
+    expect((await rejection(req.stepId)).reason).toBe(RejectReason.REJECT_REASON_REPLAYED);
+  });
+
+  it('refuses what its local policy does not allow, even when correctly signed', async () => {
+    const adhoc = request({ runbookId: '', runbookOwner: '' });
+    fake.send(signEnvelope(STEP_REQUEST_TYPE, encodeStepRequest(adhoc), key));
+    const r = await rejection(adhoc.stepId);
+    expect(r.reason).toBe(RejectReason.REJECT_REASON_POLICY);
+    expect(r.detail).toMatch(/ad-hoc/);
+    const other = request({ runbookId: 'restart-web' });
+    fake.send(signEnvelope(STEP_REQUEST_TYPE, encodeStepRequest(other), key));
+    expect((await rejection(other.stepId)).reason).toBe(RejectReason.REJECT_REASON_POLICY);
+  });
+
+  it('refuses a signed payload that is not a step request', async () => {
+    const junk = randomBytes(64);
+    fake.send(signEnvelope(STEP_REQUEST_TYPE, junk, key));
+    const r = await fake.waitFor('rejected', (x) => x.reason === RejectReason.REJECT_REASON_MALFORMED);
+    expect(r.detail.length).toBeGreaterThan(0);
+    fake.send(signEnvelope('application/json', encodeStepRequest(request()), key));
+    await fake.waitFor('rejected', (x) => x.reason === RejectReason.REJECT_REASON_MALFORMED && /payload type/.test(x.detail));
+  });
+});

@@ -1,0 +1,117 @@
+import { X509Certificate, createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Fleet } from '../helpers/fleet.js';
+import { Database } from '../../coordinator/store/database.js';
+import { join } from 'node:path';
+import { verifyPayload } from '../../core/envelope.js';
+import { decodeStepResult } from '../../proto/codec/step-codec.js';
+import { STEP_RESULT_TYPE } from '../../core/step.js';
+import { waitFor } from '../helpers/processes.js';
+
+describe('signed steps on real agents', () => {
+  let fleet: Fleet;
+  let a1: string;
+  let a2: string;
+
+  beforeAll(async () => {
+    fleet = await Fleet.create();
+    await fleet.startCoordinator();
+    await fleet.startAgent('node-1');
+    await fleet.startAgent('node-2');
+    a1 = await fleet.waitOnline('node-1');
+    a2 = await fleet.waitOnline('node-2');
+  });
+  afterAll(async () => {
+    await fleet?.close();
+  });
+
+  it('runs argv without a shell: hostile values arrive verbatim as single arguments', async () => {
+    const hostile = ['; rm -rf /tmp/x', '$(id)', '`uname`', 'a\nb', "it's \"quoted\"", '*', '&& echo pwned'];
+    const r = await fleet.exec([a1, a2], { argv: [process.execPath, '-e', 'process.stdout.write(JSON.stringify(process.argv.slice(1)))', ...hostile] });
+    expect(r.state).toBe('succeeded');
+    for (const s of r.steps) {
+      expect(s.state).toBe('succeeded');
+      expect(s.exitCode).toBe(0);
+      expect(JSON.parse(await fleet.output(r.id, s.id))).toEqual(hostile);
+    }
+  });
+
+  it('passes env and working directory, streams stdout and stderr separately, reports exit codes', async () => {
+    const r = await fleet.exec([a1], {
+      script: 'echo "out:$GREETING"; echo "err:$(pwd)" >&2; exit 3',
+      env: { GREETING: 'hello world' },
+      workingDir: '/tmp',
+    });
+    expect(r.state).toBe('failed');
+    const s = r.steps[0]!;
+    expect(s.state).toBe('failed');
+    expect(s.exitCode).toBe(3);
+    expect(await fleet.output(r.id, s.id)).toBe('out:hello world\n');
+    expect(await fleet.output(r.id, s.id, 'stderr')).toBe('err:/tmp\n');
+  });
+
+  it('kills the whole process group on timeout', async () => {
+    const n = 3000 + Math.floor(Math.random() * 900);
+    const r = await fleet.exec([a1], { argv: ['/bin/sh', '-c', `sleep ${n} & sleep ${n + 1}`], timeout: '1s' }, 30_000);
+    const s = r.steps[0]!;
+    expect(s.state).toBe('timed_out');
+    // neither the child nor the background grandchild survives
+    await waitFor(async () => {
+      const { execFileSync } = await import('node:child_process');
+      const ps = execFileSync('ps', ['-eo', 'args']).toString();
+      return !ps.includes(`sleep ${n}`) && !ps.includes(`sleep ${n + 1}`) ? true : undefined;
+    }, 10_000, 'process group to be gone');
+  });
+
+  it('caps stored output and records that it was truncated', async () => {
+    const r = await fleet.exec([a1], { argv: ['head', '-c', '300000', '/dev/zero'], maxOutputBytes: 100_000 });
+    const s = r.steps[0]!;
+    expect(s.state).toBe('succeeded');
+    expect(s.stdoutBytes).toBe(100_000);
+  });
+
+  it('stores a result signed by the agent key over the SHA-256 of each stream', async () => {
+    const r = await fleet.exec([a2], { argv: ['printf', 'signed output'] });
+    const s = r.steps[0]!;
+    const db = await Database.open(join(fleet.dataDir, 'handrail.db'), { readonly: true });
+    try {
+      const row = await db.get<{ result_payload: Buffer; result_signature: Buffer; result_cert_serial: string }>('SELECT * FROM step_runs WHERE id = ?', [s.id]);
+      const cert = await db.get<{ certificate_pem: string }>('SELECT certificate_pem FROM agent_certificates WHERE serial = ?', [row!.result_cert_serial]);
+      const x = new X509Certificate(cert!.certificate_pem);
+      expect(x.subject).toContain(`CN=${a2}`);
+      expect(x.verify(new X509Certificate(await readFile(fleet.caFile)).publicKey)).toBe(true);
+      expect(verifyPayload(STEP_RESULT_TYPE, row!.result_payload, row!.result_signature, x.publicKey)).toBe(true);
+      const result = decodeStepResult(row!.result_payload);
+      expect(result.agentId).toBe(a2);
+      expect(Buffer.from(result.stdoutSha256).toString('hex')).toBe(createHash('sha256').update('signed output').digest('hex'));
+      expect(result.stdoutBytes).toBe(13);
+      // one flipped byte breaks the signature
+      const tampered = Buffer.from(row!.result_payload);
+      tampered[tampered.length - 1] = (tampered[tampered.length - 1] as number) ^ 1;
+      expect(verifyPayload(STEP_RESULT_TYPE, tampered, row!.result_signature, x.publicKey)).toBe(false);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('reports spawn failures as step errors, not crashes', async () => {
+    const r = await fleet.exec([a1], { argv: ['/nonexistent/handrail-no-such-binary'] });
+    expect(r.steps[0]!.state).toBe('error');
+    expect(r.steps[0]!.error).toMatch(/not found|ENOENT/);
+    // the agent keeps serving
+    const ok = await fleet.exec([a1], { argv: ['true'] });
+    expect(ok.state).toBe('succeeded');
+  });
+
+  it('cancels a running step: the agent kills it and reports canceled', async () => {
+    const started = await fleet.api<{ executionId: string; stepRunIds: Record<string, string> }>('POST', '/api/v1/adhoc', { agents: [a1], argv: ['sleep', '60'] });
+    expect(started.status).toBe(201);
+    await fleet.agents.get('node-1')!.proc.waitForLog((l) => l.event === 'step.accepted' && l['executionId'] === started.body.executionId);
+    const c = await fleet.api<{ state: string }>('POST', `/api/v1/executions/${started.body.executionId}/cancel`);
+    expect(c.status).toBe(202);
+    const r = await fleet.waitExecution(started.body.executionId);
+    expect(r.steps[0]!.state).toBe('canceled');
+    expect(r.state).toBe('canceled');
+  });
+});

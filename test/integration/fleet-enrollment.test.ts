@@ -1,0 +1,110 @@
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Fleet } from '../helpers/fleet.js';
+import { cli, waitFor } from '../helpers/processes.js';
+
+describe('enrollment and the fleet list', () => {
+  let fleet: Fleet;
+
+  beforeAll(async () => {
+    fleet = await Fleet.create();
+    await fleet.startCoordinator();
+  });
+  afterAll(async () => {
+    await fleet?.close();
+  });
+
+  it('refuses to overwrite the CA without --force (exit 2, clear message)', async () => {
+    const r = await cli(['ca', 'init', '--certs-dir', fleet.certsDir]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/already exists/);
+    expect(r.stderr).toMatch(/--force/);
+    expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+  });
+
+  it('enrolls with a one-time token, keeps its key private, and lists online with labels and facts', async () => {
+    const token = await fleet.token(['--labels', 'env=demo,role=web', '--uses', '1']);
+    expect(token).toMatch(/^hrt_[A-Za-z0-9_-]{43}$/);
+    const agent = await fleet.startAgent('web-1', { token, labels: 'role=db,zone=a' });
+    const id = await fleet.waitOnline('web-1');
+    const stateDir = join(fleet.dir, 'agent-web-1');
+    expect((await stat(join(stateDir, 'identity', 'agent.pem'))).mode & 0o777).toBe(0o600);
+    const ls = await waitFor(async () => {
+      const r = await fleet.admin(['agents', 'ls', '--json']);
+      const parsed = JSON.parse(r.stdout) as { agents: Array<Record<string, unknown>> };
+      const a = parsed.agents.find((x) => x['id'] === id);
+      return a && a['status'] === 'online' ? a : undefined;
+    });
+    // token-pinned labels win over the agent's own
+    expect(ls['labels']).toEqual({ env: 'demo', role: 'web', zone: 'a' });
+    expect(ls['name']).toBe('web-1');
+    expect(ls['version']).toBe('0.1.0');
+    expect(typeof ls['hostname']).toBe('string');
+    expect(ls['cpus']).toBeGreaterThan(0);
+    expect(Date.parse(ls['certificateExpires'] as string)).toBeGreaterThan(Date.now());
+    const table = await fleet.admin(['agents', 'ls']);
+    expect(table.stdout).toMatch(/ID\s+NAME\s+STATUS\s+LAST SEEN\s+VERSION\s+CERT EXPIRES\s+LABELS/);
+    expect(table.stdout).toContain(id);
+
+    // restart without the token: the certificate alone is enough now
+    await agent.stop();
+    await waitFor(async () => {
+      const r = await fleet.admin(['agents', 'ls', '--json']);
+      return (JSON.parse(r.stdout) as { agents: Array<{ id: string; status: string }> }).agents.find((a) => a.id === id)?.status === 'offline';
+    });
+    const again = await fleet.startAgent('web-1', { token: null });
+    const line = await again.waitForLog((l) => l.event === 'agent.connected');
+    expect(line['agentId']).toBe(id);
+    expect(again.events('agent.enrolled')).toHaveLength(0);
+  });
+
+  it('refuses a reused, an expired, an unknown and a wrongly named token, with reasons, and keeps serving', async () => {
+    const coordinator = fleet.coordinator!.proc;
+    const once = await fleet.token(['--uses', '1']);
+    await fleet.startAgent('reuse-a', { token: once });
+    await fleet.waitOnline('reuse-a');
+    const reused = await fleet.startAgent('reuse-b', { token: once });
+    expect(await reused.wait()).toBe(2);
+    expect(reused.stderrText).toMatch(/already used 1 of 1/);
+
+    const shortLived = await fleet.token(['--ttl', '1s']);
+    await new Promise((r) => setTimeout(r, 1200));
+    const expired = await fleet.startAgent('late', { token: shortLived });
+    expect(await expired.wait()).toBe(2);
+    expect(expired.stderrText).toMatch(/expired/);
+
+    const unknown = await fleet.startAgent('nobody', { token: 'hrt_' + 'A'.repeat(43) });
+    expect(await unknown.wait()).toBe(2);
+    expect(unknown.stderrText).toMatch(/no such token/);
+
+    const pinned = await fleet.token(['--name', 'db-*']);
+    const wrongName = await fleet.startAgent('web-9', { token: pinned });
+    expect(await wrongName.wait()).toBe(2);
+    expect(wrongName.stderrText).toMatch(/not allowed by token/);
+    // the refusal spent nothing: the right name still enrolls with the same token
+    await fleet.startAgent('db-1', { token: pinned });
+    await fleet.waitOnline('db-1');
+
+    const reasons = coordinator.events('enroll.refused').map((l) => l['reason']);
+    expect(reasons).toEqual(expect.arrayContaining(['used_up', 'expired', 'unknown', 'name_not_allowed']));
+    // the token secret never reaches the coordinator's logs
+    expect(coordinator.stderrText).not.toContain(once);
+    expect(coordinator.stderrText).not.toContain(pinned);
+  });
+
+  it('rejects bad usage with exit code 2 and a message', async () => {
+    const r = await fleet.admin(['token', 'create', '--ttl', 'soon']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/invalid duration "soon"/);
+    const bad = await fleet.admin(['token', 'create', '--labels', 'no-equals']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/key=value/);
+    const unknownFlag = await cli(['agents', 'ls', '--colour']);
+    expect(unknownFlag.code).toBe(2);
+    const help = await cli(['agent', '--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/--coordinator HOST:PORT/);
+    expect(help.stdout).toMatch(/HANDRAIL_COORDINATOR/);
+  });
+});

@@ -1,0 +1,124 @@
+/** Execution read API: one execution with its nodes and step runs, and stored output. */
+import { Hono } from 'hono';
+import type { Database } from '../../coordinator/store/database.js';
+import { HandrailError, invalidArgument, notFound } from '../../core/errors.js';
+import type { AuthVariables } from '../auth/bearer.js';
+
+export interface ExecutionView {
+  id: string;
+  kind: string;
+  runbookId: string | null;
+  runbookDigest: string | null;
+  requestedBy: string;
+  options: Record<string, unknown>;
+  targets: string;
+  state: string;
+  reason: string | null;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  nodes: Array<{ agentId: string; agentName: string; state: string; reason: string | null }>;
+  steps: Array<{
+    id: string;
+    agentId: string | null;
+    stepIndex: number;
+    attempt: number;
+    handler: boolean;
+    name: string;
+    state: string;
+    exitCode: number | null;
+    error: string | null;
+    dispatchedAt: string | null;
+    finishedAt: string | null;
+    stdoutBytes: number;
+    stderrBytes: number;
+  }>;
+}
+
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+export async function loadExecution(db: Database, id: string): Promise<ExecutionView | undefined> {
+  const e = await db.get<{
+    id: string; kind: string; runbook_id: string | null; runbook_digest: string | null; requested_by: string; options_json: string; targets: string;
+    state: string; reason: string | null; created_at: number; started_at: number | null; finished_at: number | null;
+  }>('SELECT * FROM executions WHERE id = ?', [id]);
+  if (!e) return undefined;
+  const nodes = await db.all<{ agent_id: string; agent_name: string; state: string; reason: string | null }>(
+    'SELECT agent_id, agent_name, state, reason FROM execution_nodes WHERE execution_id = ? ORDER BY node_index',
+    [id],
+  );
+  const steps = await db.all<{
+    id: string; agent_id: string | null; step_index: number; attempt: number; handler: number; name: string; state: string; exit_code: number | null;
+    error: string | null; dispatched_at: number | null; finished_at: number | null; stdout_bytes: number; stderr_bytes: number;
+  }>(
+    'SELECT id, agent_id, step_index, attempt, handler, name, state, exit_code, error, dispatched_at, finished_at, stdout_bytes, stderr_bytes FROM step_runs WHERE execution_id = ? ORDER BY dispatched_at, id',
+    [id],
+  );
+  return {
+    id: e.id,
+    kind: e.kind,
+    runbookId: e.runbook_id,
+    runbookDigest: e.runbook_digest,
+    requestedBy: e.requested_by,
+    options: JSON.parse(e.options_json) as Record<string, unknown>,
+    targets: e.targets,
+    state: e.state,
+    reason: e.reason,
+    createdAt: iso(e.created_at) as string,
+    startedAt: iso(e.started_at),
+    finishedAt: iso(e.finished_at),
+    nodes: nodes.map((n) => ({ agentId: n.agent_id, agentName: n.agent_name, state: n.state, reason: n.reason })),
+    steps: steps.map((s) => ({
+      id: s.id,
+      agentId: s.agent_id,
+      stepIndex: s.step_index,
+      attempt: s.attempt,
+      handler: s.handler === 1,
+      name: s.name,
+      state: s.state,
+      exitCode: s.exit_code,
+      error: s.error,
+      dispatchedAt: iso(s.dispatched_at),
+      finishedAt: iso(s.finished_at),
+      stdoutBytes: s.stdout_bytes,
+      stderrBytes: s.stderr_bytes,
+    })),
+  };
+}
+
+export async function readOutput(db: Database, stepRunId: string, stream: 1 | 2): Promise<Buffer> {
+  const rows = await db.all<{ data: Buffer }>('SELECT data FROM step_output WHERE step_run_id = ? AND stream = ? ORDER BY offset', [stepRunId, stream]);
+  return Buffer.concat(rows.map((r) => r.data));
+}
+
+export interface ExecutionControl {
+  cancel(executionId: string, by: string): Promise<boolean>;
+}
+
+export function executionRoutes(db: Database, control: ExecutionControl): Hono<{ Variables: AuthVariables }> {
+  const app = new Hono<{ Variables: AuthVariables }>();
+  app.post('/:id/cancel', async (c) => {
+    const id = c.req.param('id');
+    const view = await loadExecution(db, id);
+    if (!view) throw notFound(`no execution ${id}`);
+    const changed = await control.cancel(id, c.get('user').name);
+    if (!changed && !['queued', 'running', 'awaiting_approval'].includes(view.state)) {
+      throw new HandrailError('failed_precondition', `execution ${id} already ended (${view.state})`);
+    }
+    return c.json({ executionId: id, state: 'canceling' }, 202);
+  });
+  app.get('/:id', async (c) => {
+    const view = await loadExecution(db, c.req.param('id'));
+    if (!view) throw notFound(`no execution ${c.req.param('id')}`);
+    return c.json(view);
+  });
+  app.get('/:id/steps/:stepRunId/output', async (c) => {
+    const stream = c.req.query('stream') ?? 'stdout';
+    if (stream !== 'stdout' && stream !== 'stderr') throw invalidArgument('stream must be stdout or stderr');
+    const row = await db.get<{ id: string }>('SELECT id FROM step_runs WHERE id = ? AND execution_id = ?', [c.req.param('stepRunId'), c.req.param('id')]);
+    if (!row) throw notFound('no such step run in this execution');
+    const data = await readOutput(db, row.id, stream === 'stdout' ? 1 : 2);
+    return c.body(new Uint8Array(data), 200, { 'content-type': 'application/octet-stream' });
+  });
+  return app;
+}

@@ -1,0 +1,44 @@
+/**
+ * The coordinator's HTTP layer (Hono): the REST API under /api/v1 and Prometheus metrics.
+ * One error handler maps every error kind to a status (web/errors.ts).
+ */
+import { Hono } from 'hono';
+import type { Database } from '../coordinator/store/database.js';
+import type { AgentRegistry } from '../coordinator/registry/agent-registry.js';
+import type { UserStore } from '../coordinator/auth/user-store.js';
+import type { AdhocRunner } from '../coordinator/engine/adhoc.js';
+import type { Counters } from '../coordinator/metrics/counters.js';
+import { bearerAuth, type AuthVariables } from './auth/bearer.js';
+import type { Authorizer } from './auth/authorizer.js';
+import { errorResponse } from './errors.js';
+import { agentRoutes } from './api/agents.js';
+import { adhocRoutes } from './api/adhoc.js';
+import { executionRoutes } from './api/executions.js';
+
+export interface WebDeps {
+  readonly db: Database;
+  readonly registry: AgentRegistry;
+  readonly users: UserStore;
+  readonly adhoc: AdhocRunner;
+  readonly counters: Counters;
+  readonly authz: Authorizer;
+  readonly isOnline: (agentId: string) => boolean;
+  readonly gauges: () => Record<string, number>;
+  readonly now: () => number;
+}
+
+export function createApp(d: WebDeps): Hono<{ Variables: AuthVariables }> {
+  const app = new Hono<{ Variables: AuthVariables }>();
+  app.onError((e, c) => errorResponse(c, e));
+  app.notFound((c) => c.json({ error: { kind: 'not_found', message: `no route ${c.req.method} ${c.req.path}` } }, 404));
+  app.get('/api/v1/health', (c) => c.json({ ok: true }));
+  app.get('/metrics', (c) => c.text(d.counters.prometheus(d.gauges())));
+  const api = new Hono<{ Variables: AuthVariables }>();
+  api.use('*', bearerAuth(d.users, d.now));
+  api.get('/whoami', (c) => c.json({ user: c.get('user') }));
+  api.route('/agents', agentRoutes(d.registry, d.isOnline));
+  api.route('/adhoc', adhocRoutes(d.adhoc, d.authz));
+  api.route('/executions', executionRoutes(d.db, d.adhoc));
+  app.route('/api/v1', api);
+  return app;
+}
