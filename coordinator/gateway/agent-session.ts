@@ -7,7 +7,7 @@
  */
 import { status, type ServerDuplexStream } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import type { ConnectRequest, ConnectResponse } from '../../proto/gen/handrail/v1/gateway.js';
+import { ConnectRequest, type ConnectResponse } from '../../proto/gen/handrail/v1/gateway.js';
 
 export type SessionState = 'awaiting_hello' | 'ready' | 'closed';
 
@@ -31,6 +31,8 @@ export interface SessionLimits {
   readonly maxQueuedMessages: number;
   /** Pending store writes of inbound output that pause reading from this peer. */
   readonly pauseAfterPendingWrites: number;
+  /** Largest message accepted from an agent; bigger ones end the stream (logged). */
+  readonly maxMessageBytes: number;
 }
 
 const MAX_TIMER_MS = 2_000_000_000;
@@ -45,7 +47,8 @@ export class AgentSession {
   private readonly timers: NodeJS.Timeout[] = [];
 
   constructor(
-    private readonly call: ServerDuplexStream<ConnectRequest, ConnectResponse>,
+    // Messages arrive undecoded so that a malformed or oversized one is logged with the agent's id.
+    private readonly call: ServerDuplexStream<Buffer, ConnectResponse>,
     readonly identity: SessionIdentity,
     private readonly handler: SessionHandler,
     private readonly limits: SessionLimits,
@@ -67,7 +70,7 @@ export class AgentSession {
     );
     const untilExpiry = Math.min(Math.max(this.identity.certNotAfter - now, 0), MAX_TIMER_MS);
     this.timers.push(setTimeout(() => this.close('certificate expired; reconnect with the renewed certificate', status.UNAUTHENTICATED), untilExpiry));
-    this.call.on('data', (req: ConnectRequest) => this.onData(req));
+    this.call.on('data', (bytes: Buffer) => this.onBytes(bytes));
     this.call.on('error', (e: Error) => {
       this.log.info({ event: 'session.error', agentId: this.agentId, err: e.message }, 'agent stream error');
       this.finish(`stream error: ${e.message}`);
@@ -76,6 +79,31 @@ export class AgentSession {
     this.call.on('cancelled', () => this.finish('stream cancelled'));
     this.call.on('close', () => this.finish('stream closed'));
     this.call.on('drain', () => this.flush());
+  }
+
+  private onBytes(bytes: Buffer): void {
+    if (this.state === 'closed') return;
+    if (bytes.length > this.limits.maxMessageBytes) {
+      this.refuseMessage('oversized', `message of ${bytes.length} bytes is over the ${this.limits.maxMessageBytes}-byte limit`, status.RESOURCE_EXHAUSTED);
+      return;
+    }
+    let req: ConnectRequest;
+    try {
+      req = ConnectRequest.decode(bytes);
+    } catch (e) {
+      this.refuseMessage('malformed', `message does not decode: ${(e as Error).message}`, status.INVALID_ARGUMENT);
+      return;
+    }
+    this.onData(req);
+  }
+
+  /** Set by the gateway to count refused messages. */
+  onRefusedMessage: ((reason: string) => void) | undefined;
+
+  private refuseMessage(reason: string, detail: string, code: status): void {
+    this.onRefusedMessage?.(reason);
+    this.log.warn({ event: 'session.message_refused', agentId: this.agentId, remote: this.identity.remote, reason }, detail);
+    this.close(detail, code);
   }
 
   private onData(req: ConnectRequest): void {

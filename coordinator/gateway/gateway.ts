@@ -26,6 +26,14 @@ import { describeError } from '../../core/errors.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import { AuditEvents } from '../audit/events.js';
 
+/** Hard cap enforced by grpc-js itself; see maxMessageBytes for the limit that is logged. */
+const HARD_MESSAGE_CAP = 8 * 1024 * 1024;
+
+/** The agent stream with requests left undecoded (the session decodes, so failures are attributable). */
+const RAW_GATEWAY_SERVICE = {
+  connect: { ...AgentGatewayServiceService.connect, requestDeserialize: (b: Buffer): Buffer => b },
+} as const;
+
 /** Step traffic from agents, handled by the step dispatcher. */
 export interface StepTraffic {
   agentReady(agentId: string): void;
@@ -74,7 +82,8 @@ export class Gateway implements SessionHandler {
       'grpc.max_send_message_length': d.config.maxMessageBytes,
     };
     this.enrollServer = new Server({ ...common, 'grpc.max_receive_message_length': 64 * 1024, 'grpc.max_concurrent_streams': 2 });
-    this.agentServer = new Server({ ...common, 'grpc.max_receive_message_length': d.config.maxMessageBytes, 'grpc.max_concurrent_streams': 4 });
+    // grpc-js cuts anything over the hard cap silently; the session refuses (and logs) anything over maxMessageBytes.
+    this.agentServer = new Server({ ...common, 'grpc.max_receive_message_length': HARD_MESSAGE_CAP, 'grpc.max_concurrent_streams': 4 });
     this.enrollServer.addService(EnrollmentServiceService, { enroll: (call: ServerUnaryCall<EnrollRequest, EnrollResponse>, cb: sendUnaryData<EnrollResponse>) => this.enroll(call, cb) });
     // A client without a certificate that tries the agent stream gets a clear refusal.
     this.enrollServer.addService(AgentGatewayServiceService, {
@@ -84,7 +93,7 @@ export class Gateway implements SessionHandler {
         call.emit('error', { code: status.UNAUTHENTICATED, details: 'a client certificate is required: enroll first with a bootstrap token' });
       },
     });
-    this.agentServer.addService(AgentGatewayServiceService, { connect: (call: ServerDuplexStream<ConnectRequest, ConnectResponse>) => this.connect(call) });
+    this.agentServer.addService(RAW_GATEWAY_SERVICE, { connect: (call: ServerDuplexStream<Buffer, ConnectResponse>) => this.connect(call) });
   }
 
   setTraffic(traffic: StepTraffic): void {
@@ -174,7 +183,7 @@ export class Gateway implements SessionHandler {
 
   // ---- agent streams ----
 
-  private connect(call: ServerDuplexStream<ConnectRequest, ConnectResponse>): void {
+  private connect(call: ServerDuplexStream<Buffer, ConnectResponse>): void {
     const { d } = this;
     const peer = call.getAuthContext().sslPeerCertificate;
     const remote = call.getPeer();
@@ -199,10 +208,11 @@ export class Gateway implements SessionHandler {
           call,
           { agentId, serial, certNotAfter: verdict.cert.notAfter, remote },
           this,
-          { helloTimeoutMs: d.config.helloTimeoutMs, maxQueuedMessages: 4096, pauseAfterPendingWrites: 64 },
+          { helloTimeoutMs: d.config.helloTimeoutMs, maxQueuedMessages: 4096, pauseAfterPendingWrites: 64, maxMessageBytes: d.config.maxMessageBytes },
           d.log,
           now,
         );
+        session.onRefusedMessage = (reason) => d.counters.inc('messages_refused_total', { reason });
         const previous = this.sessions.get(agentId);
         this.sessions.set(agentId, session);
         if (previous) previous.close('superseded by a newer connection from the same agent', status.ABORTED);

@@ -78,7 +78,12 @@ export class Database {
 
   get<T>(sql: string, params: SqlParams = []): Promise<T | undefined> {
     return new Promise((resolve, reject) => {
-      this.statement(sql).get(params, (err: Error | null, row: unknown) => (err ? reject(err) : resolve(row as T | undefined)));
+      const st = this.statement(sql);
+      // A stepped-but-unreset statement keeps its read snapshot open; in WAL mode that makes the
+      // next write fail with SQLITE_BUSY once another process has written. Always reset.
+      st.get(params, (err: Error | null, row: unknown) => {
+        st.reset(() => (err ? reject(err) : resolve(row as T | undefined)));
+      });
     });
   }
 

@@ -146,7 +146,8 @@ describe('the agent refuses steps it must not run', () => {
   });
 
   it('refuses a signed payload that is not a step request', async () => {
-    const junk = randomBytes(64);
+    // field 1, length-delimited, with a length far past the end: cannot decode
+    const junk = Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01]);
     fake.send(signEnvelope(STEP_REQUEST_TYPE, junk, key));
     const r = await fake.waitFor('rejected', (x) => x.reason === RejectReason.REJECT_REASON_MALFORMED);
     expect(r.detail.length).toBeGreaterThan(0);
