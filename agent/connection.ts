@@ -48,6 +48,8 @@ export class AgentConnection {
   private streamingSince = 0;
   private renewPending: { keyPem: string; sentAt: number } | undefined;
   private reconnectWhenIdle = false;
+  /** Set when the agent itself ends a healthy stream (to pick up a renewed certificate). */
+  private intentionalReconnect = false;
   private heartbeatMs = 10_000;
   private readonly listeners: Array<(event: 'welcome' | 'disconnected', detail: string) => void> = [];
 
@@ -156,6 +158,7 @@ export class AgentConnection {
     this.maybeRenew();
     if (this.reconnectWhenIdle && this.d.executor.runningCount === 0) {
       this.reconnectWhenIdle = false;
+      this.intentionalReconnect = true;
       this.d.log.info({ event: 'agent.reconnect_for_renewal' }, 'reconnecting with the renewed certificate');
       this.call?.cancel();
     }
@@ -195,8 +198,11 @@ export class AgentConnection {
     const lasted = this.streamingSince > 0 ? this.d.now() - this.streamingSince : 0;
     this.teardown(new Error(why));
     if (this.machine.state === 'stopped') return;
-    if (lasted > 10_000) this.attempt = 0;
-    const delay = backoffDelay(this.attempt++, this.d.backoff ?? DEFAULT_BACKOFF, this.d.random);
+    // A stream that held for a while was healthy: start the backoff over.
+    if (lasted > 5_000) this.attempt = 0;
+    const intentional = this.intentionalReconnect;
+    this.intentionalReconnect = false;
+    const delay = intentional ? 0 : backoffDelay(this.attempt++, this.d.backoff ?? DEFAULT_BACKOFF, this.d.random);
     this.d.log.warn({ event: 'agent.disconnected', reason: why, retryInMs: delay, attempt: this.attempt }, `disconnected (${why}); retrying in ${delay} ms`);
     for (const l of this.listeners) l('disconnected', why);
     this.machine.move('backoff');

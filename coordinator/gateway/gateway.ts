@@ -17,7 +17,7 @@ import { TlsFrontDoor } from './tls-front-door.js';
 import { toGrpcError } from './grpc-status.js';
 import type { AgentRegistry } from '../registry/agent-registry.js';
 import type { Enroller } from '../registry/enrollment.js';
-import { issueAgentCertificate, normalizeSerial, parseCsr, type CertificateAuthority } from '../pki/ca.js';
+import { agentCertValidity, issueAgentCertificate, normalizeSerial, parseCsr, type CertificateAuthority } from '../pki/ca.js';
 import type { Keyring } from '../pki/keyring.js';
 import type { Database } from '../store/database.js';
 import type { Counters } from '../metrics/counters.js';
@@ -295,7 +295,7 @@ export class Gateway implements SessionHandler {
     this.lastRenewal.set(session.agentId, now);
     const csr = parseCsr(csrPem);
     if (csr.commonName !== session.agentId) throw new Error(`renewal CSR names ${csr.commonName}, expected ${session.agentId}`);
-    const cert = issueAgentCertificate(d.ca, csr, session.agentId, { notBefore: now - 60_000, notAfter: now + d.config.certTtlMs });
+    const cert = issueAgentCertificate(d.ca, csr, session.agentId, agentCertValidity(now, d.config.certTtlMs));
     await d.db.write(async (tx) => {
       await d.registry.recordRenewal(tx, session.agentId, cert, now);
       await d.audit.append(tx, {

@@ -163,6 +163,14 @@ export function parseCsr(csrPem: string): ParsedCsr {
   return { commonName, publicKeyPem: forge.pki.publicKeyToPem(pub), publicKeyBits: bits };
 }
 
+/**
+ * Validity of a new agent certificate: backdated a little for clock skew (at most a minute,
+ * and at most a tenth of the lifetime, so that short test lifetimes still renew sensibly).
+ */
+export function agentCertValidity(now: number, ttlMs: number): { notBefore: number; notAfter: number } {
+  return { notBefore: now - Math.min(60_000, Math.floor(ttlMs / 10)), notAfter: now + ttlMs };
+}
+
 /** Issues an agent client certificate: CN = agent id, clientAuth only. */
 export function issueAgentCertificate(
   ca: CertificateAuthority,

@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import type { Database } from '../store/database.js';
-import { issueAgentCertificate, parseCsr, type CertificateAuthority } from '../pki/ca.js';
+import { agentCertValidity, issueAgentCertificate, parseCsr, type CertificateAuthority } from '../pki/ca.js';
 import type { TokenStore } from './token-store.js';
 import type { AgentRegistry } from './agent-registry.js';
 import { validAgentName } from './bootstrap-token.js';
@@ -79,7 +79,7 @@ export class Enroller {
       }
       const pinned = verdict.token.labels;
       const labels = { ...input.labels, ...pinned };
-      const cert = issueAgentCertificate(d.ca, csr, agentId, { notBefore: now - 60_000, notAfter: now + d.certTtlMs });
+      const cert = issueAgentCertificate(d.ca, csr, agentId, agentCertValidity(now, d.certTtlMs));
       await d.registry.insertEnrolled(
         tx,
         { id: agentId, name: csr.commonName, labels, pinnedLabels: pinned, facts, tokenId: verdict.token.id, cert },
