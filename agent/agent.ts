@@ -6,7 +6,6 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { parse as parseYaml } from 'yaml';
 import { validateLocalPolicy, type LocalPolicy } from '../core/local-policy.js';
 import type { Labels } from '../core/labels.js';
 import { backoffDelay } from './backoff.js';
@@ -152,6 +151,7 @@ async function loadLocalPolicy(file: string | undefined, allowAdhoc: boolean | u
     } catch {
       throw new AgentConfigError(`cannot read the local policy file ${file}`);
     }
+    const { parse: parseYaml } = await import('yaml');
     try {
       value = parseYaml(text) ?? {};
     } catch (e) {

@@ -8,7 +8,6 @@ import { credentials, type ClientDuplexStream, type ServiceError } from '@grpc/g
 import type { Logger } from 'pino';
 import { AgentGatewayServiceClient, type ConnectRequest, type ConnectResponse } from '../proto/gen/handrail/v1/gateway.js';
 import { envelopeFromWire } from '../proto/codec/step-codec.js';
-import { createCsr } from '../core/csr.js';
 import type { HostFacts, Labels } from '../core/labels.js';
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js';
 import { ConnectionStateMachine } from './connection-state.js';
@@ -176,7 +175,10 @@ export class AgentConnection {
     const keyPem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
     this.renewPending = { keyPem, sentAt: now };
     d.log.info({ event: 'agent.renew_requested', notAfter: new Date(creds.notAfter).toISOString() }, 'requesting a new certificate');
-    void this.currentLink?.send({ msg: { $case: 'renew', value: { csrPem: createCsr(privateKey, d.agentId) } } }).catch(() => undefined);
+    // node-forge is loaded only when a CSR is needed, to keep the idle agent small.
+    void import('../core/csr.js')
+      .then(({ createCsr }) => this.currentLink?.send({ msg: { $case: 'renew', value: { csrPem: createCsr(privateKey, d.agentId) } } }))
+      .catch(() => undefined);
   }
 
   private async onRenewed(certPem: string, keys: ReadonlyArray<{ keyId: string; publicKeyPem: string }>): Promise<void> {

@@ -5,7 +5,6 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { EnrollmentServiceClient, type EnrollResponse } from '../proto/gen/handrail/v1/enrollment.js';
-import { createCsr } from '../core/csr.js';
 import type { HostFacts, Labels } from '../core/labels.js';
 import { channelOptions, type CoordinatorAddress } from './coordinator-address.js';
 import type { StateDir } from './state-dir.js';
@@ -33,6 +32,8 @@ export class EnrollError extends Error {
 export async function enroll(state: StateDir, o: EnrollOptions): Promise<EnrollResponse> {
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const keyPem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+  // node-forge is loaded only when a CSR is needed, to keep the idle agent small.
+  const { createCsr } = await import('../core/csr.js');
   const csrPem = createCsr(privateKey, o.name);
   const client = new EnrollmentServiceClient(o.address.target, credentials.createSsl(Buffer.from(o.caPem)), channelOptions(o.address));
   try {

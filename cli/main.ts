@@ -6,61 +6,59 @@
 import { HandrailError } from '../core/errors.js';
 import type { CliIo } from './io.js';
 import { helpText, parseCommand, UsageError, type CommandSpec, type ParsedCommand } from './options.js';
-import { caInit, runCaInit } from './commands/ca.js';
-import { coordinatorCommand, runCoordinator } from './commands/coordinator.js';
-import { tokenCreate, tokenList, tokenRevoke, runTokenCreate, runTokenList, runTokenRevoke } from './commands/token.js';
-import { agentCommand, runAgent } from './commands/agent.js';
-import { agentsList, agentsRevoke, runAgentsList, runAgentsRevoke } from './commands/agents.js';
-import { userAdd, userList, userToken, runUserAdd, runUserList, runUserToken } from './commands/user.js';
-import { execCommand, runExec } from './commands/exec.js';
-import { demoCommand, runDemo } from './commands/demo.js';
 
 interface Command {
   readonly spec: CommandSpec;
   readonly run: (p: ParsedCommand, io: CliIo) => Promise<number>;
 }
 
-export const COMMANDS: readonly Command[] = [
-  { spec: caInit, run: runCaInit },
-  { spec: coordinatorCommand, run: runCoordinator },
-  { spec: tokenCreate, run: runTokenCreate },
-  { spec: tokenList, run: runTokenList },
-  { spec: tokenRevoke, run: runTokenRevoke },
-  { spec: agentCommand, run: runAgent },
-  { spec: agentsList, run: runAgentsList },
-  { spec: agentsRevoke, run: runAgentsRevoke },
-  { spec: userAdd, run: runUserAdd },
-  { spec: userToken, run: runUserToken },
-  { spec: userList, run: runUserList },
-  { spec: execCommand, run: runExec },
-  { spec: demoCommand, run: runDemo },
+/**
+ * Commands load lazily: `handrail agent` must not pull in the coordinator (SQLite, Hono),
+ * which would double the agent's memory.
+ */
+const REGISTRY: ReadonlyArray<{ readonly name: string; readonly load: () => Promise<Command> }> = [
+  { name: 'ca init', load: async () => { const m = await import('./commands/ca.js'); return { spec: m.caInit, run: m.runCaInit }; } },
+  { name: 'coordinator', load: async () => { const m = await import('./commands/coordinator.js'); return { spec: m.coordinatorCommand, run: m.runCoordinator }; } },
+  { name: 'token create', load: async () => { const m = await import('./commands/token.js'); return { spec: m.tokenCreate, run: m.runTokenCreate }; } },
+  { name: 'token ls', load: async () => { const m = await import('./commands/token.js'); return { spec: m.tokenList, run: m.runTokenList }; } },
+  { name: 'token revoke', load: async () => { const m = await import('./commands/token.js'); return { spec: m.tokenRevoke, run: m.runTokenRevoke }; } },
+  { name: 'agent', load: async () => { const m = await import('./commands/agent.js'); return { spec: m.agentCommand, run: m.runAgent }; } },
+  { name: 'agents ls', load: async () => { const m = await import('./commands/agents.js'); return { spec: m.agentsList, run: m.runAgentsList }; } },
+  { name: 'agents revoke', load: async () => { const m = await import('./commands/agents.js'); return { spec: m.agentsRevoke, run: m.runAgentsRevoke }; } },
+  { name: 'user add', load: async () => { const m = await import('./commands/user.js'); return { spec: m.userAdd, run: m.runUserAdd }; } },
+  { name: 'user token', load: async () => { const m = await import('./commands/user.js'); return { spec: m.userToken, run: m.runUserToken }; } },
+  { name: 'user ls', load: async () => { const m = await import('./commands/user.js'); return { spec: m.userList, run: m.runUserList }; } },
+  { name: 'exec', load: async () => { const m = await import('./commands/exec.js'); return { spec: m.execCommand, run: m.runExec }; } },
+  { name: 'demo', load: async () => { const m = await import('./commands/demo.js'); return { spec: m.demoCommand, run: m.runDemo }; } },
 ];
 
 const INPUT_KINDS = new Set(['invalid_argument', 'failed_precondition', 'not_found', 'already_exists']);
 
-function overview(): string {
+async function overview(): Promise<string> {
+  const commands = await Promise.all(REGISTRY.map((r) => r.load()));
   const lines = ['Usage: handrail COMMAND [options]   (handrail COMMAND --help for details)', '', 'Commands:'];
-  const width = Math.max(...COMMANDS.map((c) => c.spec.name.length)) + 2;
-  for (const c of COMMANDS) lines.push(`  ${c.spec.name.padEnd(width)}${c.spec.summary.split('. ')[0]?.replace(/\.$/, '')}`);
+  const width = Math.max(...commands.map((c) => c.spec.name.length)) + 2;
+  for (const c of commands) lines.push(`  ${c.spec.name.padEnd(width)}${c.spec.summary.split('. ')[0]?.replace(/\.$/, '')}`);
   return lines.join('\n') + '\n';
 }
 
 export async function main(argv: readonly string[], io: CliIo): Promise<number> {
   if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
-    (argv.length === 0 ? io.err : io.out)(overview());
+    (argv.length === 0 ? io.err : io.out)(await overview());
     return argv.length === 0 ? 2 : 0;
   }
   const two = `${argv[0]} ${argv[1] ?? ''}`;
-  const cmd = COMMANDS.find((c) => c.spec.name === two) ?? COMMANDS.find((c) => c.spec.name === argv[0]);
-  if (!cmd) {
-    const group = COMMANDS.filter((c) => c.spec.name.startsWith(`${argv[0]} `));
+  const entry = REGISTRY.find((c) => c.name === two) ?? REGISTRY.find((c) => c.name === argv[0]);
+  if (!entry) {
+    const group = REGISTRY.filter((c) => c.name.startsWith(`${argv[0]} `));
     if (group.length > 0) {
-      io.err(`handrail ${argv[0]}: choose one of: ${group.map((c) => c.spec.name.split(' ')[1]).join(', ')}\n`);
+      io.err(`handrail ${argv[0]}: choose one of: ${group.map((c) => c.name.split(' ')[1]).join(', ')}\n`);
     } else {
-      io.err(`handrail: unknown command "${argv[0]}"\n\n${overview()}`);
+      io.err(`handrail: unknown command "${argv[0]}"\n\n${await overview()}`);
     }
     return 2;
   }
+  const cmd = await entry.load();
   const rest = argv.slice(cmd.spec.name.split(' ').length);
   try {
     const parsed = parseCommand(cmd.spec, rest, io.env);

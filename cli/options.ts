@@ -5,8 +5,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { parse as parseYaml } from 'yaml';
+import { createRequire } from 'node:module';
 import { HandrailError } from '../core/errors.js';
+import { parseDuration } from '../core/duration.js';
 
 export interface OptionSpec {
   readonly type: 'string' | 'boolean';
@@ -122,6 +123,8 @@ function readConfigFile(file: string): Record<string, unknown> {
   }
   let doc: unknown;
   try {
+    // Loaded only when a config file is used: the agent's idle memory matters.
+    const { parse: parseYaml } = createRequire(import.meta.url)('yaml') as typeof import('yaml');
     doc = parseYaml(text);
   } catch (e) {
     throw new UsageError(`config file ${file} is not valid YAML: ${(e as Error).message}`);
@@ -169,4 +172,14 @@ export function list(values: OptionValues, name: string): string[] {
   if (Array.isArray(v)) return v.flatMap((x) => x.split(',')).map((s) => s.trim()).filter((s) => s !== '');
   if (typeof v === 'string') return v.split(',').map((s) => s.trim()).filter((s) => s !== '');
   return [];
+}
+
+/** A duration option (e.g. --ttl 1h) in milliseconds; a bad value is a usage error naming the flag. */
+export function durationSetting(p: ParsedCommand, name: string): number {
+  const v = str(p.values, name) as string;
+  try {
+    return parseDuration(v);
+  } catch (e) {
+    throw new UsageError(`--${name}: ${(e as Error).message}`);
+  }
 }

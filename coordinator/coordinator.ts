@@ -10,6 +10,7 @@ import { Gateway } from './gateway/gateway.js';
 import { Enroller } from './registry/enrollment.js';
 import { StepDispatcher } from './engine/step-dispatcher.js';
 import { AdhocRunner } from './engine/adhoc.js';
+import { ExecutionEvents } from './engine/execution-events.js';
 import { Counters } from './metrics/counters.js';
 import { createApp } from '../web/app.js';
 import type { Authorizer } from '../web/auth/authorizer.js';
@@ -88,7 +89,8 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
     now,
   );
   gateway.setTraffic(dispatcher);
-  const adhoc = new AdhocRunner(data.db, data.audit, data.registry, gateway, dispatcher, log, now);
+  const executionEvents = new ExecutionEvents();
+  const adhoc = new AdhocRunner(data.db, data.audit, data.registry, dispatcher, log, now, executionEvents);
   const authz: Authorizer = {
     adhoc: (user) =>
       user.groups.includes('admins')
@@ -101,6 +103,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
     registry: data.registry,
     users: data.users,
     adhoc,
+    executionEvents,
     counters,
     authz,
     isOnline: (id) => gateway.isOnline(id),

@@ -7,6 +7,7 @@ import type { Database } from '../coordinator/store/database.js';
 import type { AgentRegistry } from '../coordinator/registry/agent-registry.js';
 import type { UserStore } from '../coordinator/auth/user-store.js';
 import type { AdhocRunner } from '../coordinator/engine/adhoc.js';
+import type { ExecutionEvents } from '../coordinator/engine/execution-events.js';
 import type { Counters } from '../coordinator/metrics/counters.js';
 import { bearerAuth, type AuthVariables } from './auth/bearer.js';
 import type { Authorizer } from './auth/authorizer.js';
@@ -20,6 +21,7 @@ export interface WebDeps {
   readonly registry: AgentRegistry;
   readonly users: UserStore;
   readonly adhoc: AdhocRunner;
+  readonly executionEvents: ExecutionEvents;
   readonly counters: Counters;
   readonly authz: Authorizer;
   readonly isOnline: (agentId: string) => boolean;
@@ -38,7 +40,7 @@ export function createApp(d: WebDeps): Hono<{ Variables: AuthVariables }> {
   api.get('/whoami', (c) => c.json({ user: c.get('user') }));
   api.route('/agents', agentRoutes(d.registry, d.isOnline));
   api.route('/adhoc', adhocRoutes(d.adhoc, d.authz));
-  api.route('/executions', executionRoutes(d.db, d.adhoc));
+  api.route('/executions', executionRoutes(d.db, { cancel: (id, by) => d.adhoc.cancel(id, by), waitFinished: (id, ms) => d.executionEvents.waitFinished(id, ms) }));
   app.route('/api/v1', api);
   return app;
 }

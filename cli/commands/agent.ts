@@ -4,9 +4,8 @@ import { startAgent } from '../../agent/agent.js';
 import { parseLabelList } from '../../core/labels.js';
 import type { CliIo } from '../io.js';
 import { createLogger } from '../logger.js';
-import { bool, required, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
+import { bool, durationSetting, required, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
 import { LOG_LEVEL } from '../settings.js';
-import { durationSetting } from './coordinator.js';
 
 export const agentCommand: CommandSpec = {
   name: 'agent',

@@ -1,10 +1,9 @@
 /** `handrail coordinator`: run the coordinator (agent gateway, API, engine) until SIGINT/SIGTERM. */
 import { startCoordinator } from '../../coordinator/coordinator.js';
-import { parseDuration } from '../../core/duration.js';
 import type { CliIo } from '../io.js';
 import { createLogger } from '../logger.js';
 import { parseListen } from '../listen-address.js';
-import { str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
+import { durationSetting, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
 import { CERTS_DIR, DATA_DIR, GRPC_LISTEN, HTTP_LISTEN, LOG_LEVEL, RUNBOOKS_DIR } from '../settings.js';
 
 export const coordinatorCommand: CommandSpec = {
@@ -24,15 +23,6 @@ export const coordinatorCommand: CommandSpec = {
     'log-level': LOG_LEVEL,
   },
 };
-
-export function durationSetting(p: ParsedCommand, name: string): number {
-  const v = str(p.values, name) as string;
-  try {
-    return parseDuration(v);
-  } catch (e) {
-    throw new UsageError(`--${name}: ${(e as Error).message}`);
-  }
-}
 
 export async function runCoordinator(p: ParsedCommand, io: CliIo): Promise<number> {
   const log = createLogger(str(p.values, 'log-level') as string, 'coordinator');

@@ -27,9 +27,8 @@ export async function runExec(p: ParsedCommand, io: CliIo): Promise<number> {
   const started = await api.request<{ executionId: string }>('POST', '/api/v1/adhoc', { agents, argv: p.positionals, timeout: str(p.values, 'timeout') });
   let view: ExecutionView;
   for (;;) {
-    view = await api.request<ExecutionView>('GET', `/api/v1/executions/${started.executionId}`);
+    view = await api.request<ExecutionView>('GET', `/api/v1/executions/${started.executionId}?wait=30s`);
     if (view.state !== 'running' && view.state !== 'queued') break;
-    await new Promise((r) => setTimeout(r, 200));
   }
   if (bool(p.values, 'json')) {
     io.out(JSON.stringify(view) + '\n');

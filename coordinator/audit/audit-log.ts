@@ -8,6 +8,8 @@ import type { Keyring } from '../pki/keyring.js';
 import type { AuditEventInput } from './events.js';
 import { GENESIS_PREV, sealCheckpoint, sealRecord, type SealedRecord } from './record.js';
 
+const AUDIT_COLUMNS = ['seq', 'payload', 'hash', 'key_id', 'signature'] as const;
+
 interface Head {
   seq: number;
   hash: string;
@@ -30,7 +32,7 @@ export class AuditLog {
     const out: SealedRecord[] = [];
     for (const e of list) {
       const rec = sealRecord(e, head.seq + 1, head.hash, ts, key);
-      await tx.run('INSERT INTO audit_records (seq, payload, hash, key_id, signature) VALUES (?, ?, ?, ?, ?)', [rec.seq, rec.payload, rec.hash, rec.keyId, rec.signature]);
+      tx.queueInsert('audit_records', AUDIT_COLUMNS, [rec.seq, rec.payload, rec.hash, rec.keyId, rec.signature]);
       head = { seq: rec.seq, hash: rec.hash };
       out.push(rec);
     }

@@ -9,8 +9,8 @@ import type { AuditLog } from '../audit/audit-log.js';
 import { AuditEvents } from '../audit/events.js';
 import type { AgentRecord, AgentRegistry } from '../registry/agent-registry.js';
 import type { StepDispatcher, StepRunOutcome } from './step-dispatcher.js';
-import type { Gateway } from '../gateway/gateway.js';
 import { newId } from '../../core/ids.js';
+import type { ExecutionEvents } from './execution-events.js';
 import { invalidArgument } from '../../core/errors.js';
 import type { ScriptSpec } from '../../core/step.js';
 
@@ -26,14 +26,17 @@ export interface AdhocRequest {
 }
 
 export class AdhocRunner {
+  /** Step runs still open and failures so far, per execution started here. */
+  private readonly progress = new Map<string, { remaining: number; failed: number }>();
+
   constructor(
     private readonly db: Database,
     private readonly audit: AuditLog,
     private readonly registry: AgentRegistry,
-    private readonly gateway: Gateway,
     private readonly dispatcher: StepDispatcher,
     private readonly log: Logger,
     private readonly now: () => number,
+    private readonly events: ExecutionEvents,
   ) {
     dispatcher.events.on('finished', (o) => {
       void this.onFinished(o).catch((e: unknown) => this.log.error({ event: 'adhoc.finish_failed', executionId: o.executionId, err: e }, 'closing an ad-hoc execution failed'));
@@ -45,8 +48,9 @@ export class AdhocRunner {
     if (req.argv.length === 0 && !req.script) throw invalidArgument('give a command (argv) or a script');
     if (req.argv.length > 0 && req.script) throw invalidArgument('give either a command or a script, not both');
     const agents: AgentRecord[] = [];
-    for (const id of req.agentIds) {
-      const a = await this.registry.get(id);
+    const byId = await this.registry.getMany([...new Set(req.agentIds)]);
+    for (const id of new Set(req.agentIds)) {
+      const a = byId.get(id);
       if (!a) throw invalidArgument(`no agent ${id}`);
       if (a.revokedAt !== null) throw invalidArgument(`agent ${id} is revoked`);
       agents.push(a);
@@ -54,43 +58,44 @@ export class AdhocRunner {
     const executionId = newId('exe');
     const now = this.now();
     const stepRunIds: Record<string, string> = {};
+    this.progress.set(executionId, { remaining: agents.length, failed: 0 });
     for (const a of agents) stepRunIds[a.id] = newId('sr');
-    await this.db.write(async (tx) => {
+    await this.db.batch(async (tx) => {
       await tx.run(
         `INSERT INTO executions (id, kind, requested_by, targets, state, created_at, started_at) VALUES (?, 'adhoc', ?, ?, 'running', ?, ?)`,
         [executionId, req.requestedBy, agents.map((a) => a.id).join(','), now, now],
       );
-      let i = 0;
-      for (const a of agents) {
-        await tx.run(`INSERT INTO execution_nodes (execution_id, agent_id, node_index, agent_name, state, started_at) VALUES (?, ?, ?, ?, 'running', ?)`, [executionId, a.id, i++, a.name, now]);
-      }
+      agents.forEach((a, i) => tx.queueInsert('execution_nodes', ['execution_id', 'agent_id', 'node_index', 'agent_name', 'state', 'started_at'], [executionId, a.id, i, a.name, 'running', now]));
       await this.audit.append(tx, {
         type: AuditEvents.executionRequested,
         actor: { kind: 'user', id: req.requestedBy },
         data: { executionId, kind: 'adhoc', runbookId: null, runbookDigest: null, options: {}, targets: agents.map((a) => a.id), argv: [...req.argv], script: req.script ? { interpreter: [...req.script.interpreter] } : null },
       });
     });
-    for (const a of agents) {
-      await this.dispatcher.dispatch({
-        executionId,
-        stepRunId: stepRunIds[a.id] as string,
-        agentId: a.id,
-        stepIndex: 0,
-        attempt: 1,
-        handler: false,
-        name: 'adhoc',
-        argv: req.argv,
-        script: req.script,
-        env: req.env,
-        secretEnv: [],
-        workingDir: req.workingDir,
-        timeoutMs: req.timeoutMs,
-        maxOutputBytes: req.maxOutputBytes,
-        runbookId: '',
-        runbookOwner: '',
-      });
-      if (!this.gateway.isOnline(a.id)) this.log.info({ event: 'adhoc.agent_offline', executionId, agentId: a.id }, 'agent offline; the step is sent when it reconnects');
-    }
+    // Dispatched together so the store commits them in a few batched transactions.
+    await Promise.all(
+      agents.map(async (a) => {
+        const { sent } = await this.dispatcher.dispatch({
+          executionId,
+          stepRunId: stepRunIds[a.id] as string,
+          agentId: a.id,
+          stepIndex: 0,
+          attempt: 1,
+          handler: false,
+          name: 'adhoc',
+          argv: req.argv,
+          script: req.script,
+          env: req.env,
+          secretEnv: [],
+          workingDir: req.workingDir,
+          timeoutMs: req.timeoutMs,
+          maxOutputBytes: req.maxOutputBytes,
+          runbookId: '',
+          runbookOwner: '',
+        });
+        if (!sent) this.log.info({ event: 'adhoc.agent_offline', executionId, agentId: a.id }, 'agent offline; the step is sent when it reconnects');
+      }),
+    );
     return { executionId, stepRunIds };
   }
 
@@ -111,19 +116,35 @@ export class AdhocRunner {
   }
 
   private async onFinished(o: StepRunOutcome): Promise<void> {
-    const exec = await this.db.get<{ kind: string; state: string; cancel_requested_at: number | null }>('SELECT kind, state, cancel_requested_at FROM executions WHERE id = ?', [o.executionId]);
-    if (!exec || exec.kind !== 'adhoc') return;
+    let progress = this.progress.get(o.executionId);
+    if (!progress) {
+      // Not started by this process (it restarted): rebuild the count from the store once.
+      const exec = await this.db.get<{ kind: string; state: string }>('SELECT kind, state FROM executions WHERE id = ?', [o.executionId]);
+      if (!exec || exec.kind !== 'adhoc' || exec.state !== 'running') return;
+      const counts = await this.db.get<{ open: number; bad: number }>(
+        "SELECT sum(state IN ('dispatched', 'running')) AS open, sum(state NOT IN ('dispatched', 'running', 'succeeded')) AS bad FROM step_runs WHERE execution_id = ?",
+        [o.executionId],
+      );
+      // This outcome is already in the store, so it is counted in open/bad.
+      progress = { remaining: (counts?.open ?? 0) + 1, failed: (counts?.bad ?? 0) - (o.state === 'succeeded' ? 0 : 1) };
+      this.progress.set(o.executionId, progress);
+    }
+    progress.remaining--;
+    if (o.state !== 'succeeded') progress.failed++;
+    const done = progress.remaining <= 0;
+    if (done) this.progress.delete(o.executionId);
     const now = this.now();
-    await this.db.batch(async (tx) => {
-      await tx.run('UPDATE execution_nodes SET state = ?, finished_at = ?, reason = ? WHERE execution_id = ? AND agent_id = ?', [o.state, now, o.error, o.executionId, o.agentId]);
-      const open = await tx.get<{ n: number }>("SELECT count(*) AS n FROM step_runs WHERE execution_id = ? AND state IN ('dispatched', 'running')", [o.executionId]);
-      if (open && open.n > 0) return;
-      const bad = await tx.get<{ n: number }>("SELECT count(*) AS n FROM step_runs WHERE execution_id = ? AND state <> 'succeeded'", [o.executionId]);
-      const state = exec.cancel_requested_at !== null ? 'canceled' : bad && bad.n > 0 ? 'failed' : 'succeeded';
+    const finalState = await this.db.batch(async (tx) => {
+      tx.queueUpdate('execution_nodes', { execution_id: o.executionId, agent_id: o.agentId }, { state: o.state, finished_at: now, reason: o.error });
+      if (!done) return undefined;
+      const exec = await tx.get<{ cancel_requested_at: number | null }>('SELECT cancel_requested_at FROM executions WHERE id = ?', [o.executionId]);
+      const state = exec?.cancel_requested_at != null ? 'canceled' : progress.failed > 0 ? 'failed' : 'succeeded';
       const r = await tx.run("UPDATE executions SET state = ?, finished_at = ? WHERE id = ? AND state = 'running'", [state, now, o.executionId]);
-      if (r.changes === 1) {
-        await this.audit.append(tx, { type: AuditEvents.executionCompleted, actor: { kind: 'system', id: 'coordinator' }, data: { executionId: o.executionId, state } });
-      }
+      if (r.changes !== 1) return undefined;
+      await this.audit.append(tx, { type: AuditEvents.executionCompleted, actor: { kind: 'system', id: 'coordinator' }, data: { executionId: o.executionId, state } });
+      return state;
     });
+    if (finalState) this.events.finished({ executionId: o.executionId, state: finalState });
+    else this.events.changed(o.executionId);
   }
 }

@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { Database, Tx } from '../store/database.js';
+import type { Database, SqlValue, Tx } from '../store/database.js';
 import type { Keyring } from '../pki/keyring.js';
 import type { AgentRegistry } from '../registry/agent-registry.js';
 import type { Counters } from '../metrics/counters.js';
@@ -73,12 +73,19 @@ export interface DispatcherConfig {
   readonly maxOutputBytes: number;
 }
 
-interface OutputState {
+/** What the dispatcher remembers about a step it sent, until its result is stored. */
+interface InFlight {
   readonly executionId: string;
   readonly agentId: string;
+  readonly requestSha256: Buffer;
   readonly max: number;
+  /** Contiguous bytes stored per stream (stdout, stderr). */
   stored: [number, number];
 }
+
+const OUTPUT_COLUMNS = ['step_run_id', 'stream', 'offset', 'data', 'received_at'] as const;
+const STEP_RUN_INSERT_COLUMNS = ['id', 'execution_id', 'agent_id', 'step_index', 'attempt', 'handler', 'name', 'state', 'request_payload', 'request_key_id', 'request_signature', 'not_after', 'dispatched_at'] as const;
+
 
 interface StepRunRow {
   id: string;
@@ -96,7 +103,7 @@ interface StepRunRow {
 
 export class StepDispatcher implements StepTraffic {
   readonly events = new EventEmitter<{ finished: [StepRunOutcome]; output: [OutputEvent]; accepted: [string] }>();
-  private readonly outputs = new Map<string, OutputState | Promise<OutputState | undefined>>();
+  private readonly inflight = new Map<string, InFlight | Promise<InFlight | undefined>>();
 
   constructor(
     private readonly db: Database,
@@ -134,12 +141,13 @@ export class StepDispatcher implements StepTraffic {
     const payload = encodeStepRequest(request);
     const key = this.keyring.active('dispatch');
     const envelope = signEnvelope(STEP_REQUEST_TYPE, payload, key);
+    const requestSha256 = sha256(payload);
+    this.inflight.set(spec.stepRunId, { executionId: spec.executionId, agentId: spec.agentId, requestSha256, max: request.maxOutputBytes, stored: [0, 0] });
     await this.db.batch(async (tx) => {
-      await tx.run(
-        `INSERT INTO step_runs (id, execution_id, agent_id, step_index, attempt, handler, name, state, request_payload, request_key_id, request_signature, not_after, dispatched_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, 'dispatched', ?, ?, ?, ?, ?)`,
-        [spec.stepRunId, spec.executionId, spec.agentId, spec.stepIndex, spec.attempt, spec.handler ? 1 : 0, spec.name, Buffer.from(payload), key.keyId, Buffer.from(envelope.signature), request.notAfterMs, now],
-      );
+      tx.queueInsert('step_runs', STEP_RUN_INSERT_COLUMNS, [
+        spec.stepRunId, spec.executionId, spec.agentId, spec.stepIndex, spec.attempt, spec.handler ? 1 : 0, spec.name, 'dispatched',
+        Buffer.from(payload), key.keyId, Buffer.from(envelope.signature), request.notAfterMs, now,
+      ]);
       await this.audit.append(tx, {
         type: AuditEvents.stepDispatched,
         actor: { kind: 'system', id: 'coordinator' },
@@ -153,7 +161,7 @@ export class StepDispatcher implements StepTraffic {
           env: Object.fromEntries(Object.entries(spec.env).map(([k, v]) => [k, spec.secretEnv.includes(k) ? '********' : v])),
           timeoutMs: spec.timeoutMs,
           notAfter: new Date(request.notAfterMs).toISOString(),
-          requestSha256: sha256(payload).toString('hex'),
+          requestSha256: requestSha256.toString('hex'),
           keyId: key.keyId,
           signature: Buffer.from(envelope.signature).toString('base64'),
         },
@@ -228,10 +236,12 @@ export class StepDispatcher implements StepTraffic {
   }
 
   private async accepted(session: AgentSession, m: StepAccepted): Promise<void> {
-    const r = await this.db.batch((tx) =>
-      tx.run("UPDATE step_runs SET state = 'running', accepted_at = ? WHERE id = ? AND agent_id = ? AND state = 'dispatched'", [m.startedAtMs, m.stepId, session.agentId]),
-    );
-    if (r.changes === 1) this.events.emit('accepted', m.stepId);
+    const entry = this.inflight.get(m.stepId);
+    if (!entry || entry instanceof Promise || entry.agentId !== session.agentId) return;
+    await this.db.batch(async (tx) => {
+      tx.queueUpdate('step_runs', { id: m.stepId }, { state: 'running', accepted_at: m.startedAtMs }, "step_runs.state = 'dispatched'");
+    });
+    this.events.emit('accepted', m.stepId);
   }
 
   private output(session: AgentSession, m: StepOutput): void {
@@ -240,34 +250,35 @@ export class StepDispatcher implements StepTraffic {
       this.counters.inc('messages_refused_total', { reason: 'bad_output_stream' });
       return;
     }
-    const known = this.outputs.get(m.stepId);
+    const known = this.inflight.get(m.stepId);
     if (known && !(known instanceof Promise)) {
       this.storeOutput(session, m, stream, known);
       return;
     }
     // First chunk of this step in this process: load its state once, then keep order by chaining.
-    const loading = (known ?? this.loadOutputState(m.stepId)).then((state) => {
+    const loading = (known ?? this.loadInFlight(m.stepId)).then((state) => {
       if (state) {
-        this.outputs.set(m.stepId, state);
+        this.inflight.set(m.stepId, state);
         this.storeOutput(session, m, stream, state);
       } else {
-        this.outputs.delete(m.stepId);
+        this.inflight.delete(m.stepId);
         this.log.warn({ event: 'dispatch.output_unknown_step', agentId: session.agentId, stepRunId: m.stepId.slice(0, 64) }, 'output for an unknown step dropped');
       }
       return state;
     });
-    this.outputs.set(m.stepId, loading);
+    this.inflight.set(m.stepId, loading);
     session.track(loading);
   }
 
-  private async loadOutputState(stepRunId: string): Promise<OutputState | undefined> {
+  /** After a coordinator restart the in-memory view is rebuilt from the store, step by step. */
+  private async loadInFlight(stepRunId: string): Promise<InFlight | undefined> {
     const row = await this.db.get<StepRunRow>('SELECT * FROM step_runs WHERE id = ?', [stepRunId]);
-    if (!row || !row.request_payload) return undefined;
+    if (!row || !row.request_payload || TERMINAL_STEP_STATES.has(row.state)) return undefined;
     const req = decodeStepRequest(row.request_payload);
-    return { executionId: row.execution_id, agentId: row.agent_id, max: req.maxOutputBytes, stored: [row.stdout_bytes, row.stderr_bytes] };
+    return { executionId: row.execution_id, agentId: row.agent_id, requestSha256: sha256(row.request_payload), max: req.maxOutputBytes, stored: [row.stdout_bytes, row.stderr_bytes] };
   }
 
-  private storeOutput(session: AgentSession, m: StepOutput, stream: number, state: OutputState): void {
+  private storeOutput(session: AgentSession, m: StepOutput, stream: number, state: InFlight): void {
     if (state.agentId !== session.agentId) {
       this.counters.inc('messages_refused_total', { reason: 'output_for_other_agent' });
       this.log.warn({ event: 'dispatch.output_wrong_agent', agentId: session.agentId, stepRunId: m.stepId }, 'output for another agent\'s step dropped');
@@ -287,8 +298,8 @@ export class StepDispatcher implements StepTraffic {
     const now = this.now();
     session.track(
       this.db.batch(async (tx) => {
-        await tx.run('INSERT OR IGNORE INTO step_output (step_run_id, stream, offset, data, received_at) VALUES (?, ?, ?, ?, ?)', [m.stepId, stream + 1, offset, slice, now]);
-        await tx.run(`UPDATE step_runs SET ${column} = ? WHERE id = ? AND ${column} < ?`, [offset + slice.length, m.stepId, offset + slice.length]);
+        tx.queueInsert('step_output', OUTPUT_COLUMNS, [m.stepId, stream + 1, offset, slice, now], 'IGNORE');
+        tx.queueUpdate('step_runs', { id: m.stepId }, { [column]: offset + slice.length });
       }),
     );
     this.events.emit('output', { executionId: state.executionId, stepRunId: m.stepId, agentId: session.agentId, stream: stream === 0 ? 'stdout' : 'stderr', offset, data: slice });
@@ -312,31 +323,41 @@ export class StepDispatcher implements StepTraffic {
     if (!cert || cert.agentId !== session.agentId) return refuse('unknown_certificate', `signer certificate ${result.signerCertificateSerial.slice(0, 64)} is not this agent's`, ids);
     if (!verifyPayload(signed.payloadType, signed.payload, signed.signature, cert.publicKey)) return refuse('bad_signature', 'agent signature does not verify', ids);
 
+    const claimed = this.inflight.get(result.stepId);
+    if (claimed instanceof Promise) await claimed; // output state still loading: keep order
+    const entry = this.inflight.get(result.stepId);
+    let outcome: { ack: boolean; note: 'stored' | 'duplicate' | 'unknown step' | 'mismatch' | 'request_digest' };
+    if (entry && !(entry instanceof Promise)) {
+      // Fast path: the step is in flight in this process; decide without reading the store.
+      if (entry.agentId !== session.agentId || entry.executionId !== result.executionId) {
+        outcome = { ack: false, note: 'mismatch' };
+      } else if (!entry.requestSha256.equals(Buffer.from(result.requestSha256))) {
+        outcome = { ack: false, note: 'request_digest' };
+      } else {
+        this.inflight.delete(result.stepId);
+        try {
+          await this.db.batch(async (tx) => {
+            tx.queueUpdate('step_runs', { id: result.stepId }, this.resultColumns(signed, result));
+            await this.appendResultAudit(tx, session.agentId, signed, result);
+          });
+        } catch (e) {
+          this.inflight.set(result.stepId, entry);
+          throw e;
+        }
+        outcome = { ack: true, note: 'stored' };
+      }
+    } else {
+      outcome = await this.storeResultSlow(session, signed, result);
+    }
     const now = this.now();
-    const outcome = await this.db.batch(async (tx) => {
-      const row = await tx.get<StepRunRow>('SELECT * FROM step_runs WHERE id = ?', [result.stepId]);
-      if (!row) return { ack: true, note: 'unknown step' as const };
-      if (row.agent_id !== session.agentId || row.execution_id !== result.executionId) return { ack: false, note: 'mismatch' as const };
-      if (!row.request_payload || !sha256(row.request_payload).equals(Buffer.from(result.requestSha256))) return { ack: false, note: 'request_digest' as const };
-      if (TERMINAL_STEP_STATES.has(row.state) && row.state !== 'expired' && row.state !== 'lost' && row.state !== 'canceled') return { ack: true, note: 'duplicate' as const };
-      const dup = await tx.get<{ n: number }>('SELECT count(*) AS n FROM step_runs WHERE id = ? AND result_payload IS NOT NULL', [row.id]);
-      if (dup && dup.n > 0) return { ack: true, note: 'duplicate' as const };
-      await tx.run(
-        `UPDATE step_runs SET state = ?, finished_at = ?, exit_code = ?, signal = ?, result_payload = ?, result_signature = ?, result_cert_serial = ?, error = ?,
-           accepted_at = coalesce(accepted_at, ?) WHERE id = ?`,
-        [result.status, result.finishedAtMs, result.exitCode, result.signal || null, Buffer.from(signed.payload), Buffer.from(signed.signature), result.signerCertificateSerial, result.error || null, result.startedAtMs, row.id],
-      );
-      await this.appendResultAudit(tx, session.agentId, signed, result);
-      return { ack: true, note: 'stored' as const, row };
-    });
     if (outcome.note === 'mismatch' || outcome.note === 'request_digest') {
       return refuse(outcome.note, outcome.note === 'mismatch' ? 'result does not match the dispatched step' : 'result answers a different request', ids);
     }
     if (outcome.ack) session.send({ msg: { $case: 'ack', value: { executionId: result.executionId, stepId: result.stepId } } });
     if (outcome.note === 'stored') {
-      this.outputs.delete(result.stepId);
       this.counters.inc('results_stored_total');
-      this.log.info(
+      // Debug: a fan-out to thousands of agents would write thousands of lines; the audit log has each result.
+      this.log.debug(
         { event: 'step.finished', executionId: result.executionId, stepRunId: result.stepId, agentId: session.agentId, status: result.status, exitCode: result.exitCode, ms: result.finishedAtMs - result.startedAtMs, lagMs: now - result.finishedAtMs },
         'step finished',
       );
@@ -349,6 +370,43 @@ export class StepDispatcher implements StepTraffic {
         error: result.error || null,
       });
     }
+  }
+
+  private resultColumns(signed: SignedResult, result: StepResult): Record<string, SqlValue> {
+    return {
+      state: result.status,
+      finished_at: result.finishedAtMs,
+      exit_code: result.exitCode,
+      signal: result.signal || null,
+      result_payload: Buffer.from(signed.payload),
+      result_signature: Buffer.from(signed.signature),
+      result_cert_serial: result.signerCertificateSerial,
+      error: result.error || null,
+      accepted_at: result.startedAtMs,
+    };
+  }
+
+  /** A result for a step this process did not dispatch (it restarted since): decide from the store. */
+  private async storeResultSlow(
+    session: AgentSession,
+    signed: SignedResult,
+    result: StepResult,
+  ): Promise<{ ack: boolean; note: 'stored' | 'duplicate' | 'unknown step' | 'mismatch' | 'request_digest' }> {
+    return this.db.batch(async (tx) => {
+      const row = await tx.get<StepRunRow & { result_payload: Buffer | null }>('SELECT * FROM step_runs WHERE id = ?', [result.stepId]);
+      if (!row) return { ack: true, note: 'unknown step' as const };
+      if (row.agent_id !== session.agentId || row.execution_id !== result.executionId) return { ack: false, note: 'mismatch' as const };
+      if (!row.request_payload || !sha256(row.request_payload).equals(Buffer.from(result.requestSha256))) return { ack: false, note: 'request_digest' as const };
+      if (row.result_payload !== null) return { ack: true, note: 'duplicate' as const };
+      await tx.run(
+        `UPDATE step_runs SET state = ?, finished_at = ?, exit_code = ?, signal = ?, result_payload = ?, result_signature = ?, result_cert_serial = ?, error = ?,
+           accepted_at = coalesce(accepted_at, ?) WHERE id = ?`,
+        [...Object.values(this.resultColumns(signed, result)), row.id],
+      );
+      this.inflight.delete(result.stepId);
+      await this.appendResultAudit(tx, session.agentId, signed, result);
+      return { ack: true, note: 'stored' as const };
+    });
   }
 
   private async appendResultAudit(tx: Tx, agentId: string, signed: SignedResult, result: StepResult): Promise<void> {
@@ -376,6 +434,7 @@ export class StepDispatcher implements StepTraffic {
     this.counters.inc('steps_rejected_total', { reason });
     this.log.warn({ event: 'step.rejected', agentId: session.agentId, stepRunId: m.stepId.slice(0, 64), executionId: m.executionId.slice(0, 64), reason, detail }, `agent rejected step: ${detail}`);
     if (!row || TERMINAL_STEP_STATES.has(row.state)) return;
+    this.inflight.delete(row.id);
     await this.db.batch(async (tx) => {
       await tx.run("UPDATE step_runs SET state = 'rejected', finished_at = ?, error = ? WHERE id = ?", [this.now(), `${reason}: ${detail}`, row.id]);
       await this.audit.append(tx, {
@@ -389,6 +448,7 @@ export class StepDispatcher implements StepTraffic {
 
   /** Ends a step run the agent will never answer (expired before delivery, canceled, lost). */
   async finishWithoutResult(row: { id: string; execution_id: string; agent_id: string }, state: 'expired' | 'canceled' | 'lost', why: string): Promise<void> {
+    this.inflight.delete(row.id);
     const changed = await this.db.batch(async (tx) => {
       const r = await tx.run(`UPDATE step_runs SET state = ?, finished_at = ?, error = ? WHERE id = ? AND state IN ('dispatched', 'running')`, [state, this.now(), why, row.id]);
       if (r.changes === 1) {

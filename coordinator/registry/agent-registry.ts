@@ -91,6 +91,12 @@ export class AgentRegistry {
     return rows.map(fromRow);
   }
 
+  /** Several agents in one query (any number of ids). */
+  async getMany(ids: readonly string[]): Promise<Map<string, AgentRecord>> {
+    const rows = await this.db.all<AgentRow>('SELECT * FROM agents WHERE id IN (SELECT value FROM json_each(?))', [JSON.stringify(ids)]);
+    return new Map(rows.map((r) => [r.id, fromRow(r)]));
+  }
+
   async get(id: string): Promise<AgentRecord | undefined> {
     const r = await this.db.get<AgentRow>('SELECT * FROM agents WHERE id = ?', [id]);
     return r ? fromRow(r) : undefined;

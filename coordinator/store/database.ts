@@ -5,6 +5,10 @@
  * writes from the same tick grouped into one transaction, each resolved after COMMIT), so
  * writes from concurrent callers never interleave inside someone else's transaction and an
  * acknowledgement is only sent for what is durable.
+ *
+ * Each statement costs a trip through libuv's thread pool (~45 µs here), so hot paths queue
+ * rows instead (`queueInsert`, `queueUpdate`): a transaction turns everything queued into a
+ * few multi-row statements just before COMMIT.
  */
 import sqlite3 from 'sqlite3';
 
@@ -23,6 +27,14 @@ export interface Tx {
   run(sql: string, params?: SqlParams): Promise<RunResult>;
   get<T>(sql: string, params?: SqlParams): Promise<T | undefined>;
   all<T>(sql: string, params?: SqlParams): Promise<T[]>;
+  /** A row written with the other rows of the same shape, in one statement, before COMMIT. */
+  queueInsert(table: string, columns: readonly string[], values: readonly SqlValue[], conflict?: 'IGNORE' | 'REPLACE'): void;
+  /**
+   * `UPDATE table SET set… WHERE key columns match [AND condition]`, merged with the other
+   * updates of the same shape into one statement before COMMIT. A later update of the same key
+   * in the same transaction replaces an earlier one. `condition` must be constant SQL.
+   */
+  queueUpdate(table: string, key: Readonly<Record<string, SqlValue>>, set: Readonly<Record<string, SqlValue>>, condition?: string): void;
 }
 
 export interface OpenOptions {
@@ -30,6 +42,23 @@ export interface OpenOptions {
   busyTimeoutMs?: number;
   readonly?: boolean;
 }
+
+interface InsertGroup {
+  sqlHead: string;
+  width: number;
+  rows: SqlValue[][];
+}
+
+interface UpdateGroup {
+  table: string;
+  keyColumns: readonly string[];
+  columns: readonly string[];
+  condition: string | undefined;
+  rows: Map<string, SqlValue[]>;
+}
+
+/** SQLite's default limit on bound parameters per statement is 32766. */
+const MAX_PARAMS = 32_000;
 
 export class Database {
   private readonly statements = new Map<string, sqlite3.Statement>();
@@ -62,6 +91,12 @@ export class Database {
     let st = this.statements.get(sql);
     if (!st) {
       st = this.db.prepare(sql);
+      // Multi-row statements vary in size; keep the cache from growing without bound.
+      if (this.statements.size > 500) {
+        const [firstKey, first] = this.statements.entries().next().value as [string, sqlite3.Statement];
+        first.finalize();
+        this.statements.delete(firstKey);
+      }
       this.statements.set(sql, st);
     }
     return st;
@@ -76,15 +111,10 @@ export class Database {
     });
   }
 
-  get<T>(sql: string, params: SqlParams = []): Promise<T | undefined> {
-    return new Promise((resolve, reject) => {
-      const st = this.statement(sql);
-      // A stepped-but-unreset statement keeps its read snapshot open; in WAL mode that makes the
-      // next write fail with SQLITE_BUSY once another process has written. Always reset.
-      st.get(params, (err: Error | null, row: unknown) => {
-        st.reset(() => (err ? reject(err) : resolve(row as T | undefined)));
-      });
-    });
+  /** One row. Uses all(): a statement stepped by get() stays open and pins a WAL snapshot. */
+  async get<T>(sql: string, params: SqlParams = []): Promise<T | undefined> {
+    const rows = await this.all<T>(sql, params);
+    return rows[0];
   }
 
   all<T>(sql: string, params: SqlParams = []): Promise<T[]> {
@@ -116,10 +146,11 @@ export class Database {
 
   private flush(): void {
     this.flushScheduled = false;
-    const group = this.pending;
-    this.pending = [];
-    if (group.length === 0) return;
     const run = this.chain.then(async () => {
+      // Take what has accumulated by the time the previous transaction finished.
+      const group = this.pending;
+      this.pending = [];
+      if (group.length === 0) return;
       try {
         const results = await this.transaction(async (tx) => {
           const out: unknown[] = [];
@@ -142,14 +173,39 @@ export class Database {
 
   private async transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
     await this.run('BEGIN IMMEDIATE');
+    const inserts = new Map<string, InsertGroup>();
+    const updates = new Map<string, UpdateGroup>();
     const tx: Tx = {
       txId: ++this.txCounter,
       run: (sql, params) => this.run(sql, params),
       get: (sql, params) => this.get(sql, params),
       all: (sql, params) => this.all(sql, params),
+      queueInsert: (table, columns, values, conflict) => {
+        const head = `INSERT${conflict ? ` OR ${conflict}` : ''} INTO ${table} (${columns.join(', ')}) VALUES `;
+        let g = inserts.get(head);
+        if (!g) {
+          g = { sqlHead: head, width: columns.length, rows: [] };
+          inserts.set(head, g);
+        }
+        g.rows.push([...values]);
+      },
+      queueUpdate: (table, key, set, condition) => {
+        const keyColumns = Object.keys(key);
+        const columns = Object.keys(set);
+        const id = `${table}|${keyColumns.join(',')}|${columns.join(',')}|${condition ?? ''}`;
+        let g = updates.get(id);
+        if (!g) {
+          g = { table, keyColumns, columns, condition, rows: new Map() };
+          updates.set(id, g);
+        }
+        const keyValues = Object.values(key);
+        g.rows.set(JSON.stringify(keyValues.map((v) => (Buffer.isBuffer(v) ? v.toString('hex') : typeof v === 'bigint' ? v.toString() : v))), [...keyValues, ...Object.values(set)]);
+      },
     };
     try {
       const result = await fn(tx);
+      for (const g of inserts.values()) await this.flushInserts(g);
+      for (const g of updates.values()) await this.flushUpdates(g);
       await this.run('COMMIT');
       return result;
     } catch (e) {
@@ -158,10 +214,35 @@ export class Database {
     }
   }
 
+  private async flushInserts(g: InsertGroup): Promise<void> {
+    const per = Math.max(1, Math.floor(MAX_PARAMS / g.width));
+    const tuple = `(${new Array(g.width).fill('?').join(', ')})`;
+    for (let i = 0; i < g.rows.length; i += per) {
+      const chunk = g.rows.slice(i, i + per);
+      await this.run(g.sqlHead + new Array(chunk.length).fill(tuple).join(', '), chunk.flat());
+    }
+  }
+
+  private async flushUpdates(g: UpdateGroup): Promise<void> {
+    const k = g.keyColumns.length;
+    const width = k + g.columns.length;
+    const per = Math.max(1, Math.floor(MAX_PARAMS / width));
+    const tuple = `(${new Array(width).fill('?').join(', ')})`;
+    const set = g.columns.map((c, i) => `${c} = v.column${k + i + 1}`).join(', ');
+    const match = g.keyColumns.map((c, i) => `${g.table}.${c} = v.column${i + 1}`).join(' AND ');
+    const rows = [...g.rows.values()];
+    for (let i = 0; i < rows.length; i += per) {
+      const chunk = rows.slice(i, i + per);
+      const sql = `UPDATE ${g.table} SET ${set} FROM (VALUES ${new Array(chunk.length).fill(tuple).join(', ')}) AS v WHERE ${match}${g.condition ? ` AND (${g.condition})` : ''}`;
+      await this.run(sql, chunk.flat());
+    }
+  }
+
   /** Resolves once every queued write has committed. */
   async drain(): Promise<void> {
     while (this.pending.length > 0 || this.flushScheduled) {
       await new Promise((r) => setImmediate(r));
+      await this.chain;
     }
     await this.chain;
   }

@@ -128,7 +128,7 @@ export class Fleet {
   async waitExecution(executionId: string, timeoutMs = 20_000): Promise<ExecutionResult> {
     return waitFor(
       async () => {
-        const r = await this.api<ExecutionResult>('GET', `/api/v1/executions/${executionId}`);
+        const r = await this.api<ExecutionResult>('GET', `/api/v1/executions/${executionId}?wait=5s`);
         return r.body.state !== 'running' && r.body.state !== 'queued' ? r.body : undefined;
       },
       timeoutMs,

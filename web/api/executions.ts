@@ -2,6 +2,7 @@
 import { Hono } from 'hono';
 import type { Database } from '../../coordinator/store/database.js';
 import { HandrailError, invalidArgument, notFound } from '../../core/errors.js';
+import { parseDuration } from '../../core/duration.js';
 import type { AuthVariables } from '../auth/bearer.js';
 
 export interface ExecutionView {
@@ -93,7 +94,11 @@ export async function readOutput(db: Database, stepRunId: string, stream: 1 | 2)
 
 export interface ExecutionControl {
   cancel(executionId: string, by: string): Promise<boolean>;
+  /** Resolves when the execution finishes or the timeout passes. */
+  waitFinished(executionId: string, timeoutMs: number): Promise<void>;
 }
+
+const ACTIVE = new Set(['queued', 'running', 'awaiting_approval']);
 
 export function executionRoutes(db: Database, control: ExecutionControl): Hono<{ Variables: AuthVariables }> {
   const app = new Hono<{ Variables: AuthVariables }>();
@@ -107,9 +112,27 @@ export function executionRoutes(db: Database, control: ExecutionControl): Hono<{
     }
     return c.json({ executionId: id, state: 'canceling' }, 202);
   });
+  // ?wait=30s long-polls until the execution has finished (or the wait is over).
   app.get('/:id', async (c) => {
-    const view = await loadExecution(db, c.req.param('id'));
-    if (!view) throw notFound(`no execution ${c.req.param('id')}`);
+    const id = c.req.param('id');
+    let view = await loadExecution(db, id);
+    if (!view) throw notFound(`no execution ${id}`);
+    const wait = c.req.query('wait');
+    if (wait !== undefined && ACTIVE.has(view.state)) {
+      let ms: number;
+      try {
+        ms = Math.min(parseDuration(wait), 120_000);
+      } catch (e) {
+        throw invalidArgument(`wait: ${(e as Error).message}`);
+      }
+      const done = control.waitFinished(id, ms);
+      // Re-read after subscribing: it may have finished in between.
+      view = (await loadExecution(db, id)) ?? view;
+      if (ACTIVE.has(view.state)) {
+        await done;
+        view = (await loadExecution(db, id)) ?? view;
+      }
+    }
     return c.json(view);
   });
   app.get('/:id/steps/:stepRunId/output', async (c) => {

@@ -1,0 +1,99 @@
+/**
+ * Simulated agents for the fleet benchmark: real mTLS gRPC streams (one HTTP/2 connection
+ * each), real envelope verification and real RSA-signed results, but no process is spawned:
+ * each step is answered as if `true` ran. They share one RSA key to keep setup fast; each has
+ * its own certificate and identity.
+ */
+import { credentials, type ClientDuplexStream } from '@grpc/grpc-js';
+import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
+import { AgentGatewayServiceClient, type ConnectRequest, type ConnectResponse } from '../proto/gen/handrail/v1/gateway.js';
+import { envelopeFromWire, decodeStepRequest, encodeStepResult } from '../proto/codec/step-codec.js';
+import { checkStepEnvelope } from '../core/step-check.js';
+import { sha256, signPayload } from '../core/envelope.js';
+import { STEP_RESULT_TYPE } from '../core/step.js';
+import { channelOptions, parseCoordinatorAddress } from '../agent/coordinator-address.js';
+
+export interface SimIdentity {
+  readonly agentId: string;
+  readonly certPem: string;
+  readonly serial: string;
+}
+
+const EMPTY = createHash('sha256').digest();
+
+export class SimAgent {
+  private call: ClientDuplexStream<ConnectRequest, ConnectResponse> | undefined;
+  private client: AgentGatewayServiceClient | undefined;
+  private readonly seen = new Set<string>();
+  stepsAnswered = 0;
+
+  constructor(
+    readonly id: SimIdentity,
+    private readonly address: string,
+    private readonly caPem: string,
+    private readonly keyPem: string,
+    private readonly privateKey: KeyObject,
+    private readonly dispatchKeys: ReadonlyMap<string, KeyObject>,
+  ) {}
+
+  connect(): Promise<void> {
+    const addr = parseCoordinatorAddress(this.address);
+    this.client = new AgentGatewayServiceClient(
+      addr.target,
+      credentials.createSsl(Buffer.from(this.caPem), Buffer.from(this.keyPem), Buffer.from(this.id.certPem)),
+      channelOptions(addr, { 'grpc.use_local_subchannel_pool': 1 }),
+    );
+    const call = this.client.connect();
+    this.call = call;
+    return new Promise((resolve, reject) => {
+      call.on('data', (res: ConnectResponse) => {
+        const m = res.msg;
+        if (!m) return;
+        if (m.$case === 'welcome') resolve();
+        else if (m.$case === 'step') this.answer(m.value);
+      });
+      call.on('error', (e) => reject(e));
+      call.write({ msg: { $case: 'hello', value: { facts: { hostname: this.id.agentId, os: 'Linux', platform: 'linux', arch: 'x64', cpus: 1, memoryBytes: 1, agentVersion: 'sim', kernelRelease: '' }, labels: { sim: 'true' }, spooledResults: 0 } } });
+    });
+  }
+
+  private answer(wire: Parameters<typeof envelopeFromWire>[0]): void {
+    const now = Date.now();
+    const env = envelopeFromWire(wire);
+    const v = checkStepEnvelope(env, { agentId: this.id.agentId, nowMs: now, keys: this.dispatchKeys, nonceSeen: (n) => this.seen.has(Buffer.from(n).toString('hex')), decode: decodeStepRequest });
+    if (!v.ok) throw new Error(`sim agent refused a step: ${v.detail}`);
+    this.seen.add(Buffer.from(v.request.nonce).toString('hex'));
+    const payload = encodeStepResult({
+      executionId: v.request.executionId,
+      stepId: v.request.stepId,
+      agentId: this.id.agentId,
+      requestSha256: sha256(env.payload),
+      requestNonce: v.request.nonce,
+      status: 'succeeded',
+      exitCode: 0,
+      signal: '',
+      startedAtMs: now,
+      finishedAtMs: Date.now(),
+      stdoutSha256: EMPTY,
+      stderrSha256: EMPTY,
+      stdoutBytes: 0,
+      stderrBytes: 0,
+      stdoutTruncated: false,
+      stderrTruncated: false,
+      error: '',
+      signerCertificateSerial: this.id.serial,
+    });
+    const signature = signPayload(STEP_RESULT_TYPE, payload, this.privateKey);
+    this.stepsAnswered++;
+    this.call?.write({ msg: { $case: 'result', value: { payloadType: STEP_RESULT_TYPE, payload: Buffer.from(payload), signature } } });
+  }
+
+  close(): void {
+    this.call?.cancel();
+    this.client?.close();
+  }
+}
+
+export function keyMap(keys: ReadonlyArray<{ keyId: string; publicKeyPem: string }>): Map<string, KeyObject> {
+  return new Map(keys.map((k) => [k.keyId, createPublicKey(k.publicKeyPem)]));
+}
