@@ -4,7 +4,7 @@ set -eu
 cd "$(dirname "$0")/.."
 if [ ! -d node_modules ] || [ ! -f node_modules/.package-lock.json ]; then
   echo "Installing dependencies (sqlite3 compiles from source: a few minutes the first time)..."
-  npm ci --no-audit --no-fund
+  npm install --no-audit --no-fund
 fi
 [ -f dist/cli/main.js ] || npm run build
 exec node dist/cli/main.js demo "$@"
