@@ -1,0 +1,130 @@
+import { describe, expect, it } from 'vitest';
+import { applyOutcome, approveGate, cancel, concurrencyLimit, initialProgress, nextActions, nodeUnreachable, type Action, type Plan, type PlanStep, type Progress } from '../../coordinator/engine/scheduler.js';
+
+const step = (name: string, o: Partial<PlanStep> = {}): PlanStep => ({ name, retries: 0, retryBackoffMs: 1000, continueOnError: false, gate: false, ...o });
+const plan = (o: Partial<Plan> = {}): Plan => ({ strategy: 'rolling', concurrency: { count: 1 }, maxErrors: 0, steps: [step('a'), step('b')], onFailure: [], ...o });
+const runs = (a: Action[]): string[] => a.filter((x) => x.kind === 'run').map((x) => (x.kind === 'run' ? `${x.node}:${x.step}${x.handler ? 'h' : ''}#${x.attempt}` : ''));
+
+/** Drives a plan to completion, answering each run with `answer(node, step, handler, attempt)`. */
+function drive(pl: Plan, nodes: number, answer: (node: number, step: number, handler: boolean, attempt: number) => 'succeeded' | 'failed'): { log: string[]; finish: Action | undefined; progress: Progress } {
+  let p = initialProgress(Array.from({ length: nodes }, (_, i) => `agt-${i}`));
+  const log: string[] = [];
+  for (let round = 0; round < 200; round++) {
+    const r = nextActions(pl, p);
+    p = r.progress;
+    const finish = r.actions.find((a) => a.kind === 'finish');
+    if (finish) return { log, finish, progress: p };
+    const started = r.actions.filter((a): a is Extract<Action, { kind: 'run' }> => a.kind === 'run');
+    if (started.length === 0) return { log, finish: undefined, progress: p };
+    log.push(runs(started).join(' '));
+    for (const a of started) p = applyOutcome(pl, p, a.node, answer(a.node, a.step, a.handler, a.attempt), 'exit 1');
+  }
+  throw new Error('did not finish');
+}
+
+describe('scheduler', () => {
+  it.each([
+    [{ count: 1 }, 10, 1],
+    [{ count: 50 }, 10, 10],
+    [{ percent: 25 }, 10, 3],
+    [{ percent: 100 }, 7, 7],
+    [{ percent: 1 }, 10, 1],
+  ] as const)('concurrency %j over %i nodes allows %i', (c, n, limit) => {
+    expect(concurrencyLimit(plan({ concurrency: c }), n)).toBe(limit);
+  });
+
+  it('rolling: all steps on a node before the next node, concurrency at a time', () => {
+    expect(drive(plan(), 3, () => 'succeeded').log).toEqual(['0:0#1', '0:1#1', '1:0#1', '1:1#1', '2:0#1', '2:1#1']);
+    expect(drive(plan({ concurrency: { count: 2 } }), 3, () => 'succeeded').log).toEqual(['0:0#1 1:0#1', '0:1#1 1:1#1', '2:0#1', '2:1#1']);
+  });
+
+  it('parallel: every node finishes a step before the next step starts', () => {
+    const r = drive(plan({ strategy: 'parallel', concurrency: { count: 10 } }), 3, () => 'succeeded');
+    expect(r.log).toEqual(['0:0#1 1:0#1 2:0#1', '0:1#1 1:1#1 2:1#1']);
+    expect(r.finish).toEqual({ kind: 'finish', state: 'succeeded', reason: null });
+  });
+
+  it('parallel with a concurrency limit still finishes the step everywhere first', () => {
+    expect(drive(plan({ strategy: 'parallel', concurrency: { count: 2 } }), 3, () => 'succeeded').log).toEqual(['0:0#1 1:0#1', '2:0#1', '0:1#1 1:1#1', '2:1#1']);
+  });
+
+  it('retries a failed step, then succeeds', () => {
+    const pl = plan({ steps: [step('flaky', { retries: 2, retryBackoffMs: 500 })] });
+    let p = initialProgress(['a']);
+    let r = nextActions(pl, p);
+    expect(r.actions).toEqual([{ kind: 'run', node: 0, step: 0, attempt: 1, handler: false, delayMs: 0 }]);
+    p = applyOutcome(pl, r.progress, 0, 'failed', 'exit 1');
+    r = nextActions(pl, p);
+    expect(r.actions).toEqual([{ kind: 'run', node: 0, step: 0, attempt: 2, handler: false, delayMs: 500 }]);
+    p = applyOutcome(pl, r.progress, 0, 'failed', 'exit 1');
+    r = nextActions(pl, p);
+    expect(r.actions).toEqual([{ kind: 'run', node: 0, step: 0, attempt: 3, handler: false, delayMs: 1000 }]);
+    p = applyOutcome(pl, r.progress, 0, 'succeeded', null);
+    expect(nextActions(pl, p).actions).toEqual([{ kind: 'finish', state: 'succeeded', reason: null }]);
+  });
+
+  it('runs onFailure handlers on a node whose step failed after its retries, then fails it', () => {
+    const pl = plan({ steps: [step('a'), step('b', { retries: 1 }), step('c')], onFailure: [step('undo-1'), step('undo-2')] });
+    const r = drive(pl, 1, (_n, s, handler) => (!handler && s === 1 ? 'failed' : 'succeeded'));
+    expect(r.log).toEqual(['0:0#1', '0:1#1', '0:1#2', '0:0h#1', '0:1h#1']);
+    expect(r.finish).toMatchObject({ kind: 'finish', state: 'failed' });
+    expect(r.progress.nodes[0]?.reason).toMatch(/step "b" failed/);
+  });
+
+  it('continues past a failing step that allows it', () => {
+    const pl = plan({ steps: [step('check', { continueOnError: true }), step('b')] });
+    expect(drive(pl, 1, (_n, s) => (s === 0 ? 'failed' : 'succeeded')).finish).toMatchObject({ state: 'succeeded' });
+  });
+
+  it('rolling: stops starting nodes once more than maxErrors have failed', () => {
+    const r = drive(plan({ maxErrors: 1 }), 5, (n) => (n <= 1 ? 'failed' : 'succeeded'));
+    // node 0 fails (1 error, tolerated), node 1 fails (2 > 1): nodes 2..4 never start
+    expect(r.log).toEqual(['0:0#1', '1:0#1']);
+    expect(r.progress.nodes.map((n) => n.status)).toEqual(['failed', 'failed', 'skipped', 'skipped', 'skipped']);
+    expect(r.finish).toMatchObject({ state: 'failed', reason: '2 node(s) failed, 3 skipped' });
+  });
+
+  it('rolling with maxErrors 0 stops after the first failure; a tolerated failure still fails the execution', () => {
+    expect(drive(plan(), 3, (n) => (n === 0 ? 'failed' : 'succeeded')).log).toEqual(['0:0#1']);
+    const tolerated = drive(plan({ maxErrors: 1 }), 3, (n) => (n === 0 ? 'failed' : 'succeeded'));
+    expect(tolerated.log).toEqual(['0:0#1', '1:0#1', '1:1#1', '2:0#1', '2:1#1']);
+    expect(tolerated.finish).toMatchObject({ state: 'failed', reason: '1 node(s) failed' });
+  });
+
+  it('parallel: stops before the next step once more than maxErrors have failed', () => {
+    const r = drive(plan({ strategy: 'parallel', concurrency: { count: 10 }, maxErrors: 0 }), 3, (n) => (n === 1 ? 'failed' : 'succeeded'));
+    expect(r.log).toEqual(['0:0#1 1:0#1 2:0#1']);
+    expect(r.progress.nodes.map((n) => n.status)).toEqual(['skipped', 'failed', 'skipped']);
+  });
+
+  it('an unreachable node counts as failed and never runs', () => {
+    let p = initialProgress(['a', 'b']);
+    p = nodeUnreachable(p, 0, 'agent offline');
+    const pl = plan({ maxErrors: 1 });
+    const r = nextActions(pl, p);
+    expect(runs(r.actions)).toEqual(['1:0#1']);
+    expect(r.progress.nodes[0]).toMatchObject({ status: 'failed', reason: 'agent offline' });
+  });
+
+  it('pauses at an approval gate until it is approved', () => {
+    const pl = plan({ steps: [step('drain'), step('approve', { gate: true }), step('restart')], concurrency: { count: 2 } });
+    let p = initialProgress(['a', 'b']);
+    let r = nextActions(pl, p);
+    expect(runs(r.actions)).toEqual(['0:0#1', '1:0#1']);
+    p = applyOutcome(pl, applyOutcome(pl, r.progress, 0, 'succeeded', null), 1, 'succeeded', null);
+    r = nextActions(pl, p);
+    expect(r.actions).toEqual([{ kind: 'await_approval', step: 1 }]);
+    p = approveGate(r.progress, 1);
+    r = nextActions(pl, p);
+    expect(runs(r.actions)).toEqual(['0:1#1', '1:1#1']);
+  });
+
+  it('cancel ends unfinished nodes and finishes once nothing is in flight', () => {
+    const pl = plan({ concurrency: { count: 2 } });
+    let p = initialProgress(['a', 'b', 'c']);
+    const r = nextActions(pl, p);
+    p = cancel(r.progress);
+    expect(p.nodes.map((n) => n.status)).toEqual(['canceled', 'canceled', 'canceled']);
+    expect(nextActions(pl, p).actions).toEqual([{ kind: 'finish', state: 'canceled', reason: 'canceled' }]);
+  });
+});
