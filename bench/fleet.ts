@@ -57,7 +57,7 @@ async function main(): Promise<void> {
   await data.close();
 
   const profile = args.profile ? ['--cpu-prof', '--cpu-prof-dir', String(args.profile)] : [];
-  const coord = spawn(process.execPath, [...profile, CLI, 'coordinator', '--data-dir', dataDir, '--certs-dir', certsDir, '--grpc-listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0', '--log-level', String(args['log-level']), '--heartbeat-interval', '10s'], {
+  const coord = spawn(process.execPath, [...profile, CLI, 'coordinator', '--data-dir', dataDir, '--certs-dir', certsDir, '--grpc-listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0', '--log-level', String(args['log-level']), '--heartbeat-interval', '10s', '--enroll-rate-limit', '0'], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   const ports = await new Promise<{ grpc: number; http: number }>((res, rej) => {

@@ -31,6 +31,8 @@ export interface CoordinatorConfig {
   readonly requestTtlMs: number;
   readonly maxOutputBytes: number;
   readonly maxMessageBytes: number;
+  /** Enrollment attempts per remote address per minute; 0 = unlimited. */
+  readonly enrollAttemptsPerMinute: number;
 }
 
 export interface RunningCoordinator {
@@ -57,6 +59,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
     log,
     counters,
     certTtlMs: config.agentCertTtlMs,
+    attemptsPerMinute: config.enrollAttemptsPerMinute,
     now,
   });
   const gateway = new Gateway({

@@ -20,12 +20,15 @@ export const coordinatorCommand: CommandSpec = {
     'heartbeat-interval': { type: 'string', env: 'HANDRAIL_HEARTBEAT_INTERVAL', configKey: 'heartbeatInterval', default: '10s', placeholder: 'DURATION', description: 'how often agents send heartbeats' },
     'request-ttl': { type: 'string', env: 'HANDRAIL_REQUEST_TTL', configKey: 'requestTtl', default: '10m', placeholder: 'DURATION', description: 'how long a signed step stays deliverable' },
     'max-output': { type: 'string', env: 'HANDRAIL_MAX_OUTPUT', configKey: 'maxOutputBytes', default: '4194304', placeholder: 'BYTES', description: 'stored output per stream per step, at most' },
+    'enroll-rate-limit': { type: 'string', env: 'HANDRAIL_ENROLL_RATE_LIMIT', configKey: 'enrollRateLimit', default: '30', placeholder: 'N', description: 'enrollment attempts per remote address per minute (0: no limit)' },
     'log-level': LOG_LEVEL,
   },
 };
 
 export async function runCoordinator(p: ParsedCommand, io: CliIo): Promise<number> {
   const log = createLogger(str(p.values, 'log-level') as string, 'coordinator');
+  const enrollRate = Number(str(p.values, 'enroll-rate-limit'));
+  if (!Number.isInteger(enrollRate) || enrollRate < 0) throw new UsageError('--enroll-rate-limit must be a whole number (0 for no limit)');
   const maxOutput = Number(str(p.values, 'max-output'));
   if (!Number.isInteger(maxOutput) || maxOutput <= 0) throw new UsageError('--max-output must be a positive number of bytes');
   const coordinator = await startCoordinator(
@@ -40,6 +43,7 @@ export async function runCoordinator(p: ParsedCommand, io: CliIo): Promise<numbe
       requestTtlMs: durationSetting(p, 'request-ttl'),
       maxOutputBytes: maxOutput,
       maxMessageBytes: 1024 * 1024,
+      enrollAttemptsPerMinute: enrollRate,
     },
     log,
     io.now,

@@ -81,6 +81,7 @@ export async function runDemo(p: ParsedCommand, io: CliIo): Promise<number> {
       requestTtlMs: 10 * 60_000,
       maxOutputBytes: 4 * 1024 * 1024,
       maxMessageBytes: 1024 * 1024,
+      enrollAttemptsPerMinute: 30,
     },
     log,
     io.now,

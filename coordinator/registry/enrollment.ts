@@ -12,6 +12,7 @@ import { validAgentName } from './bootstrap-token.js';
 import { boundFacts, labelProblems, type HostFacts, type Labels } from '../../core/labels.js';
 import { HandrailError, invalidArgument, permissionDenied } from '../../core/errors.js';
 import { newId } from '../../core/ids.js';
+import { RateLimiter } from '../../core/rate-limiter.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import { AuditEvents } from '../audit/events.js';
 import type { Counters } from '../metrics/counters.js';
@@ -40,13 +41,26 @@ export interface EnrollerDeps {
   readonly log: Logger;
   readonly counters: Counters;
   readonly certTtlMs: number;
+  /** Enrollment attempts allowed per remote address per minute (burst of the same size); 0 = no limit. */
+  readonly attemptsPerMinute: number;
   readonly now: () => number;
 }
 
 export class Enroller {
-  constructor(private readonly d: EnrollerDeps) {}
+  /** Enrollment is the only unauthenticated RPC: attempts are limited per remote address. */
+  private readonly limiter: RateLimiter | undefined;
+
+  constructor(private readonly d: EnrollerDeps) {
+    this.limiter = d.attemptsPerMinute > 0 ? new RateLimiter(d.attemptsPerMinute, d.attemptsPerMinute / 60) : undefined;
+  }
 
   async enroll(input: EnrollInput): Promise<EnrollOutput> {
+    const host = remoteHost(input.remote);
+    if (this.limiter && !this.limiter.take(host, this.d.now())) {
+      this.d.counters.inc('enrollments_refused_total', { reason: 'rate_limited' });
+      this.d.log.warn({ event: 'enroll.refused', reason: 'rate_limited', remote: input.remote }, 'too many enrollment attempts');
+      throw new HandrailError('resource_exhausted', 'too many enrollment attempts from this address; wait a minute');
+    }
     try {
       return await this.enrollUnchecked(input);
     } catch (e) {
@@ -112,4 +126,10 @@ export class Enroller {
     d.log.info({ event: 'agent.enrolled', agentId, name: csr.commonName, remote: input.remote, serial: result.cert.serial }, 'agent enrolled');
     return { agentId, name: csr.commonName, certificatePem: result.cert.pem, labels: result.labels };
   }
+}
+
+/** "ipv4:10.0.0.5:1234" / "ipv6:[::1]:1234" (grpc-js peers) → the address without the port. */
+function remoteHost(peer: string): string {
+  const m = /^(?:ipv[46]:)?\[?([^\]]*?)\]?:\d+$/.exec(peer);
+  return m?.[1] ?? peer;
 }

@@ -1,4 +1,8 @@
-import { stat } from 'node:fs/promises';
+import { generateKeyPairSync } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
+import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { EnrollmentServiceClient } from '../../proto/gen/handrail/v1/enrollment.js';
+import { createCsr } from '../../core/csr.js';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Fleet } from '../helpers/fleet.js';
@@ -106,5 +110,26 @@ describe('enrollment and the fleet list', () => {
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/--coordinator HOST:PORT/);
     expect(help.stdout).toMatch(/HANDRAIL_COORDINATOR/);
+  });
+
+  it('limits enrollment attempts per address (the only unauthenticated call)', async () => {
+    const caPem = await readFile(fleet.caFile, 'utf8');
+    const client = new EnrollmentServiceClient(fleet.coordinator!.address, credentials.createSsl(Buffer.from(caPem)), {
+      'grpc.ssl_target_name_override': 'handrail-coordinator',
+      'grpc.default_authority': 'handrail-coordinator',
+    });
+    const csrPem = createCsr(generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey, 'spammer');
+    const codes: number[] = [];
+    for (let i = 0; i < 40; i++) {
+      codes.push(
+        await new Promise<number>((resolve) =>
+          client.enroll({ token: 'hrt_' + 'B'.repeat(43), csrPem, labels: {}, facts: undefined }, new Metadata(), (e: ServiceError | null) => resolve(e?.code ?? 0)),
+        ),
+      );
+    }
+    client.close();
+    expect(codes).toContain(7); // PERMISSION_DENIED: no such token
+    expect(codes.at(-1)).toBe(8); // RESOURCE_EXHAUSTED once the bucket is empty
+    await fleet.coordinator!.proc.waitForLog((l) => l.event === 'enroll.refused' && l['reason'] === 'rate_limited');
   });
 });

@@ -42,3 +42,15 @@ describe('bootstrap tokens', () => {
     expect(globMatch(p, t)).toBe(r);
   });
 });
+
+import { RateLimiter } from '../../core/rate-limiter.js';
+
+describe('rate limiter', () => {
+  it('allows a burst, then refills at its rate, per key', () => {
+    const r = new RateLimiter(3, 1);
+    expect([r.take('a', 0), r.take('a', 0), r.take('a', 0), r.take('a', 0)]).toEqual([true, true, true, false]);
+    expect(r.take('b', 0)).toBe(true);
+    expect(r.take('a', 999)).toBe(false);
+    expect(r.take('a', 1000)).toBe(true);
+  });
+});
