@@ -1,42 +1,55 @@
 /**
- * Runs one verified step as a child process: argv without a shell (or a script file run by a
- * named interpreter), its own process group, stdin closed, output read in order per stream
- * with backpressure, SHA-256 over exactly the captured bytes, capped capture, and the whole
- * group killed (TERM, then KILL) on timeout or cancel. Never throws for a step failure.
+ * Runs one verified step as a child process and reports how it ended. Never throws for a step
+ * failure: a command that cannot start is status 'error' with a message saying why.
+ *
+ * - No shell: argv goes to the kernel element by element (argv[0] is looked up on the PATH of
+ *   the step's own environment, /usr/bin:/bin without one). A script body is written to a
+ *   private temp file and run as [...interpreter, file]; the file is removed afterwards.
+ * - The environment is exactly `spec.env`; nothing of the agent's own leaks in.
+ * - stdin is /dev/null. The process leads its own group, and the group is what gets killed:
+ *   on timeout, cancel or a failing sink, TERM and then, after the grace period if anything in
+ *   the group survives, KILL. Once the main process has exited, whatever it left in its group
+ *   is killed too (after PIPE_LINGER_MS if it still holds the output pipes), so a step never
+ *   outlives its result. A daemon meant to stay must leave the group (setsid), as daemons do.
+ * - Output: see output-capture.ts (ordered, capped, hashed, with backpressure).
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { performance } from 'node:perf_hooks';
+import { OutputCapture, type OutputSink, type OutputStreamName, type StreamSummary } from './output-capture.js';
+import { groupHasLiveMembers, signalGroup } from './process-group.js';
+import { writeScriptFile, type ScriptFile } from './script-file.js';
 
-export type OutputStreamName = 'stdout' | 'stderr';
+export type { OutputSink, OutputStreamName, StreamSummary };
 
 export interface RunSpec {
+  /** The command, spawned without a shell. Exactly one of argv and script. */
   readonly argv?: readonly string[];
+  /** A body run as [...interpreter, privateTempFile]. */
   readonly script?: { readonly interpreter: readonly string[]; readonly body: string };
+  /** The complete environment of the child; the caller builds it. */
   readonly env: Readonly<Record<string, string>>;
+  /** Must exist; the agent's working directory when absent. */
   readonly workingDir?: string;
   /** 0 = no limit. */
   readonly timeoutMs: number;
   /** Per stream: bytes captured, delivered and hashed; the rest is read, counted and dropped. */
   readonly maxOutputBytes: number;
+  /** Time between TERM and KILL when the runner stops the group. @default 5000 */
   readonly killGraceMs?: number;
 }
 
-/** Receives captured output in order per stream; a returned promise pauses that stream until it settles. */
-export type OutputSink = (stream: OutputStreamName, offset: number, data: Buffer) => void | Promise<void>;
-
-export interface StreamSummary {
-  readonly sha256: Buffer;
-  readonly capturedBytes: number;
-  readonly totalBytes: number;
-  readonly truncated: boolean;
-}
+export type RunStatus = 'succeeded' | 'failed' | 'timed_out' | 'canceled' | 'error';
 
 export interface RunResult {
-  readonly status: 'succeeded' | 'failed' | 'timed_out' | 'canceled' | 'error';
+  /**
+   * succeeded: exit 0. failed: another exit code, or a signal the runner did not send.
+   * timed_out / canceled: the runner stopped the group, whatever the exit status was then.
+   * error: it could not start, or the sink failed (it was stopped).
+   */
+  readonly status: RunStatus;
   readonly exitCode: number | null;
   readonly signal: string | null;
   readonly startedAtMs: number;
@@ -48,66 +61,29 @@ export interface RunResult {
 }
 
 export interface RunOptions {
+  /** Aborting it cancels the step (status 'canceled'). */
   readonly signal?: AbortSignal;
+  /** Wall clock for startedAtMs/finishedAtMs; timers do not use it. */
   readonly now?: () => number;
   readonly onStarted?: (pid: number) => void;
+  /** Where script files are written. @default os.tmpdir() */
+  readonly tempDir?: string;
 }
 
-/** After the main process exits, how long to wait for grandchildren to release the pipes. */
-const PIPE_LINGER_MS = 500;
+export const DEFAULT_KILL_GRACE_MS = 5_000;
+/** After the main process exits, how long what it left in its group may keep the pipes open. */
+export const PIPE_LINGER_MS = 500;
+/** How often the group is looked at while its members have their grace period after TERM. */
+const GROUP_POLL_MS = 25;
 
-class Capture {
-  private readonly hash = createHash('sha256');
-  captured = 0;
-  total = 0;
-  private chain: Promise<void> = Promise.resolve();
-
-  constructor(
-    private readonly name: OutputStreamName,
-    private readonly max: number,
-    private readonly sink: OutputSink,
-  ) {}
-
-  attach(stream: Readable, onDone: () => void): void {
-    stream.on('data', (chunk: Buffer) => {
-      this.total += chunk.length;
-      if (this.captured >= this.max) return;
-      const take = chunk.length <= this.max - this.captured ? chunk : chunk.subarray(0, this.max - this.captured);
-      const offset = this.captured;
-      this.captured += take.length;
-      this.hash.update(take);
-      let pending: void | Promise<void>;
-      try {
-        pending = this.sink(this.name, offset, take);
-      } catch {
-        pending = undefined;
-      }
-      if (pending && typeof (pending as Promise<void>).then === 'function') {
-        stream.pause();
-        this.chain = this.chain.then(() => pending as Promise<void>).catch(() => undefined);
-        this.chain.then(() => stream.resume(), () => stream.resume());
-      }
-    });
-    stream.on('end', onDone);
-    stream.on('close', onDone);
-    stream.on('error', onDone);
-  }
-
-  async settle(): Promise<StreamSummary> {
-    await this.chain;
-    return { sha256: this.hash.digest(), capturedBytes: this.captured, totalBytes: this.total, truncated: this.total > this.captured };
-  }
-}
-
-function emptySummary(): StreamSummary {
-  return { sha256: createHash('sha256').digest(), capturedBytes: 0, totalBytes: 0, truncated: false };
-}
+type StopReason = 'timed_out' | 'canceled' | 'error';
+type Outcome = { readonly code: number | null; readonly signal: NodeJS.Signals | null } | { readonly error: NodeJS.ErrnoException };
 
 export async function runStep(spec: RunSpec, sink: OutputSink, options: RunOptions = {}): Promise<RunResult> {
   const now = options.now ?? Date.now;
   const startedAtMs = now();
-  const failed = (error: string): RunResult => ({
-    status: 'error',
+  const notStarted = (status: 'error' | 'canceled', error: string): RunResult => ({
+    status,
     exitCode: null,
     signal: null,
     startedAtMs,
@@ -117,31 +93,76 @@ export async function runStep(spec: RunSpec, sink: OutputSink, options: RunOptio
     stderr: emptySummary(),
     error,
   });
-  if (options.signal?.aborted) return { ...failed('canceled before it started'), status: 'canceled' };
 
-  let argv: readonly string[];
-  let scriptDir: string | undefined;
+  const invalid = specProblem(spec);
+  if (invalid) return notStarted('error', invalid);
+  if (options.signal?.aborted) return notStarted('canceled', 'canceled before it started');
+  if (spec.workingDir) {
+    const problem = await workingDirProblem(spec.workingDir);
+    if (problem) return notStarted('error', problem);
+  }
+  let script: ScriptFile | undefined;
   if (spec.script) {
-    if (spec.script.interpreter.length === 0) return failed('script step has no interpreter');
-    scriptDir = await mkdtemp(join(tmpdir(), 'handrail-step-'));
-    const file = join(scriptDir, 'step.script');
-    await writeFile(file, spec.script.body, { mode: 0o700 });
-    argv = [...spec.script.interpreter, file];
-  } else {
-    argv = spec.argv ?? [];
+    try {
+      script = await writeScriptFile(spec.script.body, options.tempDir ?? tmpdir());
+    } catch (e) {
+      return notStarted('error', `cannot write the script to a temporary file: ${errorMessage(e)}`);
+    }
   }
   try {
-    if (argv.length === 0) return failed('step has no command');
-    return await runProcess(argv, spec, sink, options, startedAtMs, now);
+    if (options.signal?.aborted) return notStarted('canceled', 'canceled before it started');
+    const argv = script && spec.script ? [...spec.script.interpreter, script.path] : (spec.argv ?? []);
+    const [command, ...args] = argv;
+    if (command === undefined) return notStarted('error', 'step has no command');
+    return await supervise(command, args, spec, sink, options, startedAtMs, now);
   } finally {
-    if (scriptDir) await rm(scriptDir, { recursive: true, force: true }).catch(() => undefined);
+    await script?.remove();
   }
 }
 
-function runProcess(argv: readonly string[], spec: RunSpec, sink: OutputSink, options: RunOptions, startedAtMs: number, now: () => number): Promise<RunResult> {
-  return new Promise((resolve) => {
-    const [command, ...args] = argv as [string, ...string[]];
-    const child = spawn(command, args, {
+async function supervise(
+  command: string,
+  args: readonly string[],
+  spec: RunSpec,
+  sink: OutputSink,
+  options: RunOptions,
+  startedAtMs: number,
+  now: () => number,
+): Promise<RunResult> {
+  const grace = spec.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
+  let stopReason: StopReason | undefined;
+  let stopDetail = '';
+  let mainExited = false;
+  let graceEndsAt = Infinity;
+  let killTimer: NodeJS.Timeout | undefined;
+  let pid: number | undefined;
+
+  const stop = (reason: StopReason, detail: string): void => {
+    // Once the main process is gone its result stands; the leftovers are killed anyway.
+    if (stopReason !== undefined || mainExited || pid === undefined) return;
+    stopReason = reason;
+    stopDetail = detail;
+    graceEndsAt = performance.now() + grace;
+    signalStep('SIGTERM');
+    killTimer = setTimeout(() => signalStep('SIGKILL'), grace);
+  };
+  /** The whole group; the main process alone if the group cannot be signalled (should not happen). */
+  const signalStep = (sig: NodeJS.Signals): void => {
+    if (pid === undefined || signalGroup(pid, sig) || mainExited) return;
+    child.kill(sig);
+  };
+  let sinkFailure: string | undefined;
+  const onSinkError = (e: unknown): void => {
+    sinkFailure ??= `output sink failed: ${errorMessage(e)}`;
+    stop('error', sinkFailure);
+  };
+  const limit = Math.floor(spec.maxOutputBytes);
+  const out = new OutputCapture('stdout', limit, sink, onSinkError);
+  const err = new OutputCapture('stderr', limit, sink, onSinkError);
+
+  let child: ChildProcess;
+  try {
+    child = spawn(command, args, {
       cwd: spec.workingDir || undefined,
       env: { ...spec.env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -149,105 +170,135 @@ function runProcess(argv: readonly string[], spec: RunSpec, sink: OutputSink, op
       shell: false,
       windowsHide: true,
     });
-    const out = new Capture('stdout', spec.maxOutputBytes, sink);
-    const err = new Capture('stderr', spec.maxOutputBytes, sink);
-    let killedFor: 'timed_out' | 'canceled' | undefined;
-    let spawnError: Error | undefined;
-    let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-    let open = 2;
-    let finished = false;
-    const timers: NodeJS.Timeout[] = [];
-    const grace = spec.killGraceMs ?? 5_000;
-
-    const killGroup = (sig: NodeJS.Signals): void => {
-      if (child.pid === undefined) return;
-      try {
-        process.kill(-child.pid, sig);
-      } catch {
-        // the group is already gone
-      }
-    };
-    const stop = (why: 'timed_out' | 'canceled'): void => {
-      if (killedFor || finished) return;
-      killedFor = why;
-      killGroup('SIGTERM');
-      timers.push(setTimeout(() => killGroup('SIGKILL'), grace));
-    };
-    const onAbort = (): void => stop('canceled');
-
-    const finish = async (): Promise<void> => {
-      if (finished) return;
-      finished = true;
-      for (const t of timers) clearTimeout(t);
-      options.signal?.removeEventListener('abort', onAbort);
-      // Leave nothing of the group behind (daemonized grandchildren included).
-      killGroup('SIGKILL');
-      const [stdout, stderr] = await Promise.all([out.settle(), err.settle()]);
-      const base = { startedAtMs, finishedAtMs: now(), pid: child.pid ?? null, stdout, stderr };
-      if (spawnError) {
-        resolve({ ...base, status: 'error', exitCode: null, signal: null, error: describeSpawnError(spawnError, command, spec.workingDir) });
-        return;
-      }
-      const code = exit?.code ?? null;
-      const signal = exit?.signal ?? null;
-      if (killedFor) {
-        resolve({ ...base, status: killedFor, exitCode: code, signal, error: killedFor === 'timed_out' ? `timed out after ${spec.timeoutMs} ms` : 'canceled' });
-        return;
-      }
-      resolve({ ...base, status: code === 0 ? 'succeeded' : 'failed', exitCode: code, signal });
-    };
-    const maybeDone = (): void => {
-      if (exit && open === 0) void finish();
-    };
-    let streamsClosed = { stdout: false, stderr: false };
-    const closed = (name: 'stdout' | 'stderr') => (): void => {
-      if (streamsClosed[name]) return;
-      streamsClosed = { ...streamsClosed, [name]: true };
-      open--;
-      maybeDone();
-    };
-
-    child.on('error', (e) => {
-      spawnError = e;
-      exit = exit ?? { code: null, signal: null };
-      open = 0;
-      void finish();
-    });
-    if (child.stdout) out.attach(child.stdout, closed('stdout'));
-    if (child.stderr) err.attach(child.stderr, closed('stderr'));
-    child.on('exit', (code, signal) => {
-      exit = { code, signal };
-      if (open > 0) {
-        // A grandchild may hold the pipes open forever; give it a moment, then end the group.
-        timers.push(
-          setTimeout(() => {
-            killGroup('SIGKILL');
-            child.stdout?.destroy();
-            child.stderr?.destroy();
-            open = 0;
-            void finish();
-          }, PIPE_LINGER_MS),
-        );
-      }
-      maybeDone();
-    });
-    if (child.pid !== undefined) {
-      options.onStarted?.(child.pid);
-      if (spec.timeoutMs > 0) timers.push(setTimeout(() => stop('timed_out'), spec.timeoutMs));
-      if (options.signal) options.signal.addEventListener('abort', onAbort, { once: true });
-    }
+  } catch (e) {
+    // Synchronous refusals: NUL bytes in argv or env, and the like.
+    return { ...notRun(startedAtMs, now), error: `cannot start ${command}: ${errorMessage(e)}` };
+  }
+  const exited = new Promise<Outcome>((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+    child.once('error', (error: NodeJS.ErrnoException) => resolve({ error }));
   });
+  out.attach(child.stdout);
+  err.attach(child.stderr);
+  pid = child.pid;
+
+  if (pid === undefined) {
+    const outcome = await exited;
+    out.cut();
+    err.cut();
+    await Promise.all([out.done, err.done]);
+    const error = 'error' in outcome ? await describeSpawnError(outcome.error, command) : `cannot start ${command}`;
+    return { ...notRun(startedAtMs, now), error };
+  }
+  const group = pid;
+  try {
+    options.onStarted?.(group);
+  } catch {
+    // The caller's bookkeeping must not orphan a running process.
+  }
+
+  const timeout = spec.timeoutMs > 0 ? setTimeout(() => stop('timed_out', `timed out after ${spec.timeoutMs} ms`), spec.timeoutMs) : undefined;
+  const onAbort = (): void => stop('canceled', 'canceled');
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  if (options.signal?.aborted) onAbort();
+
+  const outcome = await exited;
+  mainExited = true;
+  clearTimeout(timeout);
+  options.signal?.removeEventListener('abort', onAbort);
+
+  const streamsDone = Promise.all([out.done, err.done]);
+  if (stopReason !== undefined) {
+    // The group got TERM: the rest of it has what is left of the grace period to finish.
+    await waitForGroupExit(group, graceEndsAt);
+  } else {
+    await Promise.race([streamsDone, sleep(PIPE_LINGER_MS)]);
+  }
+  clearTimeout(killTimer);
+  signalGroup(group, 'SIGKILL');
+  // Only a process that left the group can still hold a pipe now; don't wait on it for long.
+  out.closeWhenQuiet(PIPE_LINGER_MS);
+  err.closeWhenQuiet(PIPE_LINGER_MS);
+  await streamsDone;
+
+  const ended = {
+    exitCode: 'error' in outcome ? null : outcome.code,
+    signal: 'error' in outcome ? null : outcome.signal,
+    startedAtMs,
+    finishedAtMs: now(),
+    pid: group,
+    stdout: out.summary(),
+    stderr: err.summary(),
+  };
+  if (stopReason !== undefined) return { ...ended, status: stopReason, error: stopDetail };
+  // The output nobody stored would still be in the signed hash: not a success.
+  if (sinkFailure !== undefined) return { ...ended, status: 'error', error: sinkFailure };
+  if ('error' in outcome) return { ...ended, status: 'error', error: `process error: ${outcome.error.message}` };
+  return { ...ended, status: outcome.code === 0 ? 'succeeded' : 'failed' };
 }
 
-function describeSpawnError(e: Error & { code?: string }, command: string, cwd: string | undefined): string {
+function notRun(startedAtMs: number, now: () => number): RunResult {
+  return { status: 'error', exitCode: null, signal: null, startedAtMs, finishedAtMs: now(), pid: null, stdout: emptySummary(), stderr: emptySummary() };
+}
+
+function emptySummary(): StreamSummary {
+  return { sha256: createHash('sha256').digest(), capturedBytes: 0, totalBytes: 0, truncated: false };
+}
+
+function specProblem(spec: RunSpec): string | undefined {
+  if (spec.argv && spec.script) return 'step has both a command and a script';
+  if (spec.script) {
+    if (spec.script.interpreter.length === 0 || !spec.script.interpreter[0]) return 'script step has no interpreter';
+  } else if (!spec.argv || spec.argv.length === 0 || !spec.argv[0]) {
+    return 'step has no command';
+  }
+  if (!(spec.timeoutMs >= 0) || !Number.isFinite(spec.timeoutMs)) return `invalid timeout: ${spec.timeoutMs}`;
+  if (!(spec.maxOutputBytes >= 0) || !Number.isFinite(spec.maxOutputBytes)) return `invalid output limit: ${spec.maxOutputBytes}`;
+  if (spec.killGraceMs !== undefined && (!(spec.killGraceMs >= 0) || !Number.isFinite(spec.killGraceMs))) return `invalid kill grace: ${spec.killGraceMs}`;
+  return undefined;
+}
+
+/** Checked before spawning, because spawn reports a missing cwd as ENOENT, like a missing command. */
+async function workingDirProblem(dir: string): Promise<string | undefined> {
+  try {
+    if (!(await stat(dir)).isDirectory()) return `working directory is not a directory: ${dir}`;
+    return undefined;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return `working directory does not exist: ${dir}`;
+    if (code === 'ENOTDIR') return `working directory is not a directory: ${dir}`;
+    return `cannot use working directory ${dir}: ${errorMessage(e)}`;
+  }
+}
+
+async function describeSpawnError(e: NodeJS.ErrnoException, command: string): Promise<string> {
   switch (e.code) {
     case 'ENOENT':
-      return cwd ? `command not found: ${command} (or working directory ${cwd} does not exist)` : `command not found: ${command}`;
+      // A file that exists but fails with ENOENT names a missing interpreter in its #! line.
+      if (command.includes('/') && (await stat(command).then(() => true, () => false))) return `interpreter of ${command} (its #! line) not found`;
+      return `command not found: ${command}`;
     case 'EACCES':
-      return `permission denied: ${command}`;
-    case 'ENOTDIR':
-      return `working directory is not a directory: ${cwd ?? ''}`;
+      return `permission denied: ${command} (not executable, or a directory)`;
+    case 'ENOEXEC':
+      return `not an executable format: ${command}`;
+    case 'E2BIG':
+      return 'arguments and environment are too large';
     default:
       return `cannot start ${command}: ${e.message}`;
   }
+}
+
+async function waitForGroupExit(pgid: number, deadline: number): Promise<void> {
+  while (performance.now() < deadline) {
+    if (!(await groupHasLiveMembers(pgid))) return;
+    await sleep(Math.min(GROUP_POLL_MS, Math.max(0, deadline - performance.now())));
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
 }
