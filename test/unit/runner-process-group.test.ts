@@ -1,0 +1,42 @@
+/**
+ * agent/process-group.ts: /proc/PID/stat parsing, and group liveness that does not count
+ * zombies (this machine's init does not reap reparented grandchildren promptly).
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { describe, expect, it } from 'vitest';
+import { groupHasLiveMembers, parseStat, signalGroup } from '../../agent/process-group.js';
+
+describe('parseStat', () => {
+  it.each([
+    ['123 (sleep) S 1 123 123 0 -1', { state: 'S', pgrp: 123 }],
+    ['77 (a) b (c) Z 1 42 42 0', { state: 'Z', pgrp: 42 }],
+    ['9 (with space) R 8 9000 9 0', { state: 'R', pgrp: 9000 }],
+    ['garbage', undefined],
+    ['', undefined],
+  ])('%j', (line, expected) => {
+    expect(parseStat(line)).toEqual(expected);
+  });
+});
+
+describe('group signals and liveness', () => {
+  it('refuses to signal group 0 or 1 (our own group, init)', () => {
+    expect(signalGroup(0, 0)).toBe(false);
+    expect(signalGroup(1, 0)).toBe(false);
+    expect(signalGroup(-5, 0)).toBe(false);
+  });
+
+  it('a group of running processes is live; once they are dead (zombies or reaped) it is not', async () => {
+    const child = spawn('sh', ['-c', 'sleep 100 & echo $!; sleep 100'], { detached: true, stdio: ['ignore', 'pipe', 'ignore'] });
+    const [first] = (await once(child.stdout, 'data')) as [Buffer];
+    const pgid = child.pid ?? 0;
+    expect(Number(first.toString().trim())).toBeGreaterThan(pgid);
+    expect(await groupHasLiveMembers(pgid)).toBe(true);
+
+    const exited = once(child, 'exit');
+    expect(signalGroup(pgid, 'SIGKILL')).toBe(true);
+    await exited;
+    // The background sleep may linger as an unreaped zombie that kill(-pgid, 0) still finds.
+    expect(await groupHasLiveMembers(pgid)).toBe(false);
+  });
+});
