@@ -107,6 +107,12 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
     users: data.users,
     adhoc,
     executionEvents,
+    output: {
+      onOutput: (fn) => {
+        dispatcher.events.on('output', fn);
+        return () => dispatcher.events.off('output', fn);
+      },
+    },
     counters,
     authz,
     isOnline: (id) => gateway.isOnline(id),

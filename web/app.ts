@@ -15,6 +15,7 @@ import { errorResponse } from './errors.js';
 import { agentRoutes } from './api/agents.js';
 import { adhocRoutes } from './api/adhoc.js';
 import { executionRoutes } from './api/executions.js';
+import type { OutputFeed } from './api/execution-events.js';
 
 export interface WebDeps {
   readonly db: Database;
@@ -22,6 +23,7 @@ export interface WebDeps {
   readonly users: UserStore;
   readonly adhoc: AdhocRunner;
   readonly executionEvents: ExecutionEvents;
+  readonly output: OutputFeed;
   readonly counters: Counters;
   readonly authz: Authorizer;
   readonly isOnline: (agentId: string) => boolean;
@@ -40,7 +42,7 @@ export function createApp(d: WebDeps): Hono<{ Variables: AuthVariables }> {
   api.get('/whoami', (c) => c.json({ user: c.get('user') }));
   api.route('/agents', agentRoutes(d.registry, d.isOnline));
   api.route('/adhoc', adhocRoutes(d.adhoc, d.authz));
-  api.route('/executions', executionRoutes(d.db, { cancel: (id, by) => d.adhoc.cancel(id, by), waitFinished: (id, ms) => d.executionEvents.waitFinished(id, ms) }));
+  api.route('/executions', executionRoutes(d.db, { cancel: (id, by) => d.adhoc.cancel(id, by), waitFinished: (id, ms) => d.executionEvents.waitFinished(id, ms) }, { events: d.executionEvents, output: d.output }));
   app.route('/api/v1', api);
   return app;
 }

@@ -3,6 +3,8 @@ import { Hono } from 'hono';
 import type { Database } from '../../coordinator/store/database.js';
 import { HandrailError, invalidArgument, notFound } from '../../core/errors.js';
 import { parseDuration } from '../../core/duration.js';
+import type { ExecutionEvents } from '../../coordinator/engine/execution-events.js';
+import { executionEventStream, type OutputFeed } from './execution-events.js';
 import type { AuthVariables } from '../auth/bearer.js';
 
 export interface ExecutionView {
@@ -92,6 +94,72 @@ export async function readOutput(db: Database, stepRunId: string, stream: 1 | 2)
   return Buffer.concat(rows.map((r) => r.data));
 }
 
+export interface ExecutionSummary {
+  id: string;
+  kind: string;
+  runbookId: string | null;
+  requestedBy: string;
+  targets: string;
+  state: string;
+  reason: string | null;
+  createdAt: string;
+  finishedAt: string | null;
+}
+
+export interface ExecutionListQuery {
+  readonly state?: string;
+  readonly runbookId?: string;
+  readonly requestedBy?: string;
+  /** Opaque cursor from a previous page's `next`. */
+  readonly before?: string;
+  readonly limit: number;
+}
+
+/** Newest first, keyset-paginated on (created_at, id): constant cost however deep the history. */
+export async function listExecutions(db: Database, q: ExecutionListQuery): Promise<{ executions: ExecutionSummary[]; next: string | null }> {
+  const where: string[] = [];
+  const params: (string | number)[] = [];
+  if (q.state) {
+    where.push('state = ?');
+    params.push(q.state);
+  }
+  if (q.runbookId) {
+    where.push('runbook_id = ?');
+    params.push(q.runbookId);
+  }
+  if (q.requestedBy) {
+    where.push('requested_by = ?');
+    params.push(q.requestedBy);
+  }
+  if (q.before) {
+    const m = /^(\d+):([a-z0-9-]+)$/.exec(q.before);
+    if (!m) throw invalidArgument('"before" is not a cursor from a previous page');
+    where.push('(created_at < ? OR (created_at = ? AND id < ?))');
+    params.push(Number(m[1]), Number(m[1]), m[2] as string);
+  }
+  const rows = await db.all<{ id: string; kind: string; runbook_id: string | null; requested_by: string; targets: string; state: string; reason: string | null; created_at: number; finished_at: number | null }>(
+    `SELECT id, kind, runbook_id, requested_by, targets, state, reason, created_at, finished_at FROM executions
+     ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT ?`,
+    [...params, q.limit + 1],
+  );
+  const page = rows.slice(0, q.limit);
+  const last = page.at(-1);
+  return {
+    executions: page.map((e) => ({
+      id: e.id,
+      kind: e.kind,
+      runbookId: e.runbook_id,
+      requestedBy: e.requested_by,
+      targets: e.targets,
+      state: e.state,
+      reason: e.reason,
+      createdAt: new Date(e.created_at).toISOString(),
+      finishedAt: iso(e.finished_at),
+    })),
+    next: rows.length > q.limit && last ? `${last.created_at}:${last.id}` : null,
+  };
+}
+
 export interface ExecutionControl {
   cancel(executionId: string, by: string): Promise<boolean>;
   /** Resolves when the execution finishes or the timeout passes. */
@@ -100,8 +168,22 @@ export interface ExecutionControl {
 
 const ACTIVE = new Set(['queued', 'running', 'awaiting_approval']);
 
-export function executionRoutes(db: Database, control: ExecutionControl): Hono<{ Variables: AuthVariables }> {
+export function executionRoutes(db: Database, control: ExecutionControl, live: { events: ExecutionEvents; output: OutputFeed }): Hono<{ Variables: AuthVariables }> {
   const app = new Hono<{ Variables: AuthVariables }>();
+  app.get('/:id/events', (c) => executionEventStream(c, db, live.events, live.output, c.req.param('id')));
+  app.get('/', async (c) => {
+    const limitText = c.req.query('limit') ?? '50';
+    const limit = Number(limitText);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw invalidArgument('limit must be a whole number from 1 to 500');
+    const q: ExecutionListQuery = {
+      limit,
+      ...(c.req.query('state') ? { state: c.req.query('state') as string } : {}),
+      ...(c.req.query('runbook') ? { runbookId: c.req.query('runbook') as string } : {}),
+      ...(c.req.query('user') ? { requestedBy: c.req.query('user') as string } : {}),
+      ...(c.req.query('before') ? { before: c.req.query('before') as string } : {}),
+    };
+    return c.json(await listExecutions(db, q));
+  });
   app.post('/:id/cancel', async (c) => {
     const id = c.req.param('id');
     const view = await loadExecution(db, id);

@@ -1,0 +1,101 @@
+/** `handrail executions ls|show|cancel`: execution history and control, through the HTTP API. */
+import { ApiClient } from '../api-client.js';
+import { printTable, type CliIo } from '../io.js';
+import { bool, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
+import { API_TOKEN, JSON_OUTPUT, SERVER } from '../settings.js';
+import type { ExecutionSummary, ExecutionView } from '../../web/api/executions.js';
+
+const api = (p: ParsedCommand): ApiClient => new ApiClient(str(p.values, 'server') as string, str(p.values, 'token'));
+
+export const executionsList: CommandSpec = {
+  name: 'executions ls',
+  usage: 'executions ls [--state S] [--runbook ID] [--user NAME] [--limit 20] [--json]',
+  summary: 'List executions, newest first.',
+  options: {
+    server: SERVER,
+    token: API_TOKEN,
+    state: { type: 'string', placeholder: 'STATE', description: 'queued, awaiting_approval, running, succeeded, failed, canceled, timed_out' },
+    runbook: { type: 'string', placeholder: 'ID', description: 'only this runbook' },
+    user: { type: 'string', placeholder: 'NAME', description: 'only executions this user requested' },
+    limit: { type: 'string', default: '20', placeholder: 'N', description: 'how many' },
+    before: { type: 'string', placeholder: 'CURSOR', description: 'the page after this cursor (printed by the previous page)' },
+    json: JSON_OUTPUT,
+  },
+};
+
+export async function runExecutionsList(p: ParsedCommand, io: CliIo): Promise<number> {
+  const q = new URLSearchParams();
+  for (const [flag, param] of [['state', 'state'], ['runbook', 'runbook'], ['user', 'user'], ['limit', 'limit'], ['before', 'before']] as const) {
+    const v = str(p.values, flag);
+    if (v) q.set(param, v);
+  }
+  const res = await api(p).request<{ executions: ExecutionSummary[]; next: string | null }>('GET', `/api/v1/executions?${q.toString()}`);
+  if (bool(p.values, 'json')) {
+    io.out(JSON.stringify(res) + '\n');
+    return 0;
+  }
+  printTable(io, ['ID', 'STATE', 'RUNBOOK', 'BY', 'CREATED', 'TARGETS'], res.executions.map((e) => [e.id, e.state, e.runbookId ?? `(${e.kind})`, e.requestedBy, e.createdAt, e.targets.length > 40 ? `${e.targets.slice(0, 37)}...` : e.targets]));
+  if (res.next) io.err(`more: --before ${res.next}\n`);
+  return 0;
+}
+
+export const executionsShow: CommandSpec = {
+  name: 'executions show',
+  usage: 'executions show EXECUTION_ID [--output] [--json]',
+  summary: 'Show an execution: per-node and per-step state, exit codes, errors; --output prints stored output.',
+  options: { server: SERVER, token: API_TOKEN, output: { type: 'boolean', description: 'print each step\'s stored stdout/stderr' }, json: JSON_OUTPUT },
+  allowPositionals: true,
+};
+
+export async function runExecutionsShow(p: ParsedCommand, io: CliIo): Promise<number> {
+  const id = p.positionals[0];
+  if (!id) throw new UsageError('give the execution id (see `handrail executions ls`)');
+  const client = api(p);
+  const v = await client.request<ExecutionView>('GET', `/api/v1/executions/${encodeURIComponent(id)}`);
+  if (bool(p.values, 'json')) {
+    io.out(JSON.stringify(v) + '\n');
+    return 0;
+  }
+  io.out(`execution ${v.id}  ${v.state}${v.reason ? ` (${v.reason})` : ''}\n`);
+  io.out(`runbook   ${v.runbookId ?? `(${v.kind})`}${v.runbookDigest ? ` sha256:${v.runbookDigest.slice(0, 16)}…` : ''}\n`);
+  io.out(`by        ${v.requestedBy} at ${v.createdAt}${v.finishedAt ? `, finished ${v.finishedAt}` : ''}\n`);
+  io.out(`targets   ${v.targets}\n`);
+  if (Object.keys(v.options).length) io.out(`options   ${Object.entries(v.options).map(([k, x]) => `${k}=${String(x)}`).join(' ')}\n`);
+  io.out('\n');
+  printTable(io, ['NODE', 'STATE', 'REASON'], v.nodes.map((n) => [n.agentName, n.state, n.reason ?? '']));
+  io.out('\n');
+  const names = new Map(v.nodes.map((n) => [n.agentId, n.agentName]));
+  printTable(
+    io,
+    ['STEP', 'NODE', 'ATTEMPT', 'STATE', 'EXIT', 'OUT/ERR BYTES', 'ERROR'],
+    v.steps.map((s) => [`${s.handler ? 'onFailure: ' : ''}${s.name}`, names.get(s.agentId ?? '') ?? s.agentId ?? '(coordinator)', String(s.attempt), s.state, s.exitCode === null ? '' : String(s.exitCode), `${s.stdoutBytes}/${s.stderrBytes}`, s.error ?? '']),
+  );
+  if (bool(p.values, 'output')) {
+    for (const s of v.steps) {
+      if (s.stdoutBytes + s.stderrBytes === 0) continue;
+      io.out(`\n--- ${s.name} on ${names.get(s.agentId ?? '') ?? s.agentId}\n`);
+      for (const stream of ['stdout', 'stderr'] as const) {
+        const r = await client.raw('GET', `/api/v1/executions/${v.id}/steps/${s.id}/output?stream=${stream}`, undefined, 'application/octet-stream');
+        const text = await r.text();
+        if (text) (stream === 'stdout' ? io.out : io.err)(text.endsWith('\n') ? text : `${text}\n`);
+      }
+    }
+  }
+  return v.state === 'failed' || v.state === 'timed_out' ? 1 : 0;
+}
+
+export const executionsCancel: CommandSpec = {
+  name: 'executions cancel',
+  usage: 'executions cancel EXECUTION_ID',
+  summary: 'Cancel an execution: no further dispatch, running steps are killed on their agents.',
+  options: { server: SERVER, token: API_TOKEN },
+  allowPositionals: true,
+};
+
+export async function runExecutionsCancel(p: ParsedCommand, io: CliIo): Promise<number> {
+  const id = p.positionals[0];
+  if (!id) throw new UsageError('give the execution id');
+  await api(p).request('POST', `/api/v1/executions/${encodeURIComponent(id)}/cancel`);
+  io.out(`execution ${id}: cancel requested\n`);
+  return 0;
+}

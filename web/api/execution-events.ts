@@ -1,0 +1,58 @@
+/**
+ * GET /api/v1/executions/:id/events — a live view as Server-Sent Events: a `state` event with
+ * the execution (nodes and steps) whenever it changes (coalesced), `output` events with each
+ * captured chunk as it arrives, and a final `end`. `handrail run --follow` and the web page use it.
+ */
+import type { Context } from 'hono';
+import { streamSSE } from 'hono/streaming';
+import type { Database } from '../../coordinator/store/database.js';
+import type { ExecutionEvents } from '../../coordinator/engine/execution-events.js';
+import type { OutputEvent } from '../../coordinator/engine/step-dispatcher.js';
+import { notFound } from '../../core/errors.js';
+import { loadExecution } from './executions.js';
+
+export interface OutputFeed {
+  onOutput(fn: (e: OutputEvent) => void): () => void;
+}
+
+const ACTIVE = new Set(['queued', 'running', 'awaiting_approval']);
+
+export async function executionEventStream(c: Context, db: Database, events: ExecutionEvents, output: OutputFeed, id: string): Promise<Response> {
+  const first = await loadExecution(db, id);
+  if (!first) throw notFound(`no execution ${id}`);
+  return streamSSE(c, async (stream) => {
+    let closed = false;
+    let timer: NodeJS.Timeout | undefined;
+    let finish: () => void = () => undefined;
+    const done = new Promise<void>((r) => (finish = r));
+    const sendState = async (): Promise<void> => {
+      timer = undefined;
+      const view = await loadExecution(db, id);
+      if (!view || closed) return;
+      await stream.writeSSE({ event: 'state', data: JSON.stringify(view) });
+      if (!ACTIVE.has(view.state)) {
+        await stream.writeSSE({ event: 'end', data: JSON.stringify({ state: view.state }) });
+        finish();
+      }
+    };
+    const offChanged = events.onChanged((changed) => {
+      if (changed !== id || closed || timer) return;
+      timer = setTimeout(() => void sendState().catch(() => finish()), 100);
+    });
+    const offOutput = output.onOutput((e) => {
+      if (e.executionId !== id || closed) return;
+      void stream
+        .writeSSE({ event: 'output', data: JSON.stringify({ stepRunId: e.stepRunId, agentId: e.agentId, stream: e.stream, offset: e.offset, text: e.data.toString('utf8') }) })
+        .catch(() => finish());
+    });
+    stream.onAbort(() => finish());
+    const keepalive = setInterval(() => void stream.writeSSE({ event: 'ping', data: '{}' }).catch(() => finish()), 15_000);
+    await sendState();
+    await done;
+    closed = true;
+    clearInterval(keepalive);
+    if (timer) clearTimeout(timer);
+    offChanged();
+    offOutput();
+  });
+}
