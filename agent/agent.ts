@@ -3,7 +3,7 @@
  * run steps and deliver results. Everything it needs arrives as a typed config from cli/.
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { validateLocalPolicy, type LocalPolicy } from '../core/local-policy.js';
@@ -86,6 +86,8 @@ export async function startAgent(config: AgentConfig, log: Logger, now: () => nu
   await nonces.load(now());
   const workDir = config.workDir ?? join(config.stateDir, 'work');
   await mkdir(workDir, { recursive: true, mode: 0o700 });
+  await rm(join(config.stateDir, 'tmp'), { recursive: true, force: true }); // scripts left by a crash
+  await mkdir(join(config.stateDir, 'tmp'), { recursive: true, mode: 0o700 });
   let connection: AgentConnection | undefined;
   const executor = new StepExecutor({
     identity: () => ({ agentId: identity.agentId, privateKey: creds.privateKey, serial: creds.serial }),
@@ -98,6 +100,7 @@ export async function startAgent(config: AgentConfig, log: Logger, now: () => nu
     now,
     baseEnv: config.baseEnv,
     defaultWorkingDir: workDir,
+    tempDir: join(config.stateDir, 'tmp'),
     maxConcurrentSteps: config.maxConcurrentSteps,
     killGraceMs: config.killGraceMs,
   });

@@ -40,6 +40,8 @@ export interface ExecutorDeps {
   readonly now: () => number;
   readonly baseEnv: Readonly<Record<string, string>>;
   readonly defaultWorkingDir: string;
+  /** Where script files are written (inside the state dir, so a crash leaves nothing in /tmp). */
+  readonly tempDir: string;
   readonly maxConcurrentSteps: number;
   readonly killGraceMs: number;
 }
@@ -213,6 +215,7 @@ export class StepExecutor {
         {
           signal: run.abort.signal,
           now: this.d.now,
+          tempDir: this.d.tempDir,
           onStarted: (pid) => {
             void entry.setPid(pid).catch(() => undefined);
             void this.sendLive({ msg: { $case: 'accepted', value: { executionId: request.executionId, stepId: request.stepId, startedAtMs: this.d.now(), pid } } });
