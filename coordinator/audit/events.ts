@@ -18,6 +18,7 @@ export const AuditEvents = {
   stepRejected: 'step.rejected',
   stepResult: 'step.result',
   stepAbandoned: 'step.abandoned',
+  stepLocalResult: 'step.local_result',
   executionCompleted: 'execution.completed',
   executionCanceled: 'execution.canceled',
   runbooksReloaded: 'runbooks.reloaded',
@@ -48,6 +49,7 @@ export const AUDIT_CODES: Readonly<Record<AuditEventType, string>> = {
   'step.rejected': 'HR3002',
   'step.result': 'HR3003',
   'step.abandoned': 'HR3004',
+  'step.local_result': 'HR3005',
   'execution.completed': 'HR2003',
   'execution.canceled': 'HR2004',
   'runbooks.reloaded': 'HR4001',
@@ -108,6 +110,7 @@ export interface AuditPayloads {
   'step.rejected': { executionId: string; stepRunId: string; agentId: string; reason: string; detail: string };
   'step.result': { executionId: string; stepRunId: string; agentId: string; status: string; exitCode: number; certificateSerial: string; payloadType: string; payload: string; signature: string };
   'step.abandoned': { executionId: string; stepRunId: string; agentId: string; state: string; reason: string };
+  'step.local_result': { executionId: string; stepRunId: string; agentId: string; name: string; kind: string; state: string; error: string | null; method?: string; url?: string; status?: number | null; sleepMs?: number };
   'execution.completed': { executionId: string; state: string; reason?: string };
   'execution.canceled': { executionId: string };
   'runbooks.reloaded': { added: readonly { id: string; digest: string }[]; updated: readonly { id: string; digest: string }[]; removed: readonly string[]; problems: number };

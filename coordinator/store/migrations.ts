@@ -72,6 +72,8 @@ export const MIGRATIONS: readonly string[] = [
     runbook_id TEXT,
     runbook_digest TEXT,
     runbook_json TEXT,
+    approval_json TEXT,
+    gate INTEGER,
     requested_by TEXT NOT NULL,
     options_json TEXT NOT NULL DEFAULT '{}',
     secrets_sealed BLOB,
@@ -86,6 +88,8 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX executions_created ON executions (created_at DESC);
   CREATE INDEX executions_state ON executions (state) WHERE state IN ('queued', 'awaiting_approval', 'running');
+  CREATE INDEX executions_runbook ON executions (runbook_id, created_at DESC);
+  CREATE INDEX executions_requester ON executions (requested_by, created_at DESC);
 
   CREATE TABLE execution_nodes (
     execution_id TEXT NOT NULL REFERENCES executions (id),
@@ -154,6 +158,17 @@ export const MIGRATIONS: readonly string[] = [
     key_id TEXT NOT NULL,
     signature BLOB NOT NULL,
     created_at INTEGER NOT NULL
+  );
+
+  -- Approvals of whole executions (gate -1) and of approval steps (gate = step index).
+  CREATE TABLE approvals (
+    execution_id TEXT NOT NULL REFERENCES executions (id),
+    gate INTEGER NOT NULL,
+    approver TEXT NOT NULL,
+    decision TEXT NOT NULL CHECK (decision IN ('approve', 'deny')),
+    comment TEXT NOT NULL DEFAULT '',
+    decided_at INTEGER NOT NULL,
+    PRIMARY KEY (execution_id, gate, approver)
   );
 
   CREATE TABLE users (

@@ -1,0 +1,634 @@
+/**
+ * The execution engine: turns a run request into an execution (policy, options, targets,
+ * approval), then drives the pure scheduler (scheduler.ts) — dispatching agent steps through
+ * the step dispatcher, running http/sleep steps itself, pausing at approval gates — and
+ * persists every state change so a restarted coordinator resumes where it stopped.
+ */
+import type { Logger } from 'pino';
+import type { Database, Tx } from '../store/database.js';
+import type { AuditLog } from '../audit/audit-log.js';
+import { AuditEvents } from '../audit/events.js';
+import type { AgentRecord, AgentRegistry } from '../registry/agent-registry.js';
+import type { Gateway } from '../gateway/gateway.js';
+import type { SecretBox } from '../pki/secret-box.js';
+import type { StepDispatcher, StepRunOutcome } from './step-dispatcher.js';
+import type { ExecutionEvents } from './execution-events.js';
+import type { CompiledRunbook, RenderContext } from './compiled-runbook.js';
+import { applyOutcome, approveGate, cancel as cancelProgress, initialProgress, nextActions, nodeUnreachable, type Action, type NodeProgress, type NodeStatus, type Progress } from './scheduler.js';
+import { checkApprover } from './approval-rules.js';
+import { runHttpStep } from './http-step.js';
+import { EVERYTHING, formatSelector, intersect, matches, parseSelector, SelectorSyntaxError, type Selector } from '../../core/selector.js';
+import { HandrailError, invalidArgument, notFound, permissionDenied } from '../../core/errors.js';
+import { newId } from '../../core/ids.js';
+
+export type Action_ = 'run' | 'view' | 'approve' | 'cancel' | 'admin';
+
+export interface Requester {
+  readonly name: string;
+  readonly groups: readonly string[];
+}
+
+export interface PolicyDecision {
+  readonly allowed: boolean;
+  readonly rule: string | null;
+  readonly reason: string;
+}
+
+/** The policy engine as the execution engine sees it. */
+export interface EnginePolicy {
+  decide(
+    user: Requester,
+    action: Action_,
+    runbook: { readonly id: string; readonly tags: readonly string[]; readonly owner: string },
+    targets?: { readonly selector: string; readonly agents: ReadonlyArray<{ readonly id: string; readonly name: string; readonly labels: Readonly<Record<string, string>> }> },
+  ): PolicyDecision;
+}
+
+/** The loaded runbooks, and a way to rebuild one from the exact source an execution ran. */
+export interface RunbookSource {
+  get(id: string): CompiledRunbook | undefined;
+  compile(source: string): CompiledRunbook;
+}
+
+export interface RunRequest {
+  readonly runbookId: string;
+  readonly options: Readonly<Record<string, string>>;
+  /** Narrows the runbook's selector; never widens it. */
+  readonly targets: string | undefined;
+  readonly user: Requester;
+  readonly reason?: string;
+}
+
+export interface EngineDeps {
+  readonly db: Database;
+  readonly audit: AuditLog;
+  readonly registry: AgentRegistry;
+  readonly gateway: Gateway;
+  readonly dispatcher: StepDispatcher;
+  readonly events: ExecutionEvents;
+  readonly secrets: SecretBox;
+  readonly runbooks: RunbookSource;
+  readonly policy: EnginePolicy;
+  readonly log: Logger;
+  readonly now: () => number;
+  /** Extra time past a step's own timeout before an unanswered step counts as lost. */
+  readonly lostAfterMs: number;
+}
+
+interface NodeRef {
+  readonly agentId: string;
+  readonly name: string;
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+interface OpenRun {
+  readonly node: number;
+  readonly step: number;
+  readonly handler: boolean;
+  readonly attempt: number;
+  readonly timer?: NodeJS.Timeout;
+}
+
+interface RunState {
+  readonly id: string;
+  readonly runbook: CompiledRunbook;
+  readonly requestedBy: string;
+  readonly options: Readonly<Record<string, string>>;
+  readonly nodes: readonly NodeRef[];
+  progress: Progress;
+  readonly open: Map<string, OpenRun>;
+  readonly timers: Set<NodeJS.Timeout>;
+  readonly abort: AbortController;
+  persistedStatus: NodeStatus[];
+  waitingGate: number | null;
+  finished: boolean;
+  pumping: boolean;
+  pumpAgain: boolean;
+}
+
+const ACTIVE_STATES = ['queued', 'awaiting_approval', 'running'];
+
+export class ExecutionEngine {
+  private readonly runs = new Map<string, RunState>();
+
+  constructor(private readonly d: EngineDeps) {
+    d.dispatcher.events.on('finished', (o) => this.onStepFinished(o));
+  }
+
+  // ---------------------------------------------------------------- requests
+
+  async request(req: RunRequest): Promise<{ executionId: string; state: string }> {
+    const { d } = this;
+    const runbook = d.runbooks.get(req.runbookId);
+    if (!runbook) throw notFound(`no runbook "${req.runbookId}" (see GET /api/v1/runbooks or \`handrail runbooks lint\`)`);
+    const rbRef = { id: runbook.id, tags: runbook.tags, owner: runbook.owner };
+
+    const resolved = runbook.resolveOptions(req.options);
+    if (resolved.issues.length > 0) throw invalidArgument(`invalid options for ${runbook.id}: ${resolved.issues.join('; ')}`);
+
+    let narrowed: Selector = EVERYTHING;
+    if (req.targets !== undefined && req.targets.trim() !== '') {
+      try {
+        narrowed = parseSelector(req.targets);
+      } catch (e) {
+        if (e instanceof SelectorSyntaxError) throw invalidArgument(`targets "${req.targets}": ${e.message} at column ${e.column}`);
+        throw e;
+      }
+    }
+    const selector = intersect(runbook.selector, narrowed);
+    const selectorText = formatSelector(selector);
+    const agents = (await d.registry.list()).filter((a) => a.revokedAt === null && matches(selector, hostLabels(a)));
+    const executionId = newId('exe');
+    const now = d.now();
+
+    const decision = d.policy.decide(req.user, 'run', rbRef, { selector: selectorText, agents: agents.map((a) => ({ id: a.id, name: a.name, labels: a.labels })) });
+    if (!decision.allowed) {
+      await d.db.batch(async (tx) => {
+        await d.audit.append(tx, {
+          type: AuditEvents.policyDecided,
+          actor: { kind: 'user', id: req.user.name },
+          data: { executionId: null, user: req.user.name, action: 'run', runbookId: runbook.id, allowed: false, rule: decision.rule, reason: decision.reason },
+        });
+      });
+      throw permissionDenied(`not allowed to run ${runbook.id}: ${decision.reason}${decision.rule ? ` (rule ${decision.rule})` : ' (no rule allows it: default deny)'}`);
+    }
+    if (agents.length === 0) throw invalidArgument(`no enrolled agent matches the targets ${selectorText} (runbook selector ${runbook.selectorText}${req.targets ? ` narrowed by ${req.targets}` : ''})`);
+
+    const nodes: NodeRef[] = agents.sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id)).map((a) => ({ agentId: a.id, name: a.name, labels: hostLabels(a) }));
+    const needsApproval = runbook.approval !== null && runbook.approval.required > 0;
+    const state = needsApproval ? 'awaiting_approval' : 'running';
+    const sealed = resolved.secretNames.length > 0 ? d.secrets.seal(pick(resolved.values, resolved.secretNames), executionId) : null;
+    await d.db.batch(async (tx) => {
+      await tx.run(
+        `INSERT INTO executions (id, kind, runbook_id, runbook_digest, runbook_json, requested_by, options_json, secrets_sealed, targets, state, reason, approval_json, gate, created_at, started_at)
+         VALUES (?, 'runbook', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        [
+          executionId, runbook.id, runbook.digest, JSON.stringify({ source: runbook.source }), req.user.name, JSON.stringify(resolved.display), sealed, selectorText, state, req.reason ?? null,
+          needsApproval ? JSON.stringify({ ...runbook.approval, message: `approval to run ${runbook.title}` }) : null, needsApproval ? -1 : null, now, needsApproval ? null : now,
+        ],
+      );
+      nodes.forEach((n, i) => tx.queueInsert('execution_nodes', ['execution_id', 'agent_id', 'node_index', 'agent_name', 'state'], [executionId, n.agentId, i, n.name, 'pending']));
+      await d.audit.append(tx, [
+        {
+          type: AuditEvents.policyDecided,
+          actor: { kind: 'user', id: req.user.name },
+          data: { executionId, user: req.user.name, action: 'run', runbookId: runbook.id, allowed: true, rule: decision.rule, reason: decision.reason },
+        },
+        {
+          type: AuditEvents.executionRequested,
+          actor: { kind: 'user', id: req.user.name },
+          data: { executionId, kind: 'runbook', runbookId: runbook.id, runbookDigest: runbook.digest, options: resolved.display, targets: selectorText, ...(req.reason ? { reason: req.reason } : {}) },
+        },
+      ]);
+    });
+    d.log.info({ event: 'execution.requested', executionId, runbookId: runbook.id, digest: runbook.digest, user: req.user.name, nodes: nodes.length, state }, 'execution requested');
+    const run = this.newRun(executionId, runbook, req.user.name, resolved.values, nodes);
+    if (needsApproval) {
+      run.waitingGate = -1;
+      d.events.changed(executionId);
+    } else {
+      this.pump(run);
+    }
+    return { executionId, state };
+  }
+
+  /** Approve (or deny) the approval an execution is waiting for. */
+  async decide(executionId: string, user: Requester, decision: 'approve' | 'deny', comment: string): Promise<{ state: string; remaining: number }> {
+    const { d } = this;
+    const row = await d.db.get<{ state: string; gate: number | null; approval_json: string | null; requested_by: string; runbook_id: string | null }>(
+      'SELECT state, gate, approval_json, requested_by, runbook_id FROM executions WHERE id = ?',
+      [executionId],
+    );
+    if (!row) throw notFound(`no execution ${executionId}`);
+    if (row.state !== 'awaiting_approval' || row.gate === null || !row.approval_json) {
+      throw new HandrailError('failed_precondition', `execution ${executionId} is not waiting for an approval (it is ${row.state})`);
+    }
+    const run = this.runs.get(executionId);
+    if (!run) throw new HandrailError('unavailable', `execution ${executionId} is not loaded; retry in a moment`);
+    const policy = d.policy.decide(user, 'approve', { id: run.runbook.id, tags: run.runbook.tags, owner: run.runbook.owner });
+    if (!policy.allowed) throw permissionDenied(`not allowed to approve ${run.runbook.id}: ${policy.reason}`);
+    const approval = JSON.parse(row.approval_json) as { required: number; from: string[] };
+    const gate = row.gate;
+    const decided = await d.db.all<{ approver: string; decision: string }>('SELECT approver, decision FROM approvals WHERE execution_id = ? AND gate = ?', [executionId, gate]);
+    const check = checkApprover({ approver: user, requester: row.requested_by, from: approval.from, alreadyDecided: decided.map((x) => x.approver) });
+    if (!check.ok) throw permissionDenied(check.reason);
+    const approvals = decided.filter((x) => x.decision === 'approve').length + (decision === 'approve' ? 1 : 0);
+    const remaining = Math.max(0, approval.required - approvals);
+    const now = d.now();
+    await d.db.write(async (tx) => {
+      await tx.run('INSERT INTO approvals (execution_id, gate, approver, decision, comment, decided_at) VALUES (?, ?, ?, ?, ?, ?)', [executionId, gate, user.name, decision, comment.slice(0, 2000), now]);
+      await d.audit.append(tx, decision === 'approve'
+        ? { type: AuditEvents.approvalGranted, actor: { kind: 'user', id: user.name }, data: { executionId, approver: user.name, comment: comment.slice(0, 2000), remaining } }
+        : { type: AuditEvents.approvalDenied, actor: { kind: 'user', id: user.name }, data: { executionId, approver: user.name, comment: comment.slice(0, 2000) } });
+      if (decision === 'approve' && remaining === 0) {
+        await tx.run("UPDATE executions SET state = 'running', gate = NULL, approval_json = NULL, started_at = coalesce(started_at, ?) WHERE id = ?", [now, executionId]);
+      }
+    });
+    d.log.info({ event: decision === 'approve' ? 'approval.granted' : 'approval.denied', executionId, approver: user.name, remaining }, `${decision} by ${user.name}`);
+    if (decision === 'deny') {
+      await this.stop(run, 'canceled', `denied by ${user.name}${comment ? `: ${comment.slice(0, 200)}` : ''}`);
+      return { state: 'canceled', remaining };
+    }
+    if (remaining > 0) {
+      d.events.changed(executionId);
+      return { state: 'awaiting_approval', remaining };
+    }
+    run.waitingGate = null;
+    if (gate >= 0) run.progress = approveGate(run.progress, gate);
+    this.pump(run);
+    return { state: 'running', remaining: 0 };
+  }
+
+  async cancel(executionId: string, user: Requester): Promise<boolean> {
+    const { d } = this;
+    const run = this.runs.get(executionId);
+    if (!run) return false;
+    const policy = d.policy.decide(user, 'cancel', { id: run.runbook.id, tags: run.runbook.tags, owner: run.runbook.owner });
+    if (!policy.allowed && user.name !== run.requestedBy) throw permissionDenied(`not allowed to cancel ${run.runbook.id}: ${policy.reason}`);
+    await d.db.write(async (tx) => {
+      await tx.run('UPDATE executions SET cancel_requested_at = ?, canceled_by = ? WHERE id = ?', [d.now(), user.name, executionId]);
+      await d.audit.append(tx, { type: AuditEvents.executionCanceled, actor: { kind: 'user', id: user.name }, data: { executionId } });
+    });
+    await this.stop(run, 'canceled', `canceled by ${user.name}`);
+    return true;
+  }
+
+  /** Executions this process is driving (for diagnostics and tests). */
+  activeCount(): number {
+    return this.runs.size;
+  }
+
+  // ---------------------------------------------------------------- resume
+
+  /** After a restart: reload executions that were awaiting approval or running, and continue them. */
+  async resume(): Promise<number> {
+    const { d } = this;
+    const rows = await d.db.all<{ id: string; runbook_json: string; requested_by: string; options_json: string; secrets_sealed: Buffer | null; state: string; gate: number | null }>(
+      `SELECT id, runbook_json, requested_by, options_json, secrets_sealed, state, gate FROM executions WHERE kind = 'runbook' AND state IN ('queued', 'awaiting_approval', 'running')`,
+    );
+    for (const row of rows) {
+      try {
+        await this.resumeOne(row);
+      } catch (e) {
+        d.log.error({ event: 'execution.resume_failed', executionId: row.id, err: e }, 'execution could not be resumed');
+        await this.markFinished(row.id, 'failed', `could not be resumed after a coordinator restart: ${(e as Error).message}`);
+      }
+    }
+    if (rows.length > 0) d.log.info({ event: 'engine.resumed', executions: rows.length }, 'executions resumed');
+    return rows.length;
+  }
+
+  private async resumeOne(row: { id: string; runbook_json: string; requested_by: string; options_json: string; secrets_sealed: Buffer | null; state: string; gate: number | null }): Promise<void> {
+    const { d } = this;
+    const { source } = JSON.parse(row.runbook_json) as { source: string };
+    const runbook = d.runbooks.compile(source);
+    const options = { ...(JSON.parse(row.options_json) as Record<string, string>), ...(row.secrets_sealed ? d.secrets.open(row.secrets_sealed, row.id) : {}) };
+    const nodeRows = await d.db.all<{ agent_id: string; agent_name: string; state: NodeStatus; reason: string | null }>(
+      'SELECT agent_id, agent_name, state, reason FROM execution_nodes WHERE execution_id = ? ORDER BY node_index',
+      [row.id],
+    );
+    const agents = await d.registry.getMany(nodeRows.map((n) => n.agent_id));
+    const nodes: NodeRef[] = nodeRows.map((n) => {
+      const a = agents.get(n.agent_id);
+      return { agentId: n.agent_id, name: n.agent_name, labels: a ? hostLabels(a) : { name: n.agent_name, id: n.agent_id } };
+    });
+    const run = this.newRun(row.id, runbook, row.requested_by, options, nodes);
+    // Rebuild each node's progress by replaying its step runs through the scheduler.
+    const stepRuns = await d.db.all<{ id: string; agent_id: string; step_index: number; attempt: number; handler: number; state: string; error: string | null; exit_code: number | null }>(
+      'SELECT id, agent_id, step_index, attempt, handler, state, error, exit_code FROM step_runs WHERE execution_id = ? ORDER BY dispatched_at, rowid',
+      [row.id],
+    );
+    const index = new Map(nodes.map((n, i) => [n.agentId, i]));
+    let p = run.progress;
+    nodeRows.forEach((n, i) => {
+      if (n.state === 'failed' || n.state === 'skipped' || n.state === 'canceled' || n.state === 'succeeded') {
+        p = { ...p, nodes: p.nodes.map((x, k) => (k === i ? { ...x, status: n.state, reason: n.reason } : x)) };
+      }
+    });
+    for (const sr of stepRuns) {
+      const i = index.get(sr.agent_id);
+      if (i === undefined) continue;
+      const node = p.nodes[i] as NodeProgress;
+      if (node.status !== 'pending' && node.status !== 'running') continue;
+      const handler = sr.handler === 1;
+      p = { ...p, nodes: p.nodes.map((x, k) => (k === i ? { ...x, status: 'running', step: sr.step_index, attempt: sr.attempt, inHandlers: handler, busy: true } : x)) };
+      const open = sr.state === 'dispatched' || sr.state === 'running';
+      if (!open) {
+        p = applyOutcome(runbook.plan, p, i, sr.state === 'succeeded' ? 'succeeded' : 'failed', sr.error ?? sr.state);
+      } else if (runbook.step(handler, sr.step_index).kind !== 'agent') {
+        // A coordinator step cut short by the restart runs again.
+        await d.db.batch((tx) => tx.run("UPDATE step_runs SET state = 'lost', finished_at = ?, error = 'interrupted by a coordinator restart' WHERE id = ?", [d.now(), sr.id]));
+        p = { ...p, nodes: p.nodes.map((x, k) => (k === i ? { ...x, busy: false, attempt: sr.attempt - 1 } : x)) };
+      } else {
+        run.open.set(sr.id, { node: i, step: sr.step_index, handler, attempt: sr.attempt, timer: this.watchdog(run, sr.id, runbook.renderAgent(handler, sr.step_index, this.ctx(run, i)).timeoutMs) });
+      }
+    }
+    const gates = await d.db.all<{ gate: number; n: number }>("SELECT gate, count(*) AS n FROM approvals WHERE execution_id = ? AND decision = 'approve' GROUP BY gate", [row.id]);
+    for (const g of gates) if (g.gate >= 0) p = approveGate(p, g.gate);
+    run.progress = p;
+    run.persistedStatus = p.nodes.map((n) => n.status);
+    if (row.state === 'awaiting_approval') run.waitingGate = row.gate;
+    else this.pump(run);
+  }
+
+  // ---------------------------------------------------------------- driving
+
+  private newRun(id: string, runbook: CompiledRunbook, requestedBy: string, options: Readonly<Record<string, string>>, nodes: readonly NodeRef[]): RunState {
+    const run: RunState = {
+      id,
+      runbook,
+      requestedBy,
+      options,
+      nodes,
+      progress: initialProgress(nodes.map((n) => n.agentId)),
+      open: new Map(),
+      timers: new Set(),
+      abort: new AbortController(),
+      persistedStatus: nodes.map(() => 'pending'),
+      waitingGate: null,
+      finished: false,
+      pumping: false,
+      pumpAgain: false,
+    };
+    this.runs.set(id, run);
+    return run;
+  }
+
+  private ctx(run: RunState, node: number): RenderContext {
+    const n = run.nodes[node] as NodeRef;
+    return { executionId: run.id, host: { id: n.agentId, name: n.name, labels: n.labels }, options: run.options };
+  }
+
+  /** Asks the scheduler what to do next and does it. Re-entrant calls are folded into one more pass. */
+  private pump(run: RunState): void {
+    if (run.finished || run.waitingGate !== null) return;
+    if (run.pumping) {
+      run.pumpAgain = true;
+      return;
+    }
+    run.pumping = true;
+    try {
+      do {
+        run.pumpAgain = false;
+        const { progress, actions } = nextActions(run.runbook.plan, run.progress);
+        run.progress = progress;
+        for (const a of actions) this.perform(run, a);
+      } while (run.pumpAgain && !run.finished && run.waitingGate === null);
+    } finally {
+      run.pumping = false;
+    }
+    this.persistNodes(run);
+  }
+
+  private perform(run: RunState, a: Action): void {
+    switch (a.kind) {
+      case 'finish':
+        void this.finish(run, a.state, a.reason);
+        return;
+      case 'await_approval':
+        void this.awaitGate(run, a.step);
+        return;
+      case 'run':
+        if (a.delayMs > 0) {
+          const t = setTimeout(() => {
+            run.timers.delete(t);
+            this.startStep(run, a.node, a.step, a.handler, a.attempt);
+          }, a.delayMs);
+          run.timers.add(t);
+        } else {
+          this.startStep(run, a.node, a.step, a.handler, a.attempt);
+        }
+    }
+  }
+
+  private startStep(run: RunState, node: number, step: number, handler: boolean, attempt: number): void {
+    if (run.finished) return;
+    const info = run.runbook.step(handler, step);
+    const n = run.nodes[node] as NodeRef;
+    const stepRunId = newId('sr');
+    const fail = (reason: string): void => {
+      run.progress = applyOutcome(run.runbook.plan, run.progress, node, 'failed', reason);
+      this.pump(run);
+    };
+    if (info.kind === 'agent') {
+      if (!this.d.gateway.isOnline(n.agentId)) {
+        if (handler) return fail(`agent ${n.name} is offline`);
+        run.progress = nodeUnreachable(run.progress, node, `agent ${n.name} is offline`);
+        this.pump(run);
+        return;
+      }
+      let rendered;
+      try {
+        rendered = run.runbook.renderAgent(handler, step, this.ctx(run, node));
+      } catch (e) {
+        return fail(`cannot render step "${info.name}": ${(e as Error).message}`);
+      }
+      run.open.set(stepRunId, { node, step, handler, attempt, timer: this.watchdog(run, stepRunId, rendered.timeoutMs) });
+      this.d.dispatcher
+        .dispatch({
+          executionId: run.id,
+          stepRunId,
+          agentId: n.agentId,
+          stepIndex: step,
+          attempt,
+          handler,
+          name: info.name,
+          argv: rendered.argv,
+          script: rendered.script,
+          env: rendered.env,
+          secretEnv: rendered.secretEnv,
+          workingDir: rendered.workingDir,
+          timeoutMs: rendered.timeoutMs,
+          maxOutputBytes: rendered.maxOutputBytes,
+          runbookId: run.runbook.id,
+          runbookOwner: run.runbook.owner,
+        })
+        .catch((e: unknown) => {
+          this.d.log.error({ event: 'engine.dispatch_failed', executionId: run.id, stepRunId, err: e }, 'dispatch failed');
+          this.closeOpen(run, stepRunId);
+          fail(`dispatch failed: ${(e as Error).message}`);
+        });
+      return;
+    }
+    void this.runLocalStep(run, node, step, handler, attempt, stepRunId, info.name, info.kind, info.sleepMs ?? 0).catch((e: unknown) => {
+      this.d.log.error({ event: 'engine.local_step_failed', executionId: run.id, stepRunId, err: e }, 'coordinator step failed');
+      fail(`coordinator step failed: ${(e as Error).message}`);
+    });
+  }
+
+  /** http and sleep steps run here, recorded like agent steps (without an agent signature). */
+  private async runLocalStep(run: RunState, node: number, step: number, handler: boolean, attempt: number, stepRunId: string, name: string, kind: 'http' | 'sleep' | 'approval', sleepMs: number): Promise<void> {
+    const { d } = this;
+    const n = run.nodes[node] as NodeRef;
+    const started = d.now();
+    run.open.set(stepRunId, { node, step, handler, attempt });
+    await d.db.batch(async (tx) => {
+      tx.queueInsert('step_runs', ['id', 'execution_id', 'agent_id', 'step_index', 'attempt', 'handler', 'name', 'state', 'dispatched_at', 'accepted_at'], [stepRunId, run.id, n.agentId, step, attempt, handler ? 1 : 0, name, 'running', started, started]);
+    });
+    let ok = true;
+    let error: string | null = null;
+    let status: number | null = null;
+    let body: Buffer = Buffer.alloc(0);
+    let auditDetail: Record<string, string | number | null> = {};
+    if (kind === 'sleep') {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(() => {
+          run.timers.delete(t);
+          resolve();
+        }, sleepMs);
+        run.timers.add(t);
+        run.abort.signal.addEventListener('abort', () => {
+          clearTimeout(t);
+          resolve();
+        }, { once: true });
+      });
+      if (run.abort.signal.aborted) {
+        ok = false;
+        error = 'canceled';
+      }
+      auditDetail = { sleepMs };
+    } else if (kind === 'http') {
+      const req = run.runbook.renderHttp(handler, step, this.ctx(run, node));
+      const r = await runHttpStep(req, run.abort.signal);
+      ok = r.ok;
+      error = r.error;
+      status = r.status;
+      body = r.body;
+      auditDetail = { method: req.method, url: req.url, status: r.status };
+    }
+    if (!run.open.has(stepRunId)) return; // canceled meanwhile
+    run.open.delete(stepRunId);
+    const state = ok ? 'succeeded' : run.abort.signal.aborted ? 'canceled' : 'failed';
+    const now = d.now();
+    await d.db.batch(async (tx) => {
+      tx.queueUpdate('step_runs', { id: stepRunId }, { state, finished_at: now, exit_code: status, error, stdout_bytes: body.length });
+      if (body.length > 0) tx.queueInsert('step_output', ['step_run_id', 'stream', 'offset', 'data', 'received_at'], [stepRunId, 1, 0, body, now]);
+      await d.audit.append(tx, {
+        type: AuditEvents.stepLocalResult,
+        actor: { kind: 'system', id: 'coordinator' },
+        data: { executionId: run.id, stepRunId, agentId: n.agentId, name, kind, state, error, ...auditDetail },
+      });
+    });
+    if (run.finished) return;
+    run.progress = applyOutcome(run.runbook.plan, run.progress, node, ok ? 'succeeded' : 'failed', error);
+    d.events.changed(run.id);
+    this.pump(run);
+  }
+
+  private watchdog(run: RunState, stepRunId: string, timeoutMs: number): NodeJS.Timeout {
+    const t = setTimeout(() => {
+      run.timers.delete(t);
+      const open = run.open.get(stepRunId);
+      if (!open) return;
+      const n = run.nodes[open.node] as NodeRef;
+      void this.d.dispatcher.finishWithoutResult({ id: stepRunId, execution_id: run.id, agent_id: n.agentId }, 'lost', `no result within the step timeout plus ${Math.round(this.d.lostAfterMs / 1000)} s`);
+    }, Math.min(2_000_000_000, (timeoutMs > 0 ? timeoutMs : 3_600_000) + this.d.lostAfterMs));
+    run.timers.add(t);
+    return t;
+  }
+
+  private closeOpen(run: RunState, stepRunId: string): OpenRun | undefined {
+    const open = run.open.get(stepRunId);
+    if (!open) return undefined;
+    run.open.delete(stepRunId);
+    if (open.timer) {
+      clearTimeout(open.timer);
+      run.timers.delete(open.timer);
+    }
+    return open;
+  }
+
+  private onStepFinished(o: StepRunOutcome): void {
+    const run = this.runs.get(o.executionId);
+    if (!run) return;
+    const open = this.closeOpen(run, o.stepRunId);
+    if (!open || run.finished) return;
+    const reason = o.state === 'succeeded' ? null : `${o.state}${o.exitCode !== null && o.state === 'failed' ? ` (exit ${o.exitCode})` : ''}${o.error ? `: ${o.error}` : ''}`;
+    run.progress = applyOutcome(run.runbook.plan, run.progress, open.node, o.state === 'succeeded' ? 'succeeded' : 'failed', reason);
+    this.d.events.changed(run.id);
+    this.pump(run);
+  }
+
+  private async awaitGate(run: RunState, step: number): Promise<void> {
+    if (run.waitingGate !== null) return;
+    const info = run.runbook.step(false, step);
+    const approval = info.approval ?? { required: 1, from: [], message: info.name };
+    run.waitingGate = step;
+    await this.d.db.batch((tx) =>
+      tx.run("UPDATE executions SET state = 'awaiting_approval', gate = ?, approval_json = ? WHERE id = ? AND state = 'running'", [step, JSON.stringify(approval), run.id]),
+    );
+    this.d.log.info({ event: 'execution.awaiting_approval', executionId: run.id, step: info.name }, 'waiting for approval');
+    this.d.events.changed(run.id);
+  }
+
+  private persistNodes(run: RunState): void {
+    const changed: Array<[number, NodeProgress]> = [];
+    run.progress.nodes.forEach((n, i) => {
+      if (run.persistedStatus[i] !== n.status) changed.push([i, n]);
+    });
+    if (changed.length === 0) return;
+    const now = this.d.now();
+    for (const [i, n] of changed) run.persistedStatus[i] = n.status;
+    void this.d.db
+      .batch(async (tx) => {
+        for (const [, n] of changed) {
+          const done = n.status !== 'pending' && n.status !== 'running';
+          tx.queueUpdate('execution_nodes', { execution_id: run.id, agent_id: n.agentId }, done ? { state: n.status, reason: n.reason, finished_at: now } : { state: n.status, reason: n.reason, started_at: now });
+        }
+      })
+      .catch((e: unknown) => this.d.log.error({ event: 'engine.persist_failed', executionId: run.id, err: e }, 'persisting node states failed'));
+  }
+
+  private async stop(run: RunState, state: 'canceled', reason: string): Promise<void> {
+    run.waitingGate = null;
+    run.progress = cancelProgress(run.progress);
+    run.abort.abort();
+    for (const id of [...run.open.keys()]) {
+      const open = this.closeOpen(run, id);
+      if (open && run.runbook.step(open.handler, open.step).kind === 'agent') await this.d.dispatcher.cancel(id);
+    }
+    this.persistNodes(run);
+    await this.finish(run, state, reason);
+  }
+
+  private async finish(run: RunState, state: 'succeeded' | 'failed' | 'canceled', reason: string | null): Promise<void> {
+    if (run.finished) return;
+    run.finished = true;
+    for (const t of run.timers) clearTimeout(t);
+    run.timers.clear();
+    this.runs.delete(run.id);
+    // An execution whose every failure was a timeout ended by timing out.
+    let final: string = state;
+    if (state === 'failed') {
+      const failed = run.progress.nodes.filter((n) => n.status === 'failed');
+      if (failed.length > 0 && failed.every((n) => /timed_out|timed out/.test(n.reason ?? ''))) final = 'timed_out';
+    }
+    this.persistNodes(run);
+    await this.markFinished(run.id, final, reason);
+  }
+
+  private async markFinished(executionId: string, state: string, reason: string | null): Promise<void> {
+    const { d } = this;
+    const now = d.now();
+    const changed = await d.db.batch(async (tx: Tx) => {
+      const r = await tx.run(`UPDATE executions SET state = ?, reason = ?, finished_at = ?, secrets_sealed = NULL, gate = NULL WHERE id = ? AND state IN (${ACTIVE_STATES.map(() => '?').join(', ')})`, [state, reason, now, executionId, ...ACTIVE_STATES]);
+      if (r.changes !== 1) return false;
+      await d.audit.append(tx, { type: AuditEvents.executionCompleted, actor: { kind: 'system', id: 'coordinator' }, data: { executionId, state, ...(reason ? { reason } : {}) } });
+      return true;
+    });
+    if (!changed) return;
+    d.log.info({ event: 'execution.finished', executionId, state, reason }, `execution ${state}`);
+    d.events.finished({ executionId, state });
+  }
+}
+
+/** Labels a selector sees: the agent's labels plus its name and id. */
+export function hostLabels(a: AgentRecord): Record<string, string> {
+  return { ...a.labels, name: a.name, id: a.id };
+}
+
+function pick(values: Readonly<Record<string, string>>, names: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const n of names) if (values[n] !== undefined) out[n] = values[n] as string;
+  return out;
+}
