@@ -29,6 +29,7 @@ const REGISTRY: ReadonlyArray<{ readonly name: string; readonly load: () => Prom
   { name: 'user token', load: async () => { const m = await import('./commands/user.js'); return { spec: m.userToken, run: m.runUserToken }; } },
   { name: 'user ls', load: async () => { const m = await import('./commands/user.js'); return { spec: m.userList, run: m.runUserList }; } },
   { name: 'exec', load: async () => { const m = await import('./commands/exec.js'); return { spec: m.execCommand, run: m.runExec }; } },
+  { name: 'run', load: async () => { const m = await import('./commands/run.js'); return { spec: m.runCommand, run: m.runRun }; } },
   { name: 'executions ls', load: async () => { const m = await import('./commands/executions.js'); return { spec: m.executionsList, run: m.runExecutionsList }; } },
   { name: 'executions show', load: async () => { const m = await import('./commands/executions.js'); return { spec: m.executionsShow, run: m.runExecutionsShow }; } },
   { name: 'executions cancel', load: async () => { const m = await import('./commands/executions.js'); return { spec: m.executionsCancel, run: m.runExecutionsCancel }; } },

@@ -12,6 +12,7 @@ import { StepDispatcher } from './engine/step-dispatcher.js';
 import { AdhocRunner } from './engine/adhoc.js';
 import { ExecutionEvents } from './engine/execution-events.js';
 import { Counters } from './metrics/counters.js';
+import { HandrailError } from '../core/errors.js';
 import { createApp } from '../web/app.js';
 import type { Authorizer } from '../web/auth/authorizer.js';
 
@@ -106,6 +107,12 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
     registry: data.registry,
     users: data.users,
     adhoc,
+    executions: {
+      start: () => Promise.reject(new HandrailError('unavailable', 'runbook executions are not wired yet')),
+      decide: () => Promise.reject(new HandrailError('unavailable', 'runbook executions are not wired yet')),
+      cancel: (id, user) => adhoc.cancel(id, user.name),
+      waitFinished: (id, ms) => executionEvents.waitFinished(id, ms),
+    },
     executionEvents,
     output: {
       onOutput: (fn) => {

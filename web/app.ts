@@ -14,7 +14,7 @@ import type { Authorizer } from './auth/authorizer.js';
 import { errorResponse } from './errors.js';
 import { agentRoutes } from './api/agents.js';
 import { adhocRoutes } from './api/adhoc.js';
-import { executionRoutes } from './api/executions.js';
+import { executionRoutes, type ExecutionControl } from './api/executions.js';
 import type { OutputFeed } from './api/execution-events.js';
 
 export interface WebDeps {
@@ -22,6 +22,7 @@ export interface WebDeps {
   readonly registry: AgentRegistry;
   readonly users: UserStore;
   readonly adhoc: AdhocRunner;
+  readonly executions: ExecutionControl;
   readonly executionEvents: ExecutionEvents;
   readonly output: OutputFeed;
   readonly counters: Counters;
@@ -42,7 +43,7 @@ export function createApp(d: WebDeps): Hono<{ Variables: AuthVariables }> {
   api.get('/whoami', (c) => c.json({ user: c.get('user') }));
   api.route('/agents', agentRoutes(d.registry, d.isOnline));
   api.route('/adhoc', adhocRoutes(d.adhoc, d.authz));
-  api.route('/executions', executionRoutes(d.db, { cancel: (id, by) => d.adhoc.cancel(id, by), waitFinished: (id, ms) => d.executionEvents.waitFinished(id, ms) }, { events: d.executionEvents, output: d.output }));
+  api.route('/executions', executionRoutes(d.db, d.executions, { events: d.executionEvents, output: d.output }));
   app.route('/api/v1', api);
   return app;
 }

@@ -1,5 +1,6 @@
 /** Execution read API: one execution with its nodes and step runs, and stored output. */
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
+import type { User } from '../../coordinator/auth/user-store.js';
 import type { Database } from '../../coordinator/store/database.js';
 import { HandrailError, invalidArgument, notFound } from '../../core/errors.js';
 import { parseDuration } from '../../core/duration.js';
@@ -94,6 +95,19 @@ export async function readOutput(db: Database, stepRunId: string, stream: 1 | 2)
   return Buffer.concat(rows.map((r) => r.data));
 }
 
+async function jsonBody(c: Context, optional = false): Promise<Record<string, unknown>> {
+  const text = await c.req.text();
+  if (text.trim() === '' && optional) return {};
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    throw invalidArgument('request body must be JSON');
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw invalidArgument('request body must be a JSON object');
+  return v as Record<string, unknown>;
+}
+
 export interface ExecutionSummary {
   id: string;
   kind: string;
@@ -161,7 +175,9 @@ export async function listExecutions(db: Database, q: ExecutionListQuery): Promi
 }
 
 export interface ExecutionControl {
-  cancel(executionId: string, by: string): Promise<boolean>;
+  start(req: { runbookId: string; options: Record<string, string>; targets: string | undefined; reason: string | undefined; user: User }): Promise<{ executionId: string; state: string }>;
+  decide(executionId: string, user: User, decision: 'approve' | 'deny', comment: string): Promise<{ state: string; remaining: number }>;
+  cancel(executionId: string, user: User): Promise<boolean>;
   /** Resolves when the execution finishes or the timeout passes. */
   waitFinished(executionId: string, timeoutMs: number): Promise<void>;
 }
@@ -184,11 +200,38 @@ export function executionRoutes(db: Database, control: ExecutionControl, live: {
     };
     return c.json(await listExecutions(db, q));
   });
+  app.post('/', async (c) => {
+    const body = await jsonBody(c);
+    const runbook = body['runbook'];
+    if (typeof runbook !== 'string' || runbook === '') throw invalidArgument('"runbook" (the runbook id) is required');
+    const options = body['options'] ?? {};
+    if (typeof options !== 'object' || options === null || Array.isArray(options)) throw invalidArgument('"options" must be an object of NAME: value');
+    const opts: Record<string, string> = {};
+    for (const [k, v] of Object.entries(options as Record<string, unknown>)) {
+      if (typeof v === 'string') opts[k] = v;
+      else if (typeof v === 'number' || typeof v === 'boolean') opts[k] = String(v);
+      else throw invalidArgument(`option "${k}" must be a string, number or boolean`);
+    }
+    const targets = body['targets'];
+    if (targets !== undefined && typeof targets !== 'string') throw invalidArgument('"targets" must be a selector string');
+    const reason = body['reason'];
+    if (reason !== undefined && typeof reason !== 'string') throw invalidArgument('"reason" must be a string');
+    const out = await control.start({ runbookId: runbook, options: opts, targets, reason: reason === undefined ? undefined : reason.slice(0, 500), user: c.get('user') });
+    return c.json(out, 201);
+  });
+  for (const decision of ['approve', 'deny'] as const) {
+    app.post(`/:id/${decision}`, async (c) => {
+      const body = await jsonBody(c, true);
+      const comment = body['comment'] ?? '';
+      if (typeof comment !== 'string') throw invalidArgument('"comment" must be a string');
+      return c.json(await control.decide(c.req.param('id'), c.get('user'), decision, comment));
+    });
+  }
   app.post('/:id/cancel', async (c) => {
     const id = c.req.param('id');
     const view = await loadExecution(db, id);
     if (!view) throw notFound(`no execution ${id}`);
-    const changed = await control.cancel(id, c.get('user').name);
+    const changed = await control.cancel(id, c.get('user'));
     if (!changed && !['queued', 'running', 'awaiting_approval'].includes(view.state)) {
       throw new HandrailError('failed_precondition', `execution ${id} already ended (${view.state})`);
     }

@@ -1,0 +1,117 @@
+/**
+ * `handrail run RUNBOOK --opt k=v --targets SEL [--follow] [--json]`: start an execution as
+ * a user; with --follow, print per-node progress and live output until it ends. Exits 0 only
+ * when the execution succeeded.
+ */
+import { ApiClient } from '../api-client.js';
+import { readSse } from '../sse.js';
+import type { CliIo } from '../io.js';
+import { bool, list, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
+import { API_TOKEN, JSON_OUTPUT, SERVER } from '../settings.js';
+import type { ExecutionView } from '../../web/api/executions.js';
+
+export const runCommand: CommandSpec = {
+  name: 'run',
+  usage: 'run RUNBOOK [--opt NAME=VALUE]... [--targets SELECTOR] [--reason TEXT] [--follow] [--json]',
+  summary: 'Run a runbook as the API token\'s user; policy, option validation and approvals apply.',
+  options: {
+    server: SERVER,
+    token: API_TOKEN,
+    opt: { type: 'string', multiple: true, placeholder: 'NAME=VALUE', description: 'an option value (repeatable); values are passed as env vars or whole arguments, never through a shell' },
+    targets: { type: 'string', placeholder: 'SELECTOR', description: 'narrow the runbook\'s targets, e.g. "zone=a,!canary"' },
+    reason: { type: 'string', placeholder: 'TEXT', description: 'why (recorded with the execution)' },
+    follow: { type: 'boolean', short: 'f', description: 'show per-node progress and live output until the execution ends' },
+    wait: { type: 'boolean', description: 'wait for the end without printing output' },
+    json: JSON_OUTPUT,
+  },
+  allowPositionals: true,
+};
+
+export function parseOpts(values: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const v of values) {
+    const eq = v.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--opt "${v}" must look like NAME=VALUE`);
+    out[v.slice(0, eq)] = v.slice(eq + 1);
+  }
+  return out;
+}
+
+const DONE = new Set(['succeeded', 'failed', 'canceled', 'timed_out']);
+
+export async function runRun(p: ParsedCommand, io: CliIo): Promise<number> {
+  const runbook = p.positionals[0];
+  if (!runbook) throw new UsageError('give the runbook id, e.g. handrail run restart-web --opt reason="deploy"');
+  if (p.positionals.length > 1) throw new UsageError(`unexpected argument "${p.positionals[1]}" (options go in --opt NAME=VALUE)`);
+  // --opt values may contain commas: take them whole rather than splitting.
+  const raw = p.values['opt'];
+  const opts = parseOpts(Array.isArray(raw) ? raw : typeof raw === 'string' ? [raw] : list(p.values, 'opt'));
+  const api = new ApiClient(str(p.values, 'server') as string, str(p.values, 'token'));
+  const started = await api.request<{ executionId: string; state: string }>('POST', '/api/v1/executions', {
+    runbook,
+    options: opts,
+    ...(str(p.values, 'targets') ? { targets: str(p.values, 'targets') } : {}),
+    ...(str(p.values, 'reason') ? { reason: str(p.values, 'reason') } : {}),
+  });
+  const json = bool(p.values, 'json');
+  if (!bool(p.values, 'follow') && !bool(p.values, 'wait')) {
+    io.out(json ? JSON.stringify(started) + '\n' : `execution ${started.executionId} ${started.state}\n`);
+    return 0;
+  }
+  if (!json) io.err(`execution ${started.executionId} ${started.state}\n`);
+  let final: ExecutionView | undefined;
+  if (bool(p.values, 'follow') && !json) final = await follow(api, started.executionId, io);
+  while (!final || !DONE.has(final.state)) {
+    final = await api.request<ExecutionView>('GET', `/api/v1/executions/${started.executionId}?wait=30s`);
+  }
+  if (json) io.out(JSON.stringify(final) + '\n');
+  else io.out(`execution ${final.id} ${final.state}${final.reason ? `: ${final.reason}` : ''}\n`);
+  return final.state === 'succeeded' ? 0 : 1;
+}
+
+async function follow(api: ApiClient, id: string, io: CliIo): Promise<ExecutionView | undefined> {
+  const res = await api.raw('GET', `/api/v1/executions/${id}/events`, undefined, 'text/event-stream');
+  if (!res.ok) return undefined;
+  const names = new Map<string, string>();
+  const seen = new Map<string, string>();
+  let last: ExecutionView | undefined;
+  const partial = new Map<string, string>();
+  for await (const ev of readSse(res)) {
+    if (ev.event === 'state') {
+      last = JSON.parse(ev.data) as ExecutionView;
+      for (const n of last.nodes) {
+        names.set(n.agentId, n.agentName);
+        const key = `node:${n.agentId}`;
+        const line = `${n.state}${n.reason ? ` (${n.reason})` : ''}`;
+        if (seen.get(key) !== line) {
+          seen.set(key, line);
+          io.err(`[${n.agentName}] ${line}\n`);
+        }
+      }
+      for (const s of last.steps) {
+        const key = `step:${s.id}`;
+        const line = `${s.handler ? 'onFailure ' : ''}${s.name} #${s.attempt}: ${s.state}${s.exitCode !== null ? ` exit ${s.exitCode}` : ''}${s.error ? ` ${s.error}` : ''}`;
+        if (seen.get(key) !== line) {
+          seen.set(key, line);
+          io.err(`[${names.get(s.agentId ?? '') ?? 'coordinator'}] ${line}\n`);
+        }
+      }
+      if (last.state === 'awaiting_approval' && seen.get('approval') !== 'y') {
+        seen.set('approval', 'y');
+        io.err(`waiting for approval (approvers: \`handrail executions approve ${id}\` or the web inbox)\n`);
+      }
+    } else if (ev.event === 'output') {
+      const o = JSON.parse(ev.data) as { agentId: string; stream: string; text: string; stepRunId: string };
+      const key = `${o.stepRunId}:${o.stream}`;
+      const text = (partial.get(key) ?? '') + o.text;
+      const lines = text.split('\n');
+      partial.set(key, lines.pop() ?? '');
+      const prefix = `${names.get(o.agentId) ?? o.agentId}${o.stream === 'stderr' ? '!' : ''} | `;
+      for (const l of lines) (o.stream === 'stderr' ? io.err : io.out)(prefix + l + '\n');
+    } else if (ev.event === 'end') {
+      break;
+    }
+  }
+  for (const [key, rest] of partial) if (rest) io.out(`${key.split(':')[0]} | ${rest}\n`);
+  return last;
+}
