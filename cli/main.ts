@@ -33,6 +33,7 @@ const REGISTRY: ReadonlyArray<{ readonly name: string; readonly load: () => Prom
   { name: 'executions ls', load: async () => { const m = await import('./commands/executions.js'); return { spec: m.executionsList, run: m.runExecutionsList }; } },
   { name: 'executions show', load: async () => { const m = await import('./commands/executions.js'); return { spec: m.executionsShow, run: m.runExecutionsShow }; } },
   { name: 'executions cancel', load: async () => { const m = await import('./commands/executions.js'); return { spec: m.executionsCancel, run: m.runExecutionsCancel }; } },
+  { name: 'audit checkpoint', load: async () => { const m = await import('./commands/audit-checkpoint.js'); return { spec: m.auditCheckpoint, run: m.runAuditCheckpoint }; } },
   { name: 'demo', load: async () => { const m = await import('./commands/demo.js'); return { spec: m.demoCommand, run: m.runDemo }; } },
 ];
 

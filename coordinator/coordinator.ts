@@ -34,6 +34,8 @@ export interface CoordinatorConfig {
   readonly maxMessageBytes: number;
   /** Enrollment attempts per remote address per minute; 0 = unlimited. */
   readonly enrollAttemptsPerMinute: number;
+  /** How often a signed audit checkpoint is written (0: only at shutdown). */
+  readonly checkpointIntervalMs: number;
 }
 
 export interface RunningCoordinator {
@@ -130,6 +132,15 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
     const server = serve({ fetch: app.fetch, hostname: config.httpListen.host, port: config.httpListen.port }, (info) => resolve({ server, port: info.port }));
     server.once('error', reject);
   });
+  const writeCheckpoint = async (): Promise<void> => {
+    try {
+      const line = await data.audit.checkpoint();
+      log.info({ event: 'audit.checkpoint', checkpoint: JSON.parse(line) as unknown }, 'audit checkpoint written');
+    } catch (e) {
+      log.error({ event: 'audit.checkpoint_failed', err: e }, 'writing an audit checkpoint failed');
+    }
+  };
+  const checkpointTimer = config.checkpointIntervalMs > 0 ? setInterval(() => void writeCheckpoint(), config.checkpointIntervalMs) : undefined;
   log.info({ event: 'coordinator.started', grpc: `${config.grpcListen.host}:${grpcPort}`, http: `${config.httpListen.host}:${http.port}`, dataDir: config.dataDir }, 'coordinator started');
   return {
     grpcPort,
@@ -140,8 +151,10 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
     adhoc,
     counters,
     async stop() {
+      if (checkpointTimer) clearInterval(checkpointTimer);
       await new Promise<void>((resolve) => http.server.close(() => resolve()));
       await gateway.close();
+      await writeCheckpoint();
       await data.close();
     },
   };

@@ -21,6 +21,7 @@ export const coordinatorCommand: CommandSpec = {
     'request-ttl': { type: 'string', env: 'HANDRAIL_REQUEST_TTL', configKey: 'requestTtl', default: '10m', placeholder: 'DURATION', description: 'how long a signed step stays deliverable' },
     'max-output': { type: 'string', env: 'HANDRAIL_MAX_OUTPUT', configKey: 'maxOutputBytes', default: '4194304', placeholder: 'BYTES', description: 'stored output per stream per step, at most' },
     'enroll-rate-limit': { type: 'string', env: 'HANDRAIL_ENROLL_RATE_LIMIT', configKey: 'enrollRateLimit', default: '30', placeholder: 'N', description: 'enrollment attempts per remote address per minute (0: no limit)' },
+    'checkpoint-interval': { type: 'string', env: 'HANDRAIL_CHECKPOINT_INTERVAL', configKey: 'checkpointInterval', default: '10m', placeholder: 'DURATION', description: 'how often a signed audit checkpoint is written and logged (event audit.checkpoint)' },
     'log-level': LOG_LEVEL,
   },
 };
@@ -44,6 +45,7 @@ export async function runCoordinator(p: ParsedCommand, io: CliIo): Promise<numbe
       maxOutputBytes: maxOutput,
       maxMessageBytes: 1024 * 1024,
       enrollAttemptsPerMinute: enrollRate,
+      checkpointIntervalMs: durationSetting(p, 'checkpoint-interval'),
     },
     log,
     io.now,

@@ -82,6 +82,7 @@ export async function runDemo(p: ParsedCommand, io: CliIo): Promise<number> {
       maxOutputBytes: 4 * 1024 * 1024,
       maxMessageBytes: 1024 * 1024,
       enrollAttemptsPerMinute: 30,
+      checkpointIntervalMs: 10 * 60_000,
     },
     log,
     io.now,
