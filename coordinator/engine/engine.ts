@@ -73,6 +73,8 @@ export interface EngineDeps {
   readonly now: () => number;
   /** Extra time past a step's own timeout before an unanswered step counts as lost. */
   readonly lostAfterMs: number;
+  /** How long a step waits for its agent to (re)connect before the node counts as unreachable. */
+  readonly offlineWaitMs: number;
 }
 
 interface NodeRef {
@@ -412,9 +414,17 @@ export class ExecutionEngine {
     };
     if (info.kind === 'agent') {
       if (!this.d.gateway.isOnline(n.agentId)) {
-        if (handler) return fail(`agent ${n.name} is offline`);
-        run.progress = nodeUnreachable(run.progress, node, `agent ${n.name} is offline`);
-        this.pump(run);
+        // Agents reconnect after blips and coordinator restarts: give this one a moment.
+        run.open.set(stepRunId, { node, step, handler, attempt });
+        void this.d.gateway.waitOnline(n.agentId, this.d.offlineWaitMs).then((online) => {
+          if (!run.open.has(stepRunId) || run.finished) return;
+          run.open.delete(stepRunId);
+          if (online) return this.startStep(run, node, step, handler, attempt);
+          const why = `agent ${n.name} is offline (waited ${Math.round(this.d.offlineWaitMs / 1000)} s)`;
+          if (handler) return fail(why);
+          run.progress = nodeUnreachable(run.progress, node, why);
+          this.pump(run);
+        });
         return;
       }
       let rendered;

@@ -104,6 +104,25 @@ export class Gateway implements SessionHandler {
     this.readyListeners.push(fn);
   }
 
+  /** Resolves true as soon as the agent has a live stream, false after `timeoutMs`. */
+  waitOnline(agentId: string, timeoutMs: number): Promise<boolean> {
+    if (this.isOnline(agentId)) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const listener = (id: string): void => {
+        if (id !== agentId) return;
+        done(true);
+      };
+      const timer = setTimeout(() => done(false), timeoutMs);
+      const done = (v: boolean): void => {
+        clearTimeout(timer);
+        const i = this.readyListeners.indexOf(listener);
+        if (i >= 0) this.readyListeners.splice(i, 1);
+        resolve(v);
+      };
+      this.readyListeners.push(listener);
+    });
+  }
+
   onAgentClosed(fn: (agentId: string) => void): void {
     this.closedListeners.push(fn);
   }

@@ -71,6 +71,15 @@ export class Fleet {
     return this.adminToken;
   }
 
+  /** Adds a user with groups and returns an API token for them. */
+  async user(name: string, groups: readonly string[]): Promise<string> {
+    let r = await this.admin(['user', 'add', name, ...groups.flatMap((g) => ['--group', g])]);
+    expect(r.code, r.stderr).toBe(0);
+    r = await this.admin(['user', 'token', name]);
+    expect(r.code, r.stderr).toBe(0);
+    return r.stdout.trim();
+  }
+
   async token(args: readonly string[] = []): Promise<string> {
     const r = await this.admin(['token', 'create', ...args]);
     expect(r.code, r.stderr).toBe(0);
@@ -145,5 +154,10 @@ export class Fleet {
 export interface ExecutionResult {
   id: string;
   state: string;
-  steps: Array<{ id: string; agentId: string; state: string; exitCode: number | null; error: string | null; stdoutBytes: number; stderrBytes: number }>;
+  reason: string | null;
+  runbookId: string | null;
+  runbookDigest: string | null;
+  options: Record<string, string>;
+  nodes: Array<{ agentId: string; agentName: string; state: string; reason: string | null }>;
+  steps: Array<{ id: string; agentId: string; name: string; stepIndex: number; attempt: number; handler: boolean; state: string; exitCode: number | null; error: string | null; stdoutBytes: number; stderrBytes: number; dispatchedAt: string | null; finishedAt: string | null }>;
 }

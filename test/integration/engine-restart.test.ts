@@ -1,0 +1,40 @@
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Fleet, type ExecutionResult } from '../helpers/fleet.js';
+import { ROOT, waitFor } from '../helpers/processes.js';
+
+const FIXTURES = join(ROOT, 'test', 'fixtures', 'engine');
+
+describe('a coordinator restart loses no accepted execution', () => {
+  let fleet: Fleet;
+
+  beforeAll(async () => {
+    fleet = await Fleet.create();
+    await fleet.startCoordinator(['--runbooks-dir', FIXTURES]);
+    const web = await fleet.token(['--labels', 'role=web,env=test', '--uses', '3']);
+    for (const n of ['web-1', 'web-2', 'web-3']) await fleet.startAgent(n, { token: web });
+    for (const n of ['web-1', 'web-2', 'web-3']) await fleet.waitOnline(n);
+  });
+  afterAll(async () => {
+    await fleet?.close();
+  });
+
+  it('continues a rolling execution after SIGKILL: in-flight results arrive, undispatched work is dispatched, nothing runs twice', async () => {
+    const started = await fleet.api<{ executionId: string }>('POST', '/api/v1/executions', { runbook: 'long-rolling' });
+    expect(started.status).toBe(201);
+    const id = started.body.executionId;
+    // kill while the first node's step is running on its agent
+    await waitFor(async () => (await fleet.api<ExecutionResult>('GET', `/api/v1/executions/${id}`)).body.steps.some((s) => s.state === 'running'));
+    fleet.coordinator!.proc.kill('SIGKILL');
+    await fleet.coordinator!.proc.wait();
+    await new Promise((r) => setTimeout(r, 2000)); // the step finishes on the agent meanwhile
+    await fleet.startCoordinator(['--runbooks-dir', FIXTURES]);
+    const r = await fleet.waitExecution(id, 60_000);
+    expect(r.state).toBe('succeeded');
+    expect(r.nodes.every((n) => n.state === 'succeeded')).toBe(true);
+    // each node ran each step once: no duplicate dispatch of finished work
+    const agentSteps = r.steps.filter((s) => s.name === 'wait');
+    expect(agentSteps.map((s) => s.agentId).sort()).toEqual(r.nodes.map((n) => n.agentId).sort());
+    expect(agentSteps.every((s) => s.state === 'succeeded' && s.attempt === 1)).toBe(true);
+  });
+});
