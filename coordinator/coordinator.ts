@@ -11,10 +11,16 @@ import { Enroller } from './registry/enrollment.js';
 import { StepDispatcher } from './engine/step-dispatcher.js';
 import { AdhocRunner } from './engine/adhoc.js';
 import { ExecutionEvents } from './engine/execution-events.js';
+import { ExecutionEngine } from './engine/engine.js';
+import { Catalog, type ReloadReport } from './runbooks/catalog.js';
+import { catalogSource } from './runbooks/source.js';
+import { watchDirectory } from './runbooks/watch.js';
+import { AccessControl } from './policy/access-control.js';
+import { SecretBox } from './pki/secret-box.js';
+import { AuditEvents } from './audit/events.js';
+import { join } from 'node:path';
 import { Counters } from './metrics/counters.js';
-import { HandrailError } from '../core/errors.js';
 import { createApp } from '../web/app.js';
-import type { Authorizer } from '../web/auth/authorizer.js';
 
 export interface ListenAddress {
   readonly host: string;
@@ -36,6 +42,8 @@ export interface CoordinatorConfig {
   readonly enrollAttemptsPerMinute: number;
   /** How often a signed audit checkpoint is written (0: only at shutdown). */
   readonly checkpointIntervalMs: number;
+  /** How long a step waits for an offline agent to come back before its node fails. */
+  readonly offlineWaitMs: number;
 }
 
 export interface RunningCoordinator {
@@ -45,6 +53,8 @@ export interface RunningCoordinator {
   readonly gateway: Gateway;
   readonly dispatcher: StepDispatcher;
   readonly adhoc: AdhocRunner;
+  readonly engine: ExecutionEngine;
+  readonly catalog: Catalog;
   readonly counters: Counters;
   stop(): Promise<void>;
 }
@@ -97,12 +107,50 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
   gateway.setTraffic(dispatcher);
   const executionEvents = new ExecutionEvents();
   const adhoc = new AdhocRunner(data.db, data.audit, data.registry, dispatcher, log, now, executionEvents);
-  const authz: Authorizer = {
-    adhoc: (user) =>
-      user.groups.includes('admins')
-        ? { allowed: true, reason: 'member of group admins' }
-        : { allowed: false, reason: `user ${user.name} is not in group admins` },
+  const catalog = new Catalog(config.runbooksDir);
+  const access = new AccessControl(() => catalog.policyList());
+  const reloadCatalog = async (actor: { kind: 'user' | 'system'; id: string }): Promise<ReloadReport> => {
+    const report = await catalog.reload();
+    await data.db.batch(async (tx) => {
+      await data.audit.append(tx, [
+        {
+          type: AuditEvents.runbooksReloaded,
+          actor,
+          data: { added: report.added, updated: report.updated, removed: report.removed, problems: report.problems.length },
+        },
+        ...(report.policiesChanged || actor.kind === 'user'
+          ? [{ type: AuditEvents.policiesReloaded, actor, data: { policies: report.policies, problems: report.problems.length } } as const]
+          : []),
+      ]);
+    });
+    for (const p of report.problems) log.warn({ event: 'runbooks.problem', file: p.file, line: p.line, col: p.col }, `${p.file}:${p.line}:${p.col} ${p.message}`);
+    log.info(
+      { event: 'runbooks.reloaded', runbooks: catalog.list().length, policies: report.policies.length, added: report.added.length, updated: report.updated.length, removed: report.removed.length, kept: report.kept, problems: report.problems.length },
+      'runbooks reloaded',
+    );
+    return report;
   };
+  await reloadCatalog({ kind: 'system', id: 'coordinator' });
+  const stopWatching = watchDirectory(config.runbooksDir, () => {
+    reloadCatalog({ kind: 'system', id: 'file-watch' }).catch((e: unknown) => log.error({ event: 'runbooks.reload_failed', err: e }, 'reloading runbooks failed'));
+  });
+  const engine = new ExecutionEngine({
+    db: data.db,
+    audit: data.audit,
+    registry: data.registry,
+    gateway,
+    dispatcher,
+    events: executionEvents,
+    secrets: await SecretBox.open(join(config.dataDir, 'keys', 'secrets.key')),
+    runbooks: catalogSource(catalog),
+    policy: access,
+    log,
+    now,
+    lostAfterMs: 60_000,
+    offlineWaitMs: config.offlineWaitMs,
+  });
+  // Before agents can reconnect: their spooled results must find their executions loaded.
+  await engine.resume();
   const grpcPort = await gateway.listen(config.grpcListen.host, config.grpcListen.port);
   const app = createApp({
     db: data.db,
@@ -110,11 +158,13 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
     users: data.users,
     adhoc,
     executions: {
-      start: () => Promise.reject(new HandrailError('unavailable', 'runbook executions are not wired yet')),
-      decide: () => Promise.reject(new HandrailError('unavailable', 'runbook executions are not wired yet')),
-      cancel: (id, user) => adhoc.cancel(id, user.name),
+      start: (req) => engine.request({ runbookId: req.runbookId, options: req.options, targets: req.targets, user: req.user, ...(req.reason ? { reason: req.reason } : {}) }),
+      decide: (id, user, decision, comment) => engine.decide(id, user, decision, comment),
+      cancel: async (id, user) => (await engine.cancel(id, user)) || (await adhoc.cancel(id, user.name)),
       waitFinished: (id, ms) => executionEvents.waitFinished(id, ms),
     },
+    catalog,
+    reloadCatalog: (user) => reloadCatalog({ kind: 'user', id: user.name }),
     executionEvents,
     output: {
       onOutput: (fn) => {
@@ -123,7 +173,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
       },
     },
     counters,
-    authz,
+    authz: access,
     isOnline: (id) => gateway.isOnline(id),
     gauges: () => ({ agents_online: gateway.onlineCount(), rss_bytes: process.memoryUsage().rss }),
     now,
@@ -150,7 +200,10 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
     dispatcher,
     adhoc,
     counters,
+    engine,
+    catalog,
     async stop() {
+      stopWatching();
       if (checkpointTimer) clearInterval(checkpointTimer);
       await new Promise<void>((resolve) => http.server.close(() => resolve()));
       await gateway.close();

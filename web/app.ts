@@ -5,7 +5,10 @@
 import { Hono } from 'hono';
 import type { Database } from '../coordinator/store/database.js';
 import type { AgentRegistry } from '../coordinator/registry/agent-registry.js';
-import type { UserStore } from '../coordinator/auth/user-store.js';
+import type { User, UserStore } from '../coordinator/auth/user-store.js';
+import type { Catalog, ReloadReport } from '../coordinator/runbooks/catalog.js';
+import { runbookRoutes } from './api/runbooks.js';
+import { approvalRoutes } from './api/approvals.js';
 import type { AdhocRunner } from '../coordinator/engine/adhoc.js';
 import type { ExecutionEvents } from '../coordinator/engine/execution-events.js';
 import type { Counters } from '../coordinator/metrics/counters.js';
@@ -23,6 +26,8 @@ export interface WebDeps {
   readonly users: UserStore;
   readonly adhoc: AdhocRunner;
   readonly executions: ExecutionControl;
+  readonly catalog: Catalog;
+  readonly reloadCatalog: (user: User) => Promise<ReloadReport>;
   readonly executionEvents: ExecutionEvents;
   readonly output: OutputFeed;
   readonly counters: Counters;
@@ -43,6 +48,8 @@ export function createApp(d: WebDeps): Hono<{ Variables: AuthVariables }> {
   api.get('/whoami', (c) => c.json({ user: c.get('user') }));
   api.route('/agents', agentRoutes(d.registry, d.isOnline));
   api.route('/adhoc', adhocRoutes(d.adhoc, d.authz));
+  api.route('/runbooks', runbookRoutes(d.catalog, d.authz, d.reloadCatalog));
+  api.route('/approvals', approvalRoutes(d.db));
   api.route('/executions', executionRoutes(d.db, d.executions, { events: d.executionEvents, output: d.output }));
   app.route('/api/v1', api);
   return app;

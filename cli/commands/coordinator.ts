@@ -22,6 +22,7 @@ export const coordinatorCommand: CommandSpec = {
     'max-output': { type: 'string', env: 'HANDRAIL_MAX_OUTPUT', configKey: 'maxOutputBytes', default: '4194304', placeholder: 'BYTES', description: 'stored output per stream per step, at most' },
     'enroll-rate-limit': { type: 'string', env: 'HANDRAIL_ENROLL_RATE_LIMIT', configKey: 'enrollRateLimit', default: '30', placeholder: 'N', description: 'enrollment attempts per remote address per minute (0: no limit)' },
     'checkpoint-interval': { type: 'string', env: 'HANDRAIL_CHECKPOINT_INTERVAL', configKey: 'checkpointInterval', default: '10m', placeholder: 'DURATION', description: 'how often a signed audit checkpoint is written and logged (event audit.checkpoint)' },
+    'offline-wait': { type: 'string', env: 'HANDRAIL_OFFLINE_WAIT', configKey: 'offlineWait', default: '15s', placeholder: 'DURATION', description: 'how long a step waits for an offline agent before its node fails' },
     'log-level': LOG_LEVEL,
   },
 };
@@ -46,6 +47,7 @@ export async function runCoordinator(p: ParsedCommand, io: CliIo): Promise<numbe
       maxMessageBytes: 1024 * 1024,
       enrollAttemptsPerMinute: enrollRate,
       checkpointIntervalMs: durationSetting(p, 'checkpoint-interval'),
+      offlineWaitMs: durationSetting(p, 'offline-wait'),
     },
     log,
     io.now,

@@ -83,6 +83,7 @@ export async function runDemo(p: ParsedCommand, io: CliIo): Promise<number> {
       maxMessageBytes: 1024 * 1024,
       enrollAttemptsPerMinute: 30,
       checkpointIntervalMs: 10 * 60_000,
+      offlineWaitMs: 15_000,
     },
     log,
     io.now,

@@ -75,7 +75,7 @@ async function follow(api: ApiClient, id: string, io: CliIo): Promise<ExecutionV
   const names = new Map<string, string>();
   const seen = new Map<string, string>();
   let last: ExecutionView | undefined;
-  const partial = new Map<string, string>();
+  const partial = new Map<string, { prefix: string; text: string; stderr: boolean }>();
   for await (const ev of readSse(res)) {
     if (ev.event === 'state') {
       last = JSON.parse(ev.data) as ExecutionView;
@@ -103,15 +103,15 @@ async function follow(api: ApiClient, id: string, io: CliIo): Promise<ExecutionV
     } else if (ev.event === 'output') {
       const o = JSON.parse(ev.data) as { agentId: string; stream: string; text: string; stepRunId: string };
       const key = `${o.stepRunId}:${o.stream}`;
-      const text = (partial.get(key) ?? '') + o.text;
-      const lines = text.split('\n');
-      partial.set(key, lines.pop() ?? '');
       const prefix = `${names.get(o.agentId) ?? o.agentId}${o.stream === 'stderr' ? '!' : ''} | `;
+      const text = (partial.get(key)?.text ?? '') + o.text;
+      const lines = text.split('\n');
+      partial.set(key, { prefix, text: lines.pop() ?? '', stderr: o.stream === 'stderr' });
       for (const l of lines) (o.stream === 'stderr' ? io.err : io.out)(prefix + l + '\n');
     } else if (ev.event === 'end') {
       break;
     }
   }
-  for (const [key, rest] of partial) if (rest) io.out(`${key.split(':')[0]} | ${rest}\n`);
+  for (const rest of partial.values()) if (rest.text) (rest.stderr ? io.err : io.out)(`${rest.prefix}${rest.text}\n`);
   return last;
 }

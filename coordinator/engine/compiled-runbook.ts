@@ -32,6 +32,8 @@ export interface ResolvedOptions {
 
 export interface RenderedAgentStep {
   readonly argv: readonly string[];
+  /** argv with arguments drawn from secrets masked: what audit records show. */
+  readonly argvForRecords: readonly string[];
   readonly script: ScriptSpec | undefined;
   readonly env: Readonly<Record<string, string>>;
   /** Env names whose values are secret: masked in records. */

@@ -39,7 +39,7 @@ export interface EnginePolicy {
   decide(
     user: Requester,
     action: Action_,
-    runbook: { readonly id: string; readonly tags: readonly string[]; readonly owner: string },
+    runbook?: { readonly id: string; readonly tags: readonly string[]; readonly owner: string },
     targets?: { readonly selector: string; readonly agents: ReadonlyArray<{ readonly id: string; readonly name: string; readonly labels: Readonly<Record<string, string>> }> },
   ): PolicyDecision;
 }
@@ -444,6 +444,7 @@ export class ExecutionEngine {
           handler,
           name: info.name,
           argv: rendered.argv,
+          argvForRecords: rendered.argvForRecords,
           script: rendered.script,
           env: rendered.env,
           secretEnv: rendered.secretEnv,

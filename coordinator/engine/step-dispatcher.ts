@@ -34,6 +34,8 @@ export interface DispatchSpec {
   readonly handler: boolean;
   readonly name: string;
   readonly argv: readonly string[];
+  /** argv as records may show it (secret-derived arguments masked); defaults to argv. */
+  readonly argvForRecords?: readonly string[];
   readonly script: ScriptSpec | undefined;
   readonly env: Readonly<Record<string, string>>;
   /** Names of env vars holding secrets: recorded as "********" in audit records. */
@@ -156,7 +158,7 @@ export class StepDispatcher implements StepTraffic {
           stepRunId: spec.stepRunId,
           agentId: spec.agentId,
           name: spec.name,
-          argv: [...spec.argv],
+          argv: [...(spec.argvForRecords ?? spec.argv)],
           script: spec.script ? { interpreter: [...spec.script.interpreter], sha256: sha256(Buffer.from(spec.script.body)).toString('hex') } : null,
           env: Object.fromEntries(Object.entries(spec.env).map(([k, v]) => [k, spec.secretEnv.includes(k) ? '********' : v])),
           timeoutMs: spec.timeoutMs,

@@ -1,7 +1,7 @@
 /** A coordinator with a CA, an admin user, and agents enrolled with real tokens. */
 import { join } from 'node:path';
 import { expect } from 'vitest';
-import { cli, spawnCli, waitFor, workspace, type Proc } from './processes.js';
+import { ROOT, cli, spawnCli, waitFor, workspace, type Proc } from './processes.js';
 
 export interface Coordinator {
   readonly proc: Proc;
@@ -52,6 +52,8 @@ export class Fleet {
       '--http-listen', `127.0.0.1:${this.httpPort}`,
       '--log-level', 'debug',
       '--heartbeat-interval', '1s',
+      // The test policy gives group admins every action (ad-hoc commands are an admin action).
+      ...(extra.includes('--runbooks-dir') ? [] : ['--runbooks-dir', join(ROOT, 'test', 'fixtures', 'engine')]),
       ...extra,
     ]);
     const m = await proc.waitForText(/agents on port (\d+), HTTP on port (\d+)/, 20_000);

@@ -23,7 +23,7 @@ export function adhocRoutes(runner: AdhocRunner, authz: Authorizer): Hono<{ Vari
   const app = new Hono<{ Variables: AuthVariables }>();
   app.post('/', async (c) => {
     const user = c.get('user');
-    const decision = authz.adhoc(user);
+    const decision = authz.decide(user, 'admin');
     if (!decision.allowed) throw permissionDenied(`ad-hoc commands need the admin action: ${decision.reason}`);
     let body: AdhocBody;
     try {

@@ -1,12 +1,2 @@
-/** Authorization decisions the web layer asks for; backed by the policy engine. */
-import type { User } from '../../coordinator/auth/user-store.js';
-
-export interface AuthzDecision {
-  readonly allowed: boolean;
-  readonly reason: string;
-  readonly rule?: string;
-}
-
-export interface Authorizer {
-  adhoc(user: User): AuthzDecision;
-}
+/** Authorization decisions the web layer asks for: the same policy engine the executions use. */
+export type { EnginePolicy as Authorizer, PolicyDecision as AuthzDecision } from '../../coordinator/engine/engine.js';

@@ -1,0 +1,76 @@
+/**
+ * Option values: checked against the runbook's declared type, pattern, enum and bounds before
+ * anything is dispatched. Pure. Values are strings on the wire; each check says what is wrong
+ * and what is expected.
+ */
+import { DEFAULT_OPTION_MAX_LENGTH, type OptionDef } from './model.js';
+
+export const MASK = '********';
+
+/** Why `value` is not acceptable for `def`, or undefined when it is. */
+export function checkOptionValue(def: OptionDef, value: string): string | undefined {
+  if (value.includes('\u0000')) return 'contains a NUL byte';
+  switch (def.type) {
+    case 'integer': {
+      if (!/^-?\d{1,15}$/.test(value)) return `"${shown(def, value)}" is not a whole number`;
+      const n = Number(value);
+      if (def.min !== undefined && n < def.min) return `${n} is below the minimum ${def.min}`;
+      if (def.max !== undefined && n > def.max) return `${n} is above the maximum ${def.max}`;
+      return undefined;
+    }
+    case 'boolean':
+      return value === 'true' || value === 'false' ? undefined : `"${shown(def, value)}" is not true or false`;
+    case 'enum':
+      return def.values?.includes(value) ? undefined : `"${shown(def, value)}" is not one of ${(def.values ?? []).join(', ')}`;
+    case 'string':
+    case 'secret': {
+      const max = def.max ?? DEFAULT_OPTION_MAX_LENGTH;
+      if (value.length > max) return `is ${value.length} characters long; at most ${max} are allowed`;
+      if (def.min !== undefined && value.length < def.min) return `is shorter than ${def.min} characters`;
+      if (def.pattern !== undefined && !new RegExp(def.pattern, 'u').test(value)) return `${def.type === 'secret' ? 'the value' : `"${shown(def, value)}"`} does not match the pattern ${def.pattern}`;
+      return undefined;
+    }
+  }
+}
+
+function shown(def: OptionDef, value: string): string {
+  if (def.type === 'secret') return MASK;
+  return value.length > 60 ? `${value.slice(0, 57)}...` : value;
+}
+
+export interface ResolvedOptions {
+  readonly values: Record<string, string>;
+  readonly display: Record<string, string>;
+  readonly secretNames: string[];
+  readonly issues: string[];
+}
+
+export function resolveOptions(defs: readonly OptionDef[], provided: Readonly<Record<string, string>>): ResolvedOptions {
+  const issues: string[] = [];
+  const values: Record<string, string> = {};
+  const display: Record<string, string> = {};
+  const known = new Set(defs.map((d) => d.name));
+  for (const name of Object.keys(provided)) {
+    if (!known.has(name)) issues.push(`unknown option "${name.slice(0, 60)}"${known.size ? ` (this runbook takes: ${[...known].join(', ')})` : ' (this runbook takes no options)'}`);
+  }
+  for (const def of defs) {
+    const given = Object.prototype.hasOwnProperty.call(provided, def.name) ? provided[def.name] : undefined;
+    const value = given ?? def.default;
+    if (value === undefined || (value === '' && def.type !== 'string' && def.type !== 'secret')) {
+      if (def.required) issues.push(`option "${def.name}" is required${def.description ? ` (${def.description})` : ''}`);
+      continue;
+    }
+    if (value === '' && def.required) {
+      issues.push(`option "${def.name}" is required and cannot be empty`);
+      continue;
+    }
+    const problem = checkOptionValue(def, value);
+    if (problem) {
+      issues.push(`option "${def.name}" ${problem}`);
+      continue;
+    }
+    values[def.name] = value;
+    display[def.name] = def.type === 'secret' ? MASK : value;
+  }
+  return { values, display, secretNames: defs.filter((d) => d.type === 'secret').map((d) => d.name), issues };
+}
