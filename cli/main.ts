@@ -34,6 +34,12 @@ const REGISTRY: ReadonlyArray<{ readonly name: string; readonly load: () => Prom
   { name: 'executions show', load: async () => { const m = await import('./commands/executions.js'); return { spec: m.executionsShow, run: m.runExecutionsShow }; } },
   { name: 'executions cancel', load: async () => { const m = await import('./commands/executions.js'); return { spec: m.executionsCancel, run: m.runExecutionsCancel }; } },
   { name: 'audit checkpoint', load: async () => { const m = await import('./commands/audit-checkpoint.js'); return { spec: m.auditCheckpoint, run: m.runAuditCheckpoint }; } },
+  { name: 'runbooks lint', load: async () => { const m = await import('./commands/runbooks.js'); return { spec: m.runbooksLint, run: m.runRunbooksLint }; } },
+  { name: 'runbooks reload', load: async () => { const m = await import('./commands/runbooks.js'); return { spec: m.runbooksReload, run: m.runRunbooksReload }; } },
+  { name: 'policy explain', load: async () => { const m = await import('./commands/policy.js'); return { spec: m.policyExplain, run: m.runPolicyExplain }; } },
+  { name: 'executions approve', load: async () => { const m = await import('./commands/approvals.js'); return { spec: m.executionsApprove, run: m.runExecutionsApprove }; } },
+  { name: 'executions deny', load: async () => { const m = await import('./commands/approvals.js'); return { spec: m.executionsDeny, run: m.runExecutionsDeny }; } },
+  { name: 'approvals', load: async () => { const m = await import('./commands/approvals.js'); return { spec: m.approvalsList, run: m.runApprovalsList }; } },
   { name: 'demo', load: async () => { const m = await import('./commands/demo.js'); return { spec: m.demoCommand, run: m.runDemo }; } },
 ];
 

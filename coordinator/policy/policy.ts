@@ -215,7 +215,8 @@ export function decide(policies: readonly Policy[], req: DecisionRequest): Decis
   const needsTargets = req.targets !== undefined && (req.action === 'run' || req.action === 'cancel');
 
   if (!needsTargets) {
-    const deny = denies[0];
+    // Without targets, a deny limited to some targets does not refuse everything.
+    const deny = denies.find((r) => !r.targets);
     if (deny) return { allowed: false, rule: deny.id, reason: `denied by ${deny.id}`, trace, deniedTargets: [] };
     const allow = allows[0];
     if (allow) return { allowed: true, rule: allow.id, reason: `allowed by ${allow.id}`, trace, deniedTargets: [] };

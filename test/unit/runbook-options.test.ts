@@ -1,0 +1,87 @@
+import { describe, expect, it } from 'vitest';
+import { checkOptionValue, resolveOptions } from '../../coordinator/runbooks/options.js';
+import type { OptionDef } from '../../coordinator/runbooks/model.js';
+import { optionEnvName, parseTemplate, render, type TemplatePart } from '../../coordinator/runbooks/template.js';
+
+const opt = (o: Partial<OptionDef> & { name: string; type: OptionDef['type'] }): OptionDef => ({
+  required: false, default: undefined, pattern: undefined, values: undefined, min: undefined, max: undefined, label: undefined, description: undefined, ...o,
+});
+
+describe('option values', () => {
+  it.each<[OptionDef, string, string | undefined]>([
+    [opt({ name: 'n', type: 'integer', min: 1, max: 5 }), '3', undefined],
+    [opt({ name: 'n', type: 'integer', min: 1, max: 5 }), '0', '0 is below the minimum 1'],
+    [opt({ name: 'n', type: 'integer', min: 1, max: 5 }), '6', '6 is above the maximum 5'],
+    [opt({ name: 'n', type: 'integer' }), '3.5', '"3.5" is not a whole number'],
+    [opt({ name: 'n', type: 'integer' }), '1e3', '"1e3" is not a whole number'],
+    [opt({ name: 'b', type: 'boolean' }), 'true', undefined],
+    [opt({ name: 'b', type: 'boolean' }), 'yes', '"yes" is not true or false'],
+    [opt({ name: 'e', type: 'enum', values: ['a', 'b'] }), 'b', undefined],
+    [opt({ name: 'e', type: 'enum', values: ['a', 'b'] }), 'c', '"c" is not one of a, b'],
+    [opt({ name: 's', type: 'string', pattern: '^[a-z]+$' }), 'abc', undefined],
+    [opt({ name: 's', type: 'string', pattern: '^[a-z]+$' }), 'ab1', '"ab1" does not match the pattern ^[a-z]+$'],
+    [opt({ name: 's', type: 'string' }), 'x'.repeat(4097), 'is 4097 characters long; at most 4096 are allowed'],
+    [opt({ name: 's', type: 'string', max: 100_000 }), 'x'.repeat(100_000), undefined],
+    [opt({ name: 's', type: 'string' }), 'a\u0000b', 'contains a NUL byte'],
+    [opt({ name: 'p', type: 'secret', pattern: '^.{8,}$' }), 'short', 'the value does not match the pattern ^.{8,}$'],
+  ])('%# %j with %j', (def, value, problem) => {
+    expect(checkOptionValue(def, value)).toBe(problem);
+  });
+
+  it('never echoes a secret value in a problem', () => {
+    const p = checkOptionValue(opt({ name: 'p', type: 'secret', pattern: '^x$' }), 'hunter2-secret');
+    expect(p).not.toContain('hunter2');
+  });
+
+  it('applies defaults, flags unknown and missing options, masks secrets for display', () => {
+    const defs = [opt({ name: 'reason', type: 'string', required: true }), opt({ name: 'days', type: 'integer', default: '7' }), opt({ name: 'token', type: 'secret' })];
+    const ok = resolveOptions(defs, { reason: 'deploy', token: 'abc' });
+    expect(ok.issues).toEqual([]);
+    expect(ok.values).toEqual({ reason: 'deploy', days: '7', token: 'abc' });
+    expect(ok.display).toEqual({ reason: 'deploy', days: '7', token: '********' });
+    expect(ok.secretNames).toEqual(['token']);
+    const bad = resolveOptions(defs, { extra: '1' });
+    expect(bad.issues).toEqual(['unknown option "extra" (this runbook takes: reason, days, token)', 'option "reason" is required']);
+  });
+
+  it.each(['; rm -rf /', '$(id)', '`uname`', 'a\nb', '${option.x}', "' OR 1=1 --"])('keeps hostile value %j intact', (v) => {
+    const r = resolveOptions([opt({ name: 'm', type: 'string' })], { m: v });
+    expect(r.values['m']).toBe(v);
+  });
+});
+
+describe('templates', () => {
+  const ctx = { options: { msg: '$(rm -rf /) ; `x`\nnext', n: '3' }, host: { id: 'agt-1', name: 'web-1', labels: { zone: 'a b' } }, executionId: 'exe-9' };
+  const r = (t: string, encode?: (s: string) => string): string => {
+    const p = parseTemplate(t);
+    if ('error' in p) throw new Error(p.error);
+    return render(p.parts as TemplatePart[], ctx, encode);
+  };
+
+  it.each([
+    ['${option.msg}', '$(rm -rf /) ; `x`\nnext'],
+    ['--count=${option.n}', '--count=3'],
+    ['${host.name}/${host.id}/${host.labels.zone}/${execution.id}', 'web-1/agt-1/a b/exe-9'],
+    ['$${option.msg}', '${option.msg}'],
+    ['${host.labels.missing}', ''],
+    ['plain', 'plain'],
+  ])('%s renders as one element: %j', (t, out) => {
+    expect(r(t)).toBe(out);
+  });
+
+  it('percent-encodes values substituted into URLs', () => {
+    expect(r('https://lb.example/pools/web/${host.name}?why=${option.msg}', encodeURIComponent)).toBe('https://lb.example/pools/web/web-1?why=%24(rm%20-rf%20%2F)%20%3B%20%60x%60%0Anext');
+  });
+
+  it.each(['${option}', '${host.ip}', '${env.PATH}', '${ option.x.y }'])('rejects %s', (t) => {
+    expect('error' in parseTemplate(t)).toBe(true);
+  });
+
+  it.each([
+    ['reason', 'HANDRAIL_OPT_REASON'],
+    ['dry_run', 'HANDRAIL_OPT_DRY_RUN'],
+    ['max-age', 'HANDRAIL_OPT_MAX_AGE'],
+  ])('option %s reaches steps as %s', (n, env) => {
+    expect(optionEnvName(n)).toBe(env);
+  });
+});
