@@ -8,19 +8,10 @@
  *   node dist/bench/fleet.js [--agents 2000] [--real-agents 20] [--rounds 5] [--rtt 200]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { generateKeyPairSync, X509Certificate } from 'node:crypto';
-import { mkdtemp, readFile } from 'node:fs/promises';
-import { availableParallelism, cpus, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { availableParallelism, cpus } from 'node:os';
+import { join } from 'node:path';
+import { CLI, out, simulatedFleet, sleep, startBench } from './harness.js';
 import { parseArgs } from 'node:util';
-import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
-import { initCa } from '../coordinator/pki/ca.js';
-import { openDataDir } from '../coordinator/data-dir.js';
-import { createCsr } from '../core/csr.js';
-import { normalizeSerial } from '../core/x509-serial.js';
-import { EnrollmentServiceClient, type EnrollResponse } from '../proto/gen/handrail/v1/enrollment.js';
-import { channelOptions, parseCoordinatorAddress } from '../agent/coordinator-address.js';
-import { SimAgent, keyMap, type SimIdentity } from './sim-agents.js';
 import { cpuMs, mb, median, percentile, rssBytes } from './proc-stats.js';
 
 const { values: args } = parseArgs({
@@ -38,78 +29,20 @@ const N = Number(args.agents);
 const M = Number(args['real-agents']);
 const ROUNDS = Number(args.rounds);
 const RTT = Number(args.rtt);
-const CLI = resolve(import.meta.dirname, '..', 'cli', 'main.js');
-
-const out = (s: string): void => void process.stdout.write(s + '\n');
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function main(): Promise<void> {
   out(`# Handrail fleet benchmark — ${availableParallelism()} cores (${cpus()[0]?.model ?? '?'}), Node ${process.version}`);
   out(`# ${N} simulated agents (real mTLS streams, real Ed25519 verification and RSA-signed results; no process spawned), ${M} real agent processes`);
-  const dir = await mkdtemp(join(tmpdir(), 'hr-bench-'));
-  const certsDir = join(dir, 'certs');
-  const dataDir = join(dir, 'data');
-  await initCa({ certsDir });
-  const data = await openDataDir(dataDir);
-  await data.users.add('bench', ['admins'], { kind: 'cli', id: 'bench' }, Date.now());
-  const apiToken = (await data.users.issueToken('bench', 86_400_000, 'bench', { kind: 'cli', id: 'bench' }, Date.now())).token;
-  const bootstrap = (await data.tokens.create({ labels: { bench: 'true' }, ttlMs: 3_600_000, uses: N + M + 10, namePattern: null, description: 'bench', createdBy: 'bench' }, Date.now())).token;
-  await data.close();
-
-  const profile = args.profile ? ['--cpu-prof', '--cpu-prof-dir', String(args.profile)] : [];
-  const coord = spawn(process.execPath, [...profile, CLI, 'coordinator', '--data-dir', dataDir, '--certs-dir', certsDir, '--grpc-listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0', '--log-level', String(args['log-level']), '--heartbeat-interval', '10s', '--enroll-rate-limit', '0'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  const ports = await new Promise<{ grpc: number; http: number }>((res, rej) => {
-    let buf = '';
-    coord.stderr.on('data', (d: Buffer) => {
-      buf += d.toString();
-      const m = /agents on port (\d+), HTTP on port (\d+)/.exec(buf);
-      if (m) res({ grpc: Number(m[1]), http: Number(m[2]) });
-      if (buf.length > 1_000_000) buf = buf.slice(-10_000);
-    });
-    coord.on('exit', (c) => rej(new Error(`coordinator exited ${c}: ${buf.slice(-2000)}`)));
-  });
-  const address = `127.0.0.1:${ports.grpc}`;
-  const base = `http://127.0.0.1:${ports.http}`;
-  const api = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
-    const r = await fetch(base + path, { method, headers: { authorization: `Bearer ${apiToken}`, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) });
-    if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${await r.text()}`);
-    return (await r.json()) as T;
-  };
-  const caPem = await readFile(join(certsDir, 'ca.pem'), 'utf8');
+  const b = await startBench({ bootstrapUses: N + M + 10, ...(args.profile ? { profileDir: String(args.profile) } : {}), logLevel: String(args['log-level']) });
+  const { coord, address, api, dir, certsDir, bootstrap } = b;
   out(`coordinator pid ${coord.pid}, idle RSS ${mb(rssBytes(coord.pid as number))}`);
-
-  // ---- enroll N simulated agents through the real enrollment RPC (one shared key, N CSRs) ----
-  const shared = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const keyPem = shared.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-  const addr = parseCoordinatorAddress(address);
-  const enrollClient = new EnrollmentServiceClient(addr.target, credentials.createSsl(Buffer.from(caPem)), channelOptions(addr));
-  const enrollOne = (i: number): Promise<EnrollResponse> =>
-    new Promise((res, rej) =>
-      enrollClient.enroll({ token: bootstrap, csrPem: createCsr(shared.privateKey, `sim-${i}`), labels: {}, facts: undefined }, new Metadata(), { deadline: Date.now() + 60_000 }, (e: ServiceError | null, r?: EnrollResponse) => (e || !r ? rej(e) : res(r))),
-    );
-  let t = performance.now();
-  const ids: SimIdentity[] = [];
-  let dispatchKeys: Array<{ keyId: string; publicKeyPem: string }> = [];
-  for (let i = 0; i < N; i += 32) {
-    const batch = await Promise.all(Array.from({ length: Math.min(32, N - i) }, (_, k) => enrollOne(i + k)));
-    for (const r of batch) ids.push({ agentId: r.agentId, certPem: r.certificatePem, serial: normalizeSerial(new X509Certificate(r.certificatePem).serialNumber) });
-    dispatchKeys = batch[0]?.dispatchKeys ?? dispatchKeys;
-  }
-  enrollClient.close();
-  const enrollMs = performance.now() - t;
+  const { sims, enrollMs, connectMs } = await simulatedFleet(b, N);
   out(`enrolled ${N} agents in ${(enrollMs / 1000).toFixed(2)} s (${((N / enrollMs) * 1000).toFixed(0)}/s, 32 in flight, real CSR verification and certificate issue)`);
-
-  // ---- connect ----
-  const keys = keyMap(dispatchKeys);
-  const sims = ids.map((id) => new SimAgent(id, address, caPem, keyPem, shared.privateKey, keys));
-  t = performance.now();
-  for (let i = 0; i < sims.length; i += 100) await Promise.all(sims.slice(i, i + 100).map((s) => s.connect()));
-  const connectMs = performance.now() - t;
   await sleep(1000);
   const rssConnected = rssBytes(coord.pid as number);
   out(`connected ${N} agents (mTLS + Hello + Welcome) in ${(connectMs / 1000).toFixed(2)} s; coordinator RSS ${mb(rssConnected)} (${(rssConnected / N / 1024).toFixed(0)} KiB per agent)`);
+  let t = 0;
+  const ids = sims.map((s) => s.id);
 
   // ---- fan-out ----
   const agentIds = ids.map((i) => i.agentId);
