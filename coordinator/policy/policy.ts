@@ -187,7 +187,8 @@ function subjectMatches(rule: PolicyRule, user: string, groups: readonly string[
 
 function runbookMatches(rule: PolicyRule, rb: RunbookRef | undefined): boolean {
   if (!rule.runbooks) return true;
-  if (!rb) return false;
+  // Actions not about one runbook (admin) are covered by rules for every runbook ("*").
+  if (!rb) return rule.runbooks.ids.includes('*');
   return rule.runbooks.ids.some((g) => glob(g, rb.id)) || rule.runbooks.tags.some((t) => rb.tags.includes(t)) || rule.runbooks.owners.includes(rb.owner);
 }
 

@@ -1,0 +1,28 @@
+/** `handrail audit rotate-key`: a new audit signing key; older records keep verifying with the old public key. */
+import { openDataDir } from '../../coordinator/data-dir.js';
+import { AuditEvents } from '../../coordinator/audit/events.js';
+import type { CliIo } from '../io.js';
+import { str, type CommandSpec, type ParsedCommand } from '../options.js';
+import { DATA_DIR } from '../settings.js';
+
+export const auditRotateKey: CommandSpec = {
+  name: 'audit rotate-key',
+  usage: 'audit rotate-key [--data-dir DIR]',
+  summary: 'Start signing audit records with a new key (restart the coordinator to pick it up). Old records still verify: every public key is kept and exported.',
+  options: { 'data-dir': DATA_DIR },
+};
+
+export async function runAuditRotateKey(p: ParsedCommand, io: CliIo): Promise<number> {
+  const data = await openDataDir(str(p.values, 'data-dir') as string, io.now);
+  try {
+    const previous = data.keyring.active('audit').keyId;
+    const key = await data.keyring.rotate('audit', io.now());
+    await data.db.write(async (tx) => {
+      await data.audit.append(tx, { type: AuditEvents.keyRotated, actor: { kind: 'cli', id: io.env['USER'] ?? 'cli' }, data: { purpose: 'audit', previousKeyId: previous, keyId: key.keyId } });
+    });
+    io.out(`audit key ${key.keyId} is now active (was ${previous})\n`);
+    return 0;
+  } finally {
+    await data.close();
+  }
+}

@@ -1,0 +1,240 @@
+/**
+ * Audit export bundles (format in docs/audit-format.md): one JSON Lines file holding a header
+ * (CA certificate, audit public keys, the agent certificates the records use), the records,
+ * the stored output of every step result they contain, and checkpoints. Building a bundle reads
+ * the store; parsing one is pure.
+ */
+import { X509Certificate } from 'node:crypto';
+import type { Database } from '../store/database.js';
+
+export const BUNDLE_FORMAT = 'handrail-audit-bundle/v1';
+
+export interface BundleKey {
+  readonly kid: string;
+  readonly alg: 'ed25519';
+  /** SubjectPublicKeyInfo, DER, base64. */
+  readonly spki: string;
+  readonly created: string;
+  readonly retired: string | null;
+}
+
+export interface BundleHeader {
+  readonly format: typeof BUNDLE_FORMAT;
+  readonly created: string;
+  readonly selection: { readonly from: string | null; readonly to: string | null; readonly execution: string | null };
+  /** The first record's seq and the hash it chains to (64 zeros for seq 1). */
+  readonly first: { readonly seq: number; readonly prev: string } | null;
+  /** True when the records run to the head of the log (checkpoints then prove no tail is missing). */
+  readonly toHead: boolean;
+  /** The CA certificate, DER, base64. */
+  readonly ca: string;
+  readonly keys: readonly BundleKey[];
+  readonly agentCertificates: ReadonlyArray<{ readonly serial: string; readonly agentId: string; readonly der: string }>;
+}
+
+export interface BundleRecord {
+  readonly seq: number;
+  readonly kid: string;
+  readonly payload: Buffer;
+  readonly sig: Buffer;
+}
+
+export interface BundleCheckpoint {
+  readonly kid: string;
+  readonly payload: Buffer;
+  readonly sig: Buffer;
+}
+
+export interface Bundle {
+  readonly header: BundleHeader;
+  readonly records: readonly BundleRecord[];
+  /** stepRunId → captured output. */
+  readonly outputs: ReadonlyMap<string, { stdout: Buffer; stderr: Buffer }>;
+  readonly checkpoints: readonly BundleCheckpoint[];
+}
+
+export class BundleFormatError extends Error {
+  constructor(
+    readonly line: number,
+    message: string,
+  ) {
+    super(`line ${line}: ${message}`);
+    this.name = 'BundleFormatError';
+  }
+}
+
+function pemToDer(pem: string): Buffer {
+  return Buffer.from(pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
+}
+
+export interface ExportSelection {
+  readonly fromMs?: number;
+  readonly toMs?: number;
+  readonly executionId?: string;
+}
+
+/** Streams a bundle's lines from the store (records in seq order). */
+export async function* exportBundle(db: Database, caPem: string, sel: ExportSelection, now: number): AsyncGenerator<string> {
+  const head = await db.get<{ seq: number }>('SELECT max(seq) AS seq FROM audit_records');
+  const lastSeq = head?.seq ?? 0;
+  // Select by seq range: time bounds are found through the records' own timestamps.
+  let fromSeq = 1;
+  let toSeq = lastSeq;
+  if (sel.fromMs !== undefined || sel.toMs !== undefined) {
+    const rows = await db.all<{ seq: number; ts: string }>("SELECT seq, json_extract(CAST(payload AS TEXT), '$.ts') AS ts FROM audit_records ORDER BY seq");
+    const inRange = rows.filter((r) => (sel.fromMs === undefined || Date.parse(r.ts) >= sel.fromMs) && (sel.toMs === undefined || Date.parse(r.ts) <= sel.toMs));
+    fromSeq = inRange[0]?.seq ?? lastSeq + 1;
+    toSeq = inRange.at(-1)?.seq ?? 0;
+  }
+  let seqs: number[] | undefined;
+  if (sel.executionId !== undefined) {
+    const rows = await db.all<{ seq: number }>("SELECT seq FROM audit_records WHERE json_extract(CAST(payload AS TEXT), '$.data.executionId') = ? ORDER BY seq", [sel.executionId]);
+    seqs = rows.map((r) => r.seq);
+  }
+  const keys = await db.all<{ key_id: string; public_key_pem: string; created_at: number; retired_at: number | null }>("SELECT * FROM signing_keys WHERE purpose = 'audit' ORDER BY created_at");
+  const certRows = await db.all<{ serial: string; agent_id: string; certificate_pem: string }>('SELECT serial, agent_id, certificate_pem FROM agent_certificates');
+  const used = new Set<string>();
+  const outputsWanted = new Set<string>();
+  const selected = async function* (): AsyncGenerator<{ seq: number; payload: Buffer; key_id: string; signature: Buffer; hash: string }> {
+    if (seqs) {
+      for (let i = 0; i < seqs.length; i += 500) {
+        const chunk = seqs.slice(i, i + 500);
+        const rows = await db.all<{ seq: number; payload: Buffer; key_id: string; signature: Buffer; hash: string }>(`SELECT * FROM audit_records WHERE seq IN (${chunk.map(() => '?').join(',')}) ORDER BY seq`, chunk);
+        yield* rows;
+      }
+      return;
+    }
+    for (let s = fromSeq; s <= toSeq; s += 5000) {
+      const rows = await db.all<{ seq: number; payload: Buffer; key_id: string; signature: Buffer; hash: string }>('SELECT * FROM audit_records WHERE seq >= ? AND seq <= ? ORDER BY seq', [s, Math.min(toSeq, s + 4999)]);
+      yield* rows;
+    }
+  };
+  // First pass: which certificates and outputs the records need (the header comes first).
+  let first: { seq: number; prev: string } | null = null;
+  for await (const r of selected()) {
+    if (!first) first = { seq: r.seq, prev: (JSON.parse(r.payload.toString('utf8')) as { prev: string }).prev };
+    const text = r.payload.toString('utf8');
+    if (text.includes('"type":"step.result"')) {
+      const data = (JSON.parse(text) as { data: { certificateSerial: string; stepRunId: string } }).data;
+      used.add(data.certificateSerial);
+      outputsWanted.add(data.stepRunId);
+    }
+  }
+  const header: BundleHeader = {
+    format: BUNDLE_FORMAT,
+    created: new Date(now).toISOString(),
+    selection: {
+      from: sel.fromMs === undefined ? null : new Date(sel.fromMs).toISOString(),
+      to: sel.toMs === undefined ? null : new Date(sel.toMs).toISOString(),
+      execution: sel.executionId ?? null,
+    },
+    first,
+    toHead: !seqs && toSeq === lastSeq,
+    ca: pemToDer(caPem).toString('base64'),
+    keys: keys.map((k) => ({
+      kid: k.key_id,
+      alg: 'ed25519',
+      spki: pemToDer(k.public_key_pem).toString('base64'),
+      created: new Date(k.created_at).toISOString(),
+      retired: k.retired_at === null ? null : new Date(k.retired_at).toISOString(),
+    })),
+    agentCertificates: certRows.filter((c) => used.has(c.serial)).map((c) => ({ serial: c.serial, agentId: c.agent_id, der: pemToDer(c.certificate_pem).toString('base64') })),
+  };
+  yield JSON.stringify(header);
+  for await (const r of selected()) {
+    yield JSON.stringify({ t: 'record', seq: r.seq, kid: r.key_id, payload: r.payload.toString('base64'), sig: r.signature.toString('base64') });
+  }
+  for (const id of outputsWanted) {
+    for (const stream of [1, 2] as const) {
+      const chunks = await db.all<{ data: Buffer }>('SELECT data FROM step_output WHERE step_run_id = ? AND stream = ? ORDER BY offset', [id, stream]);
+      const data = Buffer.concat(chunks.map((c) => c.data));
+      if (data.length > 0) yield JSON.stringify({ t: 'output', stepRunId: id, stream: stream === 1 ? 'stdout' : 'stderr', data: data.toString('base64') });
+    }
+  }
+  const cps = await db.all<{ payload: Buffer; key_id: string; signature: Buffer }>('SELECT payload, key_id, signature FROM audit_checkpoints ORDER BY seq');
+  for (const c of cps) yield JSON.stringify({ t: 'checkpoint', kid: c.key_id, payload: c.payload.toString('base64'), sig: c.signature.toString('base64') });
+}
+
+const B64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+function b64(v: unknown, line: number, what: string): Buffer {
+  if (typeof v !== 'string' || !B64.test(v)) throw new BundleFormatError(line, `${what} is not base64`);
+  return Buffer.from(v, 'base64');
+}
+
+/** Parses a bundle's text. Structural problems throw BundleFormatError naming the line. */
+export function parseBundle(text: string): Bundle {
+  const p = new BundleParser();
+  text.split('\n').forEach((l, i) => p.line(l, i + 1));
+  return p.done();
+}
+
+/** Parses a bundle line by line (large bundles are streamed from disk). */
+export async function parseBundleLines(lines: AsyncIterable<string>): Promise<Bundle> {
+  const p = new BundleParser();
+  let n = 0;
+  for await (const l of lines) p.line(l, ++n);
+  return p.done();
+}
+
+class BundleParser {
+  private header: BundleHeader | undefined;
+  private readonly records: BundleRecord[] = [];
+  private readonly outputs = new Map<string, { stdout: Buffer; stderr: Buffer }>();
+  private readonly checkpoints: BundleCheckpoint[] = [];
+
+  line(raw: string, n: number): void {
+    if (raw.trim() === '') return;
+    let v: Record<string, unknown>;
+    try {
+      v = JSON.parse(raw) as Record<string, unknown>;
+    } catch {
+      throw new BundleFormatError(n, 'not JSON');
+    }
+    if (!this.header) {
+      if (v['format'] !== BUNDLE_FORMAT) throw new BundleFormatError(n, `not a ${BUNDLE_FORMAT} file (the first line must be its header)`);
+      const header = v as unknown as BundleHeader;
+      for (const c of header.agentCertificates ?? []) {
+        try {
+          new X509Certificate(Buffer.from(c.der, 'base64'));
+        } catch {
+          throw new BundleFormatError(n, `agent certificate ${c.serial} does not parse`);
+        }
+      }
+      this.header = header;
+      return;
+    }
+    switch (v['t']) {
+      case 'record':
+        if (typeof v['seq'] !== 'number' || typeof v['kid'] !== 'string') throw new BundleFormatError(n, 'record needs seq and kid');
+        this.records.push({ seq: v['seq'], kid: v['kid'], payload: b64(v['payload'], n, 'payload'), sig: b64(v['sig'], n, 'sig') });
+        return;
+      case 'output': {
+        const id = v['stepRunId'];
+        if (typeof id !== 'string' || (v['stream'] !== 'stdout' && v['stream'] !== 'stderr')) throw new BundleFormatError(n, 'output needs stepRunId and stream');
+        const o = this.outputs.get(id) ?? { stdout: Buffer.alloc(0), stderr: Buffer.alloc(0) };
+        o[v['stream']] = Buffer.concat([o[v['stream']], b64(v['data'], n, 'data')]);
+        this.outputs.set(id, o);
+        return;
+      }
+      case 'checkpoint':
+        if (typeof v['kid'] !== 'string') throw new BundleFormatError(n, 'checkpoint needs kid');
+        this.checkpoints.push({ kid: v['kid'], payload: b64(v['payload'], n, 'payload'), sig: b64(v['sig'], n, 'sig') });
+        return;
+      default:
+        throw new BundleFormatError(n, `unknown line type ${JSON.stringify(v['t'])}`);
+    }
+  }
+
+  done(): Bundle {
+    if (!this.header) throw new BundleFormatError(1, 'empty file');
+    return { header: this.header, records: this.records, outputs: this.outputs, checkpoints: this.checkpoints };
+  }
+}
+
+/** A checkpoint line as `handrail audit checkpoint` prints it (external copies). */
+export function parseCheckpointLine(line: string): BundleCheckpoint {
+  const v = JSON.parse(line) as { checkpoint?: string; kid?: string; sig?: string };
+  if (typeof v.checkpoint !== 'string' || typeof v.kid !== 'string' || typeof v.sig !== 'string') throw new Error('not a checkpoint line (expected {"checkpoint","kid","sig"})');
+  return { kid: v.kid, payload: Buffer.from(v.checkpoint, 'base64'), sig: Buffer.from(v.sig, 'base64') };
+}
