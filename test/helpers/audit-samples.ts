@@ -1,0 +1,30 @@
+/** One sample of every audit event type (TypeScript enforces that none is missing). */
+import type { AuditEventType, AuditPayloads } from '../../coordinator/audit/events.js';
+
+export const AUDIT_SAMPLES: { readonly [T in AuditEventType]: AuditPayloads[T] } = {
+  'token.created': { tokenId: 'tok-1', labels: { env: 'prod' }, expiresAt: '2026-11-23T06:00:00.000Z', uses: 1, namePattern: 'web-*' },
+  'token.revoked': { tokenId: 'tok-1' },
+  'agent.enrolled': { agentId: 'agt-1', name: 'web-1', tokenId: 'tok-1', labels: { env: 'prod', role: 'web' }, certificateSerial: '1A2B', certificateFingerprint256: 'AA:BB', notAfter: '2026-11-24T05:00:00.000Z', remote: 'ipv4:10.0.0.5:5555' },
+  'agent.enroll_refused': { name: 'web-9', reason: 'used_up', tokenId: 'tok-1', remote: 'ipv4:10.0.0.9:5555' },
+  'agent.renewed': { agentId: 'agt-1', previousSerial: '1A2B', certificateSerial: '3C4D', notAfter: '2026-11-25T05:00:00.000Z' },
+  'agent.revoked': { agentId: 'agt-1', name: 'web-1', reason: 'decommissioned' },
+  'execution.requested': { executionId: 'exe-1', kind: 'runbook', runbookId: 'restart-web', runbookDigest: 'ab'.repeat(32), options: { reason: 'deploy', token: '********' }, targets: 'role=web' },
+  'policy.decided': { executionId: 'exe-1', user: 'alice', action: 'run', runbookId: 'restart-web', allowed: true, rule: 'demo/support-restarts-web', reason: 'allowed by demo/support-restarts-web' },
+  'approval.granted': { executionId: 'exe-1', approver: 'bob', comment: 'ok', remaining: 0 },
+  'approval.denied': { executionId: 'exe-2', approver: 'bob', comment: 'not now' },
+  'step.dispatched': { executionId: 'exe-1', stepRunId: 'sr-1', agentId: 'agt-1', name: 'restart', argv: ['systemctl', 'restart', 'web'], script: null, env: { HANDRAIL_OPT_TOKEN: '********' }, timeoutMs: 60000, notAfter: '2026-11-23T05:10:00.000Z', requestSha256: 'cd'.repeat(32), keyId: 'dispatch-0123456789abcdef', signature: 'c2ln' },
+  'step.rejected': { executionId: 'exe-1', stepRunId: 'sr-2', agentId: 'agt-2', reason: 'policy', detail: 'runbook restart-web is not allowed on this host' },
+  'step.result': { executionId: 'exe-1', stepRunId: 'sr-1', agentId: 'agt-1', status: 'succeeded', exitCode: 0, certificateSerial: '1A2B', payloadType: 'application/vnd.handrail.step-result.v1+proto', payload: 'cGF5bG9hZA==', signature: 'c2ln' },
+  'step.abandoned': { executionId: 'exe-1', stepRunId: 'sr-3', agentId: 'agt-3', state: 'lost', reason: 'no result within the step timeout plus 60 s' },
+  'step.local_result': { executionId: 'exe-1', stepRunId: 'sr-4', agentId: 'agt-1', name: 'notify', kind: 'http', state: 'succeeded', error: null, method: 'POST', url: 'https://hooks.example/web-1', status: 204 },
+  'execution.completed': { executionId: 'exe-1', state: 'succeeded' },
+  'execution.canceled': { executionId: 'exe-3' },
+  'runbooks.reloaded': { added: [{ id: 'restart-web', digest: 'ef'.repeat(32) }], updated: [], removed: [], problems: 0 },
+  'policies.reloaded': { policies: [{ name: 'demo', digest: '01'.repeat(32) }], problems: 0 },
+  'user.created': { user: 'alice', groups: ['support'] },
+  'user.changed': { user: 'alice', change: 'groups', groups: ['support', 'web-leads'] },
+  'api_token.created': { user: 'alice', tokenId: 'tkn-1', expiresAt: '2026-12-23T05:00:00.000Z', description: null },
+  'api_token.revoked': { tokenId: 'tkn-1' },
+  'login.failed': { user: 'mallory', remote: '10.0.0.66', reason: 'bad password' },
+  'key.rotated': { purpose: 'audit', previousKeyId: 'audit-0123456789abcdef', keyId: 'audit-fedcba9876543210' },
+};
