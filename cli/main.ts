@@ -28,6 +28,8 @@ const REGISTRY: ReadonlyArray<{ readonly name: string; readonly load: () => Prom
   { name: 'user add', load: async () => { const m = await import('./commands/user.js'); return { spec: m.userAdd, run: m.runUserAdd }; } },
   { name: 'user token', load: async () => { const m = await import('./commands/user.js'); return { spec: m.userToken, run: m.runUserToken }; } },
   { name: 'user ls', load: async () => { const m = await import('./commands/user.js'); return { spec: m.userList, run: m.runUserList }; } },
+  { name: 'user tokens', load: async () => { const m = await import('./commands/user.js'); return { spec: m.userTokens, run: m.runUserTokens }; } },
+  { name: 'user revoke-token', load: async () => { const m = await import('./commands/user.js'); return { spec: m.userRevokeToken, run: m.runUserRevokeToken }; } },
   { name: 'exec', load: async () => { const m = await import('./commands/exec.js'); return { spec: m.execCommand, run: m.runExec }; } },
   { name: 'run', load: async () => { const m = await import('./commands/run.js'); return { spec: m.runCommand, run: m.runRun }; } },
   { name: 'executions ls', load: async () => { const m = await import('./commands/executions.js'); return { spec: m.executionsList, run: m.runExecutionsList }; } },

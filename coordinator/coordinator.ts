@@ -18,6 +18,7 @@ import { watchDirectory } from './runbooks/watch.js';
 import { AccessControl } from './policy/access-control.js';
 import { SecretBox } from './pki/secret-box.js';
 import { AuditEvents } from './audit/events.js';
+import { RateLimiter } from '../core/rate-limiter.js';
 import { join } from 'node:path';
 import { Counters } from './metrics/counters.js';
 import { createApp } from '../web/app.js';
@@ -134,6 +135,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
   const stopWatching = watchDirectory(config.runbooksDir, () => {
     reloadCatalog({ kind: 'system', id: 'file-watch' }).catch((e: unknown) => log.error({ event: 'runbooks.reload_failed', err: e }, 'reloading runbooks failed'));
   });
+  const authFailureLimiter = new RateLimiter(1, 1 / 60);
   const engine = new ExecutionEngine({
     db: data.db,
     audit: data.audit,
@@ -177,6 +179,15 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
     isOnline: (id) => gateway.isOnline(id),
     gauges: () => ({ agents_online: gateway.onlineCount(), rss_bytes: process.memoryUsage().rss }),
     now,
+    onAuthFailure: (remote, reason) => {
+      counters.inc('auth_failures_total');
+      log.warn({ event: 'login.failed', remote, reason }, 'authentication failed');
+      // One audit record per address per minute: failed attempts must not flood the log.
+      if (!authFailureLimiter.take(remote, now())) return;
+      void data.db
+        .batch((tx) => data.audit.append(tx, { type: AuditEvents.loginFailed, actor: { kind: 'user', id: 'unknown' }, data: { user: 'unknown', remote, reason } }))
+        .catch((e: unknown) => log.error({ event: 'audit.append_failed', err: e }, 'auditing a failed login failed'));
+    },
   });
   const http = await new Promise<{ server: ServerType; port: number }>((resolve, reject) => {
     const server = serve({ fetch: app.fetch, hostname: config.httpListen.host, port: config.httpListen.port }, (info) => resolve({ server, port: info.port }));

@@ -12,7 +12,7 @@ import { approvalRoutes } from './api/approvals.js';
 import type { AdhocRunner } from '../coordinator/engine/adhoc.js';
 import type { ExecutionEvents } from '../coordinator/engine/execution-events.js';
 import type { Counters } from '../coordinator/metrics/counters.js';
-import { bearerAuth, type AuthVariables } from './auth/bearer.js';
+import { bearerAuth, type AuthFailureHook, type AuthVariables } from './auth/bearer.js';
 import type { Authorizer } from './auth/authorizer.js';
 import { errorResponse } from './errors.js';
 import { agentRoutes } from './api/agents.js';
@@ -35,6 +35,7 @@ export interface WebDeps {
   readonly isOnline: (agentId: string) => boolean;
   readonly gauges: () => Record<string, number>;
   readonly now: () => number;
+  readonly onAuthFailure?: AuthFailureHook;
 }
 
 export function createApp(d: WebDeps): Hono<{ Variables: AuthVariables }> {
@@ -44,7 +45,7 @@ export function createApp(d: WebDeps): Hono<{ Variables: AuthVariables }> {
   app.get('/api/v1/health', (c) => c.json({ ok: true }));
   app.get('/metrics', (c) => c.text(d.counters.prometheus(d.gauges())));
   const api = new Hono<{ Variables: AuthVariables }>();
-  api.use('*', bearerAuth(d.users, d.now));
+  api.use('*', bearerAuth(d.users, d.now, d.onAuthFailure));
   api.get('/whoami', (c) => c.json({ user: c.get('user') }));
   api.route('/agents', agentRoutes(d.registry, d.isOnline));
   api.route('/adhoc', adhocRoutes(d.adhoc, d.authz));

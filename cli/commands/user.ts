@@ -82,3 +82,45 @@ export async function runUserList(p: ParsedCommand, io: CliIo): Promise<number> 
     await data.close();
   }
 }
+
+export const userTokens: CommandSpec = {
+  name: 'user tokens',
+  usage: 'user tokens [NAME] [--json]',
+  summary: 'List API tokens (never their secrets): id, user, expiry, last use, revoked.',
+  options: { 'data-dir': DATA_DIR, json: JSON_OUTPUT },
+  allowPositionals: true,
+};
+
+export async function runUserTokens(p: ParsedCommand, io: CliIo): Promise<number> {
+  const data = await openDataDir(str(p.values, 'data-dir') as string, io.now);
+  try {
+    const tokens = await data.users.tokens(p.positionals[0]);
+    const iso = (ms: number | null): string => (ms === null ? '-' : new Date(ms).toISOString());
+    if (bool(p.values, 'json')) io.out(JSON.stringify({ tokens }) + '\n');
+    else printTable(io, ['ID', 'USER', 'EXPIRES', 'LAST USED', 'REVOKED', 'DESCRIPTION'], tokens.map((t) => [t.id, t.userName, iso(t.expiresAt), iso(t.lastUsedAt), iso(t.revokedAt), t.description ?? '']));
+    return 0;
+  } finally {
+    await data.close();
+  }
+}
+
+export const userRevokeToken: CommandSpec = {
+  name: 'user revoke-token',
+  usage: 'user revoke-token TOKEN_ID',
+  summary: 'Revoke an API token at once (see `handrail user tokens`).',
+  options: { 'data-dir': DATA_DIR },
+  allowPositionals: true,
+};
+
+export async function runUserRevokeToken(p: ParsedCommand, io: CliIo): Promise<number> {
+  const id = p.positionals[0];
+  if (!id) throw new UsageError('give the token id (see `handrail user tokens`)');
+  const data = await openDataDir(str(p.values, 'data-dir') as string, io.now);
+  try {
+    await data.users.revokeToken(id, actor(io), io.now());
+    io.out(`API token ${id} revoked\n`);
+    return 0;
+  } finally {
+    await data.close();
+  }
+}
