@@ -1,5 +1,5 @@
 /** `handrail agents ls|revoke`: the fleet as the store sees it (runs on the coordinator host). */
-import { openDataDir } from '../../coordinator/data-dir.js';
+import { withDataDir } from '../data-dir.js';
 import type { AgentRecord } from '../../coordinator/registry/agent-registry.js';
 import { agentView } from '../../web/api/agents.js';
 import { formatLabels } from '../../core/labels.js';
@@ -22,8 +22,7 @@ export function onlineFromStore(a: AgentRecord, now: number): boolean {
 }
 
 export async function runAgentsList(p: ParsedCommand, io: CliIo): Promise<number> {
-  const data = await openDataDir(str(p.values, 'data-dir') as string, io.now);
-  try {
+  return withDataDir(p, io, async (data) => {
     const now = io.now();
     const agents = (await data.registry.list()).map((a) => agentView(a, onlineFromStore(a, now)));
     if (bool(p.values, 'json')) {
@@ -36,9 +35,7 @@ export async function runAgentsList(p: ParsedCommand, io: CliIo): Promise<number
       agents.map((a) => [a.id, a.name, a.status, ago(a.lastSeen ? Date.parse(a.lastSeen) : null, now), a.version ?? '', a.certificateExpires, formatLabels(a.labels)]),
     );
     return 0;
-  } finally {
-    await data.close();
-  }
+  });
 }
 
 export const agentsRevoke: CommandSpec = {
@@ -52,12 +49,9 @@ export const agentsRevoke: CommandSpec = {
 export async function runAgentsRevoke(p: ParsedCommand, io: CliIo): Promise<number> {
   const id = p.positionals[0];
   if (!id) throw new UsageError('give the agent id (see `handrail agents ls`)');
-  const data = await openDataDir(str(p.values, 'data-dir') as string, io.now);
-  try {
+  return withDataDir(p, io, async (data) => {
     const changed = await data.registry.revoke(id, str(p.values, 'reason') as string, { kind: 'cli', id: io.env['USER'] ?? 'cli' }, io.now());
     io.out(changed ? `agent ${id} revoked\n` : `agent ${id} was already revoked\n`);
     return 0;
-  } finally {
-    await data.close();
-  }
+  });
 }

@@ -4,9 +4,9 @@
  * (a log shipper, a ticket, another host): `handrail audit verify --checkpoints FILE` then
  * detects a log that was cut short.
  */
-import { openDataDir } from '../../coordinator/data-dir.js';
+import { withDataDir } from '../data-dir.js';
 import type { CliIo } from '../io.js';
-import { str, type CommandSpec, type ParsedCommand } from '../options.js';
+import type { CommandSpec, ParsedCommand } from '../options.js';
 import { DATA_DIR } from '../settings.js';
 
 export const auditCheckpoint: CommandSpec = {
@@ -17,11 +17,8 @@ export const auditCheckpoint: CommandSpec = {
 };
 
 export async function runAuditCheckpoint(p: ParsedCommand, io: CliIo): Promise<number> {
-  const data = await openDataDir(str(p.values, 'data-dir') as string, io.now);
-  try {
+  return withDataDir(p, io, async (data) => {
     io.out((await data.audit.checkpoint()) + '\n');
     return 0;
-  } finally {
-    await data.close();
-  }
+  });
 }

@@ -1,8 +1,8 @@
 /** `handrail audit rotate-key`: a new audit signing key; older records keep verifying with the old public key. */
-import { openDataDir } from '../../coordinator/data-dir.js';
+import { withDataDir } from '../data-dir.js';
 import { AuditEvents } from '../../coordinator/audit/events.js';
 import type { CliIo } from '../io.js';
-import { str, type CommandSpec, type ParsedCommand } from '../options.js';
+import type { CommandSpec, ParsedCommand } from '../options.js';
 import { DATA_DIR } from '../settings.js';
 
 export const auditRotateKey: CommandSpec = {
@@ -13,8 +13,7 @@ export const auditRotateKey: CommandSpec = {
 };
 
 export async function runAuditRotateKey(p: ParsedCommand, io: CliIo): Promise<number> {
-  const data = await openDataDir(str(p.values, 'data-dir') as string, io.now);
-  try {
+  return withDataDir(p, io, async (data) => {
     const previous = data.keyring.active('audit').keyId;
     const key = await data.keyring.rotate('audit', io.now());
     await data.db.write(async (tx) => {
@@ -22,7 +21,5 @@ export async function runAuditRotateKey(p: ParsedCommand, io: CliIo): Promise<nu
     });
     io.out(`audit key ${key.keyId} is now active (was ${previous})\n`);
     return 0;
-  } finally {
-    await data.close();
-  }
+  });
 }

@@ -1,5 +1,5 @@
 /** `handrail token create|ls|revoke`: bootstrap tokens for enrolling agents. */
-import { openDataDir } from '../../coordinator/data-dir.js';
+import { withDataDir } from '../data-dir.js';
 import { parseDuration } from '../../core/duration.js';
 import { formatLabels, parseLabelList } from '../../core/labels.js';
 import { printTable, type CliIo } from '../io.js';
@@ -38,8 +38,7 @@ export async function runTokenCreate(p: ParsedCommand, io: CliIo): Promise<numbe
   if (!Number.isInteger(uses) || uses < 1 || uses > 100_000) throw new UsageError('--uses must be a whole number from 1 to 100000');
   const namePattern = str(p.values, 'name') ?? null;
   if (namePattern !== null && !/^[A-Za-z0-9._*?-]{1,63}$/.test(namePattern)) throw new UsageError('--name must be a glob of letters, digits, . _ - * ?');
-  const data = await openDataDir(str(p.values, 'data-dir') as string, io.now);
-  try {
+  return withDataDir(p, io, async (data) => {
     const t = await data.tokens.create({ labels, ttlMs, uses, namePattern, description: str(p.values, 'description') ?? null, createdBy: io.env['USER'] ?? 'cli' }, io.now());
     if (bool(p.values, 'json')) {
       io.out(JSON.stringify({ id: t.id, token: t.token, expiresAt: new Date(t.expiresAt).toISOString(), uses, labels, namePattern }) + '\n');
@@ -48,9 +47,7 @@ export async function runTokenCreate(p: ParsedCommand, io: CliIo): Promise<numbe
       io.err(`token ${t.id}: ${uses} use(s), expires ${new Date(t.expiresAt).toISOString()}${Object.keys(labels).length ? `, labels ${formatLabels(labels)}` : ''}${namePattern ? `, names ${namePattern}` : ''}\n`);
     }
     return 0;
-  } finally {
-    await data.close();
-  }
+  });
 }
 
 export const tokenList: CommandSpec = {
@@ -61,8 +58,7 @@ export const tokenList: CommandSpec = {
 };
 
 export async function runTokenList(p: ParsedCommand, io: CliIo): Promise<number> {
-  const data = await openDataDir(str(p.values, 'data-dir') as string, io.now);
-  try {
+  return withDataDir(p, io, async (data) => {
     const tokens = await data.tokens.list();
     const now = io.now();
     const state = (t: (typeof tokens)[number]): string => (t.revokedAt !== null ? 'revoked' : t.expiresAt <= now ? 'expired' : t.uses >= t.usesAllowed ? 'used' : 'active');
@@ -72,9 +68,7 @@ export async function runTokenList(p: ParsedCommand, io: CliIo): Promise<number>
       printTable(io, ['ID', 'STATE', 'USES', 'EXPIRES', 'LABELS', 'NAMES'], tokens.map((t) => [t.id, state(t), `${t.uses}/${t.usesAllowed}`, new Date(t.expiresAt).toISOString(), formatLabels(t.labels), t.namePattern ?? '*']));
     }
     return 0;
-  } finally {
-    await data.close();
-  }
+  });
 }
 
 export const tokenRevoke: CommandSpec = {
@@ -88,12 +82,9 @@ export const tokenRevoke: CommandSpec = {
 export async function runTokenRevoke(p: ParsedCommand, io: CliIo): Promise<number> {
   const id = p.positionals[0];
   if (!id) throw new UsageError('give the token id (see `handrail token ls`)');
-  const data = await openDataDir(str(p.values, 'data-dir') as string, io.now);
-  try {
+  return withDataDir(p, io, async (data) => {
     if (!(await data.tokens.revoke(id, io.env['USER'] ?? 'cli', io.now()))) throw new UsageError(`no active token ${id}`);
     io.out(`token ${id} revoked\n`);
     return 0;
-  } finally {
-    await data.close();
-  }
+  });
 }

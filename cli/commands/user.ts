@@ -1,5 +1,5 @@
 /** `handrail user add|token|ls|password`: users, groups and API tokens (on the coordinator host). */
-import { openDataDir } from '../../coordinator/data-dir.js';
+import { withDataDir } from '../data-dir.js';
 import { parseDuration } from '../../core/duration.js';
 import { printTable, type CliIo } from '../io.js';
 import { bool, list, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
@@ -18,14 +18,11 @@ export const userAdd: CommandSpec = {
 export async function runUserAdd(p: ParsedCommand, io: CliIo): Promise<number> {
   const name = p.positionals[0];
   if (!name) throw new UsageError('give the user name');
-  const data = await openDataDir(str(p.values, 'data-dir') as string, io.now);
-  try {
+  return withDataDir(p, io, async (data) => {
     const u = await data.users.add(name, list(p.values, 'group'), actor(io), io.now());
     io.out(`user ${u.name} added${u.groups.length ? ` (groups: ${u.groups.join(', ')})` : ''}\n`);
     return 0;
-  } finally {
-    await data.close();
-  }
+  });
 }
 
 export const userToken: CommandSpec = {
@@ -50,8 +47,7 @@ export async function runUserToken(p: ParsedCommand, io: CliIo): Promise<number>
   } catch (e) {
     throw new UsageError(`--ttl: ${(e as Error).message}`);
   }
-  const data = await openDataDir(str(p.values, 'data-dir') as string, io.now);
-  try {
+  return withDataDir(p, io, async (data) => {
     const t = await data.users.issueToken(name, ttl, str(p.values, 'description') ?? null, actor(io), io.now());
     if (bool(p.values, 'json')) io.out(JSON.stringify({ id: t.id, token: t.token, expiresAt: new Date(t.expiresAt).toISOString() }) + '\n');
     else {
@@ -59,9 +55,7 @@ export async function runUserToken(p: ParsedCommand, io: CliIo): Promise<number>
       io.err(`API token ${t.id} for ${name}, expires ${new Date(t.expiresAt).toISOString()}\n`);
     }
     return 0;
-  } finally {
-    await data.close();
-  }
+  });
 }
 
 export const userList: CommandSpec = {
@@ -72,15 +66,12 @@ export const userList: CommandSpec = {
 };
 
 export async function runUserList(p: ParsedCommand, io: CliIo): Promise<number> {
-  const data = await openDataDir(str(p.values, 'data-dir') as string, io.now);
-  try {
+  return withDataDir(p, io, async (data) => {
     const users = await data.users.list();
     if (bool(p.values, 'json')) io.out(JSON.stringify({ users }) + '\n');
     else printTable(io, ['NAME', 'GROUPS', 'STATE', 'PASSWORD'], users.map((u) => [u.name, u.groups.join(','), u.disabled ? 'disabled' : 'active', u.hasPassword ? 'set' : '-']));
     return 0;
-  } finally {
-    await data.close();
-  }
+  });
 }
 
 export const userTokens: CommandSpec = {
@@ -92,16 +83,13 @@ export const userTokens: CommandSpec = {
 };
 
 export async function runUserTokens(p: ParsedCommand, io: CliIo): Promise<number> {
-  const data = await openDataDir(str(p.values, 'data-dir') as string, io.now);
-  try {
+  return withDataDir(p, io, async (data) => {
     const tokens = await data.users.tokens(p.positionals[0]);
     const iso = (ms: number | null): string => (ms === null ? '-' : new Date(ms).toISOString());
     if (bool(p.values, 'json')) io.out(JSON.stringify({ tokens }) + '\n');
     else printTable(io, ['ID', 'USER', 'EXPIRES', 'LAST USED', 'REVOKED', 'DESCRIPTION'], tokens.map((t) => [t.id, t.userName, iso(t.expiresAt), iso(t.lastUsedAt), iso(t.revokedAt), t.description ?? '']));
     return 0;
-  } finally {
-    await data.close();
-  }
+  });
 }
 
 export const userRevokeToken: CommandSpec = {
@@ -115,12 +103,9 @@ export const userRevokeToken: CommandSpec = {
 export async function runUserRevokeToken(p: ParsedCommand, io: CliIo): Promise<number> {
   const id = p.positionals[0];
   if (!id) throw new UsageError('give the token id (see `handrail user tokens`)');
-  const data = await openDataDir(str(p.values, 'data-dir') as string, io.now);
-  try {
+  return withDataDir(p, io, async (data) => {
     await data.users.revokeToken(id, actor(io), io.now());
     io.out(`API token ${id} revoked\n`);
     return 0;
-  } finally {
-    await data.close();
-  }
+  });
 }

@@ -74,6 +74,26 @@ export async function verifyBundle(b: Bundle, opts: { externalCheckpoints?: read
   const checkpoints = [...b.checkpoints, ...(opts.externalCheckpoints ?? [])];
   const verdicts = await (opts.verifier ?? verifyInThread)(keys, [...b.records.map((r) => ({ kid: r.kid, payload: r.payload, sig: r.sig })), ...checkpoints]);
 
+  const used = new Set<string>();
+  let stepResults = 0;
+  let outputsChecked = 0;
+  let expectedSeq = b.header.first?.seq ?? 1;
+  let prevHash = b.header.first?.prev ?? GENESIS_PREV;
+  const hashes = new Map<number, string>();
+  const partial = b.header.selection.execution !== null;
+
+  const summary = (): VerifyReport => ({
+    ok: true,
+    records: b.records.length,
+    firstSeq: b.records[0]?.seq ?? null,
+    lastSeq: b.records.at(-1)?.seq ?? null,
+    stepResults,
+    outputsChecked,
+    checkpoints: checkpoints.length,
+    keysUsed: [...used],
+  });
+  const fail = (seq: number | null, reason: string): VerifyReport => ({ ...summary(), ok: false, firstBad: { seq, reason } });
+
   let ca: X509Certificate;
   try {
     ca = new X509Certificate(Buffer.from(b.header.ca, 'base64'));
@@ -84,28 +104,6 @@ export async function verifyBundle(b: Bundle, opts: { externalCheckpoints?: read
   for (const c of b.header.agentCertificates) {
     const cert = new X509Certificate(Buffer.from(c.der, 'base64'));
     certs.set(c.serial, { cert, agentId: c.agentId, chainOk: cert.checkIssued(ca) && cert.verify(ca.publicKey) });
-  }
-
-  const used = new Set<string>();
-  let stepResults = 0;
-  let outputsChecked = 0;
-  let expectedSeq = b.header.first?.seq ?? 1;
-  let prevHash = b.header.first?.prev ?? GENESIS_PREV;
-  const hashes = new Map<number, string>();
-  const partial = b.header.selection.execution !== null;
-
-  function fail(seq: number | null, reason: string): VerifyReport {
-    return {
-      ok: false,
-      records: b.records.length,
-      firstSeq: b.records[0]?.seq ?? null,
-      lastSeq: b.records.at(-1)?.seq ?? null,
-      stepResults,
-      outputsChecked,
-      checkpoints: checkpoints.length,
-      keysUsed: [...used],
-      firstBad: { seq, reason },
-    };
   }
 
   for (let i = 0; i < b.records.length; i++) {
@@ -155,16 +153,7 @@ export async function verifyBundle(b: Bundle, opts: { externalCheckpoints?: read
     if (h !== undefined && h !== body.head) return fail(body.seq, `record ${body.seq} does not match the checkpoint signed at ${body.ts} (rewritten?)`);
   }
 
-  return {
-    ok: true,
-    records: b.records.length,
-    firstSeq: b.records[0]?.seq ?? null,
-    lastSeq: b.records.at(-1)?.seq ?? null,
-    stepResults,
-    outputsChecked,
-    checkpoints: checkpoints.length,
-    keysUsed: [...used],
-  };
+  return summary();
 }
 
 function checkAgentResult(
