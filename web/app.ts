@@ -51,7 +51,15 @@ export function createApp(d: WebDeps): Hono<{ Variables: AuthVariables }> {
   api.route('/adhoc', adhocRoutes(d.adhoc, d.authz));
   api.route('/runbooks', runbookRoutes(d.catalog, d.authz, d.reloadCatalog));
   api.route('/approvals', approvalRoutes(d.db));
-  api.route('/executions', executionRoutes(d.db, d.executions, { events: d.executionEvents, output: d.output }));
+  api.route(
+    '/executions',
+    executionRoutes(d.db, d.executions, { events: d.executionEvents, output: d.output }, (user, e) => {
+      if (e.requestedBy === user.name) return true;
+      if (e.kind !== 'runbook' || e.runbookId === null) return d.authz.decide(user, 'admin').allowed;
+      const rb = d.catalog.get(e.runbookId)?.runbook.metadata;
+      return d.authz.decide(user, 'view', rb ? { id: rb.id, tags: rb.tags, owner: rb.owner } : { id: e.runbookId, tags: [], owner: '' }).allowed;
+    }),
+  );
   app.route('/api/v1', api);
   return app;
 }

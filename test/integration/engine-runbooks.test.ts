@@ -153,6 +153,14 @@ describe('runbook executions on real agents', () => {
     const d2 = await run('rolling-three', {}, nobody);
     expect(d2.status).toBe(403);
     expect(d2.body.error!.message).toMatch(/default deny/);
+    // nor may nina see what others ran: not in the list, and not by id
+    const mine = await runAndWait('rolling-three', { targets: 'name=web-1' }, sue);
+    expect((await fleet.api('GET', `/api/v1/executions/${mine.id}`, undefined, nobody)).status).toBe(404);
+    expect((await fleet.api('GET', `/api/v1/executions/${mine.id}/steps/${mine.steps[0]!.id}/output`, undefined, nobody)).status).toBe(404);
+    const list = await fleet.api<{ executions: Array<{ id: string }> }>('GET', '/api/v1/executions', undefined, nobody);
+    expect(list.body.executions).toEqual([]);
+    const sees = await fleet.api<{ executions: Array<{ id: string }> }>('GET', '/api/v1/executions', undefined, sue);
+    expect(sees.body.executions.map((e) => e.id)).toContain(mine.id);
   });
 
   it('waits for approval from another person in the approving group', async () => {

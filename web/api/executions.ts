@@ -174,6 +174,9 @@ export async function listExecutions(db: Database, q: ExecutionListQuery): Promi
   };
 }
 
+/** Who may see an execution: its requester, or anyone the policy lets view its runbook (admins for ad-hoc ones). */
+export type ExecutionVisibility = (user: User, execution: { readonly kind: string; readonly runbookId: string | null; readonly requestedBy: string }) => boolean;
+
 export interface ExecutionControl {
   start(req: { runbookId: string; options: Record<string, string>; targets: string | undefined; reason: string | undefined; user: User }): Promise<{ executionId: string; state: string }>;
   decide(executionId: string, user: User, decision: 'approve' | 'deny', comment: string): Promise<{ state: string; remaining: number }>;
@@ -184,9 +187,17 @@ export interface ExecutionControl {
 
 const ACTIVE = new Set(['queued', 'running', 'awaiting_approval']);
 
-export function executionRoutes(db: Database, control: ExecutionControl, live: { events: ExecutionEvents; output: OutputFeed }): Hono<{ Variables: AuthVariables }> {
+export function executionRoutes(db: Database, control: ExecutionControl, live: { events: ExecutionEvents; output: OutputFeed }, canView: ExecutionVisibility): Hono<{ Variables: AuthVariables }> {
   const app = new Hono<{ Variables: AuthVariables }>();
-  app.get('/:id/events', (c) => executionEventStream(c, db, live.events, live.output, c.req.param('id')));
+  /** 404 rather than 403: an execution one may not see is not disclosed. */
+  const visible = async (user: User, id: string): Promise<void> => {
+    const row = await db.get<{ kind: string; runbook_id: string | null; requested_by: string }>('SELECT kind, runbook_id, requested_by FROM executions WHERE id = ?', [id]);
+    if (!row || !canView(user, { kind: row.kind, runbookId: row.runbook_id, requestedBy: row.requested_by })) throw notFound(`no execution ${id}`);
+  };
+  app.get('/:id/events', async (c) => {
+    await visible(c.get('user'), c.req.param('id'));
+    return executionEventStream(c, db, live.events, live.output, c.req.param('id'));
+  });
   app.get('/', async (c) => {
     const limitText = c.req.query('limit') ?? '50';
     const limit = Number(limitText);
@@ -198,7 +209,9 @@ export function executionRoutes(db: Database, control: ExecutionControl, live: {
       ...(c.req.query('user') ? { requestedBy: c.req.query('user') as string } : {}),
       ...(c.req.query('before') ? { before: c.req.query('before') as string } : {}),
     };
-    return c.json(await listExecutions(db, q));
+    const user = c.get('user');
+    const page = await listExecutions(db, q);
+    return c.json({ ...page, executions: page.executions.filter((e) => canView(user, e)) });
   });
   app.post('/', async (c) => {
     const body = await jsonBody(c);
@@ -240,6 +253,7 @@ export function executionRoutes(db: Database, control: ExecutionControl, live: {
   // ?wait=30s long-polls until the execution has finished (or the wait is over).
   app.get('/:id', async (c) => {
     const id = c.req.param('id');
+    await visible(c.get('user'), id);
     let view = await loadExecution(db, id);
     if (!view) throw notFound(`no execution ${id}`);
     const wait = c.req.query('wait');
@@ -261,6 +275,7 @@ export function executionRoutes(db: Database, control: ExecutionControl, live: {
     return c.json(view);
   });
   app.get('/:id/steps/:stepRunId/output', async (c) => {
+    await visible(c.get('user'), c.req.param('id'));
     const stream = c.req.query('stream') ?? 'stdout';
     if (stream !== 'stdout' && stream !== 'stderr') throw invalidArgument('stream must be stdout or stderr');
     const row = await db.get<{ id: string }>('SELECT id FROM step_runs WHERE id = ? AND execution_id = ?', [c.req.param('stepRunId'), c.req.param('id')]);
