@@ -1,7 +1,8 @@
 /**
- * The append-only audit log in the store. Records are appended inside the caller's
- * transaction, so a state change and its record commit together. The chain head is read once
- * per transaction: another process (an admin CLI command) may have appended in between.
+ * The append-only audit log in the store (format: docs/audit-format.md). Records are appended
+ * inside the caller's transaction, so a state change and its record commit together or not at
+ * all. The chain head is read once per transaction and never trusted across transactions:
+ * another process (an admin CLI command) may append in between.
  */
 import type { Database, Tx } from '../store/database.js';
 import type { Keyring } from '../pki/keyring.js';
@@ -10,13 +11,19 @@ import { GENESIS_PREV, sealCheckpoint, sealRecord, type SealedRecord } from './r
 
 const AUDIT_COLUMNS = ['seq', 'payload', 'hash', 'key_id', 'signature'] as const;
 
-interface Head {
-  seq: number;
-  hash: string;
+export interface AuditHead {
+  readonly seq: number;
+  readonly hash: string;
 }
 
 export class AuditLog {
-  private cached: { txId: number; head: Head } | undefined;
+  /**
+   * The head as of the last append in transaction `txId`. A promise, so that two appends
+   * started concurrently in one transaction still chain one after the other. Records are
+   * queued (`queueInsert`) and only written at COMMIT, so within a transaction this cache, not
+   * the table, is the truth.
+   */
+  private cached: { readonly txId: number; readonly head: Promise<AuditHead> } | undefined;
 
   constructor(
     private readonly db: Database,
@@ -24,33 +31,55 @@ export class AuditLog {
     private readonly now: () => number,
   ) {}
 
-  async append(tx: Tx, events: AuditEventInput | readonly AuditEventInput[]): Promise<SealedRecord[]> {
-    const list = Array.isArray(events) ? (events as readonly AuditEventInput[]) : [events as AuditEventInput];
-    let head = this.cached && this.cached.txId === tx.txId ? this.cached.head : await this.readHead(tx);
-    const key = this.keyring.active('audit');
-    const ts = this.now();
-    const out: SealedRecord[] = [];
-    for (const e of list) {
-      const rec = sealRecord(e, head.seq + 1, head.hash, ts, key);
-      tx.queueInsert('audit_records', AUDIT_COLUMNS, [rec.seq, rec.payload, rec.hash, rec.keyId, rec.signature]);
-      head = { seq: rec.seq, hash: rec.hash };
-      out.push(rec);
-    }
-    this.cached = { txId: tx.txId, head };
-    return out;
+  /** Appends one record per event, in order, inside `tx`; returns them as sealed. */
+  append(tx: Tx, events: AuditEventInput | readonly AuditEventInput[]): Promise<SealedRecord[]> {
+    const list: readonly AuditEventInput[] = Array.isArray(events) ? events : [events as AuditEventInput];
+    const before = this.cached?.txId === tx.txId ? this.cached.head : this.readHead(tx);
+    const sealed = before.then((head) => {
+      // Signed with the key active now: a rotation between transactions is picked up at once.
+      const key = this.keyring.active('audit');
+      const ts = this.now();
+      const out: SealedRecord[] = [];
+      let seq = head.seq;
+      let prev = head.hash;
+      // Seal everything before queueing anything, so a refused event leaves no partial chain.
+      for (const e of list) {
+        const rec = sealRecord(e, ++seq, prev, ts, key);
+        prev = rec.hash;
+        out.push(rec);
+      }
+      for (const rec of out) tx.queueInsert('audit_records', AUDIT_COLUMNS, [rec.seq, rec.payload, rec.hash, rec.keyId, rec.signature]);
+      return out;
+    });
+    const after = sealed.then(
+      (out) => out.at(-1) ?? before,
+      // A failed append queued nothing: the next append in this transaction starts from the same head.
+      () => before,
+    );
+    // The caller sees the failure through `sealed`; this copy must not surface as unhandled.
+    after.catch(() => undefined);
+    this.cached = { txId: tx.txId, head: after };
+    return sealed;
   }
 
-  private async readHead(tx: Tx): Promise<Head> {
-    const row = await tx.get<{ seq: number; hash: string }>('SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1');
+  /** The last record's seq and hash (seq 0 and 64 zeros for an empty log). */
+  async head(): Promise<AuditHead> {
+    return this.readHead(this.db);
+  }
+
+  private async readHead(q: Pick<Tx, 'get'>): Promise<AuditHead> {
+    const row = await q.get<{ seq: number; hash: string }>('SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1');
     return row ?? { seq: 0, hash: GENESIS_PREV };
   }
 
-  /** Signs the current head (sequence number and hash) and stores the checkpoint; returns its JSON line. */
-  async checkpoint(): Promise<string> {
+  /**
+   * Signs the current head (sequence number and hash), stores the checkpoint and returns it as
+   * the one JSON line `handrail audit checkpoint` prints: {"checkpoint":b64,"kid","sig":b64}.
+   */
+  async checkpoint(now: number = this.now()): Promise<string> {
     return this.db.write(async (tx) => {
       const head = await this.readHead(tx);
       const key = this.keyring.active('audit');
-      const now = this.now();
       const cp = sealCheckpoint(head.seq, head.hash, now, key);
       await tx.run('INSERT OR REPLACE INTO audit_checkpoints (seq, payload, key_id, signature, created_at) VALUES (?, ?, ?, ?, ?)', [head.seq, cp.payload, cp.keyId, cp.signature, now]);
       return JSON.stringify({ checkpoint: cp.payload.toString('base64'), kid: cp.keyId, sig: cp.signature.toString('base64') });

@@ -1,7 +1,16 @@
 /**
  * THE catalog of audit events: every type, its stable code and its payload shape, in one
- * place. Emit sites use `AuditEvents.x`, never a string literal; a test pins the bytes.
+ * place. Emit sites use `AuditEvents.x` (or `auditEvent(AuditEvents.x, …)`), never a string
+ * literal; test/unit/audit-record.test.ts pins the signed bytes of one record of every type.
+ *
+ * New types go at the END of `AuditEvents` (the golden file chains records in this order) and
+ * get a new code; a code is never reused or renumbered, whatever happens to its type.
+ *
+ * Not an event: checkpoints. A checkpoint signs the head of the log, so it cannot also be a
+ * record in it (it would change the head it signs); checkpoints have their own signed format and
+ * table (docs/audit-format.md) and are logged for shipping as `audit.checkpoint` log lines.
  */
+import type { Json } from './secrets.js';
 
 export const AuditEvents = {
   tokenCreated: 'token.created',
@@ -29,6 +38,7 @@ export const AuditEvents = {
   apiTokenRevoked: 'api_token.revoked',
   loginFailed: 'login.failed',
   keyRotated: 'key.rotated',
+  agentConnectionRefused: 'agent.connection_refused',
 } as const;
 
 export type AuditEventType = (typeof AuditEvents)[keyof typeof AuditEvents];
@@ -60,7 +70,11 @@ export const AUDIT_CODES: Readonly<Record<AuditEventType, string>> = {
   'api_token.revoked': 'HR5004',
   'login.failed': 'HR5005',
   'key.rotated': 'HR6001',
+  'agent.connection_refused': 'HR1105',
 };
+
+/** Every event type, in catalog order. */
+export const AUDIT_EVENT_TYPES: readonly AuditEventType[] = Object.values(AuditEvents);
 
 export type ActorKind = 'user' | 'agent' | 'system' | 'cli';
 export interface Actor {
@@ -68,7 +82,6 @@ export interface Actor {
   readonly id: string;
 }
 
-type Json = string | number | boolean | null | readonly Json[] | { readonly [k: string]: Json | undefined };
 type Labels = Readonly<Record<string, string>>;
 
 /** Payload of each event type. */
@@ -121,11 +134,24 @@ export interface AuditPayloads {
   'api_token.revoked': { tokenId: string };
   'login.failed': { user: string; remote: string; reason: string };
   'key.rotated': { purpose: string; previousKeyId: string | null; keyId: string };
+  /**
+   * An agent's stream refused at the gateway (no certificate, another CA, expired, revoked,
+   * unknown). `agentId`/`certificateSerial` are what the presented certificate claims, if any.
+   * Emit at most one per remote address and reason per minute: refusals must not flood the log.
+   */
+  'agent.connection_refused': { agentId: string | null; certificateSerial: string | null; remote: string; reason: string; count: number };
 }
 
 export type AuditEventInput = {
   [T in AuditEventType]: { readonly type: T; readonly actor: Actor; readonly data: AuditPayloads[T] };
 }[AuditEventType];
 
-/** Keys whose values must never be written, whatever event carries them. */
-export const SECRET_KEYS = /^(token|password|secret|privateKey|private_key|keyPem|apiToken|bootstrapToken)$/i;
+/** Builds an event with its payload type checked against the catalog. */
+export function auditEvent<T extends AuditEventType>(type: T, actor: Actor, data: AuditPayloads[T]): AuditEventInput {
+  return { type, actor, data } as AuditEventInput;
+}
+
+/** The event code of a type, e.g. `HR3003` for `step.result`. */
+export function auditCode(type: AuditEventType): string {
+  return AUDIT_CODES[type];
+}

@@ -5,7 +5,8 @@
  * exactly those bytes. Verifiers check bytes first and parse second: no canonical JSON needed.
  */
 import { createHash, sign, type KeyObject } from 'node:crypto';
-import { AUDIT_CODES, SECRET_KEYS, type Actor, type AuditEventInput } from './events.js';
+import { AUDIT_CODES, type Actor, type AuditEventInput } from './events.js';
+import { scrubSecrets } from './secrets.js';
 
 export const GENESIS_PREV = '0'.repeat(64);
 export const RECORD_VERSION = 1;
@@ -30,27 +31,19 @@ export interface SealedRecord {
   readonly signature: Buffer;
 }
 
-/** Replaces the value of any secret-looking key, however deep, so a slip can never be written. */
-export function scrubSecrets(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(scrubSecrets);
-  if (value !== null && typeof value === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
-      if (v === undefined) continue;
-      out[k] = SECRET_KEYS.test(k) ? '[redacted]' : scrubSecrets(v);
-    }
-    return out;
-  }
-  return value;
-}
-
+/**
+ * Builds, hashes and signs record `seq`. Refuses a type outside the catalog (a record must be
+ * decodable by every verifier) and scrubs secret-looking data before anything is serialised.
+ */
 export function sealRecord(event: AuditEventInput, seq: number, prev: string, tsMs: number, key: { keyId: string; privateKey: KeyObject }): SealedRecord {
+  const code = AUDIT_CODES[event.type] as string | undefined;
+  if (code === undefined) throw new Error(`unknown audit event type ${JSON.stringify(event.type)}: add it to coordinator/audit/events.ts`);
   const body: AuditRecordBody = {
     v: RECORD_VERSION,
     seq,
     ts: new Date(tsMs).toISOString(),
     type: event.type,
-    code: AUDIT_CODES[event.type],
+    code,
     actor: { kind: event.actor.kind, id: event.actor.id },
     data: scrubSecrets(event.data),
     prev,

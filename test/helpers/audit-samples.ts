@@ -27,4 +27,5 @@ export const AUDIT_SAMPLES: { readonly [T in AuditEventType]: AuditPayloads[T] }
   'api_token.revoked': { tokenId: 'tkn-1' },
   'login.failed': { user: 'mallory', remote: '10.0.0.66', reason: 'bad password' },
   'key.rotated': { purpose: 'audit', previousKeyId: 'audit-0123456789abcdef', keyId: 'audit-fedcba9876543210' },
+  'agent.connection_refused': { agentId: 'agt-1', certificateSerial: '1A2B', remote: 'ipv4:10.0.0.5:5555', reason: 'revoked', count: 1 },
 };
