@@ -4,7 +4,6 @@
  * the stored output of every step result they contain, and checkpoints. Building a bundle reads
  * the store; parsing one is pure.
  */
-import { X509Certificate } from 'node:crypto';
 import type { Database } from '../store/database.js';
 
 export const BUNDLE_FORMAT = 'handrail-audit-bundle/v1';
@@ -63,7 +62,8 @@ export class BundleFormatError extends Error {
   }
 }
 
-function pemToDer(pem: string): Buffer {
+/** The DER bytes of a PEM block. */
+export function pemToDer(pem: string): Buffer {
   return Buffer.from(pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
 }
 
@@ -151,7 +151,9 @@ export async function* exportBundle(db: Database, caPem: string, sel: ExportSele
       if (data.length > 0) yield JSON.stringify({ t: 'output', stepRunId: id, stream: stream === 1 ? 'stdout' : 'stderr', data: data.toString('base64') });
     }
   }
-  const cps = await db.all<{ payload: Buffer; key_id: string; signature: Buffer }>('SELECT payload, key_id, signature FROM audit_checkpoints ORDER BY seq');
+  // Only checkpoints of records that existed when the export began: one written meanwhile would
+  // cover records this bundle does not hold and read as a truncated log.
+  const cps = await db.all<{ payload: Buffer; key_id: string; signature: Buffer }>('SELECT payload, key_id, signature FROM audit_checkpoints WHERE seq <= ? ORDER BY seq', [lastSeq]);
   for (const c of cps) yield JSON.stringify({ t: 'checkpoint', kid: c.key_id, payload: c.payload.toString('base64'), sig: c.signature.toString('base64') });
 }
 
@@ -162,74 +164,112 @@ function b64(v: unknown, line: number, what: string): Buffer {
   return Buffer.from(v, 'base64');
 }
 
-/** Parses a bundle's text. Structural problems throw BundleFormatError naming the line. */
-export function parseBundle(text: string): Bundle {
-  const p = new BundleParser();
-  text.split('\n').forEach((l, i) => p.line(l, i + 1));
-  return p.done();
+/** One line of a bundle, parsed. */
+export type BundleItem =
+  | { readonly t: 'header'; readonly header: BundleHeader }
+  | { readonly t: 'record'; readonly record: BundleRecord }
+  | { readonly t: 'output'; readonly stepRunId: string; readonly stream: 'stdout' | 'stderr'; readonly data: Buffer }
+  | { readonly t: 'checkpoint'; readonly checkpoint: BundleCheckpoint };
+
+const isString = (v: unknown): v is string => typeof v === 'string';
+const isNullableString = (v: unknown): boolean => v === null || typeof v === 'string';
+
+/** Checks the header's shape, so the verifier never meets a missing member. */
+function parseHeader(v: Record<string, unknown>, n: number): BundleHeader {
+  if (v['format'] !== BUNDLE_FORMAT) throw new BundleFormatError(n, `not a ${BUNDLE_FORMAT} file (the first line must be its header)`);
+  const sel = v['selection'] as Record<string, unknown> | null | undefined;
+  if (typeof sel !== 'object' || sel === null || !isNullableString(sel['from']) || !isNullableString(sel['to']) || !isNullableString(sel['execution'])) {
+    throw new BundleFormatError(n, 'header needs selection {from, to, execution}');
+  }
+  const first = v['first'] as Record<string, unknown> | null | undefined;
+  if (first !== null && (typeof first !== 'object' || typeof first['seq'] !== 'number' || !isString(first['prev']))) throw new BundleFormatError(n, 'header needs first {seq, prev} or null');
+  if (typeof v['toHead'] !== 'boolean' || !isString(v['ca'])) throw new BundleFormatError(n, 'header needs toHead and ca');
+  const keys = v['keys'];
+  if (!Array.isArray(keys) || !keys.every((k: Record<string, unknown>) => isString(k['kid']) && isString(k['spki']))) throw new BundleFormatError(n, 'header needs keys [{kid, spki}]');
+  const certs = v['agentCertificates'];
+  if (!Array.isArray(certs) || !certs.every((c: Record<string, unknown>) => isString(c['serial']) && isString(c['agentId']) && isString(c['der']))) {
+    throw new BundleFormatError(n, 'header needs agentCertificates [{serial, agentId, der}]');
+  }
+  return v as unknown as BundleHeader;
 }
 
-/** Parses a bundle line by line (large bundles are streamed from disk). */
-export async function parseBundleLines(lines: AsyncIterable<string>): Promise<Bundle> {
-  const p = new BundleParser();
+/** Parses line `n` (1-based; line 1 is the header). Blank lines give undefined. */
+export function parseBundleLine(raw: string, n: number): BundleItem | undefined {
+  if (raw.trim() === '') return undefined;
+  let v: Record<string, unknown>;
+  try {
+    v = JSON.parse(raw) as Record<string, unknown>;
+  } catch {
+    throw new BundleFormatError(n, 'not JSON');
+  }
+  if (typeof v !== 'object' || v === null) throw new BundleFormatError(n, 'not a JSON object');
+  if (n === 1) return { t: 'header', header: parseHeader(v, n) };
+  switch (v['t']) {
+    case 'record':
+      if (typeof v['seq'] !== 'number' || !Number.isSafeInteger(v['seq']) || typeof v['kid'] !== 'string') throw new BundleFormatError(n, 'record needs seq and kid');
+      return { t: 'record', record: { seq: v['seq'], kid: v['kid'], payload: b64(v['payload'], n, 'payload'), sig: b64(v['sig'], n, 'sig') } };
+    case 'output': {
+      const id = v['stepRunId'];
+      const stream = v['stream'];
+      if (typeof id !== 'string' || (stream !== 'stdout' && stream !== 'stderr')) throw new BundleFormatError(n, 'output needs stepRunId and stream');
+      return { t: 'output', stepRunId: id, stream, data: b64(v['data'], n, 'data') };
+    }
+    case 'checkpoint':
+      if (typeof v['kid'] !== 'string') throw new BundleFormatError(n, 'checkpoint needs kid');
+      return { t: 'checkpoint', checkpoint: { kid: v['kid'], payload: b64(v['payload'], n, 'payload'), sig: b64(v['sig'], n, 'sig') } };
+    default:
+      throw new BundleFormatError(n, `unknown line type ${JSON.stringify(v['t'])}`);
+  }
+}
+
+/** A bundle's lines as items (large bundles are streamed from disk). */
+export async function* bundleItems(lines: AsyncIterable<string> | Iterable<string>): AsyncGenerator<BundleItem> {
   let n = 0;
-  for await (const l of lines) p.line(l, ++n);
-  return p.done();
+  let any = false;
+  for await (const l of lines) {
+    const item = parseBundleLine(l, ++n);
+    if (item) {
+      any = true;
+      yield item;
+    } else if (n === 1) {
+      throw new BundleFormatError(1, 'the first line must be the header');
+    }
+  }
+  if (!any) throw new BundleFormatError(1, 'empty file');
 }
 
-class BundleParser {
-  private header: BundleHeader | undefined;
-  private readonly records: BundleRecord[] = [];
-  private readonly outputs = new Map<string, { stdout: Buffer; stderr: Buffer }>();
-  private readonly checkpoints: BundleCheckpoint[] = [];
+/** Parses a bundle's text into memory. Structural problems throw BundleFormatError naming the line. */
+export function parseBundle(text: string): Promise<Bundle> {
+  return parseBundleLines(text.split('\n'));
+}
 
-  line(raw: string, n: number): void {
-    if (raw.trim() === '') return;
-    let v: Record<string, unknown>;
-    try {
-      v = JSON.parse(raw) as Record<string, unknown>;
-    } catch {
-      throw new BundleFormatError(n, 'not JSON');
-    }
-    if (!this.header) {
-      if (v['format'] !== BUNDLE_FORMAT) throw new BundleFormatError(n, `not a ${BUNDLE_FORMAT} file (the first line must be its header)`);
-      const header = v as unknown as BundleHeader;
-      for (const c of header.agentCertificates ?? []) {
-        try {
-          new X509Certificate(Buffer.from(c.der, 'base64'));
-        } catch {
-          throw new BundleFormatError(n, `agent certificate ${c.serial} does not parse`);
-        }
-      }
-      this.header = header;
-      return;
-    }
-    switch (v['t']) {
+/** Parses a whole bundle into memory. */
+export async function parseBundleLines(lines: AsyncIterable<string> | Iterable<string>): Promise<Bundle> {
+  let header: BundleHeader | undefined;
+  const records: BundleRecord[] = [];
+  const outputs = new Map<string, { stdout: Buffer; stderr: Buffer }>();
+  const checkpoints: BundleCheckpoint[] = [];
+  for await (const item of bundleItems(lines)) {
+    switch (item.t) {
+      case 'header':
+        header = item.header;
+        break;
       case 'record':
-        if (typeof v['seq'] !== 'number' || typeof v['kid'] !== 'string') throw new BundleFormatError(n, 'record needs seq and kid');
-        this.records.push({ seq: v['seq'], kid: v['kid'], payload: b64(v['payload'], n, 'payload'), sig: b64(v['sig'], n, 'sig') });
-        return;
+        records.push(item.record);
+        break;
       case 'output': {
-        const id = v['stepRunId'];
-        if (typeof id !== 'string' || (v['stream'] !== 'stdout' && v['stream'] !== 'stderr')) throw new BundleFormatError(n, 'output needs stepRunId and stream');
-        const o = this.outputs.get(id) ?? { stdout: Buffer.alloc(0), stderr: Buffer.alloc(0) };
-        o[v['stream']] = Buffer.concat([o[v['stream']], b64(v['data'], n, 'data')]);
-        this.outputs.set(id, o);
-        return;
+        const o = outputs.get(item.stepRunId) ?? { stdout: Buffer.alloc(0), stderr: Buffer.alloc(0) };
+        o[item.stream] = Buffer.concat([o[item.stream], item.data]);
+        outputs.set(item.stepRunId, o);
+        break;
       }
       case 'checkpoint':
-        if (typeof v['kid'] !== 'string') throw new BundleFormatError(n, 'checkpoint needs kid');
-        this.checkpoints.push({ kid: v['kid'], payload: b64(v['payload'], n, 'payload'), sig: b64(v['sig'], n, 'sig') });
-        return;
-      default:
-        throw new BundleFormatError(n, `unknown line type ${JSON.stringify(v['t'])}`);
+        checkpoints.push(item.checkpoint);
+        break;
     }
   }
-
-  done(): Bundle {
-    if (!this.header) throw new BundleFormatError(1, 'empty file');
-    return { header: this.header, records: this.records, outputs: this.outputs, checkpoints: this.checkpoints };
-  }
+  if (!header) throw new BundleFormatError(1, 'empty file');
+  return { header, records, outputs, checkpoints };
 }
 
 /** A checkpoint line as `handrail audit checkpoint` prints it (external copies). */

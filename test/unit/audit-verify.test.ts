@@ -1,0 +1,262 @@
+import { createHash, X509Certificate } from 'node:crypto';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Bundle, BundleCheckpoint, BundleItem, BundleRecord } from '../../coordinator/audit/bundle.js';
+import { AuditEvents, auditEvent } from '../../coordinator/audit/events.js';
+import { sealCheckpoint } from '../../coordinator/audit/record.js';
+import { AuditVerifier, verifyBundle, verifyInThread, type VerifyOptions, type VerifyReport } from '../../coordinator/audit/verify.js';
+import { verifyItems } from '../../coordinator/audit/verify-stream.js';
+import { SignaturePool, workerVerifier } from '../../coordinator/audit/verify-workers.js';
+import { auditKey, filler, flipByte, LogBuilder, resign, rewrite, T0, testPki, type AuditKey } from '../helpers/audit-fixture.js';
+
+const KEY = auditKey(7);
+const ROGUE = auditKey(9);
+
+/**
+ * The base log: 12 records; agent a's result at seq 4 (with stdout and stderr), agent b's at
+ * seq 7; a checkpoint of seq 12 kept outside the bundle.
+ */
+let base: Bundle;
+let external: BundleCheckpoint;
+
+function build(): { log: LogBuilder; external: BundleCheckpoint } {
+  const { a, b } = testPki();
+  const log = new LogBuilder(KEY);
+  for (let i = 0; i < 3; i++) log.append(filler(i));
+  log.result(a, { executionId: 'exe-1', stepRunId: 'sr-1', stdout: 'hello\n', stderr: 'warn\n' });
+  log.append(filler(3));
+  log.append(filler(4));
+  log.result(b, { executionId: 'exe-1', stepRunId: 'sr-2', stdout: 'b out\n' });
+  for (let i = 5; i < 10; i++) log.append(filler(i));
+  const cp = log.checkpoint();
+  log.checkpoints.length = 0;
+  return { log, external: cp };
+}
+
+beforeAll(() => {
+  const built = build();
+  base = built.log.bundle();
+  external = built.external;
+});
+
+const withRecords = (b: Bundle, records: BundleRecord[]): Bundle => ({ ...b, records });
+const mapRecord = (b: Bundle, seq: number, f: (r: BundleRecord) => BundleRecord): Bundle => withRecords(b, b.records.map((r) => (r.seq === seq ? f(r) : r)));
+const check = (b: Bundle, opts: VerifyOptions & { externalCheckpoints?: BundleCheckpoint[] } = {}): Promise<VerifyReport> => verifyBundle(b, opts);
+
+describe('offline verification of a sound log', () => {
+  it('passes, with counts', async () => {
+    const r = await check(base, { externalCheckpoints: [external] });
+    expect(r.firstBad).toBeUndefined();
+    expect(r).toMatchObject({ ok: true, scope: 'full', records: 12, firstSeq: 1, lastSeq: 12, stepResults: 2, outputsChecked: 4, checkpoints: 1, keysUsed: [KEY.kid] });
+    expect(r.caFingerprint256).toBe(new X509Certificate(Buffer.from(testPki().caDer, 'base64')).fingerprint256);
+  });
+
+  it('passes across an audit key rotation, naming both keys', async () => {
+    const log = new LogBuilder(KEY);
+    log.append(filler(0));
+    log.append(auditEvent(AuditEvents.keyRotated, { kind: 'cli', id: 'root' }, { purpose: 'audit', previousKeyId: KEY.kid, keyId: ROGUE.kid }));
+    log.rotate(ROGUE);
+    log.append(filler(1));
+    log.result(testPki().a, { executionId: 'exe-9', stepRunId: 'sr-9', stdout: 'after rotation\n' });
+    const r = await check(log.bundle(), { externalCheckpoints: [log.checkpoint()] });
+    expect(r.firstBad).toBeUndefined();
+    expect(r.keysUsed).toEqual([KEY.kid, ROGUE.kid]);
+  });
+
+  it('passes with trust anchors that match, and says which scope it proved', async () => {
+    const ca = new X509Certificate(Buffer.from(testPki().caDer, 'base64')).fingerprint256;
+    expect((await check(base, { trust: { keyIds: [KEY.kid], caFingerprint256: ca } })).ok).toBe(true);
+  });
+});
+
+type Case = [name: string, make: () => { bundle: Bundle; opts?: VerifyOptions & { externalCheckpoints?: BundleCheckpoint[] } }, seq: number | null, reason: RegExp];
+
+const CASES: Case[] = [
+  ['one byte of a record changed', () => ({ bundle: mapRecord(base, 5, (r) => ({ ...r, payload: flipByte(r.payload, r.payload.indexOf('"ts"') + 8) })) }), 5, /^coordinator signature does not verify with key audit-/],
+  ['one byte of a signature changed', () => ({ bundle: mapRecord(base, 9, (r) => ({ ...r, sig: flipByte(r.sig, 0) })) }), 9, /^coordinator signature does not verify/],
+  ['one byte of stored stdout changed', () => ({ bundle: { ...base, outputs: new Map([...base.outputs, ['sr-1', { stdout: Buffer.from('hellO\n'), stderr: Buffer.from('warn\n') }]]) } }), 4, /^stored stdout does not match the SHA-256 the agent signed/],
+  ['stored stderr cut short', () => ({ bundle: { ...base, outputs: new Map([...base.outputs, ['sr-1', { stdout: Buffer.from('hello\n'), stderr: Buffer.from('wa') }]]) } }), 4, /^stored stderr is 2 bytes; the agent signed for 5/],
+  ['the output of a result missing', () => ({ bundle: { ...base, outputs: new Map([...base.outputs].filter(([k]) => k !== 'sr-2')) } }), 7, /^stored stdout is 0 bytes; the agent signed for 6/],
+  ['a record deleted', () => ({ bundle: withRecords(base, base.records.filter((r) => r.seq !== 6)) }), 7, /^expected record 6 next, found 7: record 6 is missing$/],
+  ['two records swapped', () => {
+    const rs = [...base.records];
+    [rs[7], rs[8]] = [rs[8] as BundleRecord, rs[7] as BundleRecord];
+    return { bundle: withRecords(base, rs) };
+  }, 9, /^expected record 8 next, found 9: record 8 is missing$/],
+  ['the first records deleted (the header still says a whole log)', () => ({ bundle: withRecords(base, base.records.slice(2)) }), 3, /^expected record 1 next, found 3: records 1-2 are missing$/],
+  ['a record moved to another seq on its line', () => ({ bundle: withRecords(base, base.records.map((r) => (r.seq === 3 ? { ...base.records[9]!, seq: 3 } : r))) }), 3, /coordinator signature does not verify|says seq 10/],
+  ['the tail truncated, against a checkpoint kept elsewhere', () => ({ bundle: withRecords(base, base.records.slice(0, 10)), opts: { externalCheckpoints: [external] } }), null, /^log truncated: a checkpoint signed at .* covers record 12, but the log ends at 10$/],
+  ['a record rewritten and the log re-signed with the real key, against a checkpoint', () => ({
+    bundle: withRecords(base, rewrite(base.records, 6, (b) => ((b['actor'] as Record<string, string>)['id'] = 'someone-else'), KEY)),
+    opts: { externalCheckpoints: [external] },
+  }), 12, /^record 12 does not match the checkpoint signed at .* \(rewritten\?\)$/],
+  ['a result replaced by one signed with another agent\'s key (log re-signed)', () => {
+    const { a, b } = testPki();
+    return {
+      bundle: withRecords(base, rewrite(base.records, 4, (body) => {
+        // Agent b signs a result that claims to be agent a's, naming a's certificate.
+        const forged = new LogBuilder(KEY).result(a, { executionId: 'exe-1', stepRunId: 'sr-1', stdout: 'hello\n', stderr: 'warn\n', signer: b, recordSerial: a.serial });
+        body['data'] = (JSON.parse(forged.payload.toString()) as { data: unknown }).data;
+      }, KEY)),
+    };
+  }, 4, /^agent signature does not verify with agt-a's certificate 7F/],
+  ['a result signed with another agent\'s certificate but attributed to agent a', () => {
+    const { a, b } = testPki();
+    return {
+      bundle: withRecords(base, rewrite(base.records, 4, (body) => {
+        const forged = new LogBuilder(KEY).result(a, { executionId: 'exe-1', stepRunId: 'sr-1', stdout: 'hello\n', stderr: 'warn\n', signer: b });
+        body['data'] = (JSON.parse(forged.payload.toString()) as { data: unknown }).data;
+      }, KEY)),
+    };
+  }, 4, /^result attributed to agent agt-a but certificate 7F[0-9A-F]+ belongs to agt-b$/],
+  ['a result from a certificate another CA issued', () => {
+    const { a, impostor } = testPki();
+    const log = new LogBuilder(KEY);
+    log.append(filler(0));
+    log.result(a, { executionId: 'exe-1', stepRunId: 'sr-1', stdout: 'x', signer: impostor });
+    return { bundle: log.bundle() };
+  }, 2, /^the agent certificate 7F[0-9A-F]+ was not issued by the CA$/],
+  ['a result signed after its certificate expired', () => {
+    const { a, aExpired } = testPki();
+    const log = new LogBuilder(KEY);
+    log.result(a, { executionId: 'exe-1', stepRunId: 'sr-1', stdout: 'x', signer: aExpired });
+    return { bundle: log.bundle() };
+  }, 1, /^the result \(finished 2026-11-23T05:00:01.000Z\) was signed outside certificate 7F[0-9A-F]+'s validity$/],
+  ['a result whose certificate is not in the bundle', () => ({ bundle: { ...base, header: { ...base.header, agentCertificates: base.header.agentCertificates.filter((c) => c.agentId !== 'agt-b') } } }), 7, /^the agent certificate 7F[0-9A-F]+ is not in the bundle$/],
+  ['a result summary that differs from what the agent signed (log re-signed)', () => ({
+    bundle: withRecords(base, rewrite(base.records, 4, (b) => ((b['data'] as Record<string, unknown>)['exitCode'] = 1), KEY)),
+  }), 4, /^the record says succeeded\/1, the agent signed succeeded\/0$/],
+  ['a record re-signed with an unknown key', () => ({ bundle: mapRecord(base, 3, (r) => resign(r, (b) => (b['actor'] = { kind: 'user', id: 'someone-else' }), ROGUE)) }), 3, new RegExp(`^signed with an unknown key ${ROGUE.kid}$`)],
+  ['the whole log re-signed with a key the verifier does not trust', () => {
+    const log = new LogBuilder(ROGUE);
+    log.append(filler(0));
+    return { bundle: log.bundle(), opts: { trust: { keyIds: [KEY.kid] } } };
+  }, 1, /which is not among the trusted keys$/],
+  ['a header key swapped under a real key id', () => ({ bundle: { ...base, header: { ...base.header, keys: [{ ...base.header.keys[0]!, spki: ROGUE.spki }] } } }), null, /is not the key that id names/],
+  ['a CA other than the trusted one', () => ({ bundle: base, opts: { trust: { caFingerprint256: 'AA:BB' } } }), null, /is not the trusted CA \(AA:BB\)$/],
+  ['a checkpoint with a bad signature', () => ({ bundle: base, opts: { externalCheckpoints: [{ ...external, sig: flipByte(external.sig, 3) }] } }), null, /^an external checkpoint's signature does not verify/],
+  ['a checkpoint signed with an unknown key', () => ({ bundle: base, opts: { externalCheckpoints: [{ ...external, kid: ROGUE.kid }] } }), null, /^an external checkpoint is signed with an unknown key/],
+];
+
+describe('offline verification names the first bad record', () => {
+  it.each(CASES)('%s', async (_name, make, seq, reason) => {
+    const { bundle, opts } = make();
+    const r = await check(bundle, opts);
+    expect(r.ok).toBe(false);
+    expect(r.firstBad?.reason).toMatch(reason);
+    expect(r.firstBad?.seq).toBe(seq);
+  });
+
+  it('reports the earliest of several problems', async () => {
+    let b = mapRecord(base, 9, (r) => ({ ...r, sig: flipByte(r.sig, 0) }));
+    b = { ...b, outputs: new Map([...b.outputs, ['sr-2', { stdout: Buffer.from('B out\n'), stderr: Buffer.alloc(0) }]]) };
+    const r = await check(b);
+    expect(r.firstBad).toEqual({ seq: 7, reason: expect.stringMatching(/^stored stdout does not match/) as unknown });
+  });
+
+  it('accepts a truncated tail on its own: only a checkpoint kept elsewhere shows it', async () => {
+    expect((await check(withRecords(base, base.records.slice(0, 10)))).ok).toBe(true);
+  });
+});
+
+describe('partial exports', () => {
+  const hashOf = (r: BundleRecord): string => createHash('sha256').update(r.payload).digest('hex');
+
+  it('a range verifies, links to the record before it, and is checked against a checkpoint of that record', async () => {
+    const built = build();
+    const log = built.log;
+    const before = log.records[3] as BundleRecord;
+    // A checkpoint taken when the log ended at seq 4, the record just before the range.
+    const cp4 = sealCheckpoint(4, hashOf(before), T0, KEY);
+    const cpBefore: BundleCheckpoint = { kid: KEY.kid, payload: cp4.payload, sig: cp4.signature };
+    const range: Bundle = {
+      header: log.header({ selection: { from: new Date(T0 + 4000).toISOString(), to: new Date(T0 + 9000).toISOString(), execution: null }, first: { seq: 5, prev: hashOf(before) }, toHead: false }),
+      records: log.records.slice(4, 10),
+      outputs: new Map([['sr-2', { stdout: Buffer.from('b out\n'), stderr: Buffer.alloc(0) }]]),
+      checkpoints: [],
+    };
+    const ok = await check(range, { externalCheckpoints: [cpBefore, built.external] });
+    expect(ok.firstBad).toBeUndefined();
+    expect(ok).toMatchObject({ ok: true, scope: 'range', records: 6, firstSeq: 5, lastSeq: 10, stepResults: 1 });
+    const relinked = await check({ ...range, header: { ...range.header, first: { seq: 5, prev: 'ab'.repeat(32) } } }, { externalCheckpoints: [cpBefore] });
+    expect(relinked.firstBad?.seq).toBe(5);
+    expect(relinked.firstBad?.reason).toMatch(/^hash chain broken/);
+    const gap = await check(withRecords(range, range.records.filter((r) => r.seq !== 8)));
+    expect(gap.firstBad).toEqual({ seq: 9, reason: 'expected record 8 next, found 9: record 8 is missing' });
+  });
+
+  it('one execution\'s records verify as a selection: gaps allowed, adjacent links and order checked', async () => {
+    const sel = { ...base, header: { ...base.header, selection: { from: null, to: null, execution: 'exe-1' }, toHead: false } };
+    const picked = base.records.filter((r) => [4, 5, 6, 7].includes(r.seq));
+    const ok = await check(withRecords(sel, picked), { externalCheckpoints: [external] });
+    expect(ok.firstBad).toBeUndefined();
+    expect(ok).toMatchObject({ scope: 'selection', records: 4, stepResults: 2 });
+    const reordered = await check(withRecords(sel, [picked[0]!, picked[2]!, picked[1]!, picked[3]!]));
+    expect(reordered.firstBad).toEqual({ seq: 5, reason: 'record 5 is out of order (it follows 6)' });
+    const forgedLink = resign(base.records[5]!, (b) => (b['prev'] = 'cd'.repeat(32)), KEY);
+    const broken = await check(withRecords(sel, [base.records[4]!, forgedLink]));
+    expect(broken.firstBad?.seq).toBe(6);
+    expect(broken.firstBad?.reason).toMatch(/^hash chain broken/);
+  });
+});
+
+describe('signature verdicts computed elsewhere', () => {
+  let big: Bundle;
+  let tampered: Bundle;
+  beforeAll(() => {
+    const log = new LogBuilder(KEY);
+    for (let i = 0; i < 5000; i++) {
+      if (i % 500 === 250) log.result(testPki().a, { executionId: `exe-${i}`, stepRunId: `sr-${i}`, stdout: `line ${i}\n` });
+      else log.append(filler(i));
+    }
+    big = log.bundle();
+    tampered = mapRecord(big, 4321, (r) => ({ ...r, sig: flipByte(r.sig, 10) }));
+  });
+
+  it('a worker pool gives the same verdicts as this thread', async () => {
+    const keys = new Map([[KEY.kid, KEY.spki]]);
+    const items = tampered.records.slice(4000, 4500);
+    const pool = new SignaturePool(keys, 2);
+    try {
+      expect(pool.threads).toBe(2);
+      const [fromPool, unknown] = await Promise.all([pool.verify(items), pool.verify([{ ...items[0]!, kid: 'audit-nope' }])]);
+      expect(Array.from(fromPool, (v) => v === 1)).toEqual(await verifyInThread(keys, items));
+      expect(fromPool[320]).toBe(0); // seq 4321
+      expect(fromPool.filter((v) => v === 1)).toHaveLength(499);
+      expect(unknown[0]).toBe(0);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('streams through the pool and stops signature work at the first bad record', async () => {
+    async function* items(b: Bundle): AsyncGenerator<BundleItem> {
+      yield { t: 'header', header: b.header };
+      for (const r of b.records) yield { t: 'record', record: r };
+      for (const [id, o] of b.outputs) {
+        yield { t: 'output', stepRunId: id, stream: 'stdout', data: o.stdout };
+        yield { t: 'output', stepRunId: id, stream: 'stderr', data: o.stderr };
+      }
+    }
+    const ok = await verifyItems(items(big), { threads: 2, batchSize: 256 });
+    expect(ok).toMatchObject({ ok: true, records: 5000, stepResults: 10, outputsChecked: 20 });
+    const bad = await verifyItems(items(tampered), { threads: 2, batchSize: 256 });
+    expect(bad.firstBad).toEqual({ seq: 4321, reason: expect.stringMatching(/^coordinator signature does not verify/) as unknown });
+    expect(bad.records).toBe(5000);
+    const viaWorkers = await verifyBundle(tampered, { verifier: workerVerifier(2) });
+    expect(viaWorkers.firstBad).toEqual(bad.firstBad);
+  });
+
+  it('the checker takes precomputed verdicts and believes them', () => {
+    const v = new AuditVerifier(base.header);
+    base.records.forEach((r) => v.record(r, r.seq !== 3));
+    expect(v.settled).toBe(true);
+    expect(v.report().firstBad?.seq).toBe(3);
+  });
+});
+
+// Keys used by the fixtures above: a fixed seed gives a fixed key id.
+it('fixture keys come from fixed seeds', () => {
+  const again: AuditKey = auditKey(7);
+  expect(again.kid).toBe(KEY.kid);
+  expect(KEY.kid).toMatch(/^audit-[0-9a-f]{16}$/);
+});
