@@ -7,13 +7,7 @@ import type { CompiledRunbook, RenderContext, RenderedAgentStep, RenderedHttpSte
 import type { Plan, PlanStep } from '../engine/scheduler.js';
 import type { Runbook, Step } from './model.js';
 import { resolveOptions } from './options.js';
-import { optionEnvName, optionRefs, parseTemplate, render, type TemplateContext, type TemplatePart } from './template.js';
-
-function parts(text: string): TemplatePart[] {
-  const t = parseTemplate(text);
-  if ('error' in t) throw new Error(t.error); // validated documents never get here
-  return t.parts;
-}
+import { renderAgentStep, renderHttpStep, secretOptionNames, type TemplateContext } from './template.js';
 
 function planStep(s: Step): PlanStep {
   return { name: s.name, retries: s.retries, retryBackoffMs: s.retryBackoffMs, continueOnError: s.continueOnError, gate: s.kind === 'approval' };
@@ -28,7 +22,7 @@ export function compileRunbook(runbook: Runbook, source: string, digest: string)
     steps: spec.steps.map(planStep),
     onFailure: spec.onFailure.map(planStep),
   };
-  const secretNames = new Set(spec.options.filter((o) => o.type === 'secret').map((o) => o.name));
+  const secretNames = secretOptionNames(runbook);
   const stepOf = (handler: boolean, index: number): Step => {
     const s = (handler ? spec.onFailure : spec.steps)[index];
     if (!s) throw new Error(`runbook ${runbook.metadata.id} has no ${handler ? 'onFailure ' : ''}step ${index}`);
@@ -61,52 +55,12 @@ export function compileRunbook(runbook: Runbook, source: string, digest: string)
     renderAgent(handler: boolean, index: number, ctx: RenderContext): RenderedAgentStep {
       const s = stepOf(handler, index);
       if (s.kind !== 'agent') throw new Error(`step "${s.name}" does not run on an agent`);
-      const t = tctx(ctx);
-      const env: Record<string, string> = {};
-      const secretEnv: string[] = [];
-      for (const [name, value] of Object.entries(ctx.options)) {
-        env[optionEnvName(name)] = value;
-        if (secretNames.has(name)) secretEnv.push(optionEnvName(name));
-      }
-      for (const [k, v] of Object.entries(s.env)) {
-        const p = parts(v);
-        env[k] = render(p, t);
-        if (optionRefs(p).some((r) => secretNames.has(r))) secretEnv.push(k);
-      }
-      const argvParts = (s.run ?? []).map(parts);
-      return {
-        argv: argvParts.map((p) => render(p, t)),
-        // Records show "********" for any argument drawn from a secret option.
-        argvForRecords: argvParts.map((p) => (optionRefs(p).some((r) => secretNames.has(r)) ? '********' : render(p, t))),
-        script: s.script ? { interpreter: s.script.interpreter, body: s.script.body } : undefined,
-        env,
-        secretEnv,
-        workingDir: s.workingDir ? render(parts(s.workingDir), t) : '',
-        timeoutMs: s.timeoutMs,
-        maxOutputBytes: s.maxOutputBytes,
-      };
+      return renderAgentStep(s, tctx(ctx), secretNames);
     },
     renderHttp(handler: boolean, index: number, ctx: RenderContext): RenderedHttpStep {
       const s = stepOf(handler, index);
       if (s.kind !== 'http') throw new Error(`step "${s.name}" is not an http step`);
-      const t = tctx(ctx);
-      const headers: Record<string, string> = {};
-      const secretHeaders: string[] = [];
-      for (const [k, v] of Object.entries(s.headers)) {
-        const p = parts(v);
-        headers[k] = render(p, t);
-        if (optionRefs(p).some((r) => secretNames.has(r))) secretHeaders.push(k);
-      }
-      return {
-        method: s.method,
-        // Values substituted into a URL are percent-encoded: they cannot change its host or path shape.
-        url: render(parts(s.url), t, encodeURIComponent),
-        headers,
-        body: s.body === undefined ? undefined : render(parts(s.body), t),
-        expectStatus: s.expectStatus,
-        timeoutMs: s.timeoutMs,
-        secretHeaders,
-      };
+      return renderHttpStep(s, tctx(ctx), secretNames);
     },
   };
 }

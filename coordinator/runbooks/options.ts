@@ -3,9 +3,9 @@
  * anything is dispatched. Pure. Values are strings on the wire; each check says what is wrong
  * and what is expected.
  */
-import { DEFAULT_OPTION_MAX_LENGTH, type OptionDef } from './model.js';
+import { DEFAULT_OPTION_MAX_LENGTH, type OptionDef, type Runbook } from './model.js';
 
-export const MASK = '********';
+export const MASK = '********' as const;
 
 /** Why `value` is not acceptable for `def`, or undefined when it is. */
 export function checkOptionValue(def: OptionDef, value: string): string | undefined {
@@ -38,16 +38,40 @@ function shown(def: OptionDef, value: string): string {
   return value.length > 60 ? `${value.slice(0, 57)}...` : value;
 }
 
+export type OptionValue = string | number | boolean;
+
 export interface ResolvedOptions {
+  /** Every option's value as a string (how it reaches a step), defaults applied. */
   readonly values: Record<string, string>;
+  /** The same values typed: integers as numbers, booleans as booleans. */
+  readonly typed: Record<string, OptionValue>;
+  /** The values with secrets replaced by "********": what records and pages show. */
   readonly display: Record<string, string>;
   readonly secretNames: string[];
+  /** Problems, each naming the option and what is expected; empty when valid. */
   readonly issues: string[];
 }
 
-export function resolveOptions(defs: readonly OptionDef[], provided: Readonly<Record<string, string>>): ResolvedOptions {
+function defsOf(from: Runbook | readonly OptionDef[]): readonly OptionDef[] {
+  return 'spec' in from ? from.spec.options : from;
+}
+
+function typedValue(def: OptionDef, value: string): OptionValue {
+  if (def.type === 'integer') return Number(value);
+  if (def.type === 'boolean') return value === 'true';
+  return value;
+}
+
+/**
+ * Checks what a user gave against the runbook's options and applies defaults. An empty value
+ * for an integer, boolean or enum counts as not given (a form's untouched field), so its default
+ * applies; for strings and secrets it is a value.
+ */
+export function resolveOptions(runbook: Runbook | readonly OptionDef[], provided: Readonly<Record<string, string>>): ResolvedOptions {
+  const defs = defsOf(runbook);
   const issues: string[] = [];
   const values: Record<string, string> = {};
+  const typed: Record<string, OptionValue> = {};
   const display: Record<string, string> = {};
   const known = new Set(defs.map((d) => d.name));
   for (const name of Object.keys(provided)) {
@@ -55,8 +79,13 @@ export function resolveOptions(defs: readonly OptionDef[], provided: Readonly<Re
   }
   for (const def of defs) {
     const given = Object.prototype.hasOwnProperty.call(provided, def.name) ? provided[def.name] : undefined;
-    const value = given ?? def.default;
-    if (value === undefined || (value === '' && def.type !== 'string' && def.type !== 'secret')) {
+    if (given !== undefined && typeof given !== 'string') {
+      issues.push(`option "${def.name}" must be given as a string`);
+      continue;
+    }
+    const textual = def.type === 'string' || def.type === 'secret';
+    const value = given === undefined || (given === '' && !textual) ? def.default : given;
+    if (value === undefined) {
       if (def.required) issues.push(`option "${def.name}" is required${def.description ? ` (${def.description})` : ''}`);
       continue;
     }
@@ -70,7 +99,16 @@ export function resolveOptions(defs: readonly OptionDef[], provided: Readonly<Re
       continue;
     }
     values[def.name] = value;
+    typed[def.name] = typedValue(def, value);
     display[def.name] = def.type === 'secret' ? MASK : value;
   }
-  return { values, display, secretNames: defs.filter((d) => d.type === 'secret').map((d) => d.name), issues };
+  return { values, typed, display, secretNames: defs.filter((d) => d.type === 'secret').map((d) => d.name), issues };
+}
+
+/** `values` with every secret option's value replaced by "********" (for logs, records, pages). */
+export function maskedOptions<V extends OptionValue>(runbook: Runbook | readonly OptionDef[], values: Readonly<Record<string, V>>): Record<string, V | typeof MASK> {
+  const secrets = new Set(defsOf(runbook).filter((d) => d.type === 'secret').map((d) => d.name));
+  const out: Record<string, V | typeof MASK> = {};
+  for (const [k, v] of Object.entries(values)) out[k] = secrets.has(k) ? MASK : v;
+  return out;
 }

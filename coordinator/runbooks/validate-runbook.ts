@@ -15,8 +15,8 @@ import {
   type Runbook,
   type Step,
 } from './model.js';
-import { bool, int, Issues, isObj, mapping, str, strList, type Obj } from '../../core/document-schema.js';
-import { optionRefs, parseTemplate, type TemplatePart } from './template.js';
+import { bool, int, Issues, isObj, mapping, nearest, str, strList, type Obj } from '../../core/document-schema.js';
+import { optionEnvName, optionRefs, parseTemplate, type TemplatePart } from './template.js';
 import { checkOptionValue } from './options.js';
 
 const ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
@@ -25,6 +25,32 @@ const SUBJECT = /^(\*|user:[a-z0-9][a-z0-9._-]*|group:[a-z0-9][a-z0-9._-]*)$/;
 const OPTION_TYPES: readonly OptionType[] = ['string', 'integer', 'boolean', 'enum', 'secret'];
 const STEP_COMMON = ['name', 'timeout', 'retries', 'retryBackoff', 'continueOnError'];
 const STEP_KINDS = ['run', 'script', 'http', 'sleep', 'approval'];
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** Keys that would not survive as plain-object properties (they set the prototype instead). */
+const UNSAFE_KEYS = new Set(['__proto__']);
+/** Template namespaces: `${option.x}` and friends inside a script body are mistakes, never shell. */
+const SCRIPT_TEMPLATE = /\$\{\s*((?:option|host|execution)\.[^}]*?)\s*\}/g;
+
+/** A string that must be present and not blank. */
+function text(o: Obj, key: string, path: Path, issues: Issues, opts: { required?: boolean; max?: number; hint?: string } = {}): string | undefined {
+  const v = str(o, key, path, issues, opts);
+  if (v !== undefined && v.trim() === '') {
+    issues.add([...path, key], `"${key}" cannot be empty${opts.hint ? ` (${opts.hint})` : ''}`);
+    return undefined;
+  }
+  return v;
+}
+
+/** What a script body should use instead of a template (scripts are never templated). */
+function scriptTemplateHint(ref: string): string {
+  const option = /^option\.(.+)$/.exec(ref);
+  if (option) return `use the environment variable $${optionEnvName(option[1] as string)} instead of \${${ref}} (quote it: "$${optionEnvName(option[1] as string)}")`;
+  if (ref === 'host.name') return 'use the environment variable $HANDRAIL_HOST_NAME instead of ${host.name}';
+  if (ref === 'host.id') return 'use the environment variable $HANDRAIL_AGENT_ID instead of ${host.id}';
+  if (ref === 'execution.id') return 'use the environment variable $HANDRAIL_EXECUTION_ID instead of ${execution.id}';
+  return `pass it through env (e.g. env: { VALUE: "\${${ref}}" }) and use "$VALUE" instead of \${${ref}}`;
+}
 
 export function validateRunbook(value: unknown): { runbook?: Runbook; issues: ValidationIssue[] } {
   const issues = new Issues();
@@ -35,7 +61,7 @@ export function validateRunbook(value: unknown): { runbook?: Runbook; issues: Va
 
   const meta = mapping(doc['metadata'], ['metadata'], issues, ['id', 'title', 'description', 'owner', 'tags', 'manualMinutes'], 'metadata');
   const id = meta ? str(meta, 'id', ['metadata'], issues, { required: true, pattern: ID, hint: 'use lower-case letters, digits and -, e.g. restart-web' }) : undefined;
-  const title = meta ? str(meta, 'title', ['metadata'], issues, { required: true, max: 200 }) : undefined;
+  const title = meta ? text(meta, 'title', ['metadata'], issues, { required: true, max: 200, hint: 'what the runbook does, as support staff would say it' }) : undefined;
   const description = meta ? str(meta, 'description', ['metadata'], issues, { max: 5000 }) : undefined;
   const owner = meta ? str(meta, 'owner', ['metadata'], issues, { required: true, pattern: /^[a-z0-9][a-z0-9._-]{0,62}$/, hint: 'a team name such as team-web' }) : undefined;
   const tags = meta ? (strList(meta, 'tags', ['metadata'], issues, { pattern: /^[a-z0-9][a-z0-9._-]{0,62}$/, hint: 'tags are lower-case words' }) ?? []) : [];
@@ -101,7 +127,11 @@ export function validateRunbook(value: unknown): { runbook?: Runbook; issues: Va
     if (s.kind === 'approval') issues.add(['spec', 'onFailure', i], 'onFailure handlers cannot wait for approval');
   });
 
-  if (issues.list.length > 0 || !id || !title || !owner) return { issues: issues.list };
+  if (issues.list.length > 0 || !id || !title || !owner) {
+    // Never "invalid" without a reason: the loader would drop a document silently.
+    if (issues.list.length === 0) issues.add(['metadata'], 'metadata needs id, title and owner');
+    return { issues: issues.list };
+  }
   return {
     runbook: {
       apiVersion: 'handrail/v1',
@@ -121,6 +151,7 @@ function validateOptions(v: unknown, issues: Issues): OptionDef[] {
   }
   const out: OptionDef[] = [];
   const seen = new Set<string>();
+  const envNames = new Map<string, string>();
   v.forEach((raw, i) => {
     const path: Path = ['spec', 'options', i];
     const o = mapping(raw, path, issues, ['name', 'type', 'required', 'default', 'pattern', 'values', 'min', 'max', 'label', 'description'], 'an option');
@@ -128,8 +159,13 @@ function validateOptions(v: unknown, issues: Issues): OptionDef[] {
     const name = str(o, 'name', path, issues, { required: true, pattern: OPTION_NAME, hint: 'letters, digits, _ and -, starting with a letter' });
     const type = (o['type'] ?? 'string') as OptionType;
     if (!OPTION_TYPES.includes(type)) issues.add([...path, 'type'], `type must be one of ${OPTION_TYPES.join(', ')}`);
+    if (name && UNSAFE_KEYS.has(name)) issues.add([...path, 'name'], `"${name}" cannot be an option name: choose another`);
     if (name && seen.has(name)) issues.add([...path, 'name'], `duplicate option "${name}"`);
-    if (name) seen.add(name);
+    else if (name && envNames.has(optionEnvName(name))) issues.add([...path, 'name'], `option "${name}" and option "${envNames.get(optionEnvName(name)) ?? ''}" would both reach steps as $${optionEnvName(name)}: rename one`);
+    if (name) {
+      seen.add(name);
+      if (!envNames.has(optionEnvName(name))) envNames.set(optionEnvName(name), name);
+    }
     const required = bool(o, 'required', path, issues) ?? false;
     let pattern = str(o, 'pattern', path, issues, { max: 1000 });
     if (pattern !== undefined) {
@@ -157,7 +193,7 @@ function validateOptions(v: unknown, issues: Issues): OptionDef[] {
     }
     const label = str(o, 'label', path, issues, { max: 200 });
     const description = str(o, 'description', path, issues, { max: 2000 });
-    if (!name || !OPTION_TYPES.includes(type)) return;
+    if (!name || UNSAFE_KEYS.has(name) || !OPTION_TYPES.includes(type)) return;
     const def_: OptionDef = { name, type, required, default: def, pattern, values: values ?? undefined, min, max, label, description };
     if (def !== undefined) {
       const problem = checkOptionValue(def_, def);
@@ -199,33 +235,46 @@ function validateStep(raw: unknown, path: Path, ctx: StepContext): Step | undefi
     return undefined;
   }
   const kinds = STEP_KINDS.filter((k) => raw[k] !== undefined);
-  if (kinds.length !== 1) {
-    issues.add(path, kinds.length === 0 ? `a step needs one of ${STEP_KINDS.join(', ')}` : `a step has exactly one of ${STEP_KINDS.join(', ')} (found ${kinds.join(' and ')})`);
+  if (kinds.length === 0) {
+    // A misspelt kind ("scirpt:") is the likely cause: say so at that key.
+    const misspelt = Object.keys(raw).filter((k) => !STEP_COMMON.includes(k) && nearest(k, STEP_KINDS) !== undefined);
+    for (const k of misspelt) issues.add([...path, k], `unknown field "${k}" in a step; did you mean "${nearest(k, STEP_KINDS) ?? ''}"?`);
+    if (misspelt.length === 0) issues.add(path, `a step needs one of ${STEP_KINDS.join(', ')}`);
+    return undefined;
+  }
+  if (kinds.length > 1) {
+    issues.add(path, `a step has exactly one of ${STEP_KINDS.join(', ')} (found ${kinds.join(' and ')})`);
     return undefined;
   }
   const kind = kinds[0] as string;
   const extra = kind === 'run' || kind === 'script' ? ['env', 'workingDir', 'maxOutputBytes', ...(kind === 'script' ? ['interpreter'] : [])] : [];
   mapping(raw, path, issues, [...STEP_COMMON, kind, ...extra], 'a step');
-  const name = str(raw, 'name', path, issues, { required: true, max: 200 });
-  const duration = (key: string, def: number): number => {
+  const name = text(raw, 'name', path, issues, { required: true, max: 200, hint: 'every step has a name, unique within the runbook' });
+  const duration = (key: string, def: number, positive: boolean): number => {
     const t = raw[key];
     if (t === undefined || t === null) return def;
     if (typeof t !== 'string') {
       issues.add([...path, key], `"${key}" must be a duration like 30s or 5m`);
       return def;
     }
+    let ms: number;
     try {
-      return parseDuration(t);
+      ms = parseDuration(t);
     } catch (e) {
       issues.add([...path, key], (e as Error).message);
       return def;
     }
+    if (positive && ms <= 0) {
+      issues.add([...path, key], `"${key}" must be longer than 0`);
+      return def;
+    }
+    return ms;
   };
   const common = {
     name: name ?? '',
-    timeoutMs: duration('timeout', DEFAULT_STEP_TIMEOUT_MS),
+    timeoutMs: duration('timeout', DEFAULT_STEP_TIMEOUT_MS, true),
     retries: int(raw, 'retries', path, issues, { min: 0, max: 20 }) ?? 0,
-    retryBackoffMs: duration('retryBackoff', DEFAULT_RETRY_BACKOFF_MS),
+    retryBackoffMs: duration('retryBackoff', DEFAULT_RETRY_BACKOFF_MS, false),
     continueOnError: bool(raw, 'continueOnError', path, issues) ?? false,
   };
   const template = (text: string, where: Path, opts: { allowSecrets: boolean }): TemplatePart[] | undefined => {
@@ -247,19 +296,21 @@ function validateStep(raw: unknown, path: Path, ctx: StepContext): Step | undefi
       let run: string[] | undefined;
       let script: { body: string; interpreter: string[] } | undefined;
       if (kind === 'run') {
-        run = strList(raw, 'run', path, issues, { allowEmptyStrings: true });
-        if (run && run.length === 0) issues.add([...path, 'run'], '"run" needs at least the command: run: [systemctl, restart, web]');
         if (typeof raw['run'] === 'string') issues.add([...path, 'run'], '"run" is a list of arguments (no shell): write run: [systemctl, restart, web], or use script: for shell code');
+        else run = strList(raw, 'run', path, issues, { allowEmptyStrings: true });
+        if (raw['run'] === null || (run && run.length === 0)) issues.add([...path, 'run'], '"run" needs at least the command: run: [systemctl, restart, web]');
         run?.forEach((a, i) => template(a, [...path, 'run', i], { allowSecrets: true }));
         if (run && run[0] !== undefined && /\$\{/.test(run[0])) issues.add([...path, 'run', 0], 'the command itself cannot be templated: name the program literally');
       } else {
         const body = str(raw, 'script', path, issues, { required: true, max: 100_000 });
-        if (body !== undefined) {
-          const m = /\$\{option\.([A-Za-z0-9_-]+)\}/.exec(body);
-          if (m) issues.add([...path, 'script'], `scripts take no templates: use the environment variable $${'HANDRAIL_OPT_' + (m[1] as string).toUpperCase().replace(/[^A-Z0-9]/g, '_')} instead of \${option.${m[1] as string}}`);
-        }
+        // Option values are never pasted into shell text: a script reads them from its environment.
+        const refs = new Set([...(body ?? '').matchAll(SCRIPT_TEMPLATE)].map((m) => m[1] as string));
+        for (const ref of refs) issues.add([...path, 'script'], `scripts take no templates: ${scriptTemplateHint(ref)}`);
         const interpreter = strList(raw, 'interpreter', path, issues) ?? [...DEFAULT_INTERPRETER];
         if (interpreter.length === 0) issues.add([...path, 'interpreter'], 'interpreter needs at least the program, e.g. [/bin/bash, -eu]');
+        interpreter.forEach((a, i) => {
+          if (a.includes('${')) issues.add([...path, 'interpreter', i], 'the interpreter takes no templates: name the program and its flags literally');
+        });
         script = body === undefined ? undefined : { body, interpreter };
       }
       const env: Record<string, string> = {};
@@ -267,7 +318,7 @@ function validateStep(raw: unknown, path: Path, ctx: StepContext): Step | undefi
         const e = isObj(raw['env']) ? raw['env'] : undefined;
         if (!e) issues.add([...path, 'env'], 'env must be a mapping of NAME: value');
         for (const [k, val] of Object.entries(e ?? {})) {
-          if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) issues.add([...path, 'env', k], `env name "${k}" is invalid`);
+          if (!ENV_NAME.test(k) || UNSAFE_KEYS.has(k)) issues.add([...path, 'env', k], `env name "${k}" is invalid: use letters, digits and _, not starting with a digit`);
           else if (k.startsWith('HANDRAIL_')) issues.add([...path, 'env', k], 'env names starting with HANDRAIL_ are reserved');
           else if (typeof val !== 'string' && typeof val !== 'number' && typeof val !== 'boolean') issues.add([...path, 'env', k], 'env values must be strings');
           else {
@@ -285,7 +336,7 @@ function validateStep(raw: unknown, path: Path, ctx: StepContext): Step | undefi
     case 'http': {
       const h = mapping(raw['http'], [...path, 'http'], issues, ['method', 'url', 'headers', 'body', 'expectStatus'], 'http');
       if (!h) return undefined;
-      const method = (str(h, 'method', [...path, 'http'], issues, { pattern: /^(GET|POST|PUT|PATCH|DELETE|HEAD)$/, hint: 'GET, POST, PUT, PATCH, DELETE or HEAD' }) ?? 'GET').toUpperCase();
+      const method = (str(h, 'method', [...path, 'http'], issues, { pattern: /^(GET|POST|PUT|PATCH|DELETE|HEAD)$/i, hint: 'use GET, POST, PUT, PATCH, DELETE or HEAD' }) ?? 'GET').toUpperCase();
       const url = str(h, 'url', [...path, 'http'], issues, { required: true, max: 4000 });
       if (url !== undefined) {
         template(url, [...path, 'http', 'url'], { allowSecrets: false });
@@ -296,7 +347,8 @@ function validateStep(raw: unknown, path: Path, ctx: StepContext): Step | undefi
         if (!isObj(h['headers'])) issues.add([...path, 'http', 'headers'], 'headers must be a mapping');
         else
           for (const [k, val] of Object.entries(h['headers'])) {
-            if (typeof val !== 'string') issues.add([...path, 'http', 'headers', k], 'header values must be strings');
+            if (!HEADER_NAME.test(k) || UNSAFE_KEYS.has(k)) issues.add([...path, 'http', 'headers', k], `"${k}" is not a valid header name`);
+            else if (typeof val !== 'string') issues.add([...path, 'http', 'headers', k], 'header values must be strings');
             else {
               headers[k] = val;
               template(val, [...path, 'http', 'headers', k], { allowSecrets: true });

@@ -27,14 +27,15 @@ describe('runbooks lint', () => {
       'broken.yaml:18:3 strategy must be "rolling" or "parallel", not "sideways"',
       'broken.yaml:21:19 ${option.missing} refers to an option that does not exist (declare it under spec.options)',
       'broken.yaml:22:7 unknown field "tiemout" in a step; did you mean "timeout"?',
-      'broken.yaml:24:7 scripts take no templates: use the environment variable $HANDRAIL_OPT_LEVEL instead of ${option.level}',
+      'broken.yaml:24:7 scripts take no templates: use the environment variable $HANDRAIL_OPT_LEVEL instead of ${option.level} (quote it: "$HANDRAIL_OPT_LEVEL")',
       'broken.yaml:26:7 invalid duration "soon": use a number and a unit, e.g. 500ms, 30s, 5m, 1h, 1h30m, 2d',
       'broken.yaml:27:7 duplicate step name "one": step names must be unique within a runbook',
       'broken.yaml:28:19 unknown template variable "${host.nope}": use ${option.NAME}, ${host.name}, ${host.id}, ${host.labels.KEY} or ${execution.id} (write $${ for a literal ${)',
       'broken.yaml:37:7 effect must be allow or deny',
       'broken.yaml:38:7 unknown action "fly" (use run, view, approve, cancel, admin or *)',
       'broken.yaml:39:18 "alice" is invalid: use user:NAME, group:NAME or *',
-      'dup.yaml:16:3 duplicate runbook id "same-id" (also defined in test/fixtures/lint-errors/dup.yaml:1)',
+      'dup.yaml:4:3 duplicate runbook id "same-id" (also defined in test/fixtures/lint-errors/dup.yaml:13): ids must be unique across the directory',
+      'dup.yaml:16:3 duplicate runbook id "same-id" (also defined in test/fixtures/lint-errors/dup.yaml:1): ids must be unique across the directory',
       'syntax.yaml:6:1 YAML: Flow sequence in block collection must be sufficiently indented and end with a ]',
     ]);
   });
