@@ -12,6 +12,9 @@
  *   validate-policy.ts  documents → Policy, or issues with paths into the document
  *   rule-match.ts       one rule's action / subject / runbook against a request
  *   evaluate.ts         decide, visibleRunbooks, allowedActions
+ *   agent-targets.ts    … per concrete target agent
+ *   selector-targets.ts … for targets known only as a selector
+ *   outcome.ts          what those hand back to decide
  *   explain.ts          lines and JSON for `policy explain`
  *   access-control.ts   the engine's and web layer's view of decide
  */
