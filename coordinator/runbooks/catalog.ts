@@ -114,6 +114,8 @@ export function mergeReload(
     const old = current.runbooks.get(id);
     if (!old) added.push({ id, digest: rb.digest });
     else if (old.digest !== rb.digest) updated.push({ id, digest: rb.digest, previousDigest: old.digest });
+    // Unchanged: keep the loaded object, so holders of it see one version, not equal copies.
+    else if (old.path === rb.path) runbooks.set(id, old);
   }
 
   const policies = [...next.policies];

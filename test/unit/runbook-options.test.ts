@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { checkOptionValue, resolveOptions } from '../../coordinator/runbooks/options.js';
+import { checkOptionValue, maskedOptions, resolveOptions } from '../../coordinator/runbooks/options.js';
+import { validateRunbook } from '../../coordinator/runbooks/validate-runbook.js';
 import type { OptionDef } from '../../coordinator/runbooks/model.js';
 import { optionEnvName, parseTemplate, render, type TemplatePart } from '../../coordinator/runbooks/template.js';
 
@@ -47,6 +48,73 @@ describe('option values', () => {
   it.each(['; rm -rf /', '$(id)', '`uname`', 'a\nb', '${option.x}', "' OR 1=1 --"])('keeps hostile value %j intact', (v) => {
     const r = resolveOptions([opt({ name: 'm', type: 'string' })], { m: v });
     expect(r.values['m']).toBe(v);
+  });
+});
+
+const HOSTILE = ['; rm -rf /', '$(id)', '`id`', 'a\nb\r\nc', "'; DROP TABLE x; --", '${option.x}', '&& reboot', '| nc evil 1', '-rf', '--help', ' leading and trailing ', '\u202Eevil', '*', '~root', '$HOME', '\\'];
+
+describe('resolving options', () => {
+  const defs = [
+    opt({ name: 'msg', type: 'string' }),
+    opt({ name: 'days', type: 'integer', default: '7', min: 1, max: 365 }),
+    opt({ name: 'dry_run', type: 'boolean', default: 'true' }),
+    opt({ name: 'cache', type: 'enum', values: ['sessions', 'all'], default: 'all' }),
+    opt({ name: 'token', type: 'secret' }),
+  ];
+
+  it('types the values it resolves and keeps their string form for steps', () => {
+    const r = resolveOptions(defs, { msg: 'hi', days: '30', dry_run: 'false', token: 't0k' });
+    expect(r.issues).toEqual([]);
+    expect(r.values).toEqual({ msg: 'hi', days: '30', dry_run: 'false', cache: 'all', token: 't0k' });
+    expect(r.typed).toEqual({ msg: 'hi', days: 30, dry_run: false, cache: 'all', token: 't0k' });
+    expect(r.display).toEqual({ msg: 'hi', days: '30', dry_run: 'false', cache: 'all', token: '********' });
+  });
+
+  it('treats an empty integer, boolean or enum as not given (a form\'s untouched field): the default applies', () => {
+    const r = resolveOptions(defs, { msg: '', days: '', dry_run: '', cache: '' });
+    expect(r.issues).toEqual([]);
+    expect(r.values).toEqual({ msg: '', days: '7', dry_run: 'true', cache: 'all' });
+  });
+
+  it('takes the runbook itself as well as its option list', () => {
+    const rb = validateRunbook({ apiVersion: 'handrail/v1', kind: 'Runbook', metadata: { id: 'x', title: 'X', owner: 'o' }, spec: { options: [{ name: 'n', type: 'integer', default: 2 }], targets: { selector: '*' }, steps: [{ name: 's', run: ['true'] }] } }).runbook;
+    expect(rb).toBeDefined();
+    expect(resolveOptions(rb!, {}).typed).toEqual({ n: 2 });
+  });
+
+  it.each<[Record<string, string>, string[]]>([
+    [{ days: '0' }, ['option "days" 0 is below the minimum 1']],
+    [{ days: '366' }, ['option "days" 366 is above the maximum 365']],
+    [{ days: '7; rm -rf /' }, ['option "days" "7; rm -rf /" is not a whole number']],
+    [{ days: '0x10' }, ['option "days" "0x10" is not a whole number']],
+    [{ days: ' 7' }, ['option "days" " 7" is not a whole number']],
+    [{ dry_run: 'yes' }, ['option "dry_run" "yes" is not true or false']],
+    [{ cache: 'all; reboot' }, ['option "cache" "all; reboot" is not one of sessions, all']],
+    [{ msg: 'x'.repeat(100_000) }, ['option "msg" is 100000 characters long; at most 4096 are allowed']],
+    [{ msg: 'a\u0000b' }, ['option "msg" contains a NUL byte']],
+    [{ cache: 'all\u0000' }, ['option "cache" contains a NUL byte']],
+    [{ token: 'x'.repeat(5000) }, ['option "token" is 5000 characters long; at most 4096 are allowed']],
+    [{ ['x'.repeat(200)]: '1' }, [`unknown option "${'x'.repeat(60)}" (this runbook takes: msg, days, dry_run, cache, token)`]],
+    [{ __proto__x: '1', constructor: '1' }, ['unknown option "__proto__x" (this runbook takes: msg, days, dry_run, cache, token)', 'unknown option "constructor" (this runbook takes: msg, days, dry_run, cache, token)']],
+  ])('%# refuses %j', (provided, issues) => {
+    expect(resolveOptions(defs, provided).issues).toEqual(issues);
+  });
+
+  it('refuses a key named __proto__ given as data (JSON) instead of ignoring it', () => {
+    const provided = JSON.parse('{"__proto__": "x"}') as Record<string, string>;
+    expect(resolveOptions(defs, provided).issues).toEqual(['unknown option "__proto__" (this runbook takes: msg, days, dry_run, cache, token)']);
+  });
+
+  it.each(HOSTILE)('keeps hostile value %j byte for byte', (v) => {
+    const r = resolveOptions(defs, { msg: v });
+    expect(r.issues).toEqual([]);
+    expect(r.values['msg']).toBe(v);
+  });
+
+  it('never shows a secret in a problem or in the masked form', () => {
+    const r = resolveOptions(defs, { token: 'hunter2\u0000' });
+    expect(r.issues.join()).not.toContain('hunter2');
+    expect(maskedOptions(defs, { msg: 'a', token: 'hunter2', days: 3 })).toEqual({ msg: 'a', token: '********', days: 3 });
   });
 });
 
