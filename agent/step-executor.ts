@@ -167,6 +167,7 @@ export class StepExecutor {
       runbookOwner: request.runbookOwner,
       argv: request.argv,
       isScript: request.script !== undefined,
+      ...(request.script ? { interpreter: request.script.interpreter } : {}),
     });
     if (!policy.allowed) {
       await this.d.nonces.add(request.nonce, request.notAfterMs);

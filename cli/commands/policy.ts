@@ -7,7 +7,7 @@ import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadDirectory, formatProblem } from '../../coordinator/runbooks/catalog.js';
 import { openDataDir, STORE_FILE } from '../../coordinator/data-dir.js';
-import { ACTIONS, decide, explain, type PolicyAction, type TargetAgent } from '../../coordinator/policy/policy.js';
+import { ACTIONS, decide, explain, explainJson, type PolicyAction, type TargetAgent } from '../../coordinator/policy/policy.js';
 import { hostLabels } from '../../coordinator/engine/engine.js';
 import { EVERYTHING, intersect, matches, parseSelector, SelectorSyntaxError, formatSelector } from '../../core/selector.js';
 import type { CliIo } from '../io.js';
@@ -75,7 +75,7 @@ export async function runPolicyExplain(p: ParsedCommand, io: CliIo): Promise<num
     ...(loaded && (action === 'run' || action === 'cancel') ? { targets: { selector, ...(agents ? { agents: agents.filter((a) => matches(selector, a.labels)) } : {}) } } : {}),
   };
   const d = decide([...contents.policies.values()].map((x) => x.policy), req);
-  if (bool(p.values, 'json')) io.out(JSON.stringify({ ...d, targets: formatSelector(selector) }) + '\n');
+  if (bool(p.values, 'json')) io.out(JSON.stringify({ ...explainJson(d, req), targets: formatSelector(selector) }) + '\n');
   else for (const l of explain(d, req)) io.out(l + '\n');
   return d.allowed ? 0 : 1;
 }

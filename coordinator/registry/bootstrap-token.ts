@@ -4,6 +4,9 @@
  * (`checkBootstrapToken`); the store calls live in token-store.ts.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { globMatch } from '../../core/glob.js';
+
+export { globMatch };
 
 export const TOKEN_PREFIX = 'hrt_';
 
@@ -51,12 +54,4 @@ export function checkBootstrapToken(
 /** Agent names: what a CSR's CN may hold. */
 export function validAgentName(name: string): boolean {
   return /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(name);
-}
-
-/** `*` matches any run of characters, `?` one character; everything else is literal. */
-export function globMatch(pattern: string, text: string): boolean {
-  const re = new RegExp(
-    '^' + pattern.split('').map((c) => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[.+^${}()|[\]\\]/g, '\\$&'))).join('') + '$',
-  );
-  return re.test(text);
 }
