@@ -75,6 +75,9 @@ export interface ExportSelection {
 
 /** Streams a bundle's lines from the store (records in seq order). */
 export async function* exportBundle(db: Database, caPem: string, sel: ExportSelection, now: number): AsyncGenerator<string> {
+  // Checkpoints before the head: each then covers a record this export holds, so one past the
+  // end of the records is evidence of truncation, never one written while exporting.
+  const cps = await db.all<{ payload: Buffer; key_id: string; signature: Buffer }>('SELECT payload, key_id, signature FROM audit_checkpoints ORDER BY seq');
   const head = await db.get<{ seq: number }>('SELECT max(seq) AS seq FROM audit_records');
   const lastSeq = head?.seq ?? 0;
   // Select by seq range: time bounds are found through the records' own timestamps.
@@ -151,9 +154,6 @@ export async function* exportBundle(db: Database, caPem: string, sel: ExportSele
       if (data.length > 0) yield JSON.stringify({ t: 'output', stepRunId: id, stream: stream === 1 ? 'stdout' : 'stderr', data: data.toString('base64') });
     }
   }
-  // Only checkpoints of records that existed when the export began: one written meanwhile would
-  // cover records this bundle does not hold and read as a truncated log.
-  const cps = await db.all<{ payload: Buffer; key_id: string; signature: Buffer }>('SELECT payload, key_id, signature FROM audit_checkpoints WHERE seq <= ? ORDER BY seq', [lastSeq]);
   for (const c of cps) yield JSON.stringify({ t: 'checkpoint', kid: c.key_id, payload: c.payload.toString('base64'), sig: c.signature.toString('base64') });
 }
 

@@ -61,9 +61,11 @@ const RESULT_MARK = Buffer.from('"type":"step.result"');
 /**
  * The whole log in the store as bundle items: a header (every audit key, every agent
  * certificate, the given CA), the records up to the head as it was when reading began, the
- * output of every step result, and the checkpoints of those records.
+ * output of every step result, and the checkpoints stored by then.
  */
 export async function* databaseItems(db: Database, caPem: string, now: number = Date.now()): AsyncGenerator<BundleItem> {
+  // Checkpoints before the head (see exportBundle): one past the last record means truncation.
+  const cps = await db.all<{ payload: Buffer; key_id: string; signature: Buffer }>('SELECT payload, key_id, signature FROM audit_checkpoints ORDER BY seq');
   const last = (await db.get<{ seq: number | null }>('SELECT max(seq) AS seq FROM audit_records'))?.seq ?? 0;
   const keys = await db.all<{ key_id: string; public_key_pem: string; created_at: number; retired_at: number | null }>("SELECT key_id, public_key_pem, created_at, retired_at FROM signing_keys WHERE purpose = 'audit' ORDER BY created_at, key_id");
   const certs = await db.all<{ serial: string; agent_id: string; certificate_pem: string }>('SELECT serial, agent_id, certificate_pem FROM agent_certificates');
@@ -101,7 +103,6 @@ export async function* databaseItems(db: Database, caPem: string, now: number = 
     const rows = await db.all<{ step_run_id: string; stream: number; data: Buffer }>(`SELECT step_run_id, stream, data FROM step_output WHERE step_run_id IN (${chunk.map(() => '?').join(',')}) ORDER BY step_run_id, stream, offset`, chunk);
     for (const o of rows) yield { t: 'output', stepRunId: o.step_run_id, stream: o.stream === 1 ? 'stdout' : 'stderr', data: o.data };
   }
-  const cps = await db.all<{ payload: Buffer; key_id: string; signature: Buffer }>('SELECT payload, key_id, signature FROM audit_checkpoints WHERE seq <= ? ORDER BY seq', [last]);
   for (const c of cps) yield { t: 'checkpoint', checkpoint: { kid: c.key_id, payload: c.payload, sig: c.signature } };
 }
 

@@ -31,6 +31,13 @@ describe('the README\'s plain-openssl check of one record', () => {
     expect(digest).toBeDefined();
     expect(lines).toContain(`"prev":"${digest}"`);
 
+    // docs/audit-format.md carries the same recipe, plus the key id check.
+    const docs = await readFile(join(ROOT, 'docs', 'audit-format.md'), 'utf8');
+    expect(docs).toContain(script);
+    const kid = execFileSync('bash', ['-euo', 'pipefail', '-c', `${script}\nopenssl dgst -sha256 -r key.der | cut -c1-16`], { cwd: fleet.dir, encoding: 'utf8' }).trim().split('\n').at(-1);
+    const line2 = (await readFile(join(fleet.dir, 'bundle.jsonl'), 'utf8')).split('\n').find((l) => l.includes('"t":"record","seq":2,'));
+    expect(line2).toContain(`"kid":"audit-${kid}"`);
+
     // and the same commands refuse a record changed by one character
     const text = await readFile(join(fleet.dir, 'bundle.jsonl'), 'utf8');
     const tampered = text.replace(/("t":"record","seq":2,[^\n]*"payload":")([A-Za-z0-9+/])/, (_m, a: string, c: string) => a + (c === 'A' ? 'B' : 'A'));
