@@ -28,7 +28,8 @@ export const agentCommand: CommandSpec = {
   },
 };
 
-const STEP_ENV_KEEP = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ', 'USER', 'LOGNAME', 'TMPDIR'];
+// HANDRAIL_DEMO_ROOT: where the demo's example runbooks keep each demo host's files.
+const STEP_ENV_KEEP = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ', 'USER', 'LOGNAME', 'TMPDIR', 'HANDRAIL_DEMO_ROOT'];
 
 export async function runAgent(p: ParsedCommand, io: CliIo): Promise<number> {
   const log = createLogger(str(p.values, 'log-level') as string, 'agent');
