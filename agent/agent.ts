@@ -42,6 +42,8 @@ export interface RunningAgent {
   readonly agentId: string;
   readonly connection: AgentConnection;
   readonly executor: StepExecutor;
+  /** Resolves with a reason if the agent cannot go on (its certificate expired). */
+  readonly fatal: Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -54,8 +56,17 @@ export class AgentConfigError extends Error {
 
 export async function startAgent(config: AgentConfig, log: Logger, now: () => number = Date.now): Promise<RunningAgent> {
   const state = new StateDir(config.stateDir);
-  const address = parseCoordinatorAddress(config.coordinator, config.serverName);
-  await state.ensure();
+  let address;
+  try {
+    address = parseCoordinatorAddress(config.coordinator, config.serverName);
+  } catch (e) {
+    throw new AgentConfigError(`--coordinator: ${(e as Error).message}`);
+  }
+  try {
+    await state.ensure();
+  } catch (e) {
+    throw new AgentConfigError(`cannot use ${config.stateDir} as the state directory: ${(e as Error).message}`);
+  }
   if (!(await state.isEnrolled())) {
     if (!config.token) throw new AgentConfigError(`this agent is not enrolled yet (no identity in ${config.stateDir}): pass --token with a bootstrap token from \`handrail token create\``);
     if (!config.caFile) throw new AgentConfigError('to enroll, pass --ca with the coordinator CA certificate (ca.pem from `handrail ca init`)');
@@ -75,9 +86,19 @@ export async function startAgent(config: AgentConfig, log: Logger, now: () => nu
       }
     }
   }
+  let creds: AgentCredentials;
+  try {
+    creds = await state.readCredentials();
+  } catch (e) {
+    throw new AgentConfigError(`the agent's credentials in ${state.credentialsFile} are damaged (${(e as Error).message}): move ${state.identityDir} aside and enroll again with a new token`);
+  }
+  if (now() >= creds.notAfter) {
+    throw new AgentConfigError(
+      `this agent's certificate expired at ${new Date(creds.notAfter).toISOString()} (it was offline longer than the certificate lasts): move ${state.identityDir} aside and start the agent with a new bootstrap token (--token) and --ca`,
+    );
+  }
   const identity = await state.readIdentity();
   const caPem = await state.readCa();
-  let creds: AgentCredentials = await state.readCredentials();
   let dispatchKeys = toKeyMap(identity.dispatchKeys);
   let currentIdentity = identity;
   const localPolicy = await loadLocalPolicy(config.localPolicyFile, config.allowAdhoc);
@@ -126,16 +147,22 @@ export async function startAgent(config: AgentConfig, log: Logger, now: () => nu
     now,
     ...(config.channelOptions ? { channelOptions: config.channelOptions } : {}),
   });
-  const pruner = setInterval(() => nonces.prune(now()), 60_000);
+  const pruner = setInterval(() => {
+    nonces.prune(now());
+    void nonces.compactIfLarge().catch((e: unknown) => log.error({ event: 'nonce.compact_failed', err: e }, 'compacting the replay log failed'));
+  }, 60_000);
   pruner.unref();
+  const fatal = new Promise<string>((resolve) => connection?.on((event, detail) => event === 'expired' && resolve(detail)));
   connection.start();
   return {
     agentId: identity.agentId,
     connection,
     executor,
+    fatal,
     async stop() {
       clearInterval(pruner);
-      executor.cancelAll();
+      // Steps get TERM, then KILL after the grace period, before the process may exit.
+      await executor.cancelAll();
       await connection?.stop();
     },
   };

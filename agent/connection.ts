@@ -50,7 +50,7 @@ export class AgentConnection {
   /** Set when the agent itself ends a healthy stream (to pick up a renewed certificate). */
   private intentionalReconnect = false;
   private heartbeatMs = 10_000;
-  private readonly listeners: Array<(event: 'welcome' | 'disconnected', detail: string) => void> = [];
+  private readonly listeners: Array<(event: 'welcome' | 'disconnected' | 'expired', detail: string) => void> = [];
 
   constructor(private readonly d: ConnectionDeps) {}
 
@@ -58,7 +58,7 @@ export class AgentConnection {
     return this.currentLink;
   }
 
-  on(fn: (event: 'welcome' | 'disconnected', detail: string) => void): void {
+  on(fn: (event: 'welcome' | 'disconnected' | 'expired', detail: string) => void): void {
     this.listeners.push(fn);
   }
 
@@ -75,9 +75,16 @@ export class AgentConnection {
 
   private connect(): void {
     if (this.machine.state === 'stopped') return;
-    this.machine.move('connecting');
     const { d } = this;
     const creds = d.credentials();
+    if (d.now() >= creds.notAfter) {
+      // No handshake can succeed with it, and only enrollment gives a new one: say so and stop.
+      const why = `this agent's certificate expired at ${new Date(creds.notAfter).toISOString()} (it was offline longer than the certificate lasts): enroll again with a new bootstrap token (--token)`;
+      d.log.error({ event: 'agent.certificate_expired', notAfter: new Date(creds.notAfter).toISOString() }, why);
+      for (const l of this.listeners) l('expired', why);
+      return;
+    }
+    this.machine.move('connecting');
     const client = new AgentGatewayServiceClient(
       d.address.target,
       credentials.createSsl(Buffer.from(d.caPem), Buffer.from(creds.keyPem), Buffer.from(creds.certPem)),
@@ -134,10 +141,10 @@ export class AgentConnection {
         d.executor.handle(envelopeFromWire(msg.value)).catch((e: unknown) => d.log.error({ event: 'step.handle_failed', err: e }, 'handling a step failed'));
         return;
       case 'cancel':
-        d.executor.cancel(msg.value.stepId);
+        d.executor.cancel(msg.value.stepId, msg.value.executionId);
         return;
       case 'ack':
-        d.executor.acknowledge(msg.value.stepId);
+        d.executor.acknowledge(msg.value.stepId, msg.value.refused);
         return;
       case 'renewed':
         void this.onRenewed(msg.value.certificatePem, msg.value.dispatchKeys);

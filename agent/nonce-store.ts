@@ -31,11 +31,22 @@ export class NonceStore {
   async add(nonce: Uint8Array, notAfterMs: number): Promise<void> {
     const hex = Buffer.from(nonce).toString('hex');
     this.seen.set(hex, notAfterMs);
+    this.appended++;
     await appendFile(this.file, `${hex} ${notAfterMs}\n`, { mode: 0o600 });
   }
 
+  private appended = 0;
+
   prune(now: number): void {
     for (const [k, t] of this.seen) if (t <= now) this.seen.delete(k);
+  }
+
+  /** Rewrites the log once it holds far more lines than live nonces (it only grows otherwise). */
+  async compactIfLarge(): Promise<void> {
+    if (this.appended > 1000 && this.appended > 2 * this.seen.size) {
+      this.appended = 0;
+      await this.compact();
+    }
   }
 
   private async compact(): Promise<void> {

@@ -197,7 +197,8 @@ async function supervise(
     // The caller's bookkeeping must not orphan a running process.
   }
 
-  const timeout = spec.timeoutMs > 0 ? setTimeout(() => stop('timed_out', `timed out after ${spec.timeoutMs} ms`), spec.timeoutMs) : undefined;
+  // setTimeout fires at once for delays over 2^31-1 ms: longer timeouts are clamped (about 24.8 days).
+  const timeout = spec.timeoutMs > 0 ? setTimeout(() => stop('timed_out', `timed out after ${spec.timeoutMs} ms`), Math.min(spec.timeoutMs, 2_147_483_647)) : undefined;
   const onAbort = (): void => stop('canceled', 'canceled');
   options.signal?.addEventListener('abort', onAbort, { once: true });
   if (options.signal?.aborted) onAbort();

@@ -11,8 +11,8 @@
  *     result.bin   encoded SignedResult (written last, atomically)
  */
 import { createHash } from 'node:crypto';
-import { mkdir, open, readFile, readdir, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, open, readFile, readdir, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { atomicWrite } from './state-dir.js';
 
 export interface SpoolMeta {
@@ -20,7 +20,23 @@ export interface SpoolMeta {
   readonly stepId: string;
   readonly startedAtMs: number;
   readonly pid: number | null;
+  /** The process's start time (/proc/PID/stat) and the boot it ran in: a pid alone may be reused. */
+  readonly processStart?: string;
+  readonly bootId?: string;
   readonly maxOutputBytes: number;
+}
+
+/** Who a pid is right now (Linux): its start time since boot, and the boot id. */
+export async function processIdentity(pid: number): Promise<{ processStart: string; bootId: string } | undefined> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const bootId = (await readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim();
+    const start = fields[19];
+    return start ? { processStart: start, bootId } : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export type StreamName = 'stdout' | 'stderr';
@@ -48,7 +64,17 @@ export class SpoolEntry {
   }
 
   async setPid(pid: number): Promise<void> {
-    await writeFile(join(this.dir, 'meta.json'), JSON.stringify({ ...this.meta, pid }), { mode: 0o600 });
+    const identity = await processIdentity(pid);
+    // Atomic: a crash mid-write must not leave meta.json half-written (the entry would be dropped).
+    await atomicWrite(join(this.dir, 'meta.json'), JSON.stringify({ ...this.meta, pid, ...(identity ?? {}) }), 0o600);
+  }
+
+  /** Moves the entry to spool/refused/ (kept for inspection, never resent). */
+  async setAside(): Promise<void> {
+    await this.closeStreams();
+    const dest = join(dirname(this.dir), 'refused');
+    await mkdir(dest, { recursive: true, mode: 0o700 });
+    await rename(this.dir, join(dest, basename(this.dir)));
   }
 
   async writeResult(encodedSignedResult: Uint8Array): Promise<void> {

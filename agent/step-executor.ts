@@ -13,7 +13,7 @@ import { checkLocalPolicy, type LocalPolicy } from '../core/local-policy.js';
 import { decodeStepRequest, decodeStepResult, encodeStepResult, rejectReasonToWire } from '../proto/codec/step-codec.js';
 import { OutputStream, SignedResult, type ConnectRequest } from '../proto/gen/handrail/v1/gateway.js';
 import type { NonceStore } from './nonce-store.js';
-import type { Spool, SpoolEntry, StreamName } from './spool.js';
+import { processIdentity, type Spool, type SpoolEntry, type SpoolMeta, type StreamName } from './spool.js';
 import { runStep, type RunResult } from './runner.js';
 
 /** The current stream to the coordinator, if any. */
@@ -58,7 +58,14 @@ export class StepExecutor {
   private readonly running = new Map<string, Running>();
   /** Finished, signed, not yet acknowledged. */
   private readonly unacked = new Map<string, SpoolEntry>();
+  /** Signed results the disk could not take: delivered from memory. */
+  private readonly inMemory = new Map<string, Uint8Array>();
   private readonly delivering = new Set<string>();
+  /** Steps past their checks but not yet running: they hold a slot. */
+  private readonly starting = new Set<string>();
+  /** Cancels that arrived before their step (or for a step never received): refused when it comes. */
+  private readonly canceledEarly = new Map<string, number>();
+  private idleWaiters: Array<() => void> = [];
 
   constructor(private readonly d: ExecutorDeps) {}
 
@@ -73,12 +80,23 @@ export class StepExecutor {
   /** At start-up: finished results to deliver, and steps an agent restart interrupted. */
   async recover(): Promise<void> {
     for (const entry of await this.d.spool.entries()) {
+      try {
+        await this.recoverOne(entry);
+      } catch (e) {
+        // A damaged entry or a full disk must not stop the agent from starting.
+        this.d.log.error({ event: 'spool.recover_failed', stepRunId: entry.meta.stepId, err: e }, 'could not recover a spooled step');
+      }
+    }
+  }
+
+  private async recoverOne(entry: SpoolEntry): Promise<void> {
+    {
       const result = await entry.readResult();
       if (result) {
         this.unacked.set(entry.meta.stepId, entry);
-        continue;
+        return;
       }
-      killLeftover(entry.meta.pid);
+      await killLeftover(entry.meta);
       const request = decodeStepRequest(await entry.readRequest());
       const summary = async (s: StreamName): Promise<{ sha: Buffer; bytes: number }> => {
         const h = createHash('sha256');
@@ -112,49 +130,65 @@ export class StepExecutor {
     for (const [stepId, entry] of this.unacked) void this.deliver(stepId, entry, true);
   }
 
-  acknowledge(stepId: string): void {
+  /** The coordinator stored the result (or, with `refused`, never will: it is set aside, not resent). */
+  acknowledge(stepId: string, refused = ''): void {
+    this.inMemory.delete(stepId);
     const entry = this.unacked.get(stepId);
     if (!entry) return;
     this.unacked.delete(stepId);
+    if (refused) {
+      this.d.log.error({ event: 'step.result_refused_by_coordinator', stepRunId: stepId, reason: refused }, `the coordinator refused this result: ${refused}; kept in the spool's refused/ folder`);
+      void entry.setAside().catch((e: unknown) => this.d.log.error({ event: 'spool.set_aside_failed', stepRunId: stepId, err: e }, 'setting a refused result aside failed'));
+      return;
+    }
     void entry.remove().catch((e: unknown) => this.d.log.error({ event: 'spool.remove_failed', stepRunId: stepId, err: e }, 'removing a spool entry failed'));
   }
 
-  cancel(stepId: string): void {
+  cancel(stepId: string, executionId = ''): void {
     const r = this.running.get(stepId);
     if (r) {
       this.d.log.info({ event: 'step.cancel', executionId: r.request.executionId, stepRunId: stepId }, 'cancel requested');
       r.abort.abort();
+      return;
     }
+    if (this.unacked.has(stepId)) return; // finished already: its result is on its way
+    // Not started (or never received): remember, so the step is refused if it arrives later.
+    this.canceledEarly.set(stepId, this.d.now());
+    if (this.canceledEarly.size > 10_000) this.canceledEarly.delete(this.canceledEarly.keys().next().value as string);
+    if (!this.starting.has(stepId)) void this.reject({ executionId, stepId }, 'canceled', 'canceled before it started on this agent');
   }
 
-  /** Cancels every running step (agent shutting down); their results stay spooled. */
-  cancelAll(): void {
+  /** Cancels every running step (agent shutting down) and resolves when they have stopped. */
+  async cancelAll(): Promise<void> {
     for (const r of this.running.values()) r.abort.abort();
+    if (this.running.size === 0 && this.starting.size === 0) return;
+    await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private settled(): void {
+    if (this.running.size > 0 || this.starting.size > 0) return;
+    const w = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const f of w) f();
   }
 
   async handle(env: Envelope): Promise<void> {
     const identity = this.d.identity();
     const now = this.d.now();
-    // A second delivery of a step we already hold (e.g. resent after a reconnect) is not a replay.
     let peek: StepRequest | undefined;
     try {
       peek = decodeStepRequest(env.payload);
     } catch {
       peek = undefined;
     }
-    if (peek && (this.running.has(peek.stepId) || this.unacked.has(peek.stepId)) && this.d.nonces.has(peek.nonce)) {
-      const held = this.running.get(peek.stepId)?.request ?? undefined;
-      if (!held || Buffer.from(held.nonce).equals(Buffer.from(peek.nonce))) {
-        const entry = this.unacked.get(peek.stepId);
-        if (entry) void this.deliver(peek.stepId, entry, true);
-        return;
-      }
-    }
+    // A second delivery of a step this agent holds (resent after a reconnect) is not a replay,
+    // but it is checked like any other envelope before it is treated as one.
+    const held = peek && (this.running.has(peek.stepId) || this.unacked.has(peek.stepId) || this.starting.has(peek.stepId)) && this.d.nonces.has(peek.nonce);
     const verdict = checkStepEnvelope(env, {
       agentId: identity.agentId,
       nowMs: now,
       keys: this.d.dispatchKeys(),
-      nonceSeen: (n) => this.d.nonces.has(n),
+      nonceSeen: (n) => !held && this.d.nonces.has(n),
       decode: decodeStepRequest,
     });
     if (!verdict.ok) {
@@ -162,6 +196,21 @@ export class StepExecutor {
       return;
     }
     const request = verdict.request;
+    if (held) {
+      const running = this.running.get(request.stepId)?.request;
+      if (running && !Buffer.from(running.nonce).equals(Buffer.from(request.nonce))) {
+        await this.reject(request, 'replayed', 'another request already used this step id');
+        return;
+      }
+      const entry = this.unacked.get(request.stepId);
+      if (entry) void this.deliver(request.stepId, entry, true);
+      return;
+    }
+    if (this.canceledEarly.has(request.stepId)) {
+      await this.rememberNonce(request);
+      await this.reject(request, 'canceled', 'canceled before it started on this agent');
+      return;
+    }
     const policy = checkLocalPolicy(this.d.localPolicy(), {
       runbookId: request.runbookId,
       runbookOwner: request.runbookOwner,
@@ -170,24 +219,46 @@ export class StepExecutor {
       ...(request.script ? { interpreter: request.script.interpreter } : {}),
     });
     if (!policy.allowed) {
-      await this.d.nonces.add(request.nonce, request.notAfterMs);
+      await this.rememberNonce(request);
       await this.reject(request, 'policy', policy.reason);
       return;
     }
-    if (this.running.size >= this.d.maxConcurrentSteps) {
-      await this.reject(request, 'busy', `agent already runs ${this.running.size} steps (limit ${this.d.maxConcurrentSteps})`);
+    // The slot is taken before anything is awaited, so concurrent arrivals cannot overrun the limit.
+    const busy = this.running.size + this.starting.size;
+    if (busy >= this.d.maxConcurrentSteps) {
+      await this.reject(request, 'busy', `agent already runs ${busy} steps (limit ${this.d.maxConcurrentSteps})`);
       return;
     }
-    await this.d.nonces.add(request.nonce, request.notAfterMs);
-    const entry = await this.d.spool.begin(
-      { executionId: request.executionId, stepId: request.stepId, startedAtMs: now, pid: null, maxOutputBytes: request.maxOutputBytes },
-      env.payload,
-    );
+    this.starting.add(request.stepId);
+    let entry: SpoolEntry;
+    try {
+      await this.d.nonces.add(request.nonce, request.notAfterMs);
+      entry = await this.d.spool.begin(
+        { executionId: request.executionId, stepId: request.stepId, startedAtMs: now, pid: null, maxOutputBytes: request.maxOutputBytes },
+        env.payload,
+      );
+    } catch (e) {
+      this.starting.delete(request.stepId);
+      this.settled();
+      this.d.log.error({ event: 'step.start_failed', executionId: request.executionId, stepRunId: request.stepId, err: e }, 'could not take the step on');
+      await this.reject(request, 'agent_error', `the agent could not take the step on: ${(e as Error).message}`);
+      return;
+    }
+    this.starting.delete(request.stepId);
     const link = this.d.link();
     const run: Running = { request, entry, abort: new AbortController(), startGeneration: link?.generation, needsResend: link === undefined };
     this.running.set(request.stepId, run);
+    if (this.canceledEarly.has(request.stepId)) run.abort.abort(); // canceled while it was being set up
     this.d.log.info({ event: 'step.accepted', executionId: request.executionId, stepRunId: request.stepId, runbookId: request.runbookId || undefined }, 'step accepted');
-    void this.execute(run);
+    void this.execute(run).catch((e: unknown) => this.d.log.error({ event: 'step.execute_failed', stepRunId: request.stepId, err: e }, 'running a step failed'));
+  }
+
+  private async rememberNonce(request: StepRequest): Promise<void> {
+    try {
+      await this.d.nonces.add(request.nonce, request.notAfterMs);
+    } catch (e) {
+      this.d.log.error({ event: 'nonce.store_failed', err: e }, 'could not record a nonce (disk full?)');
+    }
   }
 
   private async execute(run: Running): Promise<void> {
@@ -239,6 +310,7 @@ export class StepExecutor {
       };
     }
     this.running.delete(request.stepId);
+    this.settled();
     await this.seal(entry, request, {
       status: result.status,
       exitCode: result.exitCode ?? -1,
@@ -286,7 +358,14 @@ export class StepExecutor {
     };
     const payload = encodeStepResult(result);
     const signature = signPayload(STEP_RESULT_TYPE, payload, identity.privateKey);
-    await entry.writeResult(SignedResult.encode({ payloadType: STEP_RESULT_TYPE, payload: Buffer.from(payload), signature }).finish());
+    const encoded = SignedResult.encode({ payloadType: STEP_RESULT_TYPE, payload: Buffer.from(payload), signature }).finish();
+    try {
+      await entry.writeResult(encoded);
+    } catch (e) {
+      // A full disk must not lose the result: keep it in memory and deliver it from there.
+      this.inMemory.set(request.stepId, encoded);
+      this.d.log.error({ event: 'spool.write_failed', executionId: request.executionId, stepRunId: request.stepId, err: e }, 'could not spool the signed result; delivering it from memory');
+    }
     this.unacked.set(request.stepId, entry);
   }
 
@@ -297,7 +376,7 @@ export class StepExecutor {
     if (!link) return;
     this.delivering.add(stepId);
     try {
-      const bytes = await entry.readResult();
+      const bytes = this.inMemory.get(stepId) ?? (await entry.readResult());
       if (!bytes) return;
       const signed = SignedResult.decode(bytes);
       if (resendOutput) {
@@ -357,7 +436,7 @@ export class StepExecutor {
     await link.send(msg).catch(() => undefined);
   }
 
-  private async reject(request: StepRequest | undefined, reason: RejectReason, detail: string): Promise<void> {
+  private async reject(request: Pick<StepRequest, 'executionId' | 'stepId'> | undefined, reason: RejectReason, detail: string): Promise<void> {
     this.d.log.warn(
       { event: 'step.rejected', reason, executionId: request?.executionId.slice(0, 64), stepRunId: request?.stepId.slice(0, 64) },
       `step rejected: ${detail}`,
@@ -375,9 +454,15 @@ export class StepExecutor {
   }
 }
 
-/** Stops a step's process group left behind by a crashed agent (best effort). */
-function killLeftover(pid: number | null): void {
-  if (!pid || pid <= 1) return;
+/**
+ * Stops a step's process group left behind by a crashed agent — only if that pid is still the
+ * same process (same boot, same start time): after a reboot or pid reuse it is someone else's.
+ */
+async function killLeftover(meta: SpoolMeta): Promise<void> {
+  const pid = meta.pid;
+  if (!pid || pid <= 1 || meta.processStart === undefined || meta.bootId === undefined) return;
+  const now = await processIdentity(pid);
+  if (!now || now.processStart !== meta.processStart || now.bootId !== meta.bootId) return;
   try {
     process.kill(-pid, 'SIGKILL');
   } catch {

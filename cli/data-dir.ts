@@ -1,10 +1,21 @@
 /** Admin commands act on the coordinator's data dir directly: open it, run, always close it. */
-import { openDataDir, type DataDir } from '../coordinator/data-dir.js';
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { openDataDir, STORE_FILE, type DataDir } from '../coordinator/data-dir.js';
 import type { CliIo } from './io.js';
-import { str, type ParsedCommand } from './options.js';
+import { str, UsageError, type ParsedCommand } from './options.js';
 
 export async function withDataDir<T>(p: ParsedCommand, io: CliIo, fn: (data: DataDir) => Promise<T>): Promise<T> {
-  const data = await openDataDir(str(p.values, 'data-dir') as string, io.now);
+  const dir = str(p.values, 'data-dir') as string;
+  // A typo must not quietly create a second, empty store with its own keys.
+  const found = await stat(join(dir, STORE_FILE)).then((s) => s.isFile(), () => false);
+  if (!found) throw new UsageError(`no Handrail store in ${dir} (${join(dir, STORE_FILE)} is missing)`, 'run this on the coordinator host, with --data-dir (or HANDRAIL_DATA_DIR) set to the coordinator\'s data dir; the coordinator creates it when it first starts');
+  let data: DataDir;
+  try {
+    data = await openDataDir(dir, io.now);
+  } catch (e) {
+    throw new UsageError(`cannot open the store in ${dir}: ${(e as Error).message}`);
+  }
   try {
     return await fn(data);
   } finally {

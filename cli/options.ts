@@ -174,12 +174,18 @@ export function list(values: OptionValues, name: string): string[] {
   return [];
 }
 
-/** A duration option (e.g. --ttl 1h) in milliseconds; a bad value is a usage error naming the flag. */
-export function durationSetting(p: ParsedCommand, name: string): number {
+/**
+ * A duration option (e.g. --ttl 1h) in milliseconds; a bad value is a usage error naming the
+ * flag. `min` rejects values that would make no sense (a zero heartbeat, an expired token).
+ */
+export function durationSetting(p: ParsedCommand, name: string, min = 0): number {
   const v = str(p.values, name) as string;
+  let ms: number;
   try {
-    return parseDuration(v);
+    ms = parseDuration(v);
   } catch (e) {
     throw new UsageError(`--${name}: ${(e as Error).message}`);
   }
+  if (ms < min) throw new UsageError(`--${name} must be at least ${min} ms (got ${v})`);
+  return ms;
 }

@@ -19,6 +19,7 @@ import { AccessControl } from './policy/access-control.js';
 import { SecretBox } from './pki/secret-box.js';
 import { AuditEvents } from './audit/events.js';
 import { RateLimiter } from '../core/rate-limiter.js';
+import { HandrailError } from '../core/errors.js';
 import { join } from 'node:path';
 import { Counters } from './metrics/counters.js';
 import { createApp } from '../web/app.js';
@@ -102,7 +103,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
     data.audit,
     log,
     counters,
-    { requestTtlMs: config.requestTtlMs, maxOutputBytes: config.maxOutputBytes },
+    { requestTtlMs: config.requestTtlMs, maxOutputBytes: config.maxOutputBytes, maxEnvelopeBytes: config.maxMessageBytes - 1024 },
     now,
   );
   gateway.setTraffic(dispatcher);
@@ -153,7 +154,9 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
   });
   // Before agents can reconnect: their spooled results must find their executions loaded.
   await engine.resume();
-  const grpcPort = await gateway.listen(config.grpcListen.host, config.grpcListen.port);
+  const grpcPort = await gateway.listen(config.grpcListen.host, config.grpcListen.port).catch((e: unknown) => {
+    throw listenError(e, config.grpcListen, '--grpc-listen');
+  });
   const app = createApp({
     db: data.db,
     registry: data.registry,
@@ -191,7 +194,10 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
   });
   const http = await new Promise<{ server: ServerType; port: number }>((resolve, reject) => {
     const server = serve({ fetch: app.fetch, hostname: config.httpListen.host, port: config.httpListen.port }, (info) => resolve({ server, port: info.port }));
-    server.once('error', reject);
+    server.once('error', (e) => reject(listenError(e, config.httpListen, '--http-listen')));
+  }).catch(async (e: unknown) => {
+    await gateway.close();
+    throw e;
   });
   const writeCheckpoint = async (): Promise<void> => {
     try {
@@ -222,4 +228,11 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
       await data.close();
     },
   };
+}
+
+/** A port that cannot be bound is a configuration problem, said plainly. */
+function listenError(e: unknown, at: ListenAddress, flag: string): HandrailError {
+  const code = (e as NodeJS.ErrnoException).code;
+  const why = code === 'EADDRINUSE' ? 'the address is already in use' : code === 'EACCES' ? 'permission denied' : code === 'EADDRNOTAVAIL' ? 'no such local address' : (e as Error).message;
+  return new HandrailError('unavailable', `cannot listen on ${at.host}:${at.port}: ${why}`, { hint: `choose another address with ${flag}` });
 }

@@ -46,7 +46,7 @@ export function checkStepEnvelope(env: Envelope, ctx: StepCheckContext): StepChe
   if (request.issuedAtMs > ctx.nowMs + skew) {
     return { ok: false, reason: 'expired', detail: `step issued in the future (${new Date(request.issuedAtMs).toISOString()}); check clocks`, request };
   }
-  if (request.nonce.length < 16) return { ok: false, reason: 'malformed', detail: 'nonce shorter than 16 bytes', request };
+  if (request.nonce.length < 16 || request.nonce.length > 64) return { ok: false, reason: 'malformed', detail: 'nonce must be 16 to 64 bytes', request };
   if (ctx.nonceSeen(request.nonce)) return { ok: false, reason: 'replayed', detail: 'nonce was already used', request };
   if (request.argv.length === 0 && !request.script) return { ok: false, reason: 'malformed', detail: 'step has neither argv nor script', request };
   if (request.argv.length > 0 && request.script) return { ok: false, reason: 'malformed', detail: 'step has both argv and script', request };

@@ -68,4 +68,6 @@ export type RejectReason =
   | 'replayed'
   | 'policy'
   | 'malformed'
-  | 'busy';
+  | 'busy'
+  | 'canceled'
+  | 'agent_error';

@@ -67,11 +67,17 @@ export async function runAgent(p: ParsedCommand, io: CliIo): Promise<number> {
     io.now,
   );
   io.err(`handrail agent ${agent.agentId} running\n`);
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', () => resolve());
-    process.once('SIGTERM', () => resolve());
+  process.on('unhandledRejection', (e) => log.error({ event: 'agent.unhandled_rejection', err: e }, 'unhandled rejection'));
+  const fatal = await new Promise<string | undefined>((resolve) => {
+    process.once('SIGINT', () => resolve(undefined));
+    process.once('SIGTERM', () => resolve(undefined));
+    void agent.fatal.then(resolve);
   });
   await agent.stop();
   log.flush();
+  if (fatal) {
+    io.err(`handrail agent: ${fatal}\n`);
+    return 2;
+  }
   return 0;
 }

@@ -1,6 +1,6 @@
 /** `handrail audit export|verify`: signed execution records, exported and verified offline. */
 import { createReadStream, createWriteStream } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -45,7 +45,9 @@ export async function runAuditExport(p: ParsedCommand, io: CliIo): Promise<numbe
   const caPem = await readFile(join(str(p.values, 'certs-dir') as string, 'ca.pem'), 'utf8').catch(() => {
     throw new UsageError(`cannot read ${join(str(p.values, 'certs-dir') as string, 'ca.pem')} (pass --certs-dir)`);
   });
-  const data = await openDataDir(str(p.values, 'data-dir') as string, io.now);
+  const dataDir = str(p.values, 'data-dir') as string;
+  if (!(await access(join(dataDir, STORE_FILE)).then(() => true, () => false))) throw new UsageError(`no Handrail store in ${dataDir} (pass --data-dir)`);
+  const data = await openDataDir(dataDir, io.now);
   let lines = 0;
   try {
     const stream = createWriteStream(outFile, { mode: 0o644 });

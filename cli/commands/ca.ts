@@ -1,7 +1,7 @@
 /** `handrail ca init`: create the coordinator CA and server certificate. */
 import { initCa } from '../../coordinator/pki/ca.js';
 import type { CliIo } from '../io.js';
-import { bool, list, str, type CommandSpec, type ParsedCommand } from '../options.js';
+import { bool, list, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
 import { CERTS_DIR } from '../settings.js';
 
 export const caInit: CommandSpec = {
@@ -19,7 +19,8 @@ export const caInit: CommandSpec = {
 export async function runCaInit(p: ParsedCommand, io: CliIo): Promise<number> {
   const dir = str(p.values, 'certs-dir') as string;
   const days = Number(str(p.values, 'server-days'));
-  const { files, sans } = await initCa({ certsDir: dir, sans: list(p.values, 'san'), force: bool(p.values, 'force'), serverValidityDays: Number.isFinite(days) && days > 0 ? days : 397 });
+  if (!Number.isInteger(days) || days < 1 || days > 3650) throw new UsageError('--server-days must be a whole number of days from 1 to 3650');
+  const { files, sans } = await initCa({ certsDir: dir, sans: list(p.values, 'san'), force: bool(p.values, 'force'), serverValidityDays: days });
   io.out(`CA created in ${dir}\n`);
   for (const f of files) io.out(`  ${f}\n`);
   io.out(`server certificate names: ${sans.join(', ')}\n`);

@@ -1,9 +1,8 @@
 /** `handrail token create|ls|revoke`: bootstrap tokens for enrolling agents. */
 import { withDataDir } from '../data-dir.js';
-import { parseDuration } from '../../core/duration.js';
 import { formatLabels, parseLabelList } from '../../core/labels.js';
 import { printTable, type CliIo } from '../io.js';
-import { bool, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
+import { bool, durationSetting, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
 import { DATA_DIR, JSON_OUTPUT } from '../settings.js';
 
 export const tokenCreate: CommandSpec = {
@@ -28,12 +27,7 @@ export async function runTokenCreate(p: ParsedCommand, io: CliIo): Promise<numbe
   } catch (e) {
     throw new UsageError(`--labels: ${(e as Error).message}`);
   }
-  let ttlMs: number;
-  try {
-    ttlMs = parseDuration(str(p.values, 'ttl') as string);
-  } catch (e) {
-    throw new UsageError(`--ttl: ${(e as Error).message}`);
-  }
+  const ttlMs = durationSetting(p, 'ttl', 1_000);
   const uses = Number(str(p.values, 'uses'));
   if (!Number.isInteger(uses) || uses < 1 || uses > 100_000) throw new UsageError('--uses must be a whole number from 1 to 100000');
   const namePattern = str(p.values, 'name') ?? null;

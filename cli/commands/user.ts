@@ -1,8 +1,7 @@
 /** `handrail user add|token|ls|password`: users, groups and API tokens (on the coordinator host). */
 import { withDataDir } from '../data-dir.js';
-import { parseDuration } from '../../core/duration.js';
 import { printTable, type CliIo } from '../io.js';
-import { bool, list, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
+import { bool, durationSetting, list, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
 import { DATA_DIR, JSON_OUTPUT } from '../settings.js';
 
 const actor = (io: CliIo): { kind: 'cli'; id: string } => ({ kind: 'cli', id: io.env['USER'] ?? 'cli' });
@@ -41,12 +40,7 @@ export const userToken: CommandSpec = {
 export async function runUserToken(p: ParsedCommand, io: CliIo): Promise<number> {
   const name = p.positionals[0];
   if (!name) throw new UsageError('give the user name');
-  let ttl: number;
-  try {
-    ttl = parseDuration(str(p.values, 'ttl') as string);
-  } catch (e) {
-    throw new UsageError(`--ttl: ${(e as Error).message}`);
-  }
+  const ttl = durationSetting(p, 'ttl', 1_000);
   return withDataDir(p, io, async (data) => {
     const t = await data.users.issueToken(name, ttl, str(p.values, 'description') ?? null, actor(io), io.now());
     if (bool(p.values, 'json')) io.out(JSON.stringify({ id: t.id, token: t.token, expiresAt: new Date(t.expiresAt).toISOString() }) + '\n');

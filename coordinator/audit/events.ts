@@ -121,7 +121,7 @@ export interface AuditPayloads {
     signature: string;
   };
   'step.rejected': { executionId: string; stepRunId: string; agentId: string; reason: string; detail: string };
-  'step.result': { executionId: string; stepRunId: string; agentId: string; status: string; exitCode: number; certificateSerial: string; payloadType: string; payload: string; signature: string };
+  'step.result': { executionId: string; stepRunId: string; agentId: string; status: string; exitCode: number; certificateSerial: string; payloadType: string; payload: string; signature: string; late?: boolean };
   'step.abandoned': { executionId: string; stepRunId: string; agentId: string; state: string; reason: string };
   'step.local_result': { executionId: string; stepRunId: string; agentId: string; name: string; kind: string; state: string; error: string | null; method?: string; url?: string; status?: number | null; sleepMs?: number };
   'execution.completed': { executionId: string; state: string; reason?: string };

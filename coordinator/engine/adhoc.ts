@@ -28,6 +28,9 @@ export interface AdhocRequest {
 export class AdhocRunner {
   /** Step runs still open and failures so far, per execution started here. */
   private readonly progress = new Map<string, { remaining: number; failed: number }>();
+  /** A step whose agent never answers is given up on after its timeout plus a grace period. */
+  private readonly watchdogs = new Map<string, { executionId: string; timer: NodeJS.Timeout }>();
+  static readonly LOST_AFTER_MS = 60_000;
 
   constructor(
     private readonly db: Database,
@@ -55,6 +58,7 @@ export class AdhocRunner {
       if (a.revokedAt !== null) throw invalidArgument(`agent ${id} is revoked`);
       agents.push(a);
     }
+    this.dispatcher.assertFits({ argv: req.argv, script: req.script, env: req.env, workingDir: req.workingDir });
     const executionId = newId('exe');
     const now = this.now();
     const stepRunIds: Record<string, string> = {};
@@ -94,33 +98,58 @@ export class AdhocRunner {
           runbookOwner: '',
         });
         if (!sent) this.log.info({ event: 'adhoc.agent_offline', executionId, agentId: a.id }, 'agent offline; the step is sent when it reconnects');
+        const stepRunId = stepRunIds[a.id] as string;
+        const timer = setTimeout(() => {
+          this.watchdogs.delete(stepRunId);
+          void this.dispatcher.finishWithoutResult({ id: stepRunId, execution_id: executionId, agent_id: a.id }, 'lost', `no result within the step timeout plus ${AdhocRunner.LOST_AFTER_MS / 1000} s`);
+        }, Math.min(2_000_000_000, req.timeoutMs + AdhocRunner.LOST_AFTER_MS));
+        timer.unref();
+        this.watchdogs.set(stepRunId, { executionId, timer });
       }),
     );
     return { executionId, stepRunIds };
   }
 
-  /** Stops an ad-hoc execution: open steps are canceled on their agents. */
+  /**
+   * Stops an ad-hoc execution at once: it ends as canceled, and open steps are canceled on
+   * their agents (whatever those report later is recorded on the steps).
+   */
   async cancel(executionId: string, by: string): Promise<boolean> {
     const now = this.now();
     const changed = await this.db.write(async (tx) => {
-      const r = await tx.run("UPDATE executions SET cancel_requested_at = ?, canceled_by = ? WHERE id = ? AND kind = 'adhoc' AND state = 'running' AND cancel_requested_at IS NULL", [now, by, executionId]);
+      const r = await tx.run(
+        "UPDATE executions SET cancel_requested_at = ?, canceled_by = ?, state = 'canceled', reason = ?, finished_at = ? WHERE id = ? AND kind = 'adhoc' AND state = 'running'",
+        [now, by, `canceled by ${by}`, now, executionId],
+      );
       if (r.changes === 1) {
-        await this.audit.append(tx, { type: AuditEvents.executionCanceled, actor: { kind: 'user', id: by }, data: { executionId } });
+        await this.audit.append(tx, [
+          { type: AuditEvents.executionCanceled, actor: { kind: 'user', id: by }, data: { executionId } },
+          { type: AuditEvents.executionCompleted, actor: { kind: 'system', id: 'coordinator' }, data: { executionId, state: 'canceled', reason: `canceled by ${by}` } },
+        ]);
       }
       return r.changes === 1;
     });
     if (!changed) return false;
+    this.progress.delete(executionId);
+    this.clearWatchdogs(executionId);
     const open = await this.db.all<{ id: string }>("SELECT id FROM step_runs WHERE execution_id = ? AND state IN ('dispatched', 'running')", [executionId]);
     for (const s of open) await this.dispatcher.cancel(s.id);
+    this.events.finished({ executionId, state: 'canceled' });
     return true;
   }
 
   private async onFinished(o: StepRunOutcome): Promise<void> {
+    this.clearWatchdog(o.stepRunId);
     let progress = this.progress.get(o.executionId);
     if (!progress) {
       // Not started by this process (it restarted): rebuild the count from the store once.
       const exec = await this.db.get<{ kind: string; state: string }>('SELECT kind, state FROM executions WHERE id = ?', [o.executionId]);
-      if (!exec || exec.kind !== 'adhoc' || exec.state !== 'running') return;
+      if (!exec || exec.kind !== 'adhoc') return;
+      if (exec.state !== 'running') {
+        // Ended already (canceled): the node still shows what its step did.
+        await this.db.batch(async (tx) => tx.queueUpdate('execution_nodes', { execution_id: o.executionId, agent_id: o.agentId }, { state: o.state, finished_at: this.now(), reason: o.error }));
+        return;
+      }
       const counts = await this.db.get<{ open: number; bad: number }>(
         "SELECT sum(state IN ('dispatched', 'running')) AS open, sum(state NOT IN ('dispatched', 'running', 'succeeded')) AS bad FROM step_runs WHERE execution_id = ?",
         [o.executionId],
@@ -146,5 +175,15 @@ export class AdhocRunner {
     });
     if (finalState) this.events.finished({ executionId: o.executionId, state: finalState });
     else this.events.changed(o.executionId);
+  }
+
+  private clearWatchdog(stepRunId: string): void {
+    const w = this.watchdogs.get(stepRunId);
+    if (w) clearTimeout(w.timer);
+    this.watchdogs.delete(stepRunId);
+  }
+
+  private clearWatchdogs(executionId: string): void {
+    for (const [id, w] of this.watchdogs) if (w.executionId === executionId) this.clearWatchdog(id);
   }
 }

@@ -13,6 +13,7 @@ import type { Counters } from '../metrics/counters.js';
 import type { AgentSession } from '../gateway/agent-session.js';
 import type { Gateway, StepTraffic } from '../gateway/gateway.js';
 import { signEnvelope, sha256, verifyPayload } from '../../core/envelope.js';
+import { invalidArgument } from '../../core/errors.js';
 import { STEP_REQUEST_TYPE, STEP_RESULT_TYPE, type ScriptSpec, type StepRequest, type StepResult, type StepStatus } from '../../core/step.js';
 import {
   decodeStepRequest,
@@ -71,6 +72,8 @@ export interface OutputEvent {
 export interface DispatcherConfig {
   /** How long a signed step stays valid for delivery. */
   readonly requestTtlMs: number;
+  /** Largest signed step request that fits in one gateway message. */
+  readonly maxEnvelopeBytes: number;
   /** Upper bound on stored bytes per stream, whatever a request asks for. */
   readonly maxOutputBytes: number;
 }
@@ -86,7 +89,7 @@ interface InFlight {
 }
 
 const OUTPUT_COLUMNS = ['step_run_id', 'stream', 'offset', 'data', 'received_at'] as const;
-const STEP_RUN_INSERT_COLUMNS = ['id', 'execution_id', 'agent_id', 'step_index', 'attempt', 'handler', 'name', 'state', 'request_payload', 'request_key_id', 'request_signature', 'not_after', 'dispatched_at'] as const;
+const STEP_RUN_INSERT_COLUMNS = ['id', 'execution_id', 'agent_id', 'step_index', 'attempt', 'handler', 'name', 'state', 'request_payload', 'request_sha256', 'request_key_id', 'request_signature', 'not_after', 'dispatched_at'] as const;
 
 
 interface StepRunRow {
@@ -95,6 +98,7 @@ interface StepRunRow {
   agent_id: string;
   state: StepRunState;
   request_payload: Buffer | null;
+  request_sha256: string | null;
   request_key_id: string | null;
   request_signature: Buffer | null;
   not_after: number | null;
@@ -121,6 +125,18 @@ export class StepDispatcher implements StepTraffic {
     this.events.setMaxListeners(0);
   }
 
+  /** Throws (invalid argument) if a step with this content could not be sent in one message. */
+  assertFits(spec: Pick<DispatchSpec, 'argv' | 'script' | 'env' | 'workingDir'>): void {
+    const probe = encodeStepRequest({
+      executionId: 'exe-0000000000000000', stepId: 'sr-0000000000000000', agentId: 'agt-0000000000000000', argv: spec.argv, script: spec.script, env: spec.env,
+      workingDir: spec.workingDir, timeoutMs: 0, issuedAtMs: 0, notAfterMs: 0, nonce: new Uint8Array(16), runbookId: '', runbookOwner: '', maxOutputBytes: 0,
+    });
+    const size = probe.length + 256;
+    if (size > this.config.maxEnvelopeBytes) {
+      throw invalidArgument(`the signed step request would be about ${size} bytes; at most ${this.config.maxEnvelopeBytes} fit in one message: shorten the script, arguments or environment`);
+    }
+  }
+
   /** Signs, records and sends one step. Resolves once it is committed (and sent if the agent is online). */
   async dispatch(spec: DispatchSpec): Promise<{ sent: boolean }> {
     const now = this.now();
@@ -143,12 +159,17 @@ export class StepDispatcher implements StepTraffic {
     const payload = encodeStepRequest(request);
     const key = this.keyring.active('dispatch');
     const envelope = signEnvelope(STEP_REQUEST_TYPE, payload, key);
+    const size = payload.length + envelope.signature.length + envelope.keyId.length + STEP_REQUEST_TYPE.length + 64;
+    if (size > this.config.maxEnvelopeBytes) {
+      throw invalidArgument(`the signed step request would be ${size} bytes; at most ${this.config.maxEnvelopeBytes} fit in one message: shorten the script, arguments or environment`);
+    }
     const requestSha256 = sha256(payload);
     this.inflight.set(spec.stepRunId, { executionId: spec.executionId, agentId: spec.agentId, requestSha256, max: request.maxOutputBytes, stored: [0, 0] });
+    try {
     await this.db.batch(async (tx) => {
       tx.queueInsert('step_runs', STEP_RUN_INSERT_COLUMNS, [
         spec.stepRunId, spec.executionId, spec.agentId, spec.stepIndex, spec.attempt, spec.handler ? 1 : 0, spec.name, 'dispatched',
-        Buffer.from(payload), key.keyId, Buffer.from(envelope.signature), request.notAfterMs, now,
+        Buffer.from(payload), requestSha256.toString('hex'), key.keyId, Buffer.from(envelope.signature), request.notAfterMs, now,
       ]);
       await this.audit.append(tx, {
         type: AuditEvents.stepDispatched,
@@ -169,21 +190,26 @@ export class StepDispatcher implements StepTraffic {
         },
       });
     });
+    } catch (e) {
+      this.inflight.delete(spec.stepRunId);
+      throw e;
+    }
     this.counters.inc('steps_dispatched_total');
     const sent = this.gateway.send(spec.agentId, { msg: { $case: 'step', value: envelopeToWire(envelope) } });
     return { sent };
   }
 
-  /** Asks the agent to stop a step; a step never delivered is canceled on the spot. */
+  /**
+   * Asks the agent to stop a step. Nothing is decided here: the agent may already have the
+   * step even if this process never heard back, so it answers (a canceled result, or a
+   * refusal for a step it never started) now or when it reconnects.
+   */
   async cancel(stepRunId: string): Promise<void> {
     const now = this.now();
     const row = await this.db.get<StepRunRow>('SELECT * FROM step_runs WHERE id = ?', [stepRunId]);
     if (!row || TERMINAL_STEP_STATES.has(row.state)) return;
-    await this.db.batch((tx) => tx.run('UPDATE step_runs SET cancel_requested_at = ? WHERE id = ?', [now, stepRunId]));
-    const sent = this.gateway.send(row.agent_id, { msg: { $case: 'cancel', value: { executionId: row.execution_id, stepId: row.id } } });
-    if (!sent && row.state === 'dispatched') {
-      await this.finishWithoutResult(row, 'canceled', 'canceled before the agent received it');
-    }
+    await this.db.batch((tx) => tx.run('UPDATE step_runs SET cancel_requested_at = coalesce(cancel_requested_at, ?) WHERE id = ?', [now, stepRunId]));
+    this.gateway.send(row.agent_id, { msg: { $case: 'cancel', value: { executionId: row.execution_id, stepId: row.id } } });
   }
 
   // ---- StepTraffic ----
@@ -197,23 +223,17 @@ export class StepDispatcher implements StepTraffic {
       "SELECT * FROM step_runs WHERE agent_id = ? AND state IN ('dispatched', 'running') ORDER BY dispatched_at",
       [agentId],
     );
-    const now = this.now();
     for (const row of rows) {
-      if (row.state === 'dispatched') {
-        if (row.cancel_requested_at !== null) {
-          await this.finishWithoutResult(row, 'canceled', 'canceled before the agent received it');
-        } else if ((row.not_after ?? 0) <= now) {
-          await this.finishWithoutResult(row, 'expired', 'the agent was offline until the signed request expired');
-        } else if (row.request_payload && row.request_signature && row.request_key_id) {
-          this.gateway.send(agentId, {
-            msg: {
-              $case: 'step',
-              value: envelopeToWire({ payloadType: STEP_REQUEST_TYPE, payload: row.request_payload, keyId: row.request_key_id, signature: row.request_signature }),
-            },
-          });
-        }
-      } else if (row.cancel_requested_at !== null) {
+      if (row.cancel_requested_at !== null) {
         this.gateway.send(agentId, { msg: { $case: 'cancel', value: { executionId: row.execution_id, stepId: row.id } } });
+      } else if (row.state === 'dispatched' && row.request_payload && row.request_signature && row.request_key_id) {
+        // The agent may or may not have it: it deduplicates, or refuses an expired request (with the reason).
+        this.gateway.send(agentId, {
+          msg: {
+            $case: 'step',
+            value: envelopeToWire({ payloadType: STEP_REQUEST_TYPE, payload: row.request_payload, keyId: row.request_key_id, signature: row.request_signature }),
+          },
+        });
       }
     }
   }
@@ -239,9 +259,10 @@ export class StepDispatcher implements StepTraffic {
 
   private async accepted(session: AgentSession, m: StepAccepted): Promise<void> {
     const entry = this.inflight.get(m.stepId);
-    if (!entry || entry instanceof Promise || entry.agentId !== session.agentId) return;
+    if (entry && !(entry instanceof Promise) && entry.agentId !== session.agentId) return;
+    // Also for steps this process did not dispatch (it restarted): the store decides.
     await this.db.batch(async (tx) => {
-      tx.queueUpdate('step_runs', { id: m.stepId }, { state: 'running', accepted_at: m.startedAtMs }, "step_runs.state = 'dispatched'");
+      tx.queueUpdate('step_runs', { id: m.stepId, agent_id: session.agentId }, { state: 'running', accepted_at: m.startedAtMs }, "step_runs.state = 'dispatched'");
     });
     this.events.emit('accepted', m.stepId);
   }
@@ -299,18 +320,26 @@ export class StepDispatcher implements StepTraffic {
     const column = stream === 0 ? 'stdout_bytes' : 'stderr_bytes';
     const now = this.now();
     session.track(
-      this.db.batch(async (tx) => {
-        tx.queueInsert('step_output', OUTPUT_COLUMNS, [m.stepId, stream + 1, offset, slice, now], 'IGNORE');
-        tx.queueUpdate('step_runs', { id: m.stepId }, { [column]: offset + slice.length });
-      }),
+      this.db
+        .batch(async (tx) => {
+          tx.queueInsert('step_output', OUTPUT_COLUMNS, [m.stepId, stream + 1, offset, slice, now], 'IGNORE');
+          tx.queueUpdate('step_runs', { id: m.stepId }, { [column]: offset + slice.length });
+        })
+        .catch((e: unknown) => {
+          // Keep storage contiguous: later chunks are dropped until the agent resends from its spool.
+          state.stored[stream] = Math.min(state.stored[stream] as number, offset);
+          this.log.error({ event: 'step.output_store_failed', agentId: session.agentId, stepRunId: m.stepId, err: e }, 'storing output failed');
+        }),
     );
     this.events.emit('output', { executionId: state.executionId, stepRunId: m.stepId, agentId: session.agentId, stream: stream === 0 ? 'stdout' : 'stderr', offset, data: slice });
   }
 
   private async result(session: AgentSession, signed: SignedResult): Promise<void> {
-    const refuse = (reason: string, detail: string, extra: Record<string, unknown> = {}): void => {
+    const refuse = (reason: string, detail: string, extra: Record<string, unknown> = {}, ids?: { executionId: string; stepId: string }): void => {
       this.counters.inc('results_refused_total', { reason });
       this.log.warn({ event: 'step.result_refused', agentId: session.agentId, reason, ...extra }, `result refused: ${detail}`);
+      // Resending cannot make it acceptable: say so, and the agent sets it aside instead of resending forever.
+      if (ids) session.send({ msg: { $case: 'ack', value: { executionId: ids.executionId, stepId: ids.stepId, refused: `${reason}: ${detail}` } } });
     };
     if (signed.payloadType !== STEP_RESULT_TYPE) return refuse('malformed', `unexpected payload type ${signed.payloadType.slice(0, 80)}`);
     let result: StepResult;
@@ -320,15 +349,16 @@ export class StepDispatcher implements StepTraffic {
       return refuse('malformed', `payload does not decode: ${(e as Error).message}`);
     }
     const ids = { stepRunId: result.stepId.slice(0, 64), executionId: result.executionId.slice(0, 64) };
-    if (result.agentId !== session.agentId) return refuse('wrong_agent', `result names agent ${result.agentId.slice(0, 64)}`, ids);
+    const back = { executionId: result.executionId.slice(0, 128), stepId: result.stepId.slice(0, 128) };
+    if (result.agentId !== session.agentId) return refuse('wrong_agent', `result names agent ${result.agentId.slice(0, 64)}`, ids, back);
     const cert = await this.registry.certificate(result.signerCertificateSerial);
-    if (!cert || cert.agentId !== session.agentId) return refuse('unknown_certificate', `signer certificate ${result.signerCertificateSerial.slice(0, 64)} is not this agent's`, ids);
-    if (!verifyPayload(signed.payloadType, signed.payload, signed.signature, cert.publicKey)) return refuse('bad_signature', 'agent signature does not verify', ids);
+    if (!cert || cert.agentId !== session.agentId) return refuse('unknown_certificate', `signer certificate ${result.signerCertificateSerial.slice(0, 64)} is not this agent's`, ids, back);
+    if (!verifyPayload(signed.payloadType, signed.payload, signed.signature, cert.publicKey)) return refuse('bad_signature', 'agent signature does not verify', ids, back);
 
     const claimed = this.inflight.get(result.stepId);
     if (claimed instanceof Promise) await claimed; // output state still loading: keep order
     const entry = this.inflight.get(result.stepId);
-    let outcome: { ack: boolean; note: 'stored' | 'duplicate' | 'unknown step' | 'mismatch' | 'request_digest' };
+    let outcome: { ack: boolean; note: 'stored' | 'late' | 'duplicate' | 'unknown step' | 'mismatch' | 'request_digest' };
     if (entry && !(entry instanceof Promise)) {
       // Fast path: the step is in flight in this process; decide without reading the store.
       if (entry.agentId !== session.agentId || entry.executionId !== result.executionId) {
@@ -353,9 +383,15 @@ export class StepDispatcher implements StepTraffic {
     }
     const now = this.now();
     if (outcome.note === 'mismatch' || outcome.note === 'request_digest') {
-      return refuse(outcome.note, outcome.note === 'mismatch' ? 'result does not match the dispatched step' : 'result answers a different request', ids);
+      return refuse(outcome.note, outcome.note === 'mismatch' ? 'result does not match the dispatched step' : 'result answers a different request', ids, back);
     }
-    if (outcome.ack) session.send({ msg: { $case: 'ack', value: { executionId: result.executionId, stepId: result.stepId } } });
+    if (outcome.note === 'unknown step') this.log.info({ event: 'step.result_unknown', agentId: session.agentId, ...ids }, 'result for a step this coordinator has no record of; acknowledged and dropped');
+    if (outcome.ack) session.send({ msg: { $case: 'ack', value: { executionId: result.executionId, stepId: result.stepId, refused: '' } } });
+    if (outcome.note === 'late') {
+      this.counters.inc('results_stored_total');
+      this.log.warn({ event: 'step.result_late', agentId: session.agentId, ...ids, status: result.status }, 'result arrived after the step was given up on; recorded');
+      return;
+    }
     if (outcome.note === 'stored') {
       this.counters.inc('results_stored_total');
       // Debug: a fan-out to thousands of agents would write thousands of lines; the audit log has each result.
@@ -385,6 +421,8 @@ export class StepDispatcher implements StepTraffic {
       result_cert_serial: result.signerCertificateSerial,
       error: result.error || null,
       accepted_at: result.startedAtMs,
+      // The signed request may carry secret values: not kept once the step has ended.
+      request_payload: null,
     };
   }
 
@@ -393,25 +431,30 @@ export class StepDispatcher implements StepTraffic {
     session: AgentSession,
     signed: SignedResult,
     result: StepResult,
-  ): Promise<{ ack: boolean; note: 'stored' | 'duplicate' | 'unknown step' | 'mismatch' | 'request_digest' }> {
+  ): Promise<{ ack: boolean; note: 'stored' | 'late' | 'duplicate' | 'unknown step' | 'mismatch' | 'request_digest' }> {
     return this.db.batch(async (tx) => {
       const row = await tx.get<StepRunRow & { result_payload: Buffer | null }>('SELECT * FROM step_runs WHERE id = ?', [result.stepId]);
       if (!row) return { ack: true, note: 'unknown step' as const };
       if (row.agent_id !== session.agentId || row.execution_id !== result.executionId) return { ack: false, note: 'mismatch' as const };
-      if (!row.request_payload || !sha256(row.request_payload).equals(Buffer.from(result.requestSha256))) return { ack: false, note: 'request_digest' as const };
+      const digest = row.request_sha256 ?? (row.request_payload ? sha256(row.request_payload).toString('hex') : null);
+      if (digest !== Buffer.from(result.requestSha256).toString('hex')) return { ack: false, note: 'request_digest' as const };
       if (row.result_payload !== null) return { ack: true, note: 'duplicate' as const };
+      // A step given up on (lost, canceled while unreachable) still ran: record what it did, but
+      // the execution has moved on, so nothing is told it finished again.
+      const late = TERMINAL_STEP_STATES.has(row.state);
+      const cols = this.resultColumns(signed, result);
       await tx.run(
         `UPDATE step_runs SET state = ?, finished_at = ?, exit_code = ?, signal = ?, result_payload = ?, result_signature = ?, result_cert_serial = ?, error = ?,
-           accepted_at = coalesce(accepted_at, ?) WHERE id = ?`,
-        [...Object.values(this.resultColumns(signed, result)), row.id],
+           accepted_at = coalesce(accepted_at, ?), request_payload = ? WHERE id = ?`,
+        [...Object.values(cols), row.id],
       );
       this.inflight.delete(result.stepId);
-      await this.appendResultAudit(tx, session.agentId, signed, result);
-      return { ack: true, note: 'stored' as const };
+      await this.appendResultAudit(tx, session.agentId, signed, result, late);
+      return { ack: true, note: late ? ('late' as const) : ('stored' as const) };
     });
   }
 
-  private async appendResultAudit(tx: Tx, agentId: string, signed: SignedResult, result: StepResult): Promise<void> {
+  private async appendResultAudit(tx: Tx, agentId: string, signed: SignedResult, result: StepResult, late = false): Promise<void> {
     await this.audit.append(tx, {
       type: AuditEvents.stepResult,
       actor: { kind: 'agent', id: agentId },
@@ -425,6 +468,7 @@ export class StepDispatcher implements StepTraffic {
         payloadType: signed.payloadType,
         payload: Buffer.from(signed.payload).toString('base64'),
         signature: Buffer.from(signed.signature).toString('base64'),
+        ...(late ? { late: true } : {}),
       },
     });
   }
@@ -437,22 +481,25 @@ export class StepDispatcher implements StepTraffic {
     this.log.warn({ event: 'step.rejected', agentId: session.agentId, stepRunId: m.stepId.slice(0, 64), executionId: m.executionId.slice(0, 64), reason, detail }, `agent rejected step: ${detail}`);
     if (!row || TERMINAL_STEP_STATES.has(row.state)) return;
     this.inflight.delete(row.id);
+    const state = reason === 'canceled' ? 'canceled' : 'rejected';
     await this.db.batch(async (tx) => {
-      await tx.run("UPDATE step_runs SET state = 'rejected', finished_at = ?, error = ? WHERE id = ?", [this.now(), `${reason}: ${detail}`, row.id]);
+      await tx.run('UPDATE step_runs SET state = ?, finished_at = ?, error = ?, request_payload = NULL WHERE id = ?', [state, this.now(), `${reason}: ${detail}`, row.id]);
       await this.audit.append(tx, {
         type: AuditEvents.stepRejected,
         actor: { kind: 'agent', id: session.agentId },
         data: { executionId: row.execution_id, stepRunId: row.id, agentId: session.agentId, reason, detail },
       });
     });
-    this.events.emit('finished', { stepRunId: row.id, executionId: row.execution_id, agentId: session.agentId, state: 'rejected', exitCode: null, error: `${reason}: ${detail}` });
+    this.events.emit('finished', { stepRunId: row.id, executionId: row.execution_id, agentId: session.agentId, state, exitCode: null, error: `${reason}: ${detail}` });
   }
 
   /** Ends a step run the agent will never answer (expired before delivery, canceled, lost). */
   async finishWithoutResult(row: { id: string; execution_id: string; agent_id: string }, state: 'expired' | 'canceled' | 'lost', why: string): Promise<void> {
     this.inflight.delete(row.id);
+    // If the agent still has it, it should stop: a result that arrives anyway is recorded as late.
+    this.gateway.send(row.agent_id, { msg: { $case: 'cancel', value: { executionId: row.execution_id, stepId: row.id } } });
     const changed = await this.db.batch(async (tx) => {
-      const r = await tx.run(`UPDATE step_runs SET state = ?, finished_at = ?, error = ? WHERE id = ? AND state IN ('dispatched', 'running')`, [state, this.now(), why, row.id]);
+      const r = await tx.run(`UPDATE step_runs SET state = ?, finished_at = ?, error = ?, request_payload = NULL WHERE id = ? AND state IN ('dispatched', 'running')`, [state, this.now(), why, row.id]);
       if (r.changes === 1) {
         await this.audit.append(tx, {
           type: AuditEvents.stepAbandoned,

@@ -29,6 +29,8 @@ export interface SessionLimits {
   readonly helloTimeoutMs: number;
   /** Messages queued behind a full HTTP/2 window before the peer counts as too slow. */
   readonly maxQueuedMessages: number;
+  /** Bytes queued (approximately) before the peer counts as too slow. */
+  readonly maxQueuedBytes: number;
   /** Pending store writes of inbound output that pause reading from this peer. */
   readonly pauseAfterPendingWrites: number;
   /** Largest message accepted from an agent; bigger ones end the stream (logged). */
@@ -41,6 +43,7 @@ export class AgentSession {
   state: SessionState = 'awaiting_hello';
   lastSeenAt: number;
   private readonly queue: ConnectResponse[] = [];
+  private queuedBytes = 0;
   private blocked = false;
   private pendingWrites = 0;
   private paused = false;
@@ -136,11 +139,13 @@ export class AgentSession {
   send(msg: ConnectResponse): boolean {
     if (this.state === 'closed') return false;
     if (this.blocked) {
-      if (this.queue.length >= this.limits.maxQueuedMessages) {
+      const size = approximateSize(msg);
+      if (this.queue.length >= this.limits.maxQueuedMessages || this.queuedBytes + size > this.limits.maxQueuedBytes) {
         this.close('agent too slow to read its stream', status.RESOURCE_EXHAUSTED);
         return false;
       }
       this.queue.push(msg);
+      this.queuedBytes += size;
       return true;
     }
     if (!this.call.write(msg)) this.blocked = true;
@@ -151,6 +156,7 @@ export class AgentSession {
     this.blocked = false;
     while (this.queue.length > 0 && !this.blocked) {
       const m = this.queue.shift() as ConnectResponse;
+      this.queuedBytes -= approximateSize(m);
       if (!this.call.write(m)) this.blocked = true;
     }
   }
@@ -180,8 +186,9 @@ export class AgentSession {
     } catch {
       // the stream may already be gone
     }
-    this.call.emit('error', { code, details: reason });
+    // Record our reason first: the 'error' we emit would otherwise be logged as the cause.
     this.finish(reason);
+    this.call.emit('error', { code, details: reason });
   }
 
   private finish(reason: string): void {
@@ -189,6 +196,12 @@ export class AgentSession {
     this.state = 'closed';
     for (const t of this.timers) clearTimeout(t);
     this.queue.length = 0;
+    this.queuedBytes = 0;
     this.handler.closed(this, reason);
   }
+}
+
+/** Outbound messages are small except step envelopes; those carry their payload size. */
+function approximateSize(m: ConnectResponse): number {
+  return m.msg?.$case === 'step' ? m.msg.value.payload.length + m.msg.value.signature.length + 128 : 256;
 }

@@ -81,7 +81,15 @@ export class Gateway implements SessionHandler {
       'grpc.http2.min_ping_interval_without_data_ms': 10_000,
       'grpc.max_send_message_length': d.config.maxMessageBytes,
     };
-    this.enrollServer = new Server({ ...common, 'grpc.max_receive_message_length': 64 * 1024, 'grpc.max_concurrent_streams': 2 });
+    // Unauthenticated peers: small messages, few streams, and idle connections are closed.
+    this.enrollServer = new Server({
+      ...common,
+      'grpc.max_receive_message_length': 64 * 1024,
+      'grpc.max_concurrent_streams': 2,
+      'grpc.max_connection_idle_ms': 30_000,
+      'grpc.max_connection_age_ms': 120_000,
+      'grpc.max_connection_age_grace_ms': 10_000,
+    });
     // grpc-js cuts anything over the hard cap silently; the session refuses (and logs) anything over maxMessageBytes.
     this.agentServer = new Server({ ...common, 'grpc.max_receive_message_length': HARD_MESSAGE_CAP, 'grpc.max_concurrent_streams': 4 });
     this.enrollServer.addService(EnrollmentServiceService, { enroll: (call: ServerUnaryCall<EnrollRequest, EnrollResponse>, cb: sendUnaryData<EnrollResponse>) => this.enroll(call, cb) });
@@ -215,7 +223,7 @@ export class Gateway implements SessionHandler {
     const serial = normalizeSerial(peer.serialNumber ?? '');
     const now = d.now();
     d.registry
-      .checkPeer(agentId, serial, now)
+      .checkPeer(agentId, serial, now, peer.fingerprint256)
       .then((verdict) => {
         if (!verdict.ok) {
           d.counters.inc('connections_refused_total', { reason: verdict.reason });
@@ -227,7 +235,7 @@ export class Gateway implements SessionHandler {
           call,
           { agentId, serial, certNotAfter: verdict.cert.notAfter, remote },
           this,
-          { helloTimeoutMs: d.config.helloTimeoutMs, maxQueuedMessages: 4096, pauseAfterPendingWrites: 64, maxMessageBytes: d.config.maxMessageBytes },
+          { helloTimeoutMs: d.config.helloTimeoutMs, maxQueuedMessages: 4096, maxQueuedBytes: 16 * 1024 * 1024, pauseAfterPendingWrites: 64, maxMessageBytes: d.config.maxMessageBytes },
           d.log,
           now,
         );
@@ -339,8 +347,8 @@ export class Gateway implements SessionHandler {
 
   private async pollRevocations(): Promise<void> {
     try {
-      const revoked = await this.d.registry.pollRevocations();
-      for (const id of revoked) {
+      await this.d.registry.pollRevocations();
+      for (const id of [...this.sessions.keys()].filter((a) => this.d.registry.isRevoked(a))) {
         const s = this.sessions.get(id);
         if (s) {
           this.d.counters.inc('connections_refused_total', { reason: 'revoked' });

@@ -17,6 +17,8 @@ import type { Counters } from '../metrics/counters.js';
 import type { AgentRegistry } from '../registry/agent-registry.js';
 import { normalizeSerial } from '../pki/ca.js';
 
+const MAX_UNAUTHENTICATED_PER_ADDRESS = 64;
+
 export interface FrontDoorOptions {
   readonly caPem: string;
   readonly certPem: string;
@@ -28,6 +30,7 @@ export interface FrontDoorOptions {
 export class TlsFrontDoor {
   private readonly server: TlsServer;
   private readonly sockets = new Set<TLSSocket>();
+  private readonly unauthenticated = new Map<string, number>();
 
   constructor(
     options: FrontDoorOptions,
@@ -49,7 +52,7 @@ export class TlsFrontDoor {
       minVersion: 'TLSv1.2',
       handshakeTimeout: options.handshakeTimeoutMs ?? 10_000,
     });
-    if (options.maxConnections) this.server.maxConnections = options.maxConnections;
+    this.server.maxConnections = options.maxConnections ?? 20_000;
     this.server.on('secureConnection', (socket: TLSSocket) => {
       this.route(socket).catch((e: unknown) => {
         this.log.error({ err: e, event: 'gateway.route_failed' }, 'routing a connection failed');
@@ -93,6 +96,19 @@ export class TlsFrontDoor {
     const cert = socket.getPeerCertificate();
     const presented = cert && Object.keys(cert).length > 0;
     if (!presented) {
+      // Connections without a certificate are capped per address: they cannot starve agents.
+      const host = socket.remoteAddress ?? '?';
+      const n = this.unauthenticated.get(host) ?? 0;
+      if (n >= MAX_UNAUTHENTICATED_PER_ADDRESS) {
+        this.refuse(socket, remote, 'too_many_unauthenticated', `more than ${MAX_UNAUTHENTICATED_PER_ADDRESS} connections without a certificate from ${host}`);
+        return;
+      }
+      this.unauthenticated.set(host, n + 1);
+      socket.once('close', () => {
+        const left = (this.unauthenticated.get(host) ?? 1) - 1;
+        if (left <= 0) this.unauthenticated.delete(host);
+        else this.unauthenticated.set(host, left);
+      });
       this.counters.inc('connections_total', { kind: 'enrollment' });
       this.enrollment.injectConnection(socket);
       return;
@@ -105,7 +121,7 @@ export class TlsFrontDoor {
     }
     const agentId = typeof cert.subject?.CN === 'string' ? cert.subject.CN : '';
     const serial = normalizeSerial(cert.serialNumber ?? '');
-    const verdict = await this.registry.checkPeer(agentId, serial, this.now());
+    const verdict = await this.registry.checkPeer(agentId, serial, this.now(), cert.fingerprint256);
     if (!verdict.ok) {
       this.refuse(socket, remote, verdict.reason, `agent ${agentId} refused: ${verdict.reason.replace(/_/g, ' ')}`, { agentId, serial });
       return;

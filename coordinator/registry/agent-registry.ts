@@ -69,17 +69,20 @@ function fromRow(r: AgentRow): AgentRecord {
 export interface KnownCertificate {
   readonly serial: string;
   readonly agentId: string;
+  readonly fingerprint256: string;
   readonly publicKey: KeyObject;
   readonly notAfter: number;
   readonly revoked: boolean;
 }
+
+const MAX_CACHED_CERTIFICATES = 20_000;
 
 export type PeerRefusal = 'unknown_agent' | 'unknown_certificate' | 'revoked' | 'expired' | 'wrong_agent';
 
 export class AgentRegistry {
   private readonly certs = new Map<string, KnownCertificate>();
   private readonly revokedAgents = new Set<string>();
-  private revocationCursor = 0;
+
 
   constructor(
     private readonly db: Database,
@@ -128,13 +131,24 @@ export class AgentRegistry {
        VALUES (?, ?, ?, ?, ?, ?, ?)`,
       [cert.serial, agentId, cert.fingerprint256, cert.notBefore, cert.notAfter, cert.pem, now],
     );
-    this.certs.set(cert.serial, {
+    this.remember({
       serial: cert.serial,
       agentId,
+      fingerprint256: cert.fingerprint256,
       publicKey: new X509Certificate(cert.pem).publicKey,
       notAfter: cert.notAfter,
       revoked: false,
     });
+  }
+
+  /** The certificate cache keeps recently used ones only (every renewal adds one). */
+  private remember(c: KnownCertificate): void {
+    this.certs.delete(c.serial);
+    this.certs.set(c.serial, c);
+    if (this.certs.size > MAX_CACHED_CERTIFICATES) {
+      const oldest = this.certs.keys().next().value as string;
+      this.certs.delete(oldest);
+    }
   }
 
   /** Revokes an agent and every certificate it holds. Returns false if already revoked. */
@@ -160,17 +174,18 @@ export class AgentRegistry {
     for (const [serial, c] of this.certs) if (c.agentId === agentId) this.certs.set(serial, { ...c, revoked: true });
   }
 
-  /** Agents revoked since the last poll (by this process or another one sharing the store). */
+  /**
+   * Reads the whole revoked set (by this process or another one sharing the store). Not a
+   * time cursor: a revocation written with an earlier clock must not be missed.
+   */
   async pollRevocations(): Promise<string[]> {
-    const rows = await this.db.all<{ id: string; revoked_at: number }>(
-      'SELECT id, revoked_at FROM agents WHERE revoked_at IS NOT NULL AND revoked_at >= ? ORDER BY revoked_at',
-      [this.revocationCursor],
-    );
+    const rows = await this.db.all<{ id: string }>('SELECT id FROM agents WHERE revoked_at IS NOT NULL');
     const fresh: string[] = [];
     for (const r of rows) {
-      if (!this.revokedAgents.has(r.id)) fresh.push(r.id);
-      this.markRevokedInMemory(r.id);
-      this.revocationCursor = Math.max(this.revocationCursor, r.revoked_at);
+      if (!this.revokedAgents.has(r.id)) {
+        fresh.push(r.id);
+        this.markRevokedInMemory(r.id);
+      }
     }
     return fresh;
   }
@@ -181,29 +196,35 @@ export class AgentRegistry {
 
   async certificate(serial: string): Promise<KnownCertificate | undefined> {
     const cached = this.certs.get(serial);
-    if (cached) return cached;
-    const r = await this.db.get<{ serial: string; agent_id: string; certificate_pem: string; not_after: number; revoked_at: number | null }>(
-      'SELECT serial, agent_id, certificate_pem, not_after, revoked_at FROM agent_certificates WHERE serial = ?',
+    if (cached) {
+      this.remember(cached);
+      return cached;
+    }
+    const r = await this.db.get<{ serial: string; agent_id: string; fingerprint256: string; certificate_pem: string; not_after: number; revoked_at: number | null }>(
+      'SELECT serial, agent_id, fingerprint256, certificate_pem, not_after, revoked_at FROM agent_certificates WHERE serial = ?',
       [serial],
     );
     if (!r) return undefined;
     const c: KnownCertificate = {
       serial: r.serial,
       agentId: r.agent_id,
+      fingerprint256: r.fingerprint256,
       publicKey: new X509Certificate(r.certificate_pem).publicKey,
       notAfter: r.not_after,
       revoked: r.revoked_at !== null || this.revokedAgents.has(r.agent_id),
     };
-    this.certs.set(serial, c);
+    this.remember(c);
     return c;
   }
 
   /** Decides whether a TLS peer (already chain-verified) may use the gateway. */
-  async checkPeer(agentId: string, serial: string, now: number): Promise<{ ok: true; cert: KnownCertificate } | { ok: false; reason: PeerRefusal }> {
+  async checkPeer(agentId: string, serial: string, now: number, fingerprint256?: string): Promise<{ ok: true; cert: KnownCertificate } | { ok: false; reason: PeerRefusal }> {
     if (this.revokedAgents.has(agentId)) return { ok: false, reason: 'revoked' };
     const cert = await this.certificate(serial);
     if (!cert) return { ok: false, reason: (await this.get(agentId)) ? 'unknown_certificate' : 'unknown_agent' };
     if (cert.agentId !== agentId) return { ok: false, reason: 'wrong_agent' };
+    // The serial alone could be reused by a certificate the registry never issued: compare the whole certificate.
+    if (fingerprint256 !== undefined && fingerprint256 !== cert.fingerprint256) return { ok: false, reason: 'unknown_certificate' };
     if (cert.revoked) return { ok: false, reason: 'revoked' };
     if (now > cert.notAfter) return { ok: false, reason: 'expired' };
     return { ok: true, cert };
@@ -211,7 +232,6 @@ export class AgentRegistry {
 
   /** Loads every revocation at start-up so the very first connection is checked. */
   async warm(): Promise<void> {
-    this.revocationCursor = 0;
     await this.pollRevocations();
   }
 
@@ -239,7 +259,7 @@ export class AgentRegistry {
   touchMany(seen: ReadonlyMap<string, number>): Promise<void> {
     if (seen.size === 0) return Promise.resolve();
     return this.db.batch(async (tx) => {
-      for (const [id, at] of seen) await tx.run('UPDATE agents SET last_seen_at = ? WHERE id = ?', [at, id]);
+      for (const [id, at] of seen) tx.queueUpdate('agents', { id }, { last_seen_at: at });
     });
   }
 

@@ -23,6 +23,8 @@ const ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const OPTION_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,62}$/;
 const SUBJECT = /^(\*|user:[a-z0-9][a-z0-9._-]*|group:[a-z0-9][a-z0-9._-]*)$/;
 const OPTION_TYPES: readonly OptionType[] = ['string', 'integer', 'boolean', 'enum', 'secret'];
+/** Timers (and the wire's uint32 timeout) hold at most about 24.8 days. */
+export const MAX_DURATION_MS = 24 * 86_400_000;
 const STEP_COMMON = ['name', 'timeout', 'retries', 'retryBackoff', 'continueOnError'];
 const STEP_KINDS = ['run', 'script', 'http', 'sleep', 'approval'];
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -266,6 +268,10 @@ function validateStep(raw: unknown, path: Path, ctx: StepContext): Step | undefi
     }
     if (positive && ms <= 0) {
       issues.add([...path, key], `"${key}" must be longer than 0`);
+      return def;
+    }
+    if (ms > MAX_DURATION_MS) {
+      issues.add([...path, key], `"${key}" is longer than ${MAX_DURATION_MS / 86_400_000} days`);
       return def;
     }
     return ms;

@@ -78,7 +78,9 @@ export class Database {
     raw.configure('busyTimeout', options.busyTimeoutMs ?? 10_000);
     const db = new Database(raw, path);
     if (!options.readonly) {
-      await db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;');
+      // FULL: an acknowledged result survives power loss too (the agent deletes its copy on ack).
+      // Batching keeps the fsyncs to one per group.
+      await db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;');
     }
     return db;
   }
@@ -91,8 +93,8 @@ export class Database {
     let st = this.statements.get(sql);
     if (!st) {
       st = this.db.prepare(sql);
-      // Multi-row statements vary in size; keep the cache from growing without bound.
-      if (this.statements.size > 500) {
+      // A safety net: statement texts are few (fixed chunk sizes), but never let the cache grow unbounded.
+      if (this.statements.size > 200) {
         const [firstKey, first] = this.statements.entries().next().value as [string, sqlite3.Statement];
         first.finalize();
         this.statements.delete(firstKey);
@@ -175,11 +177,29 @@ export class Database {
     await this.run('BEGIN IMMEDIATE');
     const inserts = new Map<string, InsertGroup>();
     const updates = new Map<string, UpdateGroup>();
+    // Queued rows are written before any statement that follows them in the same transaction,
+    // so a later read (or write) always sees what was queued before it.
+    const flushQueued = async (): Promise<void> => {
+      for (const g of inserts.values()) await this.flushInserts(g);
+      for (const g of updates.values()) await this.flushUpdates(g);
+      inserts.clear();
+      updates.clear();
+    };
+    const queued = (): boolean => inserts.size > 0 || updates.size > 0;
     const tx: Tx = {
       txId: ++this.txCounter,
-      run: (sql, params) => this.run(sql, params),
-      get: (sql, params) => this.get(sql, params),
-      all: (sql, params) => this.all(sql, params),
+      run: async (sql, params) => {
+        if (queued()) await flushQueued();
+        return this.run(sql, params);
+      },
+      get: async (sql, params) => {
+        if (queued()) await flushQueued();
+        return this.get(sql, params);
+      },
+      all: async (sql, params) => {
+        if (queued()) await flushQueued();
+        return this.all(sql, params);
+      },
       queueInsert: (table, columns, values, conflict) => {
         const head = `INSERT${conflict ? ` OR ${conflict}` : ''} INTO ${table} (${columns.join(', ')}) VALUES `;
         let g = inserts.get(head);
@@ -204,8 +224,7 @@ export class Database {
     };
     try {
       const result = await fn(tx);
-      for (const g of inserts.values()) await this.flushInserts(g);
-      for (const g of updates.values()) await this.flushUpdates(g);
+      await flushQueued();
       await this.run('COMMIT');
       return result;
     } catch (e) {
@@ -214,26 +233,45 @@ export class Database {
     }
   }
 
+  /**
+   * Multi-row statements come in a few fixed sizes so that the prepared-statement cache holds
+   * a bounded number of texts (each large statement costs megabytes once prepared).
+   */
+  private static chunks(total: number, max: number): number[] {
+    const sizes = [512, 64, 8, 1].filter((n) => n <= max);
+    const out: number[] = [];
+    let left = total;
+    for (const n of sizes.length ? sizes : [1]) {
+      while (left >= n) {
+        out.push(n);
+        left -= n;
+      }
+    }
+    return out;
+  }
+
   private async flushInserts(g: InsertGroup): Promise<void> {
-    const per = Math.max(1, Math.floor(MAX_PARAMS / g.width));
     const tuple = `(${new Array(g.width).fill('?').join(', ')})`;
-    for (let i = 0; i < g.rows.length; i += per) {
-      const chunk = g.rows.slice(i, i + per);
-      await this.run(g.sqlHead + new Array(chunk.length).fill(tuple).join(', '), chunk.flat());
+    let i = 0;
+    for (const n of Database.chunks(g.rows.length, Math.floor(MAX_PARAMS / g.width))) {
+      const chunk = g.rows.slice(i, i + n);
+      i += n;
+      await this.run(g.sqlHead + new Array(n).fill(tuple).join(', '), chunk.flat());
     }
   }
 
   private async flushUpdates(g: UpdateGroup): Promise<void> {
     const k = g.keyColumns.length;
     const width = k + g.columns.length;
-    const per = Math.max(1, Math.floor(MAX_PARAMS / width));
     const tuple = `(${new Array(width).fill('?').join(', ')})`;
     const set = g.columns.map((c, i) => `${c} = v.column${k + i + 1}`).join(', ');
     const match = g.keyColumns.map((c, i) => `${g.table}.${c} = v.column${i + 1}`).join(' AND ');
     const rows = [...g.rows.values()];
-    for (let i = 0; i < rows.length; i += per) {
-      const chunk = rows.slice(i, i + per);
-      const sql = `UPDATE ${g.table} SET ${set} FROM (VALUES ${new Array(chunk.length).fill(tuple).join(', ')}) AS v WHERE ${match}${g.condition ? ` AND (${g.condition})` : ''}`;
+    let i = 0;
+    for (const n of Database.chunks(rows.length, Math.floor(MAX_PARAMS / width))) {
+      const chunk = rows.slice(i, i + n);
+      i += n;
+      const sql = `UPDATE ${g.table} SET ${set} FROM (VALUES ${new Array(n).fill(tuple).join(', ')}) AS v WHERE ${match}${g.condition ? ` AND (${g.condition})` : ''}`;
       await this.run(sql, chunk.flat());
     }
   }

@@ -113,7 +113,9 @@ export const MIGRATIONS: readonly string[] = [
     handler INTEGER NOT NULL DEFAULT 0,
     name TEXT NOT NULL,
     state TEXT NOT NULL,
+    -- The signed request while the step is open; cleared when it ends (it may hold secret values).
     request_payload BLOB,
+    request_sha256 TEXT,
     request_key_id TEXT,
     request_signature BLOB,
     not_after INTEGER,

@@ -137,6 +137,8 @@ const REASON_TO_WIRE: Record<RejectReason, WireRejectReason> = {
   policy: WireRejectReason.REJECT_REASON_POLICY,
   malformed: WireRejectReason.REJECT_REASON_MALFORMED,
   busy: WireRejectReason.REJECT_REASON_BUSY,
+  canceled: WireRejectReason.REJECT_REASON_CANCELED,
+  agent_error: WireRejectReason.REJECT_REASON_AGENT_ERROR,
 };
 
 export function rejectReasonToWire(r: RejectReason): WireRejectReason {

@@ -57,7 +57,7 @@ export class FakeCoordinator {
   }
 
   ack(executionId: string, stepId: string): void {
-    this.call?.write({ msg: { $case: 'ack', value: { executionId, stepId } } });
+    this.call?.write({ msg: { $case: 'ack', value: { executionId, stepId, refused: '' } } });
   }
 
   async waitFor<K extends Msg['$case']>(kind: K, pred: (v: MsgValue<K>) => boolean, timeoutMs = 15_000): Promise<MsgValue<K>> {

@@ -1,7 +1,7 @@
 import { X509Certificate, createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Fleet } from '../helpers/fleet.js';
+import { Fleet, type ExecutionResult } from '../helpers/fleet.js';
 import { Database } from '../../coordinator/store/database.js';
 import { join } from 'node:path';
 import { verifyPayload } from '../../core/envelope.js';
@@ -110,8 +110,14 @@ describe('signed steps on real agents', () => {
     await fleet.agents.get('node-1')!.proc.waitForLog((l) => l.event === 'step.accepted' && l['executionId'] === started.body.executionId);
     const c = await fleet.api<{ state: string }>('POST', `/api/v1/executions/${started.body.executionId}/cancel`);
     expect(c.status).toBe(202);
+    // The execution ends at once; the step shows canceled when the agent reports the kill.
     const r = await fleet.waitExecution(started.body.executionId);
-    expect(r.steps[0]!.state).toBe('canceled');
     expect(r.state).toBe('canceled');
+    const step = await waitFor(async () => {
+      const e = await fleet.api<ExecutionResult>('GET', `/api/v1/executions/${started.body.executionId}`);
+      return e.body.steps[0]!.state === 'running' ? undefined : e.body.steps[0]!;
+    }, 10_000, 'the agent to report the canceled step');
+    expect(step.state).toBe('canceled');
+    await fleet.agents.get('node-1')!.proc.waitForLog((l) => l.event === 'step.finished' && l['executionId'] === started.body.executionId && l['status'] === 'canceled');
   });
 });

@@ -3,6 +3,7 @@ import { Hono } from 'hono';
 import type { AdhocRunner } from '../../coordinator/engine/adhoc.js';
 import { invalidArgument, permissionDenied } from '../../core/errors.js';
 import { parseDuration } from '../../core/duration.js';
+import { MAX_DURATION_MS } from '../../coordinator/runbooks/validate-runbook.js';
 import type { AuthVariables } from '../auth/bearer.js';
 import type { Authorizer } from '../auth/authorizer.js';
 
@@ -49,6 +50,7 @@ export function adhocRoutes(runner: AdhocRunner, authz: Authorizer): Hono<{ Vari
       } catch (e) {
         throw invalidArgument((e as Error).message);
       }
+      if (timeoutMs <= 0 || timeoutMs > MAX_DURATION_MS) throw invalidArgument('"timeout" must be longer than 0 and at most 24 days');
     }
     const maxOutputBytes = typeof body.maxOutputBytes === 'number' && body.maxOutputBytes > 0 ? Math.floor(body.maxOutputBytes) : 1024 * 1024;
     const out = await runner.start({

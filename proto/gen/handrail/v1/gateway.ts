@@ -51,6 +51,10 @@ export enum RejectReason {
   REJECT_REASON_POLICY = 6,
   REJECT_REASON_MALFORMED = 7,
   REJECT_REASON_BUSY = 8,
+  /** REJECT_REASON_CANCELED - Canceled before it started (or the agent was told to cancel a step it never received). */
+  REJECT_REASON_CANCELED = 9,
+  /** REJECT_REASON_AGENT_ERROR - The agent could not take the step on (e.g. its disk is full). */
+  REJECT_REASON_AGENT_ERROR = 10,
   UNRECOGNIZED = -1,
 }
 
@@ -217,6 +221,11 @@ export interface StepRejected {
 export interface ResultAck {
   executionId: string;
   stepId: string;
+  /**
+   * Empty when the result is stored. Otherwise why the coordinator will never store it
+   * (resending cannot help): the agent sets it aside instead of resending it forever.
+   */
+  refused: string;
 }
 
 export interface RenewRequest {
@@ -1739,7 +1748,7 @@ export const StepRejected: MessageFns<StepRejected> = {
 };
 
 function createBaseResultAck(): ResultAck {
-  return { executionId: "", stepId: "" };
+  return { executionId: "", stepId: "", refused: "" };
 }
 
 export const ResultAck: MessageFns<ResultAck> = {
@@ -1749,6 +1758,9 @@ export const ResultAck: MessageFns<ResultAck> = {
     }
     if (message.stepId !== "") {
       writer.uint32(18).string(message.stepId);
+    }
+    if (message.refused !== "") {
+      writer.uint32(26).string(message.refused);
     }
     return writer;
   },
@@ -1780,6 +1792,14 @@ export const ResultAck: MessageFns<ResultAck> = {
             }
 
             message.stepId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.refused = reader.string();
             continue;
           }
         }

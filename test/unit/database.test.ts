@@ -1,0 +1,66 @@
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Database } from '../../coordinator/store/database.js';
+
+describe('store batching', () => {
+  let db: Database;
+  beforeEach(async () => {
+    db = await Database.open(join(await mkdtemp(join(tmpdir(), 'hr-db-')), 't.db'));
+    await db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT, n INTEGER NOT NULL DEFAULT 0)');
+  });
+  afterEach(async () => {
+    await db.close();
+  });
+
+  it('groups writes from one tick into one transaction, each resolved after commit', async () => {
+    const results = await Promise.all(Array.from({ length: 100 }, (_, i) => db.batch(async (tx) => (await tx.run('INSERT INTO t (id, v) VALUES (?, ?)', [i, `v${i}`])).changes)));
+    expect(results.every((c) => c === 1)).toBe(true);
+    expect((await db.get<{ n: number }>('SELECT count(*) AS n FROM t'))?.n).toBe(100);
+  });
+
+  it('lets a later write in the same group see rows queued before it', async () => {
+    const [, seen, changed] = await Promise.all([
+      db.batch(async (tx) => tx.queueInsert('t', ['id', 'v'], [1, 'queued'])),
+      db.batch(async (tx) => (await tx.get<{ v: string }>('SELECT v FROM t WHERE id = 1'))?.v),
+      db.batch(async (tx) => {
+        tx.queueUpdate('t', { id: 1 }, { v: 'by queue' });
+        return (await tx.run("UPDATE t SET v = 'by statement' WHERE id = 1 AND v = 'by queue'")).changes;
+      }),
+    ]);
+    expect(seen).toBe('queued');
+    expect(changed).toBe(1);
+    expect((await db.get<{ v: string }>('SELECT v FROM t WHERE id = 1'))?.v).toBe('by statement');
+  });
+
+  it('retries each write alone when the group fails, so one bad write does not sink the others', async () => {
+    await db.write((tx) => tx.run('INSERT INTO t (id, v) VALUES (1, ?)', ['x']));
+    const outcomes = await Promise.allSettled([
+      db.batch((tx) => tx.run('INSERT INTO t (id, v) VALUES (2, ?)', ['ok'])),
+      db.batch((tx) => tx.run('INSERT INTO t (id, v) VALUES (1, ?)', ['duplicate'])),
+      db.batch(async (tx) => tx.queueInsert('t', ['id', 'v'], [3, 'ok'])),
+    ]);
+    expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect((await db.all<{ id: number }>('SELECT id FROM t ORDER BY id')).map((r) => r.id)).toEqual([1, 2, 3]);
+  });
+
+  it('coalesces queued updates of one key and writes thousands of rows in a few statement shapes', async () => {
+    await db.write(async (tx) => {
+      for (let i = 0; i < 3000; i++) tx.queueInsert('t', ['id', 'v'], [i, 'a']);
+    });
+    await db.write(async (tx) => {
+      for (let i = 0; i < 3000; i++) tx.queueUpdate('t', { id: i }, { n: i });
+      tx.queueUpdate('t', { id: 7 }, { n: 700 });
+    });
+    expect((await db.get<{ s: number }>('SELECT sum(n) AS s FROM t'))?.s).toBe((2999 * 3000) / 2 - 7 + 700);
+    // Different group sizes reuse a handful of statement texts (chunks of 512, 64, 8, 1).
+    for (const size of [5, 77, 513, 1000, 1999]) {
+      await db.write(async (tx) => {
+        for (let i = 0; i < size; i++) tx.queueUpdate('t', { id: i }, { v: `s${size}` });
+      });
+    }
+    const cache = (db as unknown as { statements: Map<string, unknown> }).statements;
+    expect(cache.size).toBeLessThan(20);
+  });
+});
