@@ -7,8 +7,8 @@ import { ago, printTable, type CliIo } from '../io.js';
 import { bool, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
 import { DATA_DIR, JSON_OUTPUT } from '../settings.js';
 
-/** Heartbeats are written every few seconds; a connected agent not seen for this long is shown offline. */
-const ONLINE_WITHIN_MS = 45_000;
+/** Used for agents whose row predates the recorded heartbeat interval (the coordinator's default). */
+const DEFAULT_HEARTBEAT_MS = 10_000;
 
 export const agentsList: CommandSpec = {
   name: 'agents ls',
@@ -17,8 +17,14 @@ export const agentsList: CommandSpec = {
   options: { 'data-dir': DATA_DIR, json: JSON_OUTPUT },
 };
 
+/**
+ * A row can say "connected" after the coordinator died without closing it, so the last-seen time
+ * decides: the coordinator cuts a session silent for three heartbeat intervals and writes last-seen
+ * every half interval, so anything older than that (plus slack for a busy store) is not online.
+ */
 export function onlineFromStore(a: AgentRecord, now: number): boolean {
-  return a.connected && a.lastSeenAt !== null && now - a.lastSeenAt < ONLINE_WITHIN_MS;
+  const interval = a.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_MS;
+  return a.connected && a.lastSeenAt !== null && now - a.lastSeenAt < 3.5 * interval + 5_000;
 }
 
 export async function runAgentsList(p: ParsedCommand, io: CliIo): Promise<number> {

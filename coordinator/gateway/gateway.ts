@@ -259,7 +259,7 @@ export class Gateway implements SessionHandler {
     if (labelProblems(hello.labels).length > 0) {
       d.log.warn({ event: 'session.bad_labels', agentId: session.agentId, problems: labelProblems(hello.labels) }, 'agent reported invalid labels; ignored');
     }
-    const record = await d.registry.markConnected(session.agentId, { facts, ownLabels, address: session.identity.remote }, now);
+    const record = await d.registry.markConnected(session.agentId, { facts, ownLabels, address: session.identity.remote, heartbeatIntervalMs: d.config.heartbeatIntervalMs }, now);
     if (session.state !== 'ready') return;
     session.send({
       msg: {

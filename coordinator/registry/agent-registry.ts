@@ -23,6 +23,8 @@ export interface AgentRecord {
   readonly certNotAfter: number;
   readonly connected: boolean;
   readonly lastSeenAt: number | null;
+  /** The heartbeat interval the agent was told at its last connection (null before its first). */
+  readonly heartbeatIntervalMs: number | null;
   readonly lastAddress: string | null;
   readonly version: string | null;
   readonly revokedAt: number | null;
@@ -40,6 +42,7 @@ interface AgentRow {
   cert_not_after: number;
   connected: number;
   last_seen_at: number | null;
+  heartbeat_interval_ms: number | null;
   last_address: string | null;
   version: string | null;
   revoked_at: number | null;
@@ -58,6 +61,7 @@ function fromRow(r: AgentRow): AgentRecord {
     certNotAfter: r.cert_not_after,
     connected: r.connected === 1,
     lastSeenAt: r.last_seen_at,
+    heartbeatIntervalMs: r.heartbeat_interval_ms,
     lastAddress: r.last_address,
     version: r.version,
     revokedAt: r.revoked_at,
@@ -235,17 +239,17 @@ export class AgentRegistry {
     await this.pollRevocations();
   }
 
-  async markConnected(agentId: string, live: { facts: HostFacts; ownLabels: Labels; address: string }, now: number): Promise<AgentRecord> {
+  async markConnected(agentId: string, live: { facts: HostFacts; ownLabels: Labels; address: string; heartbeatIntervalMs: number }, now: number): Promise<AgentRecord> {
     return this.db.batch(async (tx) => {
       const row = await tx.get<AgentRow>('SELECT * FROM agents WHERE id = ?', [agentId]);
       if (!row) throw notFound(`agent ${agentId} is not enrolled`);
       const pinned = JSON.parse(row.pinned_labels_json) as Labels;
       const labels = { ...live.ownLabels, ...pinned };
       await tx.run(
-        'UPDATE agents SET connected = 1, last_seen_at = ?, last_address = ?, facts_json = ?, labels_json = ?, version = ? WHERE id = ?',
-        [now, live.address, JSON.stringify(live.facts), JSON.stringify(labels), live.facts.agentVersion, agentId],
+        'UPDATE agents SET connected = 1, last_seen_at = ?, heartbeat_interval_ms = ?, last_address = ?, facts_json = ?, labels_json = ?, version = ? WHERE id = ?',
+        [now, live.heartbeatIntervalMs, live.address, JSON.stringify(live.facts), JSON.stringify(labels), live.facts.agentVersion, agentId],
       );
-      return fromRow({ ...row, connected: 1, last_seen_at: now, last_address: live.address, facts_json: JSON.stringify(live.facts), labels_json: JSON.stringify(labels), version: live.facts.agentVersion });
+      return fromRow({ ...row, connected: 1, last_seen_at: now, heartbeat_interval_ms: live.heartbeatIntervalMs, last_address: live.address, facts_json: JSON.stringify(live.facts), labels_json: JSON.stringify(labels), version: live.facts.agentVersion });
     });
   }
 

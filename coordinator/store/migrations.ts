@@ -113,9 +113,7 @@ export const MIGRATIONS: readonly string[] = [
     handler INTEGER NOT NULL DEFAULT 0,
     name TEXT NOT NULL,
     state TEXT NOT NULL,
-    -- The signed request while the step is open; cleared when it ends (it may hold secret values).
     request_payload BLOB,
-    request_sha256 TEXT,
     request_key_id TEXT,
     request_signature BLOB,
     not_after INTEGER,
@@ -191,6 +189,12 @@ export const MIGRATIONS: readonly string[] = [
     last_used_at INTEGER,
     revoked_at INTEGER
   );
+  `,
+  // 2: a step's signed request is cleared when it ends (it may hold secret values); its digest stays.
+  // Agents record the heartbeat interval they were given, so readers of the store judge "online" by it.
+  `
+  ALTER TABLE step_runs ADD COLUMN request_sha256 TEXT;
+  ALTER TABLE agents ADD COLUMN heartbeat_interval_ms INTEGER;
   `,
 ];
 

@@ -64,3 +64,30 @@ describe('store batching', () => {
     expect(cache.size).toBeLessThan(20);
   });
 });
+
+describe('schema migrations', () => {
+  it('upgrades a store made by an earlier version, keeping its rows', async () => {
+    const { MIGRATIONS, migrate } = await import('../../coordinator/store/migrations.js');
+    const db = await Database.open(join(await mkdtemp(join(tmpdir(), 'hr-mig-')), 'old.db'));
+    try {
+      // What the first released schema left behind: version 1 and an agent row.
+      await db.exec('CREATE TABLE schema_version (version INTEGER NOT NULL)');
+      await db.exec(MIGRATIONS[0] as string);
+      await db.exec('INSERT INTO schema_version (version) VALUES (1)');
+      await db.run(
+        "INSERT INTO agents (id, name, labels_json, pinned_labels_json, facts_json, enrolled_at, cert_serial, cert_not_after, connected) VALUES ('agt_old', 'old', '{}', '{}', '{}', 1, '01', 2, 0)",
+      );
+      await migrate(db);
+      const version = await db.get<{ v: number }>('SELECT max(version) AS v FROM schema_version');
+      expect(version?.v).toBe(MIGRATIONS.length);
+      const agent = await db.get<{ name: string; heartbeat_interval_ms: number | null }>("SELECT name, heartbeat_interval_ms FROM agents WHERE id = 'agt_old'");
+      expect(agent).toEqual({ name: 'old', heartbeat_interval_ms: null });
+      const cols = await db.all<{ name: string }>('PRAGMA table_info(step_runs)');
+      expect(cols.map((c) => c.name)).toContain('request_sha256');
+      await migrate(db); // a second start changes nothing
+      expect((await db.get<{ n: number }>('SELECT count(*) AS n FROM schema_version'))?.n).toBe(MIGRATIONS.length);
+    } finally {
+      await db.close();
+    }
+  });
+});
