@@ -70,6 +70,15 @@ export async function runExecutionsShow(p: ParsedCommand, io: CliIo): Promise<nu
     ['STEP', 'NODE', 'ATTEMPT', 'STATE', 'EXIT', 'OUT/ERR BYTES', 'ERROR'],
     v.steps.map((s) => [`${s.handler ? 'onFailure: ' : ''}${s.name}`, names.get(s.agentId ?? '') ?? s.agentId ?? '(coordinator)', String(s.attempt), s.state, s.exitCode === null ? '' : String(s.exitCode), `${s.stdoutBytes}/${s.stderrBytes}`, s.error ?? '']),
   );
+  const notes = v.steps.flatMap((s) =>
+    (['stdout', 'stderr'] as const)
+      .filter((stream) => (stream === 'stdout' ? s.stdoutTruncated : s.stderrTruncated) === true)
+      .map((stream) => {
+        const kept = stream === 'stdout' ? (s.stdoutReportedBytes ?? s.stdoutBytes) : (s.stderrReportedBytes ?? s.stderrBytes);
+        return `note: ${s.name} on ${names.get(s.agentId ?? '') ?? s.agentId ?? '(coordinator)'}: ${stream} was truncated at the output limit; only its first ${kept} bytes were kept\n`;
+      }),
+  );
+  if (notes.length) io.out(`\n${notes.join('')}`);
   if (bool(p.values, 'output')) {
     for (const s of v.steps) {
       if (s.stdoutBytes + s.stderrBytes === 0) continue;

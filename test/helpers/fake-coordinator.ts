@@ -3,7 +3,7 @@
  * server certificate, so a real agent process connects to it, but it sends whatever envelopes
  * a test crafts (forged, expired, replayed, misaddressed) and records what the agent answers.
  */
-import { Server, ServerCredentials, type ServerDuplexStream } from '@grpc/grpc-js';
+import { Server, ServerCredentials, status, type ServerDuplexStream } from '@grpc/grpc-js';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AgentGatewayServiceService, type ConnectRequest, type ConnectResponse } from '../../proto/gen/handrail/v1/gateway.js';
@@ -54,6 +54,17 @@ export class FakeCoordinator {
   send(env: Envelope): void {
     if (!this.call) throw new Error('no agent connected');
     this.call.write({ msg: { $case: 'step', value: envelopeToWire(env) } });
+  }
+
+  /**
+   * Ends the agent's current stream with UNAVAILABLE (as the real coordinator ends one it
+   * drops), so the agent reconnects; until it does, `send` and `ack` have no stream.
+   */
+  dropConnection(reason = 'fake coordinator dropped the stream'): void {
+    const call = this.call;
+    if (!call) throw new Error('no agent connected');
+    this.call = undefined;
+    call.emit('error', { code: status.UNAVAILABLE, details: reason });
   }
 
   ack(executionId: string, stepId: string): void {

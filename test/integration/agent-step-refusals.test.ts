@@ -1,5 +1,5 @@
 import { createPrivateKey, generateKeyPairSync, randomBytes } from 'node:crypto';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { access, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Fleet } from '../helpers/fleet.js';
@@ -13,7 +13,7 @@ import { RejectReason } from '../../proto/gen/handrail/v1/gateway.js';
 /**
  * A real agent (enrolled at a real coordinator) talks to a stand-in coordinator that sends
  * forged, misaddressed, expired, replayed and policy-violating steps. The agent must refuse
- * each one and say why.
+ * each one and say why — and not run it: every step here would create a marker file if it ran.
  */
 describe('the agent refuses steps it must not run', () => {
   let fleet: Fleet;
@@ -49,6 +49,19 @@ describe('the agent refuses steps it must not run', () => {
 
   const rejection = async (stepId: string): Promise<{ reason: RejectReason; detail: string }> => fake.waitFor('rejected', (r) => r.stepId === stepId);
 
+  /** A fresh path under the test dir; a step `touch`ing it leaves a trace if it ever runs. */
+  const marker = (label: string): string => join(fleet.dir, `ran-${label}-${randomBytes(4).toString('hex')}`);
+  const touch = (path: string): Partial<StepRequest> => ({ argv: ['touch', path] });
+  const exists = (path: string): Promise<boolean> => access(path).then(
+    () => true,
+    () => false,
+  );
+  /** After the refusal: give a step that ran anyway time to show, then check it did not. */
+  const expectNeverRan = async (...paths: string[]): Promise<void> => {
+    await new Promise((r) => setTimeout(r, 300));
+    for (const p of paths) expect(await exists(p), `${p} exists: the refused step ran`).toBe(false);
+  };
+
   beforeAll(async () => {
     fleet = await Fleet.create();
     await fleet.startCoordinator();
@@ -69,89 +82,116 @@ describe('the agent refuses steps it must not run', () => {
   });
 
   it('runs a correctly signed step (control case)', async () => {
-    const req = request();
+    const ran = marker('control');
+    const req = request(touch(ran));
     fake.send(signEnvelope(STEP_REQUEST_TYPE, encodeStepRequest(req), key));
     const signed = await fake.waitFor('result', (r) => decodeStepResult(r.payload).stepId === req.stepId);
     expect(decodeStepResult(signed.payload).status).toBe('succeeded');
+    // the marker check the refusals rely on does see a step that ran
+    expect(await exists(ran)).toBe(true);
   });
 
   it('refuses a bad signature', async () => {
-    const req = request();
+    const ran = marker('bad-signature');
+    const req = request(touch(ran));
     const env = signEnvelope(STEP_REQUEST_TYPE, encodeStepRequest(req), key);
     const sig = Buffer.from(env.signature);
     sig[0] = (sig[0] as number) ^ 0xff;
     fake.send({ ...env, signature: sig });
     const r = await rejection(req.stepId);
     expect(r.reason).toBe(RejectReason.REJECT_REASON_BAD_SIGNATURE);
+    await expectNeverRan(ran);
   });
 
   it('refuses a payload changed after signing', async () => {
-    const req = request();
+    const signedRan = marker('as-signed');
+    const evilRan = marker('changed');
+    const req = request(touch(signedRan));
     const env = signEnvelope(STEP_REQUEST_TYPE, encodeStepRequest(req), key);
-    const evil = encodeStepRequest({ ...req, argv: ['rm', '-rf', '/tmp/handrail-should-not-run'] });
+    const evil = encodeStepRequest({ ...req, argv: ['touch', evilRan] });
     fake.send({ ...env, payload: evil });
     expect((await rejection(req.stepId)).reason).toBe(RejectReason.REJECT_REASON_BAD_SIGNATURE);
+    await expectNeverRan(evilRan, signedRan);
   });
 
   it('refuses a key it does not trust', async () => {
-    const req = request();
+    const ran = marker('unknown-key');
+    const ran2 = marker('rogue-key');
+    const req = request(touch(ran));
     const rogue = generateKeyPairSync('ed25519').privateKey;
     fake.send(signEnvelope(STEP_REQUEST_TYPE, encodeStepRequest(req), { keyId: 'dispatch-0000000000000000', privateKey: rogue }));
     expect((await rejection(req.stepId)).reason).toBe(RejectReason.REJECT_REASON_UNKNOWN_KEY);
-    const req2 = request();
+    const req2 = request(touch(ran2));
     fake.send(signEnvelope(STEP_REQUEST_TYPE, encodeStepRequest(req2), { keyId: key.keyId, privateKey: rogue }));
     expect((await rejection(req2.stepId)).reason).toBe(RejectReason.REJECT_REASON_BAD_SIGNATURE);
+    await expectNeverRan(ran, ran2);
   });
 
   it("refuses a step addressed to another agent", async () => {
-    const req = request({ agentId: 'agt-someoneelse' });
+    const ran = marker('wrong-target');
+    const req = request({ agentId: 'agt-someoneelse', ...touch(ran) });
     fake.send(signEnvelope(STEP_REQUEST_TYPE, encodeStepRequest(req), key));
     const r = await rejection(req.stepId);
     expect(r.reason).toBe(RejectReason.REJECT_REASON_WRONG_TARGET);
     expect(r.detail).toContain('agt-someoneelse');
+    await expectNeverRan(ran);
   });
 
   it('refuses an expired step', async () => {
-    const req = request({ issuedAtMs: Date.now() - 120_000, notAfterMs: Date.now() - 60_000 });
+    const ran = marker('expired');
+    const req = request({ issuedAtMs: Date.now() - 120_000, notAfterMs: Date.now() - 60_000, ...touch(ran) });
     fake.send(signEnvelope(STEP_REQUEST_TYPE, encodeStepRequest(req), key));
     expect((await rejection(req.stepId)).reason).toBe(RejectReason.REJECT_REASON_EXPIRED);
+    await expectNeverRan(ran);
   });
 
   it('refuses a replayed step, also after the agent restarts', async () => {
-    const req = request();
+    const ran = marker('replayed');
+    const req = request(touch(ran));
     const env = signEnvelope(STEP_REQUEST_TYPE, encodeStepRequest(req), key);
     fake.send(env);
     await fake.waitFor('result', (r) => decodeStepResult(r.payload).stepId === req.stepId);
     fake.ack(req.executionId, req.stepId);
+    // the first delivery ran; remove its trace so a second run would show
+    expect(await exists(ran)).toBe(true);
+    await rm(ran);
     await new Promise((r) => setTimeout(r, 300));
     fake.send(env);
     expect((await rejection(req.stepId)).reason).toBe(RejectReason.REJECT_REASON_REPLAYED);
+    await expectNeverRan(ran);
     // same envelope, new agent process: the nonce log survives restarts
     await agent.stop();
     fake.received.length = 0;
     agent = await startAgentAgainstFake(['--local-policy', join(fleet.dir, 'local-policy.yaml')]);
     fake.send(env);
     expect((await rejection(req.stepId)).reason).toBe(RejectReason.REJECT_REASON_REPLAYED);
+    await expectNeverRan(ran);
   });
 
   it('refuses what its local policy does not allow, even when correctly signed', async () => {
-    const adhoc = request({ runbookId: '', runbookOwner: '' });
+    const adhocRan = marker('adhoc');
+    const otherRan = marker('other-runbook');
+    const adhoc = request({ runbookId: '', runbookOwner: '', ...touch(adhocRan) });
     fake.send(signEnvelope(STEP_REQUEST_TYPE, encodeStepRequest(adhoc), key));
     const r = await rejection(adhoc.stepId);
     expect(r.reason).toBe(RejectReason.REJECT_REASON_POLICY);
     expect(r.detail).toMatch(/ad-hoc/);
-    const other = request({ runbookId: 'restart-web' });
+    const other = request({ runbookId: 'restart-web', ...touch(otherRan) });
     fake.send(signEnvelope(STEP_REQUEST_TYPE, encodeStepRequest(other), key));
     expect((await rejection(other.stepId)).reason).toBe(RejectReason.REJECT_REASON_POLICY);
+    await expectNeverRan(adhocRan, otherRan);
   });
 
   it('refuses a signed payload that is not a step request', async () => {
-    // field 1, length-delimited, with a length far past the end: cannot decode
-    const junk = Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01]);
+    // a whole step request, then field 1 length-delimited with a length far past the end: cannot decode
+    const junkRan = marker('junk');
+    const junk = Buffer.concat([encodeStepRequest(request(touch(junkRan))), Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01])]);
     fake.send(signEnvelope(STEP_REQUEST_TYPE, junk, key));
     const r = await fake.waitFor('rejected', (x) => x.reason === RejectReason.REJECT_REASON_MALFORMED);
     expect(r.detail.length).toBeGreaterThan(0);
-    fake.send(signEnvelope('application/json', encodeStepRequest(request()), key));
+    const typeRan = marker('payload-type');
+    fake.send(signEnvelope('application/json', encodeStepRequest(request(touch(typeRan))), key));
     await fake.waitFor('rejected', (x) => x.reason === RejectReason.REJECT_REASON_MALFORMED && /payload type/.test(x.detail));
+    await expectNeverRan(junkRan, typeRan);
   });
 });

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { verifyPayload } from '../../core/envelope.js';
 import { decodeStepResult } from '../../proto/codec/step-codec.js';
 import { STEP_RESULT_TYPE } from '../../core/step.js';
-import { waitFor } from '../helpers/processes.js';
+import { cli, waitFor } from '../helpers/processes.js';
+import type { ExecutionView } from '../../web/api/executions.js';
 
 describe('signed steps on real agents', () => {
   let fleet: Fleet;
@@ -65,10 +66,29 @@ describe('signed steps on real agents', () => {
   });
 
   it('caps stored output and records that it was truncated', async () => {
-    const r = await fleet.exec([a1], { argv: ['head', '-c', '300000', '/dev/zero'], maxOutputBytes: 100_000 });
+    const r = await fleet.exec([a1], { argv: ['/bin/sh', '-c', 'head -c 300000 /dev/zero; printf small >&2'], maxOutputBytes: 100_000 });
     const s = r.steps[0]!;
     expect(s.state).toBe('succeeded');
     expect(s.stdoutBytes).toBe(100_000);
+    // the API shows, per stream, what the agent's signed result says: cut at the limit or not
+    const view = await fleet.api<ExecutionView>('GET', `/api/v1/executions/${r.id}`);
+    expect(view.status).toBe(200);
+    const step = view.body.steps.find((x) => x.id === s.id)!;
+    expect(step).toMatchObject({ stdoutBytes: 100_000, stdoutTruncated: true, stdoutReportedBytes: 100_000, stderrBytes: 5, stderrTruncated: false, stderrReportedBytes: 5 });
+    // and so does `handrail executions show`
+    const shown = await cli(['executions', 'show', r.id, '--server', fleet.coordinator!.url, '--token', await fleet.ensureAdmin()]);
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stdout).toMatch(/stdout was truncated at the output limit; only its first 100000 bytes were kept/);
+    expect(shown.stdout).not.toMatch(/stderr was truncated/);
+  });
+
+  it('shows untruncated output as such (and no note)', async () => {
+    const r = await fleet.exec([a1], { argv: ['printf', 'short'] });
+    const view = await fleet.api<ExecutionView>('GET', `/api/v1/executions/${r.id}`);
+    expect(view.body.steps[0]).toMatchObject({ stdoutBytes: 5, stdoutTruncated: false, stdoutReportedBytes: 5, stderrTruncated: false, stderrReportedBytes: 0 });
+    const shown = await cli(['executions', 'show', r.id, '--server', fleet.coordinator!.url, '--token', await fleet.ensureAdmin()]);
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stdout).not.toMatch(/truncated/);
   });
 
   it('stores a result signed by the agent key over the SHA-256 of each stream', async () => {

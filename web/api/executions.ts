@@ -7,6 +7,8 @@ import { parseDuration } from '../../core/duration.js';
 import type { ExecutionEvents } from '../../coordinator/engine/execution-events.js';
 import { executionEventStream, type OutputFeed } from './execution-events.js';
 import type { AuthVariables } from '../auth/bearer.js';
+import type { StepResult } from '../../core/step.js';
+import { decodeStepResult } from '../../proto/codec/step-codec.js';
 
 export interface ExecutionView {
   id: string;
@@ -34,8 +36,17 @@ export interface ExecutionView {
     error: string | null;
     dispatchedAt: string | null;
     finishedAt: string | null;
+    /** Bytes of output the coordinator stored (at most the step's output limit). */
     stdoutBytes: number;
     stderrBytes: number;
+    /**
+     * From the agent's signed result (null until one is stored): whether the agent cut a
+     * stream at the output limit, and how many bytes of it the agent kept and hashed.
+     */
+    stdoutTruncated: boolean | null;
+    stderrTruncated: boolean | null;
+    stdoutReportedBytes: number | null;
+    stderrReportedBytes: number | null;
   }>;
 }
 
@@ -53,9 +64,9 @@ export async function loadExecution(db: Database, id: string): Promise<Execution
   );
   const steps = await db.all<{
     id: string; agent_id: string | null; step_index: number; attempt: number; handler: number; name: string; state: string; exit_code: number | null;
-    error: string | null; dispatched_at: number | null; finished_at: number | null; stdout_bytes: number; stderr_bytes: number;
+    error: string | null; dispatched_at: number | null; finished_at: number | null; stdout_bytes: number; stderr_bytes: number; result_payload: Buffer | null;
   }>(
-    'SELECT id, agent_id, step_index, attempt, handler, name, state, exit_code, error, dispatched_at, finished_at, stdout_bytes, stderr_bytes FROM step_runs WHERE execution_id = ? ORDER BY dispatched_at, id',
+    'SELECT id, agent_id, step_index, attempt, handler, name, state, exit_code, error, dispatched_at, finished_at, stdout_bytes, stderr_bytes, result_payload FROM step_runs WHERE execution_id = ? ORDER BY dispatched_at, id',
     [id],
   );
   return {
@@ -72,22 +83,39 @@ export async function loadExecution(db: Database, id: string): Promise<Execution
     startedAt: iso(e.started_at),
     finishedAt: iso(e.finished_at),
     nodes: nodes.map((n) => ({ agentId: n.agent_id, agentName: n.agent_name, state: n.state, reason: n.reason })),
-    steps: steps.map((s) => ({
-      id: s.id,
-      agentId: s.agent_id,
-      stepIndex: s.step_index,
-      attempt: s.attempt,
-      handler: s.handler === 1,
-      name: s.name,
-      state: s.state,
-      exitCode: s.exit_code,
-      error: s.error,
-      dispatchedAt: iso(s.dispatched_at),
-      finishedAt: iso(s.finished_at),
-      stdoutBytes: s.stdout_bytes,
-      stderrBytes: s.stderr_bytes,
-    })),
+    steps: steps.map((s) => {
+      const reported = reportedOutput(s.result_payload);
+      return {
+        id: s.id,
+        agentId: s.agent_id,
+        stepIndex: s.step_index,
+        attempt: s.attempt,
+        handler: s.handler === 1,
+        name: s.name,
+        state: s.state,
+        exitCode: s.exit_code,
+        error: s.error,
+        dispatchedAt: iso(s.dispatched_at),
+        finishedAt: iso(s.finished_at),
+        stdoutBytes: s.stdout_bytes,
+        stderrBytes: s.stderr_bytes,
+        stdoutTruncated: reported?.stdoutTruncated ?? null,
+        stderrTruncated: reported?.stderrTruncated ?? null,
+        stdoutReportedBytes: reported?.stdoutBytes ?? null,
+        stderrReportedBytes: reported?.stderrBytes ?? null,
+      };
+    }),
   };
+}
+
+/** What a stored signed result says about the output (it was verified before it was stored). */
+function reportedOutput(payload: Buffer | null): Pick<StepResult, 'stdoutTruncated' | 'stderrTruncated' | 'stdoutBytes' | 'stderrBytes'> | undefined {
+  if (!payload) return undefined;
+  try {
+    return decodeStepResult(payload);
+  } catch {
+    return undefined;
+  }
 }
 
 export async function readOutput(db: Database, stepRunId: string, stream: 1 | 2): Promise<Buffer> {
