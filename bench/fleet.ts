@@ -7,6 +7,7 @@
  *
  *   node dist/bench/fleet.js [--agents 2000] [--real-agents 20] [--rounds 5] [--rtt 200]
  */
+import { AGENT_NODE_FLAGS } from '../agent/node-flags.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { availableParallelism, cpus } from 'node:os';
 import { join } from 'node:path';
@@ -87,7 +88,7 @@ async function main(): Promise<void> {
   const real: ChildProcess[] = [];
   for (let i = 0; i < M; i++) {
     real.push(
-      spawn(process.execPath, [CLI, 'agent', '--coordinator', address, '--token', bootstrap, '--ca', join(certsDir, 'ca.pem'), '--state-dir', join(dir, `real-${i}`), '--name', `real-${i}`, '--allow-adhoc', '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'ignore'] }),
+      spawn(process.execPath, [...AGENT_NODE_FLAGS, CLI, 'agent', '--coordinator', address, '--token', bootstrap, '--ca', join(certsDir, 'ca.pem'), '--state-dir', join(dir, `real-${i}`), '--name', `real-${i}`, '--allow-adhoc', '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'ignore'] }),
     );
   }
   let realIds: string[] = [];

@@ -6,6 +6,7 @@
  *
  *   node dist/bench/output.js [--mb 200] [--runs 3]
  */
+import { AGENT_NODE_FLAGS } from '../agent/node-flags.js';
 import { spawn } from 'node:child_process';
 import { mkdtemp } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -40,7 +41,7 @@ async function main(): Promise<void> {
       if (m) res({ grpc: Number(m[1]), http: Number(m[2]) });
     });
   });
-  const agent = spawn(process.execPath, [CLI, 'agent', '--coordinator', `127.0.0.1:${ports.grpc}`, '--token', bootstrap, '--ca', join(certsDir, 'ca.pem'), '--state-dir', join(dir, 'agent'), '--name', 'out', '--allow-adhoc', '--log-level', 'warn'], { stdio: 'ignore' });
+  const agent = spawn(process.execPath, [...AGENT_NODE_FLAGS, CLI, 'agent', '--coordinator', `127.0.0.1:${ports.grpc}`, '--token', bootstrap, '--ca', join(certsDir, 'ca.pem'), '--state-dir', join(dir, 'agent'), '--name', 'out', '--allow-adhoc', '--log-level', 'warn'], { stdio: 'ignore' });
   const base = `http://127.0.0.1:${ports.http}`;
   const api = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
     const r = await fetch(base + path, { method, headers: { authorization: `Bearer ${apiToken}`, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) });

@@ -105,7 +105,7 @@ function reportError(e: unknown, spec: CommandSpec, io: CliIo): number {
   return 1;
 }
 
-const isEntry = process.argv[1] !== undefined && /(?:^|[/\\])(?:main\.js|handrail(?:\.js)?)$/.test(process.argv[1]);
+const isEntry = process.argv[1] !== undefined && /(?:^|[/\\])(?:main\.js|handrail(?:-agent)?(?:\.js)?)$/.test(process.argv[1]);
 if (isEntry) {
   const io: CliIo = {
     out: (t) => void process.stdout.write(t),

@@ -67,6 +67,7 @@ export async function runAgent(p: ParsedCommand, io: CliIo): Promise<number> {
     io.now,
   );
   io.err(`handrail agent ${agent.agentId} running\n`);
+  log.info({ event: 'agent.running', agentId: agent.agentId, node: process.version, nodeFlags: process.execArgv }, 'agent running');
   process.on('unhandledRejection', (e) => log.error({ event: 'agent.unhandled_rejection', err: e }, 'unhandled rejection'));
   const fatal = await new Promise<string | undefined>((resolve) => {
     process.once('SIGINT', () => resolve(undefined));

@@ -3,6 +3,7 @@
  * embedded store, three local agents as real processes, demo users with API tokens, and the
  * example runbooks. State lives in --dir (default ./demo); run it again to resume.
  */
+import { AGENT_NODE_FLAGS } from '../../agent/node-flags.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { access } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -101,7 +102,7 @@ export async function runDemo(p: ParsedCommand, io: CliIo): Promise<number> {
       const t = await coordinator.data.tokens.create({ labels: { env: 'demo' }, ttlMs: 600_000, uses: 1, namePattern: a.name, description: `demo agent ${a.name}`, createdBy: 'demo' }, io.now());
       args.push('--token', t.token, '--ca', join(certsDir, 'ca.pem'));
     }
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'], env: { ...io.env, HANDRAIL_DEMO_ROOT: join(dir, 'hosts', a.name) } });
+    const child = spawn(process.execPath, [...AGENT_NODE_FLAGS, ...args], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...io.env, HANDRAIL_DEMO_ROOT: join(dir, 'hosts', a.name) } });
     children.push(child);
   }
   const deadline = io.now() + 30_000;

@@ -1,7 +1,7 @@
 /** A coordinator with a CA, an admin user, and agents enrolled with real tokens. */
 import { join } from 'node:path';
 import { expect } from 'vitest';
-import { ROOT, cli, spawnCli, waitFor, workspace, type Proc } from './processes.js';
+import { AGENT_BIN, ROOT, cli, spawnCli, spawnExecutable, waitFor, workspace, type Proc } from './processes.js';
 
 export interface Coordinator {
   readonly proc: Proc;
@@ -89,7 +89,7 @@ export class Fleet {
   }
 
   /** Starts an agent process; enrolls it with a fresh token unless `token: null`. */
-  async startAgent(name: string, o: { token?: string | null; labels?: string; extra?: readonly string[]; stateDir?: string } = {}): Promise<Proc> {
+  async startAgent(name: string, o: { token?: string | null; labels?: string; extra?: readonly string[]; stateDir?: string; agentBin?: boolean } = {}): Promise<Proc> {
     if (!this.coordinator) throw new Error('start the coordinator first');
     const stateDir = o.stateDir ?? join(this.dir, `agent-${name}`);
     const token = o.token === undefined ? await this.token() : o.token;
@@ -97,7 +97,8 @@ export class Fleet {
     if (token) args.push('--token', token);
     if (o.labels) args.push('--labels', o.labels);
     args.push(...(o.extra ?? []));
-    const proc = spawnCli(args);
+    // agentBin: the shipped `handrail-agent` executable (its #! line, its Node flags) instead of `handrail agent`.
+    const proc = o.agentBin ? spawnExecutable(AGENT_BIN, args.slice(1)) : spawnCli(args);
     this.agents.set(name, { proc, stateDir });
     return proc;
   }

@@ -5,6 +5,7 @@ import { EnrollmentServiceClient } from '../../proto/gen/handrail/v1/enrollment.
 import { createCsr } from '../../core/csr.js';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AGENT_NODE_FLAGS } from '../../agent/node-flags.js';
 import { Fleet } from '../helpers/fleet.js';
 import { cli, waitFor } from '../helpers/processes.js';
 
@@ -51,15 +52,19 @@ describe('enrollment and the fleet list', () => {
     expect(table.stdout).toMatch(/ID\s+NAME\s+STATUS\s+LAST SEEN\s+VERSION\s+CERT EXPIRES\s+LABELS/);
     expect(table.stdout).toContain(id);
 
-    // restart without the token: the certificate alone is enough now
+    // the first start ran as `handrail agent`: Node's default flags
+    expect((await agent.waitForLog((l) => l.event === 'agent.running'))['nodeFlags']).toEqual([]);
+
+    // restart without the token, as the shipped `handrail-agent` executable: the certificate alone is enough now
     await agent.stop();
     await waitFor(async () => {
       const r = await fleet.admin(['agents', 'ls', '--json']);
       return (JSON.parse(r.stdout) as { agents: Array<{ id: string; status: string }> }).agents.find((a) => a.id === id)?.status === 'offline';
     });
-    const again = await fleet.startAgent('web-1', { token: null });
+    const again = await fleet.startAgent('web-1', { token: null, agentBin: true });
     const line = await again.waitForLog((l) => l.event === 'agent.connected');
     expect(line['agentId']).toBe(id);
+    expect((await again.waitForLog((l) => l.event === 'agent.running'))['nodeFlags']).toEqual(AGENT_NODE_FLAGS);
     expect(again.events('agent.enrolled')).toHaveLength(0);
   });
 
