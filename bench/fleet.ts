@@ -69,17 +69,22 @@ async function main(): Promise<void> {
   out(`FAN-OUT ${N} agents: median ${median(fan).toFixed(0)} ms over ${ROUNDS} rounds (coordinator CPU median ${median(fanCpu).toFixed(0)} ms)`);
 
   // ---- single-step round trips on one agent ----
-  const one = agentIds[0] as string;
-  const rtt: number[] = [];
-  for (let i = 0; i < RTT + 10; i++) {
-    const t0 = performance.now();
-    const { executionId } = await api<{ executionId: string }>('POST', '/api/v1/adhoc', { agents: [one], argv: ['true'] });
-    let v: { state: string };
-    do v = await api('GET', `/api/v1/executions/${executionId}?wait=30s`);
-    while (v.state === 'running');
-    if (i >= 10) rtt.push(performance.now() - t0); // first 10 warm up
-  }
-  out(`SINGLE STEP round trip (POST /adhoc → signed result stored → GET returns), ${RTT} sequential: p50 ${percentile(rtt, 50).toFixed(1)} ms, p99 ${percentile(rtt, 99).toFixed(1)} ms, max ${Math.max(...rtt).toFixed(1)} ms`);
+  const roundTrips = async (agentId: string, n: number): Promise<number[]> => {
+    const rtt: number[] = [];
+    for (let i = 0; i < n + 10; i++) {
+      const t0 = performance.now();
+      const { executionId } = await api<{ executionId: string }>('POST', '/api/v1/adhoc', { agents: [agentId], argv: ['true'] });
+      let v: { state: string };
+      do v = await api('GET', `/api/v1/executions/${executionId}?wait=30s`);
+      while (v.state === 'running');
+      if (v.state !== 'succeeded') throw new Error(`round trip ended ${v.state}`);
+      if (i >= 10) rtt.push(performance.now() - t0); // first 10 warm up
+    }
+    return rtt;
+  };
+  const rttLine = (what: string, rtt: readonly number[]): string =>
+    `SINGLE STEP round trip on ${what} (POST /adhoc → signed result stored → GET returns), ${rtt.length} sequential: p50 ${percentile(rtt, 50).toFixed(1)} ms, p99 ${percentile(rtt, 99).toFixed(1)} ms, max ${Math.max(...rtt).toFixed(1)} ms`;
+  out(rttLine(`a simulated agent (no process spawned; ${N} connected)`, await roundTrips(agentIds[0] as string, RTT)));
   out(`coordinator RSS after the runs: ${mb(rssBytes(coord.pid as number))}`);
   for (const s of sims) s.close();
   await sleep(1500);
@@ -111,6 +116,8 @@ async function main(): Promise<void> {
     if (v.state !== 'succeeded') throw new Error(`real fan-out ended ${v.state}`);
   }
   out(`FAN-OUT to ${realIds.length} real agents spawning \`true\`: median ${median(realFan).toFixed(0)} ms over 3 rounds (${realFan.map((x) => x.toFixed(0)).join(', ')})`);
+
+  if (realIds[0]) out(rttLine('a real agent process spawning `true`', await roundTrips(realIds[0], Math.min(RTT, 100))));
 
   const probe = real[0] as ChildProcess;
   const idleS = Number(args['idle-seconds']);

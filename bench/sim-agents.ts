@@ -25,6 +25,7 @@ export class SimAgent {
   private call: ClientDuplexStream<ConnectRequest, ConnectResponse> | undefined;
   private client: AgentGatewayServiceClient | undefined;
   private readonly seen = new Set<string>();
+  private heartbeat: NodeJS.Timeout | undefined;
   stepsAnswered = 0;
 
   constructor(
@@ -49,7 +50,17 @@ export class SimAgent {
       call.on('data', (res: ConnectResponse) => {
         const m = res.msg;
         if (!m) return;
-        if (m.$case === 'welcome') resolve();
+        if (m.$case === 'welcome') {
+          // Heartbeats as a real agent sends them, first one at a random point of the interval
+          // (as reconnects after an outage would spread them), so the coordinator carries that load too.
+          const every = m.value.heartbeatIntervalMs > 0 ? m.value.heartbeatIntervalMs : 10_000;
+          const beat = (): void => void call.write({ msg: { $case: 'heartbeat', value: { sentAtMs: Date.now(), runningSteps: 0 } } });
+          this.heartbeat = setTimeout(() => {
+            beat();
+            this.heartbeat = setInterval(beat, every);
+          }, Math.random() * every);
+          resolve();
+        }
         else if (m.$case === 'step') this.answer(m.value);
       });
       call.on('error', (e) => reject(e));
@@ -89,6 +100,8 @@ export class SimAgent {
   }
 
   close(): void {
+    clearTimeout(this.heartbeat);
+    clearInterval(this.heartbeat);
     this.call?.cancel();
     this.client?.close();
   }

@@ -4,7 +4,8 @@
  * those bytes, the next record's `prev` is that hash, and the signature is Ed25519 over
  * exactly those bytes. Verifiers check bytes first and parse second: no canonical JSON needed.
  */
-import { createHash, sign, type KeyObject } from 'node:crypto';
+import { createHash, type KeyObject } from 'node:crypto';
+import { ed25519Sign } from '../../core/ed25519.js';
 import { AUDIT_CODES, type Actor, type AuditEventInput } from './events.js';
 import { scrubSecrets } from './secrets.js';
 
@@ -55,7 +56,7 @@ export function sealRecord(event: AuditEventInput, seq: number, prev: string, ts
     payload,
     hash: createHash('sha256').update(payload).digest('hex'),
     keyId: key.keyId,
-    signature: sign(null, payload, key.privateKey),
+    signature: ed25519Sign(payload, key.privateKey),
   };
 }
 
@@ -71,5 +72,5 @@ export interface CheckpointBody {
 export function sealCheckpoint(seq: number, head: string, tsMs: number, key: { keyId: string; privateKey: KeyObject }): { payload: Buffer; signature: Buffer; keyId: string } {
   const body: CheckpointBody = { v: RECORD_VERSION, kind: 'checkpoint', seq, head, ts: new Date(tsMs).toISOString(), kid: key.keyId };
   const payload = Buffer.from(JSON.stringify(body), 'utf8');
-  return { payload, signature: sign(null, payload, key.privateKey), keyId: key.keyId };
+  return { payload, signature: ed25519Sign(payload, key.privateKey), keyId: key.keyId };
 }

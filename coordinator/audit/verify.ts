@@ -10,7 +10,8 @@
  * elsewhere) expose a log cut short or rewritten. The report names the first bad record and what
  * is wrong with it. No store, no files, no network.
  */
-import { createHash, createPublicKey, verify, X509Certificate, type Hash, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, X509Certificate, type Hash, type KeyObject } from 'node:crypto';
+import { ed25519Verify } from '../../core/ed25519.js';
 import { decodeStepResult } from '../../proto/codec/step-codec.js';
 import { verifyPayload } from '../../core/envelope.js';
 import { STEP_RESULT_TYPE } from '../../core/step.js';
@@ -43,7 +44,7 @@ export function publicKeyObjects(keys: ReadonlyMap<string, string>): Map<string,
 export function verifySignature(key: KeyObject | undefined, item: SignatureItem): boolean {
   if (!key) return false;
   try {
-    return verify(null, item.payload, key, item.sig);
+    return ed25519Verify(item.payload, key, item.sig);
   } catch {
     return false;
   }

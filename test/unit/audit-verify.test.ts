@@ -260,3 +260,23 @@ it('fixture keys come from fixed seeds', () => {
   expect(again.kid).toBe(KEY.kid);
   expect(KEY.kid).toMatch(/^audit-[0-9a-f]{16}$/);
 });
+
+describe('bundle lines', () => {
+  const line = (payload: string, sig = Buffer.alloc(64, 1).toString('base64')): string => JSON.stringify({ t: 'record', seq: 5, kid: 'audit-1', payload, sig });
+  const good = Buffer.from('{"v":1}').toString('base64');
+  it('parses a record line into its bytes', async () => {
+    const { parseBundleLine } = await import('../../coordinator/audit/bundle.js');
+    const item = parseBundleLine(line(good), 3);
+    expect(item).toMatchObject({ t: 'record', record: { seq: 5, kid: 'audit-1' } });
+  });
+  it.each([
+    ['a character outside the alphabet', good.slice(0, 2) + '*' + good.slice(3)],
+    ['missing padding', good.replace(/=+$/, '')],
+    ['whitespace inside', good.slice(0, 4) + ' ' + good.slice(4)],
+    ['a URL-safe alphabet', Buffer.from([0xfb, 0xff, 0xbf]).toString('base64url')],
+  ])('refuses base64 with %s, naming the line', async (_name, payload) => {
+    const { parseBundleLine } = await import('../../coordinator/audit/bundle.js');
+    expect(payload).not.toBe(good);
+    expect(() => parseBundleLine(line(payload), 3)).toThrow(/^line 3: payload is not base64$/);
+  });
+});
