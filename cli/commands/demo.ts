@@ -22,7 +22,7 @@ export const demoCommand: CommandSpec = {
   summary: 'Start a complete local demo: coordinator, three agents, example runbooks and demo users.',
   options: {
     dir: { type: 'string', env: 'HANDRAIL_DEMO_DIR', default: './demo', placeholder: 'DIR', description: 'where the demo keeps its CA, store and agent state' },
-    'http-listen': { type: 'string', env: 'HANDRAIL_HTTP_LISTEN', default: '127.0.0.1:8080', placeholder: 'HOST:PORT', description: 'web page and API' },
+    'http-listen': { type: 'string', env: 'HANDRAIL_HTTP_LISTEN', default: '127.0.0.1:8080', placeholder: 'HOST:PORT', description: 'REST API (/api/v1)' },
     'grpc-listen': { type: 'string', env: 'HANDRAIL_GRPC_LISTEN', default: '127.0.0.1:7443', placeholder: 'HOST:PORT', description: 'agent port' },
     'runbooks-dir': { type: 'string', env: 'HANDRAIL_RUNBOOKS_DIR', default: './runbooks', placeholder: 'DIR', description: 'example runbooks and policy' },
     'log-level': { ...LOG_LEVEL, default: 'warn' },
@@ -113,7 +113,7 @@ export async function runDemo(p: ParsedCommand, io: CliIo): Promise<number> {
       '',
       `Handrail demo is running (state in ${dir}).`,
       '',
-      `  web page & API   ${url}`,
+      `  REST API         ${url}/api/v1`,
       `  agent port       ${grpcListen.host}:${coordinator.grpcPort}   (${coordinator.gateway.onlineCount()} of ${DEMO_AGENTS.length} demo agents online)`,
       '',
       '  users (password)                      API token',
