@@ -110,6 +110,8 @@ interface StepRunRow {
 export class StepDispatcher implements StepTraffic {
   readonly events = new EventEmitter<{ finished: [StepRunOutcome]; output: [OutputEvent]; accepted: [string] }>();
   private readonly inflight = new Map<string, InFlight | Promise<InFlight | undefined>>();
+  /** Times each step was turned away by a busy agent (dropped once it is taken or ends). */
+  private readonly busyAttempts = new Map<string, number>();
 
   constructor(
     private readonly db: Database,
@@ -259,6 +261,7 @@ export class StepDispatcher implements StepTraffic {
 
   private async accepted(session: AgentSession, m: StepAccepted): Promise<void> {
     const entry = this.inflight.get(m.stepId);
+    this.busyAttempts.delete(m.stepId);
     if (entry && !(entry instanceof Promise) && entry.agentId !== session.agentId) return;
     // Also for steps this process did not dispatch (it restarted): the store decides.
     await this.db.batch(async (tx) => {
@@ -477,8 +480,18 @@ export class StepDispatcher implements StepTraffic {
     const reason = rejectReasonFromWire(m.reason);
     const detail = m.detail.slice(0, 500);
     const row = await this.db.get<StepRunRow>('SELECT * FROM step_runs WHERE id = ? AND agent_id = ?', [m.stepId, session.agentId]);
+    const ids = { agentId: session.agentId, stepRunId: m.stepId.slice(0, 64), executionId: m.executionId.slice(0, 64) };
+    if (reason === 'busy' && row?.state === 'dispatched' && row.not_after !== null && row.not_after > this.now()) {
+      // A full agent is not a failure: the same signed request is offered again (the agent keeps
+      // no nonce for a step it turned away) until it is taken or its not-after time passes.
+      this.counters.inc('steps_deferred_total');
+      const delay = this.deferBusy(row);
+      this.log.info({ event: 'step.deferred', ...ids, detail, retryInMs: delay }, `agent busy; offering the step again in ${delay} ms`);
+      return;
+    }
     this.counters.inc('steps_rejected_total', { reason });
-    this.log.warn({ event: 'step.rejected', agentId: session.agentId, stepRunId: m.stepId.slice(0, 64), executionId: m.executionId.slice(0, 64), reason, detail }, `agent rejected step: ${detail}`);
+    this.log.warn({ event: 'step.rejected', ...ids, reason, detail }, `agent rejected step: ${detail}`);
+    this.busyAttempts.delete(m.stepId);
     if (!row || TERMINAL_STEP_STATES.has(row.state)) return;
     this.inflight.delete(row.id);
     const state = reason === 'canceled' ? 'canceled' : 'rejected';
@@ -493,9 +506,33 @@ export class StepDispatcher implements StepTraffic {
     this.events.emit('finished', { stepRunId: row.id, executionId: row.execution_id, agentId: session.agentId, state, exitCode: null, error: `${reason}: ${detail}` });
   }
 
+  /** Resends a step a busy agent turned away, with growing delays (0.5 s doubling to 8 s); returns the delay. */
+  private deferBusy(row: StepRunRow): number {
+    const attempts = this.busyAttempts.get(row.id) ?? 0;
+    const delay = Math.min(8_000, 500 * 2 ** attempts);
+    this.busyAttempts.set(row.id, attempts + 1);
+    const timer = setTimeout(() => {
+      void this.db
+        .get<StepRunRow>('SELECT * FROM step_runs WHERE id = ?', [row.id])
+        .then((now) => {
+          if (!now || now.state !== 'dispatched' || !now.request_payload || !now.request_signature || !now.request_key_id || now.agent_id === null) {
+            this.busyAttempts.delete(row.id);
+            return;
+          }
+          this.gateway.send(now.agent_id, {
+            msg: { $case: 'step', value: envelopeToWire({ payloadType: STEP_REQUEST_TYPE, payload: now.request_payload, keyId: now.request_key_id, signature: now.request_signature }) },
+          });
+        })
+        .catch((e: unknown) => this.log.error({ event: 'step.resend_failed', stepRunId: row.id, err: e }, 'offering a deferred step again failed'));
+    }, delay);
+    timer.unref();
+    return delay;
+  }
+
   /** Ends a step run the agent will never answer (expired before delivery, canceled, lost). */
   async finishWithoutResult(row: { id: string; execution_id: string; agent_id: string }, state: 'expired' | 'canceled' | 'lost', why: string): Promise<void> {
     this.inflight.delete(row.id);
+    this.busyAttempts.delete(row.id);
     // If the agent still has it, it should stop: a result that arrives anyway is recorded as late.
     this.gateway.send(row.agent_id, { msg: { $case: 'cancel', value: { executionId: row.execution_id, stepId: row.id } } });
     const changed = await this.db.batch(async (tx) => {

@@ -115,6 +115,20 @@ describe('signed steps on real agents', () => {
     }
   });
 
+  it('offers a step again when the agent is full, instead of failing it', async () => {
+    await fleet.startAgent('narrow', { extra: ['--max-steps', '1'] });
+    const narrow = await fleet.waitOnline('narrow');
+    const first = await fleet.api<{ executionId: string }>('POST', '/api/v1/adhoc', { agents: [narrow], argv: ['sleep', '1.5'] });
+    await fleet.agents.get('narrow')!.proc.waitForLog((l) => l.event === 'step.accepted' && l['executionId'] === first.body.executionId);
+    const second = await fleet.exec([narrow], { argv: ['echo', 'second'] }, 30_000);
+    // The agent turned it away while the first ran; the coordinator held it and offered it again.
+    await fleet.coordinator!.proc.waitForLog((l) => l.event === 'step.deferred' && l['executionId'] === second.id);
+    expect(fleet.coordinator!.proc.events('step.rejected').filter((l) => l['executionId'] === second.id)).toHaveLength(0);
+    expect(second.state).toBe('succeeded');
+    expect(await fleet.output(second.id, second.steps[0]!.id)).toBe('second\n');
+    expect((await fleet.waitExecution(first.body.executionId)).state).toBe('succeeded');
+  });
+
   it('reports spawn failures as step errors, not crashes', async () => {
     const r = await fleet.exec([a1], { argv: ['/nonexistent/handrail-no-such-binary'] });
     expect(r.steps[0]!.state).toBe('error');
