@@ -2,10 +2,13 @@
  * Nonces of accepted steps, kept until their request expires, on disk so that a replay is
  * refused even after the agent restarts. Append-only log, compacted at start.
  */
-import { appendFile, readFile, writeFile } from 'node:fs/promises';
+import { appendFile, readFile } from 'node:fs/promises';
+import { atomicWrite } from './state-dir.js';
 
 export class NonceStore {
   private readonly seen = new Map<string, number>();
+  /** File writes run one at a time: an append racing a rewrite would be lost with the old file. */
+  private io: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly file: string) {}
 
@@ -32,7 +35,13 @@ export class NonceStore {
     const hex = Buffer.from(nonce).toString('hex');
     this.seen.set(hex, notAfterMs);
     this.appended++;
-    await appendFile(this.file, `${hex} ${notAfterMs}\n`, { mode: 0o600 });
+    await this.serial(() => appendFile(this.file, `${hex} ${notAfterMs}\n`, { mode: 0o600 }));
+  }
+
+  private serial<T>(op: () => Promise<T>): Promise<T> {
+    const next = this.io.then(op);
+    this.io = next.catch(() => undefined);
+    return next;
   }
 
   private appended = 0;
@@ -49,8 +58,11 @@ export class NonceStore {
     }
   }
 
-  private async compact(): Promise<void> {
-    const lines = [...this.seen].map(([k, t]) => `${k} ${t}\n`).join('');
-    await writeFile(this.file, lines, { mode: 0o600 });
+  /** Rewrites the log from memory (which holds every nonce appended so far), via a temp file and rename. */
+  private compact(): Promise<void> {
+    return this.serial(async () => {
+      const lines = [...this.seen].map(([k, t]) => `${k} ${t}\n`).join('');
+      await atomicWrite(this.file, lines, 0o600);
+    });
   }
 }

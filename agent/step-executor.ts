@@ -66,6 +66,8 @@ export class StepExecutor {
   /** Cancels that arrived before their step (or for a step never received): refused when it comes. */
   private readonly canceledEarly = new Map<string, number>();
   private idleWaiters: Array<() => void> = [];
+  /** Set when the agent stops: steps that arrive after that are turned away as busy. */
+  private stopping = false;
 
   constructor(private readonly d: ExecutorDeps) {}
 
@@ -160,6 +162,8 @@ export class StepExecutor {
 
   /** Cancels every running step (agent shutting down) and resolves when they have stopped. */
   async cancelAll(): Promise<void> {
+    // From now on nothing new starts: the coordinator offers turned-away steps again later.
+    this.stopping = true;
     for (const r of this.running.values()) r.abort.abort();
     if (this.running.size === 0 && this.starting.size === 0) return;
     await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
@@ -183,13 +187,14 @@ export class StepExecutor {
     }
     // A second delivery of a step this agent holds (resent after a reconnect) is not a replay,
     // but it is checked like any other envelope before it is treated as one.
-    const held = peek && (this.running.has(peek.stepId) || this.unacked.has(peek.stepId) || this.starting.has(peek.stepId)) && this.d.nonces.has(peek.nonce);
+    const held = peek !== undefined && (this.running.has(peek.stepId) || this.unacked.has(peek.stepId) || this.starting.has(peek.stepId)) && this.d.nonces.has(peek.nonce);
     const verdict = checkStepEnvelope(env, {
       agentId: identity.agentId,
       nowMs: now,
       keys: this.d.dispatchKeys(),
-      nonceSeen: (n) => !held && this.d.nonces.has(n),
+      nonceSeen: (n) => this.d.nonces.has(n),
       decode: decodeStepRequest,
+      redelivery: held,
     });
     if (!verdict.ok) {
       await this.reject(verdict.request ?? peek, verdict.reason, verdict.detail);
@@ -223,6 +228,10 @@ export class StepExecutor {
       await this.reject(request, 'policy', policy.reason);
       return;
     }
+    if (this.stopping) {
+      await this.reject(request, 'busy', 'the agent is shutting down');
+      return;
+    }
     // The slot is taken before anything is awaited, so concurrent arrivals cannot overrun the limit.
     const busy = this.running.size + this.starting.size;
     if (busy >= this.d.maxConcurrentSteps) {
@@ -248,7 +257,7 @@ export class StepExecutor {
     const link = this.d.link();
     const run: Running = { request, entry, abort: new AbortController(), startGeneration: link?.generation, needsResend: link === undefined };
     this.running.set(request.stepId, run);
-    if (this.canceledEarly.has(request.stepId)) run.abort.abort(); // canceled while it was being set up
+    if (this.canceledEarly.has(request.stepId) || this.stopping) run.abort.abort(); // canceled, or the agent began stopping, while it was being set up
     this.d.log.info({ event: 'step.accepted', executionId: request.executionId, stepRunId: request.stepId, runbookId: request.runbookId || undefined }, 'step accepted');
     void this.execute(run).catch((e: unknown) => this.d.log.error({ event: 'step.execute_failed', stepRunId: request.stepId, err: e }, 'running a step failed'));
   }

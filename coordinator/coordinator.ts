@@ -46,6 +46,8 @@ export interface CoordinatorConfig {
   readonly checkpointIntervalMs: number;
   /** How long a step waits for an offline agent to come back before its node fails. */
   readonly offlineWaitMs: number;
+  /** Grace after a step's timeout (or an untaken request's expiry) before it is given up as lost. */
+  readonly lostAfterMs: number;
 }
 
 export interface RunningCoordinator {
@@ -108,7 +110,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
   );
   gateway.setTraffic(dispatcher);
   const executionEvents = new ExecutionEvents();
-  const adhoc = new AdhocRunner(data.db, data.audit, data.registry, dispatcher, log, now, executionEvents);
+  const adhoc = new AdhocRunner(data.db, data.audit, data.registry, dispatcher, log, now, executionEvents, config.lostAfterMs);
   const catalog = new Catalog(config.runbooksDir);
   const access = new AccessControl(() => catalog.policyList());
   const reloadCatalog = async (actor: { kind: 'user' | 'system'; id: string }): Promise<ReloadReport> => {
@@ -149,7 +151,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
     policy: access,
     log,
     now,
-    lostAfterMs: 60_000,
+    lostAfterMs: config.lostAfterMs,
     offlineWaitMs: config.offlineWaitMs,
   });
   // Before agents can reconnect: their spooled results must find their executions loaded.

@@ -21,6 +21,12 @@ export interface StepCheckContext {
   readonly decode: (payload: Uint8Array) => StepRequest;
   /** Allowed clock skew between coordinator and agent. */
   readonly skewMs?: number;
+  /**
+   * A second copy of a step this agent already holds (resent after a reconnect): it will not be
+   * run again, so only who signed it and for whom matter; its validity window and nonce were
+   * checked when it was taken, and a long step may well outlive them.
+   */
+  readonly redelivery?: boolean;
 }
 
 export function checkStepEnvelope(env: Envelope, ctx: StepCheckContext): StepCheck {
@@ -39,6 +45,7 @@ export function checkStepEnvelope(env: Envelope, ctx: StepCheckContext): StepChe
   if (request.agentId !== ctx.agentId) {
     return { ok: false, reason: 'wrong_target', detail: `step is addressed to agent ${request.agentId}, this is ${ctx.agentId}`, request };
   }
+  if (ctx.redelivery) return { ok: true, request };
   const skew = ctx.skewMs ?? 60_000;
   if (ctx.nowMs > request.notAfterMs) {
     return { ok: false, reason: 'expired', detail: `step expired at ${new Date(request.notAfterMs).toISOString()}`, request };

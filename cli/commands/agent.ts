@@ -74,6 +74,7 @@ export async function runAgent(p: ParsedCommand, io: CliIo): Promise<number> {
     process.once('SIGTERM', () => resolve(undefined));
     void agent.fatal.then(resolve);
   });
+  log.info({ event: 'agent.stopping', agentId: agent.agentId, reason: fatal ?? 'signal' }, 'stopping: running steps are canceled, new ones turned away');
   await agent.stop();
   log.flush();
   if (fatal) {

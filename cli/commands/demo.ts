@@ -85,6 +85,7 @@ export async function runDemo(p: ParsedCommand, io: CliIo): Promise<number> {
       enrollAttemptsPerMinute: 30,
       checkpointIntervalMs: 10 * 60_000,
       offlineWaitMs: 15_000,
+      lostAfterMs: 60_000,
     },
     log,
     io.now,

@@ -28,9 +28,12 @@ export interface AdhocRequest {
 export class AdhocRunner {
   /** Step runs still open and failures so far, per execution started here. */
   private readonly progress = new Map<string, { remaining: number; failed: number }>();
-  /** A step whose agent never answers is given up on after its timeout plus a grace period. */
-  private readonly watchdogs = new Map<string, { executionId: string; timer: NodeJS.Timeout }>();
-  static readonly LOST_AFTER_MS = 60_000;
+  /**
+   * A step whose agent never answers is given up on: until an agent takes it, once its not-after
+   * time has passed (an offline or busy agent may still take it before then); once taken, after
+   * its timeout. Each plus a grace period.
+   */
+  private readonly watchdogs = new Map<string, { executionId: string; agentId: string; timeoutMs: number; timer: NodeJS.Timeout }>();
 
   constructor(
     private readonly db: Database,
@@ -40,7 +43,12 @@ export class AdhocRunner {
     private readonly log: Logger,
     private readonly now: () => number,
     private readonly events: ExecutionEvents,
+    private readonly lostAfterMs = 60_000,
   ) {
+    dispatcher.events.on('accepted', (stepRunId) => {
+      const w = this.watchdogs.get(stepRunId);
+      if (w) this.arm(stepRunId, w.executionId, w.agentId, w.timeoutMs, false);
+    });
     dispatcher.events.on('finished', (o) => {
       void this.onFinished(o).catch((e: unknown) => this.log.error({ event: 'adhoc.finish_failed', executionId: o.executionId, err: e }, 'closing an ad-hoc execution failed'));
     });
@@ -98,13 +106,7 @@ export class AdhocRunner {
           runbookOwner: '',
         });
         if (!sent) this.log.info({ event: 'adhoc.agent_offline', executionId, agentId: a.id }, 'agent offline; the step is sent when it reconnects');
-        const stepRunId = stepRunIds[a.id] as string;
-        const timer = setTimeout(() => {
-          this.watchdogs.delete(stepRunId);
-          void this.dispatcher.finishWithoutResult({ id: stepRunId, execution_id: executionId, agent_id: a.id }, 'lost', `no result within the step timeout plus ${AdhocRunner.LOST_AFTER_MS / 1000} s`);
-        }, Math.min(2_000_000_000, req.timeoutMs + AdhocRunner.LOST_AFTER_MS));
-        timer.unref();
-        this.watchdogs.set(stepRunId, { executionId, timer });
+        this.arm(stepRunIds[a.id] as string, executionId, a.id, req.timeoutMs, true);
       }),
     );
     return { executionId, stepRunIds };
@@ -175,6 +177,17 @@ export class AdhocRunner {
     });
     if (finalState) this.events.finished({ executionId: o.executionId, state: finalState });
     else this.events.changed(o.executionId);
+  }
+
+  private arm(stepRunId: string, executionId: string, agentId: string, timeoutMs: number, untilTaken: boolean): void {
+    this.clearWatchdog(stepRunId);
+    const why = untilTaken ? 'no agent took the step before it expired' : 'no result within the step timeout';
+    const timer = setTimeout(() => {
+      this.watchdogs.delete(stepRunId);
+      void this.dispatcher.finishWithoutResult({ id: stepRunId, execution_id: executionId, agent_id: agentId }, 'lost', `${why} plus ${Math.round(this.lostAfterMs / 1000)} s`);
+    }, Math.min(2_000_000_000, (untilTaken ? this.dispatcher.requestTtlMs : 0) + timeoutMs + this.lostAfterMs));
+    timer.unref();
+    this.watchdogs.set(stepRunId, { executionId, agentId, timeoutMs, timer });
   }
 
   private clearWatchdog(stepRunId: string): void {

@@ -110,8 +110,8 @@ interface StepRunRow {
 export class StepDispatcher implements StepTraffic {
   readonly events = new EventEmitter<{ finished: [StepRunOutcome]; output: [OutputEvent]; accepted: [string] }>();
   private readonly inflight = new Map<string, InFlight | Promise<InFlight | undefined>>();
-  /** Times each step was turned away by a busy agent (dropped once it is taken or ends). */
-  private readonly busyAttempts = new Map<string, number>();
+  /** Steps a busy agent turned away: how often, and the one pending re-offer (dropped once taken or ended). */
+  private readonly deferred = new Map<string, { attempts: number; timer: NodeJS.Timeout | undefined }>();
 
   constructor(
     private readonly db: Database,
@@ -137,6 +137,11 @@ export class StepDispatcher implements StepTraffic {
     if (size > this.config.maxEnvelopeBytes) {
       throw invalidArgument(`the signed step request would be about ${size} bytes; at most ${this.config.maxEnvelopeBytes} fit in one message: shorten the script, arguments or environment`);
     }
+  }
+
+  /** How long after dispatch an agent may still take a step (its not-after time). */
+  get requestTtlMs(): number {
+    return this.config.requestTtlMs;
   }
 
   /** Signs, records and sends one step. Resolves once it is committed (and sent if the agent is online). */
@@ -261,7 +266,7 @@ export class StepDispatcher implements StepTraffic {
 
   private async accepted(session: AgentSession, m: StepAccepted): Promise<void> {
     const entry = this.inflight.get(m.stepId);
-    this.busyAttempts.delete(m.stepId);
+    this.clearDeferred(m.stepId);
     if (entry && !(entry instanceof Promise) && entry.agentId !== session.agentId) return;
     // Also for steps this process did not dispatch (it restarted): the store decides.
     await this.db.batch(async (tx) => {
@@ -370,6 +375,7 @@ export class StepDispatcher implements StepTraffic {
         outcome = { ack: false, note: 'request_digest' };
       } else {
         this.inflight.delete(result.stepId);
+        this.clearDeferred(result.stepId);
         try {
           await this.db.batch(async (tx) => {
             tx.queueUpdate('step_runs', { id: result.stepId }, this.resultColumns(signed, result));
@@ -452,6 +458,7 @@ export class StepDispatcher implements StepTraffic {
         [...Object.values(cols), row.id],
       );
       this.inflight.delete(result.stepId);
+      this.clearDeferred(result.stepId);
       await this.appendResultAudit(tx, session.agentId, signed, result, late);
       return { ack: true, note: late ? ('late' as const) : ('stored' as const) };
     });
@@ -481,17 +488,24 @@ export class StepDispatcher implements StepTraffic {
     const detail = m.detail.slice(0, 500);
     const row = await this.db.get<StepRunRow>('SELECT * FROM step_runs WHERE id = ? AND agent_id = ?', [m.stepId, session.agentId]);
     const ids = { agentId: session.agentId, stepRunId: m.stepId.slice(0, 64), executionId: m.executionId.slice(0, 64) };
-    if (reason === 'busy' && row?.state === 'dispatched' && row.not_after !== null && row.not_after > this.now()) {
+    if (reason === 'busy' && row?.state === 'dispatched' && row.cancel_requested_at === null && row.not_after !== null && row.not_after > this.now()) {
       // A full agent is not a failure: the same signed request is offered again (the agent keeps
       // no nonce for a step it turned away) until it is taken or its not-after time passes.
       this.counters.inc('steps_deferred_total');
       const delay = this.deferBusy(row);
-      this.log.info({ event: 'step.deferred', ...ids, detail, retryInMs: delay }, `agent busy; offering the step again in ${delay} ms`);
+      if (delay !== null) this.log.info({ event: 'step.deferred', ...ids, detail, retryInMs: delay }, `agent busy; offering the step again in ${delay} ms`);
+      return;
+    }
+    if (row?.state === 'running' && (reason === 'expired' || reason === 'replayed')) {
+      // The agent took this step and runs it; what it refused is a later copy (resent after a
+      // reconnect), which must not end the step it is running.
+      this.counters.inc('steps_rejected_total', { reason: `${reason}_copy` });
+      this.log.info({ event: 'step.copy_refused', ...ids, reason, detail }, 'agent refused a second copy of a step it runs; the step goes on');
       return;
     }
     this.counters.inc('steps_rejected_total', { reason });
     this.log.warn({ event: 'step.rejected', ...ids, reason, detail }, `agent rejected step: ${detail}`);
-    this.busyAttempts.delete(m.stepId);
+    this.clearDeferred(m.stepId);
     if (!row || TERMINAL_STEP_STATES.has(row.state)) return;
     this.inflight.delete(row.id);
     const state = reason === 'canceled' ? 'canceled' : 'rejected';
@@ -506,33 +520,49 @@ export class StepDispatcher implements StepTraffic {
     this.events.emit('finished', { stepRunId: row.id, executionId: row.execution_id, agentId: session.agentId, state, exitCode: null, error: `${reason}: ${detail}` });
   }
 
-  /** Resends a step a busy agent turned away, with growing delays (0.5 s doubling to 8 s); returns the delay. */
-  private deferBusy(row: StepRunRow): number {
-    const attempts = this.busyAttempts.get(row.id) ?? 0;
-    const delay = Math.min(8_000, 500 * 2 ** attempts);
-    this.busyAttempts.set(row.id, attempts + 1);
-    const timer = setTimeout(() => {
+  /**
+   * Offers a step a busy agent turned away again, after 0.5 s doubling to 8 s. One re-offer per
+   * step is pending at a time, however many refusals arrive. Returns the delay, or null when
+   * one is already pending.
+   */
+  private deferBusy(row: StepRunRow): number | null {
+    const d = this.deferred.get(row.id) ?? { attempts: 0, timer: undefined };
+    if (d.timer) return null;
+    const delay = Math.min(8_000, 500 * 2 ** Math.min(d.attempts, 4));
+    d.attempts++;
+    d.timer = setTimeout(() => {
+      d.timer = undefined;
       void this.db
         .get<StepRunRow>('SELECT * FROM step_runs WHERE id = ?', [row.id])
-        .then((now) => {
-          if (!now || now.state !== 'dispatched' || !now.request_payload || !now.request_signature || !now.request_key_id || now.agent_id === null) {
-            this.busyAttempts.delete(row.id);
+        .then((cur) => {
+          if (!cur || cur.state !== 'dispatched' || cur.cancel_requested_at !== null || !cur.request_payload || !cur.request_signature || !cur.request_key_id) {
+            this.clearDeferred(row.id);
             return;
           }
-          this.gateway.send(now.agent_id, {
-            msg: { $case: 'step', value: envelopeToWire({ payloadType: STEP_REQUEST_TYPE, payload: now.request_payload, keyId: now.request_key_id, signature: now.request_signature }) },
+          this.gateway.send(cur.agent_id, {
+            msg: { $case: 'step', value: envelopeToWire({ payloadType: STEP_REQUEST_TYPE, payload: cur.request_payload, keyId: cur.request_key_id, signature: cur.request_signature }) },
           });
         })
-        .catch((e: unknown) => this.log.error({ event: 'step.resend_failed', stepRunId: row.id, err: e }, 'offering a deferred step again failed'));
+        .catch((e: unknown) => {
+          this.clearDeferred(row.id);
+          this.log.error({ event: 'step.resend_failed', stepRunId: row.id, err: e }, 'offering a deferred step again failed');
+        });
     }, delay);
-    timer.unref();
+    d.timer.unref();
+    this.deferred.set(row.id, d);
     return delay;
+  }
+
+  private clearDeferred(stepRunId: string): void {
+    const d = this.deferred.get(stepRunId);
+    if (d?.timer) clearTimeout(d.timer);
+    this.deferred.delete(stepRunId);
   }
 
   /** Ends a step run the agent will never answer (expired before delivery, canceled, lost). */
   async finishWithoutResult(row: { id: string; execution_id: string; agent_id: string }, state: 'expired' | 'canceled' | 'lost', why: string): Promise<void> {
     this.inflight.delete(row.id);
-    this.busyAttempts.delete(row.id);
+    this.clearDeferred(row.id);
     // If the agent still has it, it should stop: a result that arrives anyway is recorded as late.
     this.gateway.send(row.agent_id, { msg: { $case: 'cancel', value: { executionId: row.execution_id, stepId: row.id } } });
     const changed = await this.db.batch(async (tx) => {

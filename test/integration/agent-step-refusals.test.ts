@@ -194,4 +194,19 @@ describe('the agent refuses steps it must not run', () => {
     await fake.waitFor('rejected', (x) => x.reason === RejectReason.REJECT_REASON_MALFORMED && /payload type/.test(x.detail));
     await expectNeverRan(junkRan, typeRan);
   });
+  // Last: it stops the agent.
+  it('turns new steps away while it shuts down, and runs none of them', async () => {
+    const long = request({ argv: ['sh', '-c', 'trap "" TERM; sleep 5'] });
+    fake.send(signEnvelope(STEP_REQUEST_TYPE, encodeStepRequest(long), key));
+    await agent.waitForLog((l) => l.event === 'step.accepted' && l['stepRunId'] === long.stepId);
+    agent.child.kill('SIGTERM'); // the running step ignores TERM: the agent waits out its kill grace (1 s)
+    await agent.waitForLog((l) => l.event === 'agent.stopping', 2_000);
+    const lateRan = marker('during-shutdown');
+    const late = request(touch(lateRan));
+    fake.send(signEnvelope(STEP_REQUEST_TYPE, encodeStepRequest(late), key));
+    const r = await rejection(late.stepId);
+    expect(r.reason).toBe(RejectReason.REJECT_REASON_BUSY);
+    expect(r.detail).toMatch(/shutting down/);
+    await expectNeverRan(lateRan);
+  });
 });

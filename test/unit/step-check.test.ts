@@ -76,6 +76,19 @@ describe('the agent decision on a step envelope', () => {
     }
   });
 
+  // A copy of a step the agent already runs: not run again, so its age and nonce do not matter,
+  // but it must still be signed by a trusted key for this agent.
+  it.each<[string, () => Envelope, string | null]>([
+    ['past its not-after time', () => sign(req({ notAfterMs: NOW - 1 })), null],
+    ['with its nonce already seen', () => sign(req({ nonce: seenNonce })), null],
+    ['with a flipped signature bit', () => ({ ...sign(req()), signature: flip(sign(req()).signature) }), 'bad_signature'],
+    ['under an unknown key id', () => sign(req(), key.privateKey, 'dispatch-evil'), 'unknown_key'],
+    ['for another agent', () => sign(req({ agentId: 'agt-other' })), 'wrong_target'],
+  ])('a redelivered copy %s', (_name, make, reason) => {
+    const v = checkStepEnvelope(make(), { ...ctx, redelivery: true });
+    expect(v.ok ? null : v.reason).toBe(reason);
+  });
+
   it('binds the payload type into the signature (PAE)', () => {
     expect(pae('t', Buffer.from('ab')).toString()).toBe('DSSEv1 1 t 2 ab');
     const env = sign(req());

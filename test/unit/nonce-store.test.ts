@@ -1,0 +1,40 @@
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { NonceStore } from '../../agent/nonce-store.js';
+
+describe('the replay log on disk', () => {
+  it('keeps every nonce added while it compacts, across a restart', async () => {
+    const file = join(await mkdtemp(join(tmpdir(), 'hr-nonce-')), 'nonces.log');
+    const store = new NonceStore(file);
+    await store.load(0);
+    for (let i = 0; i < 1100; i++) await store.add(randomBytes(16), 1000);
+    store.prune(2000); // all expired: the log is now mostly dead lines
+    const fresh = Array.from({ length: 50 }, () => randomBytes(16));
+    // Adds racing the rewrite, on both sides of it.
+    await Promise.all([...fresh.slice(0, 25).map((n) => store.add(n, 10 ** 13)), store.compactIfLarge(), ...fresh.slice(25).map((n) => store.add(n, 10 ** 13))]);
+    const lines = (await readFile(file, 'utf8')).trim().split('\n');
+    expect(lines.length).toBeLessThan(200); // compacted
+    const again = new NonceStore(file);
+    await again.load(3000);
+    for (const n of fresh) expect(again.has(n)).toBe(true);
+  });
+
+  it('ignores damaged lines and expired entries when it loads', async () => {
+    const file = join(await mkdtemp(join(tmpdir(), 'hr-nonce-')), 'nonces.log');
+    const a = new NonceStore(file);
+    await a.load(0);
+    const live = randomBytes(16);
+    const old = randomBytes(16);
+    await a.add(live, 10 ** 13);
+    await a.add(old, 5);
+    const { appendFile } = await import('node:fs/promises');
+    await appendFile(file, 'zz not-a-number\n\ngarbage\n');
+    const b = new NonceStore(file);
+    await b.load(10);
+    expect(b.has(live)).toBe(true);
+    expect(b.has(old)).toBe(false);
+  });
+});
