@@ -156,6 +156,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
   });
   // Before agents can reconnect: their spooled results must find their executions loaded.
   await engine.resume();
+  await adhoc.resume();
   const grpcPort = await gateway.listen(config.grpcListen.host, config.grpcListen.port).catch((e: unknown) => {
     throw listenError(e, config.grpcListen, '--grpc-listen');
   });

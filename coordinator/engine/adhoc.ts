@@ -8,7 +8,7 @@ import type { Database } from '../store/database.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import { AuditEvents } from '../audit/events.js';
 import type { AgentRecord, AgentRegistry } from '../registry/agent-registry.js';
-import type { StepDispatcher, StepRunOutcome } from './step-dispatcher.js';
+import { StepDispatcher, type StepRunOutcome } from './step-dispatcher.js';
 import { newId } from '../../core/ids.js';
 import type { ExecutionEvents } from './execution-events.js';
 import { invalidArgument } from '../../core/errors.js';
@@ -33,7 +33,7 @@ export class AdhocRunner {
    * time has passed (an offline or busy agent may still take it before then); once taken, after
    * its timeout. Each plus a grace period.
    */
-  private readonly watchdogs = new Map<string, { executionId: string; agentId: string; timeoutMs: number; timer: NodeJS.Timeout }>();
+  private readonly watchdogs = new Map<string, { executionId: string; agentId: string; timeoutMs: number; canceled: boolean; timer: NodeJS.Timeout }>();
 
   constructor(
     private readonly db: Database,
@@ -47,7 +47,7 @@ export class AdhocRunner {
   ) {
     dispatcher.events.on('accepted', (stepRunId) => {
       const w = this.watchdogs.get(stepRunId);
-      if (w) this.arm(stepRunId, w.executionId, w.agentId, w.timeoutMs, false);
+      if (w) this.arm(stepRunId, w.executionId, w.agentId, w.timeoutMs, false, undefined, w.canceled);
     });
     dispatcher.events.on('finished', (o) => {
       void this.onFinished(o).catch((e: unknown) => this.log.error({ event: 'adhoc.finish_failed', executionId: o.executionId, err: e }, 'closing an ad-hoc execution failed'));
@@ -133,7 +133,11 @@ export class AdhocRunner {
     });
     if (!changed) return false;
     this.progress.delete(executionId);
-    this.clearWatchdogs(executionId);
+    // Steps stay open until their agents confirm; an agent that never does (offline for good)
+    // still has its step closed, as canceled, when its watchdog fires.
+    // (Collected first: re-arming re-inserts into the map being walked.)
+    const mine = [...this.watchdogs].filter(([, w]) => w.executionId === executionId);
+    for (const [id, w] of mine) this.arm(id, w.executionId, w.agentId, w.timeoutMs, true, undefined, true);
     const open = await this.db.all<{ id: string }>("SELECT id FROM step_runs WHERE execution_id = ? AND state IN ('dispatched', 'running')", [executionId]);
     for (const s of open) await this.dispatcher.cancel(s.id);
     this.events.finished({ executionId, state: 'canceled' });
@@ -179,15 +183,40 @@ export class AdhocRunner {
     else this.events.changed(o.executionId);
   }
 
-  private arm(stepRunId: string, executionId: string, agentId: string, timeoutMs: number, untilTaken: boolean): void {
+  /**
+   * After a coordinator restart: open steps of ad-hoc executions get their watchdogs back (the
+   * in-memory ones died with the old process), counted from the request's not-after time.
+   */
+  async resume(): Promise<void> {
+    const rows = await this.db.all<{ id: string; execution_id: string; agent_id: string; not_after: number | null; request_payload: Buffer | null; exec_state: string }>(
+      `SELECT sr.id, sr.execution_id, sr.agent_id, sr.not_after, sr.request_payload, e.state AS exec_state FROM step_runs sr JOIN executions e ON e.id = sr.execution_id
+        WHERE e.kind = 'adhoc' AND sr.state IN ('dispatched', 'running')`,
+    );
+    const now = this.now();
+    for (const r of rows) {
+      let timeoutMs = 0;
+      try {
+        timeoutMs = r.request_payload ? StepDispatcher.decodeRequest(r.request_payload).timeoutMs : 0;
+      } catch {
+        timeoutMs = 0;
+      }
+      const untilMs = Math.max(0, (r.not_after ?? now) - now) + timeoutMs + this.lostAfterMs;
+      this.arm(r.id, r.execution_id, r.agent_id, timeoutMs, true, untilMs, r.exec_state === 'canceled');
+    }
+  }
+
+  private arm(stepRunId: string, executionId: string, agentId: string, timeoutMs: number, untilTaken: boolean, delayMs?: number, canceled = false): void {
     this.clearWatchdog(stepRunId);
-    const why = untilTaken ? 'no agent took the step before it expired' : 'no result within the step timeout';
+    const why = canceled
+      ? 'canceled; the agent never confirmed'
+      : `${untilTaken ? 'no agent took the step before it expired' : 'no result within the step timeout'} plus ${Math.round(this.lostAfterMs / 1000)} s`;
     const timer = setTimeout(() => {
       this.watchdogs.delete(stepRunId);
-      void this.dispatcher.finishWithoutResult({ id: stepRunId, execution_id: executionId, agent_id: agentId }, 'lost', `${why} plus ${Math.round(this.lostAfterMs / 1000)} s`);
-    }, Math.min(2_000_000_000, (untilTaken ? this.dispatcher.requestTtlMs : 0) + timeoutMs + this.lostAfterMs));
+      // A canceled execution's step ends as canceled: its signed request (maybe with secrets) is dropped either way.
+      void this.dispatcher.finishWithoutResult({ id: stepRunId, execution_id: executionId, agent_id: agentId }, canceled ? 'canceled' : 'lost', why);
+    }, Math.min(2_000_000_000, delayMs ?? (untilTaken ? this.dispatcher.requestTtlMs : 0) + timeoutMs + this.lostAfterMs));
     timer.unref();
-    this.watchdogs.set(stepRunId, { executionId, agentId, timeoutMs, timer });
+    this.watchdogs.set(stepRunId, { executionId, agentId, timeoutMs, canceled, timer });
   }
 
   private clearWatchdog(stepRunId: string): void {
@@ -196,7 +225,4 @@ export class AdhocRunner {
     this.watchdogs.delete(stepRunId);
   }
 
-  private clearWatchdogs(executionId: string): void {
-    for (const [id, w] of this.watchdogs) if (w.executionId === executionId) this.clearWatchdog(id);
-  }
 }

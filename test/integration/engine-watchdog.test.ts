@@ -52,4 +52,35 @@ describe('steps nobody answers', () => {
     await new Promise((r) => setTimeout(r, 500));
     expect((await stepOf(untaken.body.executionId)).state).toBe('lost');
   }, 40_000);
+  it('closes a canceled step its agent never confirms, and keeps watching open steps across a coordinator restart', async () => {
+    const agent = fleet.agents.get('silent')!.proc;
+    agent.child.kill('SIGSTOP');
+    try {
+      const canceled = await fleet.api<{ executionId: string }>('POST', '/api/v1/adhoc', { agents: [agentId], argv: ['true'], timeout: '1s' });
+      const orphan = await fleet.api<{ executionId: string }>('POST', '/api/v1/adhoc', { agents: [agentId], argv: ['true'], timeout: '1s' });
+      expect((await fleet.api('POST', `/api/v1/executions/${canceled.body.executionId}/cancel`)).status).toBe(202);
+      expect((await fleet.waitExecution(canceled.body.executionId)).state).toBe('canceled');
+      expect((await stepOf(canceled.body.executionId)).state).toBe('dispatched'); // the agent may still have it
+
+      // A restart loses the in-memory watchdogs; the new process re-arms them from the store.
+      fleet.coordinator!.proc.kill('SIGKILL');
+      await fleet.coordinator!.proc.wait();
+      await fleet.startCoordinator(['--lost-after', '1s', '--request-ttl', '4s']);
+
+      const step = await waitFor(async () => {
+        const s = await stepOf(canceled.body.executionId);
+        return s.state === 'dispatched' ? undefined : s;
+      }, 15_000, 'the canceled step to be closed');
+      expect(step.state).toBe('canceled');
+      expect(step.error).toBe('canceled; the agent never confirmed');
+      const lost = await waitFor(async () => {
+        const s = await stepOf(orphan.body.executionId);
+        return s.state === 'dispatched' ? undefined : s;
+      }, 15_000, 'the orphaned step to be given up');
+      expect(lost.state).toBe('lost');
+      expect((await fleet.waitExecution(orphan.body.executionId)).state).toBe('failed');
+    } finally {
+      agent.child.kill('SIGCONT');
+    }
+  }, 40_000);
 });
