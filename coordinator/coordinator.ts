@@ -105,12 +105,12 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
     data.audit,
     log,
     counters,
-    { requestTtlMs: config.requestTtlMs, maxOutputBytes: config.maxOutputBytes, maxEnvelopeBytes: config.maxMessageBytes - 1024 },
+    { requestTtlMs: config.requestTtlMs, maxOutputBytes: config.maxOutputBytes, maxEnvelopeBytes: config.maxMessageBytes - 1024, lostAfterMs: config.lostAfterMs },
     now,
   );
   gateway.setTraffic(dispatcher);
   const executionEvents = new ExecutionEvents();
-  const adhoc = new AdhocRunner(data.db, data.audit, data.registry, dispatcher, log, now, executionEvents, config.lostAfterMs);
+  const adhoc = new AdhocRunner(data.db, data.audit, data.registry, dispatcher, log, now, executionEvents);
   const catalog = new Catalog(config.runbooksDir);
   const access = new AccessControl(() => catalog.policyList());
   const reloadCatalog = async (actor: { kind: 'user' | 'system'; id: string }): Promise<ReloadReport> => {
@@ -151,12 +151,11 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
     policy: access,
     log,
     now,
-    lostAfterMs: config.lostAfterMs,
     offlineWaitMs: config.offlineWaitMs,
   });
   // Before agents can reconnect: their spooled results must find their executions loaded.
   await engine.resume();
-  await adhoc.resume();
+  await dispatcher.resume();
   const grpcPort = await gateway.listen(config.grpcListen.host, config.grpcListen.port).catch((e: unknown) => {
     throw listenError(e, config.grpcListen, '--grpc-listen');
   });

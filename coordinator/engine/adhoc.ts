@@ -8,7 +8,7 @@ import type { Database } from '../store/database.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import { AuditEvents } from '../audit/events.js';
 import type { AgentRecord, AgentRegistry } from '../registry/agent-registry.js';
-import { StepDispatcher, type StepRunOutcome } from './step-dispatcher.js';
+import type { StepDispatcher, StepRunOutcome } from './step-dispatcher.js';
 import { newId } from '../../core/ids.js';
 import type { ExecutionEvents } from './execution-events.js';
 import { invalidArgument } from '../../core/errors.js';
@@ -28,12 +28,6 @@ export interface AdhocRequest {
 export class AdhocRunner {
   /** Step runs still open and failures so far, per execution started here. */
   private readonly progress = new Map<string, { remaining: number; failed: number }>();
-  /**
-   * A step whose agent never answers is given up on: until an agent takes it, once its not-after
-   * time has passed (an offline or busy agent may still take it before then); once taken, after
-   * its timeout. Each plus a grace period.
-   */
-  private readonly watchdogs = new Map<string, { executionId: string; agentId: string; timeoutMs: number; canceled: boolean; timer: NodeJS.Timeout }>();
 
   constructor(
     private readonly db: Database,
@@ -43,12 +37,7 @@ export class AdhocRunner {
     private readonly log: Logger,
     private readonly now: () => number,
     private readonly events: ExecutionEvents,
-    private readonly lostAfterMs = 60_000,
   ) {
-    dispatcher.events.on('accepted', (stepRunId) => {
-      const w = this.watchdogs.get(stepRunId);
-      if (w) this.arm(stepRunId, w.executionId, w.agentId, w.timeoutMs, false, undefined, w.canceled);
-    });
     dispatcher.events.on('finished', (o) => {
       void this.onFinished(o).catch((e: unknown) => this.log.error({ event: 'adhoc.finish_failed', executionId: o.executionId, err: e }, 'closing an ad-hoc execution failed'));
     });
@@ -106,7 +95,6 @@ export class AdhocRunner {
           runbookOwner: '',
         });
         if (!sent) this.log.info({ event: 'adhoc.agent_offline', executionId, agentId: a.id }, 'agent offline; the step is sent when it reconnects');
-        this.arm(stepRunIds[a.id] as string, executionId, a.id, req.timeoutMs, true);
       }),
     );
     return { executionId, stepRunIds };
@@ -133,11 +121,8 @@ export class AdhocRunner {
     });
     if (!changed) return false;
     this.progress.delete(executionId);
-    // Steps stay open until their agents confirm; an agent that never does (offline for good)
-    // still has its step closed, as canceled, when its watchdog fires.
-    // (Collected first: re-arming re-inserts into the map being walked.)
-    const mine = [...this.watchdogs].filter(([, w]) => w.executionId === executionId);
-    for (const [id, w] of mine) this.arm(id, w.executionId, w.agentId, w.timeoutMs, true, undefined, true);
+    // Steps stay open until their agents confirm; one that never does is closed as canceled by
+    // the dispatcher's watchdog.
     const open = await this.db.all<{ id: string }>("SELECT id FROM step_runs WHERE execution_id = ? AND state IN ('dispatched', 'running')", [executionId]);
     for (const s of open) await this.dispatcher.cancel(s.id);
     this.events.finished({ executionId, state: 'canceled' });
@@ -145,7 +130,6 @@ export class AdhocRunner {
   }
 
   private async onFinished(o: StepRunOutcome): Promise<void> {
-    this.clearWatchdog(o.stepRunId);
     let progress = this.progress.get(o.executionId);
     if (!progress) {
       // Not started by this process (it restarted): rebuild the count from the store once.
@@ -182,47 +166,4 @@ export class AdhocRunner {
     if (finalState) this.events.finished({ executionId: o.executionId, state: finalState });
     else this.events.changed(o.executionId);
   }
-
-  /**
-   * After a coordinator restart: open steps of ad-hoc executions get their watchdogs back (the
-   * in-memory ones died with the old process), counted from the request's not-after time.
-   */
-  async resume(): Promise<void> {
-    const rows = await this.db.all<{ id: string; execution_id: string; agent_id: string; not_after: number | null; request_payload: Buffer | null; exec_state: string }>(
-      `SELECT sr.id, sr.execution_id, sr.agent_id, sr.not_after, sr.request_payload, e.state AS exec_state FROM step_runs sr JOIN executions e ON e.id = sr.execution_id
-        WHERE e.kind = 'adhoc' AND sr.state IN ('dispatched', 'running')`,
-    );
-    const now = this.now();
-    for (const r of rows) {
-      let timeoutMs = 0;
-      try {
-        timeoutMs = r.request_payload ? StepDispatcher.decodeRequest(r.request_payload).timeoutMs : 0;
-      } catch {
-        timeoutMs = 0;
-      }
-      const untilMs = Math.max(0, (r.not_after ?? now) - now) + timeoutMs + this.lostAfterMs;
-      this.arm(r.id, r.execution_id, r.agent_id, timeoutMs, true, untilMs, r.exec_state === 'canceled');
-    }
-  }
-
-  private arm(stepRunId: string, executionId: string, agentId: string, timeoutMs: number, untilTaken: boolean, delayMs?: number, canceled = false): void {
-    this.clearWatchdog(stepRunId);
-    const why = canceled
-      ? 'canceled; the agent never confirmed'
-      : `${untilTaken ? 'no agent took the step before it expired' : 'no result within the step timeout'} plus ${Math.round(this.lostAfterMs / 1000)} s`;
-    const timer = setTimeout(() => {
-      this.watchdogs.delete(stepRunId);
-      // A canceled execution's step ends as canceled: its signed request (maybe with secrets) is dropped either way.
-      void this.dispatcher.finishWithoutResult({ id: stepRunId, execution_id: executionId, agent_id: agentId }, canceled ? 'canceled' : 'lost', why);
-    }, Math.min(2_000_000_000, delayMs ?? (untilTaken ? this.dispatcher.requestTtlMs : 0) + timeoutMs + this.lostAfterMs));
-    timer.unref();
-    this.watchdogs.set(stepRunId, { executionId, agentId, timeoutMs, canceled, timer });
-  }
-
-  private clearWatchdog(stepRunId: string): void {
-    const w = this.watchdogs.get(stepRunId);
-    if (w) clearTimeout(w.timer);
-    this.watchdogs.delete(stepRunId);
-  }
-
 }

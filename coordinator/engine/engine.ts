@@ -71,8 +71,6 @@ export interface EngineDeps {
   readonly policy: EnginePolicy;
   readonly log: Logger;
   readonly now: () => number;
-  /** Extra time past a step's own timeout before an unanswered step counts as lost. */
-  readonly lostAfterMs: number;
   /** How long a step waits for its agent to (re)connect before the node counts as unreachable. */
   readonly offlineWaitMs: number;
 }
@@ -88,8 +86,6 @@ interface OpenRun {
   readonly step: number;
   readonly handler: boolean;
   readonly attempt: number;
-  readonly timeoutMs: number;
-  readonly timer?: NodeJS.Timeout;
 }
 
 interface RunState {
@@ -116,7 +112,6 @@ export class ExecutionEngine {
 
   constructor(private readonly d: EngineDeps) {
     d.dispatcher.events.on('finished', (o) => this.onStepFinished(o));
-    d.dispatcher.events.on('accepted', (id) => this.onStepAccepted(id));
   }
 
   // ---------------------------------------------------------------- requests
@@ -324,8 +319,7 @@ export class ExecutionEngine {
         await d.db.batch((tx) => tx.run("UPDATE step_runs SET state = 'lost', finished_at = ?, error = 'interrupted by a coordinator restart' WHERE id = ?", [d.now(), sr.id]));
         p = { ...p, nodes: p.nodes.map((x, k) => (k === i ? { ...x, busy: false, attempt: sr.attempt - 1 } : x)) };
       } else {
-        const timeoutMs = runbook.renderAgent(handler, sr.step_index, this.ctx(run, i)).timeoutMs;
-        run.open.set(sr.id, { node: i, step: sr.step_index, handler, attempt: sr.attempt, timeoutMs, timer: this.watchdog(run, sr.id, timeoutMs, true) });
+        run.open.set(sr.id, { node: i, step: sr.step_index, handler, attempt: sr.attempt });
       }
     }
     const gates = await d.db.all<{ gate: number; n: number }>("SELECT gate, count(*) AS n FROM approvals WHERE execution_id = ? AND decision = 'approve' GROUP BY gate", [row.id]);
@@ -418,7 +412,7 @@ export class ExecutionEngine {
     if (info.kind === 'agent') {
       if (!this.d.gateway.isOnline(n.agentId)) {
         // Agents reconnect after blips and coordinator restarts: give this one a moment.
-        run.open.set(stepRunId, { node, step, handler, attempt, timeoutMs: 0 });
+        run.open.set(stepRunId, { node, step, handler, attempt });
         void this.d.gateway.waitOnline(n.agentId, this.d.offlineWaitMs).then((online) => {
           if (!run.open.has(stepRunId) || run.finished) return;
           run.open.delete(stepRunId);
@@ -436,7 +430,7 @@ export class ExecutionEngine {
       } catch (e) {
         return fail(`cannot render step "${info.name}": ${(e as Error).message}`);
       }
-      run.open.set(stepRunId, { node, step, handler, attempt, timeoutMs: rendered.timeoutMs, timer: this.watchdog(run, stepRunId, rendered.timeoutMs, true) });
+      run.open.set(stepRunId, { node, step, handler, attempt });
       this.d.dispatcher
         .dispatch({
           executionId: run.id,
@@ -475,7 +469,7 @@ export class ExecutionEngine {
     const { d } = this;
     const n = run.nodes[node] as NodeRef;
     const started = d.now();
-    run.open.set(stepRunId, { node, step, handler, attempt, timeoutMs: 0 });
+    run.open.set(stepRunId, { node, step, handler, attempt });
     await d.db.batch(async (tx) => {
       tx.queueInsert('step_runs', ['id', 'execution_id', 'agent_id', 'step_index', 'attempt', 'handler', 'name', 'state', 'dispatched_at', 'accepted_at'], [stepRunId, run.id, n.agentId, step, attempt, handler ? 1 : 0, name, 'running', started, started]);
     });
@@ -529,46 +523,10 @@ export class ExecutionEngine {
     this.pump(run);
   }
 
-  /**
-   * Gives up on a step nobody answers: until an agent takes it, once its not-after time has
-   * passed (an offline or busy agent may take it until then); once taken, after its timeout.
-   * Each plus lostAfterMs.
-   */
-  private watchdog(run: RunState, stepRunId: string, timeoutMs: number, untilTaken: boolean): NodeJS.Timeout {
-    const why = untilTaken ? 'no agent took the step before it expired' : 'no result within the step timeout';
-    const t = setTimeout(() => {
-      run.timers.delete(t);
-      const open = run.open.get(stepRunId);
-      if (!open) return;
-      const n = run.nodes[open.node] as NodeRef;
-      void this.d.dispatcher.finishWithoutResult({ id: stepRunId, execution_id: run.id, agent_id: n.agentId }, 'lost', `${why} plus ${Math.round(this.d.lostAfterMs / 1000)} s`);
-    }, Math.min(2_000_000_000, (untilTaken ? this.d.dispatcher.requestTtlMs : 0) + (timeoutMs > 0 ? timeoutMs : 3_600_000) + this.d.lostAfterMs));
-    run.timers.add(t);
-    return t;
-  }
-
-  /** Taken by its agent: from now on the step's own timeout bounds it. */
-  private onStepAccepted(stepRunId: string): void {
-    for (const run of this.runs.values()) {
-      const open = run.open.get(stepRunId);
-      if (!open) continue;
-      if (open.timer) {
-        clearTimeout(open.timer);
-        run.timers.delete(open.timer);
-      }
-      run.open.set(stepRunId, { ...open, timer: this.watchdog(run, stepRunId, open.timeoutMs, false) });
-      return;
-    }
-  }
-
   private closeOpen(run: RunState, stepRunId: string): OpenRun | undefined {
     const open = run.open.get(stepRunId);
     if (!open) return undefined;
     run.open.delete(stepRunId);
-    if (open.timer) {
-      clearTimeout(open.timer);
-      run.timers.delete(open.timer);
-    }
     return open;
   }
 

@@ -76,6 +76,8 @@ export interface DispatcherConfig {
   readonly maxEnvelopeBytes: number;
   /** Upper bound on stored bytes per stream, whatever a request asks for. */
   readonly maxOutputBytes: number;
+  /** Grace after a step's timeout (or an untaken request's expiry) before it is given up as lost. */
+  readonly lostAfterMs: number;
 }
 
 /** What the dispatcher remembers about a step it sent, until its result is stored. */
@@ -112,6 +114,8 @@ export class StepDispatcher implements StepTraffic {
   private readonly inflight = new Map<string, InFlight | Promise<InFlight | undefined>>();
   /** Steps a busy agent turned away: how often, and the one pending re-offer (dropped once taken or ended). */
   private readonly deferred = new Map<string, { attempts: number; timer: NodeJS.Timeout | undefined }>();
+  /** One per open step: gives it up when nobody answers (see watch()). */
+  private readonly watchdogs = new Map<string, { timer: NodeJS.Timeout; timeoutMs: number; executionId: string; agentId: string }>();
 
   constructor(
     private readonly db: Database,
@@ -133,9 +137,12 @@ export class StepDispatcher implements StepTraffic {
       executionId: 'exe-0000000000000000', stepId: 'sr-0000000000000000', agentId: 'agt-0000000000000000', argv: spec.argv, script: spec.script, env: spec.env,
       workingDir: spec.workingDir, timeoutMs: 0, issuedAtMs: 0, notAfterMs: 0, nonce: new Uint8Array(16), runbookId: '', runbookOwner: '', maxOutputBytes: 0,
     });
-    const size = probe.length + 256;
-    if (size > this.config.maxEnvelopeBytes) {
-      throw invalidArgument(`the signed step request would be about ${size} bytes; at most ${this.config.maxEnvelopeBytes} fit in one message: shorten the script, arguments or environment`);
+    this.checkEnvelopeSize(probe.length + 256);
+  }
+
+  private checkEnvelopeSize(bytes: number): void {
+    if (bytes > this.config.maxEnvelopeBytes) {
+      throw invalidArgument(`the signed step request would be ${bytes} bytes; at most ${this.config.maxEnvelopeBytes} fit in one message: shorten the script, arguments or environment`);
     }
   }
 
@@ -166,44 +173,104 @@ export class StepDispatcher implements StepTraffic {
     const payload = encodeStepRequest(request);
     const key = this.keyring.active('dispatch');
     const envelope = signEnvelope(STEP_REQUEST_TYPE, payload, key);
-    const size = payload.length + envelope.signature.length + envelope.keyId.length + STEP_REQUEST_TYPE.length + 64;
-    if (size > this.config.maxEnvelopeBytes) {
-      throw invalidArgument(`the signed step request would be ${size} bytes; at most ${this.config.maxEnvelopeBytes} fit in one message: shorten the script, arguments or environment`);
-    }
+    this.checkEnvelopeSize(payload.length + envelope.signature.length + envelope.keyId.length + STEP_REQUEST_TYPE.length + 64);
     const requestSha256 = sha256(payload);
     this.inflight.set(spec.stepRunId, { executionId: spec.executionId, agentId: spec.agentId, requestSha256, max: request.maxOutputBytes, stored: [0, 0] });
     try {
-    await this.db.batch(async (tx) => {
-      tx.queueInsert('step_runs', STEP_RUN_INSERT_COLUMNS, [
-        spec.stepRunId, spec.executionId, spec.agentId, spec.stepIndex, spec.attempt, spec.handler ? 1 : 0, spec.name, 'dispatched',
-        Buffer.from(payload), requestSha256.toString('hex'), key.keyId, Buffer.from(envelope.signature), request.notAfterMs, now,
-      ]);
-      await this.audit.append(tx, {
-        type: AuditEvents.stepDispatched,
-        actor: { kind: 'system', id: 'coordinator' },
-        data: {
-          executionId: spec.executionId,
-          stepRunId: spec.stepRunId,
-          agentId: spec.agentId,
-          name: spec.name,
-          argv: [...(spec.argvForRecords ?? spec.argv)],
-          script: spec.script ? { interpreter: [...spec.script.interpreter], sha256: sha256(Buffer.from(spec.script.body)).toString('hex') } : null,
-          env: Object.fromEntries(Object.entries(spec.env).map(([k, v]) => [k, spec.secretEnv.includes(k) ? '********' : v])),
-          timeoutMs: spec.timeoutMs,
-          notAfter: new Date(request.notAfterMs).toISOString(),
-          requestSha256: requestSha256.toString('hex'),
-          keyId: key.keyId,
-          signature: Buffer.from(envelope.signature).toString('base64'),
-        },
+      await this.db.batch(async (tx) => {
+        tx.queueInsert('step_runs', STEP_RUN_INSERT_COLUMNS, [
+          spec.stepRunId, spec.executionId, spec.agentId, spec.stepIndex, spec.attempt, spec.handler ? 1 : 0, spec.name, 'dispatched',
+          Buffer.from(payload), requestSha256.toString('hex'), key.keyId, Buffer.from(envelope.signature), request.notAfterMs, now,
+        ]);
+        await this.audit.append(tx, {
+          type: AuditEvents.stepDispatched,
+          actor: { kind: 'system', id: 'coordinator' },
+          data: {
+            executionId: spec.executionId,
+            stepRunId: spec.stepRunId,
+            agentId: spec.agentId,
+            name: spec.name,
+            argv: [...(spec.argvForRecords ?? spec.argv)],
+            script: spec.script ? { interpreter: [...spec.script.interpreter], sha256: sha256(Buffer.from(spec.script.body)).toString('hex') } : null,
+            env: Object.fromEntries(Object.entries(spec.env).map(([k, v]) => [k, spec.secretEnv.includes(k) ? '********' : v])),
+            timeoutMs: spec.timeoutMs,
+            notAfter: new Date(request.notAfterMs).toISOString(),
+            requestSha256: requestSha256.toString('hex'),
+            keyId: key.keyId,
+            signature: Buffer.from(envelope.signature).toString('base64'),
+          },
+        });
       });
-    });
     } catch (e) {
       this.inflight.delete(spec.stepRunId);
       throw e;
     }
     this.counters.inc('steps_dispatched_total');
+    this.watch(spec.stepRunId, spec.executionId, spec.agentId, spec.timeoutMs, false);
     const sent = this.gateway.send(spec.agentId, { msg: { $case: 'step', value: envelopeToWire(envelope) } });
     return { sent };
+  }
+
+  /**
+   * After a restart, before agents reconnect: every open agent step gets its watchdog back (the
+   * old process's died with it), counted from the request's not-after time.
+   */
+  async resume(): Promise<void> {
+    const rows = await this.db.all<StepRunRow>("SELECT * FROM step_runs WHERE state IN ('dispatched', 'running') AND request_payload IS NOT NULL");
+    const now = this.now();
+    for (const r of rows) {
+      let timeoutMs = 0;
+      try {
+        timeoutMs = decodeStepRequest(r.request_payload as Buffer).timeoutMs;
+      } catch {
+        timeoutMs = 0;
+      }
+      this.watch(r.id, r.execution_id, r.agent_id, timeoutMs, false, Math.max(0, (r.not_after ?? now) - now));
+    }
+  }
+
+  /**
+   * Gives up on a step nobody answers. Until an agent takes it: once its request's not-after
+   * time has passed (an offline or busy agent may take it until then); once taken: after its
+   * timeout. Each plus lostAfterMs. It ends as canceled if a cancel was asked for, else lost.
+   */
+  private watch(stepRunId: string, executionId: string, agentId: string, timeoutMs: number, taken: boolean, untilTakenMs = this.config.requestTtlMs): void {
+    this.unwatch(stepRunId);
+    const grace = Math.round(this.config.lostAfterMs / 1000);
+    const timer = setTimeout(() => {
+      this.watchdogs.delete(stepRunId);
+      void this.db
+        .get<{ cancel_requested_at: number | null }>('SELECT cancel_requested_at FROM step_runs WHERE id = ?', [stepRunId])
+        .then((row) => {
+          const ref = { id: stepRunId, execution_id: executionId, agent_id: agentId };
+          if (row?.cancel_requested_at != null) return this.finishWithoutResult(ref, 'canceled', 'canceled; the agent never confirmed');
+          return this.finishWithoutResult(ref, 'lost', `${taken ? 'no result within the step timeout' : 'no agent took the step before it expired'} plus ${grace} s`);
+        })
+        .catch((e: unknown) => this.log.error({ event: 'step.give_up_failed', stepRunId, err: e }, 'giving up on a silent step failed'));
+    }, Math.min(2_000_000_000, (taken ? 0 : untilTakenMs) + (timeoutMs > 0 ? timeoutMs : 3_600_000) + this.config.lostAfterMs));
+    timer.unref();
+    this.watchdogs.set(stepRunId, { timer, timeoutMs, executionId, agentId });
+  }
+
+  private unwatch(stepRunId: string): void {
+    const w = this.watchdogs.get(stepRunId);
+    if (w) clearTimeout(w.timer);
+    this.watchdogs.delete(stepRunId);
+  }
+
+  /** Sends a recorded step request again (after a reconnect, or to an agent that was busy). */
+  private resend(row: StepRunRow): void {
+    if (!row.request_payload || !row.request_signature || !row.request_key_id) return;
+    this.gateway.send(row.agent_id, {
+      msg: { $case: 'step', value: envelopeToWire({ payloadType: STEP_REQUEST_TYPE, payload: row.request_payload, keyId: row.request_key_id, signature: row.request_signature }) },
+    });
+  }
+
+  /** Tells engines a step ended; it needs no watching or re-offering any more. */
+  private emitFinished(o: StepRunOutcome): void {
+    this.unwatch(o.stepRunId);
+    this.clearDeferred(o.stepRunId);
+    this.events.emit('finished', o);
   }
 
   /**
@@ -233,14 +300,9 @@ export class StepDispatcher implements StepTraffic {
     for (const row of rows) {
       if (row.cancel_requested_at !== null) {
         this.gateway.send(agentId, { msg: { $case: 'cancel', value: { executionId: row.execution_id, stepId: row.id } } });
-      } else if (row.state === 'dispatched' && row.request_payload && row.request_signature && row.request_key_id) {
+      } else if (row.state === 'dispatched') {
         // The agent may or may not have it: it deduplicates, or refuses an expired request (with the reason).
-        this.gateway.send(agentId, {
-          msg: {
-            $case: 'step',
-            value: envelopeToWire({ payloadType: STEP_REQUEST_TYPE, payload: row.request_payload, keyId: row.request_key_id, signature: row.request_signature }),
-          },
-        });
+        this.resend(row);
       }
     }
   }
@@ -272,6 +334,8 @@ export class StepDispatcher implements StepTraffic {
     await this.db.batch(async (tx) => {
       tx.queueUpdate('step_runs', { id: m.stepId, agent_id: session.agentId }, { state: 'running', accepted_at: m.startedAtMs }, "step_runs.state = 'dispatched'");
     });
+    const w = this.watchdogs.get(m.stepId);
+    if (w) this.watch(m.stepId, w.executionId, w.agentId, w.timeoutMs, true);
     this.events.emit('accepted', m.stepId);
   }
 
@@ -375,7 +439,6 @@ export class StepDispatcher implements StepTraffic {
         outcome = { ack: false, note: 'request_digest' };
       } else {
         this.inflight.delete(result.stepId);
-        this.clearDeferred(result.stepId);
         try {
           await this.db.batch(async (tx) => {
             tx.queueUpdate('step_runs', { id: result.stepId }, this.resultColumns(signed, result));
@@ -408,7 +471,7 @@ export class StepDispatcher implements StepTraffic {
         { event: 'step.finished', executionId: result.executionId, stepRunId: result.stepId, agentId: session.agentId, status: result.status, exitCode: result.exitCode, ms: result.finishedAtMs - result.startedAtMs, lagMs: now - result.finishedAtMs },
         'step finished',
       );
-      this.events.emit('finished', {
+      this.emitFinished({
         stepRunId: result.stepId,
         executionId: result.executionId,
         agentId: session.agentId,
@@ -458,7 +521,6 @@ export class StepDispatcher implements StepTraffic {
         [...Object.values(cols), row.id],
       );
       this.inflight.delete(result.stepId);
-      this.clearDeferred(result.stepId);
       await this.appendResultAudit(tx, session.agentId, signed, result, late);
       return { ack: true, note: late ? ('late' as const) : ('stored' as const) };
     });
@@ -505,7 +567,6 @@ export class StepDispatcher implements StepTraffic {
     }
     this.counters.inc('steps_rejected_total', { reason });
     this.log.warn({ event: 'step.rejected', ...ids, reason, detail }, `agent rejected step: ${detail}`);
-    this.clearDeferred(m.stepId);
     if (!row || TERMINAL_STEP_STATES.has(row.state)) return;
     this.inflight.delete(row.id);
     const state = reason === 'canceled' ? 'canceled' : 'rejected';
@@ -517,7 +578,7 @@ export class StepDispatcher implements StepTraffic {
         data: { executionId: row.execution_id, stepRunId: row.id, agentId: session.agentId, reason, detail },
       });
     });
-    this.events.emit('finished', { stepRunId: row.id, executionId: row.execution_id, agentId: session.agentId, state, exitCode: null, error: `${reason}: ${detail}` });
+    this.emitFinished({ stepRunId: row.id, executionId: row.execution_id, agentId: session.agentId, state, exitCode: null, error: `${reason}: ${detail}` });
   }
 
   /**
@@ -535,13 +596,11 @@ export class StepDispatcher implements StepTraffic {
       void this.db
         .get<StepRunRow>('SELECT * FROM step_runs WHERE id = ?', [row.id])
         .then((cur) => {
-          if (!cur || cur.state !== 'dispatched' || cur.cancel_requested_at !== null || !cur.request_payload || !cur.request_signature || !cur.request_key_id) {
+          if (!cur || cur.state !== 'dispatched' || cur.cancel_requested_at !== null) {
             this.clearDeferred(row.id);
             return;
           }
-          this.gateway.send(cur.agent_id, {
-            msg: { $case: 'step', value: envelopeToWire({ payloadType: STEP_REQUEST_TYPE, payload: cur.request_payload, keyId: cur.request_key_id, signature: cur.request_signature }) },
-          });
+          this.resend(cur);
         })
         .catch((e: unknown) => {
           this.clearDeferred(row.id);
@@ -562,7 +621,6 @@ export class StepDispatcher implements StepTraffic {
   /** Ends a step run the agent will never answer (expired before delivery, canceled, lost). */
   async finishWithoutResult(row: { id: string; execution_id: string; agent_id: string }, state: 'expired' | 'canceled' | 'lost', why: string): Promise<void> {
     this.inflight.delete(row.id);
-    this.clearDeferred(row.id);
     // If the agent still has it, it should stop: a result that arrives anyway is recorded as late.
     this.gateway.send(row.agent_id, { msg: { $case: 'cancel', value: { executionId: row.execution_id, stepId: row.id } } });
     const changed = await this.db.batch(async (tx) => {
@@ -576,7 +634,7 @@ export class StepDispatcher implements StepTraffic {
       }
       return r.changes === 1;
     });
-    if (changed) this.events.emit('finished', { stepRunId: row.id, executionId: row.execution_id, agentId: row.agent_id, state, exitCode: null, error: why });
+    if (changed) this.emitFinished({ stepRunId: row.id, executionId: row.execution_id, agentId: row.agent_id, state, exitCode: null, error: why });
   }
 
   /** Request bytes as recorded, for callers that show or export a step. */
