@@ -196,10 +196,14 @@ describe('the agent refuses steps it must not run', () => {
   });
   // Last: it stops the agent.
   it('turns new steps away while it shuts down, and runs none of them', async () => {
-    const long = request({ argv: ['sh', '-c', 'trap "" TERM; sleep 5'] });
+    // A kill grace long enough that the shutdown window cannot close before the step arrives on a busy machine.
+    await agent.stop();
+    fake.received.length = 0;
+    agent = await startAgentAgainstFake(['--local-policy', join(fleet.dir, 'local-policy.yaml'), '--kill-grace', '8s']);
+    const long = request({ argv: ['sh', '-c', 'trap "" TERM; sleep 4'] });
     fake.send(signEnvelope(STEP_REQUEST_TYPE, encodeStepRequest(long), key));
     await agent.waitForLog((l) => l.event === 'step.accepted' && l['stepRunId'] === long.stepId);
-    agent.child.kill('SIGTERM'); // the running step ignores TERM: the agent waits out its kill grace (1 s)
+    agent.child.kill('SIGTERM'); // the running step ignores TERM: the agent waits for it (up to its kill grace)
     await agent.waitForLog((l) => l.event === 'agent.stopping', 2_000);
     const lateRan = marker('during-shutdown');
     const late = request(touch(lateRan));
