@@ -2,7 +2,6 @@
  * The agent's composition root: enroll on first start (token + CA), then hold the stream,
  * run steps and deliver results. Everything it needs arrives as a typed config from cli/.
  */
-import { createPublicKey, type KeyObject } from 'node:crypto';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -14,6 +13,8 @@ import { parseCoordinatorAddress } from './coordinator-address.js';
 import { enroll, EnrollError } from './enroll.js';
 import { collectFacts } from './facts.js';
 import { NonceStore } from './nonce-store.js';
+import { DispatchTrust } from './dispatch-trust.js';
+import { decodeDispatchKeySet } from '../proto/codec/dispatch-key-set-codec.js';
 import { Spool } from './spool.js';
 import { StateDir, type AgentCredentials } from './state-dir.js';
 import { StepExecutor } from './step-executor.js';
@@ -36,6 +37,8 @@ export interface AgentConfig {
   readonly channelOptions?: Record<string, string | number>;
   /** Environment every step starts from (the CLI passes PATH, HOME, LANG …; never secrets). */
   readonly baseEnv: Readonly<Record<string, string>>;
+  /** Let a set signed by the CA alone replace the trusted dispatch keys (recovery after losing them). */
+  readonly allowCaKeyRecovery?: boolean;
 }
 
 export interface RunningAgent {
@@ -99,8 +102,13 @@ export async function startAgent(config: AgentConfig, log: Logger, now: () => nu
   }
   const identity = await state.readIdentity();
   const caPem = await state.readCa();
-  let dispatchKeys = toKeyMap(identity.dispatchKeys);
-  let currentIdentity = identity;
+  const trust = new DispatchTrust({
+    identity,
+    caPem,
+    allowCaRecovery: config.allowCaKeyRecovery ?? false,
+    decode: decodeDispatchKeySet,
+    persist: (next) => state.writeIdentity(next),
+  });
   const localPolicy = await loadLocalPolicy(config.localPolicyFile, config.allowAdhoc);
 
   const nonces = new NonceStore(state.noncesFile);
@@ -112,7 +120,7 @@ export async function startAgent(config: AgentConfig, log: Logger, now: () => nu
   let connection: AgentConnection | undefined;
   const executor = new StepExecutor({
     identity: () => ({ agentId: identity.agentId, privateKey: creds.privateKey, serial: creds.serial }),
-    dispatchKeys: () => dispatchKeys,
+    dispatchKeys: () => trust.keys(),
     localPolicy: () => localPolicy,
     nonces,
     spool: new Spool(state.spoolDir),
@@ -134,11 +142,7 @@ export async function startAgent(config: AgentConfig, log: Logger, now: () => nu
     saveCredentials: async (keyPem, certPem) => {
       creds = await state.writeCredentials(keyPem, certPem);
     },
-    saveDispatchKeys: async (keys) => {
-      currentIdentity = { ...currentIdentity, dispatchKeys: keys.map((k) => ({ keyId: k.keyId, publicKeyPem: k.publicKeyPem })) };
-      await state.writeIdentity(currentIdentity);
-      dispatchKeys = toKeyMap(currentIdentity.dispatchKeys);
-    },
+    offerDispatchKeys: (signed) => trust.offer(signed),
     agentId: identity.agentId,
     facts: collectFacts,
     labels,
@@ -166,10 +170,6 @@ export async function startAgent(config: AgentConfig, log: Logger, now: () => nu
       await connection?.stop();
     },
   };
-}
-
-function toKeyMap(keys: ReadonlyArray<{ keyId: string; publicKeyPem: string }>): Map<string, KeyObject> {
-  return new Map(keys.map((k) => [k.keyId, createPublicKey(k.publicKeyPem)]));
 }
 
 async function loadLocalPolicy(file: string | undefined, allowAdhoc: boolean | undefined): Promise<LocalPolicy> {

@@ -3,11 +3,15 @@
  * heartbeats, steps, acknowledgements and certificate renewal. It reconnects forever with
  * jittered exponential backoff; its life is an explicit state machine (connection-state.ts).
  */
-import { generateKeyPairSync } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
 import { credentials, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { AgentGatewayServiceClient, type ConnectRequest, type ConnectResponse } from '../proto/gen/handrail/v1/gateway.js';
 import { envelopeFromWire } from '../proto/codec/step-codec.js';
+import { signedKeySetFromWire } from '../proto/codec/dispatch-key-set-codec.js';
+import type { SignedDispatchKeySet as WireSignedKeySet } from '../proto/gen/handrail/v1/common.js';
+import type { KeySetVerdict, SignedDispatchKeySet } from '../core/dispatch-key-set.js';
+import { judgeIssuedCertificate } from './issued-certificate.js';
 import type { HostFacts, Labels } from '../core/labels.js';
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js';
 import { ConnectionStateMachine } from './connection-state.js';
@@ -21,7 +25,8 @@ export interface ConnectionDeps {
   readonly credentials: () => AgentCredentials;
   /** Persists renewed credentials and makes them current. */
   readonly saveCredentials: (keyPem: string, certPem: string) => Promise<void>;
-  readonly saveDispatchKeys: (keys: ReadonlyArray<{ keyId: string; publicKeyPem: string }>) => Promise<void>;
+  /** Judges a signed dispatch key set and, if it is newer and properly signed, makes it current. */
+  readonly offerDispatchKeys: (signed: SignedDispatchKeySet) => Promise<KeySetVerdict>;
   readonly agentId: string;
   readonly facts: () => HostFacts;
   readonly labels: Labels;
@@ -106,6 +111,7 @@ export class AgentConnection {
         welcomed = true;
         clearTimeout(helloTimer);
         this.onWelcome(call, msg.value.heartbeatIntervalMs);
+        this.onDispatchKeys(msg.value.dispatchKeySet, 'welcome');
         return;
       }
       this.onMessage(msg);
@@ -147,7 +153,11 @@ export class AgentConnection {
         d.executor.acknowledge(msg.value.stepId, msg.value.refused);
         return;
       case 'renewed':
-        void this.onRenewed(msg.value.certificatePem, msg.value.dispatchKeys);
+        this.onRenewed(msg.value.certificatePem).catch((e: unknown) => d.log.error({ event: 'agent.renew_save_failed', err: e }, 'saving the renewed certificate failed'));
+        this.onDispatchKeys(msg.value.dispatchKeySet, 'renewal');
+        return;
+      case 'dispatchKeys':
+        this.onDispatchKeys(msg.value, 'rotation');
         return;
       case 'disconnect':
         d.log.warn({ event: 'agent.disconnect_notice', reason: msg.value.reason }, `coordinator is closing the stream: ${msg.value.reason}`);
@@ -188,18 +198,45 @@ export class AgentConnection {
       .catch(() => undefined);
   }
 
-  private async onRenewed(certPem: string, keys: ReadonlyArray<{ keyId: string; publicKeyPem: string }>): Promise<void> {
+  private async onRenewed(certPem: string): Promise<void> {
     const pending = this.renewPending;
     if (!pending) return;
-    try {
-      await this.d.saveCredentials(pending.keyPem, certPem);
-      if (keys.length > 0) await this.d.saveDispatchKeys(keys);
-      this.renewPending = undefined;
-      this.d.log.info({ event: 'agent.renewed', notAfter: new Date(this.d.credentials().notAfter).toISOString() }, 'certificate renewed');
-      this.reconnectWhenIdle = true;
-    } catch (e) {
-      this.d.log.error({ event: 'agent.renew_save_failed', err: e }, 'saving the renewed certificate failed');
+    const verdict = judgeIssuedCertificate({ certPem, caPem: this.d.caPem, agentId: this.d.agentId, privateKey: createPrivateKey(pending.keyPem), now: this.d.now() });
+    if (!verdict.ok) {
+      // Keep the identity we have; a fresh key and CSR go out at the next renewal attempt.
+      this.d.log.error({ event: 'agent.renewal_refused', agentId: this.d.agentId, reason: verdict.reason }, `renewed certificate refused, keeping the current one: ${verdict.reason}`);
+      this.reportTrustRefused('certificate', verdict.reason);
+      return;
     }
+    await this.d.saveCredentials(pending.keyPem, certPem);
+    this.renewPending = undefined;
+    this.d.log.info({ event: 'agent.renewed', notAfter: new Date(this.d.credentials().notAfter).toISOString() }, 'certificate renewed');
+    this.reconnectWhenIdle = true;
+  }
+
+  /** A key set the coordinator sent (welcome, renewal, rotation): taken only if signed by what we trust. */
+  private onDispatchKeys(wire: WireSignedKeySet | undefined, source: 'welcome' | 'renewal' | 'rotation'): void {
+    const { d } = this;
+    if (!wire) return;
+    d.offerDispatchKeys(signedKeySetFromWire(wire))
+      .then((verdict) => {
+        if (!verdict.ok) {
+          d.log.error({ event: 'agent.dispatch_keys_refused', agentId: d.agentId, source, reason: verdict.reason }, `dispatch key set refused, keeping the trusted keys: ${verdict.reason}`);
+          this.reportTrustRefused('dispatch_keys', verdict.reason);
+          return;
+        }
+        if (verdict.changed) {
+          d.log.info(
+            { event: 'agent.dispatch_keys_updated', agentId: d.agentId, source, version: verdict.set.version, keyIds: verdict.set.keys.map((k) => k.keyId), signer: verdict.signer },
+            'trusted dispatch keys updated',
+          );
+        }
+      })
+      .catch((e: unknown) => d.log.error({ event: 'agent.dispatch_keys_save_failed', agentId: d.agentId, err: e }, 'saving the dispatch key set failed; keeping the trusted keys'));
+  }
+
+  private reportTrustRefused(what: 'certificate' | 'dispatch_keys', reason: string): void {
+    this.currentLink?.send({ msg: { $case: 'trustRefused', value: { what, reason: reason.slice(0, 500) } } }).catch(() => undefined);
   }
 
   private onDown(call: ClientDuplexStream<ConnectRequest, ConnectResponse>, why: string): void {

@@ -1,16 +1,31 @@
 /**
  * Nonces of accepted steps, kept until their request expires, on disk so that a replay is
- * refused even after the agent restarts. Append-only log, compacted at start.
+ * refused even after the agent restarts or loses power. Append-only log, compacted at start.
+ *
+ * Durability: `add` resolves only after the line is on disk (write + fdatasync; concurrent adds
+ * share one sync). Clock safety: the log remembers the latest not-after time of any nonce it
+ * forgot (`prunedThroughMs`), and a request that expires at or before it is refused as expired
+ * whatever the clock says, so a clock set back cannot revive an envelope whose nonce is gone.
  */
-import { appendFile, readFile } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 import { atomicWrite } from './state-dir.js';
+
+const WATERMARK = 'pruned-through';
 
 export class NonceStore {
   private readonly seen = new Map<string, number>();
   /** File writes run one at a time: an append racing a rewrite would be lost with the old file. */
   private io: Promise<unknown> = Promise.resolve();
+  private pending: string[] = [];
+  private appended = 0;
+  private watermark = 0;
 
   constructor(private readonly file: string) {}
+
+  /** Requests that expire at or before this time may have had their nonce forgotten. */
+  get prunedThroughMs(): number {
+    return this.watermark;
+  }
 
   async load(now: number): Promise<void> {
     let text = '';
@@ -20,10 +35,13 @@ export class NonceStore {
       return;
     }
     for (const line of text.split('\n')) {
-      const [hex, until] = line.split(' ');
-      const t = Number(until);
-      if (hex && /^[0-9a-f]{32,128}$/.test(hex) && Number.isFinite(t) && t > now) this.seen.set(hex, t);
+      const [head, value] = line.split(' ');
+      const t = Number(value);
+      if (!head || !Number.isFinite(t)) continue;
+      if (head === WATERMARK) this.watermark = Math.max(this.watermark, t);
+      else if (/^[0-9a-f]{32,128}$/.test(head)) this.seen.set(head, t);
     }
+    this.prune(now);
     await this.compact();
   }
 
@@ -31,11 +49,27 @@ export class NonceStore {
     return this.seen.has(Buffer.from(nonce).toString('hex'));
   }
 
+  /** Records a nonce; resolves once it is durable (the step it guards may start then). */
   async add(nonce: Uint8Array, notAfterMs: number): Promise<void> {
     const hex = Buffer.from(nonce).toString('hex');
     this.seen.set(hex, notAfterMs);
     this.appended++;
-    await this.serial(() => appendFile(this.file, `${hex} ${notAfterMs}\n`, { mode: 0o600 }));
+    this.pending.push(`${hex} ${notAfterMs}\n`);
+    await this.serial(() => this.flush());
+  }
+
+  /** Writes every pending line and syncs once: adds that queue up meanwhile share the sync. */
+  private async flush(): Promise<void> {
+    if (this.pending.length === 0) return;
+    const lines = this.pending.join('');
+    this.pending = [];
+    const fh = await open(this.file, 'a', 0o600);
+    try {
+      await fh.write(lines);
+      await fh.datasync();
+    } finally {
+      await fh.close();
+    }
   }
 
   private serial<T>(op: () => Promise<T>): Promise<T> {
@@ -44,10 +78,12 @@ export class NonceStore {
     return next;
   }
 
-  private appended = 0;
-
   prune(now: number): void {
-    for (const [k, t] of this.seen) if (t <= now) this.seen.delete(k);
+    for (const [k, t] of this.seen) {
+      if (t > now) continue;
+      this.seen.delete(k);
+      if (t > this.watermark) this.watermark = t;
+    }
   }
 
   /** Rewrites the log once it holds far more lines than live nonces (it only grows otherwise). */
@@ -58,10 +94,14 @@ export class NonceStore {
     }
   }
 
-  /** Rewrites the log from memory (which holds every nonce appended so far), via a temp file and rename. */
+  /**
+   * Rewrites the log from memory (which holds every nonce appended so far), via a temp file and
+   * rename; the watermark goes with it, since the forgotten nonces leave the disk here.
+   */
   private compact(): Promise<void> {
     return this.serial(async () => {
-      const lines = [...this.seen].map(([k, t]) => `${k} ${t}\n`).join('');
+      await this.flush();
+      const lines = `${WATERMARK} ${this.watermark}\n` + [...this.seen].map(([k, t]) => `${k} ${t}\n`).join('');
       await atomicWrite(this.file, lines, 0o600);
     });
   }

@@ -8,7 +8,7 @@
  */
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { chmod, mkdir, open, readFile, rename, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { normalizeSerial } from '../core/x509-serial.js';
 
 export interface AgentIdentityFile {
@@ -16,6 +16,8 @@ export interface AgentIdentityFile {
   readonly name: string;
   readonly coordinator: string;
   readonly dispatchKeys: ReadonlyArray<{ keyId: string; publicKeyPem: string }>;
+  /** Version of the signed key set the keys came from (absent: enrolled before signed sets). */
+  readonly dispatchKeySetVersion?: number;
   readonly labels: Readonly<Record<string, string>>;
 }
 
@@ -124,4 +126,11 @@ export async function atomicWrite(path: string, content: string | Uint8Array, mo
   }
   await chmod(tmp, mode);
   await rename(tmp, path);
+  // The rename itself survives power loss only once the directory is synced.
+  const dir = await open(dirname(path), 'r');
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
+  }
 }

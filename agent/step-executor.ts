@@ -193,6 +193,7 @@ export class StepExecutor {
       nowMs: now,
       keys: this.d.dispatchKeys(),
       nonceSeen: (n) => this.d.nonces.has(n),
+      expiredThroughMs: this.d.nonces.prunedThroughMs,
       decode: decodeStepRequest,
       redelivery: held,
     });

@@ -16,6 +16,11 @@ export interface StepCheckContext {
   readonly nowMs: number;
   /** Dispatch public keys by key id. */
   readonly keys: ReadonlyMap<string, KeyObject>;
+  /**
+   * Requests expiring at or before this time are refused as expired even if the clock says
+   * otherwise: the replay log may have forgotten their nonces (a clock set back).
+   */
+  readonly expiredThroughMs?: number;
   /** Whether this nonce was already accepted (replay). */
   readonly nonceSeen: (nonce: Uint8Array) => boolean;
   readonly decode: (payload: Uint8Array) => StepRequest;
@@ -49,6 +54,9 @@ export function checkStepEnvelope(env: Envelope, ctx: StepCheckContext): StepChe
   const skew = ctx.skewMs ?? 60_000;
   if (ctx.nowMs > request.notAfterMs) {
     return { ok: false, reason: 'expired', detail: `step expired at ${new Date(request.notAfterMs).toISOString()}`, request };
+  }
+  if (ctx.expiredThroughMs !== undefined && request.notAfterMs <= ctx.expiredThroughMs) {
+    return { ok: false, reason: 'expired', detail: `step expired at ${new Date(request.notAfterMs).toISOString()}, before this agent's replay log was pruned (is the clock set back?)`, request };
   }
   if (request.issuedAtMs > ctx.nowMs + skew) {
     return { ok: false, reason: 'expired', detail: `step issued in the future (${new Date(request.issuedAtMs).toISOString()}); check clocks`, request };

@@ -24,6 +24,12 @@ export const agentCommand: CommandSpec = {
     'max-steps': { type: 'string', env: 'HANDRAIL_MAX_STEPS', configKey: 'maxSteps', default: '16', placeholder: 'N', description: 'steps run at once, at most' },
     'kill-grace': { type: 'string', configKey: 'killGrace', default: '5s', placeholder: 'DURATION', description: 'time between TERM and KILL on timeout or cancel' },
     'work-dir': { type: 'string', env: 'HANDRAIL_WORK_DIR', configKey: 'workDir', placeholder: 'DIR', description: 'default working directory of steps (default: STATE_DIR/work)' },
+    'allow-ca-key-recovery': {
+      type: 'boolean',
+      env: 'HANDRAIL_ALLOW_CA_KEY_RECOVERY',
+      configKey: 'allowCaKeyRecovery',
+      description: 'accept a dispatch key set signed by the CA alone (recovery after losing the dispatch keys; off by default, since a CA key thief could then swap them)',
+    },
     'log-level': LOG_LEVEL,
   },
 };
@@ -62,6 +68,7 @@ export async function runAgent(p: ParsedCommand, io: CliIo): Promise<number> {
       killGraceMs: durationSetting(p, 'kill-grace'),
       ...(str(p.values, 'work-dir') ? { workDir: str(p.values, 'work-dir') as string } : {}),
       baseEnv,
+      allowCaKeyRecovery: p.values['allow-ca-key-recovery'] === undefined ? false : bool(p.values, 'allow-ca-key-recovery'),
     },
     log,
     io.now,

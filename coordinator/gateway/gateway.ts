@@ -19,6 +19,8 @@ import type { AgentRegistry } from '../registry/agent-registry.js';
 import type { Enroller } from '../registry/enrollment.js';
 import { agentCertValidity, issueAgentCertificate, normalizeSerial, parseCsr, type CertificateAuthority } from '../pki/ca.js';
 import type { Keyring } from '../pki/keyring.js';
+import { currentDispatchKeySet } from '../pki/dispatch-key-set.js';
+import { signedKeySetToWire } from '../../proto/codec/dispatch-key-set-codec.js';
 import type { Database } from '../store/database.js';
 import type { Counters } from '../metrics/counters.js';
 import { boundFacts, labelProblems } from '../../core/labels.js';
@@ -193,13 +195,15 @@ export class Gateway implements SessionHandler {
     this.d.enroller
       .enroll({ token: req.token, csrPem: req.csrPem, labels: req.labels, facts: req.facts, remote })
       .then(async (out) => {
-        const keys = await this.d.keyring.publicKeys('dispatch');
+        // The CA vouches for the dispatch keys here: the new agent trusts nothing else yet.
+        const keySet = await currentDispatchKeySet(this.d.keyring, this.d.now(), this.d.ca);
         cb(null, {
           agentId: out.agentId,
           certificatePem: out.certificatePem,
           caPem: this.d.ca.caCertPem,
-          dispatchKeys: keys.filter((k) => k.retiredAt === null).map((k) => ({ keyId: k.keyId, publicKeyPem: k.publicKeyPem })),
+          dispatchKeys: [],
           labels: out.labels,
+          dispatchKeySet: signedKeySetToWire(keySet),
         });
       })
       .catch((e: unknown) => {
@@ -260,6 +264,7 @@ export class Gateway implements SessionHandler {
       d.log.warn({ event: 'session.bad_labels', agentId: session.agentId, problems: labelProblems(hello.labels) }, 'agent reported invalid labels; ignored');
     }
     const record = await d.registry.markConnected(session.agentId, { facts, ownLabels, address: session.identity.remote, heartbeatIntervalMs: d.config.heartbeatIntervalMs }, now);
+    const keySet = await currentDispatchKeySet(d.keyring, now);
     if (session.state !== 'ready') return;
     session.send({
       msg: {
@@ -269,6 +274,7 @@ export class Gateway implements SessionHandler {
           serverTimeMs: now,
           heartbeatIntervalMs: d.config.heartbeatIntervalMs,
           certificateNotAfterMs: session.identity.certNotAfter,
+          dispatchKeySet: signedKeySetToWire(keySet),
         },
       },
     });
@@ -293,6 +299,13 @@ export class Gateway implements SessionHandler {
         });
         return;
       case 'hello':
+        return;
+      case 'trustRefused':
+        this.d.counters.inc('agent_trust_refusals_total', { what: msg.value.what === 'certificate' ? 'certificate' : 'dispatch_keys' });
+        this.d.log.warn(
+          { event: 'agent.trust_refused', agentId: session.agentId, what: msg.value.what.slice(0, 40), reason: msg.value.reason.slice(0, 500) },
+          `agent refused a ${msg.value.what.slice(0, 40)} update: ${msg.value.reason.slice(0, 500)}`,
+        );
         return;
       default:
         if (!this.traffic) {
@@ -331,16 +344,8 @@ export class Gateway implements SessionHandler {
         data: { agentId: session.agentId, previousSerial: session.identity.serial, certificateSerial: cert.serial, notAfter: new Date(cert.notAfter).toISOString() },
       });
     });
-    const keys = await d.keyring.publicKeys('dispatch');
-    session.send({
-      msg: {
-        $case: 'renewed',
-        value: {
-          certificatePem: cert.pem,
-          dispatchKeys: keys.filter((k) => k.retiredAt === null).map((k) => ({ keyId: k.keyId, publicKeyPem: k.publicKeyPem })),
-        },
-      },
-    });
+    const keySet = await currentDispatchKeySet(d.keyring, now);
+    session.send({ msg: { $case: 'renewed', value: { certificatePem: cert.pem, dispatchKeys: [], dispatchKeySet: signedKeySetToWire(keySet) } } });
     d.counters.inc('renewals_total');
     d.log.info({ event: 'agent.renewed', agentId: session.agentId, serial: cert.serial, notAfter: cert.notAfter }, 'agent certificate renewed');
   }

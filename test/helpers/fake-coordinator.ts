@@ -32,7 +32,7 @@ export class FakeCoordinator {
           if (!req.msg) return;
           f.received.push(req.msg);
           if (req.msg.$case === 'hello') {
-            call.write({ msg: { $case: 'welcome', value: { agentId: 'fake', serverTimeMs: Date.now(), heartbeatIntervalMs: 1000, certificateNotAfterMs: Date.now() + 3_600_000 } } });
+            call.write({ msg: { $case: 'welcome', value: { agentId: 'fake', serverTimeMs: Date.now(), heartbeatIntervalMs: 1000, certificateNotAfterMs: Date.now() + 3_600_000, dispatchKeySet: undefined } } });
           }
           const w = f.waiters;
           f.waiters = [];
@@ -65,6 +65,12 @@ export class FakeCoordinator {
     if (!call) throw new Error('no agent connected');
     this.call = undefined;
     call.emit('error', { code: status.UNAVAILABLE, details: reason });
+  }
+
+  /** Sends any coordinator message (a forged renewal answer, a key set …) on the current stream. */
+  sendMessage(msg: NonNullable<ConnectResponse['msg']>): void {
+    if (!this.call) throw new Error('no agent connected');
+    this.call.write({ msg });
   }
 
   ack(executionId: string, stepId: string): void {

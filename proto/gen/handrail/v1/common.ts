@@ -30,6 +30,37 @@ export interface PublicKey {
   publicKeyPem: string;
 }
 
+/**
+ * The set of keys an agent trusts to sign step envelopes. An agent replaces its set only with
+ * a higher version signed by a key of its current set; the CA's signature alone counts at
+ * enrollment (and, on agents started with --allow-ca-key-recovery, for recovery).
+ */
+export interface DispatchKeySet {
+  /** Strictly increasing: an agent never goes back to a lower version. */
+  version: number;
+  issuedAtMs: number;
+  keys: PublicKey[];
+}
+
+/** One signature over PAE(payload_type, payload) of a SignedDispatchKeySet. */
+export interface TrustSignature {
+  /**
+   * The dispatch key id that signed (Ed25519), or "ca" for the coordinator CA's key
+   * (RSASSA-PKCS1-v1_5 with SHA-256).
+   */
+  signer: string;
+  signature: Buffer;
+}
+
+/**
+ * payload is an encoded DispatchKeySet (payload type
+ * "application/vnd.handrail.dispatch-key-set.v1+proto").
+ */
+export interface SignedDispatchKeySet {
+  payload: Buffer;
+  signatures: TrustSignature[];
+}
+
 function createBaseAgentFacts(): AgentFacts {
   return { hostname: "", os: "", platform: "", arch: "", cpus: 0, memoryBytes: 0, agentVersion: "", kernelRelease: "" };
 }
@@ -195,6 +226,188 @@ export const PublicKey: MessageFns<PublicKey> = {
             }
 
             message.publicKeyPem = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseDispatchKeySet(): DispatchKeySet {
+  return { version: 0, issuedAtMs: 0, keys: [] };
+}
+
+export const DispatchKeySet: MessageFns<DispatchKeySet> = {
+  encode(message: DispatchKeySet, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.version !== 0) {
+      writer.uint32(8).uint64(message.version);
+    }
+    if (message.issuedAtMs !== 0) {
+      writer.uint32(16).int64(message.issuedAtMs);
+    }
+    for (const v of message.keys) {
+      PublicKey.encode(v!, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DispatchKeySet {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDispatchKeySet();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.version = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.issuedAtMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.keys.push(PublicKey.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseTrustSignature(): TrustSignature {
+  return { signer: "", signature: Buffer.alloc(0) };
+}
+
+export const TrustSignature: MessageFns<TrustSignature> = {
+  encode(message: TrustSignature, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.signer !== "") {
+      writer.uint32(10).string(message.signer);
+    }
+    if (message.signature.length !== 0) {
+      writer.uint32(18).bytes(message.signature);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TrustSignature {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTrustSignature();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.signer = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.signature = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseSignedDispatchKeySet(): SignedDispatchKeySet {
+  return { payload: Buffer.alloc(0), signatures: [] };
+}
+
+export const SignedDispatchKeySet: MessageFns<SignedDispatchKeySet> = {
+  encode(message: SignedDispatchKeySet, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.payload.length !== 0) {
+      writer.uint32(10).bytes(message.payload);
+    }
+    for (const v of message.signatures) {
+      TrustSignature.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SignedDispatchKeySet {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSignedDispatchKeySet();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.payload = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.signatures.push(TrustSignature.decode(reader, reader.uint32()));
             continue;
           }
         }

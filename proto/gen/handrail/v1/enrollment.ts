@@ -18,7 +18,7 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import { AgentFacts, PublicKey } from "./common.js";
+import { AgentFacts, PublicKey, SignedDispatchKeySet } from "./common.js";
 
 export const protobufPackage = "handrail.v1";
 
@@ -43,11 +43,19 @@ export interface EnrollResponse {
   agentId: string;
   /** The agent's client certificate (PEM), issued by the coordinator CA. */
   certificatePem: string;
+  /** Informational: the agent keeps the CA it was given with --ca and checks the certificate against it. */
   caPem: string;
-  /** Keys that sign step envelopes. */
+  /**
+   * Keys that sign step envelopes.
+   * Unsigned; ignored by agents from 0.2 on, which take dispatch_key_set.
+   *
+   * @deprecated
+   */
   dispatchKeys: PublicKey[];
   /** The labels the coordinator recorded for this agent. */
   labels: { [key: string]: string };
+  /** The keys that sign step envelopes, signed by the CA (and by those keys). */
+  dispatchKeySet: SignedDispatchKeySet | undefined;
 }
 
 export interface EnrollResponse_LabelsEntry {
@@ -195,7 +203,7 @@ export const EnrollRequest_LabelsEntry: MessageFns<EnrollRequest_LabelsEntry> = 
 };
 
 function createBaseEnrollResponse(): EnrollResponse {
-  return { agentId: "", certificatePem: "", caPem: "", dispatchKeys: [], labels: {} };
+  return { agentId: "", certificatePem: "", caPem: "", dispatchKeys: [], labels: {}, dispatchKeySet: undefined };
 }
 
 export const EnrollResponse: MessageFns<EnrollResponse> = {
@@ -215,6 +223,9 @@ export const EnrollResponse: MessageFns<EnrollResponse> = {
     globalThis.Object.entries(message.labels).forEach(([key, value]: [string, string]) => {
       EnrollResponse_LabelsEntry.encode({ key: key as any, value }, writer.uint32(42).fork()).join();
     });
+    if (message.dispatchKeySet !== undefined) {
+      SignedDispatchKeySet.encode(message.dispatchKeySet, writer.uint32(50).fork()).join();
+    }
     return writer;
   },
 
@@ -272,6 +283,14 @@ export const EnrollResponse: MessageFns<EnrollResponse> = {
             if (entry5.value !== undefined) {
               message.labels[entry5.key] = entry5.value;
             }
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.dispatchKeySet = SignedDispatchKeySet.decode(reader, reader.uint32());
             continue;
           }
         }

@@ -17,7 +17,7 @@ import {
   type Metadata,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import { AgentFacts, PublicKey } from "./common.js";
+import { AgentFacts, PublicKey, SignedDispatchKeySet } from "./common.js";
 
 export const protobufPackage = "handrail.v1";
 
@@ -68,6 +68,7 @@ export interface ConnectRequest {
     | { $case: "rejected"; value: StepRejected }
     | { $case: "renew"; value: RenewRequest }
     | { $case: "accepted"; value: StepAccepted }
+    | { $case: "trustRefused"; value: TrustRefused }
     | undefined;
 }
 
@@ -80,6 +81,9 @@ export interface ConnectResponse {
     | { $case: "ack"; value: ResultAck }
     | { $case: "renewed"; value: RenewResponse }
     | { $case: "disconnect"; value: Disconnect }
+    | //
+    /** A newer set of dispatch keys (key rotation); the agent applies the same checks as at renewal. */
+    { $case: "dispatchKeys"; value: SignedDispatchKeySet }
     | undefined;
 }
 
@@ -101,6 +105,8 @@ export interface Welcome {
   heartbeatIntervalMs: number;
   /** When the certificate presented on this connection expires. */
   certificateNotAfterMs: number;
+  /** The current dispatch keys, signed by them; the agent takes it only if it is newer than its own. */
+  dispatchKeySet: SignedDispatchKeySet | undefined;
 }
 
 export interface Heartbeat {
@@ -234,7 +240,23 @@ export interface RenewRequest {
 
 export interface RenewResponse {
   certificatePem: string;
+  /**
+   * Unsigned; ignored by agents from 0.2 on, which take dispatch_key_set.
+   *
+   * @deprecated
+   */
   dispatchKeys: PublicKey[];
+  dispatchKeySet: SignedDispatchKeySet | undefined;
+}
+
+/**
+ * The agent refused something the coordinator sent that would change what it trusts (a renewed
+ * certificate or a dispatch key set), and keeps what it had.
+ */
+export interface TrustRefused {
+  /** "certificate" or "dispatch_keys". */
+  what: string;
+  reason: string;
 }
 
 export interface Disconnect {
@@ -268,6 +290,9 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
         break;
       case "accepted":
         StepAccepted.encode(message.msg.value, writer.uint32(58).fork()).join();
+        break;
+      case "trustRefused":
+        TrustRefused.encode(message.msg.value, writer.uint32(66).fork()).join();
         break;
     }
     return writer;
@@ -342,6 +367,14 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
             message.msg = { $case: "accepted", value: StepAccepted.decode(reader, reader.uint32()) };
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.msg = { $case: "trustRefused", value: TrustRefused.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -379,6 +412,9 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
         break;
       case "disconnect":
         Disconnect.encode(message.msg.value, writer.uint32(50).fork()).join();
+        break;
+      case "dispatchKeys":
+        SignedDispatchKeySet.encode(message.msg.value, writer.uint32(58).fork()).join();
         break;
     }
     return writer;
@@ -443,6 +479,14 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
             }
 
             message.msg = { $case: "disconnect", value: Disconnect.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.msg = { $case: "dispatchKeys", value: SignedDispatchKeySet.decode(reader, reader.uint32()) };
             continue;
           }
         }
@@ -587,7 +631,7 @@ export const Hello_LabelsEntry: MessageFns<Hello_LabelsEntry> = {
 };
 
 function createBaseWelcome(): Welcome {
-  return { agentId: "", serverTimeMs: 0, heartbeatIntervalMs: 0, certificateNotAfterMs: 0 };
+  return { agentId: "", serverTimeMs: 0, heartbeatIntervalMs: 0, certificateNotAfterMs: 0, dispatchKeySet: undefined };
 }
 
 export const Welcome: MessageFns<Welcome> = {
@@ -603,6 +647,9 @@ export const Welcome: MessageFns<Welcome> = {
     }
     if (message.certificateNotAfterMs !== 0) {
       writer.uint32(32).int64(message.certificateNotAfterMs);
+    }
+    if (message.dispatchKeySet !== undefined) {
+      SignedDispatchKeySet.encode(message.dispatchKeySet, writer.uint32(42).fork()).join();
     }
     return writer;
   },
@@ -650,6 +697,14 @@ export const Welcome: MessageFns<Welcome> = {
             }
 
             message.certificateNotAfterMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.dispatchKeySet = SignedDispatchKeySet.decode(reader, reader.uint32());
             continue;
           }
         }
@@ -1862,7 +1917,7 @@ export const RenewRequest: MessageFns<RenewRequest> = {
 };
 
 function createBaseRenewResponse(): RenewResponse {
-  return { certificatePem: "", dispatchKeys: [] };
+  return { certificatePem: "", dispatchKeys: [], dispatchKeySet: undefined };
 }
 
 export const RenewResponse: MessageFns<RenewResponse> = {
@@ -1872,6 +1927,9 @@ export const RenewResponse: MessageFns<RenewResponse> = {
     }
     for (const v of message.dispatchKeys) {
       PublicKey.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.dispatchKeySet !== undefined) {
+      SignedDispatchKeySet.encode(message.dispatchKeySet, writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -1903,6 +1961,71 @@ export const RenewResponse: MessageFns<RenewResponse> = {
             }
 
             message.dispatchKeys.push(PublicKey.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.dispatchKeySet = SignedDispatchKeySet.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseTrustRefused(): TrustRefused {
+  return { what: "", reason: "" };
+}
+
+export const TrustRefused: MessageFns<TrustRefused> = {
+  encode(message: TrustRefused, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.what !== "") {
+      writer.uint32(10).string(message.what);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TrustRefused {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTrustRefused();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.what = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
             continue;
           }
         }
