@@ -37,4 +37,41 @@ describe('the replay log on disk', () => {
     expect(b.has(live)).toBe(true);
     expect(b.has(old)).toBe(false);
   });
+
+  it('remembers, across a restart, how far it pruned, so a clock set back cannot revive old envelopes', async () => {
+    const file = join(await mkdtemp(join(tmpdir(), 'hr-nonce-')), 'nonces.log');
+    const a = new NonceStore(file);
+    await a.load(0);
+    await a.add(randomBytes(16), 5_000);
+    await a.add(randomBytes(16), 9_000);
+    const live = randomBytes(16);
+    await a.add(live, 50_000);
+    expect(a.prunedThroughMs).toBe(0);
+    // Restart at t=10 s: the two expired nonces leave the log, and the watermark goes with it.
+    const b = new NonceStore(file);
+    await b.load(10_000);
+    expect(b.prunedThroughMs).toBe(9_000);
+    expect(await readFile(file, 'utf8')).toMatch(/^pruned-through 9000\n/);
+    // Restart with the clock set back to t=1 s: the watermark holds, nothing is forgotten twice.
+    const c = new NonceStore(file);
+    await c.load(1_000);
+    expect(c.prunedThroughMs).toBe(9_000);
+    expect(c.has(live)).toBe(true);
+    c.prune(60_000);
+    expect(c.prunedThroughMs).toBe(50_000);
+  });
+
+  it('has every added nonce in the file once add resolves, also for adds that share a sync', async () => {
+    const file = join(await mkdtemp(join(tmpdir(), 'hr-nonce-')), 'nonces.log');
+    const s = new NonceStore(file);
+    await s.load(0);
+    const nonces = Array.from({ length: 40 }, () => randomBytes(16));
+    await Promise.all(
+      nonces.map(async (n) => {
+        await s.add(n, 10 ** 13);
+        expect(await readFile(file, 'utf8')).toContain(n.toString('hex'));
+      }),
+    );
+    expect((await readFile(file, 'utf8')).trim().split('\n')).toHaveLength(40); // one line each, no more
+  });
 });

@@ -76,6 +76,15 @@ describe('the agent decision on a step envelope', () => {
     }
   });
 
+  it('refuses, whatever the clock says, a request that expired before the replay log forgot its nonces', () => {
+    // The clock was set back to NOW; the log once pruned nonces that expired up to NOW + 120 s.
+    const pruned = { ...ctx, expiredThroughMs: NOW + 120_000 };
+    const old = checkStepEnvelope(sign(req({ notAfterMs: NOW + 60_000 })), pruned);
+    expect(old.ok ? null : [old.reason, old.detail]).toEqual(['expired', expect.stringMatching(/replay log was pruned/)]);
+    expect(checkStepEnvelope(sign(req({ notAfterMs: NOW + 120_000 })), pruned).ok).toBe(false);
+    expect(checkStepEnvelope(sign(req({ notAfterMs: NOW + 120_001 })), pruned).ok).toBe(true);
+  });
+
   // A copy of a step the agent already runs: not run again, so its age and nonce do not matter,
   // but it must still be signed by a trusted key for this agent.
   it.each<[string, () => Envelope, string | null]>([
