@@ -78,7 +78,11 @@ export class AgentSession {
       this.log.info({ event: 'session.error', agentId: this.agentId, err: e.message }, 'agent stream error');
       this.finish(`stream error: ${e.message}`);
     });
-    this.call.on('end', () => this.finish('agent closed the stream'));
+    // Agents never half-close: end the stream with a status rather than hold it open.
+    this.call.on('end', () => {
+      this.finish('agent closed the stream');
+      this.call.end();
+    });
     this.call.on('cancelled', () => this.finish('stream cancelled'));
     this.call.on('close', () => this.finish('stream closed'));
     this.call.on('drain', () => this.flush());

@@ -15,6 +15,7 @@ import { EnrollmentServiceService, type EnrollRequest, type EnrollResponse } fro
 import { AgentSession, type SessionHandler } from './agent-session.js';
 import { TlsFrontDoor } from './tls-front-door.js';
 import { toGrpcError } from './grpc-status.js';
+import { transportWatch } from './transport-watch.js';
 import type { AgentRegistry } from '../registry/agent-registry.js';
 import type { Enroller } from '../registry/enrollment.js';
 import { agentCertValidity, issueAgentCertificate, normalizeSerial, parseCsr, type CertificateAuthority } from '../pki/ca.js';
@@ -93,7 +94,21 @@ export class Gateway implements SessionHandler {
       'grpc.max_connection_age_grace_ms': 10_000,
     });
     // grpc-js cuts anything over the hard cap silently; the session refuses (and logs) anything over maxMessageBytes.
-    this.agentServer = new Server({ ...common, 'grpc.max_receive_message_length': HARD_MESSAGE_CAP, 'grpc.max_concurrent_streams': 4 });
+    this.agentServer = new Server({
+      ...common,
+      'grpc.max_receive_message_length': HARD_MESSAGE_CAP,
+      'grpc.max_concurrent_streams': 4,
+      interceptors: [
+        transportWatch({
+          capBytes: HARD_MESSAGE_CAP,
+          onRefused: (r) => {
+            d.counters.inc('messages_refused_total', { reason: r.reason });
+            d.log.warn({ event: 'session.message_refused', agentId: r.agentId, remote: r.remote, reason: r.reason }, r.detail);
+          },
+          onUnavailable: () => d.log.error({ event: 'gateway.transport_watch_unavailable' }, 'this grpc-js version hides the request stream: transport-level refusals are not logged'),
+        }),
+      ],
+    });
     this.enrollServer.addService(EnrollmentServiceService, { enroll: (call: ServerUnaryCall<EnrollRequest, EnrollResponse>, cb: sendUnaryData<EnrollResponse>) => this.enroll(call, cb) });
     // A client without a certificate that tries the agent stream gets a clear refusal.
     this.enrollServer.addService(AgentGatewayServiceService, {
