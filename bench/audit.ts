@@ -21,6 +21,8 @@ import { AuditEvents, auditEvent, type AuditEventInput } from '../coordinator/au
 import { verifyBundleFile, verifyDatabase, writeBundleFile } from '../coordinator/audit/export.js';
 import type { VerifyReport } from '../coordinator/audit/verify.js';
 import { createCsr } from '../core/csr.js';
+import { ed25519Backend, useEd25519Backend } from '../core/ed25519.js';
+import { ed25519Choice } from '../cli/settings.js';
 import { signPayload } from '../core/envelope.js';
 import { STEP_RESULT_TYPE, type StepResult } from '../core/step.js';
 import { encodeStepResult } from '../proto/codec/step-codec.js';
@@ -106,7 +108,8 @@ function result(agent: BenchAgent, i: number, now: number): { event: AuditEventI
 }
 
 async function main(): Promise<void> {
-  out(`# Handrail audit benchmark — ${availableParallelism()} cores, Node ${process.version}, ${N} records (${RESULTS} agent-signed results), ${BATCH} per transaction, ${THREADS} verify threads`);
+  useEd25519Backend(ed25519Choice(process.env));
+  out(`# Handrail audit benchmark — ${availableParallelism()} cores, Node ${process.version}, ${N} records (${RESULTS} agent-signed results), ${BATCH} per transaction, ${THREADS} verify threads, Ed25519 by ${ed25519Backend()}`);
   const dir = await mkdtemp(join(tmpdir(), 'hr-audit-bench-'));
   const certsDir = join(dir, 'certs');
   await initCa({ certsDir });

@@ -7,7 +7,7 @@
  *   node dist/bench/engine.js [--rolling-agents 1000] [--concurrency 50] [--parallel-agents 2000] [--rounds 3]
  */
 import { mkdir, writeFile } from 'node:fs/promises';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Database } from '../coordinator/store/database.js';
@@ -69,7 +69,7 @@ async function main(): Promise<void> {
   out(`# Handrail engine benchmark — ${availableParallelism()} cores, Node ${process.version}`);
   out('# simulated agents: real mTLS streams, real envelope verification and RSA-signed results, no process spawned');
   const max = Math.max(N1, N2);
-  const rbDir = join(process.env['TMPDIR'] ?? '/tmp', `hr-bench-runbooks-${process.pid}`);
+  const rbDir = join(tmpdir(), `hr-bench-runbooks-${process.pid}`);
   await mkdir(rbDir, { recursive: true });
   await writeFile(join(rbDir, 'bench.yaml'), runbooks(C));
   const b = await startBench({ bootstrapUses: max + 10, coordinatorArgs: ['--runbooks-dir', rbDir], logLevel: 'warn' });

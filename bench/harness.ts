@@ -12,6 +12,8 @@ import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { initCa } from '../coordinator/pki/ca.js';
 import { openDataDir } from '../coordinator/data-dir.js';
 import { createCsr } from '../core/csr.js';
+import { useEd25519Backend } from '../core/ed25519.js';
+import { ed25519Choice } from '../cli/settings.js';
 import { normalizeSerial } from '../core/x509-serial.js';
 import { EnrollmentServiceClient, type EnrollResponse } from '../proto/gen/handrail/v1/enrollment.js';
 import { channelOptions, parseCoordinatorAddress } from '../agent/coordinator-address.js';
@@ -34,6 +36,8 @@ export interface Bench {
 }
 
 export async function startBench(o: { coordinatorArgs?: readonly string[]; bootstrapUses: number; profileDir?: string; logLevel?: string }): Promise<Bench> {
+  // As the CLI does for the coordinator it spawns: HANDRAIL_ED25519=openssl applies here too.
+  useEd25519Backend(ed25519Choice(process.env));
   const dir = await mkdtemp(join(tmpdir(), 'hr-bench-'));
   const certsDir = join(dir, 'certs');
   const dataDir = join(dir, 'data');

@@ -4,8 +4,10 @@
  * input. A user mistake prints a message, never a stack trace.
  */
 import { HandrailError } from '../core/errors.js';
+import { useEd25519Backend } from '../core/ed25519.js';
 import type { CliIo } from './io.js';
 import { helpText, parseCommand, UsageError, type CommandSpec, type ParsedCommand } from './options.js';
+import { ed25519Choice } from './settings.js';
 
 interface Command {
   readonly spec: CommandSpec;
@@ -59,6 +61,7 @@ async function overview(): Promise<string> {
 }
 
 export async function main(argv: readonly string[], io: CliIo): Promise<number> {
+  useEd25519Backend(ed25519Choice(io.env));
   if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
     (argv.length === 0 ? io.err : io.out)(await overview());
     return argv.length === 0 ? 2 : 0;

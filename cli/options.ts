@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createRequire } from 'node:module';
+import type * as Yaml from 'yaml';
 import { HandrailError } from '../core/errors.js';
 import { parseDuration } from '../core/duration.js';
 
@@ -124,7 +125,7 @@ function readConfigFile(file: string): Record<string, unknown> {
   let doc: unknown;
   try {
     // Loaded only when a config file is used: the agent's idle memory matters.
-    const { parse: parseYaml } = createRequire(import.meta.url)('yaml') as typeof import('yaml');
+    const { parse: parseYaml } = createRequire(import.meta.url)('yaml') as typeof Yaml;
     doc = parseYaml(text);
   } catch (e) {
     throw new UsageError(`config file ${file} is not valid YAML: ${(e as Error).message}`);

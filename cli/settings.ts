@@ -1,4 +1,5 @@
 /** Settings shared by several commands (flag, env var, config key, default — see options.ts). */
+import type { Ed25519Choice } from '../core/ed25519.js';
 import type { OptionSpec } from './options.js';
 
 export const DATA_DIR: OptionSpec = { type: 'string', env: 'HANDRAIL_DATA_DIR', configKey: 'dataDir', default: './data', placeholder: 'DIR', description: 'coordinator data dir: SQLite store, signing keys' };
@@ -10,3 +11,14 @@ export const SERVER: OptionSpec = { type: 'string', env: 'HANDRAIL_SERVER', conf
 export const API_TOKEN: OptionSpec = { type: 'string', env: 'HANDRAIL_TOKEN', configKey: 'token', placeholder: 'TOKEN', description: 'API token (`handrail user token NAME`)' };
 export const JSON_OUTPUT: OptionSpec = { type: 'boolean', description: 'print JSON instead of a table' };
 export const LOG_LEVEL: OptionSpec = { type: 'string', env: 'HANDRAIL_LOG_LEVEL', configKey: 'logLevel', default: 'info', placeholder: 'LEVEL', description: 'trace, debug, info, warn, error' };
+
+/**
+ * HANDRAIL_ED25519=openssl: this process signs and verifies Ed25519 through node:crypto
+ * (OpenSSL) instead of libsodium, to compare the two or to sidestep the addon. Environment only,
+ * read once at start (cli/main.ts): it is the whole process's choice, not a command's.
+ */
+export const ED25519_ENV = 'HANDRAIL_ED25519';
+
+export function ed25519Choice(env: NodeJS.ProcessEnv): Ed25519Choice {
+  return env[ED25519_ENV] === 'openssl' ? 'openssl' : 'auto';
+}

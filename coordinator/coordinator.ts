@@ -1,8 +1,8 @@
 /**
- * The coordinator process: data dir, CA, agent gateway, step dispatch, engine and the HTTP
- * layer, wired together. Configuration arrives typed and validated from cli/.
+ * The coordinator: data dir, CA, agent gateway, step dispatch, engine and runbook catalog,
+ * wired together and listening for agents. It knows nothing of HTTP: server/server.ts puts the
+ * web layer on top of what this returns. Configuration arrives typed and validated from cli/.
  */
-import { serve, type ServerType } from '@hono/node-server';
 import type { Logger } from 'pino';
 import { openDataDir, type DataDir } from './data-dir.js';
 import { loadCa } from './pki/ca.js';
@@ -22,7 +22,7 @@ import { RateLimiter } from '../core/rate-limiter.js';
 import { HandrailError } from '../core/errors.js';
 import { join } from 'node:path';
 import { Counters } from './metrics/counters.js';
-import { createApp } from '../web/app.js';
+import type { User } from './auth/user-store.js';
 
 export interface ListenAddress {
   readonly host: string;
@@ -34,7 +34,6 @@ export interface CoordinatorConfig {
   readonly certsDir: string;
   readonly runbooksDir: string;
   readonly grpcListen: ListenAddress;
-  readonly httpListen: ListenAddress;
   readonly agentCertTtlMs: number;
   readonly heartbeatIntervalMs: number;
   readonly requestTtlMs: number;
@@ -50,22 +49,32 @@ export interface CoordinatorConfig {
   readonly lostAfterMs: number;
 }
 
+export type CatalogActor = { kind: 'user' | 'system'; id: string };
+
 export interface RunningCoordinator {
   readonly grpcPort: number;
-  readonly httpPort: number;
   readonly data: DataDir;
   readonly gateway: Gateway;
   readonly dispatcher: StepDispatcher;
   readonly adhoc: AdhocRunner;
   readonly engine: ExecutionEngine;
+  readonly executionEvents: ExecutionEvents;
   readonly catalog: Catalog;
+  readonly access: AccessControl;
   readonly counters: Counters;
+  /** Reloads runbooks and policies from the runbooks dir, audited as the actor's doing. */
+  reloadCatalog(actor: CatalogActor): Promise<ReloadReport>;
+  /** Cancels a runbook or an ad-hoc execution; false if it was not running. */
+  cancelExecution(executionId: string, user: User): Promise<boolean>;
+  /** Counts and logs a failed login; audits at most one per remote address per minute. */
+  recordAuthFailure(remote: string, reason: string): void;
+  /** Stops watching, closes the agent port, writes a last checkpoint and closes the store. */
   stop(): Promise<void>;
 }
 
 export async function startCoordinator(config: CoordinatorConfig, log: Logger, now: () => number = Date.now): Promise<RunningCoordinator> {
   const ca = await loadCa(config.certsDir);
-  const data = await openDataDir(config.dataDir, now);
+  const data = await openDataDir(config.dataDir, now, log);
   const counters = new Counters();
   const enroller = new Enroller({
     db: data.db,
@@ -113,7 +122,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
   const adhoc = new AdhocRunner(data.db, data.audit, data.registry, dispatcher, log, now, executionEvents);
   const catalog = new Catalog(config.runbooksDir);
   const access = new AccessControl(() => catalog.policyList());
-  const reloadCatalog = async (actor: { kind: 'user' | 'system'; id: string }): Promise<ReloadReport> => {
+  const reloadCatalog = async (actor: CatalogActor): Promise<ReloadReport> => {
     const report = await catalog.reload();
     await data.db.batch(async (tx) => {
       await data.audit.append(tx, [
@@ -138,7 +147,6 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
   const stopWatching = watchDirectory(config.runbooksDir, () => {
     reloadCatalog({ kind: 'system', id: 'file-watch' }).catch((e: unknown) => log.error({ event: 'runbooks.reload_failed', err: e }, 'reloading runbooks failed'));
   });
-  const authFailureLimiter = new RateLimiter(1, 1 / 60);
   const engine = new ExecutionEngine({
     db: data.db,
     audit: data.audit,
@@ -159,81 +167,53 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
   const grpcPort = await gateway.listen(config.grpcListen.host, config.grpcListen.port).catch((e: unknown) => {
     throw listenError(e, config.grpcListen, '--grpc-listen');
   });
-  const app = createApp({
-    db: data.db,
-    registry: data.registry,
-    users: data.users,
-    adhoc,
-    executions: {
-      start: (req) => engine.request({ runbookId: req.runbookId, options: req.options, targets: req.targets, user: req.user, ...(req.reason ? { reason: req.reason } : {}) }),
-      decide: (id, user, decision, comment) => engine.decide(id, user, decision, comment),
-      cancel: async (id, user) => (await engine.cancel(id, user)) || (await adhoc.cancel(id, user.name)),
-      waitFinished: (id, ms) => executionEvents.waitFinished(id, ms),
-    },
-    catalog,
-    reloadCatalog: (user) => reloadCatalog({ kind: 'user', id: user.name }),
-    executionEvents,
-    output: {
-      onOutput: (fn) => {
-        dispatcher.events.on('output', fn);
-        return () => dispatcher.events.off('output', fn);
-      },
-    },
-    counters,
-    authz: access,
-    isOnline: (id) => gateway.isOnline(id),
-    gauges: () => ({ agents_online: gateway.onlineCount(), rss_bytes: process.memoryUsage().rss }),
-    now,
-    onAuthFailure: (remote, reason) => {
-      counters.inc('auth_failures_total');
-      log.warn({ event: 'login.failed', remote, reason }, 'authentication failed');
-      // One audit record per address per minute: failed attempts must not flood the log.
-      if (!authFailureLimiter.take(remote, now())) return;
-      void data.db
-        .batch((tx) => data.audit.append(tx, { type: AuditEvents.loginFailed, actor: { kind: 'user', id: 'unknown' }, data: { user: 'unknown', remote, reason } }))
-        .catch((e: unknown) => log.error({ event: 'audit.append_failed', err: e }, 'auditing a failed login failed'));
-    },
-  });
-  const http = await new Promise<{ server: ServerType; port: number }>((resolve, reject) => {
-    const server = serve({ fetch: app.fetch, hostname: config.httpListen.host, port: config.httpListen.port }, (info) => resolve({ server, port: info.port }));
-    server.once('error', (e) => reject(listenError(e, config.httpListen, '--http-listen')));
-  }).catch(async (e: unknown) => {
-    await gateway.close();
-    throw e;
-  });
-  const writeCheckpoint = async (): Promise<void> => {
-    try {
-      const line = await data.audit.checkpoint();
-      log.info({ event: 'audit.checkpoint', checkpoint: JSON.parse(line) as unknown }, 'audit checkpoint written');
-    } catch (e) {
-      log.error({ event: 'audit.checkpoint_failed', err: e }, 'writing an audit checkpoint failed');
-    }
+  const authFailureLimiter = new RateLimiter(1, 1 / 60);
+  const recordAuthFailure = (remote: string, reason: string): void => {
+    counters.inc('auth_failures_total');
+    log.warn({ event: 'login.failed', remote, reason }, 'authentication failed');
+    // One audit record per address per minute: failed attempts must not flood the log.
+    if (!authFailureLimiter.take(remote, now())) return;
+    data.db
+      .batch((tx) => data.audit.append(tx, { type: AuditEvents.loginFailed, actor: { kind: 'user', id: 'unknown' }, data: { user: 'unknown', remote, reason } }))
+      .catch((e: unknown) => log.error({ event: 'audit.append_failed', err: e }, 'auditing a failed login failed'));
   };
-  const checkpointTimer = config.checkpointIntervalMs > 0 ? setInterval(() => void writeCheckpoint(), config.checkpointIntervalMs) : undefined;
-  log.info({ event: 'coordinator.started', grpc: `${config.grpcListen.host}:${grpcPort}`, http: `${config.httpListen.host}:${http.port}`, dataDir: config.dataDir }, 'coordinator started');
+  const writeCheckpoint = async (): Promise<void> => {
+    const line = await data.audit.checkpoint();
+    log.info({ event: 'audit.checkpoint', checkpoint: JSON.parse(line) as unknown }, 'audit checkpoint written');
+  };
+  const checkpointFailed = (e: unknown): void => log.error({ event: 'audit.checkpoint_failed', err: e }, 'writing an audit checkpoint failed');
+  const checkpointTimer =
+    config.checkpointIntervalMs > 0
+      ? setInterval(() => {
+          writeCheckpoint().catch(checkpointFailed);
+        }, config.checkpointIntervalMs)
+      : undefined;
   return {
     grpcPort,
-    httpPort: http.port,
     data,
     gateway,
     dispatcher,
     adhoc,
     counters,
     engine,
+    executionEvents,
     catalog,
+    access,
+    reloadCatalog,
+    cancelExecution: async (id, user) => (await engine.cancel(id, user)) || (await adhoc.cancel(id, user.name)),
+    recordAuthFailure,
     async stop() {
       stopWatching();
       if (checkpointTimer) clearInterval(checkpointTimer);
-      await new Promise<void>((resolve) => http.server.close(() => resolve()));
       await gateway.close();
-      await writeCheckpoint();
+      await writeCheckpoint().catch(checkpointFailed);
       await data.close();
     },
   };
 }
 
 /** A port that cannot be bound is a configuration problem, said plainly. */
-function listenError(e: unknown, at: ListenAddress, flag: string): HandrailError {
+export function listenError(e: unknown, at: ListenAddress, flag: string): HandrailError {
   const code = (e as NodeJS.ErrnoException).code;
   const why = code === 'EADDRINUSE' ? 'the address is already in use' : code === 'EACCES' ? 'permission denied' : code === 'EADDRNOTAVAIL' ? 'no such local address' : (e as Error).message;
   return new HandrailError('unavailable', `cannot listen on ${at.host}:${at.port}: ${why}`, { hint: `choose another address with ${flag}` });

@@ -5,6 +5,7 @@
  */
 import { mkdir, chmod } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Logger } from 'pino';
 import { Database } from './store/database.js';
 import { migrate } from './store/migrations.js';
 import { Keyring } from './pki/keyring.js';
@@ -26,7 +27,8 @@ export interface DataDir {
 
 export const STORE_FILE = 'handrail.db';
 
-export async function openDataDir(path: string, now: () => number = Date.now): Promise<DataDir> {
+/** `log` receives the stores' background failures (a running coordinator passes its logger). */
+export async function openDataDir(path: string, now: () => number = Date.now, log?: Logger): Promise<DataDir> {
   await mkdir(path, { recursive: true, mode: 0o700 });
   await chmod(path, 0o700).catch(() => undefined);
   const db = await Database.open(join(path, STORE_FILE));
@@ -40,7 +42,7 @@ export async function openDataDir(path: string, now: () => number = Date.now): P
     audit,
     tokens: new TokenStore(db, audit),
     registry: new AgentRegistry(db, audit),
-    users: new UserStore(db, audit),
+    users: new UserStore(db, audit, log),
     close: () => db.close(),
   };
 }

@@ -5,6 +5,8 @@
  * through node:crypto, and both are on hot paths (three signatures per step; every record on
  * verify). RFC 8032 signatures are deterministic, so both produce the same bytes; node:crypto is
  * the fallback wherever the addon is missing. Non-Ed25519 keys always go to node:crypto.
+ * The choice is the process's, made once at start by its entry point (cli/ maps
+ * HANDRAIL_ED25519=openssl to useEd25519Backend('openssl')); nothing here reads the environment.
  */
 import { createRequire } from 'node:module';
 import { sign as nodeSign, verify as nodeVerify, type KeyObject } from 'node:crypto';
@@ -17,11 +19,21 @@ interface Sodium {
 const SIGNATURE_BYTES = 64;
 const require = createRequire(import.meta.url);
 let sodium: Sodium | null | undefined;
+let choice: Ed25519Choice = 'auto';
+
+/** `auto` (the default): libsodium where the addon loads, else OpenSSL; `openssl`: always node:crypto. */
+export type Ed25519Choice = 'auto' | 'openssl';
+
+/** Sets which implementation this process uses; call it at start, before the first signature. */
+export function useEd25519Backend(c: Ed25519Choice): void {
+  choice = c;
+  sodium = undefined;
+}
 
 function loadSodium(): Sodium | null {
   if (sodium === undefined) {
     try {
-      sodium = process.env['HANDRAIL_ED25519'] === 'openssl' ? null : (require('sodium-native') as Sodium);
+      sodium = choice === 'openssl' ? null : (require('sodium-native') as Sodium);
     } catch {
       sodium = null;
     }

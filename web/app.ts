@@ -3,6 +3,7 @@
  * One error handler maps every error kind to a status (web/errors.ts).
  */
 import { Hono } from 'hono';
+import type { Logger } from 'pino';
 import type { Database } from '../coordinator/store/database.js';
 import type { AgentRegistry } from '../coordinator/registry/agent-registry.js';
 import type { User, UserStore } from '../coordinator/auth/user-store.js';
@@ -36,6 +37,7 @@ export interface WebDeps {
   readonly gauges: () => Record<string, number>;
   readonly now: () => number;
   readonly onAuthFailure?: AuthFailureHook;
+  readonly log: Logger;
 }
 
 export function createApp(d: WebDeps): Hono<{ Variables: AuthVariables }> {
@@ -58,7 +60,7 @@ export function createApp(d: WebDeps): Hono<{ Variables: AuthVariables }> {
       if (e.kind !== 'runbook' || e.runbookId === null) return d.authz.decide(user, 'admin').allowed;
       const rb = d.catalog.get(e.runbookId)?.runbook.metadata;
       return d.authz.decide(user, 'view', rb ? { id: rb.id, tags: rb.tags, owner: rb.owner } : { id: e.runbookId, tags: [], owner: '' }).allowed;
-    }),
+    }, d.log),
   );
   app.route('/api/v1', api);
   return app;

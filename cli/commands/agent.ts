@@ -79,7 +79,7 @@ export async function runAgent(p: ParsedCommand, io: CliIo): Promise<number> {
   const fatal = await new Promise<string | undefined>((resolve) => {
     process.once('SIGINT', () => resolve(undefined));
     process.once('SIGTERM', () => resolve(undefined));
-    void agent.fatal.then(resolve);
+    agent.fatal.then(resolve).catch((e: unknown) => log.error({ event: 'agent.fatal_watch_failed', err: e }, 'watching for a fatal agent condition failed'));
   });
   log.info({ event: 'agent.stopping', agentId: agent.agentId, reason: fatal ?? 'signal' }, 'stopping: running steps are canceled, new ones turned away');
   await agent.stop();

@@ -1,5 +1,5 @@
 /** `handrail coordinator`: run the coordinator (agent gateway, API, engine) until SIGINT/SIGTERM. */
-import { startCoordinator } from '../../coordinator/coordinator.js';
+import { startServer } from '../../server/server.js';
 import type { CliIo } from '../io.js';
 import { createLogger } from '../logger.js';
 import { parseListen } from '../listen-address.js';
@@ -34,7 +34,7 @@ export async function runCoordinator(p: ParsedCommand, io: CliIo): Promise<numbe
   if (!Number.isInteger(enrollRate) || enrollRate < 0) throw new UsageError('--enroll-rate-limit must be a whole number (0 for no limit)');
   const maxOutput = Number(str(p.values, 'max-output'));
   if (!Number.isInteger(maxOutput) || maxOutput <= 0) throw new UsageError('--max-output must be a positive number of bytes');
-  const coordinator = await startCoordinator(
+  const server = await startServer(
     {
       dataDir: str(p.values, 'data-dir') as string,
       certsDir: str(p.values, 'certs-dir') as string,
@@ -54,14 +54,14 @@ export async function runCoordinator(p: ParsedCommand, io: CliIo): Promise<numbe
     log,
     io.now,
   );
-  io.err(`handrail coordinator: agents on port ${coordinator.grpcPort}, HTTP on port ${coordinator.httpPort}\n`);
+  io.err(`handrail coordinator: agents on port ${server.grpcPort}, HTTP on port ${server.httpPort}\n`);
   await new Promise<void>((resolve) => {
     const stop = (): void => resolve();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
   log.info({ event: 'coordinator.stopping' }, 'stopping');
-  await coordinator.stop();
+  await server.stop();
   log.flush();
   return 0;
 }

@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { access } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { initCa } from '../../coordinator/pki/ca.js';
-import { startCoordinator } from '../../coordinator/coordinator.js';
+import { startServer } from '../../server/server.js';
 import { openDataDir } from '../../coordinator/data-dir.js';
 import type { CliIo } from '../io.js';
 import { createLogger } from '../logger.js';
@@ -70,7 +70,7 @@ export async function runDemo(p: ParsedCommand, io: CliIo): Promise<number> {
   }
   const httpListen = parseListen(str(p.values, 'http-listen') as string, '--http-listen');
   const grpcListen = parseListen(str(p.values, 'grpc-listen') as string, '--grpc-listen');
-  const coordinator = await startCoordinator(
+  const server = await startServer(
     {
       dataDir,
       certsDir,
@@ -91,31 +91,31 @@ export async function runDemo(p: ParsedCommand, io: CliIo): Promise<number> {
     io.now,
   );
   for (const u of DEMO_USERS) {
-    const t = await coordinator.data.users.issueToken(u.name, 7 * 86_400_000, 'demo session', { kind: 'cli', id: 'demo' }, io.now());
+    const t = await server.coordinator.data.users.issueToken(u.name, 7 * 86_400_000, 'demo session', { kind: 'cli', id: 'demo' }, io.now());
     tokens[u.name] = t.token;
   }
   const children: ChildProcess[] = [];
   const cliPath = resolve(process.argv[1] ?? 'dist/cli/main.js');
   for (const a of DEMO_AGENTS) {
     const stateDir = join(dir, 'agents', a.name);
-    const args = [cliPath, 'agent', '--coordinator', `127.0.0.1:${coordinator.grpcPort}`, '--state-dir', stateDir, '--name', a.name, '--labels', a.labels, '--allow-adhoc', '--log-level', 'warn'];
+    const args = [cliPath, 'agent', '--coordinator', `127.0.0.1:${server.grpcPort}`, '--state-dir', stateDir, '--name', a.name, '--labels', a.labels, '--allow-adhoc', '--log-level', 'warn'];
     if (!(await exists(join(stateDir, 'identity', 'agent.pem')))) {
-      const t = await coordinator.data.tokens.create({ labels: { env: 'demo' }, ttlMs: 600_000, uses: 1, namePattern: a.name, description: `demo agent ${a.name}`, createdBy: 'demo' }, io.now());
+      const t = await server.coordinator.data.tokens.create({ labels: { env: 'demo' }, ttlMs: 600_000, uses: 1, namePattern: a.name, description: `demo agent ${a.name}`, createdBy: 'demo' }, io.now());
       args.push('--token', t.token, '--ca', join(certsDir, 'ca.pem'));
     }
     const child = spawn(process.execPath, [...AGENT_NODE_FLAGS, ...args], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...io.env, HANDRAIL_DEMO_ROOT: join(dir, 'hosts', a.name) } });
     children.push(child);
   }
   const deadline = io.now() + 30_000;
-  while (coordinator.gateway.onlineCount() < DEMO_AGENTS.length && io.now() < deadline) await new Promise((r) => setTimeout(r, 200));
-  const url = `http://${httpListen.host}:${coordinator.httpPort}`;
+  while (server.coordinator.gateway.onlineCount() < DEMO_AGENTS.length && io.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  const url = `http://${httpListen.host}:${server.httpPort}`;
   io.out(
     [
       '',
       `Handrail demo is running (state in ${dir}).`,
       '',
       `  REST API         ${url}/api/v1`,
-      `  agent port       ${grpcListen.host}:${coordinator.grpcPort}   (${coordinator.gateway.onlineCount()} of ${DEMO_AGENTS.length} demo agents online)`,
+      `  agent port       ${grpcListen.host}:${server.grpcPort}   (${server.coordinator.gateway.onlineCount()} of ${DEMO_AGENTS.length} demo agents online)`,
       '',
       '  users (password)                      API token',
       ...DEMO_USERS.map((u) => `  ${`${u.name} (${u.password})`.padEnd(26)} ${u.role.padEnd(22)} ${tokens[u.name]}`),
@@ -141,6 +141,6 @@ export async function runDemo(p: ParsedCommand, io: CliIo): Promise<number> {
   });
   for (const c of children) c.kill('SIGTERM');
   await Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once('exit', r)))));
-  await coordinator.stop();
+  await server.stop();
   return 0;
 }

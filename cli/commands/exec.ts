@@ -3,7 +3,7 @@ import { ApiClient } from '../api-client.js';
 import type { CliIo } from '../io.js';
 import { bool, list, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
 import { API_TOKEN, JSON_OUTPUT, SERVER } from '../settings.js';
-import type { ExecutionView } from '../../web/api/executions.js';
+import type { ExecutionView } from '../../coordinator/engine/execution-queries.js';
 
 export const execCommand: CommandSpec = {
   name: 'exec',

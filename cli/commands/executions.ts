@@ -3,7 +3,7 @@ import { ApiClient } from '../api-client.js';
 import { printTable, type CliIo } from '../io.js';
 import { bool, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
 import { API_TOKEN, JSON_OUTPUT, SERVER } from '../settings.js';
-import type { ExecutionSummary, ExecutionView } from '../../web/api/executions.js';
+import type { ExecutionSummary, ExecutionView } from '../../coordinator/engine/execution-queries.js';
 
 const api = (p: ParsedCommand): ApiClient => new ApiClient(str(p.values, 'server') as string, str(p.values, 'token'));
 

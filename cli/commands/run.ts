@@ -8,7 +8,7 @@ import { readSse } from '../sse.js';
 import type { CliIo } from '../io.js';
 import { bool, list, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
 import { API_TOKEN, JSON_OUTPUT, SERVER } from '../settings.js';
-import type { ExecutionView } from '../../web/api/executions.js';
+import type { ExecutionView } from '../../coordinator/engine/execution-queries.js';
 
 export const runCommand: CommandSpec = {
   name: 'run',

@@ -4,6 +4,7 @@
  */
 import { randomBytes, scrypt as scryptCb, timingSafeEqual, createHash } from 'node:crypto';
 import { promisify } from 'node:util';
+import type { Logger } from 'pino';
 import type { Database } from '../store/database.js';
 import { newId } from '../../core/ids.js';
 import { HandrailError, invalidArgument, notFound } from '../../core/errors.js';
@@ -53,6 +54,8 @@ export class UserStore {
   constructor(
     private readonly db: Database,
     private readonly audit: AuditLog,
+    /** For failures of background writes (a token's last use); admin commands may leave it out. */
+    private readonly log?: Logger,
   ) {}
 
   async add(name: string, groups: readonly string[], actor: Actor, now: number): Promise<User> {
@@ -155,7 +158,10 @@ export class UserStore {
     );
     if (!r || r.revoked_at !== null || r.expires_at <= now || r.disabled_at !== null) return undefined;
     if (r.last_used_at === null || now - r.last_used_at > 60_000) {
-      void this.db.batch((tx) => tx.run('UPDATE api_tokens SET last_used_at = ? WHERE id = ?', [now, r.token_id])).catch(() => undefined);
+      // Best effort and off the request's path: a failure costs only the "last used" time.
+      this.db
+        .batch((tx) => tx.run('UPDATE api_tokens SET last_used_at = ? WHERE id = ?', [now, r.token_id]))
+        .catch((e: unknown) => this.log?.warn({ event: 'api_token.touch_failed', tokenId: r.token_id, err: e }, "recording an API token's last use failed"));
     }
     return toUser(r);
   }

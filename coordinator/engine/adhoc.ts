@@ -39,7 +39,7 @@ export class AdhocRunner {
     private readonly events: ExecutionEvents,
   ) {
     dispatcher.events.on('finished', (o) => {
-      void this.onFinished(o).catch((e: unknown) => this.log.error({ event: 'adhoc.finish_failed', executionId: o.executionId, err: e }, 'closing an ad-hoc execution failed'));
+      this.onFinished(o).catch((e: unknown) => this.log.error({ event: 'adhoc.finish_failed', executionId: o.executionId, err: e }, 'closing an ad-hoc execution failed'));
     });
   }
 

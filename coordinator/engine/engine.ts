@@ -382,10 +382,14 @@ export class ExecutionEngine {
   private perform(run: RunState, a: Action): void {
     switch (a.kind) {
       case 'finish':
-        void this.finish(run, a.state, a.reason);
+        this.finish(run, a.state, a.reason).catch((e: unknown) =>
+          this.d.log.error({ event: 'engine.finish_failed', executionId: run.id, state: a.state, err: e }, 'recording the end of an execution failed'),
+        );
         return;
       case 'await_approval':
-        void this.awaitGate(run, a.step);
+        this.awaitGate(run, a.step).catch((e: unknown) =>
+          this.d.log.error({ event: 'engine.gate_failed', executionId: run.id, step: a.step, err: e }, 'recording that an execution awaits approval failed'),
+        );
         return;
       case 'run':
         if (a.delayMs > 0) {
@@ -413,15 +417,18 @@ export class ExecutionEngine {
       if (!this.d.gateway.isOnline(n.agentId)) {
         // Agents reconnect after blips and coordinator restarts: give this one a moment.
         run.open.set(stepRunId, { node, step, handler, attempt });
-        void this.d.gateway.waitOnline(n.agentId, this.d.offlineWaitMs).then((online) => {
-          if (!run.open.has(stepRunId) || run.finished) return;
-          run.open.delete(stepRunId);
-          if (online) return this.startStep(run, node, step, handler, attempt);
-          const why = `agent ${n.name} is offline (waited ${Math.round(this.d.offlineWaitMs / 1000)} s)`;
-          if (handler) return fail(why);
-          run.progress = nodeUnreachable(run.progress, node, why);
-          this.pump(run);
-        });
+        this.d.gateway
+          .waitOnline(n.agentId, this.d.offlineWaitMs)
+          .then((online) => {
+            if (!run.open.has(stepRunId) || run.finished) return;
+            run.open.delete(stepRunId);
+            if (online) return this.startStep(run, node, step, handler, attempt);
+            const why = `agent ${n.name} is offline (waited ${Math.round(this.d.offlineWaitMs / 1000)} s)`;
+            if (handler) return fail(why);
+            run.progress = nodeUnreachable(run.progress, node, why);
+            this.pump(run);
+          })
+          .catch((e: unknown) => this.d.log.error({ event: 'engine.offline_wait_failed', executionId: run.id, stepRunId, err: e }, 'waiting for an offline agent failed'));
         return;
       }
       let rendered;
@@ -458,7 +465,7 @@ export class ExecutionEngine {
         });
       return;
     }
-    void this.runLocalStep(run, node, step, handler, attempt, stepRunId, info.name, info.kind, info.sleepMs ?? 0).catch((e: unknown) => {
+    this.runLocalStep(run, node, step, handler, attempt, stepRunId, info.name, info.kind, info.sleepMs ?? 0).catch((e: unknown) => {
       this.d.log.error({ event: 'engine.local_step_failed', executionId: run.id, stepRunId, err: e }, 'coordinator step failed');
       fail(`coordinator step failed: ${(e as Error).message}`);
     });
@@ -561,7 +568,7 @@ export class ExecutionEngine {
     if (changed.length === 0) return;
     const now = this.d.now();
     for (const [i, n] of changed) run.persistedStatus[i] = n.status;
-    void this.d.db
+    this.d.db
       .batch(async (tx) => {
         for (const [, n] of changed) {
           const done = n.status !== 'pending' && n.status !== 'running';

@@ -239,7 +239,7 @@ export class StepDispatcher implements StepTraffic {
     const grace = Math.round(this.config.lostAfterMs / 1000);
     const timer = setTimeout(() => {
       this.watchdogs.delete(stepRunId);
-      void this.db
+      this.db
         .get<{ cancel_requested_at: number | null }>('SELECT cancel_requested_at FROM step_runs WHERE id = ?', [stepRunId])
         .then((row) => {
           const ref = { id: stepRunId, execution_id: executionId, agent_id: agentId };
@@ -593,7 +593,7 @@ export class StepDispatcher implements StepTraffic {
     d.attempts++;
     d.timer = setTimeout(() => {
       d.timer = undefined;
-      void this.db
+      this.db
         .get<StepRunRow>('SELECT * FROM step_runs WHERE id = ?', [row.id])
         .then((cur) => {
           if (!cur || cur.state !== 'dispatched' || cur.cancel_requested_at !== null) {

@@ -4,12 +4,13 @@
  * this machine's init does not reap reparented grandchildren.
  */
 import { readFileSync } from 'node:fs';
-import type { OutputSink, OutputStreamName } from '../../agent/runner.js';
+import type { OutputStreamName } from '../../agent/runner.js';
 
 export const PATH_ENV = { PATH: '/usr/local/bin:/usr/bin:/bin' } as const;
 
 export interface Recorded {
-  readonly sink: OutputSink;
+  /** An OutputSink that never returns a promise, so callers need not handle one. */
+  readonly sink: (stream: OutputStreamName, offset: number, data: Buffer) => void;
   readonly calls: Array<{ stream: OutputStreamName; offset: number; length: number }>;
   bytes(stream: OutputStreamName): Buffer;
   text(stream: OutputStreamName): string;
@@ -19,7 +20,7 @@ export function recordingSink(): Recorded {
   const chunks: Record<OutputStreamName, Buffer[]> = { stdout: [], stderr: [] };
   const next: Record<OutputStreamName, number> = { stdout: 0, stderr: 0 };
   const calls: Recorded['calls'] = [];
-  const sink: OutputSink = (stream, offset, data) => {
+  const sink: Recorded['sink'] = (stream, offset, data) => {
     if (offset !== next[stream]) throw new Error(`${stream}: offset ${offset}, expected ${next[stream]}`);
     next[stream] += data.length;
     // Copy: the assertion must not depend on the runner leaving the buffer alone afterwards.

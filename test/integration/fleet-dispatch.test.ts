@@ -8,7 +8,7 @@ import { verifyPayload } from '../../core/envelope.js';
 import { decodeStepResult } from '../../proto/codec/step-codec.js';
 import { STEP_RESULT_TYPE } from '../../core/step.js';
 import { cli, waitFor } from '../helpers/processes.js';
-import type { ExecutionView } from '../../web/api/executions.js';
+import type { ExecutionView } from '../../coordinator/engine/execution-queries.js';
 
 describe('signed steps on real agents', () => {
   let fleet: Fleet;

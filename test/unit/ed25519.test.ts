@@ -1,6 +1,7 @@
 import { generateKeyPairSync, randomBytes, sign, verify } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { ed25519Backend, ed25519Sign, ed25519Verify } from '../../core/ed25519.js';
+import { ed25519Backend, ed25519Sign, ed25519Verify, sodiumModulePath, useEd25519Backend } from '../../core/ed25519.js';
+import { ed25519Choice } from '../../cli/settings.js';
 
 describe('Ed25519 through libsodium', () => {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
@@ -46,6 +47,22 @@ describe('Ed25519 through libsodium', () => {
       openssl = false;
     }
     expect(openssl).toBe(expected);
+  });
+
+  it('uses OpenSSL when the process chooses it (HANDRAIL_ED25519=openssl, read by cli/), with the same bytes', () => {
+    expect(ed25519Choice({ HANDRAIL_ED25519: 'openssl' })).toBe('openssl');
+    expect(ed25519Choice({})).toBe('auto');
+    const before = ed25519Sign(m, privateKey);
+    try {
+      useEd25519Backend('openssl');
+      expect(ed25519Backend()).toBe('openssl');
+      expect(sodiumModulePath()).toBeNull(); // verify workers follow the choice
+      expect(ed25519Sign(m, privateKey).equals(before)).toBe(true);
+      expect(ed25519Verify(m, publicKey, before)).toBe(true);
+    } finally {
+      useEd25519Backend('auto');
+    }
+    expect(ed25519Backend()).toBe('libsodium');
   });
 
   it('leaves RSA keys to node:crypto', () => {

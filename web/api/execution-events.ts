@@ -5,11 +5,12 @@
  */
 import type { Context } from 'hono';
 import { streamSSE } from 'hono/streaming';
+import type { Logger } from 'pino';
 import type { Database } from '../../coordinator/store/database.js';
 import type { ExecutionEvents } from '../../coordinator/engine/execution-events.js';
 import type { OutputEvent } from '../../coordinator/engine/step-dispatcher.js';
+import { loadExecution } from '../../coordinator/engine/execution-queries.js';
 import { notFound } from '../../core/errors.js';
-import { loadExecution } from './executions.js';
 
 export interface OutputFeed {
   onOutput(fn: (e: OutputEvent) => void): () => void;
@@ -17,7 +18,7 @@ export interface OutputFeed {
 
 const ACTIVE = new Set(['queued', 'running', 'awaiting_approval']);
 
-export async function executionEventStream(c: Context, db: Database, events: ExecutionEvents, output: OutputFeed, id: string): Promise<Response> {
+export async function executionEventStream(c: Context, db: Database, events: ExecutionEvents, output: OutputFeed, id: string, log: Logger): Promise<Response> {
   const first = await loadExecution(db, id);
   if (!first) throw notFound(`no execution ${id}`);
   return streamSSE(c, async (stream) => {
@@ -25,6 +26,11 @@ export async function executionEventStream(c: Context, db: Database, events: Exe
     let timer: NodeJS.Timeout | undefined;
     let finish: () => void = () => undefined;
     const done = new Promise<void>((r) => (finish = r));
+    /** A failed write is a client that went away: the stream ends. */
+    const writeFailed = (e: unknown): void => {
+      log.debug({ event: 'execution_events.write_failed', executionId: id, err: e }, 'execution event stream ended: a write failed');
+      finish();
+    };
     const sendState = async (): Promise<void> => {
       timer = undefined;
       const view = await loadExecution(db, id);
@@ -37,16 +43,23 @@ export async function executionEventStream(c: Context, db: Database, events: Exe
     };
     const offChanged = events.onChanged((changed) => {
       if (changed !== id || closed || timer) return;
-      timer = setTimeout(() => void sendState().catch(() => finish()), 100);
+      timer = setTimeout(() => {
+        sendState().catch((e: unknown) => {
+          log.warn({ event: 'execution_events.state_failed', executionId: id, err: e }, 'execution event stream ended: sending the state failed');
+          finish();
+        });
+      }, 100);
     });
     const offOutput = output.onOutput((e) => {
       if (e.executionId !== id || closed) return;
-      void stream
+      stream
         .writeSSE({ event: 'output', data: JSON.stringify({ stepRunId: e.stepRunId, agentId: e.agentId, stream: e.stream, offset: e.offset, text: e.data.toString('utf8') }) })
-        .catch(() => finish());
+        .catch(writeFailed);
     });
     stream.onAbort(() => finish());
-    const keepalive = setInterval(() => void stream.writeSSE({ event: 'ping', data: '{}' }).catch(() => finish()), 15_000);
+    const keepalive = setInterval(() => {
+      stream.writeSSE({ event: 'ping', data: '{}' }).catch(writeFailed);
+    }, 15_000);
     await sendState();
     await done;
     closed = true;
