@@ -129,7 +129,7 @@ export class StepExecutor {
   /** A new stream is up: hand over everything finished but unacknowledged. */
   onConnected(): void {
     for (const r of this.running.values()) r.needsResend = true;
-    for (const [stepId, entry] of this.unacked) void this.deliver(stepId, entry, true);
+    for (const [stepId, entry] of this.unacked) this.background(this.deliver(stepId, entry, true), 'result.deliver_failed', stepId);
   }
 
   /** The coordinator stored the result (or, with `refused`, never will: it is set aside, not resent). */
@@ -157,7 +157,7 @@ export class StepExecutor {
     // Not started (or never received): remember, so the step is refused if it arrives later.
     this.canceledEarly.set(stepId, this.d.now());
     if (this.canceledEarly.size > 10_000) this.canceledEarly.delete(this.canceledEarly.keys().next().value as string);
-    if (!this.starting.has(stepId)) void this.reject({ executionId, stepId }, 'canceled', 'canceled before it started on this agent');
+    if (!this.starting.has(stepId)) this.background(this.reject({ executionId, stepId }, 'canceled', 'canceled before it started on this agent'), 'step.reject_failed', stepId);
   }
 
   /** Cancels every running step (agent shutting down) and resolves when they have stopped. */
@@ -209,7 +209,7 @@ export class StepExecutor {
         return;
       }
       const entry = this.unacked.get(request.stepId);
-      if (entry) void this.deliver(request.stepId, entry, true);
+      if (entry) this.background(this.deliver(request.stepId, entry, true), 'result.deliver_failed', request.stepId);
       return;
     }
     if (this.canceledEarly.has(request.stepId)) {
@@ -299,8 +299,8 @@ export class StepExecutor {
           now: this.d.now,
           tempDir: this.d.tempDir,
           onStarted: (pid) => {
-            void entry.setPid(pid).catch(() => undefined);
-            void this.sendLive({ msg: { $case: 'accepted', value: { executionId: request.executionId, stepId: request.stepId, startedAtMs: this.d.now(), pid } } });
+            this.background(entry.setPid(pid), 'spool.set_pid_failed', request.stepId);
+            this.background(this.sendLive({ msg: { $case: 'accepted', value: { executionId: request.executionId, stepId: request.stepId, startedAtMs: this.d.now(), pid } } }), 'step.accepted_send_failed', request.stepId);
           },
         },
       );
@@ -336,7 +336,7 @@ export class StepExecutor {
       'step finished',
     );
     const live = this.d.link();
-    void this.deliver(request.stepId, entry, run.needsResend || live === undefined || live.generation !== run.startGeneration);
+    this.background(this.deliver(request.stepId, entry, run.needsResend || live === undefined || live.generation !== run.startGeneration), 'result.deliver_failed', request.stepId);
   }
 
   /** Signs the result with the agent's key and writes it to the spool. */
@@ -438,6 +438,11 @@ export class StepExecutor {
     } catch {
       run.needsResend = true;
     }
+  }
+
+  /** Work that runs on its own: a failure is logged, never an unhandled rejection. */
+  private background(work: Promise<unknown>, event: string, stepId: string): void {
+    work.catch((e: unknown) => this.d.log.error({ event, stepRunId: stepId, err: e }, `${event.replace(/[._]/g, ' ')}`));
   }
 
   private async sendLive(msg: ConnectRequest): Promise<void> {
