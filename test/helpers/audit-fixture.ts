@@ -305,3 +305,21 @@ export function flipByte(b: Uint8Array, at: number): Buffer {
   c[at] = (c[at] as number) ^ 0x01;
   return c;
 }
+
+/** A bundle as the JSON Lines file `handrail audit export` writes. */
+export function bundleText(b: Bundle): string {
+  const b64 = (x: Uint8Array): string => Buffer.from(x).toString('base64');
+  const lines = [JSON.stringify(b.header)];
+  for (const r of b.records) lines.push(JSON.stringify({ t: 'record', seq: r.seq, kid: r.kid, payload: b64(r.payload), sig: b64(r.sig) }));
+  for (const [id, o] of b.outputs) {
+    if (o.stdout.length > 0) lines.push(JSON.stringify({ t: 'output', stepRunId: id, stream: 'stdout', data: b64(o.stdout) }));
+    if (o.stderr.length > 0) lines.push(JSON.stringify({ t: 'output', stepRunId: id, stream: 'stderr', data: b64(o.stderr) }));
+  }
+  for (const c of b.checkpoints) lines.push(JSON.stringify({ t: 'checkpoint', kid: c.kid, payload: b64(c.payload), sig: b64(c.sig) }));
+  return lines.join('\n') + '\n';
+}
+
+/** A checkpoint as the line `handrail audit checkpoint` prints. */
+export function checkpointLine(c: BundleCheckpoint): string {
+  return JSON.stringify({ checkpoint: Buffer.from(c.payload).toString('base64'), kid: c.kid, sig: Buffer.from(c.sig).toString('base64') });
+}
