@@ -165,7 +165,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
     users: data.users,
     adhoc,
     executions: {
-      start: (req) => engine.request({ runbookId: req.runbookId, options: req.options, targets: req.targets, user: req.user, ...(req.reason ? { reason: req.reason } : {}) }),
+      start: (req) => engine.request({ runbookId: req.runbookId, options: req.options, targets: req.targets, user: req.user, requestId: req.requestId, ...(req.reason ? { reason: req.reason } : {}) }),
       decide: (id, user, decision, comment) => engine.decide(id, user, decision, comment),
       cancel: async (id, user) => (await engine.cancel(id, user)) || (await adhoc.cancel(id, user.name)),
       waitFinished: (id, ms) => executionEvents.waitFinished(id, ms),

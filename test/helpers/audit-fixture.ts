@@ -190,7 +190,7 @@ export function filler(i: number): AuditEventInput {
     case 0:
       return auditEvent(AuditEvents.tokenCreated, { kind: 'cli', id: 'root' }, { tokenId: `tok-${i}`, labels: { env: 'prod' }, expiresAt: new Date(T0).toISOString(), uses: 1, namePattern: null });
     case 1:
-      return auditEvent(AuditEvents.policyDecided, { kind: 'user', id: 'alice' }, { executionId: `exe-${i}`, user: 'alice', action: 'run', runbookId: 'restart-web', allowed: true, rule: 'demo/ops', reason: 'allowed' });
+      return auditEvent(AuditEvents.policyDecided, { kind: 'user', id: 'alice' }, { requestId: `req-${i}`, executionId: `exe-${i}`, user: 'alice', action: 'run', runbookId: 'restart-web', allowed: true, rule: 'demo/ops', reason: 'allowed' });
     case 2:
       return auditEvent(AuditEvents.executionCompleted, SYSTEM, { executionId: `exe-${i}`, state: 'succeeded' });
     default:

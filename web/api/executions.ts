@@ -7,6 +7,7 @@ import { parseDuration } from '../../core/duration.js';
 import type { ExecutionEvents } from '../../coordinator/engine/execution-events.js';
 import { executionEventStream, type OutputFeed } from './execution-events.js';
 import type { AuthVariables } from '../auth/bearer.js';
+import type { RequestIdVariables } from '../request-id.js';
 import type { StepResult } from '../../core/step.js';
 import { decodeStepResult } from '../../proto/codec/step-codec.js';
 
@@ -206,7 +207,8 @@ export async function listExecutions(db: Database, q: ExecutionListQuery): Promi
 export type ExecutionVisibility = (user: User, execution: { readonly kind: string; readonly runbookId: string | null; readonly requestedBy: string }) => boolean;
 
 export interface ExecutionControl {
-  start(req: { runbookId: string; options: Record<string, string>; targets: string | undefined; reason: string | undefined; user: User }): Promise<{ executionId: string; state: string }>;
+  /** `requestId`: the API request's id (web/request-id.ts), for the audit records it causes. */
+  start(req: { runbookId: string; options: Record<string, string>; targets: string | undefined; reason: string | undefined; user: User; requestId: string }): Promise<{ executionId: string; state: string }>;
   decide(executionId: string, user: User, decision: 'approve' | 'deny', comment: string): Promise<{ state: string; remaining: number }>;
   cancel(executionId: string, user: User): Promise<boolean>;
   /** Resolves when the execution finishes or the timeout passes. */
@@ -215,8 +217,8 @@ export interface ExecutionControl {
 
 const ACTIVE = new Set(['queued', 'running', 'awaiting_approval']);
 
-export function executionRoutes(db: Database, control: ExecutionControl, live: { events: ExecutionEvents; output: OutputFeed }, canView: ExecutionVisibility): Hono<{ Variables: AuthVariables }> {
-  const app = new Hono<{ Variables: AuthVariables }>();
+export function executionRoutes(db: Database, control: ExecutionControl, live: { events: ExecutionEvents; output: OutputFeed }, canView: ExecutionVisibility): Hono<{ Variables: AuthVariables & RequestIdVariables }> {
+  const app = new Hono<{ Variables: AuthVariables & RequestIdVariables }>();
   /** 404 rather than 403: an execution one may not see is not disclosed. */
   const visible = async (user: User, id: string): Promise<void> => {
     const row = await db.get<{ kind: string; runbook_id: string | null; requested_by: string }>('SELECT kind, runbook_id, requested_by FROM executions WHERE id = ?', [id]);
@@ -257,7 +259,7 @@ export function executionRoutes(db: Database, control: ExecutionControl, live: {
     if (targets !== undefined && typeof targets !== 'string') throw invalidArgument('"targets" must be a selector string');
     const reason = body['reason'];
     if (reason !== undefined && typeof reason !== 'string') throw invalidArgument('"reason" must be a string');
-    const out = await control.start({ runbookId: runbook, options: opts, targets, reason: reason === undefined ? undefined : reason.slice(0, 500), user: c.get('user') });
+    const out = await control.start({ runbookId: runbook, options: opts, targets, reason: reason === undefined ? undefined : reason.slice(0, 500), user: c.get('user'), requestId: c.get('requestId') });
     return c.json(out, 201);
   });
   for (const decision of ['approve', 'deny'] as const) {
