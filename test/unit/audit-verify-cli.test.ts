@@ -4,7 +4,7 @@
  * --trust-file), where the store is (--data-dir, --db), and what the report prints.
  */
 import { X509Certificate } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -185,7 +185,7 @@ describe('audit verify --data-dir', () => {
     } finally {
       await data.close();
     }
-    await import('node:fs/promises').then((fs) => fs.mkdir(certsDir, { recursive: true }));
+    await mkdir(certsDir, { recursive: true });
     await writeFile(join(certsDir, 'ca.pem'), testPki().caPem);
   });
 
