@@ -17,8 +17,11 @@ export class ApiClient {
       parsed = undefined;
     }
     if (!res.ok) {
-      const err = (parsed as { error?: { kind?: ErrorKind; message?: string; hint?: string } } | undefined)?.error;
-      throw new HandrailError(err?.kind ?? 'unavailable', err?.message ?? `HTTP ${res.status} from ${this.base}${path}`, err?.hint ? { hint: err.hint } : undefined);
+      const err = (parsed as { error?: { kind?: ErrorKind; message?: string; hint?: string; requestId?: string } } | undefined)?.error;
+      const message = err?.message ?? `HTTP ${res.status} from ${this.base}${path}`;
+      // A refusal names its request: the id its audit record carries.
+      const id = err?.kind === 'permission_denied' && err.requestId ? ` (request ${err.requestId})` : '';
+      throw new HandrailError(err?.kind ?? 'unavailable', message + id, err?.hint ? { hint: err.hint } : undefined);
     }
     return parsed as T;
   }

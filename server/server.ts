@@ -29,7 +29,7 @@ export async function startServer(config: ServerConfig, log: Logger, now: () => 
     users: data.users,
     adhoc: coordinator.adhoc,
     executions: {
-      start: (req) => engine.request({ runbookId: req.runbookId, options: req.options, targets: req.targets, user: req.user, ...(req.reason ? { reason: req.reason } : {}) }),
+      start: (req) => engine.request({ runbookId: req.runbookId, options: req.options, targets: req.targets, user: req.user, requestId: req.requestId, ...(req.reason ? { reason: req.reason } : {}) }),
       decide: (id, user, decision, comment) => engine.decide(id, user, decision, comment),
       cancel: (id, user) => coordinator.cancelExecution(id, user),
       waitFinished: (id, ms) => executionEvents.waitFinished(id, ms),

@@ -16,6 +16,7 @@ import type { Counters } from '../coordinator/metrics/counters.js';
 import { bearerAuth, type AuthFailureHook, type AuthVariables } from './auth/bearer.js';
 import type { Authorizer } from './auth/authorizer.js';
 import { errorResponse } from './errors.js';
+import { requestId, type RequestIdVariables } from './request-id.js';
 import { agentRoutes } from './api/agents.js';
 import { adhocRoutes } from './api/adhoc.js';
 import { executionRoutes, type ExecutionControl } from './api/executions.js';
@@ -40,13 +41,14 @@ export interface WebDeps {
   readonly log: Logger;
 }
 
-export function createApp(d: WebDeps): Hono<{ Variables: AuthVariables }> {
-  const app = new Hono<{ Variables: AuthVariables }>();
+export function createApp(d: WebDeps): Hono<{ Variables: AuthVariables & RequestIdVariables }> {
+  const app = new Hono<{ Variables: AuthVariables & RequestIdVariables }>();
+  app.use('*', requestId());
   app.onError((e, c) => errorResponse(c, e));
   app.notFound((c) => c.json({ error: { kind: 'not_found', message: `no route ${c.req.method} ${c.req.path}` } }, 404));
   app.get('/api/v1/health', (c) => c.json({ ok: true }));
   app.get('/metrics', (c) => c.text(d.counters.prometheus(d.gauges())));
-  const api = new Hono<{ Variables: AuthVariables }>();
+  const api = new Hono<{ Variables: AuthVariables & RequestIdVariables }>();
   api.use('*', bearerAuth(d.users, d.now, d.onAuthFailure));
   api.get('/whoami', (c) => c.json({ user: c.get('user') }));
   api.route('/agents', agentRoutes(d.registry, d.isOnline));

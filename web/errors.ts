@@ -19,16 +19,19 @@ const TO_HTTP: Record<ErrorKind, ContentfulStatusCode> = {
 };
 
 export interface ErrorBody {
-  error: { kind: ErrorKind; message: string; hint?: string; details?: unknown };
+  /** `requestId`: the id the request's audit records carry (web/request-id.ts). */
+  error: { kind: ErrorKind; message: string; hint?: string; details?: unknown; requestId?: string };
 }
 
 export function errorResponse(c: Context, e: unknown): Response {
+  const id: unknown = c.get('requestId');
+  const rid = typeof id === 'string' ? { requestId: id } : {};
   if (e instanceof HandrailError) {
-    const body: ErrorBody = { error: { kind: e.kind, message: e.message, ...(e.hint ? { hint: e.hint } : {}) } };
+    const body: ErrorBody = { error: { kind: e.kind, message: e.message, ...(e.hint ? { hint: e.hint } : {}), ...rid } };
     return c.json(body, TO_HTTP[e.kind]);
   }
   if (e instanceof HTTPException) {
-    return c.json({ error: { kind: e.status === 401 ? 'unauthenticated' : 'invalid_argument', message: e.message } }, e.status as ContentfulStatusCode);
+    return c.json({ error: { kind: e.status === 401 ? 'unauthenticated' : 'invalid_argument', message: e.message, ...rid } }, e.status as ContentfulStatusCode);
   }
-  return c.json({ error: { kind: 'internal', message: 'internal error' } }, 500);
+  return c.json({ error: { kind: 'internal', message: 'internal error', ...rid } }, 500);
 }

@@ -1,17 +1,17 @@
 /** `handrail audit export|verify`: signed execution records, exported and verified offline. */
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { access, readFile } from 'node:fs/promises';
 import { once } from 'node:events';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { openDataDir, STORE_FILE } from '../../coordinator/data-dir.js';
-import { Database } from '../../coordinator/store/database.js';
-import { BundleFormatError, exportBundle, parseBundleLines, parseCheckpointLine, type BundleCheckpoint } from '../../coordinator/audit/bundle.js';
-import { verifyBundle } from '../../coordinator/audit/verify.js';
-import { workerVerifier } from '../../coordinator/audit/verify-workers.js';
+import { BundleFormatError, exportBundle, parseCheckpointLine, type BundleCheckpoint } from '../../coordinator/audit/bundle.js';
+import { verifyBundleFile, verifyDatabase } from '../../coordinator/audit/export.js';
+import { parseTrustAnchors } from '../../coordinator/audit/trust-anchors.js';
+import { FULL_LOG, formatRange, isAuditKeyId, normalizeFingerprint, parseRange, type VerifyExpectation, type VerifyOptions, type VerifyReport } from '../../coordinator/audit/verify.js';
 import type { CliIo } from '../io.js';
-import { bool, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
+import { bool, list, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
 import { CERTS_DIR, DATA_DIR, JSON_OUTPUT } from '../settings.js';
+import { reportLines } from './audit-report.js';
 
 export const auditExport: CommandSpec = {
   name: 'audit export',
@@ -49,10 +49,19 @@ export async function runAuditExport(p: ParsedCommand, io: CliIo): Promise<numbe
   if (!(await access(join(dataDir, STORE_FILE)).then(() => true, () => false))) throw new UsageError(`no Handrail store in ${dataDir} (pass --data-dir)`);
   const data = await openDataDir(dataDir, io.now);
   let lines = 0;
+  let toHead = true;
+  let first: number | undefined;
+  let last: number | undefined;
   try {
     const stream = createWriteStream(outFile, { mode: 0o644 });
     for await (const line of exportBundle(data.db, caPem, { ...(fromMs !== undefined ? { fromMs } : {}), ...(toMs !== undefined ? { toMs } : {}), ...(executionId ? { executionId } : {}) }, io.now())) {
       if (!stream.write(line + '\n')) await once(stream, 'drain');
+      if (lines === 0) toHead = (JSON.parse(line) as { toHead: boolean }).toHead;
+      const seq = RECORD_SEQ.exec(line)?.[1];
+      if (seq !== undefined) {
+        first ??= Number(seq);
+        last = Number(seq);
+      }
       lines++;
     }
     stream.end();
@@ -60,83 +69,133 @@ export async function runAuditExport(p: ParsedCommand, io: CliIo): Promise<numbe
   } finally {
     await data.close();
   }
-  io.err(`wrote ${outFile} (${lines} lines)\n`);
+  const held = first === undefined ? 'no records' : `records ${first}..${last ?? first}`;
+  io.err(`wrote ${outFile} (${lines} lines, ${held})\n`);
+  // A partial bundle verifies only as what it is: say how, since its header is not trusted.
+  if (executionId) io.err(`verify it with: handrail audit verify ${outFile} --execution ${executionId}\n`);
+  else if (first !== undefined && (first !== 1 || !toHead)) io.err(`verify it with: handrail audit verify ${outFile} --range ${formatRange(first, toHead ? null : (last ?? first))}\n`);
   return 0;
 }
 
+const RECORD_SEQ = /^\{"t":"record","seq":(\d+),/;
+
 export const auditVerify: CommandSpec = {
   name: 'audit verify',
-  usage: 'audit verify FILE [--checkpoints FILE] | audit verify --db PATH [--certs-dir DIR]',
-  summary: 'Verify audit records offline: the hash chain, every coordinator and agent signature, agent certificates against the CA, outputs against signed digests, and checkpoints. Exits 1 naming the first bad record.',
+  usage: 'audit verify FILE [--range FROM..TO | --execution ID] [--checkpoints FILE] [--trust-key KEYID]… [--trust-ca-fingerprint SHA256] [--trust-file FILE] | audit verify [--data-dir DIR] [--certs-dir DIR]',
+  summary:
+    'Verify audit records offline: the hash chain, every coordinator and agent signature, agent certificates against the CA, outputs against signed digests, and checkpoints. ' +
+    'A bundle must hold the whole log unless --range or --execution says otherwise (its header is not signed, so its own word is not taken). ' +
+    'Audit keys are trusted only when pinned (--trust-key, --trust-file) or introduced by a key.rotated record signed with a trusted key; with no pin, the first record\'s key is trusted on first use, and the report says so. ' +
+    'Exits 1 naming the first bad record.',
   options: {
-    db: { type: 'string', placeholder: 'PATH', description: 'verify the live store (handrail.db, or a data dir) instead of a bundle' },
-    'certs-dir': CERTS_DIR,
-    checkpoints: { type: 'string', placeholder: 'FILE', description: 'checkpoint lines kept elsewhere (from `handrail audit checkpoint`): detects a shortened log' },
+    'data-dir': { ...DATA_DIR, description: 'verify the live store in this data dir (when no bundle FILE is given)' },
+    db: { type: 'string', placeholder: 'PATH', description: 'deprecated: use --data-dir (a data dir, or its handrail.db)' },
+    'certs-dir': { ...CERTS_DIR, description: 'where the CA certificate (ca.pem) is, for --data-dir' },
+    range: { type: 'string', placeholder: 'FROM..TO', description: 'the bundle holds records FROM..TO only (FROM.. = from FROM to the head of the log); a checkpoint past TO is reported, not failed' },
+    execution: { type: 'string', placeholder: 'ID', description: 'the bundle holds the records of execution ID only (`audit export --execution ID`)' },
+    checkpoints: { type: 'string', placeholder: 'FILE', description: 'checkpoint lines kept elsewhere (from `handrail audit checkpoint`): detects a shortened or rewritten log' },
+    'trust-key': { type: 'string', multiple: true, env: 'HANDRAIL_AUDIT_TRUST_KEYS', configKey: 'auditTrustKeys', placeholder: 'KEYID', description: 'trust this audit key id from the first record (repeatable); other keys only through key.rotated records signed with a trusted key' },
+    'trust-ca-fingerprint': { type: 'string', env: 'HANDRAIL_AUDIT_TRUST_CA', configKey: 'auditTrustCaFingerprint', placeholder: 'SHA256', description: 'the CA certificate\'s SHA-256 fingerprint (`openssl x509 -noout -fingerprint -sha256 -in ca.pem`)' },
+    'trust-file': { type: 'string', env: 'HANDRAIL_AUDIT_TRUST_FILE', configKey: 'auditTrustFile', placeholder: 'FILE', description: 'trust anchors, one per line: audit key ids and the CA fingerprint (# comments)' },
     json: JSON_OUTPUT,
   },
   allowPositionals: true,
 };
 
-async function* fileLines(path: string): AsyncGenerator<string> {
-  const rl = createInterface({ input: createReadStream(path, 'utf8'), crlfDelay: Infinity });
-  for await (const l of rl) yield l;
+/** What the bundle must hold: the whole log unless the user says it is partial. */
+function expectation(p: ParsedCommand): VerifyExpectation {
+  const rangeText = str(p.values, 'range');
+  const execution = str(p.values, 'execution');
+  if (rangeText !== undefined && execution !== undefined) throw new UsageError('give either --range or --execution, not both');
+  if (execution !== undefined) {
+    if (execution.trim() === '') throw new UsageError('--execution needs an execution id');
+    return { kind: 'execution', executionId: execution };
+  }
+  if (rangeText === undefined) return FULL_LOG;
+  const range = parseRange(rangeText);
+  if (!range) throw new UsageError(`--range "${rangeText}" is not a range of record numbers: use FROM..TO (e.g. 1..300) or FROM.. (to the head of the log)`);
+  return range;
+}
+
+/** Pinned audit key ids and CA fingerprint, from the flags and a trust file. */
+async function trustAnchors(p: ParsedCommand): Promise<NonNullable<VerifyOptions['trust']>> {
+  const keyIds = list(p.values, 'trust-key');
+  for (const k of keyIds) if (!isAuditKeyId(k)) throw new UsageError(`--trust-key "${k}" is not an audit key id (audit- and 16 hex digits, as \`audit verify\` prints it)`);
+  const cas: string[] = [];
+  const caFlag = str(p.values, 'trust-ca-fingerprint');
+  if (caFlag !== undefined) {
+    const fp = normalizeFingerprint(caFlag);
+    if (!fp) throw new UsageError(`--trust-ca-fingerprint "${caFlag}" is not a SHA-256 fingerprint (64 hex digits, colons optional)`);
+    cas.push(fp);
+  }
+  const file = str(p.values, 'trust-file');
+  if (file !== undefined) {
+    const text = await readFile(file, 'utf8').catch(() => {
+      throw new UsageError(`cannot read ${file}`);
+    });
+    const { anchors, problems } = parseTrustAnchors(text);
+    const first = problems[0];
+    if (first) throw new UsageError(`${file}:${first.line}: ${first.message}`);
+    keyIds.push(...anchors.keyIds);
+    cas.push(...anchors.caFingerprints);
+  }
+  const ca = [...new Set(cas)];
+  if (ca.length > 1) throw new UsageError(`more than one CA fingerprint to trust (${ca.join(', ')}): give one`);
+  return { ...(keyIds.length > 0 ? { keyIds: [...new Set(keyIds)] } : {}), ...(ca[0] !== undefined ? { caFingerprint256: ca[0] } : {}) };
+}
+
+async function externalCheckpoints(p: ParsedCommand): Promise<BundleCheckpoint[]> {
+  const cpFile = str(p.values, 'checkpoints');
+  if (!cpFile) return [];
+  const text = await readFile(cpFile, 'utf8').catch(() => {
+    throw new UsageError(`cannot read ${cpFile}`);
+  });
+  const out: BundleCheckpoint[] = [];
+  text.split('\n').forEach((l, i) => {
+    if (l.trim() === '') return;
+    try {
+      out.push(parseCheckpointLine(l));
+    } catch (e) {
+      throw new UsageError(`${cpFile}:${i + 1}: ${(e as Error).message}`);
+    }
+  });
+  return out;
 }
 
 export async function runAuditVerify(p: ParsedCommand, io: CliIo): Promise<number> {
   const file = p.positionals[0];
-  const dbPath = str(p.values, 'db');
-  if ((file === undefined) === (dbPath === undefined)) throw new UsageError('give a bundle FILE or --db PATH (one of them)');
-  const external: BundleCheckpoint[] = [];
-  const cpFile = str(p.values, 'checkpoints');
-  if (cpFile) {
-    const text = await readFile(cpFile, 'utf8').catch(() => {
-      throw new UsageError(`cannot read ${cpFile}`);
-    });
-    text.split('\n').forEach((l, i) => {
-      if (l.trim() === '') return;
-      try {
-        external.push(parseCheckpointLine(l));
-      } catch (e) {
-        throw new UsageError(`${cpFile}:${i + 1}: ${(e as Error).message}`);
-      }
-    });
-  }
+  if (p.positionals.length > 1) throw new UsageError(`one bundle FILE at a time (got ${p.positionals.length})`);
+  const dbFlag = str(p.values, 'db');
+  if (file !== undefined && dbFlag !== undefined) throw new UsageError('give a bundle FILE or --data-dir DIR, not both');
+  if (dbFlag !== undefined) io.err('handrail audit verify: --db is deprecated; use --data-dir DIR\n');
+  const expect = expectation(p);
+  if (file === undefined && expect.kind !== 'full') throw new UsageError('--range and --execution apply to a bundle FILE: a store always holds the whole log');
+  const options = { expect, trust: await trustAnchors(p), externalCheckpoints: await externalCheckpoints(p) };
   const started = performance.now();
-  let bundle;
+  let report: VerifyReport;
   try {
-    if (file) {
-      bundle = await parseBundleLines(fileLines(file));
+    if (file !== undefined) {
+      report = await verifyBundleFile(file, options);
     } else {
-      const path = (dbPath as string).endsWith('.db') ? (dbPath as string) : join(dbPath as string, STORE_FILE);
-      const caPem = await readFile(join(str(p.values, 'certs-dir') as string, 'ca.pem'), 'utf8').catch(() => {
-        throw new UsageError(`cannot read the CA certificate in ${str(p.values, 'certs-dir')} (pass --certs-dir)`);
+      const dataDir = dbFlag ?? (str(p.values, 'data-dir') as string);
+      const path = dataDir.endsWith('.db') ? dataDir : join(dataDir, STORE_FILE);
+      if (!(await access(path).then(() => true, () => false))) throw new UsageError(`no Handrail store at ${path} (pass --data-dir DIR, or a bundle FILE)`);
+      const certsDir = str(p.values, 'certs-dir') as string;
+      const caPem = await readFile(join(certsDir, 'ca.pem'), 'utf8').catch(() => {
+        throw new UsageError(`cannot read the CA certificate ${join(certsDir, 'ca.pem')} (pass --certs-dir)`);
       });
-      const db = await Database.open(path, { readonly: true }).catch(() => {
-        throw new UsageError(`cannot open ${path}`);
-      });
-      try {
-        bundle = await parseBundleLines(exportBundle(db, caPem, {}, io.now()));
-      } finally {
-        await db.close();
-      }
+      report = await verifyDatabase(path, caPem, options);
     }
   } catch (e) {
     if (e instanceof BundleFormatError) {
-      io.err(`handrail audit verify: ${file ?? dbPath}: ${e.message}\n`);
+      io.err(`handrail audit verify: ${file ?? ''}: ${e.message}\n`);
       return 1;
     }
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new UsageError(`cannot read ${file}`);
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'EISDIR') throw new UsageError(`cannot read ${file ?? ''}`);
     throw e;
   }
-  const report = await verifyBundle(bundle, { externalCheckpoints: external, verifier: workerVerifier() });
   const secs = (performance.now() - started) / 1000;
-  if (bool(p.values, 'json')) {
-    io.out(JSON.stringify({ ...report, seconds: Number(secs.toFixed(3)) }) + '\n');
-  } else if (report.ok) {
-    io.out(`OK: ${report.records} records (seq ${report.firstSeq ?? '-'}..${report.lastSeq ?? '-'}), ${report.stepResults} agent-signed results with their output, ${report.checkpoints} checkpoint(s), keys ${report.keysUsed.join(', ') || '-'} (${secs.toFixed(1)} s)\n`);
-  } else {
-    io.out(`FAILED at ${report.firstBad?.seq === null ? 'the log as a whole' : `record ${report.firstBad?.seq}`}: ${report.firstBad?.reason}\n`);
-  }
+  if (bool(p.values, 'json')) io.out(JSON.stringify({ ...report, seconds: Number(secs.toFixed(3)) }) + '\n');
+  else io.out(reportLines(report, secs, { externalCheckpoints: options.externalCheckpoints.length > 0 }).join('\n') + '\n');
   return report.ok ? 0 : 1;
 }
-

@@ -129,7 +129,7 @@ export async function runDemo(p: ParsedCommand, io: CliIo): Promise<number> {
       `  HANDRAIL_TOKEN=${tokens['alice']} handrail executions ls`,
       `  handrail agents ls --data-dir ${dataDir}`,
       `  handrail policy explain --user alice --runbook rollback-release --data-dir ${dataDir}`,
-      `  handrail audit verify --db ${dataDir} --certs-dir ${certsDir}`,
+      `  handrail audit verify --data-dir ${dataDir} --certs-dir ${certsDir}`,
       '',
       'Ctrl-C stops everything.',
       '',

@@ -5,7 +5,7 @@
  * another process (an admin CLI command) may append in between.
  */
 import type { Database, Tx } from '../store/database.js';
-import type { Keyring } from '../pki/keyring.js';
+import type { Keyring, SigningKey } from '../pki/keyring.js';
 import type { AuditEventInput } from './events.js';
 import { GENESIS_PREV, sealCheckpoint, sealRecord, type SealedRecord } from './record.js';
 
@@ -33,11 +33,25 @@ export class AuditLog {
 
   /** Appends one record per event, in order, inside `tx`; returns them as sealed. */
   append(tx: Tx, events: AuditEventInput | readonly AuditEventInput[]): Promise<SealedRecord[]> {
+    // Signed with the key active now: a rotation between transactions is picked up at once.
+    return this.appendWith(tx, events, () => this.keyring.active('audit'));
+  }
+
+  /**
+   * Appends records signed with `key` rather than the active key. For the key.rotated record
+   * only: it must be signed with the key being retired, so that a verifier which trusts that key
+   * comes to trust the new one through it (docs/audit-format.md, key trust).
+   */
+  appendSignedWith(tx: Tx, key: SigningKey, events: AuditEventInput | readonly AuditEventInput[]): Promise<SealedRecord[]> {
+    if (key.purpose !== 'audit') throw new Error(`audit records are signed with an audit key, not a ${key.purpose} key`);
+    return this.appendWith(tx, events, () => key);
+  }
+
+  private appendWith(tx: Tx, events: AuditEventInput | readonly AuditEventInput[], signer: () => SigningKey): Promise<SealedRecord[]> {
     const list: readonly AuditEventInput[] = Array.isArray(events) ? events : [events as AuditEventInput];
     const before = this.cached?.txId === tx.txId ? this.cached.head : this.readHead(tx);
     const sealed = before.then((head) => {
-      // Signed with the key active now: a rotation between transactions is picked up at once.
-      const key = this.keyring.active('audit');
+      const key = signer();
       const ts = this.now();
       const out: SealedRecord[] = [];
       let seq = head.seq;

@@ -77,7 +77,7 @@ export interface ExportSelection {
 export async function* exportBundle(db: Database, caPem: string, sel: ExportSelection, now: number): AsyncGenerator<string> {
   // Checkpoints before the head: each then covers a record this export holds, so one past the
   // end of the records is evidence of truncation, never one written while exporting.
-  const cps = await db.all<{ payload: Buffer; key_id: string; signature: Buffer }>('SELECT payload, key_id, signature FROM audit_checkpoints ORDER BY seq');
+  const cps = await db.all<{ seq: number; payload: Buffer; key_id: string; signature: Buffer }>('SELECT seq, payload, key_id, signature FROM audit_checkpoints ORDER BY seq');
   const head = await db.get<{ seq: number }>('SELECT max(seq) AS seq FROM audit_records');
   const lastSeq = head?.seq ?? 0;
   // Select by seq range: time bounds are found through the records' own timestamps.
@@ -154,7 +154,13 @@ export async function* exportBundle(db: Database, caPem: string, sel: ExportSele
       if (data.length > 0) yield JSON.stringify({ t: 'output', stepRunId: id, stream: stream === 1 ? 'stdout' : 'stderr', data: data.toString('base64') });
     }
   }
-  for (const c of cps) yield JSON.stringify({ t: 'checkpoint', kid: c.key_id, payload: c.payload.toString('base64'), sig: c.signature.toString('base64') });
+  // Only the checkpoints a verifier can check against these records: of a selected record, or of
+  // the record a range links to. Others would prove nothing about this bundle.
+  const selectedSeqs = seqs ? new Set(seqs) : undefined;
+  const checkable = (n: number): boolean => (selectedSeqs ? selectedSeqs.has(n) : n >= fromSeq - 1 && n <= toSeq);
+  for (const c of cps) {
+    if (checkable(c.seq)) yield JSON.stringify({ t: 'checkpoint', kid: c.key_id, payload: c.payload.toString('base64'), sig: c.signature.toString('base64') });
+  }
 }
 
 /**

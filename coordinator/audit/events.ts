@@ -103,7 +103,11 @@ export interface AuditPayloads {
     script?: { interpreter: readonly string[] } | null;
     reason?: string;
   };
-  'policy.decided': { executionId: string | null; user: string; action: string; runbookId: string | null; allowed: boolean; rule: string | null; reason: string };
+  /**
+   * `requestId`: the id of the API request (its X-Request-Id), null when no request caused it;
+   * `rule`: the `<policy>/<rule>` that decided, or DEFAULT_DENY_RULE when none allowed it.
+   */
+  'policy.decided': { requestId: string | null; executionId: string | null; user: string; action: string; runbookId: string | null; allowed: boolean; rule: string; reason: string };
   'approval.granted': { executionId: string; approver: string; comment: string; remaining: number };
   'approval.denied': { executionId: string; approver: string; comment: string };
   'step.dispatched': {
@@ -141,6 +145,9 @@ export interface AuditPayloads {
    */
   'agent.connection_refused': { agentId: string | null; certificateSerial: string | null; remote: string; reason: string; count: number };
 }
+
+/** The `rule` of a decision no rule made (default deny). Rule ids are `<policy>/<rule>`, so it cannot name one. */
+export const DEFAULT_DENY_RULE = 'default-deny';
 
 export type AuditEventInput = {
   [T in AuditEventType]: { readonly type: T; readonly actor: Actor; readonly data: AuditPayloads[T] };

@@ -1,6 +1,6 @@
 /**
  * The audit log's edges to files and the store: writing an export bundle to a file, verifying a
- * bundle file, and verifying the live store directly (`handrail audit verify --db`). Both
+ * bundle file, and verifying the live store directly (`handrail audit verify --data-dir`). Both
  * verifications stream, so a million-record log is checked in bounded memory with signature
  * checks spread over worker threads. Format: docs/audit-format.md.
  */

@@ -9,6 +9,12 @@
  * and the stored output against the digests the agent signed. Checkpoints (in the bundle or kept
  * elsewhere) expose a log cut short or rewritten. The report names the first bad record and what
  * is wrong with it. No store, no files, no network.
+ *
+ * Nothing in a bundle's header is signed, so nothing in it may weaken a verdict: what the records
+ * must be (the whole log, a range of it, one execution's records) is what the caller asks for
+ * (`VerifyOptions.expect`), never what the header says; an audit key is trusted only when the
+ * caller pins it or a key.rotated record signed with a trusted key introduces it (with no pin,
+ * the key of the first record is trusted on first use, and the report says so).
  */
 import { createHash, createPublicKey, X509Certificate, type Hash, type KeyObject } from 'node:crypto';
 import { ed25519Verify } from '../../core/ed25519.js';
@@ -56,17 +62,52 @@ export const verifyInThread: SignatureBatchVerifier = async (keys, items) => {
 };
 
 /**
- * What the records can prove, from the header's selection: `full` — the whole log from seq 1,
- * nothing missing or reordered; `range` — a contiguous run (`--from/--to`): nothing missing
- * inside it, nothing said about records outside it; `selection` — one execution's records
- * (`--execution`): each record is authentic and links are checked between adjacent seqs only.
- * The header is not signed, so a report must always say which of these it proves.
+ * What the records can prove: `full` — the whole log from seq 1, nothing missing or reordered;
+ * `range` — a contiguous run: nothing missing inside it, nothing said about records outside it;
+ * `selection` — one execution's records: each record is authentic and the execution's, links
+ * are checked between adjacent seqs only. Always the scope the caller asked for.
  */
 export type VerifyScope = 'full' | 'range' | 'selection';
+
+/**
+ * What the caller expects the bundle to hold (default: the whole log). Only a caller can say a
+ * bundle is partial: a header claiming so is not signed.
+ */
+export type VerifyExpectation =
+  | { readonly kind: 'full' }
+  /** Records `from`..`to` exactly; `to` null: from `from` to the head of the log (a checkpoint past the end is then truncation). */
+  | { readonly kind: 'range'; readonly from: number; readonly to: number | null }
+  /** The records of one execution (those whose signed `data.executionId` is the id). */
+  | { readonly kind: 'execution'; readonly executionId: string };
+
+/** How an audit key came to be trusted. */
+export interface TrustedKey {
+  readonly kid: string;
+  /** `pinned` by the caller; `first-use`: the first record's key, with nothing pinned; `rotation`: introduced by a key.rotated record. */
+  readonly how: 'pinned' | 'first-use' | 'rotation';
+  /** The record that first used it (first-use) or introduced it (rotation). */
+  readonly seq: number | null;
+  /** The trusted key that signed the key.rotated record (rotation). */
+  readonly by: string | null;
+}
+
+export interface TrustReport {
+  readonly keys: readonly TrustedKey[];
+  readonly ca: { readonly fingerprint256: string | null; readonly pinned: boolean };
+}
+
+/** A verified checkpoint of a record the bundle does not hold, so it proves nothing here. */
+export interface UncheckedCheckpoint {
+  readonly seq: number;
+  readonly ts: string;
+  readonly external: boolean;
+  readonly reason: string;
+}
 
 export interface VerifyReport {
   readonly ok: boolean;
   readonly scope: VerifyScope;
+  readonly expected: VerifyExpectation;
   readonly records: number;
   readonly firstSeq: number | null;
   readonly lastSeq: number | null;
@@ -76,22 +117,59 @@ export interface VerifyReport {
   readonly keysUsed: readonly string[];
   /** SHA-256 fingerprint of the CA certificate agent certificates were checked against (AA:BB:…). */
   readonly caFingerprint256: string | null;
+  /** What was trusted, and why: print it, so that an unpinned key is never trusted silently. */
+  readonly trust: TrustReport;
+  /** Checkpoints of records outside what was asked for (a range, an execution): not checked. */
+  readonly unchecked: readonly UncheckedCheckpoint[];
   /** The first bad record (seq null: a problem not tied to one record, e.g. a missing tail). */
   readonly firstBad?: { readonly seq: number | null; readonly reason: string };
+  /** On failure, what the unsigned header claims, when that may explain it (it is not trusted). */
+  readonly hint?: string;
 }
 
 export interface VerifyOptions {
+  /** What the bundle must hold (default: the whole log). */
+  readonly expect?: VerifyExpectation;
   /**
-   * Trust anchors kept outside the bundle. Without them a bundle proves only that it is
-   * consistent with the keys and CA it carries; with them, that those are the real ones.
+   * Trust anchors kept outside the bundle. Without them the first record's key is trusted on
+   * first use and the CA is the bundle's own; with them, those are checked against what you hold.
    */
   readonly trust?: {
-    /** Audit key ids (`audit-…`, a digest of the key) the records may be signed with. */
+    /** Audit key ids (`audit-…`, a digest of the key) trusted from the start; others only through key.rotated records they sign. */
     readonly keyIds?: readonly string[];
-    /** The CA certificate's SHA-256 fingerprint, as `openssl x509 -fingerprint -sha256` prints it. */
+    /** The CA certificate's SHA-256 fingerprint, as `openssl x509 -fingerprint -sha256` prints it (colons and case optional). */
     readonly caFingerprint256?: string;
   };
 }
+
+export const FULL_LOG: VerifyExpectation = { kind: 'full' };
+
+export function scopeOf(e: VerifyExpectation): VerifyScope {
+  return e.kind === 'execution' ? 'selection' : e.kind;
+}
+
+/** `FROM..TO` or `FROM..` as a range expectation; undefined when the text is not one. */
+export function parseRange(text: string): VerifyExpectation | undefined {
+  const m = /^(\d+)\.\.(\d*)$/.exec(text.trim());
+  if (!m) return undefined;
+  const from = Number(m[1]);
+  const to = m[2] === '' ? null : Number(m[2]);
+  if (!Number.isSafeInteger(from) || from < 1 || (to !== null && (!Number.isSafeInteger(to) || to < from))) return undefined;
+  return { kind: 'range', from, to };
+}
+
+export function formatRange(from: number, to: number | null): string {
+  return `${from}..${to ?? ''}`;
+}
+
+/** A fingerprint as upper-case hex without colons, or undefined when it is not 32 bytes of hex. */
+export function normalizeFingerprint(text: string): string | undefined {
+  const hexDigits = text.trim().replace(/^sha256[:=]\s*/i, '').replace(/:/g, '').toUpperCase();
+  return /^[0-9A-F]{64}$/.test(hexDigits) ? hexDigits : undefined;
+}
+
+const AUDIT_KEY_ID = /^audit-[0-9a-f]{16}$/;
+export const isAuditKeyId = (s: string): boolean => AUDIT_KEY_ID.test(s);
 
 interface RecordBody {
   v?: unknown;
@@ -170,12 +248,6 @@ export function auditKeyIdFor(spkiDer: Uint8Array): string {
   return `audit-${createHash('sha256').update(spkiDer).digest('hex').slice(0, 16)}`;
 }
 
-export function scopeOf(header: BundleHeader): VerifyScope {
-  if (header.selection.execution !== null) return 'selection';
-  if (header.selection.from !== null || header.selection.to !== null) return 'range';
-  return 'full';
-}
-
 /**
  * The incremental checker. Call `record()` for every record in file order, then `output()` and
  * `checkpoint()` in any order, then `report()`. Once a record has failed, later records are only
@@ -183,9 +255,11 @@ export function scopeOf(header: BundleHeader): VerifyScope {
  */
 export class AuditVerifier {
   readonly scope: VerifyScope;
+  readonly expected: VerifyExpectation;
   private readonly keys = new Set<string>();
   private readonly certs = new Map<string, AgentCert>();
   private readonly ca: X509Certificate | undefined;
+  private readonly caPinned: boolean;
   private setupFailure: Failure | undefined;
   private recordFailure: Failure | undefined;
   private readonly hashes = new HashIndex();
@@ -193,32 +267,42 @@ export class AuditVerifier {
   private readonly outputs = new Map<string, { stdout: Hash; stderr: Hash; stdoutBytes: number; stderrBytes: number }>();
   private readonly checkpointsSeen: Array<{ cp: BundleCheckpoint; sigOk: boolean; external: boolean }> = [];
   private readonly used = new Set<string>();
-  private readonly trustedKeys: ReadonlySet<string> | undefined;
+  /** Trusted audit keys in the order they became trusted. */
+  private readonly trusted = new Map<string, TrustedKey>();
+  private readonly pinned: boolean;
   private count = 0;
   private firstSeq: number | null = null;
   private lastSeq: number | null = null;
   private expectedSeq: number;
-  private prevHash: string;
+  /** The hash the next record must link to; undefined: not known yet (the first record of a range from past seq 1). */
+  private prevHash: string | undefined;
+  /** The signed `prev` of the first record (a range's link to the record before it). */
+  private firstPrev: string | undefined;
   private stepResults = 0;
 
   constructor(
     private readonly header: BundleHeader,
     options: VerifyOptions = {},
   ) {
-    this.scope = scopeOf(header);
-    this.expectedSeq = this.scope === 'full' ? 1 : (header.first?.seq ?? 1);
-    this.prevHash = this.scope === 'full' ? GENESIS_PREV : (header.first?.prev ?? GENESIS_PREV);
-    this.trustedKeys = options.trust?.keyIds ? new Set(options.trust.keyIds) : undefined;
+    this.expected = options.expect ?? FULL_LOG;
+    this.scope = scopeOf(this.expected);
+    const from = this.expected.kind === 'range' ? this.expected.from : 1;
+    this.expectedSeq = from;
+    this.prevHash = from === 1 ? GENESIS_PREV : undefined;
+    const pins = options.trust?.keyIds ?? [];
+    this.pinned = pins.length > 0;
+    for (const kid of pins) this.trusted.set(kid, { kid, how: 'pinned', seq: null, by: null });
     for (const k of header.keys) this.addKey(k);
+    const pinnedCa = options.trust?.caFingerprint256;
+    this.caPinned = pinnedCa !== undefined;
     try {
       this.ca = new X509Certificate(Buffer.from(header.ca, 'base64'));
     } catch {
       this.setupFailure ??= { seq: null, reason: "the bundle's CA certificate does not parse" };
       return;
     }
-    const pinned = options.trust?.caFingerprint256;
-    if (pinned !== undefined && pinned.replace(/:/g, '').toUpperCase() !== this.ca.fingerprint256.replace(/:/g, '')) {
-      this.setupFailure ??= { seq: null, reason: `the bundle's CA certificate (${this.ca.fingerprint256}) is not the trusted CA (${pinned})` };
+    if (pinnedCa !== undefined && (normalizeFingerprint(pinnedCa) ?? pinnedCa) !== normalizeFingerprint(this.ca.fingerprint256)) {
+      this.setupFailure ??= { seq: null, reason: `the bundle's CA certificate (${this.ca.fingerprint256}) is not the trusted CA (${pinnedCa})` };
     }
     for (const c of header.agentCertificates) this.addCert(c);
   }
@@ -272,15 +356,23 @@ export class AuditVerifier {
 
   private check(r: BundleRecord, signatureOk: boolean, last: number | null): Failure | undefined {
     const fail = (reason: string): Failure => ({ seq: r.seq, reason });
-    if (this.scope === 'selection') {
+    const exp = this.expected;
+    if (exp.kind === 'execution') {
       if (last !== null && r.seq <= last) return fail(`record ${r.seq} is out of order (it follows ${last})`);
     } else if (r.seq !== this.expectedSeq) {
       const e = this.expectedSeq;
+      if (exp.kind === 'range' && last === null && r.seq < e) return fail(`record ${r.seq} is before the start of the range asked for (${formatRange(exp.from, exp.to)})`);
       return fail(r.seq > e ? `expected record ${e} next, found ${r.seq}: record${r.seq - e > 1 ? `s ${e}-${r.seq - 1} are` : ` ${e} is`} missing` : `record ${r.seq} is out of order (expected ${e})`);
+    } else if (exp.kind === 'range' && exp.to !== null && r.seq > exp.to) {
+      return fail(`record ${r.seq} is past the end of the range asked for (${formatRange(exp.from, exp.to)})`);
     }
     // Bytes first: a changed byte anywhere is a bad signature, whatever else it breaks.
     if (!this.keys.has(r.kid)) return fail(`signed with an unknown key ${r.kid}`);
-    if (this.trustedKeys && !this.trustedKeys.has(r.kid)) return fail(`signed with key ${r.kid}, which is not among the trusted keys`);
+    if (!this.trusted.has(r.kid)) {
+      // Trust on first use: with nothing pinned, the key the chain starts with.
+      if (this.pinned || this.trusted.size > 0) return fail(`signed with key ${r.kid}, which is not trusted: ${this.untrustedWhy(r)}`);
+      this.trusted.set(r.kid, { kid: r.kid, how: 'first-use', seq: r.seq, by: null });
+    }
     if (!signatureOk) return fail(`coordinator signature does not verify with key ${r.kid}`);
     let body: RecordBody;
     try {
@@ -291,21 +383,52 @@ export class AuditVerifier {
     if (body.v !== 1) return fail(`unsupported record version ${JSON.stringify(body.v)}`);
     if (body.seq !== r.seq) return fail(`the signed payload says seq ${JSON.stringify(body.seq)}, the line says ${r.seq} (moved?)`);
     if (body.kid !== r.kid) return fail(`the signed payload names key ${JSON.stringify(body.kid)}, the line names ${r.kid}`);
-    const linked = this.scope !== 'selection' || (last !== null && r.seq === last + 1);
-    if (linked && body.prev !== this.prevHash) {
+    if (exp.kind === 'execution') {
+      const id = (body.data as { executionId?: unknown } | null | undefined)?.executionId;
+      if (id !== exp.executionId) return fail(`record ${r.seq} is not a record of execution ${exp.executionId} (${id === undefined || id === null ? 'it has no executionId' : `its executionId is ${JSON.stringify(id)}`})`);
+    }
+    const linked = exp.kind !== 'execution' || (last !== null && r.seq === last + 1);
+    if (linked && this.prevHash !== undefined && body.prev !== this.prevHash) {
       return fail(`hash chain broken: prev is ${short(body.prev)}, the previous record hashes to ${short(this.prevHash)}`);
     }
+    if (last === null) this.firstPrev = typeof body.prev === 'string' ? body.prev : undefined;
     if (body.type === 'step.result') {
       this.stepResults++;
       const problem = this.checkResult(r.seq, (body.data ?? {}) as ResultData);
       if (problem) return fail(problem);
     }
+    if (body.type === 'key.rotated') this.introduce(r, body.data);
     const hash = createHash('sha256').update(r.payload).digest();
     this.hashes.set(r.seq, hash);
     this.prevHash = hash.toString('hex');
     this.expectedSeq = r.seq + 1;
     this.used.add(r.kid);
     return undefined;
+  }
+
+  /** A verified key.rotated record, signed with a trusted key, makes the audit key it names trusted. */
+  private introduce(r: BundleRecord, data: unknown): void {
+    const d = (data ?? {}) as { purpose?: unknown; keyId?: unknown };
+    if (d.purpose !== 'audit' || typeof d.keyId !== 'string' || this.trusted.has(d.keyId)) return;
+    this.trusted.set(d.keyId, { kid: d.keyId, how: 'rotation', seq: r.seq, by: r.kid });
+  }
+
+  private untrustedWhy(r: BundleRecord): string {
+    const trusted = [...this.trusted.values()];
+    const why = this.pinned
+      ? `not pinned (trusted: ${trusted.map((k) => k.kid).join(', ')}) and no key.rotated record signed by a trusted key introduces it`
+      : `the chain starts with ${trusted[0]?.kid ?? '?'} (trusted on first use) and no key.rotated record signed by a trusted key introduces ${r.kid}`;
+    // A rotation must be signed by a key already trusted; one signed with the new key proves nothing.
+    try {
+      const b = JSON.parse(Buffer.from(r.payload).toString('utf8')) as RecordBody;
+      const d = (b.data ?? {}) as { keyId?: unknown };
+      if (b.type === 'key.rotated' && d.keyId === r.kid) {
+        return `${why}; this key.rotated record introduces it but is signed with it, not with the previous key (pin both keys with --trust-key if you know them)`;
+      }
+    } catch {
+      // Not JSON: the signature or payload checks say so once the key is trusted.
+    }
+    return why;
   }
 
   private checkResult(seq: number, d: ResultData): string | undefined {
@@ -386,12 +509,17 @@ export class AuditVerifier {
       }
       outputsChecked += 2;
     }
-    failures.push(...this.checkpointFailures());
+    const extent = this.extentFailure();
+    if (extent) failures.push(extent);
+    const { failures: cpFailures, unchecked } = this.checkpointResults();
+    failures.push(...cpFailures);
     // The first bad record wins; problems of the log as a whole come after any record.
     const firstBad = failures.filter((f) => f.seq !== null).sort((a, b) => (a.seq as number) - (b.seq as number))[0] ?? failures[0];
+    const hint = firstBad ? this.hint() : undefined;
     return {
       ok: firstBad === undefined,
       scope: this.scope,
+      expected: this.expected,
       records: this.count,
       firstSeq: this.firstSeq,
       lastSeq: this.lastSeq,
@@ -400,51 +528,107 @@ export class AuditVerifier {
       checkpoints: this.checkpointsSeen.length,
       keysUsed: [...this.used],
       caFingerprint256: this.ca?.fingerprint256 ?? null,
+      trust: { keys: [...this.trusted.values()], ca: { fingerprint256: this.ca?.fingerprint256 ?? null, pinned: this.caPinned } },
+      unchecked,
       ...(firstBad ? { firstBad } : {}),
+      ...(hint ? { hint } : {}),
     };
   }
 
-  private checkpointFailures(): Failure[] {
-    const out: Failure[] = [];
-    const lastSeq = this.lastSeq ?? (this.header.first ? this.header.first.seq - 1 : 0);
-    const firstSeq = this.firstSeq ?? lastSeq + 1;
+  /** A bundle that holds less than what was asked for. */
+  private extentFailure(): Failure | undefined {
+    if (this.recordFailure) return undefined;
+    const exp = this.expected;
+    if (exp.kind === 'execution') return this.count === 0 ? { seq: null, reason: `the bundle holds no records of execution ${exp.executionId}` } : undefined;
+    if (exp.kind !== 'range') return undefined;
+    const end = this.lastSeq ?? exp.from - 1;
+    if (exp.to === null) return this.count === 0 ? { seq: null, reason: `the bundle holds no records (the range asked for starts at ${exp.from})` } : undefined;
+    if (end >= exp.to) return undefined;
+    const missing = end + 1 === exp.to ? `record ${exp.to} is` : `records ${end + 1}-${exp.to} are`;
+    return { seq: null, reason: `the bundle ends at record ${end}, but the range asked for runs to ${exp.to}: ${missing} missing` };
+  }
+
+  /** What the unsigned header claims, when the caller asked for the whole log and it did not verify. */
+  private hint(): string | undefined {
+    if (this.expected.kind !== 'full') return undefined;
+    const sel = this.header.selection;
+    const first = this.firstSeq ?? this.header.first?.seq;
+    if (sel.execution !== null) {
+      return `the bundle's header (not signed) says it holds the records of execution ${sel.execution}: verify it with --execution ${sel.execution} only if you exported exactly that`;
+    }
+    if (sel.from !== null || sel.to !== null || !this.header.toHead || (first !== undefined && first !== 1)) {
+      const range = formatRange(first ?? 1, this.header.toHead ? null : this.lastSeq ?? first ?? 1);
+      return `the bundle's header (not signed) says this is a range export (records ${range}): verify it with --range ${range} only if you exported exactly that range`;
+    }
+    return undefined;
+  }
+
+  private checkpointResults(): { failures: Failure[]; unchecked: UncheckedCheckpoint[] } {
+    const failures: Failure[] = [];
+    const unchecked: UncheckedCheckpoint[] = [];
+    const exp = this.expected;
+    const start = exp.kind === 'range' ? exp.from : 1;
+    const end = this.lastSeq ?? start - 1;
+    // Only a log that must run to the head can be short; a range or selection ends where it was cut.
+    const toHead = exp.kind === 'full' || (exp.kind === 'range' && exp.to === null);
+    const outside = exp.kind === 'range' ? `the range ${formatRange(exp.from, exp.to)}` : exp.kind === 'execution' ? `the records of execution ${exp.executionId}` : 'the log';
     for (const { cp, sigOk, external } of this.checkpointsSeen) {
       const where = external ? 'an external checkpoint' : "a bundle's checkpoint";
       if (!this.keys.has(cp.kid)) {
-        out.push({ seq: null, reason: `${where} is signed with an unknown key ${cp.kid}` });
+        failures.push({ seq: null, reason: `${where} is signed with an unknown key ${cp.kid}` });
         continue;
       }
+      if (!this.trusted.has(cp.kid)) {
+        // An empty log has no first record: its checkpoint's key is the first use.
+        if (this.pinned || this.trusted.size > 0 || this.count > 0) {
+          failures.push({ seq: null, reason: `${where} is signed with key ${cp.kid}, which is not trusted` });
+          continue;
+        }
+        this.trusted.set(cp.kid, { kid: cp.kid, how: 'first-use', seq: null, by: null });
+      }
       if (!sigOk) {
-        out.push({ seq: null, reason: `${where}'s signature does not verify (key ${cp.kid})` });
+        failures.push({ seq: null, reason: `${where}'s signature does not verify (key ${cp.kid})` });
         continue;
       }
       let body: { kind?: unknown; seq?: unknown; head?: unknown; ts?: unknown; kid?: unknown };
       try {
         body = JSON.parse(Buffer.from(cp.payload).toString('utf8')) as typeof body;
       } catch {
-        out.push({ seq: null, reason: `${where} is not JSON` });
+        failures.push({ seq: null, reason: `${where} is not JSON` });
         continue;
       }
       if (body.kind !== 'checkpoint' || typeof body.seq !== 'number' || typeof body.head !== 'string' || body.kid !== cp.kid) {
-        out.push({ seq: null, reason: `${where} does not hold a checkpoint` });
+        failures.push({ seq: null, reason: `${where} does not hold a checkpoint` });
         continue;
       }
       const n = body.seq;
-      const at = `checkpoint signed at ${String(body.ts)}`;
-      if (n > lastSeq) {
-        // Only a log that claims to run to the head can be short; a range or selection ends where it was cut.
-        if (this.scope === 'full' || (this.scope === 'range' && this.header.toHead)) out.push({ seq: null, reason: `log truncated: a ${at} covers record ${n}, but the log ends at ${lastSeq}` });
+      const ts = String(body.ts);
+      const at = `checkpoint signed at ${ts}`;
+      if (n === 0) {
+        if (body.head !== GENESIS_PREV) failures.push({ seq: null, reason: `a ${at} says the empty log hashes to ${short(body.head)}` });
         continue;
       }
-      if (this.scope !== 'selection' && n === firstSeq - 1 && n > 0) {
+      if (n > end) {
+        if (toHead) failures.push({ seq: null, reason: `log truncated: a ${at} covers record ${n}, but the log ends at ${end}` });
+        else unchecked.push({ seq: n, ts, external, reason: `past the end of ${outside}` });
+        continue;
+      }
+      if (exp.kind !== 'execution' && n === start - 1) {
         // The record just before a range: its hash is what the range's first record links to.
-        if (body.head !== (this.header.first?.prev ?? GENESIS_PREV)) out.push({ seq: firstSeq, reason: `record ${firstSeq} links to ${short(this.header.first?.prev)}, but the ${at} says record ${n} hashes to ${short(body.head)}` });
+        if (this.firstPrev !== undefined && body.head !== this.firstPrev) failures.push({ seq: start, reason: `record ${start} links to ${short(this.firstPrev)}, but the ${at} says record ${n} hashes to ${short(body.head)}` });
         continue;
       }
       const h = this.hashes.get(n);
-      if (h !== undefined && h !== body.head) out.push({ seq: n, reason: `record ${n} does not match the ${at} (rewritten?)` });
+      if (h === undefined) {
+        // Verification stopped before it (that failure is reported), or the record is not part of what was asked for.
+        const failedAt = this.setupFailure ? 0 : (this.recordFailure?.seq ?? Infinity);
+        const stopped = n >= failedAt;
+        if (!stopped) unchecked.push({ seq: n, ts, external, reason: exp.kind === 'execution' ? `not one of ${outside}` : `before the start of ${outside}` });
+        continue;
+      }
+      if (h !== body.head) failures.push({ seq: n, reason: `record ${n} does not match the ${at} (rewritten?)` });
     }
-    return out;
+    return { failures, unchecked };
   }
 }
 

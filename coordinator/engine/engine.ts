@@ -7,7 +7,7 @@
 import type { Logger } from 'pino';
 import type { Database, Tx } from '../store/database.js';
 import type { AuditLog } from '../audit/audit-log.js';
-import { AuditEvents } from '../audit/events.js';
+import { AuditEvents, DEFAULT_DENY_RULE } from '../audit/events.js';
 import type { AgentRecord, AgentRegistry } from '../registry/agent-registry.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { SecretBox } from '../pki/secret-box.js';
@@ -57,6 +57,8 @@ export interface RunRequest {
   readonly targets: string | undefined;
   readonly user: Requester;
   readonly reason?: string;
+  /** The API request's id, recorded with the policy decision so a refusal can be matched to its record. */
+  readonly requestId?: string;
 }
 
 export interface EngineDeps {
@@ -146,10 +148,10 @@ export class ExecutionEngine {
         await d.audit.append(tx, {
           type: AuditEvents.policyDecided,
           actor: { kind: 'user', id: req.user.name },
-          data: { executionId: null, user: req.user.name, action: 'run', runbookId: runbook.id, allowed: false, rule: decision.rule, reason: decision.reason },
+          data: { requestId: req.requestId ?? null, executionId: null, user: req.user.name, action: 'run', runbookId: runbook.id, allowed: false, rule: decision.rule ?? DEFAULT_DENY_RULE, reason: decision.reason },
         });
       });
-      throw permissionDenied(`not allowed to run ${runbook.id}: ${decision.reason}${decision.rule ? ` (rule ${decision.rule})` : ' (no rule allows it: default deny)'}`);
+      throw permissionDenied(`not allowed to run ${runbook.id}: ${decision.reason}${decision.rule ? ` (rule ${decision.rule})` : ''}`);
     }
     if (agents.length === 0) throw invalidArgument(`no enrolled agent matches the targets ${selectorText} (runbook selector ${runbook.selectorText}${req.targets ? ` narrowed by ${req.targets}` : ''})`);
 
@@ -171,7 +173,7 @@ export class ExecutionEngine {
         {
           type: AuditEvents.policyDecided,
           actor: { kind: 'user', id: req.user.name },
-          data: { executionId, user: req.user.name, action: 'run', runbookId: runbook.id, allowed: true, rule: decision.rule, reason: decision.reason },
+          data: { requestId: req.requestId ?? null, executionId, user: req.user.name, action: 'run', runbookId: runbook.id, allowed: true, rule: decision.rule ?? DEFAULT_DENY_RULE, reason: decision.reason },
         },
         {
           type: AuditEvents.executionRequested,

@@ -13,7 +13,7 @@ export class AccessControl implements EnginePolicy {
       ...(runbook ? { runbook } : {}),
       ...(targets ? { targets } : {}),
     });
-    // Audit records and API errors spell the default deny as rule null.
+    // rule null: the default deny (audit records write it as DEFAULT_DENY_RULE; its reason says so).
     return { allowed: d.allowed, rule: d.rule ?? null, reason: d.reason };
   }
 }

@@ -54,10 +54,12 @@ export function decideAgents(
     .join('; ');
   const more = refused.length > NAMED_IN_REASON ? `; and ${refused.length - NAMED_IN_REASON} more` : '';
   const noun = ctx.req.action === 'run' ? 'run' : 'request';
+  // No deny rule refused a target: like every decision no rule made, it says so (the audit record keeps the reason).
+  const byDefault = rule === undefined ? '; default deny' : '';
   return {
     allowed: false,
     rule,
-    reason: `${user} may not ${ctx.what} on ${selectorText}: ${refused.length} of ${n} target${n === 1 ? '' : 's'} ${refused.length === 1 ? 'is' : 'are'} not allowed (${named}${more}), so the ${noun} is refused as a whole`,
+    reason: `${user} may not ${ctx.what} on ${selectorText}: ${refused.length} of ${n} target${n === 1 ? '' : 's'} ${refused.length === 1 ? 'is' : 'are'} not allowed (${named}${more}), so the ${noun} is refused as a whole${byDefault}`,
     perTarget,
   };
 }

@@ -190,7 +190,7 @@ export function filler(i: number): AuditEventInput {
     case 0:
       return auditEvent(AuditEvents.tokenCreated, { kind: 'cli', id: 'root' }, { tokenId: `tok-${i}`, labels: { env: 'prod' }, expiresAt: new Date(T0).toISOString(), uses: 1, namePattern: null });
     case 1:
-      return auditEvent(AuditEvents.policyDecided, { kind: 'user', id: 'alice' }, { executionId: `exe-${i}`, user: 'alice', action: 'run', runbookId: 'restart-web', allowed: true, rule: 'demo/ops', reason: 'allowed' });
+      return auditEvent(AuditEvents.policyDecided, { kind: 'user', id: 'alice' }, { requestId: `req-${i}`, executionId: `exe-${i}`, user: 'alice', action: 'run', runbookId: 'restart-web', allowed: true, rule: 'demo/ops', reason: 'allowed' });
     case 2:
       return auditEvent(AuditEvents.executionCompleted, SYSTEM, { executionId: `exe-${i}`, state: 'succeeded' });
     default:
@@ -304,4 +304,22 @@ export function flipByte(b: Uint8Array, at: number): Buffer {
   const c = Buffer.from(b);
   c[at] = (c[at] as number) ^ 0x01;
   return c;
+}
+
+/** A bundle as the JSON Lines file `handrail audit export` writes. */
+export function bundleText(b: Bundle): string {
+  const b64 = (x: Uint8Array): string => Buffer.from(x).toString('base64');
+  const lines = [JSON.stringify(b.header)];
+  for (const r of b.records) lines.push(JSON.stringify({ t: 'record', seq: r.seq, kid: r.kid, payload: b64(r.payload), sig: b64(r.sig) }));
+  for (const [id, o] of b.outputs) {
+    if (o.stdout.length > 0) lines.push(JSON.stringify({ t: 'output', stepRunId: id, stream: 'stdout', data: b64(o.stdout) }));
+    if (o.stderr.length > 0) lines.push(JSON.stringify({ t: 'output', stepRunId: id, stream: 'stderr', data: b64(o.stderr) }));
+  }
+  for (const c of b.checkpoints) lines.push(JSON.stringify({ t: 'checkpoint', kid: c.kid, payload: b64(c.payload), sig: b64(c.sig) }));
+  return lines.join('\n') + '\n';
+}
+
+/** A checkpoint as the line `handrail audit checkpoint` prints. */
+export function checkpointLine(c: BundleCheckpoint): string {
+  return JSON.stringify({ checkpoint: Buffer.from(c.payload).toString('base64'), kid: c.kid, sig: Buffer.from(c.sig).toString('base64') });
 }

@@ -9,7 +9,7 @@ export const AUDIT_SAMPLES: { readonly [T in AuditEventType]: AuditPayloads[T] }
   'agent.renewed': { agentId: 'agt-1', previousSerial: '1A2B', certificateSerial: '3C4D', notAfter: '2026-11-25T05:00:00.000Z' },
   'agent.revoked': { agentId: 'agt-1', name: 'web-1', reason: 'decommissioned' },
   'execution.requested': { executionId: 'exe-1', kind: 'runbook', runbookId: 'restart-web', runbookDigest: 'ab'.repeat(32), options: { reason: 'deploy', token: '********' }, targets: 'role=web' },
-  'policy.decided': { executionId: 'exe-1', user: 'alice', action: 'run', runbookId: 'restart-web', allowed: true, rule: 'demo/support-restarts-web', reason: 'allowed by demo/support-restarts-web' },
+  'policy.decided': { requestId: 'req-0123456789abcdef', executionId: 'exe-1', user: 'alice', action: 'run', runbookId: 'restart-web', allowed: true, rule: 'demo/support-restarts-web', reason: 'allowed by demo/support-restarts-web' },
   'approval.granted': { executionId: 'exe-1', approver: 'bob', comment: 'ok', remaining: 0 },
   'approval.denied': { executionId: 'exe-2', approver: 'bob', comment: 'not now' },
   'step.dispatched': { executionId: 'exe-1', stepRunId: 'sr-1', agentId: 'agt-1', name: 'restart', argv: ['systemctl', 'restart', 'web'], script: null, env: { HANDRAIL_OPT_TOKEN: '********' }, timeoutMs: 60000, notAfter: '2026-11-23T05:10:00.000Z', requestSha256: 'cd'.repeat(32), keyId: 'dispatch-0123456789abcdef', signature: 'c2ln' },

@@ -109,8 +109,9 @@ describe('audit records verify offline, and every tampering is caught at the rig
     const r = await verify(original);
     expect(r.code, r.out).toBe(0);
     expect(r.out).toMatch(/^OK: \d+ records .*agent-signed results/);
-    const db = await cli(['audit', 'verify', '--db', fleet.dataDir, '--certs-dir', fleet.certsDir]);
+    const db = await cli(['audit', 'verify', '--data-dir', fleet.dataDir, '--certs-dir', fleet.certsDir]);
     expect(db.code, db.stdout + db.stderr).toBe(0);
+    expect(db.stdout).toMatch(/\ntrusted audit key audit-[0-9a-f]{16} \(unpinned, trusted on first use at record 1: pass --trust-key audit-[0-9a-f]{16} to pin\)\n/);
   });
 
   it('never writes a secret option value into records or exports', async () => {
@@ -215,7 +216,27 @@ describe('audit records verify offline, and every tampering is caught at the rig
     expect((await fleet.admin(['audit', 'export', '--certs-dir', fleet.certsDir, '--out', out])).code).toBe(0);
     const v = await cli(['audit', 'verify', out, '--json']);
     expect(v.code, v.stdout).toBe(0);
-    expect((JSON.parse(v.stdout) as { keysUsed: string[] }).keysUsed.length).toBe(2);
+    const report = JSON.parse(v.stdout) as { keysUsed: string[]; trust: { keys: Array<{ kid: string; how: string; by: string | null }> } };
+    expect(report.keysUsed.length).toBe(2);
+    // The new key is trusted through the key.rotated record, which the retiring key signed.
+    expect(report.trust.keys).toEqual([
+      { kid: auditKey.kid, how: 'first-use', seq: 1, by: null },
+      { kid: report.keysUsed[1], how: 'rotation', seq: expect.any(Number) as unknown, by: auditKey.kid },
+    ]);
+    const pinned = await cli(['audit', 'verify', out, '--trust-key', auditKey.kid]);
+    expect(pinned.code, pinned.stdout).toBe(0);
+    // A tail re-signed with a key the header lists, but no trusted key introduced, is refused.
+    const t = new Tamper(await readFile(out, 'utf8'));
+    const header = t.lines[0]!;
+    const rogue = generateKeyPairSync('ed25519');
+    const spki = rogue.publicKey.export({ type: 'spki', format: 'der' });
+    const rogueKey = { kid: `audit-${createHash('sha256').update(spki).digest('hex').slice(0, 16)}`, key: rogue.privateKey };
+    (header['keys'] as unknown[]).push({ kid: rogueKey.kid, alg: 'ed25519', spki: spki.toString('base64'), created: new Date().toISOString(), retired: null });
+    t.lines = t.lines.filter((l) => l.t !== 'checkpoint');
+    t.rechain(5, rogueKey);
+    const resigned = await verify(t.text());
+    expect(resigned.code).toBe(1);
+    expect(resigned.out).toMatch(new RegExp(`FAILED at record 5: signed with key ${rogueKey.kid}, which is not trusted`));
   });
 
   it('exports one execution\'s records and they verify', async () => {
@@ -223,7 +244,30 @@ describe('audit records verify offline, and every tampering is caught at the rig
     const ids = new Tamper(original).records().map((r) => (JSON.parse(Buffer.from(r.payload!, 'base64').toString()) as { data: { executionId?: string } }).data.executionId).filter(Boolean);
     const ex = await fleet.admin(['audit', 'export', '--certs-dir', fleet.certsDir, '--execution', ids[0]!, '--out', out]);
     expect(ex.code, ex.stderr).toBe(0);
-    const v = await cli(['audit', 'verify', out]);
+    expect(ex.stderr).toContain(`verify it with: handrail audit verify ${out} --execution ${ids[0]!}`);
+    const v = await cli(['audit', 'verify', out, '--execution', ids[0]!]);
     expect(v.code, v.stdout).toBe(0);
+    expect(v.stdout).toMatch(new RegExp(`^OK: \\d+ records \\(seq \\d+\\.\\.\\d+, the records of execution ${ids[0]!}\\)`));
+    // Its header says it is a selection, but that is not signed: asked for the whole log, it fails.
+    expect((await cli(['audit', 'verify', out])).code).toBe(1);
+  });
+
+  it('refuses a full export cut short and relabelled as a range in its header, against a checkpoint kept elsewhere', async () => {
+    const cpFile = join(fleet.dir, 'checkpoints-relabel.jsonl');
+    const cp = await fleet.admin(['audit', 'checkpoint']);
+    await writeFile(cpFile, cp.stdout);
+    const full = join(fleet.dir, 'full-now.jsonl');
+    expect((await fleet.admin(['audit', 'export', '--certs-dir', fleet.certsDir, '--out', full])).code).toBe(0);
+    const t = new Tamper(await readFile(full, 'utf8'));
+    const last = (JSON.parse(Buffer.from((JSON.parse(cp.stdout) as { checkpoint: string }).checkpoint, 'base64').toString('utf8')) as { seq: number }).seq;
+    const keep = last - 5;
+    t.lines = t.lines.filter((l) => !(l.t === 'record' && l.seq! > keep) && l.t !== 'checkpoint');
+    t.lines[0] = { ...t.lines[0]!, toHead: false, selection: { from: null, to: new Date().toISOString(), execution: null } };
+    const relabelled = await verify(t.text(), ['--checkpoints', cpFile]);
+    expect(relabelled.code, relabelled.out).toBe(1);
+    expect(relabelled.out).toMatch(new RegExp(`FAILED at the log as a whole: log truncated: a checkpoint signed at .* covers record ${last}, but the log ends at ${keep}`));
+    const asked = await verify(t.text(), ['--checkpoints', cpFile, '--range', `1..${keep}`]);
+    expect(asked.code, asked.out).toBe(0);
+    expect(asked.out).toMatch(new RegExp(`WARNING: a checkpoint from --checkpoints .* covers record ${last}, past the end of the range 1\\.\\.${keep}: not checked`));
   });
 });

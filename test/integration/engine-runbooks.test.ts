@@ -14,7 +14,7 @@ describe('runbook executions on real agents', () => {
   let lee: string; // web lead
   const ids: Record<string, string> = {};
 
-  const run = async (runbook: string, body: Record<string, unknown> = {}, token?: string): Promise<{ status: number; body: { executionId: string; state: string; error?: { message: string } } }> =>
+  const run = async (runbook: string, body: Record<string, unknown> = {}, token?: string): Promise<{ status: number; body: { executionId: string; state: string; error?: { message: string; requestId?: string } } }> =>
     fleet.api('POST', '/api/v1/executions', { runbook, ...body }, token);
   const runAndWait = async (runbook: string, body: Record<string, unknown> = {}, token?: string): Promise<ExecutionResult> => {
     const r = await run(runbook, body, token);
@@ -153,6 +153,18 @@ describe('runbook executions on real agents', () => {
     const d2 = await run('rolling-three', {}, nobody);
     expect(d2.status).toBe(403);
     expect(d2.body.error!.message).toMatch(/default deny/);
+    // Each refusal's audit record carries the request id the caller got back, and what decided it.
+    for (const id of [denied.body.error?.requestId, d2.body.error?.requestId]) expect(id).toMatch(/^req-[0-9a-z]{16}$/);
+    const bundle = join(fleet.dir, 'decisions.jsonl');
+    const ex = await fleet.admin(['audit', 'export', '--certs-dir', fleet.certsDir, '--out', bundle]);
+    expect(ex.code, ex.stderr).toBe(0);
+    const decided = (await readFile(bundle, 'utf8')).trim().split('\n').slice(1).map((l) => JSON.parse(l) as { t: string; payload?: string })
+      .filter((l) => l.t === 'record')
+      .map((l) => JSON.parse(Buffer.from(l.payload!, 'base64').toString('utf8')) as { type: string; data: Record<string, unknown> })
+      .filter((r) => r.type === 'policy.decided' && r.data['allowed'] === false);
+    const byRequest = (id: string | undefined): Record<string, unknown> | undefined => decided.find((r) => r.data['requestId'] === id)?.data;
+    expect(byRequest(denied.body.error?.requestId)).toMatchObject({ user: 'sue', action: 'run', runbookId: 'flaky', allowed: false, rule: expect.stringMatching(/support-never-flaky$/) as unknown });
+    expect(byRequest(d2.body.error?.requestId)).toMatchObject({ user: 'nina', action: 'run', runbookId: 'rolling-three', allowed: false, rule: 'default-deny', reason: expect.stringMatching(/^nina may not run rolling-three on .*; default deny$/) as unknown });
     // nor may nina see what others ran: not in the list, and not by id
     const mine = await runAndWait('rolling-three', { targets: 'name=web-1' }, sue);
     expect((await fleet.api('GET', `/api/v1/executions/${mine.id}`, undefined, nobody)).status).toBe(404);

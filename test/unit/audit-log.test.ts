@@ -87,16 +87,30 @@ describe('appending', () => {
     expect((await verifyDatabase(dbPath(), testPki().caPem)).ok).toBe(true);
   });
 
-  it('keeps records before and after keyring.rotate("audit") verifiable', async () => {
+  it('keeps records before and after keyring.rotate("audit") verifiable: the retiring key signs the key.rotated record', async () => {
+    await data.db.write((tx) => data.audit.append(tx, filler(0)));
+    const retiring = data.keyring.active('audit');
+    const before = retiring.keyId;
+    const after = (await data.keyring.rotate('audit', clock)).keyId;
+    await data.db.write((tx) => data.audit.appendSignedWith(tx, retiring, auditEvent(AuditEvents.keyRotated, { kind: 'cli', id: 'root' }, { purpose: 'audit', previousKeyId: before, keyId: after })));
+    await data.db.write((tx) => data.audit.append(tx, filler(1)));
+    const rows = await data.db.all<{ key_id: string }>('SELECT key_id FROM audit_records ORDER BY seq');
+    expect(rows.map((r) => r.key_id)).toEqual([before, before, after]);
+    const r = await verifyDatabase(dbPath(), testPki().caPem);
+    expect(r.firstBad).toBeUndefined();
+    expect(r.keysUsed).toEqual([before, after]);
+    expect(r.trust.keys.map((k) => [k.kid, k.how])).toEqual([[before, 'first-use'], [after, 'rotation']]);
+  });
+
+  it('does not trust a new key announced by a key.rotated record that the new key signed itself', async () => {
     await data.db.write((tx) => data.audit.append(tx, filler(0)));
     const before = data.keyring.active('audit').keyId;
     const after = (await data.keyring.rotate('audit', clock)).keyId;
     await data.db.write((tx) => data.audit.append(tx, auditEvent(AuditEvents.keyRotated, { kind: 'cli', id: 'root' }, { purpose: 'audit', previousKeyId: before, keyId: after })));
-    const rows = await data.db.all<{ key_id: string }>('SELECT key_id FROM audit_records ORDER BY seq');
-    expect(rows.map((r) => r.key_id)).toEqual([before, after]);
     const r = await verifyDatabase(dbPath(), testPki().caPem);
-    expect(r.firstBad).toBeUndefined();
-    expect(r.keysUsed).toEqual([before, after]);
+    expect(r.firstBad?.seq).toBe(2);
+    expect(r.firstBad?.reason).toMatch(/not trusted: .*signed with it, not with the previous key/);
+    expect((await verifyDatabase(dbPath(), testPki().caPem, { trust: { keyIds: [before, after] } })).ok).toBe(true);
   });
 });
 
@@ -196,9 +210,13 @@ describe('exports', () => {
     await writeBundleFile(data.db, testPki().caPem, { executionId: 'exe-1' }, clock, file);
     const b = await parseBundle(await readFile(file, 'utf8'));
     expect(b.records.map((r) => r.seq)).toEqual(Array.from({ length: 10 }, (_, k) => [6 * k + 3, 6 * k + 4]).flat());
-    const r = await verifyBundleFile(file);
+    const r = await verifyBundleFile(file, { expect: { kind: 'execution', executionId: 'exe-1' } });
     expect(r.firstBad).toBeUndefined();
-    expect(r).toMatchObject({ ok: true, scope: 'selection', records: 20 });
+    expect(r).toMatchObject({ ok: true, scope: 'selection', records: 20, unchecked: [] });
+    // Only its records' checkpoints are exported: none here (the one checkpoint covers record 60, of exe-2).
+    expect(b.checkpoints).toEqual([]);
+    // The header's word that this is a selection is not taken: asked for the whole log, it fails.
+    expect((await verifyBundleFile(file)).firstBad).toEqual({ seq: 3, reason: 'expected record 1 next, found 3: records 1-2 are missing' });
   });
 
   it('a time range verifies, starting from the hash of the record before it', async () => {
@@ -209,8 +227,10 @@ describe('exports', () => {
     const before = await data.db.get<{ hash: string }>('SELECT hash FROM audit_records WHERE seq = 20');
     expect(b.header.first).toEqual({ seq: 21, prev: before?.hash });
     expect(b.header.toHead).toBe(false);
-    const r = await verifyBundleFile(file);
+    expect(b.checkpoints).toEqual([]);
+    const r = await verifyBundleFile(file, { expect: { kind: 'range', from: 21, to: 40 } });
     expect(r.firstBad).toBeUndefined();
-    expect(r).toMatchObject({ ok: true, scope: 'range', records: 20, firstSeq: 21, lastSeq: 40 });
+    expect(r).toMatchObject({ ok: true, scope: 'range', records: 20, firstSeq: 21, lastSeq: 40, unchecked: [] });
+    expect((await verifyBundleFile(file)).hint).toMatch(/--range 21\.\.40 only if/);
   });
 });

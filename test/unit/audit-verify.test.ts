@@ -130,7 +130,7 @@ const CASES: Case[] = [
     const log = new LogBuilder(ROGUE);
     log.append(filler(0));
     return { bundle: log.bundle(), opts: { trust: { keyIds: [KEY.kid] } } };
-  }, 1, /which is not among the trusted keys$/],
+  }, 1, new RegExp(`^signed with key ${ROGUE.kid}, which is not trusted: not pinned`)],
   ['a header key swapped under a real key id', () => ({ bundle: { ...base, header: { ...base.header, keys: [{ ...base.header.keys[0]!, spki: ROGUE.spki }] } } }), null, /is not the key that id names/],
   ['a CA other than the trusted one', () => ({ bundle: base, opts: { trust: { caFingerprint256: 'AA:BB' } } }), null, /is not the trusted CA \(AA:BB\)$/],
   ['a checkpoint with a bad signature', () => ({ bundle: base, opts: { externalCheckpoints: [{ ...external, sig: flipByte(external.sig, 3) }] } }), null, /^an external checkpoint's signature does not verify/],
@@ -174,28 +174,175 @@ describe('partial exports', () => {
       outputs: new Map([['sr-2', { stdout: Buffer.from('b out\n'), stderr: Buffer.alloc(0) }]]),
       checkpoints: [],
     };
-    const ok = await check(range, { externalCheckpoints: [cpBefore, built.external] });
+    const asked = { expect: { kind: 'range', from: 5, to: 10 } } as const;
+    const ok = await check(range, { ...asked, externalCheckpoints: [cpBefore, built.external] });
     expect(ok.firstBad).toBeUndefined();
     expect(ok).toMatchObject({ ok: true, scope: 'range', records: 6, firstSeq: 5, lastSeq: 10, stepResults: 1 });
-    const relinked = await check({ ...range, header: { ...range.header, first: { seq: 5, prev: 'ab'.repeat(32) } } }, { externalCheckpoints: [cpBefore] });
+    // The checkpoint of record 12 covers a record the range lacks: reported, not failed (the range was asked for).
+    expect(ok.unchecked).toEqual([{ seq: 12, ts: expect.any(String) as unknown, external: true, reason: 'past the end of the range 5..10' }]);
+    // The first record's signed link, not the header, is checked against the checkpoint of record 4.
+    const relinked = await check(withRecords(range, rewrite(range.records, 5, (b) => (b['prev'] = 'ab'.repeat(32)), KEY)), { ...asked, externalCheckpoints: [cpBefore] });
     expect(relinked.firstBad?.seq).toBe(5);
-    expect(relinked.firstBad?.reason).toMatch(/^hash chain broken/);
-    const gap = await check(withRecords(range, range.records.filter((r) => r.seq !== 8)));
+    expect(relinked.firstBad?.reason).toMatch(/^record 5 links to abab.*, but the checkpoint signed at .* says record 4 hashes to/);
+    const gap = await check(withRecords(range, range.records.filter((r) => r.seq !== 8)), asked);
     expect(gap.firstBad).toEqual({ seq: 9, reason: 'expected record 8 next, found 9: record 8 is missing' });
+    // Without the range asked for, the same bundle is a log missing its first four records.
+    const unasked = await check(range);
+    expect(unasked.firstBad).toEqual({ seq: 5, reason: 'expected record 1 next, found 5: records 1-4 are missing' });
+    expect(unasked.hint).toMatch(/header \(not signed\) says this is a range export .* --range 5\.\.10/);
   });
 
-  it('one execution\'s records verify as a selection: gaps allowed, adjacent links and order checked', async () => {
+  it('one execution\'s records verify as a selection: only its records, in order, adjacent links checked', async () => {
     const sel = { ...base, header: { ...base.header, selection: { from: null, to: null, execution: 'exe-1' }, toHead: false } };
-    const picked = base.records.filter((r) => [4, 5, 6, 7].includes(r.seq));
-    const ok = await check(withRecords(sel, picked), { externalCheckpoints: [external] });
+    const asked = { expect: { kind: 'execution', executionId: 'exe-1' } } as const;
+    const pick = (...seqs: number[]): BundleRecord[] => seqs.map((n) => base.records[n - 1]!);
+    const ok = await check(withRecords(sel, pick(2, 4, 7)), { ...asked, externalCheckpoints: [external] });
     expect(ok.firstBad).toBeUndefined();
-    expect(ok).toMatchObject({ scope: 'selection', records: 4, stepResults: 2 });
-    const reordered = await check(withRecords(sel, [picked[0]!, picked[2]!, picked[1]!, picked[3]!]));
-    expect(reordered.firstBad).toEqual({ seq: 5, reason: 'record 5 is out of order (it follows 6)' });
-    const forgedLink = resign(base.records[5]!, (b) => (b['prev'] = 'cd'.repeat(32)), KEY);
-    const broken = await check(withRecords(sel, [base.records[4]!, forgedLink]));
-    expect(broken.firstBad?.seq).toBe(6);
+    expect(ok).toMatchObject({ ok: true, scope: 'selection', records: 3, stepResults: 2 });
+    expect(ok.unchecked.map((u) => u.seq)).toEqual([12]);
+    const foreign = await check(withRecords(sel, pick(2, 3, 4)), asked);
+    expect(foreign.firstBad).toEqual({ seq: 3, reason: 'record 3 is not a record of execution exe-1 (its executionId is "exe-2")' });
+    const none = await check(withRecords(sel, pick(4, 5)), asked);
+    expect(none.firstBad).toEqual({ seq: 5, reason: 'record 5 is not a record of execution exe-1 (it has no executionId)' });
+    const reordered = await check(withRecords(sel, pick(2, 7, 4)), asked);
+    expect(reordered.firstBad).toEqual({ seq: 4, reason: 'record 4 is out of order (it follows 7)' });
+    const moved = resign(base.records[2]!, (b) => ((b['data'] as Record<string, unknown>)['executionId'] = 'exe-1'), KEY);
+    const broken = await check(withRecords(sel, [base.records[1]!, moved, base.records[3]!]), asked);
+    expect(broken.firstBad?.seq).toBe(4);
     expect(broken.firstBad?.reason).toMatch(/^hash chain broken/);
+    const unasked = await check(withRecords(sel, pick(2, 4, 7)));
+    expect(unasked.ok).toBe(false);
+    expect(unasked.hint).toMatch(/--execution exe-1/);
+  });
+});
+
+describe('a bundle\'s unsigned claims about its own scope prove nothing (truncation)', () => {
+  // A whole log of 358 records, with a checkpoint of record 358 kept outside the bundle.
+  let full: Bundle;
+  let cp358: BundleCheckpoint;
+  beforeAll(() => {
+    const log = new LogBuilder(KEY);
+    for (let i = 0; i < 358; i++) log.append(filler(i));
+    cp358 = log.checkpoint();
+    log.checkpoints.length = 0;
+    full = log.bundle();
+  });
+  /** Cut to 300 records, its checkpoint lines dropped, and relabelled in the header as a range export. */
+  const relabelled = (): Bundle => ({
+    ...full,
+    records: full.records.slice(0, 300),
+    checkpoints: [],
+    header: { ...full.header, selection: { from: null, to: new Date(T0 + 299_000).toISOString(), execution: null }, toHead: false },
+  });
+
+  it('a full export cut to 300 records and relabelled as a range fails against the checkpoint of record 358', async () => {
+    const r = await check(relabelled(), { externalCheckpoints: [cp358] });
+    expect(r).toMatchObject({ ok: false, scope: 'full', records: 300, firstSeq: 1, lastSeq: 300 });
+    expect(r.firstBad).toEqual({ seq: null, reason: expect.stringMatching(/^log truncated: a checkpoint signed at .* covers record 358, but the log ends at 300$/) as unknown });
+    expect(r.hint).toMatch(/only if you exported exactly that range/);
+  });
+
+  it('relabelling the header to start mid-log does not excuse the missing head of the log', async () => {
+    const b = relabelled();
+    const r = await check({ ...b, records: b.records.slice(58), header: { ...b.header, first: { seq: 59, prev: createHash('sha256').update(b.records[57]!.payload).digest('hex') } } });
+    expect(r.firstBad).toEqual({ seq: 59, reason: 'expected record 1 next, found 59: records 1-58 are missing' });
+  });
+
+  it('verifies as a range only when that range is asked for, and names the checkpoint it could not check', async () => {
+    const r = await check(relabelled(), { externalCheckpoints: [cp358], expect: { kind: 'range', from: 1, to: 300 } });
+    expect(r.firstBad).toBeUndefined();
+    expect(r).toMatchObject({ ok: true, scope: 'range', records: 300, expected: { kind: 'range', from: 1, to: 300 } });
+    expect(r.unchecked).toEqual([{ seq: 358, ts: new Date(T0 + 3_600_000).toISOString(), external: true, reason: 'past the end of the range 1..300' }]);
+  });
+
+  it('a range asked for up to the head still fails against a checkpoint past its end', async () => {
+    const r = await check(relabelled(), { externalCheckpoints: [cp358], expect: { kind: 'range', from: 1, to: null } });
+    expect(r.firstBad?.reason).toMatch(/^log truncated: a checkpoint signed at .* covers record 358, but the log ends at 300$/);
+  });
+
+  type RangeCase = [name: string, from: number, to: number | null, firstBad: { seq: number | null; reason: string }];
+  const RANGE_CASES: RangeCase[] = [
+    ['ends before the range asked for', 1, 358, { seq: null, reason: 'the bundle ends at record 300, but the range asked for runs to 358: records 301-358 are missing' }],
+    ['runs past the range asked for', 1, 200, { seq: 201, reason: 'record 201 is past the end of the range asked for (1..200)' }],
+    ['starts before the range asked for', 2, 300, { seq: 1, reason: 'record 1 is before the start of the range asked for (2..300)' }],
+    ['starts after the range asked for', 1, 300, { seq: 2, reason: 'expected record 1 next, found 2: record 1 is missing' }],
+  ];
+  it.each(RANGE_CASES)('a bundle that %s fails', async (name, from, to, firstBad) => {
+    const b = relabelled();
+    const bundle = name.startsWith('starts after') ? withRecords(b, b.records.slice(1)) : b;
+    const r = await check(bundle, { expect: { kind: 'range', from, to } });
+    expect(r.firstBad).toEqual(firstBad);
+  });
+});
+
+describe('audit key trust', () => {
+  const rogueEntry = { kid: ROGUE.kid, alg: 'ed25519' as const, spki: ROGUE.spki, created: new Date(T0).toISOString(), retired: null };
+  const rotation = (from: AuditKey, to: AuditKey) => auditEvent(AuditEvents.keyRotated, { kind: 'cli', id: 'root' }, { purpose: 'audit', previousKeyId: from.kid, keyId: to.kid });
+
+  it('rejects a tail re-signed with a new key that the unsigned header lists, naming the first re-signed record', async () => {
+    const tampered: Bundle = { ...base, header: { ...base.header, keys: [...base.header.keys, rogueEntry] }, records: rewrite(base.records, 8, () => undefined, ROGUE) };
+    const r = await check(tampered);
+    expect(r.firstBad).toEqual({ seq: 8, reason: `signed with key ${ROGUE.kid}, which is not trusted: the chain starts with ${KEY.kid} (trusted on first use) and no key.rotated record signed by a trusted key introduces ${ROGUE.kid}` });
+    expect(r.trust.keys).toEqual([{ kid: KEY.kid, how: 'first-use', seq: 1, by: null }]);
+  });
+
+  it('trusts a key introduced by a key.rotated record signed with the previous key, and says how it trusted each', async () => {
+    const log = new LogBuilder(KEY);
+    log.append(filler(0));
+    log.append(rotation(KEY, ROGUE));
+    log.rotate(ROGUE);
+    log.append(filler(1));
+    const r = await check(log.bundle(), { externalCheckpoints: [log.checkpoint()] });
+    expect(r.firstBad).toBeUndefined();
+    expect(r.trust.keys).toEqual([
+      { kid: KEY.kid, how: 'first-use', seq: 1, by: null },
+      { kid: ROGUE.kid, how: 'rotation', seq: 2, by: KEY.kid },
+    ]);
+    const pinned = await check(log.bundle(), { trust: { keyIds: [KEY.kid] } });
+    expect(pinned.firstBad).toBeUndefined();
+    expect(pinned.trust.keys).toEqual([
+      { kid: KEY.kid, how: 'pinned', seq: null, by: null },
+      { kid: ROGUE.kid, how: 'rotation', seq: 2, by: KEY.kid },
+    ]);
+  });
+
+  it('refuses a key.rotated record signed with the key it introduces', async () => {
+    const log = new LogBuilder(KEY);
+    log.append(filler(0));
+    log.rotate(ROGUE);
+    log.append(rotation(KEY, ROGUE));
+    log.append(filler(1));
+    const r = await check(log.bundle());
+    expect(r.firstBad?.seq).toBe(2);
+    expect(r.firstBad?.reason).toMatch(new RegExp(`^signed with key ${ROGUE.kid}, which is not trusted: .*this key.rotated record introduces it but is signed with it`));
+  });
+
+  it('a rotation record signed with a trusted key is honoured only for audit keys', async () => {
+    const log = new LogBuilder(KEY);
+    log.append(auditEvent(AuditEvents.keyRotated, { kind: 'cli', id: 'root' }, { purpose: 'dispatch', previousKeyId: null, keyId: ROGUE.kid }));
+    log.rotate(ROGUE);
+    log.append(filler(1));
+    expect((await check(log.bundle())).firstBad?.seq).toBe(2);
+  });
+
+  it('with pinned keys the chain must start with one: a wrong pin fails at the first record', async () => {
+    const r = await check(base, { trust: { keyIds: [ROGUE.kid] } });
+    expect(r.firstBad).toEqual({ seq: 1, reason: `signed with key ${KEY.kid}, which is not trusted: not pinned (trusted: ${ROGUE.kid}) and no key.rotated record signed by a trusted key introduces it` });
+    expect(r.trust.keys).toEqual([{ kid: ROGUE.kid, how: 'pinned', seq: null, by: null }]);
+  });
+
+  it('a checkpoint must be signed with a trusted key', async () => {
+    const cp = sealCheckpoint(12, createHash('sha256').update(base.records[11]!.payload).digest('hex'), T0, ROGUE);
+    const r = await check({ ...base, header: { ...base.header, keys: [...base.header.keys, rogueEntry] } }, { externalCheckpoints: [{ kid: ROGUE.kid, payload: cp.payload, sig: cp.signature }] });
+    expect(r.firstBad).toEqual({ seq: null, reason: `an external checkpoint is signed with key ${ROGUE.kid}, which is not trusted` });
+  });
+
+  it('says whether the CA was pinned', async () => {
+    const fp = new X509Certificate(Buffer.from(testPki().caDer, 'base64')).fingerprint256;
+    expect((await check(base)).trust.ca).toEqual({ fingerprint256: fp, pinned: false });
+    expect((await check(base, { trust: { caFingerprint256: fp.replace(/:/g, '').toLowerCase() } })).trust.ca).toEqual({ fingerprint256: fp, pinned: true });
+    const wrong = await check(base, { trust: { caFingerprint256: 'AB'.repeat(32) } });
+    expect(wrong.firstBad).toEqual({ seq: null, reason: `the bundle's CA certificate (${fp}) is not the trusted CA (${'AB'.repeat(32)})` });
   });
 });
 

@@ -165,6 +165,12 @@ describe('per-target decisions (concrete agents)', () => {
     expect(d.perTarget?.find((t) => t.agent === 'db-1')).toEqual({ agentId: 'agt-db-1', agent: 'db-1', allowed: false, rule: undefined });
   });
 
+  it('says default deny when no rule refused any target, as every default deny does', () => {
+    const d = decide(P, { subject: { user: 'n', groups: [] }, action: 'run', runbook: rb.restart, targets: sel('*', [web1, web2]) });
+    expect({ allowed: d.allowed, rule: d.rule, effect: d.effect }).toEqual({ allowed: false, rule: undefined, effect: 'default-deny' });
+    expect(d.reason).toBe('n may not run restart-web on *: 2 of 2 targets are not allowed (web-1 covered by no allow rule; web-2 covered by no allow rule), so the run is refused as a whole; default deny');
+  });
+
   it('names a few refused targets and counts the rest', () => {
     const many = Array.from({ length: 6 }, (_, i) => agent(`db-${i}`, { role: 'db' }));
     const d = decide(P, { subject: support, action: 'run', runbook: rb.restart, targets: sel('role=db', many) });

@@ -94,7 +94,7 @@ describe('policy explain', () => {
       allowed: false,
       effect: 'default-deny',
       rule: null,
-      reason: 'nina may not run restart-web on role=web: 1 of 1 target is not allowed (web-1 covered by no allow rule), so the run is refused as a whole',
+      reason: 'nina may not run restart-web on role=web: 1 of 1 target is not allowed (web-1 covered by no allow rule), so the run is refused as a whole; default deny',
       request: { user: 'nina', groups: [], action: 'run', runbook: 'restart-web', targets: 'role=web', agents: 1 },
       matchedRules: ['p/no-canary'],
       perTarget: [{ agentId: 'agt-web-1', agent: 'web-1', allowed: false, rule: null }],

@@ -13,6 +13,7 @@ import type { ExecutionEvents } from '../../coordinator/engine/execution-events.
 import { executionOwner, hasStepRun, listExecutions, loadExecution, readOutput, type ExecutionListQuery, type ExecutionOwner } from '../../coordinator/engine/execution-queries.js';
 import { executionEventStream, type OutputFeed } from './execution-events.js';
 import type { AuthVariables } from '../auth/bearer.js';
+import type { RequestIdVariables } from '../request-id.js';
 
 async function jsonBody(c: Context, optional = false): Promise<Record<string, unknown>> {
   const text = await c.req.text();
@@ -31,7 +32,8 @@ async function jsonBody(c: Context, optional = false): Promise<Record<string, un
 export type ExecutionVisibility = (user: User, execution: ExecutionOwner) => boolean;
 
 export interface ExecutionControl {
-  start(req: { runbookId: string; options: Record<string, string>; targets: string | undefined; reason: string | undefined; user: User }): Promise<{ executionId: string; state: string }>;
+  /** `requestId`: the API request's id (web/request-id.ts), for the audit records it causes. */
+  start(req: { runbookId: string; options: Record<string, string>; targets: string | undefined; reason: string | undefined; user: User; requestId: string }): Promise<{ executionId: string; state: string }>;
   decide(executionId: string, user: User, decision: 'approve' | 'deny', comment: string): Promise<{ state: string; remaining: number }>;
   cancel(executionId: string, user: User): Promise<boolean>;
   /** Resolves when the execution finishes or the timeout passes. */
@@ -40,8 +42,8 @@ export interface ExecutionControl {
 
 const ACTIVE = new Set(['queued', 'running', 'awaiting_approval']);
 
-export function executionRoutes(db: Database, control: ExecutionControl, live: { events: ExecutionEvents; output: OutputFeed }, canView: ExecutionVisibility, log: Logger): Hono<{ Variables: AuthVariables }> {
-  const app = new Hono<{ Variables: AuthVariables }>();
+export function executionRoutes(db: Database, control: ExecutionControl, live: { events: ExecutionEvents; output: OutputFeed }, canView: ExecutionVisibility, log: Logger): Hono<{ Variables: AuthVariables & RequestIdVariables }> {
+  const app = new Hono<{ Variables: AuthVariables & RequestIdVariables }>();
   /** 404 rather than 403: an execution one may not see is not disclosed. */
   const visible = async (user: User, id: string): Promise<void> => {
     const owner = await executionOwner(db, id);
@@ -82,7 +84,7 @@ export function executionRoutes(db: Database, control: ExecutionControl, live: {
     if (targets !== undefined && typeof targets !== 'string') throw invalidArgument('"targets" must be a selector string');
     const reason = body['reason'];
     if (reason !== undefined && typeof reason !== 'string') throw invalidArgument('"reason" must be a string');
-    const out = await control.start({ runbookId: runbook, options: opts, targets, reason: reason === undefined ? undefined : reason.slice(0, 500), user: c.get('user') });
+    const out = await control.start({ runbookId: runbook, options: opts, targets, reason: reason === undefined ? undefined : reason.slice(0, 500), user: c.get('user'), requestId: c.get('requestId') });
     return c.json(out, 201);
   });
   for (const decision of ['approve', 'deny'] as const) {
