@@ -90,6 +90,19 @@ describe('the agent stream refuses bad gRPC framing, with a status and a logged 
     expect(r.code).toBe(0);
   });
 
+  it('logs and counts an agent’s report that it refused a trust update', async () => {
+    const refused = Buffer.from(ConnectRequest.encode({ msg: { $case: 'trustRefused', value: { what: 'certificate', reason: 'the certificate is not issued by the pinned CA' } } }).finish());
+    const req = session.request({ ':method': 'POST', ':path': '/handrail.v1.AgentGatewayService/Connect', 'content-type': 'application/grpc', te: 'trailers' });
+    req.on('data', () => undefined);
+    req.on('error', () => undefined);
+    req.write(Buffer.concat([frame(0, hello), frame(0, refused)]));
+    const line = await fleet.coordinator!.proc.waitForLog((l) => l.event === 'agent.trust_refused' && l['agentId'] === agentId);
+    expect(line).toMatchObject({ what: 'certificate', reason: 'the certificate is not issued by the pinned CA' });
+    req.close();
+    const text = await (await fetch(`${fleet.coordinator!.url}/metrics`)).text();
+    expect(text).toMatch(/^handrail_agent_trust_refusals_total\{what="certificate"\} 1$/m);
+  });
+
   it('logs each refusal with the agent id and counts it by reason', async () => {
     for (const reason of ['over_transport_cap', 'compressed_message', 'bad_frame_flags', 'half_closed_mid_message']) await refusal(reason);
     const text = await (await fetch(`${fleet.coordinator!.url}/metrics`)).text();
