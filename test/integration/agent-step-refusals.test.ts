@@ -244,9 +244,9 @@ describe('the agent refuses steps it must not run', () => {
     try {
       await fake.waitFor('output', (o) => o.stepId === long.stepId && Buffer.from(o.data).toString().includes('ready'));
       agent.child.kill('SIGTERM'); // the agent cancels the step and waits for it (up to its kill grace)
-      // The agent logs agent.stopping in the same synchronous run that marks its executor as
-      // stopping, so every step it reads from the stream after this line is turned away.
-      await agent.waitForLog((l) => l.event === 'agent.stopping');
+      // Logged right as the executor starts turning steps away (same synchronous run): every
+      // step the agent reads from the stream after this line is refused.
+      await agent.waitForLog((l) => l.event === 'agent.shutdown_started');
       fake.send(signEnvelope(STEP_REQUEST_TYPE, encodeStepRequest(late), key));
       const r = await rejection(late.stepId);
       expect(r.reason).toBe(RejectReason.REJECT_REASON_BUSY);
