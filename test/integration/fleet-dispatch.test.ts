@@ -166,12 +166,15 @@ describe('signed steps on real agents', () => {
     await fleet.agents.get('node-1')!.proc.waitForLog((l) => l.event === 'step.accepted' && l['executionId'] === started.body.executionId);
     const c = await fleet.api<{ state: string }>('POST', `/api/v1/executions/${started.body.executionId}/cancel`);
     expect(c.status).toBe(202);
-    // The execution ends at once; the step shows canceled when the agent reports the kill.
+    // The execution ends at once; the step shows canceled when the agent reports the kill. (Until
+    // then it is open: 'running', or still 'dispatched' if the agent's acceptance, sent after
+    // its step.accepted log line, has not reached the coordinator yet.)
     const r = await fleet.waitExecution(started.body.executionId);
     expect(r.state).toBe('canceled');
     const step = await waitFor(async () => {
       const e = await fleet.api<ExecutionResult>('GET', `/api/v1/executions/${started.body.executionId}`);
-      return e.body.steps[0]!.state === 'running' ? undefined : e.body.steps[0]!;
+      const s = e.body.steps[0]!;
+      return s.state === 'dispatched' || s.state === 'running' ? undefined : s;
     }, undefined, 'the agent to report the canceled step');
     expect(step.state).toBe('canceled');
     await fleet.agents.get('node-1')!.proc.waitForLog((l) => l.event === 'step.finished' && l['executionId'] === started.body.executionId && l['status'] === 'canceled');
