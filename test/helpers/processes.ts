@@ -73,7 +73,8 @@ export class Proc {
       this.waiters = [];
       for (const f of w) f();
     });
-    this.exited = new Promise((r) => child.on('exit', (code) => r(code)));
+    // 'close', not 'exit': by then stderr is read to its end, so `logs` holds every line the process wrote.
+    this.exited = new Promise((r) => child.on('close', (code) => r(code)));
   }
 
   get pid(): number {

@@ -47,6 +47,6 @@ describe('a coordinator restart loses no accepted execution', () => {
     expect(agentSteps.map((s) => s.agentId).sort()).toEqual(r.nodes.map((n) => n.agentId).sort());
     expect(agentSteps.every((s) => s.state === 'succeeded' && s.attempt === 1)).toBe(true);
     // the first node's result was one the new coordinator received after its restart
-    expect(fleet.coordinator!.proc.events('step.finished').some((l) => l['stepRunId'] === running.id)).toBe(true);
+    await fleet.coordinator!.proc.waitForLog((l) => l.event === 'step.finished' && l['stepRunId'] === running.id);
   });
 });

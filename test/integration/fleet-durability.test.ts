@@ -131,6 +131,8 @@ describe('nothing is lost', () => {
     // never send this result again), and the store holds one result record for the step.
     await waitFor(async () => (await spoolContents(stateDir)).pending.length === 0, undefined, 'the acknowledged result to leave the spool');
     expect(await resultRecords(fleet, s.id)).toBe(1);
+    // (logged just after the acknowledgement is sent, so it may reach us after the spool emptied)
+    await fleet.coordinator!.proc.waitForLog((l) => l.event === 'step.finished' && l['stepRunId'] === s.id);
     expect(fleet.coordinator!.proc.events('step.finished').filter((l) => l['stepRunId'] === s.id)).toHaveLength(1);
   });
 
@@ -273,6 +275,7 @@ describe('nothing is lost', () => {
         hand.close();
       }
       await expectUnchanged();
+      await fleet.coordinator!.proc.waitForLog((l) => l.event === 'step.finished' && l['stepRunId'] === stepRunId);
       expect(fleet.coordinator!.proc.events('step.finished').filter((l) => l['stepRunId'] === stepRunId)).toHaveLength(1);
     });
 
