@@ -126,7 +126,7 @@ describe('timeout and cancel kill the whole process group', () => {
     let pid = 0;
     let settled = false;
     const running = runStep(spec(['sh', '-c', 'echo first; sleep 100'], { timeoutMs: 300 }), () => gate, { onStarted: (p) => (pid = p) });
-    void running.finally(() => (settled = true));
+    running.then(() => (settled = true), () => (settled = true));
     // The process is gone although the sink still holds the first chunk ...
     await waitUntil(() => pid > 0 && !isRunning(pid), BACKSTOP_MS, 'the timed-out process to die');
     // ... and the result waits for the sink, so no output is reported that was not delivered. The
