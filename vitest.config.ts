@@ -3,7 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    testTimeout: 60_000,
+    // Backstops only: tests wait for observable states, never for time to pass (see test/helpers/processes.ts).
+    testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: 'forks',
     // Integration suites spawn coordinators and agents; two at a time keeps a 2-core box honest.

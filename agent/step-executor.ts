@@ -164,6 +164,7 @@ export class StepExecutor {
   async cancelAll(): Promise<void> {
     // From now on nothing new starts: the coordinator offers turned-away steps again later.
     this.stopping = true;
+    this.d.log.info({ event: 'agent.shutdown_started', running: this.running.size, starting: this.starting.size }, 'shutting down: new steps are turned away, running ones canceled');
     for (const r of this.running.values()) r.abort.abort();
     if (this.running.size === 0 && this.starting.size === 0) return;
     await new Promise<void>((resolve) => this.idleWaiters.push(resolve));

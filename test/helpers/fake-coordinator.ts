@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { AgentGatewayServiceService, type ConnectRequest, type ConnectResponse } from '../../proto/gen/handrail/v1/gateway.js';
 import type { Envelope } from '../../core/step.js';
 import { envelopeToWire } from '../../proto/codec/step-codec.js';
+import { BACKSTOP_MS } from './processes.js';
 
 type Msg = NonNullable<ConnectRequest['msg']>;
 type MsgValue<K extends Msg['$case']> = Msg extends infer M ? (M extends { $case: K; value: infer V } ? V : never) : never;
@@ -77,7 +78,7 @@ export class FakeCoordinator {
     this.call?.write({ msg: { $case: 'ack', value: { executionId, stepId, refused: '' } } });
   }
 
-  async waitFor<K extends Msg['$case']>(kind: K, pred: (v: MsgValue<K>) => boolean, timeoutMs = 15_000): Promise<MsgValue<K>> {
+  async waitFor<K extends Msg['$case']>(kind: K, pred: (v: MsgValue<K>) => boolean, timeoutMs = BACKSTOP_MS): Promise<MsgValue<K>> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       for (const m of this.received) {

@@ -1,7 +1,7 @@
 /** A coordinator with a CA, an admin user, and agents enrolled with real tokens. */
 import { join } from 'node:path';
 import { expect } from 'vitest';
-import { AGENT_BIN, ROOT, cli, spawnCli, spawnExecutable, waitFor, workspace, type Proc } from './processes.js';
+import { AGENT_BIN, BACKSTOP_MS, ROOT, cli, spawnCli, spawnExecutable, waitFor, workspace, type Proc } from './processes.js';
 
 export interface Coordinator {
   readonly proc: Proc;
@@ -56,7 +56,7 @@ export class Fleet {
       ...(extra.includes('--runbooks-dir') ? [] : ['--runbooks-dir', join(ROOT, 'test', 'fixtures', 'engine')]),
       ...extra,
     ]);
-    const m = await proc.waitForText(/agents on port (\d+), HTTP on port (\d+)/, 20_000);
+    const m = await proc.waitForText(/agents on port (\d+), HTTP on port (\d+)/);
     this.grpcPort = Number(m[1]);
     this.httpPort = Number(m[2]);
     this.coordinator = { proc, grpcPort: this.grpcPort, httpPort: this.httpPort, address: `127.0.0.1:${this.grpcPort}`, url: `http://127.0.0.1:${this.httpPort}` };
@@ -103,7 +103,7 @@ export class Fleet {
     return proc;
   }
 
-  async waitOnline(name: string, timeoutMs = 20_000): Promise<string> {
+  async waitOnline(name: string, timeoutMs = BACKSTOP_MS): Promise<string> {
     const a = this.agents.get(name);
     if (!a) throw new Error(`no agent ${name}`);
     const line = await a.proc.waitForLog((l) => l.event === 'agent.connected', timeoutMs, `agent ${name} connected`);
@@ -131,13 +131,13 @@ export class Fleet {
   }
 
   /** Runs an ad-hoc step and waits for the execution to finish. */
-  async exec(agentIds: string[], body: Record<string, unknown>, timeoutMs = 20_000): Promise<ExecutionResult> {
+  async exec(agentIds: string[], body: Record<string, unknown>, timeoutMs = BACKSTOP_MS): Promise<ExecutionResult> {
     const started = await this.api<{ executionId: string }>('POST', '/api/v1/adhoc', { agents: agentIds, ...body });
     expect(started.status, JSON.stringify(started.body)).toBe(201);
     return this.waitExecution(started.body.executionId, timeoutMs);
   }
 
-  async waitExecution(executionId: string, timeoutMs = 20_000): Promise<ExecutionResult> {
+  async waitExecution(executionId: string, timeoutMs = BACKSTOP_MS): Promise<ExecutionResult> {
     return waitFor(
       async () => {
         const r = await this.api<ExecutionResult>('GET', `/api/v1/executions/${executionId}?wait=5s`);

@@ -10,6 +10,13 @@ import { join, resolve } from 'node:path';
 export const ROOT = resolve(import.meta.dirname, '..', '..');
 export const CLI = join(ROOT, 'dist', 'cli', 'main.js');
 
+/**
+ * How long a wait may take before it fails. A backstop only: every wait here ends on an
+ * observable state (a log line, a message, a row), never on time passing; this is sized for a
+ * loaded 2-core CI box running several suites at once.
+ */
+export const BACKSTOP_MS = 45_000;
+
 export interface LogLine {
   level: number;
   event?: string;
@@ -66,7 +73,8 @@ export class Proc {
       this.waiters = [];
       for (const f of w) f();
     });
-    this.exited = new Promise((r) => child.on('exit', (code) => r(code)));
+    // 'close', not 'exit': by then stderr is read to its end, so `logs` holds every line the process wrote.
+    this.exited = new Promise((r) => child.on('close', (code) => r(code)));
   }
 
   get pid(): number {
@@ -74,7 +82,7 @@ export class Proc {
   }
 
   /** Waits until some log line (or stderr text) satisfies `pred`. */
-  async waitForLog(pred: (l: LogLine) => boolean, timeoutMs = 15_000, what = 'log line'): Promise<LogLine> {
+  async waitForLog(pred: (l: LogLine) => boolean, timeoutMs = BACKSTOP_MS, what = 'log line'): Promise<LogLine> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const hit = this.logs.find(pred);
@@ -90,7 +98,7 @@ export class Proc {
     }
   }
 
-  async waitForText(re: RegExp, timeoutMs = 15_000): Promise<RegExpExecArray> {
+  async waitForText(re: RegExp, timeoutMs = BACKSTOP_MS): Promise<RegExpExecArray> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const m = re.exec(this.stderrText);
@@ -133,7 +141,7 @@ export function spawnCli(args: readonly string[], env: Record<string, string> = 
   return new Proc(child);
 }
 
-export async function waitFor<T>(fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 15_000, what = 'condition'): Promise<T> {
+export async function waitFor<T>(fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = BACKSTOP_MS, what = 'condition'): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {

@@ -1,5 +1,6 @@
 /** A bare grpc-js client for adversarial tests: any credentials, any bytes on the agent stream. */
 import { Client, credentials, Metadata, type ChannelCredentials, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
+import { BACKSTOP_MS } from './processes.js';
 
 export function rawClient(address: string, creds: ChannelCredentials): Client {
   return new Client(address, creds, {
@@ -22,7 +23,7 @@ export function rawConnect(client: Client, frames: readonly Buffer[]): Promise<{
       (b: Buffer) => b,
       (b: Buffer) => b,
       new Metadata(),
-      { deadline: Date.now() + 10_000 },
+      { deadline: Date.now() + BACKSTOP_MS }, // a backstop: the server ends every call these tests make
     );
     let received = 0;
     call.on('data', () => received++);

@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Fleet } from '../helpers/fleet.js';
 import { FakeCoordinator } from '../helpers/fake-coordinator.js';
-import { spawnCli, type Proc } from '../helpers/processes.js';
+import { gateWaitSh, openGate } from '../helpers/gate.js';
+import { spawnCli, waitFor, type Proc } from '../helpers/processes.js';
+import { Spool } from '../../agent/spool.js';
 import { signEnvelope } from '../../core/envelope.js';
 import { STEP_REQUEST_TYPE, type StepRequest } from '../../core/step.js';
 import { decodeStepResult, encodeStepRequest } from '../../proto/codec/step-codec.js';
@@ -14,6 +16,10 @@ import { RejectReason } from '../../proto/gen/handrail/v1/gateway.js';
  * A real agent (enrolled at a real coordinator) talks to a stand-in coordinator that sends
  * forged, misaddressed, expired, replayed and policy-violating steps. The agent must refuse
  * each one and say why — and not run it: every step here would create a marker file if it ran.
+ *
+ * No test here sleeps to let a wrongly run step show. A refusal is final once it is received:
+ * the agent sends it as the last thing it does with that envelope. The last test checks every
+ * refused step again after the agent process has exited, when nothing can start any more.
  */
 describe('the agent refuses steps it must not run', () => {
   let fleet: Fleet;
@@ -22,9 +28,13 @@ describe('the agent refuses steps it must not run', () => {
   let agentId: string;
   let key: { keyId: string; privateKey: ReturnType<typeof createPrivateKey> };
   const stateDir = (): string => join(fleet.dir, 'agent-target');
+  /** Every agent process started against the fake, and every step refused so far (checked again at the end). */
+  const agents: Proc[] = [];
+  const refused: Array<{ stepId: string | undefined; paths: string[]; ranBefore: number }> = [];
 
   const startAgentAgainstFake = async (extra: string[] = []): Promise<Proc> => {
     const p = spawnCli(['agent', '--coordinator', `127.0.0.1:${fake.port}`, '--state-dir', stateDir(), '--log-level', 'debug', '--kill-grace', '1s', ...extra]);
+    agents.push(p);
     await fake.waitFor('hello', () => true);
     return p;
   };
@@ -56,11 +66,24 @@ describe('the agent refuses steps it must not run', () => {
     () => true,
     () => false,
   );
-  /** After the refusal: give a step that ran anyway time to show, then check it did not. */
-  const expectNeverRan = async (...paths: string[]): Promise<void> => {
-    await new Promise((r) => setTimeout(r, 300));
+  /** How often any agent process took this step on (logged before it is spawned). */
+  const acceptedCount = (stepId: string): number => agents.reduce((n, a) => n + a.events('step.accepted').filter((l) => l['stepRunId'] === stepId).length, 0);
+  /**
+   * Call once the refusal has been received. The agent logs `step.rejected` before it sends the
+   * refusal, and a step it runs is logged `step.accepted` before it is spawned: neither the log
+   * nor the marker may show it ran. The last test checks all of them again once the agent exited.
+   * `ranBefore`: how often the step legitimately ran before this refusal (a replay's first delivery).
+   */
+  const expectNeverRan = async (stepId: string | undefined, paths: string[], ranBefore = 0): Promise<void> => {
+    refused.push({ stepId, paths, ranBefore });
+    if (stepId !== undefined) {
+      await agent.waitForLog((l) => l.event === 'step.rejected' && l['stepRunId'] === stepId, undefined, `step.rejected for ${stepId}`);
+      expect(acceptedCount(stepId), `${stepId} was accepted: the refused step ran`).toBe(ranBefore);
+    }
     for (const p of paths) expect(await exists(p), `${p} exists: the refused step ran`).toBe(false);
   };
+  /** The agent drops a step's spool entry once the coordinator acknowledged its result. */
+  const spoolEntryGone = async (executionId: string, stepId: string): Promise<boolean> => !(await exists(new Spool(join(stateDir(), 'spool')).dirFor(executionId, stepId)));
 
   beforeAll(async () => {
     fleet = await Fleet.create();
@@ -100,7 +123,7 @@ describe('the agent refuses steps it must not run', () => {
     fake.send({ ...env, signature: sig });
     const r = await rejection(req.stepId);
     expect(r.reason).toBe(RejectReason.REJECT_REASON_BAD_SIGNATURE);
-    await expectNeverRan(ran);
+    await expectNeverRan(req.stepId, [ran]);
   });
 
   it('refuses a payload changed after signing', async () => {
@@ -111,7 +134,7 @@ describe('the agent refuses steps it must not run', () => {
     const evil = encodeStepRequest({ ...req, argv: ['touch', evilRan] });
     fake.send({ ...env, payload: evil });
     expect((await rejection(req.stepId)).reason).toBe(RejectReason.REJECT_REASON_BAD_SIGNATURE);
-    await expectNeverRan(evilRan, signedRan);
+    await expectNeverRan(req.stepId, [evilRan, signedRan]);
   });
 
   it('refuses a key it does not trust', async () => {
@@ -124,7 +147,8 @@ describe('the agent refuses steps it must not run', () => {
     const req2 = request(touch(ran2));
     fake.send(signEnvelope(STEP_REQUEST_TYPE, encodeStepRequest(req2), { keyId: key.keyId, privateKey: rogue }));
     expect((await rejection(req2.stepId)).reason).toBe(RejectReason.REJECT_REASON_BAD_SIGNATURE);
-    await expectNeverRan(ran, ran2);
+    await expectNeverRan(req.stepId, [ran]);
+    await expectNeverRan(req2.stepId, [ran2]);
   });
 
   it("refuses a step addressed to another agent", async () => {
@@ -134,7 +158,7 @@ describe('the agent refuses steps it must not run', () => {
     const r = await rejection(req.stepId);
     expect(r.reason).toBe(RejectReason.REJECT_REASON_WRONG_TARGET);
     expect(r.detail).toContain('agt-someoneelse');
-    await expectNeverRan(ran);
+    await expectNeverRan(req.stepId, [ran]);
   });
 
   it('refuses an expired step', async () => {
@@ -142,7 +166,7 @@ describe('the agent refuses steps it must not run', () => {
     const req = request({ issuedAtMs: Date.now() - 120_000, notAfterMs: Date.now() - 60_000, ...touch(ran) });
     fake.send(signEnvelope(STEP_REQUEST_TYPE, encodeStepRequest(req), key));
     expect((await rejection(req.stepId)).reason).toBe(RejectReason.REJECT_REASON_EXPIRED);
-    await expectNeverRan(ran);
+    await expectNeverRan(req.stepId, [ran]);
   });
 
   it('refuses a replayed step, also after the agent restarts', async () => {
@@ -155,17 +179,19 @@ describe('the agent refuses steps it must not run', () => {
     // the first delivery ran; remove its trace so a second run would show
     expect(await exists(ran)).toBe(true);
     await rm(ran);
-    await new Promise((r) => setTimeout(r, 300));
+    // The acknowledgement is handled: the agent holds no copy of the step any more, so the same
+    // envelope again is a replay, not a redelivery (in this process or, from the spool, the next).
+    await waitFor(() => spoolEntryGone(req.executionId, req.stepId), undefined, 'the acknowledged spool entry to be removed');
     fake.send(env);
     expect((await rejection(req.stepId)).reason).toBe(RejectReason.REJECT_REASON_REPLAYED);
-    await expectNeverRan(ran);
+    await expectNeverRan(req.stepId, [ran], 1);
     // same envelope, new agent process: the nonce log survives restarts
     await agent.stop();
     fake.received.length = 0;
     agent = await startAgentAgainstFake(['--local-policy', join(fleet.dir, 'local-policy.yaml')]);
     fake.send(env);
     expect((await rejection(req.stepId)).reason).toBe(RejectReason.REJECT_REASON_REPLAYED);
-    await expectNeverRan(ran);
+    await expectNeverRan(req.stepId, [ran], 1);
   });
 
   it('refuses what its local policy does not allow, even when correctly signed', async () => {
@@ -179,38 +205,68 @@ describe('the agent refuses steps it must not run', () => {
     const other = request({ runbookId: 'restart-web', ...touch(otherRan) });
     fake.send(signEnvelope(STEP_REQUEST_TYPE, encodeStepRequest(other), key));
     expect((await rejection(other.stepId)).reason).toBe(RejectReason.REJECT_REASON_POLICY);
-    await expectNeverRan(adhocRan, otherRan);
+    await expectNeverRan(adhoc.stepId, [adhocRan]);
+    await expectNeverRan(other.stepId, [otherRan]);
   });
 
   it('refuses a signed payload that is not a step request', async () => {
     // a whole step request, then field 1 length-delimited with a length far past the end: cannot decode
     const junkRan = marker('junk');
-    const junk = Buffer.concat([encodeStepRequest(request(touch(junkRan))), Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01])]);
+    const junkReq = request(touch(junkRan));
+    const junk = Buffer.concat([encodeStepRequest(junkReq), Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01])]);
     fake.send(signEnvelope(STEP_REQUEST_TYPE, junk, key));
     const r = await fake.waitFor('rejected', (x) => x.reason === RejectReason.REJECT_REASON_MALFORMED);
     expect(r.detail.length).toBeGreaterThan(0);
+    // It cannot be decoded, so the refusal names no step; its step id must not show up as accepted either.
+    await expectNeverRan(undefined, [junkRan]);
+    expect(acceptedCount(junkReq.stepId)).toBe(0);
     const typeRan = marker('payload-type');
-    fake.send(signEnvelope('application/json', encodeStepRequest(request(touch(typeRan))), key));
+    const typed = request(touch(typeRan));
+    fake.send(signEnvelope('application/json', encodeStepRequest(typed), key));
     await fake.waitFor('rejected', (x) => x.reason === RejectReason.REJECT_REASON_MALFORMED && /payload type/.test(x.detail));
-    await expectNeverRan(junkRan, typeRan);
+    await expectNeverRan(undefined, [typeRan]);
+    expect(acceptedCount(typed.stepId)).toBe(0);
+    refused.push({ stepId: junkReq.stepId, paths: [], ranBefore: 0 }, { stepId: typed.stepId, paths: [], ranBefore: 0 });
   });
-  // Last: it stops the agent.
+  // Last but one: it stops the agent.
   it('turns new steps away while it shuts down, and runs none of them', async () => {
-    // A kill grace long enough that the shutdown window cannot close before the step arrives on a busy machine.
     await agent.stop();
     fake.received.length = 0;
-    agent = await startAgentAgainstFake(['--local-policy', join(fleet.dir, 'local-policy.yaml'), '--kill-grace', '8s']);
-    const long = request({ argv: ['sh', '-c', 'trap "" TERM; sleep 4'] });
+    // The kill grace is a backstop only: the running step holds the shutdown open until the test opens its gate.
+    agent = await startAgentAgainstFake(['--local-policy', join(fleet.dir, 'local-policy.yaml'), '--kill-grace', '120s']);
+    const gate = marker('shutdown-gate');
+    // It says "ready" once its trap is set: from then on it ignores TERM (and so do its sleeps:
+    // an ignored signal stays ignored across exec), and it runs until the gate opens.
+    const long = request({ argv: ['/bin/sh', '-c', `trap "" TERM; echo ready; ${gateWaitSh('"$1"')}`, 'sh', gate] });
     fake.send(signEnvelope(STEP_REQUEST_TYPE, encodeStepRequest(long), key));
-    await agent.waitForLog((l) => l.event === 'step.accepted' && l['stepRunId'] === long.stepId);
-    agent.child.kill('SIGTERM'); // the running step ignores TERM: the agent waits for it (up to its kill grace)
-    await agent.waitForLog((l) => l.event === 'agent.stopping', 2_000);
     const lateRan = marker('during-shutdown');
     const late = request(touch(lateRan));
-    fake.send(signEnvelope(STEP_REQUEST_TYPE, encodeStepRequest(late), key));
-    const r = await rejection(late.stepId);
-    expect(r.reason).toBe(RejectReason.REJECT_REASON_BUSY);
-    expect(r.detail).toMatch(/shutting down/);
-    await expectNeverRan(lateRan);
+    try {
+      await fake.waitFor('output', (o) => o.stepId === long.stepId && Buffer.from(o.data).toString().includes('ready'));
+      agent.child.kill('SIGTERM'); // the agent cancels the step and waits for it (up to its kill grace)
+      // Logged right as the executor starts turning steps away (same synchronous run): every
+      // step the agent reads from the stream after this line is refused.
+      await agent.waitForLog((l) => l.event === 'agent.shutdown_started');
+      fake.send(signEnvelope(STEP_REQUEST_TYPE, encodeStepRequest(late), key));
+      const r = await rejection(late.stepId);
+      expect(r.reason).toBe(RejectReason.REJECT_REASON_BUSY);
+      expect(r.detail).toMatch(/shutting down/);
+      await expectNeverRan(late.stepId, [lateRan]);
+    } finally {
+      await openGate(gate);
+    }
+    // The step ends and the agent exits (its result stays in the spool for the next start): it started nothing else meanwhile.
+    expect(await agent.wait()).toBe(0);
+    expect(agent.events('step.accepted').map((l) => l['stepRunId'])).toEqual([long.stepId]);
+  });
+
+  // Last: once no agent process is left, nothing refused can still start; check them all.
+  it('ran none of the refused steps (checked after every agent process has exited)', async () => {
+    await agent.stop();
+    for (const a of agents) await a.wait();
+    for (const { stepId, paths, ranBefore } of refused) {
+      if (stepId !== undefined) expect(acceptedCount(stepId), `${stepId} was accepted: the refused step ran`).toBe(ranBefore);
+      for (const p of paths) expect(await exists(p), `${p} exists: the refused step ran`).toBe(false);
+    }
   });
 });

@@ -209,7 +209,7 @@ describe('audit records verify offline, and every tampering is caught at the rig
     await fleet.coordinator!.proc.stop();
     await fleet.startCoordinator();
     const a = fleet.agents.get('a')!;
-    await a.proc.waitForLog((l) => l.event === 'agent.connected' && a.proc.events('agent.connected').length >= 2, 20_000);
+    await a.proc.waitForLog((l) => l.event === 'agent.connected' && a.proc.events('agent.connected').length >= 2);
     const r = await fleet.exec([a.agentId!], { argv: ['echo', 'after rotation'] });
     expect(r.state).toBe('succeeded');
     const out = join(fleet.dir, 'rotated.jsonl');

@@ -126,6 +126,11 @@ spec:
 
   it('audits failed authentication, at most once a minute per address', async () => {
     for (let i = 0; i < 3; i++) expect((await fleet.api('GET', '/api/v1/agents', undefined, 'hru_not-a-real-token')).status).toBe(401);
+    // Each failure is decided before its 401 goes out, but its record is written after. An
+    // execution audited afterwards is written behind them (one write queue), so once it is
+    // finished every record the three failures caused is in the store.
+    const after = await fleet.exec([fleet.agents.get('web-1')!.agentId!], { argv: ['true'] });
+    expect(after.state).toBe('succeeded');
     const out = join(fleet.dir, 'b.jsonl');
     await fleet.admin(['audit', 'export', '--certs-dir', fleet.certsDir, '--out', out]);
     const text = await (await import('node:fs/promises')).readFile(out, 'utf8');

@@ -1,4 +1,5 @@
 import { X509Certificate, createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Fleet, type ExecutionResult } from '../helpers/fleet.js';
@@ -7,8 +8,20 @@ import { join } from 'node:path';
 import { verifyPayload } from '../../core/envelope.js';
 import { decodeStepResult } from '../../proto/codec/step-codec.js';
 import { STEP_RESULT_TYPE } from '../../core/step.js';
+import { gatedArgv, openGate } from '../helpers/gate.js';
 import { cli, waitFor } from '../helpers/processes.js';
 import type { ExecutionView } from '../../coordinator/engine/execution-queries.js';
+import { isRunning } from '../helpers/runner-sink.js';
+
+/** True while `pid` is a live (not zombie) `sleep`: a pid reused by something else does not count. */
+function isSleeping(pid: number): boolean {
+  if (!isRunning(pid)) return false;
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0')[0] === 'sleep';
+  } catch {
+    return false;
+  }
+}
 
 describe('signed steps on real agents', () => {
   let fleet: Fleet;
@@ -53,16 +66,15 @@ describe('signed steps on real agents', () => {
   });
 
   it('kills the whole process group on timeout', async () => {
-    const n = 3000 + Math.floor(Math.random() * 900);
-    const r = await fleet.exec([a1], { argv: ['/bin/sh', '-c', `sleep ${n} & sleep ${n + 1}`], timeout: '1s' }, 30_000);
+    // The shell prints its own pid and its background child's, then waits: both must be killed.
+    const r = await fleet.exec([a1], { argv: ['/bin/sh', '-c', 'sleep 3600 & echo $!; echo $$; exec sleep 3601'], timeout: '1s' });
     const s = r.steps[0]!;
     expect(s.state).toBe('timed_out');
-    // neither the child nor the background grandchild survives
-    await waitFor(async () => {
-      const { execFileSync } = await import('node:child_process');
-      const ps = execFileSync('ps', ['-eo', 'args']).toString();
-      return !ps.includes(`sleep ${n}`) && !ps.includes(`sleep ${n + 1}`) ? true : undefined;
-    }, 10_000, 'process group to be gone');
+    const pids = (await fleet.output(r.id, s.id)).trim().split('\n').map(Number);
+    expect(pids).toHaveLength(2);
+    // Neither survives (a zombie nobody reaps counts as gone). After TERM and the kill grace the
+    // agent KILLs the group, and a KILLed process is gone once it is next scheduled.
+    await waitFor(() => pids.every((pid) => !isSleeping(pid)), undefined, `processes ${pids.join(', ')} to be gone`);
   });
 
   it('caps stored output and records that it was truncated', async () => {
@@ -118,11 +130,21 @@ describe('signed steps on real agents', () => {
   it('offers a step again when the agent is full, instead of failing it', async () => {
     await fleet.startAgent('narrow', { extra: ['--max-steps', '1'] });
     const narrow = await fleet.waitOnline('narrow');
-    const first = await fleet.api<{ executionId: string }>('POST', '/api/v1/adhoc', { agents: [narrow], argv: ['sleep', '1.5'] });
-    await fleet.agents.get('narrow')!.proc.waitForLog((l) => l.event === 'step.accepted' && l['executionId'] === first.body.executionId);
-    const second = await fleet.exec([narrow], { argv: ['echo', 'second'] }, 30_000);
-    // The agent turned it away while the first ran; the coordinator held it and offered it again.
-    await fleet.coordinator!.proc.waitForLog((l) => l.event === 'step.deferred' && l['executionId'] === second.id);
+    // The first step holds the agent's only slot until the second has been turned away.
+    const gate = join(fleet.dir, 'gate-narrow');
+    const first = await fleet.api<{ executionId: string }>('POST', '/api/v1/adhoc', { agents: [narrow], argv: gatedArgv(gate) });
+    let secondId = '';
+    try {
+      await fleet.agents.get('narrow')!.proc.waitForLog((l) => l.event === 'step.accepted' && l['executionId'] === first.body.executionId);
+      const started = await fleet.api<{ executionId: string }>('POST', '/api/v1/adhoc', { agents: [narrow], argv: ['echo', 'second'] });
+      expect(started.status).toBe(201);
+      secondId = started.body.executionId;
+      // The agent turned it away while the first ran; the coordinator holds it to offer it again.
+      await fleet.coordinator!.proc.waitForLog((l) => l.event === 'step.deferred' && l['executionId'] === secondId);
+    } finally {
+      await openGate(gate);
+    }
+    const second = await fleet.waitExecution(secondId);
     expect(fleet.coordinator!.proc.events('step.rejected').filter((l) => l['executionId'] === second.id)).toHaveLength(0);
     expect(second.state).toBe('succeeded');
     expect(await fleet.output(second.id, second.steps[0]!.id)).toBe('second\n');
@@ -144,13 +166,16 @@ describe('signed steps on real agents', () => {
     await fleet.agents.get('node-1')!.proc.waitForLog((l) => l.event === 'step.accepted' && l['executionId'] === started.body.executionId);
     const c = await fleet.api<{ state: string }>('POST', `/api/v1/executions/${started.body.executionId}/cancel`);
     expect(c.status).toBe(202);
-    // The execution ends at once; the step shows canceled when the agent reports the kill.
+    // The execution ends at once; the step shows canceled when the agent reports the kill. (Until
+    // then it is open: 'running', or still 'dispatched' if the agent's acceptance, sent after
+    // its step.accepted log line, has not reached the coordinator yet.)
     const r = await fleet.waitExecution(started.body.executionId);
     expect(r.state).toBe('canceled');
     const step = await waitFor(async () => {
       const e = await fleet.api<ExecutionResult>('GET', `/api/v1/executions/${started.body.executionId}`);
-      return e.body.steps[0]!.state === 'running' ? undefined : e.body.steps[0]!;
-    }, 10_000, 'the agent to report the canceled step');
+      const s = e.body.steps[0]!;
+      return s.state === 'dispatched' || s.state === 'running' ? undefined : s;
+    }, undefined, 'the agent to report the canceled step');
     expect(step.state).toBe('canceled');
     await fleet.agents.get('node-1')!.proc.waitForLog((l) => l.event === 'step.finished' && l['executionId'] === started.body.executionId && l['status'] === 'canceled');
   });

@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Fleet } from '../helpers/fleet.js';
 import { FakeCoordinator } from '../helpers/fake-coordinator.js';
 import { rawClient, tlsCredentials } from '../helpers/raw-grpc.js';
-import { spawnCli, waitFor, type Proc } from '../helpers/processes.js';
+import { gatedArgv, openGate } from '../helpers/gate.js';
+import { BACKSTOP_MS, spawnCli, waitFor, type Proc } from '../helpers/processes.js';
 import { Database } from '../../coordinator/store/database.js';
 import { signEnvelope, signPayload } from '../../core/envelope.js';
 import { STEP_REQUEST_TYPE, STEP_RESULT_TYPE, type StepRequest } from '../../core/step.js';
@@ -43,7 +44,7 @@ class HandAgent {
       (m: ConnectRequest) => Buffer.from(ConnectRequest.encode(m).finish()),
       (b: Buffer) => ConnectResponse.decode(b),
       new Metadata(),
-      { deadline: Date.now() + 60_000 },
+      { deadline: Date.now() + 2 * BACKSTOP_MS },
     );
     this.call.on('data', (m: ConnectResponse) => this.received.push(m));
     this.call.on('error', () => undefined);
@@ -51,7 +52,7 @@ class HandAgent {
 
   async hello(): Promise<void> {
     this.call.write({ msg: { $case: 'hello', value: { facts: undefined, labels: {}, spooledResults: 1 } } });
-    await waitFor(() => this.received.some((m) => m.msg?.$case === 'welcome'), 10_000, 'welcome');
+    await waitFor(() => this.received.some((m) => m.msg?.$case === 'welcome'), undefined, 'welcome');
   }
 
   /** Sends a signed result and resolves with the coordinator's acknowledgement of it. */
@@ -62,7 +63,7 @@ class HandAgent {
         for (const m of this.received) if (m.msg?.$case === 'ack' && m.msg.value.stepId === stepId) return m.msg.value;
         return undefined;
       },
-      10_000,
+      undefined,
       `ack for ${stepId}`,
     );
   }
@@ -70,6 +71,20 @@ class HandAgent {
   close(): void {
     this.call.cancel();
     this.client.close();
+  }
+}
+
+/** How many step.result audit records the store holds for a step run. */
+async function resultRecords(fleet: Fleet, stepRunId: string): Promise<number> {
+  const db = await Database.open(join(fleet.dataDir, 'handrail.db'), { readonly: true });
+  try {
+    const row = await db.get<{ n: number }>(
+      "SELECT count(*) AS n FROM audit_records WHERE json_extract(CAST(payload AS TEXT), '$.type') = 'step.result' AND json_extract(CAST(payload AS TEXT), '$.data.stepRunId') = ?",
+      [stepRunId],
+    );
+    return row?.n ?? 0;
+  } finally {
+    await db.close();
   }
 }
 
@@ -88,27 +103,36 @@ describe('nothing is lost', () => {
   });
 
   it('delivers a result finished while the coordinator was down (killed with SIGKILL), after it restarts', async () => {
+    // The step runs until the test opens its gate, which it does only once the coordinator is dead.
+    const gate = join(fleet.dir, 'gate-coordinator-down');
     const started = await fleet.api<{ executionId: string; stepRunIds: Record<string, string> }>('POST', '/api/v1/adhoc', {
       agents: [agentId],
-      script: 'echo before; sleep 2; echo after',
+      argv: gatedArgv(gate, { before: 'echo before', after: 'echo after' }),
     });
     expect(started.status).toBe(201);
-    const agent = fleet.agents.get('durable')!.proc;
-    await agent.waitForLog((l) => l.event === 'step.accepted' && l['executionId'] === started.body.executionId);
-    fleet.coordinator!.proc.kill('SIGKILL');
-    await fleet.coordinator!.proc.wait();
+    const { proc: agent, stateDir } = fleet.agents.get('durable')!;
+    try {
+      await agent.waitForLog((l) => l.event === 'step.accepted' && l['executionId'] === started.body.executionId);
+      fleet.coordinator!.proc.kill('SIGKILL');
+      await fleet.coordinator!.proc.wait();
+      await agent.waitForLog((l) => l.event === 'agent.disconnected');
+    } finally {
+      await openGate(gate);
+    }
     // the step finishes while nobody listens; the agent spools the signed result
-    await agent.waitForLog((l) => l.event === 'step.finished' && l['executionId'] === started.body.executionId, 10_000);
-    await agent.waitForLog((l) => l.event === 'agent.disconnected');
+    await agent.waitForLog((l) => l.event === 'step.finished' && l['executionId'] === started.body.executionId);
     await fleet.startCoordinator();
-    const r = await fleet.waitExecution(started.body.executionId, 30_000);
+    const r = await fleet.waitExecution(started.body.executionId);
     expect(r.state).toBe('succeeded');
     const s = r.steps[0]!;
     expect(s.state).toBe('succeeded');
     expect(await fleet.output(r.id, s.id)).toBe('before\nafter\n');
-    // delivered once: the coordinator acknowledged it and the agent emptied its spool
-    await waitFor(() => agent.events('step.finished').some((l) => l['stepRunId'] === s.id));
-    await new Promise((r) => setTimeout(r, 500));
+    // Delivered once: the agent has handled the acknowledgement (its spool is empty, so it will
+    // never send this result again), and the store holds one result record for the step.
+    await waitFor(async () => (await spoolContents(stateDir)).pending.length === 0, undefined, 'the acknowledged result to leave the spool');
+    expect(await resultRecords(fleet, s.id)).toBe(1);
+    // (logged just after the acknowledgement is sent, so it may reach us after the spool emptied)
+    await fleet.coordinator!.proc.waitForLog((l) => l.event === 'step.finished' && l['stepRunId'] === s.id);
     expect(fleet.coordinator!.proc.events('step.finished').filter((l) => l['stepRunId'] === s.id)).toHaveLength(1);
   });
 
@@ -120,7 +144,7 @@ describe('nothing is lost', () => {
     await agent.proc.wait();
     const again = await fleet.startAgent('durable', { token: null, stateDir: agent.stateDir });
     await again.waitForLog((l) => l.event === 'agent.connected');
-    const r = await fleet.waitExecution(started.body.executionId, 30_000);
+    const r = await fleet.waitExecution(started.body.executionId);
     expect(r.steps[0]!.state).toBe('error');
     expect(r.steps[0]!.error).toMatch(/agent restarted/);
   });
@@ -174,11 +198,16 @@ describe('nothing is lost', () => {
 
       // acknowledged: the spool entry goes, and no later connection brings the result back
       fake.ack(req.executionId, req.stepId);
-      await waitFor(async () => (await spoolContents(stateDir)).pending.length === 0, 10_000, 'spool entry removed after the ack');
+      await waitFor(async () => (await spoolContents(stateDir)).pending.length === 0, undefined, 'spool entry removed after the ack');
       fake.received.length = 0;
+      const connections = agent.events('agent.connected').length;
       fake.dropConnection();
+      // The agent says it holds nothing, and it has handled the welcome (where it resends what
+      // it holds): it has nothing to resend on this connection.
       expect((await fake.waitFor('hello', () => true)).spooledResults).toBe(0);
-      await new Promise((r) => setTimeout(r, 1_500));
+      await waitFor(() => agent.events('agent.connected').length > connections, undefined, 'the agent to take the new connection');
+      // Once the agent process has exited, nothing more can come from it: check what did.
+      await agent.stop();
       expect(fake.received.filter((m) => m.$case === 'result')).toHaveLength(0);
       expect(fake.received.filter((m) => m.$case === 'output')).toHaveLength(0);
       expect(await spoolContents(stateDir)).toEqual({ pending: [], refused: [] });
@@ -246,6 +275,7 @@ describe('nothing is lost', () => {
         hand.close();
       }
       await expectUnchanged();
+      await fleet.coordinator!.proc.waitForLog((l) => l.event === 'step.finished' && l['stepRunId'] === stepRunId);
       expect(fleet.coordinator!.proc.events('step.finished').filter((l) => l['stepRunId'] === stepRunId)).toHaveLength(1);
     });
 
