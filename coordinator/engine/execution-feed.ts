@@ -52,34 +52,43 @@ export interface FeedSources {
 export interface FeedOptions {
   /** Stored chunks read per query. */
   readonly pageSize: number;
-  /** Live items held for a slow follower before it is sent back to the store. */
+  /** Live items, and bytes of output in them, held for a slow follower before it is sent back to the store. */
   readonly maxQueued: number;
+  readonly maxQueuedBytes: number;
   /** At most one state per this many milliseconds (changes in between are folded into it). */
   readonly stateIntervalMs: number;
   /** An `idle` event after this long without any. */
   readonly idleMs: number;
 }
 
-export const DEFAULT_FEED_OPTIONS: FeedOptions = { pageSize: 64, maxQueued: 2048, stateIntervalMs: 100, idleMs: 15_000 };
+export const DEFAULT_FEED_OPTIONS: FeedOptions = { pageSize: 64, maxQueued: 2048, maxQueuedBytes: 4 * 1024 * 1024, stateIntervalMs: 100, idleMs: 15_000 };
 
 const ACTIVE = new Set(['queued', 'running', 'awaiting_approval']);
 
 type Item = { readonly kind: 'output'; readonly e: LiveOutput } | { readonly kind: 'changed' };
 
-/** Live items for one follower, bounded: past `max` they are dropped and `overflowed` is set. */
+const sizeOf = (item: Item): number => (item.kind === 'output' ? item.e.data.length : 0);
+
+/** Live items for one follower, bounded in count and bytes: past either they are dropped and `overflowed` is set. */
 class LiveQueue {
   private items: Item[] = [];
+  private bytes = 0;
   private wake: (() => void) | undefined;
   overflowed = false;
 
-  constructor(private readonly max: number) {}
+  constructor(
+    private readonly max: number,
+    private readonly maxBytes: number,
+  ) {}
 
   push(item: Item): void {
-    if (this.items.length >= this.max) {
+    if (this.items.length >= this.max || this.bytes + sizeOf(item) > this.maxBytes) {
       this.items = [];
+      this.bytes = 0;
       this.overflowed = true;
     } else {
       this.items.push(item);
+      this.bytes += sizeOf(item);
     }
     this.wake?.();
   }
@@ -93,7 +102,10 @@ class LiveQueue {
         return 'overflow';
       }
       const item = this.items.shift();
-      if (item) return item;
+      if (item) {
+        this.bytes -= sizeOf(item);
+        return item;
+      }
       if (timeoutMs <= 0) return 'timeout';
       const woke = await new Promise<boolean>((resolve) => {
         const done = (v: boolean): void => {
@@ -126,7 +138,7 @@ export class ExecutionFeed {
    */
   async *follow(executionId: string, afterSeq: number, signal: AbortSignal): AsyncGenerator<FeedEvent> {
     const { db, options } = this;
-    const queue = new LiveQueue(options.maxQueued);
+    const queue = new LiveQueue(options.maxQueued, options.maxQueuedBytes);
     const offOutput = this.sources.onOutput((e) => {
       if (e.executionId === executionId) queue.push({ kind: 'output', e });
     });

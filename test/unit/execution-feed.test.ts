@@ -55,7 +55,7 @@ describe('the lossless execution feed', () => {
   let db: Database;
   let out: Outputs;
   let abort: AbortController;
-  const options: FeedOptions = { pageSize: 2, maxQueued: 1000, stateIntervalMs: 5, idleMs: 60_000 };
+  const options: FeedOptions = { pageSize: 2, maxQueued: 1000, maxQueuedBytes: 1024 * 1024, stateIntervalMs: 5, idleMs: 60_000 };
 
   beforeEach(async () => {
     db = await migratedStore();
@@ -127,8 +127,11 @@ describe('the lossless execution feed', () => {
     expect((await until(it, (e) => e.kind === 'state')).map(text)).toEqual(['d', 'e', '<state:running>']);
   });
 
-  it('sends a slow follower back to the store instead of holding what it has not read', async () => {
-    const it = follow(0, { ...options, maxQueued: 3 });
+  it.each<[string, Partial<FeedOptions>]>([
+    ['more items than it holds', { maxQueued: 3 }],
+    ['more bytes than it holds', { maxQueuedBytes: 20 }],
+  ])('sends a slow follower back to the store instead of holding what it has not read (%s)', async (_what, limits) => {
+    const it = follow(0, { ...options, ...limits });
     await until(it, (e) => e.kind === 'state');
     const all = Array.from({ length: 20 }, (_, i) => `line ${i}\n`);
     for (const t of all) await out.emit(t);
