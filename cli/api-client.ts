@@ -26,13 +26,15 @@ export class ApiClient {
     return parsed as T;
   }
 
-  async raw(method: string, path: string, body?: unknown, accept = 'application/json'): Promise<Response> {
+  /** `headers`: more request headers (e.g. Last-Event-ID); `signal` aborts the request. */
+  async raw(method: string, path: string, body?: unknown, accept = 'application/json', extra: { headers?: Record<string, string>; signal?: AbortSignal } = {}): Promise<Response> {
     if (!this.token) throw new HandrailError('unauthenticated', 'no API token: pass --token or set HANDRAIL_TOKEN (`handrail user token NAME` issues one)');
     try {
       return await fetch(`${this.base.replace(/\/$/, '')}${path}`, {
         method,
-        headers: { authorization: `Bearer ${this.token}`, accept, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        headers: { authorization: `Bearer ${this.token}`, accept, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...extra.headers },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        ...(extra.signal ? { signal: extra.signal } : {}),
       });
     } catch (e) {
       throw new HandrailError('unavailable', `cannot reach the coordinator at ${this.base}: ${(e as Error).cause instanceof Error ? ((e as Error).cause as Error).message : (e as Error).message}`, {

@@ -36,6 +36,7 @@ const REGISTRY: ReadonlyArray<{ readonly name: string; readonly load: () => Prom
   { name: 'run', load: async () => { const m = await import('./commands/run.js'); return { spec: m.runCommand, run: m.runRun }; } },
   { name: 'executions ls', load: async () => { const m = await import('./commands/executions.js'); return { spec: m.executionsList, run: m.runExecutionsList }; } },
   { name: 'executions show', load: async () => { const m = await import('./commands/executions.js'); return { spec: m.executionsShow, run: m.runExecutionsShow }; } },
+  { name: 'executions follow', load: async () => { const m = await import('./commands/executions.js'); return { spec: m.executionsFollow, run: m.runExecutionsFollow }; } },
   { name: 'executions cancel', load: async () => { const m = await import('./commands/executions.js'); return { spec: m.executionsCancel, run: m.runExecutionsCancel }; } },
   { name: 'audit export', load: async () => { const m = await import('./commands/audit.js'); return { spec: m.auditExport, run: m.runAuditExport }; } },
   { name: 'audit verify', load: async () => { const m = await import('./commands/audit.js'); return { spec: m.auditVerify, run: m.runAuditVerify }; } },

@@ -3,6 +3,8 @@
 export interface SseEvent {
   readonly event: string;
   readonly data: string;
+  /** The event's `id:` field, when it had one (the position to resume after, as Last-Event-ID). */
+  readonly id?: string;
 }
 
 export async function* readSse(res: Response): AsyncGenerator<SseEvent> {
@@ -11,6 +13,7 @@ export async function* readSse(res: Response): AsyncGenerator<SseEvent> {
   let buf = '';
   let event = 'message';
   let data: string[] = [];
+  let id: string | undefined;
   for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
     buf += decoder.decode(chunk, { stream: true });
     let nl: number;
@@ -18,11 +21,13 @@ export async function* readSse(res: Response): AsyncGenerator<SseEvent> {
       const line = buf.slice(0, nl).replace(/\r$/, '');
       buf = buf.slice(nl + 1);
       if (line === '') {
-        if (data.length > 0) yield { event, data: data.join('\n') };
+        if (data.length > 0) yield { event, data: data.join('\n'), ...(id !== undefined ? { id } : {}) };
         event = 'message';
         data = [];
+        id = undefined;
       } else if (line.startsWith('event:')) event = line.slice(6).trim();
       else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
+      else if (line.startsWith('id:')) id = line.slice(3).replace(/^ /, '');
     }
   }
 }

@@ -12,7 +12,10 @@ import { StepDispatcher } from './engine/step-dispatcher.js';
 import { AdhocRunner } from './engine/adhoc.js';
 import { ExecutionEvents } from './engine/execution-events.js';
 import { ExecutionEngine } from './engine/engine.js';
-import { Catalog, type ReloadReport } from './runbooks/catalog.js';
+import { OutputSequence } from './engine/output-sequence.js';
+import { Catalog, type LoadedRunbook, type ReloadReport } from './runbooks/catalog.js';
+import { executionAccess, type ExecutionAccess } from './engine/execution-access.js';
+import type { TargetableRunbook } from './policy/visibility.js';
 import { catalogSource } from './runbooks/source.js';
 import { watchDirectory } from './runbooks/watch.js';
 import { AccessControl } from './policy/access-control.js';
@@ -61,6 +64,8 @@ export interface RunningCoordinator {
   readonly executionEvents: ExecutionEvents;
   readonly catalog: Catalog;
   readonly access: AccessControl;
+  /** Who may see which executions and agents (the API's reads). */
+  readonly executionAccess: ExecutionAccess;
   readonly counters: Counters;
   /** Reloads runbooks and policies from the runbooks dir, audited as the actor's doing. */
   reloadCatalog(actor: CatalogActor): Promise<ReloadReport>;
@@ -76,6 +81,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
   const ca = await loadCa(config.certsDir);
   const data = await openDataDir(config.dataDir, now, log);
   const counters = new Counters();
+  const outputSeq = await OutputSequence.open(data.db);
   const enroller = new Enroller({
     db: data.db,
     ca,
@@ -116,12 +122,21 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
     counters,
     { requestTtlMs: config.requestTtlMs, maxOutputBytes: config.maxOutputBytes, maxEnvelopeBytes: config.maxMessageBytes - 1024, lostAfterMs: config.lostAfterMs },
     now,
+    outputSeq,
   );
   gateway.setTraffic(dispatcher);
   const executionEvents = new ExecutionEvents();
   const adhoc = new AdhocRunner(data.db, data.audit, data.registry, dispatcher, log, now, executionEvents);
   const catalog = new Catalog(config.runbooksDir);
   const access = new AccessControl(() => catalog.policyList());
+  const targetable = (l: LoadedRunbook): TargetableRunbook => ({ ref: { id: l.runbook.metadata.id, tags: l.runbook.metadata.tags, owner: l.runbook.metadata.owner }, selector: l.runbook.spec.selector });
+  const visibility = executionAccess(data.db, () => catalog.policyList(), {
+    get: (id) => {
+      const l = catalog.get(id);
+      return l ? targetable(l) : undefined;
+    },
+    list: () => catalog.list().map(targetable),
+  });
   const reloadCatalog = async (actor: CatalogActor): Promise<ReloadReport> => {
     const report = await catalog.reload();
     await data.db.batch(async (tx) => {
@@ -160,6 +175,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
     log,
     now,
     offlineWaitMs: config.offlineWaitMs,
+    outputSeq,
   });
   // Before agents can reconnect: their spooled results must find their executions loaded.
   await engine.resume();
@@ -199,6 +215,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
     executionEvents,
     catalog,
     access,
+    executionAccess: visibility,
     reloadCatalog,
     cancelExecution: async (id, user) => (await engine.cancel(id, user)) || (await adhoc.cancel(id, user.name)),
     recordAuthFailure,

@@ -2,29 +2,35 @@
  * The small error taxonomy every layer uses. Each kind maps once to a gRPC status
  * (coordinator/gateway/grpc-status.ts) and once to an HTTP status (web/errors.ts).
  */
-export type ErrorKind =
-  | 'invalid_argument'
-  | 'not_found'
-  | 'already_exists'
-  | 'permission_denied'
-  | 'unauthenticated'
-  | 'failed_precondition'
-  | 'resource_exhausted'
-  | 'unavailable'
-  | 'cancelled'
-  | 'deadline_exceeded'
-  | 'internal';
+export const ERROR_KINDS = [
+  'invalid_argument',
+  'not_found',
+  'already_exists',
+  'permission_denied',
+  'unauthenticated',
+  'failed_precondition',
+  'resource_exhausted',
+  'unavailable',
+  'cancelled',
+  'deadline_exceeded',
+  'internal',
+] as const;
+
+export type ErrorKind = (typeof ERROR_KINDS)[number];
 
 export class HandrailError extends Error {
   readonly kind: ErrorKind;
   /** Optional hint telling the user what to do about it. */
   readonly hint: string | undefined;
+  /** Structured detail for API callers (the fields a request got wrong); plain JSON values. */
+  readonly details: unknown;
 
-  constructor(kind: ErrorKind, message: string, options?: { cause?: unknown; hint?: string }) {
+  constructor(kind: ErrorKind, message: string, options?: { cause?: unknown; hint?: string; details?: unknown }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'HandrailError';
     this.kind = kind;
     this.hint = options?.hint;
+    this.details = options?.details;
   }
 }
 

@@ -6,7 +6,10 @@
 import { serve, type ServerType } from '@hono/node-server';
 import type { Logger } from 'pino';
 import { listenError, startCoordinator, type CoordinatorConfig, type ListenAddress, type RunningCoordinator } from '../coordinator/coordinator.js';
+import type { Duplex } from 'node:stream';
 import { createApp } from '../web/app.js';
+import { clientErrorResponse } from '../web/client-error.js';
+import { ExecutionFeed } from '../coordinator/engine/execution-feed.js';
 
 export interface ServerConfig extends CoordinatorConfig {
   readonly httpListen: ListenAddress;
@@ -23,6 +26,13 @@ export interface RunningServer {
 export async function startServer(config: ServerConfig, log: Logger, now: () => number = Date.now): Promise<RunningServer> {
   const coordinator = await startCoordinator(config, log, now);
   const { data, engine, gateway, dispatcher, executionEvents, catalog, access, counters } = coordinator;
+  const feed = new ExecutionFeed(data.db, {
+    onOutput: (fn) => {
+      dispatcher.events.on('output', fn);
+      return () => dispatcher.events.off('output', fn);
+    },
+    onChanged: (fn) => executionEvents.onChanged(fn),
+  });
   const app = createApp({
     db: data.db,
     registry: data.registry,
@@ -36,13 +46,8 @@ export async function startServer(config: ServerConfig, log: Logger, now: () => 
     },
     catalog,
     reloadCatalog: (user) => coordinator.reloadCatalog({ kind: 'user', id: user.name }),
-    executionEvents,
-    output: {
-      onOutput: (fn) => {
-        dispatcher.events.on('output', fn);
-        return () => dispatcher.events.off('output', fn);
-      },
-    },
+    feed: { follow: (id, after, signal) => feed.follow(id, after, signal) },
+    access: coordinator.executionAccess,
     counters,
     authz: access,
     isOnline: (id) => gateway.isOnline(id),
@@ -50,10 +55,19 @@ export async function startServer(config: ServerConfig, log: Logger, now: () => 
     now,
     onAuthFailure: (remote, reason) => coordinator.recordAuthFailure(remote, reason),
     log,
+    limits: { maxOutputBytes: config.maxOutputBytes },
   });
   const http = await new Promise<{ server: ServerType; port: number }>((resolve, reject) => {
     const server = serve({ fetch: app.fetch, hostname: config.httpListen.host, port: config.httpListen.port }, (info) => resolve({ server, port: info.port }));
     server.once('error', (e) => reject(listenError(e, config.httpListen, '--http-listen')));
+    // What Node's parser refuses (headers over its limit…) gets the API's JSON error body too.
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+      if (err.code === 'ECONNRESET' || !socket.writable) {
+        socket.destroy();
+        return;
+      }
+      socket.end(clientErrorResponse(err.code));
+    });
   }).catch(async (e: unknown) => {
     await coordinator.stop();
     throw e;

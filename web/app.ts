@@ -1,26 +1,44 @@
 /**
  * The coordinator's HTTP layer (Hono): the REST API under /api/v1 and Prometheus metrics.
- * One error handler maps every error kind to a status (web/errors.ts).
+ *
+ * Every route is declared with its request schemas (@hono/zod-openapi): a request with an
+ * unknown field, a wrong type or a value out of range is refused with 400 naming the field,
+ * before any handler runs, and the OpenAPI 3.1 document at /api/v1/openapi.json is generated
+ * from those same schemas. Bodies are bounded (413). One error handler maps every error kind to
+ * a status and the one error body (web/errors.ts); nothing a caller sends reaches a 5xx.
  */
-import { Hono } from 'hono';
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { Logger } from 'pino';
+import { HTTPException } from 'hono/http-exception';
 import type { Database } from '../coordinator/store/database.js';
 import type { AgentRegistry } from '../coordinator/registry/agent-registry.js';
 import type { User, UserStore } from '../coordinator/auth/user-store.js';
 import type { Catalog, ReloadReport } from '../coordinator/runbooks/catalog.js';
+import type { AdhocRunner } from '../coordinator/engine/adhoc.js';
+import type { ExecutionAccess } from '../coordinator/engine/execution-access.js';
+import type { Counters } from '../coordinator/metrics/counters.js';
+import { HandrailError } from '../core/errors.js';
 import { runbookRoutes } from './api/runbooks.js';
 import { approvalRoutes } from './api/approvals.js';
-import type { AdhocRunner } from '../coordinator/engine/adhoc.js';
-import type { ExecutionEvents } from '../coordinator/engine/execution-events.js';
-import type { Counters } from '../coordinator/metrics/counters.js';
-import { bearerAuth, type AuthFailureHook, type AuthVariables } from './auth/bearer.js';
+import { bearerAuth, type AuthFailureHook } from './auth/bearer.js';
 import type { Authorizer } from './auth/authorizer.js';
-import { errorResponse } from './errors.js';
-import { requestId, type RequestIdVariables } from './request-id.js';
+import { errorBody, errorResponse } from './errors.js';
+import { requestId } from './request-id.js';
 import { agentRoutes } from './api/agents.js';
 import { adhocRoutes } from './api/adhoc.js';
 import { executionRoutes, type ExecutionControl } from './api/executions.js';
-import type { OutputFeed } from './api/execution-events.js';
+import type { FeedSource } from './api/execution-events.js';
+import { apiRouter, type ApiEnv } from './api/router.js';
+import { DEFAULT_MAX_BODY_BYTES, limitBody } from './body-limit.js';
+import { errorResponses, json, NOTHING } from './validation/schemas.js';
+import { validationHook } from './validation/hook.js';
+
+export interface WebLimits {
+  /** Largest request body taken (413 above). */
+  readonly maxBodyBytes: number;
+  /** The coordinator's cap on stored output per stream (an ad-hoc request may not ask for more). */
+  readonly maxOutputBytes: number;
+}
 
 export interface WebDeps {
   readonly db: Database;
@@ -30,8 +48,10 @@ export interface WebDeps {
   readonly executions: ExecutionControl;
   readonly catalog: Catalog;
   readonly reloadCatalog: (user: User) => Promise<ReloadReport>;
-  readonly executionEvents: ExecutionEvents;
-  readonly output: OutputFeed;
+  /** Executions' lossless event streams (coordinator/engine/execution-feed.ts). */
+  readonly feed: FeedSource;
+  /** Who may see which executions and agents. */
+  readonly access: ExecutionAccess;
   readonly counters: Counters;
   readonly authz: Authorizer;
   readonly isOnline: (agentId: string) => boolean;
@@ -39,31 +59,60 @@ export interface WebDeps {
   readonly now: () => number;
   readonly onAuthFailure?: AuthFailureHook;
   readonly log: Logger;
+  readonly limits?: Partial<WebLimits>;
 }
 
-export function createApp(d: WebDeps): Hono<{ Variables: AuthVariables & RequestIdVariables }> {
-  const app = new Hono<{ Variables: AuthVariables & RequestIdVariables }>();
+/** Where the OpenAPI document is served (without a token: it describes the API, not its data). */
+export const OPENAPI_PATH = '/api/v1/openapi.json';
+
+const WhoAmI = z.object({ user: z.object({ name: z.string(), groups: z.array(z.string()) }) }).openapi('WhoAmI');
+
+export function createApp(d: WebDeps): OpenAPIHono<ApiEnv> {
+  const limits: WebLimits = { maxBodyBytes: d.limits?.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES, maxOutputBytes: d.limits?.maxOutputBytes ?? 4 * 1024 * 1024 };
+  const app = new OpenAPIHono<ApiEnv>({ defaultHook: validationHook });
   app.use('*', requestId());
-  app.onError((e, c) => errorResponse(c, e));
-  app.notFound((c) => c.json({ error: { kind: 'not_found', message: `no route ${c.req.method} ${c.req.path}` } }, 404));
-  app.get('/api/v1/health', (c) => c.json({ ok: true }));
-  app.get('/metrics', (c) => c.text(d.counters.prometheus(d.gauges())));
-  const api = new Hono<{ Variables: AuthVariables & RequestIdVariables }>();
-  api.use('*', bearerAuth(d.users, d.now, d.onAuthFailure));
-  api.get('/whoami', (c) => c.json({ user: c.get('user') }));
-  api.route('/agents', agentRoutes(d.registry, d.isOnline));
-  api.route('/adhoc', adhocRoutes(d.adhoc, d.authz));
-  api.route('/runbooks', runbookRoutes(d.catalog, d.authz, d.reloadCatalog));
-  api.route('/approvals', approvalRoutes(d.db));
-  api.route(
-    '/executions',
-    executionRoutes(d.db, d.executions, { events: d.executionEvents, output: d.output }, (user, e) => {
-      if (e.requestedBy === user.name) return true;
-      if (e.kind !== 'runbook' || e.runbookId === null) return d.authz.decide(user, 'admin').allowed;
-      const rb = d.catalog.get(e.runbookId)?.runbook.metadata;
-      return d.authz.decide(user, 'view', rb ? { id: rb.id, tags: rb.tags, owner: rb.owner } : { id: e.runbookId, tags: [], owner: '' }).allowed;
-    }, d.log),
+  app.use('/api/*', limitBody(limits.maxBodyBytes));
+  app.onError((e, c) => {
+    if (!(e instanceof HandrailError) && !(e instanceof HTTPException)) d.log.error({ event: 'http.internal_error', method: c.req.method, path: c.req.path.slice(0, 200), err: e }, 'request failed');
+    return errorResponse(c, e);
+  });
+  app.notFound((c) => c.json(errorBody('not_found', `no route ${c.req.method} ${c.req.path.slice(0, 200)}`, { requestId: c.get('requestId') }), 404));
+  app.openAPIRegistry.registerComponent('securitySchemes', 'apiToken', { type: 'http', scheme: 'bearer', description: 'an API token from `handrail user token NAME`' });
+
+  // Public: registered before the API's authentication, which would otherwise run first.
+  app.openapi(
+    createRoute({ method: 'get', path: '/api/v1/health', tags: ['meta'], summary: 'Liveness', security: [], request: { query: NOTHING }, responses: { 200: json(z.object({ ok: z.literal(true) }), 'up'), ...errorResponses() } }),
+    (c) => c.json({ ok: true as const }, 200),
   );
+  app.openapi(
+    createRoute({ method: 'get', path: '/metrics', tags: ['meta'], summary: 'Prometheus metrics', security: [], request: { query: NOTHING }, responses: { 200: { description: 'metrics', content: { 'text/plain': { schema: z.string() } } }, ...errorResponses() } }),
+    (c) => c.text(d.counters.prometheus(d.gauges()), 200),
+  );
+  app.doc31(OPENAPI_PATH, {
+    openapi: '3.1.0',
+    info: {
+      title: 'Handrail coordinator API',
+      version: 'v1',
+      description:
+        'Runbook automation: runbooks, executions, approvals, agents. Every request body and query is validated strictly (unknown fields are refused, 400 names the field); errors share one body.',
+    },
+    security: [{ apiToken: [] }],
+  });
+
+  const api = apiRouter();
+  api.use('*', bearerAuth(d.users, d.now, d.onAuthFailure));
+  api.openapi(
+    createRoute({ method: 'get', path: '/whoami', tags: ['meta'], summary: 'The token\'s user', request: { query: NOTHING }, responses: { 200: json(WhoAmI, 'you'), ...errorResponses() } }),
+    (c) => {
+      const u = c.get('user');
+      return c.json({ user: { name: u.name, groups: [...u.groups] } }, 200);
+    },
+  );
+  api.route('/agents', agentRoutes(d.registry, d.isOnline, d.access));
+  api.route('/adhoc', adhocRoutes(d.adhoc, d.authz, limits));
+  api.route('/runbooks', runbookRoutes(d.catalog, d.authz, d.reloadCatalog));
+  api.route('/approvals', approvalRoutes(d.db, d.access));
+  api.route('/executions', executionRoutes(d.db, d.executions, d.feed, d.access, d.log));
   app.route('/api/v1', api);
   return app;
 }

@@ -1,9 +1,10 @@
-/** `handrail executions ls|show|cancel`: execution history and control, through the HTTP API. */
+/** `handrail executions ls|show|follow|cancel`: execution history and control, through the HTTP API. */
 import { ApiClient } from '../api-client.js';
 import { printTable, type CliIo } from '../io.js';
 import { bool, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
 import { API_TOKEN, JSON_OUTPUT, SERVER } from '../settings.js';
 import type { ExecutionSummary, ExecutionView } from '../../coordinator/engine/execution-queries.js';
+import { followExecution } from '../follow.js';
 
 const api = (p: ParsedCommand): ApiClient => new ApiClient(str(p.values, 'server') as string, str(p.values, 'token'));
 
@@ -56,11 +57,7 @@ export async function runExecutionsShow(p: ParsedCommand, io: CliIo): Promise<nu
     io.out(JSON.stringify(v) + '\n');
     return 0;
   }
-  io.out(`execution ${v.id}  ${v.state}${v.reason ? ` (${v.reason})` : ''}\n`);
-  io.out(`runbook   ${v.runbookId ?? `(${v.kind})`}${v.runbookDigest ? ` sha256:${v.runbookDigest.slice(0, 16)}…` : ''}\n`);
-  io.out(`by        ${v.requestedBy} at ${v.createdAt}${v.finishedAt ? `, finished ${v.finishedAt}` : ''}\n`);
-  io.out(`targets   ${v.targets}\n`);
-  if (Object.keys(v.options).length) io.out(`options   ${Object.entries(v.options).map(([k, x]) => `${k}=${String(x)}`).join(' ')}\n`);
+  for (const line of describeExecution(v)) io.out(`${line}\n`);
   io.out('\n');
   printTable(io, ['NODE', 'STATE', 'REASON'], v.nodes.map((n) => [n.agentName, n.state, n.reason ?? '']));
   io.out('\n');
@@ -91,6 +88,49 @@ export async function runExecutionsShow(p: ParsedCommand, io: CliIo): Promise<nu
     }
   }
   return v.state === 'failed' || v.state === 'timed_out' ? 1 : 0;
+}
+
+/** The head of `executions show`: what ran, who asked and why, who approved or denied it and why, how it ended. */
+export function describeExecution(v: ExecutionView): string[] {
+  const lines = [
+    `execution ${v.id}  ${v.state}${v.stateReason ? ` (${v.stateReason})` : ''}`,
+    `runbook   ${v.runbookId ?? `(${v.kind})`}${v.runbookDigest ? ` sha256:${v.runbookDigest.slice(0, 16)}…` : ''}`,
+    `by        ${v.requestedBy} at ${v.createdAt}${v.finishedAt ? `, finished ${v.finishedAt}` : ''}`,
+  ];
+  if (v.reason) lines.push(`reason    ${v.reason}`);
+  lines.push(`targets   ${v.targets}`);
+  if (Object.keys(v.options).length) lines.push(`options   ${Object.entries(v.options).map(([k, x]) => `${k}=${String(x)}`).join(' ')}`);
+  const gate = (g: number): string => (g < 0 ? '' : ` (approval step ${g + 1})`);
+  for (const a of v.approvals) {
+    lines.push(`${a.decision === 'approve' ? 'approved' : 'denied  '}  by ${a.approver} at ${a.decidedAt}${gate(a.gate)}${a.comment ? `: ${a.comment}` : ''}`);
+  }
+  if (v.pendingApproval) {
+    const p = v.pendingApproval;
+    lines.push(`waiting   for ${p.required - p.approvals} more approval(s)${p.from.length ? ` from ${p.from.join(', ')}` : ''}${gate(p.gate)}${p.message ? `: ${p.message}` : ''}`);
+  }
+  if (v.canceledBy) lines.push(`canceled  by ${v.canceledBy}`);
+  return lines;
+}
+
+export const executionsFollow: CommandSpec = {
+  name: 'executions follow',
+  usage: 'executions follow EXECUTION_ID [--json]',
+  summary: 'Print an execution\'s output and progress from its start until it ends (attaches to a running or a finished one); exits 0 only if it succeeded.',
+  options: { server: SERVER, token: API_TOKEN, json: { type: 'boolean', description: 'print each event as a JSON line' } },
+  allowPositionals: true,
+};
+
+export async function runExecutionsFollow(p: ParsedCommand, io: CliIo): Promise<number> {
+  const id = p.positionals[0];
+  if (!id) throw new UsageError('give the execution id (see `handrail executions ls`)');
+  const client = api(p);
+  const json = bool(p.values, 'json');
+  let final = await followExecution(client, id, io, { json });
+  while (!final || ['queued', 'running', 'awaiting_approval'].includes(final.state)) {
+    final = await client.request<ExecutionView>('GET', `/api/v1/executions/${encodeURIComponent(id)}?wait=30s`);
+  }
+  if (!json) io.out(`execution ${final.id} ${final.state}${final.stateReason ? `: ${final.stateReason}` : ''}\n`);
+  return final.state === 'succeeded' ? 0 : 1;
 }
 
 export const executionsCancel: CommandSpec = {

@@ -1,10 +1,11 @@
 /**
  * `handrail run RUNBOOK --opt k=v --targets SEL [--follow] [--json]`: start an execution as
- * a user; with --follow, print per-node progress and live output until it ends. Exits 0 only
- * when the execution succeeded.
+ * a user; with --follow, print per-node progress and every output line (cli/follow.ts: from the
+ * start, reconnecting if the stream drops) until it ends. Exits 0 only when the execution
+ * succeeded.
  */
 import { ApiClient } from '../api-client.js';
-import { readSse } from '../sse.js';
+import { followExecution } from '../follow.js';
 import type { CliIo } from '../io.js';
 import { bool, list, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
 import { API_TOKEN, JSON_OUTPUT, SERVER } from '../settings.js';
@@ -60,58 +61,11 @@ export async function runRun(p: ParsedCommand, io: CliIo): Promise<number> {
   }
   if (!json) io.err(`execution ${started.executionId} ${started.state}\n`);
   let final: ExecutionView | undefined;
-  if (bool(p.values, 'follow') && !json) final = await follow(api, started.executionId, io);
+  if (bool(p.values, 'follow') && !json) final = await followExecution(api, started.executionId, io);
   while (!final || !DONE.has(final.state)) {
     final = await api.request<ExecutionView>('GET', `/api/v1/executions/${started.executionId}?wait=30s`);
   }
   if (json) io.out(JSON.stringify(final) + '\n');
-  else io.out(`execution ${final.id} ${final.state}${final.reason ? `: ${final.reason}` : ''}\n`);
+  else io.out(`execution ${final.id} ${final.state}${final.stateReason ? `: ${final.stateReason}` : ''}\n`);
   return final.state === 'succeeded' ? 0 : 1;
-}
-
-async function follow(api: ApiClient, id: string, io: CliIo): Promise<ExecutionView | undefined> {
-  const res = await api.raw('GET', `/api/v1/executions/${id}/events`, undefined, 'text/event-stream');
-  if (!res.ok) return undefined;
-  const names = new Map<string, string>();
-  const seen = new Map<string, string>();
-  let last: ExecutionView | undefined;
-  const partial = new Map<string, { prefix: string; text: string; stderr: boolean }>();
-  for await (const ev of readSse(res)) {
-    if (ev.event === 'state') {
-      last = JSON.parse(ev.data) as ExecutionView;
-      for (const n of last.nodes) {
-        names.set(n.agentId, n.agentName);
-        const key = `node:${n.agentId}`;
-        const line = `${n.state}${n.reason ? ` (${n.reason})` : ''}`;
-        if (seen.get(key) !== line) {
-          seen.set(key, line);
-          io.err(`[${n.agentName}] ${line}\n`);
-        }
-      }
-      for (const s of last.steps) {
-        const key = `step:${s.id}`;
-        const line = `${s.handler ? 'onFailure ' : ''}${s.name} #${s.attempt}: ${s.state}${s.exitCode !== null ? ` exit ${s.exitCode}` : ''}${s.error ? ` ${s.error}` : ''}`;
-        if (seen.get(key) !== line) {
-          seen.set(key, line);
-          io.err(`[${names.get(s.agentId ?? '') ?? 'coordinator'}] ${line}\n`);
-        }
-      }
-      if (last.state === 'awaiting_approval' && seen.get('approval') !== 'y') {
-        seen.set('approval', 'y');
-        io.err(`waiting for approval (approvers: \`handrail executions approve ${id}\` or the web inbox)\n`);
-      }
-    } else if (ev.event === 'output') {
-      const o = JSON.parse(ev.data) as { agentId: string; stream: string; text: string; stepRunId: string };
-      const key = `${o.stepRunId}:${o.stream}`;
-      const prefix = `${names.get(o.agentId) ?? o.agentId}${o.stream === 'stderr' ? '!' : ''} | `;
-      const text = (partial.get(key)?.text ?? '') + o.text;
-      const lines = text.split('\n');
-      partial.set(key, { prefix, text: lines.pop() ?? '', stderr: o.stream === 'stderr' });
-      for (const l of lines) (o.stream === 'stderr' ? io.err : io.out)(prefix + l + '\n');
-    } else if (ev.event === 'end') {
-      break;
-    }
-  }
-  for (const rest of partial.values()) if (rest.text) (rest.stderr ? io.err : io.out)(`${rest.prefix}${rest.text}\n`);
-  return last;
 }

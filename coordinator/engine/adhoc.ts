@@ -108,7 +108,7 @@ export class AdhocRunner {
     const now = this.now();
     const changed = await this.db.write(async (tx) => {
       const r = await tx.run(
-        "UPDATE executions SET cancel_requested_at = ?, canceled_by = ?, state = 'canceled', reason = ?, finished_at = ? WHERE id = ? AND kind = 'adhoc' AND state = 'running'",
+        "UPDATE executions SET cancel_requested_at = ?, canceled_by = ?, state = 'canceled', state_reason = ?, finished_at = ? WHERE id = ? AND kind = 'adhoc' AND state = 'running'",
         [now, by, `canceled by ${by}`, now, executionId],
       );
       if (r.changes === 1) {

@@ -13,6 +13,7 @@ import type { Gateway } from '../gateway/gateway.js';
 import type { SecretBox } from '../pki/secret-box.js';
 import type { StepDispatcher, StepRunOutcome } from './step-dispatcher.js';
 import type { ExecutionEvents } from './execution-events.js';
+import type { OutputSequence } from './output-sequence.js';
 import type { CompiledRunbook, RenderContext } from './compiled-runbook.js';
 import { applyOutcome, approveGate, cancel as cancelProgress, initialProgress, nextActions, nodeUnreachable, type Action, type NodeProgress, type NodeStatus, type Progress } from './scheduler.js';
 import { checkApprover } from './approval-rules.js';
@@ -20,6 +21,7 @@ import { runHttpStep } from './http-step.js';
 import { EVERYTHING, formatSelector, intersect, matches, parseSelector, SelectorSyntaxError, type Selector } from '../../core/selector.js';
 import { HandrailError, invalidArgument, notFound, permissionDenied } from '../../core/errors.js';
 import { newId } from '../../core/ids.js';
+import { echo, some } from '../../core/echo.js';
 
 export type Action_ = 'run' | 'view' | 'approve' | 'cancel' | 'admin';
 
@@ -75,6 +77,8 @@ export interface EngineDeps {
   readonly now: () => number;
   /** How long a step waits for its agent to (re)connect before the node counts as unreachable. */
   readonly offlineWaitMs: number;
+  /** Numbers the output coordinator steps store (an http step's response body). */
+  readonly outputSeq: OutputSequence;
 }
 
 interface NodeRef {
@@ -118,21 +122,21 @@ export class ExecutionEngine {
 
   // ---------------------------------------------------------------- requests
 
-  async request(req: RunRequest): Promise<{ executionId: string; state: string }> {
+  async request(req: RunRequest): Promise<{ executionId: string; state: 'awaiting_approval' | 'running' }> {
     const { d } = this;
     const runbook = d.runbooks.get(req.runbookId);
-    if (!runbook) throw notFound(`no runbook "${req.runbookId}" (see GET /api/v1/runbooks or \`handrail runbooks lint\`)`);
+    if (!runbook) throw notFound(`no runbook ${echo(req.runbookId)} (see GET /api/v1/runbooks or \`handrail runbooks lint\`)`);
     const rbRef = { id: runbook.id, tags: runbook.tags, owner: runbook.owner };
 
     const resolved = runbook.resolveOptions(req.options);
-    if (resolved.issues.length > 0) throw invalidArgument(`invalid options for ${runbook.id}: ${resolved.issues.join('; ')}`);
+    if (resolved.issues.length > 0) throw invalidArgument(`invalid options for ${runbook.id}: ${some(resolved.issues, 10, '; ')}`);
 
     let narrowed: Selector = EVERYTHING;
     if (req.targets !== undefined && req.targets.trim() !== '') {
       try {
         narrowed = parseSelector(req.targets);
       } catch (e) {
-        if (e instanceof SelectorSyntaxError) throw invalidArgument(`targets "${req.targets}": ${e.message} at column ${e.column}`);
+        if (e instanceof SelectorSyntaxError) throw invalidArgument(`targets ${echo(req.targets)}: ${e.message} at column ${e.column}`);
         throw e;
       }
     }
@@ -168,6 +172,8 @@ export class ExecutionEngine {
           needsApproval ? JSON.stringify({ ...runbook.approval, message: `approval to run ${runbook.title}` }) : null, needsApproval ? -1 : null, now, needsApproval ? null : now,
         ],
       );
+      // Who may see this execution later is decided on its runbook's owner and tags, also once it is removed.
+      tx.queueInsert('runbook_refs', ['id', 'owner', 'tags_json', 'updated_at'], [runbook.id, runbook.owner, JSON.stringify(runbook.tags), now], 'REPLACE');
       nodes.forEach((n, i) => tx.queueInsert('execution_nodes', ['execution_id', 'agent_id', 'node_index', 'agent_name', 'state'], [executionId, n.agentId, i, n.name, 'pending']));
       await d.audit.append(tx, [
         {
@@ -194,7 +200,7 @@ export class ExecutionEngine {
   }
 
   /** Approve (or deny) the approval an execution is waiting for. */
-  async decide(executionId: string, user: Requester, decision: 'approve' | 'deny', comment: string): Promise<{ state: string; remaining: number }> {
+  async decide(executionId: string, user: Requester, decision: 'approve' | 'deny', comment: string): Promise<{ state: 'canceled' | 'awaiting_approval' | 'running'; remaining: number }> {
     const { d } = this;
     const row = await d.db.get<{ state: string; gate: number | null; approval_json: string | null; requested_by: string; runbook_id: string | null }>(
       'SELECT state, gate, approval_json, requested_by, runbook_id FROM executions WHERE id = ?',
@@ -519,7 +525,7 @@ export class ExecutionEngine {
     const now = d.now();
     await d.db.batch(async (tx) => {
       tx.queueUpdate('step_runs', { id: stepRunId }, { state, finished_at: now, exit_code: status, error, stdout_bytes: body.length });
-      if (body.length > 0) tx.queueInsert('step_output', ['step_run_id', 'stream', 'offset', 'data', 'received_at'], [stepRunId, 1, 0, body, now]);
+      if (body.length > 0) tx.queueInsert('step_output', ['step_run_id', 'stream', 'offset', 'data', 'received_at', 'seq'], [stepRunId, 1, 0, body, now, d.outputSeq.next()]);
       await d.audit.append(tx, {
         type: AuditEvents.stepLocalResult,
         actor: { kind: 'system', id: 'coordinator' },
@@ -612,7 +618,7 @@ export class ExecutionEngine {
     const { d } = this;
     const now = d.now();
     const changed = await d.db.batch(async (tx: Tx) => {
-      const r = await tx.run(`UPDATE executions SET state = ?, reason = ?, finished_at = ?, secrets_sealed = NULL, gate = NULL WHERE id = ? AND state IN (${ACTIVE_STATES.map(() => '?').join(', ')})`, [state, reason, now, executionId, ...ACTIVE_STATES]);
+      const r = await tx.run(`UPDATE executions SET state = ?, state_reason = ?, finished_at = ?, secrets_sealed = NULL, gate = NULL WHERE id = ? AND state IN (${ACTIVE_STATES.map(() => '?').join(', ')})`, [state, reason, now, executionId, ...ACTIVE_STATES]);
       if (r.changes !== 1) return false;
       await d.audit.append(tx, { type: AuditEvents.executionCompleted, actor: { kind: 'system', id: 'coordinator' }, data: { executionId, state, ...(reason ? { reason } : {}) } });
       return true;

@@ -1,12 +1,40 @@
 /**
- * The read side of executions: one execution with its nodes and step runs, a keyset-paginated
- * history, stored output. Plain values for the API (web/api/executions.ts) and the CLI; the
- * agent's signed result is decoded here so that nothing above the coordinator sees protobuf.
+ * The read side of executions: one execution with its nodes, step runs and approvals, a
+ * keyset-paginated history filtered to what the reader may see, stored output (whole, or in
+ * store order after a position for the live stream), the approvals inbox. Plain values for the
+ * API (web/api/) and the CLI; the agent's signed result is decoded here so that nothing above
+ * the coordinator sees protobuf.
  */
-import type { Database } from '../store/database.js';
+import type { Database, SqlValue } from '../store/database.js';
 import type { StepResult } from '../../core/step.js';
 import { invalidArgument } from '../../core/errors.js';
 import { decodeStepResult } from '../../proto/codec/step-codec.js';
+import type { ExecutionScope } from '../policy/visibility.js';
+import type { RunbookRef } from '../policy/model.js';
+
+/** Every state an execution can be in; the first three are active. */
+export const EXECUTION_STATES = ['queued', 'awaiting_approval', 'running', 'succeeded', 'failed', 'canceled', 'timed_out'] as const;
+export type ExecutionState = (typeof EXECUTION_STATES)[number];
+
+/** A decision on an approval: gate -1 is the execution's own approval, N the approval step at index N. */
+export interface ApprovalRecord {
+  gate: number;
+  approver: string;
+  decision: 'approve' | 'deny';
+  comment: string;
+  decidedAt: string;
+}
+
+/** What an execution awaiting approval waits for. */
+export interface PendingApprovalGate {
+  gate: number;
+  required: number;
+  /** Who may approve (user:NAME, group:NAME, *); empty: anyone but the requester. */
+  from: string[];
+  message: string;
+  /** Approvals given so far at this gate. */
+  approvals: number;
+}
 
 export interface ExecutionView {
   id: string;
@@ -16,11 +44,20 @@ export interface ExecutionView {
   requestedBy: string;
   options: Record<string, unknown>;
   targets: string;
-  state: string;
+  state: ExecutionState;
+  /** Why the requester asked for it (`reason` of the request); never overwritten. */
   reason: string | null;
+  /** Why it is in its state: the failure, who canceled or denied it and their comment. */
+  stateReason: string | null;
   createdAt: string;
   startedAt: string | null;
   finishedAt: string | null;
+  /** Who asked to cancel it, if anyone did. */
+  canceledBy: string | null;
+  /** Every approval decision, in the order they were made. */
+  approvals: ApprovalRecord[];
+  /** While awaiting approval: what it waits for. */
+  pendingApproval: PendingApprovalGate | null;
   nodes: Array<{ agentId: string; agentName: string; state: string; reason: string | null }>;
   steps: Array<{
     id: string;
@@ -53,9 +90,18 @@ const iso = (ms: number | null): string | null => (ms === null ? null : new Date
 export async function loadExecution(db: Database, id: string): Promise<ExecutionView | undefined> {
   const e = await db.get<{
     id: string; kind: string; runbook_id: string | null; runbook_digest: string | null; requested_by: string; options_json: string; targets: string;
-    state: string; reason: string | null; created_at: number; started_at: number | null; finished_at: number | null;
-  }>('SELECT * FROM executions WHERE id = ?', [id]);
+    state: string; reason: string | null; state_reason: string | null; created_at: number; started_at: number | null; finished_at: number | null;
+    canceled_by: string | null; gate: number | null; approval_json: string | null;
+  }>(
+    `SELECT id, kind, runbook_id, runbook_digest, requested_by, options_json, targets, state, reason, state_reason, created_at, started_at, finished_at,
+       canceled_by, gate, approval_json FROM executions WHERE id = ?`,
+    [id],
+  );
   if (!e) return undefined;
+  const decided = await db.all<{ gate: number; approver: string; decision: 'approve' | 'deny'; comment: string; decided_at: number }>(
+    'SELECT gate, approver, decision, comment, decided_at FROM approvals WHERE execution_id = ? ORDER BY decided_at, approver',
+    [id],
+  );
   const nodes = await db.all<{ agent_id: string; agent_name: string; state: string; reason: string | null }>(
     'SELECT agent_id, agent_name, state, reason FROM execution_nodes WHERE execution_id = ? ORDER BY node_index',
     [id],
@@ -75,11 +121,15 @@ export async function loadExecution(db: Database, id: string): Promise<Execution
     requestedBy: e.requested_by,
     options: JSON.parse(e.options_json) as Record<string, unknown>,
     targets: e.targets,
-    state: e.state,
+    state: e.state as ExecutionState,
     reason: e.reason,
+    stateReason: e.state_reason,
     createdAt: iso(e.created_at) as string,
     startedAt: iso(e.started_at),
     finishedAt: iso(e.finished_at),
+    canceledBy: e.canceled_by,
+    approvals: decided.map((a) => ({ gate: a.gate, approver: a.approver, decision: a.decision, comment: a.comment, decidedAt: iso(a.decided_at) as string })),
+    pendingApproval: pendingGate(e.state, e.gate, e.approval_json, decided),
     nodes: nodes.map((n) => ({ agentId: n.agent_id, agentName: n.agent_name, state: n.state, reason: n.reason })),
     steps: steps.map((s) => {
       const reported = reportedOutput(s.result_payload);
@@ -106,6 +156,12 @@ export async function loadExecution(db: Database, id: string): Promise<Execution
   };
 }
 
+function pendingGate(state: string, gate: number | null, approvalJson: string | null, decided: ReadonlyArray<{ gate: number; decision: string }>): PendingApprovalGate | null {
+  if (state !== 'awaiting_approval' || gate === null || approvalJson === null) return null;
+  const a = JSON.parse(approvalJson) as { required: number; from?: string[]; message?: string };
+  return { gate, required: a.required, from: a.from ?? [], message: a.message ?? '', approvals: decided.filter((d) => d.gate === gate && d.decision === 'approve').length };
+}
+
 /** What a stored signed result says about the output (it was verified before it was stored). */
 function reportedOutput(payload: Buffer | null): Pick<StepResult, 'stdoutTruncated' | 'stderrTruncated' | 'stdoutBytes' | 'stderrBytes'> | undefined {
   if (!payload) return undefined;
@@ -127,8 +183,9 @@ export interface ExecutionSummary {
   runbookId: string | null;
   requestedBy: string;
   targets: string;
-  state: string;
+  state: ExecutionState;
   reason: string | null;
+  stateReason: string | null;
   createdAt: string;
   finishedAt: string | null;
 }
@@ -142,10 +199,20 @@ export interface ExecutionListQuery {
   readonly limit: number;
 }
 
-/** Newest first, keyset-paginated on (created_at, id): constant cost however deep the history. */
-export async function listExecutions(db: Database, q: ExecutionListQuery): Promise<{ executions: ExecutionSummary[]; next: string | null }> {
+const SUMMARY_COLUMNS = 'id, kind, runbook_id, requested_by, targets, state, reason, state_reason, created_at, finished_at';
+const NEWEST_FIRST = 'ORDER BY created_at DESC, id DESC';
+/** SQLite's limit on the arms of one compound SELECT is 500; beyond this many runbooks, one IN list instead. */
+const MAX_ARMS = 400;
+
+/**
+ * The history query for a reader's scope: newest first, keyset-paginated on (created_at, id),
+ * visibility applied in the query itself so that a page and its cursor hold only rows the
+ * reader may see. A limited reader's query is a union of one arm per thing they may see (own
+ * executions, each visible runbook, ad-hoc ones), each arm an index range with its own limit.
+ */
+export function historyQuery(q: ExecutionListQuery, scope: ExecutionScope): { sql: string; params: SqlValue[] } {
   const where: string[] = [];
-  const params: (string | number)[] = [];
+  const params: SqlValue[] = [];
   if (q.state) {
     where.push('state = ?');
     params.push(q.state);
@@ -159,16 +226,36 @@ export async function listExecutions(db: Database, q: ExecutionListQuery): Promi
     params.push(q.requestedBy);
   }
   if (q.before) {
-    const m = /^(\d+):([a-z0-9-]+)$/.exec(q.before);
+    const m = /^(\d{1,15}):([a-z0-9-]{1,64})$/.exec(q.before);
     if (!m) throw invalidArgument('"before" is not a cursor from a previous page');
-    where.push('(created_at < ? OR (created_at = ? AND id < ?))');
+    // Written so that `created_at <= ?` bounds an index range: a deep page costs what a first one does.
+    where.push('created_at <= ? AND (created_at < ? OR id < ?)');
     params.push(Number(m[1]), Number(m[1]), m[2] as string);
   }
-  const rows = await db.all<{ id: string; kind: string; runbook_id: string | null; requested_by: string; targets: string; state: string; reason: string | null; created_at: number; finished_at: number | null }>(
-    `SELECT id, kind, runbook_id, requested_by, targets, state, reason, created_at, finished_at FROM executions
-     ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT ?`,
-    [...params, q.limit + 1],
-  );
+  const n = q.limit + 1;
+  const arm = (extra: readonly string[], extraParams: readonly SqlValue[]): { sql: string; params: SqlValue[] } => {
+    const all = [...extra, ...where];
+    return { sql: `SELECT ${SUMMARY_COLUMNS} FROM executions ${all.length ? `WHERE ${all.join(' AND ')}` : ''} ${NEWEST_FIRST} LIMIT ?`, params: [...extraParams, ...params, n] };
+  };
+  if (scope.all) return arm([], []);
+  const arms: Array<{ sql: string; params: SqlValue[] }> = [];
+  if (!q.requestedBy || q.requestedBy === scope.user) arms.push(arm(['requested_by = ?'], [scope.user]));
+  const ids = q.runbookId ? scope.runbookIds.filter((id) => id === q.runbookId) : scope.runbookIds;
+  if (ids.length > MAX_ARMS) arms.push(arm([`kind = 'runbook' AND runbook_id IN (${ids.map(() => '?').join(', ')})`], ids));
+  else for (const id of ids) arms.push(arm(["kind = 'runbook' AND runbook_id = ?"], [id]));
+  if (scope.adhoc && !q.runbookId) arms.push(arm(["kind = 'adhoc'"], []));
+  if (arms.length === 0) return { sql: `SELECT ${SUMMARY_COLUMNS} FROM executions WHERE 0 LIMIT ?`, params: [n] };
+  // UNION (not UNION ALL): an own execution of a visible runbook comes back from two arms.
+  return {
+    sql: `SELECT * FROM (${arms.map((a) => `SELECT * FROM (${a.sql})`).join(' UNION ')}) ${NEWEST_FIRST} LIMIT ?`,
+    params: [...arms.flatMap((a) => a.params), n],
+  };
+}
+
+/** Newest first, keyset-paginated on (created_at, id): constant cost however deep the history. */
+export async function listExecutions(db: Database, q: ExecutionListQuery, scope: ExecutionScope): Promise<{ executions: ExecutionSummary[]; next: string | null }> {
+  const { sql, params } = historyQuery(q, scope);
+  const rows = await db.all<{ id: string; kind: string; runbook_id: string | null; requested_by: string; targets: string; state: string; reason: string | null; state_reason: string | null; created_at: number; finished_at: number | null }>(sql, params);
   const page = rows.slice(0, q.limit);
   const last = page.at(-1);
   return {
@@ -178,13 +265,26 @@ export async function listExecutions(db: Database, q: ExecutionListQuery): Promi
       runbookId: e.runbook_id,
       requestedBy: e.requested_by,
       targets: e.targets,
-      state: e.state,
+      state: e.state as ExecutionState,
       reason: e.reason,
+      stateReason: e.state_reason,
       createdAt: new Date(e.created_at).toISOString(),
       finishedAt: iso(e.finished_at),
     })),
+    // From the last row shown: the next page starts right after what this reader saw.
     next: rows.length > q.limit && last ? `${last.created_at}:${last.id}` : null,
   };
+}
+
+/** Runbooks executions were recorded for, with the owner and tags they had when last run. */
+export async function recordedRunbooks(db: Database): Promise<RunbookRef[]> {
+  const rows = await db.all<{ id: string; owner: string; tags_json: string }>('SELECT id, owner, tags_json FROM runbook_refs ORDER BY id');
+  return rows.map((r) => ({ id: r.id, owner: r.owner, tags: JSON.parse(r.tags_json) as string[] }));
+}
+
+export async function recordedRunbook(db: Database, id: string): Promise<RunbookRef | undefined> {
+  const r = await db.get<{ id: string; owner: string; tags_json: string }>('SELECT id, owner, tags_json FROM runbook_refs WHERE id = ?', [id]);
+  return r ? { id: r.id, owner: r.owner, tags: JSON.parse(r.tags_json) as string[] } : undefined;
 }
 
 /** Who asked for an execution and what it runs: enough to decide who may see it. */
@@ -203,4 +303,92 @@ export async function executionOwner(db: Database, id: string): Promise<Executio
 export async function hasStepRun(db: Database, executionId: string, stepRunId: string): Promise<boolean> {
   const row = await db.get<{ id: string }>('SELECT id FROM step_runs WHERE id = ? AND execution_id = ?', [stepRunId, executionId]);
   return row !== undefined;
+}
+
+/** One stored output chunk, with its place in the store's output order. */
+export interface StoredOutput {
+  readonly seq: number;
+  readonly stepRunId: string;
+  readonly agentId: string | null;
+  readonly stream: 'stdout' | 'stderr';
+  readonly offset: number;
+  readonly data: Buffer;
+}
+
+/**
+ * An execution's stored output after position `afterSeq`, in store order, at most `limit`
+ * chunks. The keys are found in the (step_run_id, seq) index alone; only the chunks returned
+ * are read, so paging through a large output costs what it returns.
+ */
+export async function outputAfter(db: Database, executionId: string, afterSeq: number, limit: number): Promise<StoredOutput[]> {
+  const keys = await db.all<{ seq: number; step_run_id: string; stream: number; offset: number; agent_id: string | null }>(
+    `SELECT o.seq, o.step_run_id, o.stream, o.offset, s.agent_id
+       FROM step_runs s CROSS JOIN step_output o INDEXED BY step_output_run_seq ON o.step_run_id = s.id AND o.seq > ?
+      WHERE s.execution_id = ? ORDER BY o.seq LIMIT ?`,
+    [afterSeq, executionId, limit],
+  );
+  if (keys.length === 0) return [];
+  const data = await db.all<{ step_run_id: string; stream: number; offset: number; data: Buffer }>(
+    `SELECT step_run_id, stream, offset, data FROM step_output WHERE (step_run_id, stream, offset) IN (VALUES ${keys.map(() => '(?, ?, ?)').join(', ')})`,
+    keys.flatMap((k) => [k.step_run_id, k.stream, k.offset]),
+  );
+  const byKey = new Map(data.map((d) => [`${d.step_run_id}:${d.stream}:${d.offset}`, d.data]));
+  return keys.map((k) => ({
+    seq: k.seq,
+    stepRunId: k.step_run_id,
+    agentId: k.agent_id,
+    stream: k.stream === 1 ? 'stdout' : 'stderr',
+    offset: k.offset,
+    data: byKey.get(`${k.step_run_id}:${k.stream}:${k.offset}`) ?? Buffer.alloc(0),
+  }));
+}
+
+/** Agent id → the host name an execution shows for it. */
+export async function nodeNames(db: Database, executionId: string): Promise<Map<string, string>> {
+  const rows = await db.all<{ agent_id: string; agent_name: string }>('SELECT agent_id, agent_name FROM execution_nodes WHERE execution_id = ?', [executionId]);
+  return new Map(rows.map((r) => [r.agent_id, r.agent_name]));
+}
+
+/** An execution waiting for approval, with what the approver needs to decide. */
+export interface AwaitingApproval {
+  readonly executionId: string;
+  readonly runbookId: string | null;
+  readonly requestedBy: string;
+  readonly reason: string | null;
+  readonly targets: string;
+  readonly options: Record<string, string>;
+  readonly createdAt: string;
+  readonly gate: number;
+  readonly required: number;
+  readonly from: readonly string[];
+  readonly message: string;
+  readonly decided: ReadonlyArray<{ readonly approver: string; readonly decision: string; readonly comment: string }>;
+}
+
+export async function awaitingApprovals(db: Database): Promise<AwaitingApproval[]> {
+  const rows = await db.all<{ id: string; runbook_id: string | null; requested_by: string; reason: string | null; targets: string; options_json: string; created_at: number; gate: number; approval_json: string }>(
+    "SELECT id, runbook_id, requested_by, reason, targets, options_json, created_at, gate, approval_json FROM executions WHERE state = 'awaiting_approval' AND approval_json IS NOT NULL AND gate IS NOT NULL ORDER BY created_at",
+  );
+  if (rows.length === 0) return [];
+  const decisions = await db.all<{ execution_id: string; gate: number; approver: string; decision: string; comment: string }>(
+    `SELECT a.execution_id, a.gate, a.approver, a.decision, a.comment FROM approvals a JOIN executions e ON e.id = a.execution_id
+      WHERE e.state = 'awaiting_approval' ORDER BY a.decided_at`,
+  );
+  return rows.map((r) => {
+    const a = JSON.parse(r.approval_json) as { required: number; from?: string[]; message?: string };
+    return {
+      executionId: r.id,
+      runbookId: r.runbook_id,
+      requestedBy: r.requested_by,
+      reason: r.reason,
+      targets: r.targets,
+      options: JSON.parse(r.options_json) as Record<string, string>,
+      createdAt: new Date(r.created_at).toISOString(),
+      gate: r.gate,
+      required: a.required,
+      from: a.from ?? [],
+      message: a.message ?? '',
+      decided: decisions.filter((d) => d.execution_id === r.id && d.gate === r.gate).map((d) => ({ approver: d.approver, decision: d.decision, comment: d.comment })),
+    };
+  });
 }

@@ -25,6 +25,7 @@ import {
 import { OutputStream, type ConnectRequest, type SignedResult, type StepOutput, type StepRejected, type StepAccepted } from '../../proto/gen/handrail/v1/gateway.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import { AuditEvents } from '../audit/events.js';
+import type { OutputSequence } from './output-sequence.js';
 
 export interface DispatchSpec {
   readonly executionId: string;
@@ -61,6 +62,8 @@ export interface StepRunOutcome {
 }
 
 export interface OutputEvent {
+  /** Its place in the store's output order (coordinator/engine/output-sequence.ts). */
+  readonly seq: number;
   readonly executionId: string;
   readonly stepRunId: string;
   readonly agentId: string;
@@ -90,7 +93,7 @@ interface InFlight {
   stored: [number, number];
 }
 
-const OUTPUT_COLUMNS = ['step_run_id', 'stream', 'offset', 'data', 'received_at'] as const;
+const OUTPUT_COLUMNS = ['step_run_id', 'stream', 'offset', 'data', 'received_at', 'seq'] as const;
 const STEP_RUN_INSERT_COLUMNS = ['id', 'execution_id', 'agent_id', 'step_index', 'attempt', 'handler', 'name', 'state', 'request_payload', 'request_sha256', 'request_key_id', 'request_signature', 'not_after', 'dispatched_at'] as const;
 
 
@@ -127,6 +130,7 @@ export class StepDispatcher implements StepTraffic {
     private readonly counters: Counters,
     private readonly config: DispatcherConfig,
     private readonly now: () => number,
+    private readonly outputSeq: OutputSequence,
   ) {
     this.events.setMaxListeners(0);
   }
@@ -391,10 +395,11 @@ export class StepDispatcher implements StepTraffic {
     state.stored[stream] = offset + slice.length;
     const column = stream === 0 ? 'stdout_bytes' : 'stderr_bytes';
     const now = this.now();
+    const seq = this.outputSeq.next();
     session.track(
       this.db
         .batch(async (tx) => {
-          tx.queueInsert('step_output', OUTPUT_COLUMNS, [m.stepId, stream + 1, offset, slice, now], 'IGNORE');
+          tx.queueInsert('step_output', OUTPUT_COLUMNS, [m.stepId, stream + 1, offset, slice, now, seq], 'IGNORE');
           tx.queueUpdate('step_runs', { id: m.stepId }, { [column]: offset + slice.length });
         })
         .catch((e: unknown) => {
@@ -403,7 +408,7 @@ export class StepDispatcher implements StepTraffic {
           this.log.error({ event: 'step.output_store_failed', agentId: session.agentId, stepRunId: m.stepId, err: e }, 'storing output failed');
         }),
     );
-    this.events.emit('output', { executionId: state.executionId, stepRunId: m.stepId, agentId: session.agentId, stream: stream === 0 ? 'stdout' : 'stderr', offset, data: slice });
+    this.events.emit('output', { seq, executionId: state.executionId, stepRunId: m.stepId, agentId: session.agentId, stream: stream === 0 ? 'stdout' : 'stderr', offset, data: slice });
   }
 
   private async result(session: AgentSession, signed: SignedResult): Promise<void> {

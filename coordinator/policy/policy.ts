@@ -16,6 +16,7 @@
  *   selector-targets.ts … for targets known only as a selector
  *   outcome.ts          what those hand back to decide
  *   explain.ts          lines and JSON for `policy explain`
+ *   visibility.ts       what a user may see: executions, the history's scope, agents
  *   access-control.ts   the engine's and web layer's view of decide
  */
 export * from './model.js';
@@ -23,3 +24,4 @@ export { validatePolicy, subjectProblem } from './validate-policy.js';
 export { effectiveGroups } from './rule-match.js';
 export { decide, visibleRunbooks, allowedActions } from './evaluate.js';
 export { explain, explainJson, type ExplainJson, type ExplainedRule } from './explain.js';
+export { canViewExecution, executionScope, visibleAgents, type ExecutionRef, type ExecutionScope, type TargetableRunbook } from './visibility.js';

@@ -4,6 +4,7 @@
  * and what is expected.
  */
 import { DEFAULT_OPTION_MAX_LENGTH, type OptionDef, type Runbook } from './model.js';
+import { echo } from '../../core/echo.js';
 
 export const MASK = '********' as const;
 
@@ -12,30 +13,31 @@ export function checkOptionValue(def: OptionDef, value: string): string | undefi
   if (value.includes('\u0000')) return 'contains a NUL byte';
   switch (def.type) {
     case 'integer': {
-      if (!/^-?\d{1,15}$/.test(value)) return `"${shown(def, value)}" is not a whole number`;
+      if (!/^-?\d{1,15}$/.test(value)) return `${shown(def, value)} is not a whole number`;
       const n = Number(value);
       if (def.min !== undefined && n < def.min) return `${n} is below the minimum ${def.min}`;
       if (def.max !== undefined && n > def.max) return `${n} is above the maximum ${def.max}`;
       return undefined;
     }
     case 'boolean':
-      return value === 'true' || value === 'false' ? undefined : `"${shown(def, value)}" is not true or false`;
+      return value === 'true' || value === 'false' ? undefined : `${shown(def, value)} is not true or false`;
     case 'enum':
-      return def.values?.includes(value) ? undefined : `"${shown(def, value)}" is not one of ${(def.values ?? []).join(', ')}`;
+      return def.values?.includes(value) ? undefined : `${shown(def, value)} is not one of ${(def.values ?? []).join(', ')}`;
     case 'string':
     case 'secret': {
       const max = def.max ?? DEFAULT_OPTION_MAX_LENGTH;
       if (value.length > max) return `is ${value.length} characters long; at most ${max} are allowed`;
       if (def.min !== undefined && value.length < def.min) return `is shorter than ${def.min} characters`;
-      if (def.pattern !== undefined && !new RegExp(def.pattern, 'u').test(value)) return `${def.type === 'secret' ? 'the value' : `"${shown(def, value)}"`} does not match the pattern ${def.pattern}`;
+      if (def.pattern !== undefined && !new RegExp(def.pattern, 'u').test(value)) return `${def.type === 'secret' ? 'the value' : shown(def, value)} does not match the pattern ${def.pattern}`;
       return undefined;
     }
   }
 }
 
+/** The value as a message may repeat it: quoted and cut short (core/echo.ts), a secret never. */
 function shown(def: OptionDef, value: string): string {
-  if (def.type === 'secret') return MASK;
-  return value.length > 60 ? `${value.slice(0, 57)}...` : value;
+  if (def.type === 'secret') return `"${MASK}"`;
+  return echo(value);
 }
 
 export type OptionValue = string | number | boolean;
@@ -75,7 +77,7 @@ export function resolveOptions(runbook: Runbook | readonly OptionDef[], provided
   const display: Record<string, string> = {};
   const known = new Set(defs.map((d) => d.name));
   for (const name of Object.keys(provided)) {
-    if (!known.has(name)) issues.push(`unknown option "${name.slice(0, 60)}"${known.size ? ` (this runbook takes: ${[...known].join(', ')})` : ' (this runbook takes no options)'}`);
+    if (!known.has(name)) issues.push(`unknown option ${echo(name)}${known.size ? ` (this runbook takes: ${[...known].join(', ')})` : ' (this runbook takes no options)'}`);
   }
   for (const def of defs) {
     const given = Object.prototype.hasOwnProperty.call(provided, def.name) ? provided[def.name] : undefined;

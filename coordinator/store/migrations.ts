@@ -196,6 +196,28 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE step_runs ADD COLUMN request_sha256 TEXT;
   ALTER TABLE agents ADD COLUMN heartbeat_interval_ms INTEGER;
   `,
+  // 3: an execution keeps its requester's reason; why it ended is its own column (a denial or a
+  // failure no longer overwrites the request). Executions that ended before this migration had
+  // their request reason overwritten: it survives only in their execution.requested audit record.
+  // Runbooks that were ever run, with the owner and tags they had then, so that who may see an
+  // execution is decided the same way after its runbook is removed (filtered in the history query).
+  // Stored output gets a sequence number in the order it was taken in: the live event stream
+  // replays it in that order and resumes after the last number a client saw (SSE Last-Event-ID).
+  `
+  ALTER TABLE executions ADD COLUMN state_reason TEXT;
+  UPDATE executions SET state_reason = reason, reason = NULL WHERE state NOT IN ('queued', 'awaiting_approval', 'running');
+  CREATE TABLE runbook_refs (
+    id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL DEFAULT '',
+    tags_json TEXT NOT NULL DEFAULT '[]',
+    updated_at INTEGER NOT NULL
+  );
+  INSERT OR IGNORE INTO runbook_refs (id, updated_at) SELECT DISTINCT runbook_id, 0 FROM executions WHERE runbook_id IS NOT NULL;
+  ALTER TABLE step_output ADD COLUMN seq INTEGER;
+  UPDATE step_output SET seq = n.rn FROM (SELECT step_run_id AS r, stream AS s, offset AS o, row_number() OVER (ORDER BY received_at, step_run_id, stream, offset) AS rn FROM step_output) AS n WHERE step_output.step_run_id = n.r AND step_output.stream = n.s AND step_output.offset = n.o;
+  CREATE INDEX step_output_seq ON step_output (seq);
+  CREATE INDEX step_output_run_seq ON step_output (step_run_id, seq);
+  `,
 ];
 
 export async function migrate(db: Database): Promise<void> {

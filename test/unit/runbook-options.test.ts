@@ -94,7 +94,7 @@ describe('resolving options', () => {
     [{ msg: 'a\u0000b' }, ['option "msg" contains a NUL byte']],
     [{ cache: 'all\u0000' }, ['option "cache" contains a NUL byte']],
     [{ token: 'x'.repeat(5000) }, ['option "token" is 5000 characters long; at most 4096 are allowed']],
-    [{ ['x'.repeat(200)]: '1' }, [`unknown option "${'x'.repeat(60)}" (this runbook takes: msg, days, dry_run, cache, token)`]],
+    [{ ['x'.repeat(200)]: '1' }, [`unknown option "${'x'.repeat(60)}…" (200 characters) (this runbook takes: msg, days, dry_run, cache, token)`]],
     [{ __proto__x: '1', constructor: '1' }, ['unknown option "__proto__x" (this runbook takes: msg, days, dry_run, cache, token)', 'unknown option "constructor" (this runbook takes: msg, days, dry_run, cache, token)']],
   ])('%# refuses %j', (provided, issues) => {
     expect(resolveOptions(defs, provided).issues).toEqual(issues);

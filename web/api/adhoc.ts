@@ -1,66 +1,73 @@
 /** POST /api/v1/adhoc — run one command or script on named agents (an admin action). */
-import { Hono } from 'hono';
+import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { AdhocRunner } from '../../coordinator/engine/adhoc.js';
 import { invalidArgument, permissionDenied } from '../../core/errors.js';
 import { parseDuration } from '../../core/duration.js';
 import { MAX_DURATION_MS } from '../../coordinator/runbooks/validate-runbook.js';
-import type { AuthVariables } from '../auth/bearer.js';
 import type { Authorizer } from '../auth/authorizer.js';
+import { apiRouter, type ApiEnv } from './router.js';
+import { DURATION, errorResponses, handrailId, json, NOTHING, requiredBody, safeRecord, strictObject } from '../validation/schemas.js';
 
-interface AdhocBody {
-  agents?: unknown;
-  argv?: unknown;
-  script?: unknown;
-  interpreter?: unknown;
-  env?: unknown;
-  workingDir?: unknown;
-  timeout?: unknown;
-  maxOutputBytes?: unknown;
+const ENV_NAME = z
+  .string()
+  .max(128, { error: 'environment variable names are at most 128 characters', abort: true })
+  .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: 'environment variable names are letters, digits and _, not starting with a digit' });
+
+const TIMEOUT = DURATION.refine(
+  (s) => {
+    try {
+      const ms = parseDuration(s);
+      return ms > 0 && ms <= MAX_DURATION_MS;
+    } catch {
+      return false; // the pattern check said why
+    }
+  },
+  { error: 'must be longer than 0 and at most 24 days' },
+);
+
+/** The body schema; `maxOutputBytes` is bounded by the coordinator's own limit (--max-output). */
+export function adhocBody(maxOutputBytes: number) {
+  return strictObject({
+    agents: z.array(handrailId('agt', 'an agent id')).min(1, { error: 'must name at least one agent' }).max(1000).openapi({ description: 'agent ids (handrail agents ls)' }),
+    argv: z.array(z.string().max(100_000)).max(1000).optional().openapi({ description: 'the command as whole arguments (no shell)' }),
+    script: z.string().max(1_000_000).optional().openapi({ description: 'a script body, run by `interpreter` (instead of argv)' }),
+    interpreter: z.array(z.string().max(4096)).min(1).max(32).optional().openapi({ description: 'default ["/bin/sh", "-eu"]' }),
+    env: safeRecord(ENV_NAME, z.string().max(100_000), 200, 'an environment variable name').optional(),
+    workingDir: z.string().max(4096).optional(),
+    timeout: TIMEOUT.optional().openapi({ description: 'default 60s, at most 24 days' }),
+    maxOutputBytes: z.number().int().min(1).max(maxOutputBytes).optional().openapi({ description: `bytes of output kept per stream (default and at most ${Math.min(1024 * 1024, maxOutputBytes)} / ${maxOutputBytes})` }),
+  }).openapi('AdhocCommand');
 }
 
-const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
+const Started = z.object({ executionId: z.string(), stepRunIds: z.record(z.string(), z.string()).openapi({ description: 'agent id → step run id' }) }).openapi('AdhocStarted');
 
-export function adhocRoutes(runner: AdhocRunner, authz: Authorizer): Hono<{ Variables: AuthVariables }> {
-  const app = new Hono<{ Variables: AuthVariables }>();
-  app.post('/', async (c) => {
+export function adhocRoutes(runner: AdhocRunner, authz: Authorizer, limits: { maxOutputBytes: number }): OpenAPIHono<ApiEnv> {
+  const app = apiRouter();
+  const route = createRoute({
+    method: 'post',
+    path: '/',
+    tags: ['adhoc'],
+    summary: 'Run one command or script on named agents (admin)',
+    description: 'Agents refuse it unless their local policy allows ad-hoc commands.',
+    request: { query: NOTHING, body: requiredBody(adhocBody(limits.maxOutputBytes)) },
+    responses: { 201: json(Started, 'dispatched'), ...errorResponses(403, 413, 415) },
+  });
+  app.openapi(route, async (c) => {
     const user = c.get('user');
     const decision = authz.decide(user, 'admin');
     if (!decision.allowed) throw permissionDenied(`ad-hoc commands need the admin action: ${decision.reason}`);
-    let body: AdhocBody;
-    try {
-      body = (await c.req.json()) as AdhocBody;
-    } catch {
-      throw invalidArgument('request body must be JSON');
-    }
-    if (!isStringArray(body.agents) || body.agents.length === 0) throw invalidArgument('"agents" must be a non-empty list of agent ids');
-    const argv = body.argv === undefined ? [] : body.argv;
-    if (!isStringArray(argv)) throw invalidArgument('"argv" must be a list of strings');
-    if (body.script !== undefined && typeof body.script !== 'string') throw invalidArgument('"script" must be a string');
-    const interpreter = body.interpreter === undefined ? ['/bin/sh', '-eu'] : body.interpreter;
-    if (!isStringArray(interpreter) || interpreter.length === 0) throw invalidArgument('"interpreter" must be a non-empty list of strings');
-    const env = body.env === undefined ? {} : body.env;
-    if (typeof env !== 'object' || env === null || Array.isArray(env) || !Object.values(env).every((v) => typeof v === 'string')) {
-      throw invalidArgument('"env" must be an object of strings');
-    }
-    let timeoutMs = 60_000;
-    if (body.timeout !== undefined) {
-      if (typeof body.timeout !== 'string') throw invalidArgument('"timeout" must be a duration string like "30s"');
-      try {
-        timeoutMs = parseDuration(body.timeout);
-      } catch (e) {
-        throw invalidArgument((e as Error).message);
-      }
-      if (timeoutMs <= 0 || timeoutMs > MAX_DURATION_MS) throw invalidArgument('"timeout" must be longer than 0 and at most 24 days');
-    }
-    const maxOutputBytes = typeof body.maxOutputBytes === 'number' && body.maxOutputBytes > 0 ? Math.floor(body.maxOutputBytes) : 1024 * 1024;
+    const b = c.req.valid('json');
+    if (b.interpreter !== undefined && b.script === undefined) throw invalidArgument('invalid request: "interpreter" is only used with "script"');
+    const env: Record<string, string> = Object.create(null) as Record<string, string>;
+    for (const [k, v] of Object.entries(b.env ?? {})) env[k] = v;
     const out = await runner.start({
-      agentIds: body.agents,
-      argv,
-      script: typeof body.script === 'string' ? { interpreter, body: body.script } : undefined,
-      env: env as Record<string, string>,
-      workingDir: typeof body.workingDir === 'string' ? body.workingDir : '',
-      timeoutMs,
-      maxOutputBytes,
+      agentIds: b.agents,
+      argv: b.argv ?? [],
+      script: b.script === undefined ? undefined : { interpreter: b.interpreter ?? ['/bin/sh', '-eu'], body: b.script },
+      env,
+      workingDir: b.workingDir ?? '',
+      timeoutMs: b.timeout === undefined ? 60_000 : parseDuration(b.timeout),
+      maxOutputBytes: b.maxOutputBytes ?? Math.min(1024 * 1024, limits.maxOutputBytes),
       requestedBy: user.name,
     });
     return c.json(out, 201);

@@ -1,50 +1,89 @@
-/** The approver's inbox: executions waiting for an approval this user may give. */
-import { Hono } from 'hono';
+/**
+ * The approver's inbox: executions waiting for an approval this user may give (policy allows
+ * them to approve the runbook, and they are one of its approvers and not the requester), with
+ * what they need to decide: who asked, why, the options (the runbook's own `reason` option
+ * among them), the targets and who approved so far.
+ */
+import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { Database } from '../../coordinator/store/database.js';
+import type { ExecutionAccess } from '../../coordinator/engine/execution-access.js';
+import { awaitingApprovals } from '../../coordinator/engine/execution-queries.js';
 import { checkApprover } from '../../coordinator/engine/approval-rules.js';
-import type { AuthVariables } from '../auth/bearer.js';
+import { apiRouter, type ApiEnv } from './router.js';
+import { errorResponses, json, NOTHING } from '../validation/schemas.js';
+import type { Expect, Same } from '../validation/same.js';
 
 export interface PendingApproval {
   executionId: string;
   runbookId: string | null;
   requestedBy: string;
+  /** The requester's reason (`--reason`). */
   reason: string | null;
   targets: string;
+  /** The run's options as given (secrets masked), including a runbook's own `reason` option. */
   options: Record<string, string>;
   createdAt: string;
   gate: number;
   required: number;
+  /** Who may approve (user:NAME, group:NAME, *); empty: anyone but the requester. */
+  from: string[];
+  /** Who approved so far. */
   approvals: string[];
   message: string;
 }
 
-export function approvalRoutes(db: Database): Hono<{ Variables: AuthVariables }> {
-  const app = new Hono<{ Variables: AuthVariables }>();
-  app.get('/', async (c) => {
+const PendingApprovalSchema = z
+  .object({
+    executionId: z.string(),
+    runbookId: z.string().nullable(),
+    requestedBy: z.string(),
+    reason: z.string().nullable(),
+    targets: z.string(),
+    options: z.record(z.string(), z.string()),
+    createdAt: z.string(),
+    gate: z.number(),
+    required: z.number(),
+    from: z.array(z.string()),
+    approvals: z.array(z.string()),
+    message: z.string(),
+  })
+  .openapi('PendingApproval');
+
+export type PendingApprovalSchemaMatches = Expect<Same<z.infer<typeof PendingApprovalSchema>, PendingApproval>>;
+
+const inboxRoute = createRoute({
+  method: 'get',
+  path: '/',
+  tags: ['approvals'],
+  summary: 'Executions waiting for an approval you may give',
+  request: { query: NOTHING },
+  responses: { 200: json(z.object({ approvals: z.array(PendingApprovalSchema) }).openapi('ApprovalInbox'), 'the inbox'), ...errorResponses() },
+});
+
+export function approvalRoutes(db: Database, access: ExecutionAccess): OpenAPIHono<ApiEnv> {
+  const app = apiRouter();
+  app.openapi(inboxRoute, async (c) => {
     const user = c.get('user');
-    const rows = await db.all<{ id: string; runbook_id: string | null; requested_by: string; reason: string | null; targets: string; options_json: string; created_at: number; gate: number; approval_json: string }>(
-      "SELECT id, runbook_id, requested_by, reason, targets, options_json, created_at, gate, approval_json FROM executions WHERE state = 'awaiting_approval' AND approval_json IS NOT NULL ORDER BY created_at",
-    );
     const out: PendingApproval[] = [];
-    for (const r of rows) {
-      const a = JSON.parse(r.approval_json) as { required: number; from: string[]; message?: string };
-      const decided = await db.all<{ approver: string; decision: string }>('SELECT approver, decision FROM approvals WHERE execution_id = ? AND gate = ?', [r.id, r.gate]);
-      if (!checkApprover({ approver: user, requester: r.requested_by, from: a.from, alreadyDecided: decided.map((d) => d.approver) }).ok) continue;
+    for (const a of await awaitingApprovals(db)) {
+      if (a.runbookId === null || !(await access.canApprove(user, a.runbookId))) continue;
+      if (!checkApprover({ approver: user, requester: a.requestedBy, from: a.from, alreadyDecided: a.decided.map((d) => d.approver) }).ok) continue;
       out.push({
-        executionId: r.id,
-        runbookId: r.runbook_id,
-        requestedBy: r.requested_by,
-        reason: r.reason,
-        targets: r.targets,
-        options: JSON.parse(r.options_json) as Record<string, string>,
-        createdAt: new Date(r.created_at).toISOString(),
-        gate: r.gate,
+        executionId: a.executionId,
+        runbookId: a.runbookId,
+        requestedBy: a.requestedBy,
+        reason: a.reason,
+        targets: a.targets,
+        options: a.options,
+        createdAt: a.createdAt,
+        gate: a.gate,
         required: a.required,
-        approvals: decided.filter((d) => d.decision === 'approve').map((d) => d.approver),
-        message: a.message ?? '',
+        from: [...a.from],
+        approvals: a.decided.filter((d) => d.decision === 'approve').map((d) => d.approver),
+        message: a.message,
       });
     }
-    return c.json({ approvals: out });
+    return c.json({ approvals: out }, 200);
   });
   return app;
 }

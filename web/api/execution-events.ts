@@ -1,71 +1,75 @@
 /**
- * GET /api/v1/executions/:id/events — a live view as Server-Sent Events: a `state` event with
- * the execution (nodes and steps) whenever it changes (coalesced), `output` events with each
- * captured chunk as it arrives, and a final `end`. `handrail run --follow` and the web page use it.
+ * GET /api/v1/executions/:id/events — the execution as Server-Sent Events, lossless
+ * (coordinator/engine/execution-feed.ts): every `output` event stored so far, then live ones,
+ * in order, each with an `id:`; a `state` event with the execution whenever it changes (the
+ * first after the stored output); a last `end`; `ping` when idle. A client that reconnects
+ * with `Last-Event-ID: N` continues with the first output after N.
  */
 import type { Context } from 'hono';
-import { streamSSE } from 'hono/streaming';
+import { streamSSE, type SSEMessage } from 'hono/streaming';
 import type { Logger } from 'pino';
-import type { Database } from '../../coordinator/store/database.js';
-import type { ExecutionEvents } from '../../coordinator/engine/execution-events.js';
-import type { OutputEvent } from '../../coordinator/engine/step-dispatcher.js';
-import { loadExecution } from '../../coordinator/engine/execution-queries.js';
-import { notFound } from '../../core/errors.js';
+import type { FeedEvent } from '../../coordinator/engine/execution-feed.js';
 
-export interface OutputFeed {
-  onOutput(fn: (e: OutputEvent) => void): () => void;
+export interface FeedSource {
+  follow(executionId: string, afterSeq: number, signal: AbortSignal): AsyncIterable<FeedEvent>;
 }
 
-const ACTIVE = new Set(['queued', 'running', 'awaiting_approval']);
+/** The `data` of an output event. */
+export interface OutputEventData {
+  seq: number;
+  stepRunId: string;
+  agentId: string;
+  agentName: string;
+  stream: 'stdout' | 'stderr';
+  /** Byte offset of this chunk in its stream. */
+  offset: number;
+  /** Length of the chunk in bytes. */
+  bytes: number;
+  /** `utf8` when the chunk is whole UTF-8 text on its own; `base64` otherwise (a character split across chunks, binary). */
+  encoding: 'utf8' | 'base64';
+  data: string;
+}
 
-export async function executionEventStream(c: Context, db: Database, events: ExecutionEvents, output: OutputFeed, id: string, log: Logger): Promise<Response> {
-  const first = await loadExecution(db, id);
-  if (!first) throw notFound(`no execution ${id}`);
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+function encodeChunk(data: Buffer): { encoding: 'utf8' | 'base64'; data: string } {
+  try {
+    return { encoding: 'utf8', data: strictUtf8.decode(data) };
+  } catch {
+    return { encoding: 'base64', data: data.toString('base64') };
+  }
+}
+
+/** One feed event as an SSE message. Pure. */
+export function sseMessage(e: FeedEvent): SSEMessage {
+  switch (e.kind) {
+    case 'output': {
+      const d: OutputEventData = { seq: e.seq, stepRunId: e.stepRunId, agentId: e.agentId, agentName: e.agentName, stream: e.stream, offset: e.offset, bytes: e.data.length, ...encodeChunk(e.data) };
+      return { event: 'output', id: String(e.seq), data: JSON.stringify(d) };
+    }
+    case 'state':
+      return { event: 'state', data: JSON.stringify(e.view) };
+    case 'end':
+      return { event: 'end', data: JSON.stringify({ state: e.state }) };
+    case 'idle':
+      return { event: 'ping', data: '{}' };
+  }
+}
+
+export function executionEventStream(c: Context, feed: FeedSource, executionId: string, afterSeq: number, log: Logger): Response {
   return streamSSE(c, async (stream) => {
-    let closed = false;
-    let timer: NodeJS.Timeout | undefined;
-    let finish: () => void = () => undefined;
-    const done = new Promise<void>((r) => (finish = r));
-    /** A failed write is a client that went away: the stream ends. */
-    const writeFailed = (e: unknown): void => {
-      log.debug({ event: 'execution_events.write_failed', executionId: id, err: e }, 'execution event stream ended: a write failed');
-      finish();
-    };
-    const sendState = async (): Promise<void> => {
-      timer = undefined;
-      const view = await loadExecution(db, id);
-      if (!view || closed) return;
-      await stream.writeSSE({ event: 'state', data: JSON.stringify(view) });
-      if (!ACTIVE.has(view.state)) {
-        await stream.writeSSE({ event: 'end', data: JSON.stringify({ state: view.state }) });
-        finish();
+    const abort = new AbortController();
+    stream.onAbort(() => abort.abort());
+    try {
+      for await (const e of feed.follow(executionId, afterSeq, abort.signal)) {
+        if (abort.signal.aborted) break;
+        await stream.writeSSE(sseMessage(e));
       }
-    };
-    const offChanged = events.onChanged((changed) => {
-      if (changed !== id || closed || timer) return;
-      timer = setTimeout(() => {
-        sendState().catch((e: unknown) => {
-          log.warn({ event: 'execution_events.state_failed', executionId: id, err: e }, 'execution event stream ended: sending the state failed');
-          finish();
-        });
-      }, 100);
-    });
-    const offOutput = output.onOutput((e) => {
-      if (e.executionId !== id || closed) return;
-      stream
-        .writeSSE({ event: 'output', data: JSON.stringify({ stepRunId: e.stepRunId, agentId: e.agentId, stream: e.stream, offset: e.offset, text: e.data.toString('utf8') }) })
-        .catch(writeFailed);
-    });
-    stream.onAbort(() => finish());
-    const keepalive = setInterval(() => {
-      stream.writeSSE({ event: 'ping', data: '{}' }).catch(writeFailed);
-    }, 15_000);
-    await sendState();
-    await done;
-    closed = true;
-    clearInterval(keepalive);
-    if (timer) clearTimeout(timer);
-    offChanged();
-    offOutput();
+    } catch (e) {
+      // A failed write is a client that went away; anything else is worth a line in the log.
+      if (!abort.signal.aborted) log.warn({ event: 'execution_events.failed', executionId, err: e }, 'execution event stream ended early');
+    } finally {
+      abort.abort();
+    }
   });
 }

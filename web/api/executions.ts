@@ -1,125 +1,156 @@
 /**
  * Execution API: start, approve or deny, cancel; read one execution (optionally long-polling
  * until it ends), the history, stored output, and the live event stream. The reading itself is
- * coordinator/engine/execution-queries.ts.
+ * coordinator/engine/execution-queries.ts; who may see what is coordinator/engine/execution-access.ts.
+ *
+ * What a user may not see does not exist for them: every route that names an execution answers
+ * 404 for one they may not see, whatever the action, before anything else is checked.
  */
-import { Hono, type Context } from 'hono';
-import type { Logger } from 'pino';
+import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { User } from '../../coordinator/auth/user-store.js';
 import type { Database } from '../../coordinator/store/database.js';
-import { HandrailError, invalidArgument, notFound } from '../../core/errors.js';
+import type { Logger } from 'pino';
+import { HandrailError, notFound } from '../../core/errors.js';
 import { parseDuration } from '../../core/duration.js';
-import type { ExecutionEvents } from '../../coordinator/engine/execution-events.js';
-import { executionOwner, hasStepRun, listExecutions, loadExecution, readOutput, type ExecutionListQuery, type ExecutionOwner } from '../../coordinator/engine/execution-queries.js';
-import { executionEventStream, type OutputFeed } from './execution-events.js';
-import type { AuthVariables } from '../auth/bearer.js';
-import type { RequestIdVariables } from '../request-id.js';
-
-async function jsonBody(c: Context, optional = false): Promise<Record<string, unknown>> {
-  const text = await c.req.text();
-  if (text.trim() === '' && optional) return {};
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch {
-    throw invalidArgument('request body must be JSON');
-  }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw invalidArgument('request body must be a JSON object');
-  return v as Record<string, unknown>;
-}
-
-/** Who may see an execution: its requester, or anyone the policy lets view its runbook (admins for ad-hoc ones). */
-export type ExecutionVisibility = (user: User, execution: ExecutionOwner) => boolean;
+import type { ExecutionAccess } from '../../coordinator/engine/execution-access.js';
+import { executionOwner, hasStepRun, listExecutions, loadExecution, readOutput, type ExecutionView } from '../../coordinator/engine/execution-queries.js';
+import { executionEventStream, type FeedSource } from './execution-events.js';
+import { apiRouter, type ApiEnv } from './router.js';
+import { errorResponses, json, NOTHING, optionalBody, requiredBody } from '../validation/schemas.js';
+import {
+  Canceling,
+  Decided,
+  DecisionBody,
+  EventsHeaders,
+  ExecutionIdParam,
+  ExecutionPage,
+  ExecutionViewSchema,
+  ListQuery,
+  OutputQuery,
+  ShowQuery,
+  StartExecutionBody,
+  Started,
+  StepOutputParams,
+} from './execution-schemas.js';
 
 export interface ExecutionControl {
   /** `requestId`: the API request's id (web/request-id.ts), for the audit records it causes. */
-  start(req: { runbookId: string; options: Record<string, string>; targets: string | undefined; reason: string | undefined; user: User; requestId: string }): Promise<{ executionId: string; state: string }>;
-  decide(executionId: string, user: User, decision: 'approve' | 'deny', comment: string): Promise<{ state: string; remaining: number }>;
+  start(req: { runbookId: string; options: Record<string, string>; targets: string | undefined; reason: string | undefined; user: User; requestId: string }): Promise<{ executionId: string; state: ExecutionView['state'] }>;
+  decide(executionId: string, user: User, decision: 'approve' | 'deny', comment: string): Promise<{ state: ExecutionView['state']; remaining: number }>;
   cancel(executionId: string, user: User): Promise<boolean>;
   /** Resolves when the execution finishes or the timeout passes. */
   waitFinished(executionId: string, timeoutMs: number): Promise<void>;
 }
 
 const ACTIVE = new Set(['queued', 'running', 'awaiting_approval']);
+const MAX_WAIT_MS = 120_000;
 
-export function executionRoutes(db: Database, control: ExecutionControl, live: { events: ExecutionEvents; output: OutputFeed }, canView: ExecutionVisibility, log: Logger): Hono<{ Variables: AuthVariables & RequestIdVariables }> {
-  const app = new Hono<{ Variables: AuthVariables & RequestIdVariables }>();
+const tags = ['executions'];
+
+const startRoute = createRoute({
+  method: 'post',
+  path: '/',
+  tags,
+  summary: 'Run a runbook',
+  description: 'Policy, option validation and approvals apply. Unknown fields are refused.',
+  request: { query: NOTHING, body: requiredBody(StartExecutionBody) },
+  responses: { 201: json(Started, 'started (or waiting for approval)'), ...errorResponses(403, 404, 413, 415) },
+});
+
+const listRoute = createRoute({
+  method: 'get',
+  path: '/',
+  tags,
+  summary: 'Execution history',
+  description: 'Newest first, keyset-paginated, only executions you may see (yours, those of runbooks you may view or approve, ad-hoc ones for admins).',
+  request: { query: ListQuery },
+  responses: { 200: json(ExecutionPage, 'a page'), ...errorResponses() },
+});
+
+const showRoute = createRoute({
+  method: 'get',
+  path: '/{id}',
+  tags,
+  summary: 'One execution: nodes, steps, approvals',
+  request: { params: ExecutionIdParam, query: ShowQuery },
+  responses: { 200: json(ExecutionViewSchema, 'the execution'), ...errorResponses(404) },
+});
+
+const eventsRoute = createRoute({
+  method: 'get',
+  path: '/{id}/events',
+  tags,
+  summary: 'Live events (Server-Sent Events), lossless',
+  description:
+    'Every `output` event stored so far, then live ones, in order, each with an `id:`; then `state` (the execution, whenever it changes) and a last `end`; `ping` when idle. ' +
+    'Output data: `{seq, stepRunId, agentId, agentName, stream, offset, bytes, encoding, data}` (`encoding` utf8 or base64). Reconnect with `Last-Event-ID` to continue after the last output seen.',
+  request: { params: ExecutionIdParam, headers: EventsHeaders, query: NOTHING },
+  responses: { 200: { description: 'an event stream', content: { 'text/event-stream': { schema: z.string() } } }, ...errorResponses(404) },
+});
+
+const outputRoute = createRoute({
+  method: 'get',
+  path: '/{id}/steps/{stepRunId}/output',
+  tags,
+  summary: 'Stored output of one step run',
+  request: { params: StepOutputParams, query: OutputQuery },
+  responses: { 200: { description: 'the bytes', content: { 'application/octet-stream': { schema: z.string().openapi({ format: 'binary' }) } } }, ...errorResponses(404) },
+});
+
+const decisionRoute = (decision: 'approve' | 'deny') =>
+  createRoute({
+    method: 'post',
+    path: `/{id}/${decision}`,
+    tags,
+    summary: decision === 'approve' ? 'Approve an execution waiting for approval' : 'Deny an execution waiting for approval (it is canceled)',
+    request: { params: ExecutionIdParam, query: NOTHING, body: optionalBody(DecisionBody) },
+    responses: { 200: json(Decided, 'decided'), ...errorResponses(403, 404, 409, 413, 415, 503) },
+  });
+
+const cancelRoute = createRoute({
+  method: 'post',
+  path: '/{id}/cancel',
+  tags,
+  summary: 'Cancel an execution',
+  request: { params: ExecutionIdParam, query: NOTHING, body: optionalBody(NOTHING) },
+  responses: { 202: json(Canceling, 'cancel requested'), ...errorResponses(403, 404, 409, 413, 415) },
+});
+
+export function executionRoutes(db: Database, control: ExecutionControl, feed: FeedSource, access: ExecutionAccess, log: Logger): OpenAPIHono<ApiEnv> {
+  const app = apiRouter();
   /** 404 rather than 403: an execution one may not see is not disclosed. */
   const visible = async (user: User, id: string): Promise<void> => {
     const owner = await executionOwner(db, id);
-    if (!owner || !canView(user, owner)) throw notFound(`no execution ${id}`);
+    if (!owner || !(await access.canView(user, owner))) throw notFound(`no execution ${id}`);
   };
-  app.get('/:id/events', async (c) => {
-    await visible(c.get('user'), c.req.param('id'));
-    return executionEventStream(c, db, live.events, live.output, c.req.param('id'), log);
-  });
-  app.get('/', async (c) => {
-    const limitText = c.req.query('limit') ?? '50';
-    const limit = Number(limitText);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw invalidArgument('limit must be a whole number from 1 to 500');
-    const q: ExecutionListQuery = {
-      limit,
-      ...(c.req.query('state') ? { state: c.req.query('state') as string } : {}),
-      ...(c.req.query('runbook') ? { runbookId: c.req.query('runbook') as string } : {}),
-      ...(c.req.query('user') ? { requestedBy: c.req.query('user') as string } : {}),
-      ...(c.req.query('before') ? { before: c.req.query('before') as string } : {}),
-    };
-    const user = c.get('user');
-    const page = await listExecutions(db, q);
-    return c.json({ ...page, executions: page.executions.filter((e) => canView(user, e)) });
-  });
-  app.post('/', async (c) => {
-    const body = await jsonBody(c);
-    const runbook = body['runbook'];
-    if (typeof runbook !== 'string' || runbook === '') throw invalidArgument('"runbook" (the runbook id) is required');
-    const options = body['options'] ?? {};
-    if (typeof options !== 'object' || options === null || Array.isArray(options)) throw invalidArgument('"options" must be an object of NAME: value');
-    const opts: Record<string, string> = {};
-    for (const [k, v] of Object.entries(options as Record<string, unknown>)) {
-      if (typeof v === 'string') opts[k] = v;
-      else if (typeof v === 'number' || typeof v === 'boolean') opts[k] = String(v);
-      else throw invalidArgument(`option "${k}" must be a string, number or boolean`);
-    }
-    const targets = body['targets'];
-    if (targets !== undefined && typeof targets !== 'string') throw invalidArgument('"targets" must be a selector string');
-    const reason = body['reason'];
-    if (reason !== undefined && typeof reason !== 'string') throw invalidArgument('"reason" must be a string');
-    const out = await control.start({ runbookId: runbook, options: opts, targets, reason: reason === undefined ? undefined : reason.slice(0, 500), user: c.get('user'), requestId: c.get('requestId') });
+
+  app.openapi(startRoute, async (c) => {
+    const body = c.req.valid('json');
+    // A null-prototype object: no option name can reach Object.prototype.
+    const options: Record<string, string> = Object.create(null) as Record<string, string>;
+    for (const [k, v] of Object.entries(body.options ?? {})) options[k] = String(v);
+    const out = await control.start({ runbookId: body.runbook, options, targets: body.targets, reason: body.reason, user: c.get('user'), requestId: c.get('requestId') });
     return c.json(out, 201);
   });
-  for (const decision of ['approve', 'deny'] as const) {
-    app.post(`/:id/${decision}`, async (c) => {
-      const body = await jsonBody(c, true);
-      const comment = body['comment'] ?? '';
-      if (typeof comment !== 'string') throw invalidArgument('"comment" must be a string');
-      return c.json(await control.decide(c.req.param('id'), c.get('user'), decision, comment));
-    });
-  }
-  app.post('/:id/cancel', async (c) => {
-    const id = c.req.param('id');
-    const view = await loadExecution(db, id);
-    if (!view) throw notFound(`no execution ${id}`);
-    const changed = await control.cancel(id, c.get('user'));
-    if (!changed && !['queued', 'running', 'awaiting_approval'].includes(view.state)) {
-      throw new HandrailError('failed_precondition', `execution ${id} already ended (${view.state})`);
-    }
-    return c.json({ executionId: id, state: 'canceling' }, 202);
+
+  app.openapi(listRoute, async (c) => {
+    const q = c.req.valid('query');
+    const page = await listExecutions(
+      db,
+      { limit: q.limit ?? 50, ...(q.state ? { state: q.state } : {}), ...(q.runbook ? { runbookId: q.runbook } : {}), ...(q.user ? { requestedBy: q.user } : {}), ...(q.before ? { before: q.before } : {}) },
+      await access.scope(c.get('user')),
+    );
+    return c.json(page, 200);
   });
-  // ?wait=30s long-polls until the execution has finished (or the wait is over).
-  app.get('/:id', async (c) => {
-    const id = c.req.param('id');
+
+  app.openapi(showRoute, async (c) => {
+    const { id } = c.req.valid('param');
+    const { wait } = c.req.valid('query');
     await visible(c.get('user'), id);
     let view = await loadExecution(db, id);
     if (!view) throw notFound(`no execution ${id}`);
-    const wait = c.req.query('wait');
     if (wait !== undefined && ACTIVE.has(view.state)) {
-      let ms: number;
-      try {
-        ms = Math.min(parseDuration(wait), 120_000);
-      } catch (e) {
-        throw invalidArgument(`wait: ${(e as Error).message}`);
-      }
-      const done = control.waitFinished(id, ms);
+      const done = control.waitFinished(id, Math.min(parseDuration(wait), MAX_WAIT_MS));
       // Re-read after subscribing: it may have finished in between.
       view = (await loadExecution(db, id)) ?? view;
       if (ACTIVE.has(view.state)) {
@@ -127,16 +158,43 @@ export function executionRoutes(db: Database, control: ExecutionControl, live: {
         view = (await loadExecution(db, id)) ?? view;
       }
     }
-    return c.json(view);
+    return c.json(view, 200);
   });
-  app.get('/:id/steps/:stepRunId/output', async (c) => {
-    await visible(c.get('user'), c.req.param('id'));
-    const stream = c.req.query('stream') ?? 'stdout';
-    if (stream !== 'stdout' && stream !== 'stderr') throw invalidArgument('stream must be stdout or stderr');
-    const stepRunId = c.req.param('stepRunId');
-    if (!(await hasStepRun(db, c.req.param('id'), stepRunId))) throw notFound('no such step run in this execution');
+
+  app.openapi(eventsRoute, async (c) => {
+    const { id } = c.req.valid('param');
+    const last = c.req.valid('header')['last-event-id'];
+    await visible(c.get('user'), id);
+    return executionEventStream(c, feed, id, last === undefined ? 0 : Number(last), log);
+  });
+
+  app.openapi(outputRoute, async (c) => {
+    const { id, stepRunId } = c.req.valid('param');
+    const stream = c.req.valid('query').stream ?? 'stdout';
+    await visible(c.get('user'), id);
+    if (!(await hasStepRun(db, id, stepRunId))) throw notFound('no such step run in this execution');
     const data = await readOutput(db, stepRunId, stream === 'stdout' ? 1 : 2);
     return c.body(new Uint8Array(data), 200, { 'content-type': 'application/octet-stream' });
+  });
+
+  for (const decision of ['approve', 'deny'] as const) {
+    app.openapi(decisionRoute(decision), async (c) => {
+      const { id } = c.req.valid('param');
+      const { comment } = c.req.valid('json');
+      await visible(c.get('user'), id);
+      return c.json(await control.decide(id, c.get('user'), decision, comment ?? ''), 200);
+    });
+  }
+
+  app.openapi(cancelRoute, async (c) => {
+    const { id } = c.req.valid('param');
+    await visible(c.get('user'), id);
+    const changed = await control.cancel(id, c.get('user'));
+    if (!changed) {
+      const view = await loadExecution(db, id);
+      if (view && !ACTIVE.has(view.state)) throw new HandrailError('failed_precondition', `execution ${id} already ended (${view.state})`);
+    }
+    return c.json({ executionId: id, state: 'canceling' as const }, 202);
   });
   return app;
 }

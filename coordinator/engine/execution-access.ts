@@ -1,0 +1,54 @@
+/**
+ * Who may see which executions and agents, for the API: the pure rules of
+ * coordinator/policy/visibility.ts over the policies and runbooks in force now, and the owner
+ * and tags a runbook had when it last ran (so its executions stay visible to the same people
+ * after it is removed from the catalog).
+ */
+import type { Database } from '../store/database.js';
+import type { AgentRecord } from '../registry/agent-registry.js';
+import type { Policy, RunbookRef, Subject } from '../policy/model.js';
+import { canViewExecution, executionScope, visibleAgents, type ExecutionScope, type TargetableRunbook } from '../policy/visibility.js';
+import { decide } from '../policy/evaluate.js';
+import { recordedRunbook, recordedRunbooks, type ExecutionOwner } from './execution-queries.js';
+import { hostLabels, type Requester } from './engine.js';
+
+export interface ExecutionAccess {
+  /** Whether `user` may see this execution (what they may not see is "not found" to them). */
+  canView(user: Requester, e: ExecutionOwner): Promise<boolean>;
+  /** What the history query may return to `user`. */
+  scope(user: Requester): Promise<ExecutionScope>;
+  /** Whether `user` may approve executions of this runbook (policy; the two-person rule aside). */
+  canApprove(user: Requester, runbookId: string): Promise<boolean>;
+  /** 'all', or the ids of the agents `user` may see. */
+  visibleAgents(user: Requester, agents: readonly AgentRecord[]): 'all' | Set<string>;
+}
+
+export interface LoadedRunbooks {
+  get(id: string): TargetableRunbook | undefined;
+  list(): readonly TargetableRunbook[];
+}
+
+export function executionAccess(db: Database, policies: () => readonly Policy[], runbooks: LoadedRunbooks): ExecutionAccess {
+  const subject = (u: Requester): Subject => ({ user: u.name, groups: u.groups });
+  /** The runbook as loaded now; else as it was when it last ran; else known by id alone. */
+  const ref = async (id: string): Promise<RunbookRef> => runbooks.get(id)?.ref ?? (await recordedRunbook(db, id)) ?? { id, tags: [], owner: '' };
+  return {
+    async canView(user, e) {
+      const runbook = e.kind === 'runbook' && e.runbookId !== null ? await ref(e.runbookId) : null;
+      return canViewExecution(policies(), subject(user), { kind: e.kind, runbook, requestedBy: e.requestedBy });
+    },
+    async scope(user) {
+      const loaded = runbooks.list().map((r) => r.ref);
+      const known = new Set(loaded.map((r) => r.id));
+      const removed = (await recordedRunbooks(db)).filter((r) => !known.has(r.id));
+      return executionScope(policies(), subject(user), [...loaded, ...removed]);
+    },
+    async canApprove(user, runbookId) {
+      return decide(policies(), { subject: subject(user), action: 'approve', runbook: await ref(runbookId) }).allowed;
+    },
+    visibleAgents(user, agents) {
+      const live = agents.filter((a) => a.revokedAt === null).map((a) => ({ id: a.id, name: a.name, labels: hostLabels(a) }));
+      return visibleAgents(policies(), subject(user), runbooks.list(), live);
+    },
+  };
+}

@@ -1,0 +1,81 @@
+/**
+ * What a user may see, derived from the same rules as everything else (no separate grants):
+ *
+ *  - an execution: their own; one of a runbook they may `view` or `approve` (approvers see what
+ *    they are asked to approve); an ad-hoc one only with `admin`;
+ *  - the execution history: the same, as a scope a query can apply (visibleRunbooks and own
+ *    executions), so that filtering happens before paging, never after;
+ *  - agents: with `admin`, all of them; otherwise the agents some runbook they may run could
+ *    target under the policy (each agent decided as a run would decide it).
+ *
+ * Pure: policies, subjects and plain values in, plain values out.
+ */
+import { matches, type Selector } from '../../core/selector.js';
+import { decide } from './evaluate.js';
+import type { Policy, RunbookRef, Subject, TargetAgent } from './model.js';
+
+/** An execution as far as seeing it goes: who asked, and what it runs. */
+export interface ExecutionRef {
+  readonly kind: string;
+  /** null for ad-hoc executions. */
+  readonly runbook: RunbookRef | null;
+  readonly requestedBy: string;
+}
+
+export function canViewRunbookExecutions(policies: readonly Policy[], subject: Subject, runbook: RunbookRef): boolean {
+  return decide(policies, { subject, action: 'view', runbook }).allowed || decide(policies, { subject, action: 'approve', runbook }).allowed;
+}
+
+export function canViewExecution(policies: readonly Policy[], subject: Subject, e: ExecutionRef): boolean {
+  if (e.requestedBy === subject.user) return true;
+  if (e.kind !== 'runbook' || e.runbook === null) return decide(policies, { subject, action: 'admin' }).allowed;
+  return canViewRunbookExecutions(policies, subject, e.runbook);
+}
+
+/** Which executions a history query may return for a subject. */
+export type ExecutionScope =
+  | { readonly all: true }
+  | {
+      readonly all: false;
+      /** Their own executions, whatever they ran. */
+      readonly user: string;
+      /** Runbooks whose executions they may see. */
+      readonly runbookIds: readonly string[];
+      /** Whether they may see ad-hoc executions (the admin action). */
+      readonly adhoc: boolean;
+    };
+
+/**
+ * `runbooks`: every runbook executions may refer to (loaded now, or run before and since
+ * removed). Seeing all of them and ad-hoc ones is the unfiltered scope.
+ */
+export function executionScope(policies: readonly Policy[], subject: Subject, runbooks: readonly RunbookRef[]): ExecutionScope {
+  const adhoc = decide(policies, { subject, action: 'admin' }).allowed;
+  const runbookIds = runbooks.filter((rb) => canViewRunbookExecutions(policies, subject, rb)).map((rb) => rb.id);
+  if (adhoc && runbookIds.length === runbooks.length) return { all: true };
+  return { all: false, user: subject.user, runbookIds, adhoc };
+}
+
+/** A runbook as far as targeting goes. */
+export interface TargetableRunbook {
+  readonly ref: RunbookRef;
+  /** The widest set it may touch. */
+  readonly selector: Selector;
+}
+
+/**
+ * The agents a subject may see: 'all' with the admin action; otherwise the ids of the agents
+ * that some runbook the subject may run would select and the policy would let them run it on.
+ */
+export function visibleAgents(policies: readonly Policy[], subject: Subject, runbooks: readonly TargetableRunbook[], agents: readonly TargetAgent[]): 'all' | Set<string> {
+  if (decide(policies, { subject, action: 'admin' }).allowed) return 'all';
+  const out = new Set<string>();
+  for (const rb of runbooks) {
+    if (!decide(policies, { subject, action: 'run', runbook: rb.ref }).allowed) continue;
+    const selected = agents.filter((a) => matches(rb.selector, { ...a.labels, name: a.name, id: a.id }));
+    if (selected.length === 0) continue;
+    const d = decide(policies, { subject, action: 'run', runbook: rb.ref, targets: { selector: rb.selector, agents: selected } });
+    for (const t of d.perTarget ?? []) if (t.allowed) out.add(t.agentId);
+  }
+  return out;
+}
