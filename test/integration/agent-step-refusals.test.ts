@@ -237,7 +237,7 @@ describe('the agent refuses steps it must not run', () => {
     const gate = marker('shutdown-gate');
     // It says "ready" once its trap is set: from then on it ignores TERM (and so do its sleeps:
     // an ignored signal stays ignored across exec), and it runs until the gate opens.
-    const long = request({ argv: ['/bin/sh', '-c', `trap "" TERM; echo ready; ${gateWaitSh('"$1"')}`, 'sh', gate] });
+    const long = request({ argv: ['/bin/sh', '-c', `trap "" TERM; echo ready; ${gateWaitSh('"$1"')}`, 'sh', gate], timeoutMs: 120_000 });
     fake.send(signEnvelope(STEP_REQUEST_TYPE, encodeStepRequest(long), key));
     const lateRan = marker('during-shutdown');
     const late = request(touch(lateRan));

@@ -67,7 +67,8 @@ describe('signed steps on real agents', () => {
 
   it('kills the whole process group on timeout', async () => {
     // The shell prints its own pid and its background child's, then waits: both must be killed.
-    const r = await fleet.exec([a1], { argv: ['/bin/sh', '-c', 'sleep 3600 & echo $!; echo $$; exec sleep 3601'], timeout: '1s' });
+    // (The agent's timeout runs from the spawn; 5 s is what the shell has to print both pids.)
+    const r = await fleet.exec([a1], { argv: ['/bin/sh', '-c', 'sleep 3600 & echo $!; echo $$; exec sleep 3601'], timeout: '5s' });
     const s = r.steps[0]!;
     expect(s.state).toBe('timed_out');
     const pids = (await fleet.output(r.id, s.id)).trim().split('\n').map(Number);

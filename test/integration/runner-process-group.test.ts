@@ -12,7 +12,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { runStep, type RunSpec } from '../../agent/runner.js';
 import { MAX_SINK_CHUNK } from '../../agent/output-capture.js';
@@ -35,11 +34,58 @@ vi.mock('../../agent/process-group.js', async (importOriginal) => {
   };
 });
 
+/** The runner's signals to group `pgid` so far. */
+const signalsTo = (pgid: number): Array<NodeJS.Signals | 0> => groupSignals.filter((g) => g.pgid === pgid).map((g) => g.signal);
+
+// Captured before any test fakes the timers: real waits while the runner's clock is fake.
+const realSetTimeout = globalThis.setTimeout;
+const realSleep = (ms: number): Promise<void> => new Promise((r) => realSetTimeout(r, ms));
+
+/** Waits in real time (whatever the fake clock does) until `pred` holds. */
+async function waitReal(pred: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + BACKSTOP_MS;
+  while (!pred()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await realSleep(5);
+  }
+}
+
+interface Tracked<T> extends Promise<T> {
+  readonly settled: boolean;
+}
+function track<T>(p: Promise<T>): Tracked<T> {
+  const t = p as Promise<T> & { settled: boolean };
+  t.settled = false;
+  p.then(() => (t.settled = true), () => (t.settled = true));
+  return t;
+}
+
 /**
- * Node may run a timer up to 1 ms before its delay has passed on the wall clock (it counts in
- * whole milliseconds of a different clock): lower bounds on elapsed time allow for that.
+ * The runner's timers (step timeout, kill grace, group polls, pipe linger) on a fake clock, so
+ * a test starts a step's timeout only once the step is ready and decides exactly when its grace
+ * ends. Output and process exits still arrive in real time; `pump…` moves the fake clock on in
+ * small steps while it waits for them.
  */
-const TIMER_SLACK_MS = 2;
+function runnerClock(): { advance(ms: number): void; pumpUntil(pred: () => boolean, what: string): Promise<void>; pumpUntilSettled<T>(p: Tracked<T>): Promise<T>; restore(): void } {
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+  const pumpUntil = async (pred: () => boolean, what: string): Promise<void> => {
+    const deadline = Date.now() + BACKSTOP_MS;
+    while (!pred()) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      vi.advanceTimersByTime(25);
+      await realSleep(5);
+    }
+  };
+  return {
+    advance: (ms) => vi.advanceTimersByTime(ms),
+    pumpUntil,
+    async pumpUntilSettled(p) {
+      await pumpUntil(() => p.settled, 'the step to settle');
+      return p;
+    },
+    restore: () => vi.useRealTimers(),
+  };
+}
 const scratch = mkdtempSync(join(tmpdir(), 'hr-runner-group-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
@@ -59,20 +105,31 @@ function pids(text: string): number[] {
 
 describe('timeout and cancel kill the whole process group', () => {
   it('a timeout kills the main process and its background grandchild', async () => {
-    const rec = recordingSink();
-    const t0 = performance.now();
-    // A grace far longer than the test may run: the step can only end because TERM killed the group.
-    const r = await runStep(spec(['sh', '-c', 'sleep 1000 & echo $!; sleep 1000'], { timeoutMs: 400, killGraceMs: 600_000 }), rec.sink);
-    const elapsed = performance.now() - t0;
-    expect(r.status).toBe('timed_out');
-    expect(r.error).toBe('timed out after 400 ms');
-    expect(r.signal).toBe('SIGTERM');
-    const [grandchild] = pids(rec.text('stdout'));
-    expect(grandchild).toBeGreaterThan(1);
-    expect(isRunning(grandchild ?? 0)).toBe(false);
-    expect(isRunning(r.pid ?? 0)).toBe(false);
-    // Not before the timeout (a loaded machine only makes this later; TIMER_SLACK_MS is timer rounding).
-    expect(elapsed).toBeGreaterThanOrEqual(400 - TIMER_SLACK_MS);
+    const clock = runnerClock();
+    try {
+      const rec = recordingSink();
+      let pid = 0;
+      // A grace far longer than the test may run: the step can only end because TERM killed the group.
+      const running = track(runStep(spec(['sh', '-c', 'sleep 1000 & echo $!; echo ready; sleep 1000'], { timeoutMs: 400, killGraceMs: 600_000 }), rec.sink, { onStarted: (p) => (pid = p) }));
+      // The step's clock starts only once its background child runs (no fake time has passed yet).
+      await waitReal(() => rec.text('stdout').includes('ready'), 'the step to be ready');
+      clock.advance(399);
+      expect(signalsTo(pid)).toEqual([]);
+      clock.advance(1);
+      expect(signalsTo(pid)).toEqual(['SIGTERM']);
+      const r = await clock.pumpUntilSettled(running);
+      expect(r.status).toBe('timed_out');
+      expect(r.error).toBe('timed out after 400 ms');
+      expect(r.signal).toBe('SIGTERM');
+      // TERM was enough: after it only the final KILL of the emptied group, none at a grace's end.
+      expect(signalsTo(pid)).toEqual(['SIGTERM', 'SIGKILL']);
+      const [grandchild] = pids(rec.text('stdout'));
+      expect(grandchild).toBeGreaterThan(1);
+      expect(isRunning(grandchild ?? 0)).toBe(false);
+      expect(isRunning(r.pid ?? 0)).toBe(false);
+    } finally {
+      clock.restore();
+    }
   });
 
   it('aborting the signal cancels the step and kills the group', async () => {
@@ -93,17 +150,29 @@ describe('timeout and cancel kill the whole process group', () => {
   });
 
   it('a process that ignores TERM is KILLed after the grace period', async () => {
-    const t0 = performance.now();
-    const rec = recordingSink();
-    // An ignored signal stays ignored across exec, so the sleeps ignore TERM as well.
-    const r = await runStep(spec(['sh', '-c', 'trap "" TERM; sleep 100 & echo $!; while :; do sleep 0.05; done'], { timeoutMs: 200, killGraceMs: 700 }), rec.sink);
-    const elapsed = performance.now() - t0;
-    expect(r.status).toBe('timed_out');
-    // Only the runner's KILL can end this group, and it is sent no earlier than timeout + grace.
-    expect(r.signal).toBe('SIGKILL');
-    expect(elapsed).toBeGreaterThanOrEqual(200 + 700 - TIMER_SLACK_MS);
-    const [grandchild] = pids(rec.text('stdout'));
-    expect(isRunning(grandchild ?? 0)).toBe(false);
+    const clock = runnerClock();
+    try {
+      const rec = recordingSink();
+      let pid = 0;
+      // An ignored signal stays ignored across exec, so the sleeps ignore TERM as well.
+      const running = track(runStep(spec(['sh', '-c', 'trap "" TERM; sleep 100 & echo $!; echo ready; while :; do sleep 0.05; done'], { timeoutMs: 200, killGraceMs: 700 }), rec.sink, { onStarted: (p) => (pid = p) }));
+      await waitReal(() => rec.text('stdout').includes('ready'), 'the step to ignore TERM');
+      clock.advance(200);
+      expect(signalsTo(pid)).toEqual(['SIGTERM']);
+      clock.advance(699);
+      expect(signalsTo(pid)).toEqual(['SIGTERM']);
+      clock.advance(1); // the grace is over
+      expect(signalsTo(pid)).toEqual(['SIGTERM', 'SIGKILL']);
+      const r = await clock.pumpUntilSettled(running);
+      expect(r.status).toBe('timed_out');
+      // Only the runner's KILL could end this group.
+      expect(r.signal).toBe('SIGKILL');
+      const [grandchild] = pids(rec.text('stdout'));
+      // KILL was sent before the result; the process is gone once it is next scheduled.
+      await waitReal(() => !isRunning(grandchild ?? 0), 'the KILLed grandchild to be gone');
+    } finally {
+      clock.restore();
+    }
   });
 
   it('the rest of the group gets the grace period even when the main process dies at once', async () => {
@@ -121,24 +190,35 @@ describe('timeout and cancel kill the whole process group', () => {
   });
 
   it('a timeout stops the process even while the sink is stalled', async () => {
-    let release: () => void = () => undefined;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    let pid = 0;
-    let settled = false;
-    const running = runStep(spec(['sh', '-c', 'echo first; sleep 100'], { timeoutMs: 300 }), () => gate, { onStarted: (p) => (pid = p) });
-    running.then(() => (settled = true), () => (settled = true));
-    // The process is gone although the sink still holds the first chunk ...
-    await waitUntil(() => pid > 0 && !isRunning(pid), BACKSTOP_MS, 'the timed-out process to die');
-    // ... and the result waits for the sink, so no output is reported that was not delivered. The
-    // runner's last act before it waits on the sink is the final KILL of the emptied group; once
-    // that was sent and the microtasks after it have run, a runner not waiting would have settled.
-    await waitUntil(() => groupSignals.some((g) => g.pgid === pid && g.signal === 'SIGKILL'), BACKSTOP_MS, 'the final kill of the group');
-    await new Promise((r) => setImmediate(r));
-    expect(settled).toBe(false);
-    release();
-    const r = await running;
-    expect(r.status).toBe('timed_out');
-    expect(r.stdout.capturedBytes).toBe(6);
+    const clock = runnerClock();
+    try {
+      let release: () => void = () => undefined;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      let pid = 0;
+      let sinkCalls = 0;
+      const running = track(
+        runStep(spec(['sh', '-c', 'echo first; sleep 100'], { timeoutMs: 300, killGraceMs: 600_000 }), () => {
+          sinkCalls++;
+          return gate;
+        }, { onStarted: (p) => (pid = p) }),
+      );
+      await waitReal(() => sinkCalls === 1, 'the first chunk to be in the sink');
+      clock.advance(300);
+      // The process is gone although the sink still holds the first chunk ...
+      await waitReal(() => !isRunning(pid), 'the timed-out process to die');
+      // ... and the result waits for the sink, so no output is reported that was not delivered. The
+      // runner's last act before it waits on the sink is the final KILL of the emptied group; once
+      // that was sent and the microtasks after it have run, a runner not waiting would have settled.
+      await clock.pumpUntil(() => signalsTo(pid).includes('SIGKILL'), 'the final kill of the group');
+      await new Promise((r) => setImmediate(r));
+      expect(running.settled).toBe(false);
+      release();
+      const r = await clock.pumpUntilSettled(running);
+      expect(r.status).toBe('timed_out');
+      expect(r.stdout.capturedBytes).toBe(6);
+    } finally {
+      clock.restore();
+    }
   });
 });
 
@@ -152,7 +232,8 @@ describe('leftovers do not hang the runner', () => {
     expect(r.exitCode).toBe(0);
     const [grandchild] = pids(rec.text('stdout'));
     expect(rec.text('stdout')).toBe(`${grandchild}\nmain-done\n`);
-    expect(isRunning(grandchild ?? 0)).toBe(false);
+    // KILL was sent before the result; the process is gone once it is next scheduled.
+    await waitUntil(() => !isRunning(grandchild ?? 0), BACKSTOP_MS, 'the KILLed grandchild to be gone');
   });
 
   it('a background grandchild that closed its output is killed too: nothing outlives the step', async () => {
