@@ -115,6 +115,12 @@ interface StepRunRow {
 export class StepDispatcher implements StepTraffic {
   readonly events = new EventEmitter<{ finished: [StepRunOutcome]; output: [OutputEvent]; accepted: [string] }>();
   private readonly inflight = new Map<string, InFlight | Promise<InFlight | undefined>>();
+  /**
+   * Slow-path results per step run, one at a time: writes batched into one transaction run
+   * concurrently, so two copies of a result (resent across reconnects) could both read "no
+   * result yet" and both be recorded.
+   */
+  private readonly slowResults = new Map<string, Promise<unknown>>();
   /** Steps a busy agent turned away: how often, and the one pending re-offer (dropped once taken or ended). */
   private readonly deferred = new Map<string, { attempts: number; timer: NodeJS.Timeout | undefined }>();
   /** One per open step: gives it up when nobody answers (see watch()). */
@@ -505,6 +511,22 @@ export class StepDispatcher implements StepTraffic {
 
   /** A result for a step this process did not dispatch (it restarted since): decide from the store. */
   private async storeResultSlow(
+    session: AgentSession,
+    signed: SignedResult,
+    result: StepResult,
+  ): Promise<{ ack: boolean; note: 'stored' | 'late' | 'duplicate' | 'unknown step' | 'mismatch' | 'request_digest' }> {
+    const id = result.stepId;
+    const before = this.slowResults.get(id) ?? Promise.resolve();
+    const mine = before.catch(() => undefined).then(() => this.storeResultSlowNow(session, signed, result));
+    this.slowResults.set(id, mine);
+    try {
+      return await mine;
+    } finally {
+      if (this.slowResults.get(id) === mine) this.slowResults.delete(id);
+    }
+  }
+
+  private async storeResultSlowNow(
     session: AgentSession,
     signed: SignedResult,
     result: StepResult,
