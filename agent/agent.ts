@@ -17,7 +17,15 @@ import { DispatchTrust } from './dispatch-trust.js';
 import { decodeDispatchKeySet } from '../proto/codec/dispatch-key-set-codec.js';
 import { Spool } from './spool.js';
 import { StateDir, type AgentCredentials } from './state-dir.js';
-import { StepExecutor } from './step-executor.js';
+import { StepExecutor, type DrainSummary } from './step-executor.js';
+
+/** After the last step stopped: how long a stopping agent waits for the coordinator to acknowledge results. */
+const ACK_WAIT_MS = 5_000;
+
+export interface StopSummary extends DrainSummary {
+  /** Results the coordinator had not acknowledged at exit: spooled, delivered after the next start. */
+  readonly spooled: number;
+}
 
 export interface AgentConfig {
   readonly coordinator: string;
@@ -47,7 +55,14 @@ export interface RunningAgent {
   readonly executor: StepExecutor;
   /** Resolves with a reason if the agent cannot go on (its certificate expired). */
   readonly fatal: Promise<string>;
-  stop(): Promise<void>;
+  /**
+   * Stops: new steps are turned away (the coordinator offers them again later), running steps
+   * get up to `graceMs` to finish (0: none), then are stopped and reported as interrupted;
+   * results are handed over while the stream is up, then the stream closes.
+   */
+  stop(options?: { readonly graceMs?: number }): Promise<StopSummary>;
+  /** While stop() waits for running steps: stop waiting and interrupt them now. */
+  interruptNow(): void;
 }
 
 export class AgentConfigError extends Error {
@@ -163,11 +178,16 @@ export async function startAgent(config: AgentConfig, log: Logger, now: () => nu
     connection,
     executor,
     fatal,
-    async stop() {
+    async stop(options = {}) {
       clearInterval(pruner);
-      // Steps get TERM, then KILL after the grace period, before the process may exit.
-      await executor.cancelAll();
+      // Interrupted steps get TERM, then KILL after the kill grace, before the process may exit.
+      const drained = await executor.drain(options.graceMs ?? 0);
+      const spooled = await executor.waitDelivered(ACK_WAIT_MS);
       await connection?.stop();
+      return { ...drained, spooled };
+    },
+    interruptNow() {
+      executor.interruptNow();
     },
   };
 }

@@ -46,6 +46,18 @@ export interface ExecutorDeps {
   readonly killGraceMs: number;
 }
 
+/** The abort reason of steps stopped because the agent is shutting down (not a cancel). */
+const SHUTDOWN = Symbol('agent shutdown');
+
+export const INTERRUPTED_ERROR = 'interrupted: the agent was stopped before the step finished (its processes got TERM, then KILL); the coordinator runs the step again when the agent is back';
+
+export interface DrainSummary {
+  /** Steps that finished on their own during the grace period. */
+  readonly finished: number;
+  /** Steps stopped when the grace period ran out (reported as `interrupted`). */
+  readonly interrupted: number;
+}
+
 interface Running {
   readonly request: StepRequest;
   readonly entry: SpoolEntry;
@@ -68,6 +80,9 @@ export class StepExecutor {
   private idleWaiters: Array<() => void> = [];
   /** Set when the agent stops: steps that arrive after that are turned away as busy. */
   private stopping = false;
+  /** Ends a drain's grace period early (a second stop signal). */
+  private interruptNowFn: (() => void) | undefined;
+  private deliveredWaiters: Array<() => void> = [];
 
   constructor(private readonly d: ExecutorDeps) {}
 
@@ -138,6 +153,7 @@ export class StepExecutor {
     const entry = this.unacked.get(stepId);
     if (!entry) return;
     this.unacked.delete(stepId);
+    this.checkDelivered();
     if (refused) {
       this.d.log.error({ event: 'step.result_refused_by_coordinator', stepRunId: stepId, reason: refused }, `the coordinator refused this result: ${refused}; kept in the spool's refused/ folder`);
       void entry.setAside().catch((e: unknown) => this.d.log.error({ event: 'spool.set_aside_failed', stepRunId: stepId, err: e }, 'setting a refused result aside failed'));
@@ -160,14 +176,66 @@ export class StepExecutor {
     if (!this.starting.has(stepId)) this.background(this.reject({ executionId, stepId }, 'canceled', 'canceled before it started on this agent'), 'step.reject_failed', stepId);
   }
 
-  /** Cancels every running step (agent shutting down) and resolves when they have stopped. */
-  async cancelAll(): Promise<void> {
-    // From now on nothing new starts: the coordinator offers turned-away steps again later.
+  /**
+   * The agent is stopping: nothing new starts (steps offered now are turned away as busy, and
+   * the coordinator offers them again later), running steps get up to `graceMs` to finish, and
+   * whatever still runs then is stopped and reported as `interrupted` — an agent shutdown, which
+   * the coordinator does not count as the step failing. Resolves once no step runs.
+   */
+  async drain(graceMs: number): Promise<DrainSummary> {
     this.stopping = true;
-    this.d.log.info({ event: 'agent.shutdown_started', running: this.running.size, starting: this.starting.size }, 'shutting down: new steps are turned away, running ones canceled');
-    for (const r of this.running.values()) r.abort.abort();
-    if (this.running.size === 0 && this.starting.size === 0) return;
-    await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    const busy = this.running.size + this.starting.size;
+    this.d.log.info({ event: 'agent.shutdown_started', running: this.running.size, starting: this.starting.size, graceMs }, 'shutting down: new steps are turned away; running ones get the grace period');
+    if (busy === 0) return { finished: 0, interrupted: 0 };
+    if (graceMs > 0) {
+      this.d.log.info({ event: 'agent.draining', running: busy, graceMs }, `waiting up to ${graceMs} ms for ${busy} running step(s) to finish`);
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(t);
+          resolve();
+        };
+        const t = setTimeout(done, graceMs);
+        this.idleWaiters.push(done);
+        this.interruptNowFn = done;
+      });
+      this.interruptNowFn = undefined;
+    }
+    const left = [...this.running.values()];
+    for (const r of left) {
+      this.d.log.warn({ event: 'step.interrupting', executionId: r.request.executionId, stepRunId: r.request.stepId }, 'stopping a running step: the agent is shutting down');
+      r.abort.abort(SHUTDOWN);
+    }
+    if (this.running.size > 0 || this.starting.size > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    return { finished: Math.max(0, busy - left.length), interrupted: left.length };
+  }
+
+  /** During a drain: stop waiting for running steps and interrupt them now. */
+  interruptNow(): void {
+    this.interruptNowFn?.();
+  }
+
+  /**
+   * Resolves when every finished result has been acknowledged by the coordinator, the stream is
+   * down (they stay spooled for the next connection), or after `timeoutMs`.
+   */
+  async waitDelivered(timeoutMs: number): Promise<number> {
+    if (this.unacked.size > 0 && this.d.link() !== undefined) {
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(t);
+          this.deliveredWaiters = this.deliveredWaiters.filter((w) => w !== done);
+          resolve();
+        };
+        const t = setTimeout(done, timeoutMs);
+        this.deliveredWaiters.push(done);
+      });
+    }
+    return this.unacked.size;
+  }
+
+  private checkDelivered(): void {
+    if (this.unacked.size > 0) return;
+    for (const w of [...this.deliveredWaiters]) w();
   }
 
   private settled(): void {
@@ -259,7 +327,9 @@ export class StepExecutor {
     const link = this.d.link();
     const run: Running = { request, entry, abort: new AbortController(), startGeneration: link?.generation, needsResend: link === undefined };
     this.running.set(request.stepId, run);
-    if (this.canceledEarly.has(request.stepId) || this.stopping) run.abort.abort(); // canceled, or the agent began stopping, while it was being set up
+    // Canceled, or the agent began stopping, while it was being set up.
+    if (this.canceledEarly.has(request.stepId)) run.abort.abort();
+    else if (this.stopping) run.abort.abort(SHUTDOWN);
     this.d.log.info({ event: 'step.accepted', executionId: request.executionId, stepRunId: request.stepId, runbookId: request.runbookId || undefined }, 'step accepted');
     void this.execute(run).catch((e: unknown) => this.d.log.error({ event: 'step.execute_failed', stepRunId: request.stepId, err: e }, 'running a step failed'));
   }
@@ -320,20 +390,25 @@ export class StepExecutor {
         error: `runner failed: ${(e as Error).message}`,
       };
     }
-    this.running.delete(request.stepId);
-    this.settled();
+    // Stopped by the agent's shutdown, not by a cancel or the step itself: say so.
+    const interrupted = run.abort.signal.aborted && run.abort.signal.reason === SHUTDOWN && result.status === 'canceled';
     await this.seal(entry, request, {
-      status: result.status,
+      status: interrupted ? 'interrupted' : result.status,
       exitCode: result.exitCode ?? -1,
       signal: result.signal ?? '',
       startedAtMs: result.startedAtMs,
       finishedAtMs: result.finishedAtMs,
       stdout: { sha: result.stdout.sha256, bytes: result.stdout.capturedBytes, truncated: result.stdout.truncated },
       stderr: { sha: result.stderr.sha256, bytes: result.stderr.capturedBytes, truncated: result.stderr.truncated },
-      error: result.error ?? '',
+      error: interrupted ? INTERRUPTED_ERROR : (result.error ?? ''),
+    }).finally(() => {
+      // Only once its result is sealed (and so counted as unacknowledged) is the step done:
+      // a stopping agent waits for exactly that before it waits for acknowledgements.
+      this.running.delete(request.stepId);
+      this.settled();
     });
     this.d.log.info(
-      { event: 'step.finished', executionId: request.executionId, stepRunId: request.stepId, status: result.status, exitCode: result.exitCode, ms: result.finishedAtMs - result.startedAtMs },
+      { event: 'step.finished', executionId: request.executionId, stepRunId: request.stepId, status: interrupted ? 'interrupted' : result.status, exitCode: result.exitCode, ms: result.finishedAtMs - result.startedAtMs },
       'step finished',
     );
     const live = this.d.link();

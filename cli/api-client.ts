@@ -1,11 +1,29 @@
 /** The CLI's client for the coordinator HTTP API: errors come back as HandrailErrors with the server's message. */
 import { HandrailError, type ErrorKind } from '../core/errors.js';
 
+/**
+ * A --server value must be an http(s) URL: "localhost:8080" parses as a URL with the scheme
+ * "localhost:", so it is caught here, as bad usage, with what to type instead.
+ */
+export function checkServerUrl(base: string): void {
+  let url: URL | undefined;
+  try {
+    url = new URL(base);
+  } catch {
+    url = undefined;
+  }
+  if (url && (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '') return;
+  const bare = base.replace(/^[a-z]+:\/\//i, '');
+  throw new HandrailError('invalid_argument', `--server "${base}" is not an http(s) URL`, { hint: `give the scheme, e.g. --server http://${bare || '127.0.0.1:8080'} (or HANDRAIL_SERVER=http://${bare || '127.0.0.1:8080'})` });
+}
+
 export class ApiClient {
   constructor(
     private readonly base: string,
     private readonly token: string | undefined,
-  ) {}
+  ) {
+    checkServerUrl(base);
+  }
 
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
     const res = await this.raw(method, path, body);
@@ -28,7 +46,12 @@ export class ApiClient {
 
   /** `headers`: more request headers (e.g. Last-Event-ID); `signal` aborts the request. */
   async raw(method: string, path: string, body?: unknown, accept = 'application/json', extra: { headers?: Record<string, string>; signal?: AbortSignal } = {}): Promise<Response> {
-    if (!this.token) throw new HandrailError('unauthenticated', 'no API token: pass --token or set HANDRAIL_TOKEN (`handrail user token NAME` issues one)');
+    // Bad usage (exit 2), not a failed request: say what to type.
+    if (!this.token) {
+      throw new HandrailError('invalid_argument', 'no API token: pass --token TOKEN or set HANDRAIL_TOKEN=TOKEN', {
+        hint: 'an admin issues one on the coordinator host with `handrail user token YOUR_NAME`',
+      });
+    }
     try {
       return await fetch(`${this.base.replace(/\/$/, '')}${path}`, {
         method,

@@ -1,13 +1,15 @@
 /**
  * The `handrail` command: finds the subcommand, resolves its options (flag > env > config
  * file > default) and maps outcomes to exit codes: 0 ok, 1 the work failed, 2 bad usage or
- * input. A user mistake prints a message, never a stack trace.
+ * input. A user mistake prints a message, never a stack trace; a typo gets "did you mean".
  */
 import { HandrailError } from '../core/errors.js';
 import { useEd25519Backend } from '../core/ed25519.js';
+import { HANDRAIL_VERSION } from '../core/version.js';
 import type { CliIo } from './io.js';
 import { helpText, parseCommand, UsageError, type CommandSpec, type ParsedCommand } from './options.js';
 import { ed25519Choice } from './settings.js';
+import { suggest } from './suggest.js';
 
 interface Command {
   readonly spec: CommandSpec;
@@ -42,6 +44,8 @@ const REGISTRY: ReadonlyArray<{ readonly name: string; readonly load: () => Prom
   { name: 'audit verify', load: async () => { const m = await import('./commands/audit.js'); return { spec: m.auditVerify, run: m.runAuditVerify }; } },
   { name: 'audit rotate-key', load: async () => { const m = await import('./commands/audit-keys.js'); return { spec: m.auditRotateKey, run: m.runAuditRotateKey }; } },
   { name: 'audit checkpoint', load: async () => { const m = await import('./commands/audit-checkpoint.js'); return { spec: m.auditCheckpoint, run: m.runAuditCheckpoint }; } },
+  { name: 'runbooks ls', load: async () => { const m = await import('./commands/runbooks.js'); return { spec: m.runbooksList, run: m.runRunbooksList }; } },
+  { name: 'runbooks show', load: async () => { const m = await import('./commands/runbooks.js'); return { spec: m.runbooksShow, run: m.runRunbooksShow }; } },
   { name: 'runbooks lint', load: async () => { const m = await import('./commands/runbooks.js'); return { spec: m.runbooksLint, run: m.runRunbooksLint }; } },
   { name: 'runbooks reload', load: async () => { const m = await import('./commands/runbooks.js'); return { spec: m.runbooksReload, run: m.runRunbooksReload }; } },
   { name: 'policy explain', load: async () => { const m = await import('./commands/policy.js'); return { spec: m.policyExplain, run: m.runPolicyExplain }; } },
@@ -53,32 +57,82 @@ const REGISTRY: ReadonlyArray<{ readonly name: string; readonly load: () => Prom
 
 const INPUT_KINDS = new Set(['invalid_argument', 'failed_precondition', 'not_found', 'already_exists']);
 
+const isHelp = (a: string | undefined): boolean => a === '--help' || a === '-h';
+
+function listing(commands: readonly Command[]): string[] {
+  const width = Math.max(...commands.map((c) => c.spec.name.length)) + 2;
+  return commands.map((c) => `  ${c.spec.name.padEnd(width)}${c.spec.summary.split('. ')[0]?.replace(/\.$/, '')}`);
+}
+
 async function overview(): Promise<string> {
   const commands = await Promise.all(REGISTRY.map((r) => r.load()));
-  const lines = ['Usage: handrail COMMAND [options]   (handrail COMMAND --help for details)', '', 'Commands:'];
-  const width = Math.max(...commands.map((c) => c.spec.name.length)) + 2;
-  for (const c of commands) lines.push(`  ${c.spec.name.padEnd(width)}${c.spec.summary.split('. ')[0]?.replace(/\.$/, '')}`);
+  const lines = ['Usage: handrail COMMAND [options]   (handrail COMMAND --help for details)', '', 'Commands:', ...listing(commands), '', '  --version           print the version'];
   return lines.join('\n') + '\n';
+}
+
+/** `handrail executions --help`: the commands of one group. */
+async function groupHelp(group: string): Promise<string> {
+  const commands = await Promise.all(REGISTRY.filter((r) => r.name.startsWith(`${group} `)).map((r) => r.load()));
+  return [`Usage: handrail ${group} COMMAND [options]   (handrail ${group} COMMAND --help for details)`, '', 'Commands:', ...listing(commands)].join('\n') + '\n';
+}
+
+/** Every word a command line may start with ("agents", "run", "audit" …) and every full command name. */
+function knownNames(): string[] {
+  return [...new Set(REGISTRY.flatMap((c) => [c.name, c.name.split(' ')[0] as string]))];
+}
+
+function didYouMean(names: readonly string[]): string {
+  return names.length === 0 ? '' : `; did you mean ${names.map((n) => `"handrail ${n}"`).join(' or ')}?`;
 }
 
 export async function main(argv: readonly string[], io: CliIo): Promise<number> {
   useEd25519Backend(ed25519Choice(io.env));
-  if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
-    (argv.length === 0 ? io.err : io.out)(await overview());
-    return argv.length === 0 ? 2 : 0;
+  const [first, second] = argv;
+  if (first === undefined) {
+    io.err(await overview());
+    return 2;
   }
-  const two = `${argv[0]} ${argv[1] ?? ''}`;
-  const entry = REGISTRY.find((c) => c.name === two) ?? REGISTRY.find((c) => c.name === argv[0]);
+  if (first === '--version' || first === 'version') {
+    io.out(`handrail ${HANDRAIL_VERSION}\n`);
+    return 0;
+  }
+  if (isHelp(first) || (first === 'help' && second === undefined)) {
+    io.out(await overview());
+    return 0;
+  }
+  if (first === 'help') return main([...argv.slice(1), '--help'], io);
+  const two = `${first} ${second ?? ''}`;
+  const entry = REGISTRY.find((c) => c.name === two) ?? REGISTRY.find((c) => c.name === first);
   if (!entry) {
-    const group = REGISTRY.filter((c) => c.name.startsWith(`${argv[0]} `));
+    const group = REGISTRY.filter((c) => c.name.startsWith(`${first} `));
     if (group.length > 0) {
-      io.err(`handrail ${argv[0]}: choose one of: ${group.map((c) => c.name.split(' ')[1]).join(', ')}\n`);
-    } else {
-      io.err(`handrail: unknown command "${argv[0]}"\n\n${await overview()}`);
+      if (isHelp(second)) {
+        io.out(await groupHelp(first));
+        return 0;
+      }
+      if (second === undefined || second.startsWith('-')) {
+        io.err(`handrail ${first}: give a command: ${group.map((c) => c.name.split(' ')[1]).join(', ')}\n\n${await groupHelp(first)}`);
+        return 2;
+      }
+      const near = suggest(second, group.map((c) => c.name.split(' ')[1] as string)).map((n) => `${first} ${n}`);
+      io.err(`handrail: unknown command "${first} ${second}"${didYouMean(near)}\n  \`handrail ${first} --help\` lists: ${group.map((c) => c.name.split(' ')[1]).join(', ')}\n`);
+      return 2;
     }
+    const typed = second !== undefined && !second.startsWith('-') ? `${first} ${second}` : first;
+    const near = suggest(typed, knownNames());
+    const nearFirst = near.length > 0 || typed === first ? near : suggest(first, knownNames());
+    io.err(`handrail: unknown command "${typed === first ? first : typed}"${didYouMean(nearFirst)}\n  \`handrail --help\` lists every command\n`);
     return 2;
   }
   const cmd = await entry.load();
+  if (!entry.name.includes(' ') && !cmd.spec.allowPositionals && second !== undefined && !second.startsWith('-')) {
+    // `handrail agent ls`: a word after a command that takes none is a typo of another command.
+    const near = suggest(`${first} ${second}`, REGISTRY.map((c) => c.name).filter((n) => n.includes(' ')));
+    if (near.length > 0) {
+      io.err(`handrail: unknown command "${first} ${second}"${didYouMean(near)}\n`);
+      return 2;
+    }
+  }
   const rest = argv.slice(cmd.spec.name.split(' ').length);
   try {
     const parsed = parseCommand(cmd.spec, rest, io.env);
@@ -111,6 +165,13 @@ function reportError(e: unknown, spec: CommandSpec, io: CliIo): number {
 
 const isEntry = process.argv[1] !== undefined && /(?:^|[/\\])(?:main\.js|handrail(?:-agent)?(?:\.js)?)$/.test(process.argv[1]);
 if (isEntry) {
+  // `handrail agents ls | head -1`: the reader went away; that is not an error worth a stack trace.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(0);
+      process.exitCode = 1;
+    });
+  }
   const io: CliIo = {
     out: (t) => void process.stdout.write(t),
     err: (t) => void process.stderr.write(t),

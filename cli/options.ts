@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import type * as Yaml from 'yaml';
 import { HandrailError } from '../core/errors.js';
 import { parseDuration } from '../core/duration.js';
+import { suggest } from './suggest.js';
 
 export interface OptionSpec {
   readonly type: 'string' | 'boolean';
@@ -21,6 +22,11 @@ export interface OptionSpec {
   readonly default?: string | boolean;
   readonly description: string;
   readonly placeholder?: string;
+  /**
+   * The values a string option may take: anything else (from the flag, the environment or the
+   * config file) is a usage error, "expected one of …". Listed in --help.
+   */
+  readonly choices?: readonly string[];
 }
 
 export type OptionSpecs = Readonly<Record<string, OptionSpec>>;
@@ -70,25 +76,47 @@ export function parseCommand(spec: CommandSpec, argv: readonly string[], env: No
   const configFile = (parsed.values['config'] as string | undefined) ?? env['HANDRAIL_CONFIG'];
   const fileValues = configFile ? readConfigFile(configFile) : {};
   const values: OptionValues = {};
+  /** Where each value came from, for messages: `--flag`, `ENV_VAR` or `file: key`. */
+  const where: Record<string, string> = {};
   for (const [name, o] of Object.entries(all)) {
     const flag = parsed.values[name];
     if (flag !== undefined) {
       values[name] = flag as string | boolean | string[];
+      where[name] = `--${name}`;
       continue;
     }
     const fromEnv = o.env ? env[o.env] : undefined;
     if (fromEnv !== undefined && fromEnv !== '') {
       values[name] = o.type === 'boolean' ? parseBool(fromEnv, o.env as string) : o.multiple ? fromEnv.split(',').map((s) => s.trim()) : fromEnv;
+      where[name] = o.env as string;
       continue;
     }
     const fromFile = o.configKey ? fileValues[o.configKey] : undefined;
     if (fromFile !== undefined && fromFile !== null) {
       values[name] = coerceFileValue(fromFile, o, o.configKey as string, configFile as string);
+      where[name] = `${configFile as string}: ${o.configKey as string}`;
       continue;
     }
     values[name] = o.default;
+    where[name] = `--${name} (default)`;
+  }
+  if (parsed.values['help'] !== true) {
+    for (const [name, o] of Object.entries(all)) checkChoice(o, values[name], where[name] as string, spec);
   }
   return { values, positionals: parsed.positionals };
+}
+
+/** A value outside an option's `choices` is bad usage: say what it may be, and the nearest one. */
+function checkChoice(o: OptionSpec, value: OptionValues[string], where: string, spec: CommandSpec): void {
+  if (!o.choices || value === undefined || typeof value === 'boolean') return;
+  for (const v of Array.isArray(value) ? value : [value]) {
+    if (o.choices.includes(v)) continue;
+    const near = suggest(v, o.choices)[0];
+    throw new UsageError(
+      `${where} "${v}" is not valid: expected one of ${o.choices.join(', ')}${near ? ` (did you mean "${near}"?)` : ''}`,
+      `see \`handrail ${spec.name} --help\``,
+    );
+  }
 }
 
 function parseBool(text: string, where: string): boolean {
@@ -140,7 +168,7 @@ export function helpText(spec: CommandSpec): string {
   const lines = [`Usage: handrail ${spec.usage}`, '', spec.summary, '', 'Options:'];
   const rows = Object.entries(all).map(([name, o]) => {
     const flag = `${o.short ? `-${o.short}, ` : ''}--${name}${o.type === 'string' ? ` ${o.placeholder ?? 'VALUE'}` : ''}`;
-    const extra = [o.env ? `env ${o.env}` : '', o.configKey ? `config ${o.configKey}` : '', o.default !== undefined && o.default !== false ? `default ${String(o.default)}` : '']
+    const extra = [o.choices ? `one of ${o.choices.join(', ')}` : '', o.env ? `env ${o.env}` : '', o.configKey ? `config ${o.configKey}` : '', o.default !== undefined && o.default !== false ? `default ${String(o.default)}` : '']
       .filter(Boolean)
       .join('; ');
     return [flag, o.description + (extra ? ` (${extra})` : '')] as const;

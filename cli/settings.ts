@@ -10,7 +10,7 @@ export const RUNBOOKS_DIR: OptionSpec = { type: 'string', env: 'HANDRAIL_RUNBOOK
 export const SERVER: OptionSpec = { type: 'string', env: 'HANDRAIL_SERVER', configKey: 'server', default: 'http://127.0.0.1:8080', placeholder: 'URL', description: 'coordinator HTTP API' };
 export const API_TOKEN: OptionSpec = { type: 'string', env: 'HANDRAIL_TOKEN', configKey: 'token', placeholder: 'TOKEN', description: 'API token (`handrail user token NAME`)' };
 export const JSON_OUTPUT: OptionSpec = { type: 'boolean', description: 'print JSON instead of a table' };
-export const LOG_LEVEL: OptionSpec = { type: 'string', env: 'HANDRAIL_LOG_LEVEL', configKey: 'logLevel', default: 'info', placeholder: 'LEVEL', description: 'trace, debug, info, warn, error' };
+export const LOG_LEVEL: OptionSpec = { type: 'string', env: 'HANDRAIL_LOG_LEVEL', configKey: 'logLevel', default: 'info', placeholder: 'LEVEL', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], description: 'how much the process logs (JSON lines on stderr)' };
 
 /**
  * HANDRAIL_ED25519=openssl: this process signs and verifies Ed25519 through node:crypto

@@ -40,7 +40,7 @@ export function str(o: Obj, key: string, path: Path, issues: Issues, opts: { req
     return undefined;
   }
   if (typeof v !== 'string') {
-    issues.add([...path, key], `"${key}" must be a string`);
+    issues.add([...path, key], `"${key}" must be a string${yamlScalarHint(key, v)}`);
     return undefined;
   }
   if (opts.max !== undefined && v.length > opts.max) {
@@ -101,6 +101,16 @@ export function strList(o: Obj, key: string, path: Path, issues: Issues, opts: {
     }
   });
   return out;
+}
+
+/**
+ * YAML reads an unquoted true, false, 3 or 1.10 as a boolean or a number, not as the text that
+ * was written: say so, and how to keep it text.
+ */
+export function yamlScalarHint(key: string, v: unknown): string {
+  if (typeof v === 'boolean') return `: YAML reads an unquoted ${String(v)} as a boolean; quote it to keep it text (${key}: "${String(v)}")`;
+  if (typeof v === 'number') return `: YAML reads an unquoted ${String(v)} as a number; quote it to keep it text (${key}: "${String(v)}")`;
+  return '';
 }
 
 /** The allowed word closest to `word` (edit distance ≤ 2), for "did you mean" hints. */

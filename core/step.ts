@@ -29,7 +29,12 @@ export interface StepRequest {
   readonly maxOutputBytes: number;
 }
 
-export type StepStatus = 'succeeded' | 'failed' | 'timed_out' | 'canceled' | 'error';
+/**
+ * `interrupted`: the agent was stopped (SIGTERM: an upgrade, a reboot) while the step ran and
+ * its grace period ran out. An agent shutdown, not a step failure: the coordinator runs the
+ * step again when the agent is back and never counts it against retries or runs onFailure.
+ */
+export type StepStatus = 'succeeded' | 'failed' | 'timed_out' | 'canceled' | 'error' | 'interrupted';
 
 export interface StepResult {
   readonly executionId: string;

@@ -1,6 +1,9 @@
 /** `handrail agent`: enroll on first start (token + CA), then hold the stream and run steps. */
 import { hostname } from 'node:os';
 import { startAgent } from '../../agent/agent.js';
+import { StateDir } from '../../agent/state-dir.js';
+import { access } from 'node:fs/promises';
+import { ALLOW_KEYS_IN_GIT, refuseKeysInWorkTree } from '../git-guard.js';
 import { parseLabelList } from '../../core/labels.js';
 import type { CliIo } from '../io.js';
 import { createLogger } from '../logger.js';
@@ -23,6 +26,14 @@ export const agentCommand: CommandSpec = {
     'allow-adhoc': { type: 'boolean', env: 'HANDRAIL_ALLOW_ADHOC', configKey: 'allowAdhoc', description: 'allow ad-hoc commands (overrides the local policy file)' },
     'max-steps': { type: 'string', env: 'HANDRAIL_MAX_STEPS', configKey: 'maxSteps', default: '16', placeholder: 'N', description: 'steps run at once, at most' },
     'kill-grace': { type: 'string', configKey: 'killGrace', default: '5s', placeholder: 'DURATION', description: 'time between TERM and KILL on timeout or cancel' },
+    'stop-grace': {
+      type: 'string',
+      env: 'HANDRAIL_STOP_GRACE',
+      configKey: 'stopGrace',
+      default: '30s',
+      placeholder: 'DURATION',
+      description: 'on SIGTERM/SIGINT, how long running steps may go on; then they are stopped and reported as interrupted, which the coordinator runs again when the agent is back (a second signal interrupts at once)',
+    },
     'work-dir': { type: 'string', env: 'HANDRAIL_WORK_DIR', configKey: 'workDir', placeholder: 'DIR', description: 'default working directory of steps (default: STATE_DIR/work)' },
     'allow-ca-key-recovery': {
       type: 'boolean',
@@ -30,6 +41,8 @@ export const agentCommand: CommandSpec = {
       configKey: 'allowCaKeyRecovery',
       description: 'accept a dispatch key set signed by the CA alone (recovery after losing the dispatch keys; off by default, since a CA key thief could then swap them)',
     },
+    'stop-on-stdin-close': { type: 'boolean', description: 'stop (as on SIGTERM) when standard input closes: for a supervisor holding a pipe to the agent, as `handrail demo` does, so the agent never outlives it' },
+    'allow-keys-in-git': ALLOW_KEYS_IN_GIT,
     'log-level': LOG_LEVEL,
   },
 };
@@ -53,11 +66,16 @@ export async function runAgent(p: ParsedCommand, io: CliIo): Promise<number> {
     if (v !== undefined) baseEnv[k] = v;
   }
   const allowAdhoc = p.values['allow-adhoc'] === undefined ? undefined : bool(p.values, 'allow-adhoc');
+  const stopGraceMs = durationSetting(p, 'stop-grace');
+  const stateDir = str(p.values, 'state-dir') as string;
+  // Enrollment writes the agent's private key: not where git could pick it up.
+  const credentials = new StateDir(stateDir).credentialsFile;
+  if (!(await access(credentials).then(() => true, () => false))) await refuseKeysInWorkTree([credentials], bool(p.values, 'allow-keys-in-git'));
   const agent = await startAgent(
     {
       coordinator: required(p.values, 'coordinator', agentCommand),
       ...(str(p.values, 'server-name') ? { serverName: str(p.values, 'server-name') as string } : {}),
-      stateDir: str(p.values, 'state-dir') as string,
+      stateDir,
       ...(str(p.values, 'token') ? { token: str(p.values, 'token') as string } : {}),
       ...(str(p.values, 'ca') ? { caFile: str(p.values, 'ca') as string } : {}),
       name: str(p.values, 'name') ?? hostname().split('.')[0] ?? 'agent',
@@ -79,10 +97,27 @@ export async function runAgent(p: ParsedCommand, io: CliIo): Promise<number> {
   const fatal = await new Promise<string | undefined>((resolve) => {
     process.once('SIGINT', () => resolve(undefined));
     process.once('SIGTERM', () => resolve(undefined));
+    if (bool(p.values, 'stop-on-stdin-close')) {
+      process.stdin.once('end', () => resolve(undefined));
+      process.stdin.once('close', () => resolve(undefined));
+      process.stdin.on('data', () => undefined).resume();
+    }
     agent.fatal.then(resolve).catch((e: unknown) => log.error({ event: 'agent.fatal_watch_failed', err: e }, 'watching for a fatal agent condition failed'));
   });
-  log.info({ event: 'agent.stopping', agentId: agent.agentId, reason: fatal ?? 'signal' }, 'stopping: running steps are canceled, new ones turned away');
-  await agent.stop();
+  const running = agent.executor.runningCount;
+  log.info(
+    { event: 'agent.stopping', agentId: agent.agentId, reason: fatal ?? 'signal', running, stopGraceMs },
+    running > 0 ? `stopping: new steps are turned away; ${running} running step(s) get up to ${stopGraceMs} ms to finish` : 'stopping: new steps are turned away',
+  );
+  if (running > 0 && stopGraceMs > 0) io.err(`handrail agent: stopping; waiting up to ${Math.round(stopGraceMs / 1000)} s for ${running} running step(s) (signal again to interrupt them now)\n`);
+  const again = (): void => {
+    log.warn({ event: 'agent.interrupt_now', agentId: agent.agentId }, 'second stop signal: interrupting running steps now');
+    agent.interruptNow();
+  };
+  process.on('SIGINT', again);
+  process.on('SIGTERM', again);
+  const summary = await agent.stop({ graceMs: stopGraceMs });
+  log.info({ event: 'agent.stopped', agentId: agent.agentId, ...summary }, `stopped: ${summary.finished} step(s) finished, ${summary.interrupted} interrupted, ${summary.spooled} result(s) spooled for the next start`);
   log.flush();
   if (fatal) {
     io.err(`handrail agent: ${fatal}\n`);

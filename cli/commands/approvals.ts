@@ -39,6 +39,11 @@ export async function runApprovalsList(p: ParsedCommand, io: CliIo): Promise<num
   const api = new ApiClient(str(p.values, 'server') as string, str(p.values, 'token'));
   const r = await api.request<{ approvals: PendingApproval[] }>('GET', '/api/v1/approvals');
   if (bool(p.values, 'json')) io.out(JSON.stringify(r) + '\n');
-  else printTable(io, ['EXECUTION', 'RUNBOOK', 'BY', 'TARGETS', 'APPROVALS', 'REASON'], r.approvals.map((a) => [a.executionId, a.runbookId ?? '', a.requestedBy, a.targets, `${a.approvals.length}/${a.required}`, a.reason ?? '']));
+  else printTable(io, ['EXECUTION', 'RUNBOOK', 'BY', 'TARGETS', 'APPROVALS', 'REASON', 'OPTIONS'], r.approvals.map((a) => [a.executionId, a.runbookId ?? '', a.requestedBy, a.targets, `${a.approvals.length}/${a.required}`, a.reason ?? '', formatOptions(a.options)]));
   return 0;
+}
+
+/** `k=v` pairs as given (secrets already masked by the API), so an approver sees what would run. */
+function formatOptions(options: Record<string, string>): string {
+  return Object.entries(options).map(([k, v]) => `${k}=${v}`).join(' ');
 }

@@ -1,9 +1,12 @@
 /** `handrail coordinator`: run the coordinator (agent gateway, API, engine) until SIGINT/SIGTERM. */
+import { access } from 'node:fs/promises';
+import { join } from 'node:path';
 import { startServer } from '../../server/server.js';
+import { ALLOW_KEYS_IN_GIT, refuseKeysInWorkTree } from '../git-guard.js';
 import type { CliIo } from '../io.js';
 import { createLogger } from '../logger.js';
 import { parseListen } from '../listen-address.js';
-import { durationSetting, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
+import { bool, durationSetting, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
 import { CERTS_DIR, DATA_DIR, GRPC_LISTEN, HTTP_LISTEN, LOG_LEVEL, RUNBOOKS_DIR } from '../settings.js';
 
 export const coordinatorCommand: CommandSpec = {
@@ -24,6 +27,7 @@ export const coordinatorCommand: CommandSpec = {
     'checkpoint-interval': { type: 'string', env: 'HANDRAIL_CHECKPOINT_INTERVAL', configKey: 'checkpointInterval', default: '10m', placeholder: 'DURATION', description: 'how often a signed audit checkpoint is written and logged (event audit.checkpoint)' },
     'lost-after': { type: 'string', env: 'HANDRAIL_LOST_AFTER', configKey: 'lostAfter', default: '60s', placeholder: 'DURATION', description: 'grace after a step\'s timeout (or, untaken, its request\'s expiry) before a silent agent\'s step is given up as lost' },
     'offline-wait': { type: 'string', env: 'HANDRAIL_OFFLINE_WAIT', configKey: 'offlineWait', default: '15s', placeholder: 'DURATION', description: 'how long a step waits for an offline agent before its node fails' },
+    'allow-keys-in-git': ALLOW_KEYS_IN_GIT,
     'log-level': LOG_LEVEL,
   },
 };
@@ -34,9 +38,13 @@ export async function runCoordinator(p: ParsedCommand, io: CliIo): Promise<numbe
   if (!Number.isInteger(enrollRate) || enrollRate < 0) throw new UsageError('--enroll-rate-limit must be a whole number (0 for no limit)');
   const maxOutput = Number(str(p.values, 'max-output'));
   if (!Number.isInteger(maxOutput) || maxOutput <= 0) throw new UsageError('--max-output must be a positive number of bytes');
+  const dataDir = str(p.values, 'data-dir') as string;
+  // The first start makes the signing keys (dispatch, audit) under DATA_DIR/keys.
+  const keysDir = join(dataDir, 'keys');
+  if (!(await access(keysDir).then(() => true, () => false))) await refuseKeysInWorkTree([join(keysDir, 'dispatch', 'new.key')], bool(p.values, 'allow-keys-in-git'));
   const server = await startServer(
     {
-      dataDir: str(p.values, 'data-dir') as string,
+      dataDir,
       certsDir: str(p.values, 'certs-dir') as string,
       runbooksDir: str(p.values, 'runbooks-dir') as string,
       grpcListen: parseListen(str(p.values, 'grpc-listen') as string, '--grpc-listen'),

@@ -3,7 +3,7 @@ import { ApiClient } from '../api-client.js';
 import { printTable, type CliIo } from '../io.js';
 import { bool, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
 import { API_TOKEN, JSON_OUTPUT, SERVER } from '../settings.js';
-import type { ExecutionSummary, ExecutionView } from '../../coordinator/engine/execution-queries.js';
+import { EXECUTION_STATES, type ExecutionSummary, type ExecutionView } from '../../coordinator/engine/execution-queries.js';
 import { followExecution } from '../follow.js';
 
 const api = (p: ParsedCommand): ApiClient => new ApiClient(str(p.values, 'server') as string, str(p.values, 'token'));
@@ -15,7 +15,7 @@ export const executionsList: CommandSpec = {
   options: {
     server: SERVER,
     token: API_TOKEN,
-    state: { type: 'string', placeholder: 'STATE', description: 'queued, awaiting_approval, running, succeeded, failed, canceled, timed_out' },
+    state: { type: 'string', placeholder: 'STATE', choices: EXECUTION_STATES, description: 'only executions in this state' },
     runbook: { type: 'string', placeholder: 'ID', description: 'only this runbook' },
     user: { type: 'string', placeholder: 'NAME', description: 'only executions this user requested' },
     limit: { type: 'string', default: '20', placeholder: 'N', description: 'how many' },

@@ -23,7 +23,7 @@ export const policyExplain: CommandSpec = {
     group: { type: 'string', multiple: true, placeholder: 'GROUP', description: 'groups to assume instead of the user store\'s' },
     runbook: { type: 'string', placeholder: 'ID', description: 'the runbook' },
     targets: { type: 'string', placeholder: 'SELECTOR', description: 'narrow the runbook\'s targets' },
-    action: { type: 'string', default: 'run', placeholder: 'ACTION', description: `one of ${ACTIONS.join(', ')}` },
+    action: { type: 'string', default: 'run', placeholder: 'ACTION', choices: ACTIONS, description: 'the action to decide' },
     'runbooks-dir': RUNBOOKS_DIR,
     'data-dir': DATA_DIR,
     json: JSON_OUTPUT,
@@ -32,8 +32,7 @@ export const policyExplain: CommandSpec = {
 
 export async function runPolicyExplain(p: ParsedCommand, io: CliIo): Promise<number> {
   const user = required(p.values, 'user', policyExplain);
-  const action = str(p.values, 'action') as string;
-  if (!(ACTIONS as readonly string[]).includes(action)) throw new UsageError(`--action must be one of ${ACTIONS.join(', ')}`);
+  const action = str(p.values, 'action') as PolicyAction;
   const dir = str(p.values, 'runbooks-dir') as string;
   const contents = await loadDirectory(dir);
   for (const prob of contents.problems) io.err(`warning: ${formatProblem(prob)}\n`);
@@ -70,7 +69,7 @@ export async function runPolicyExplain(p: ParsedCommand, io: CliIo): Promise<num
   const selector = loaded ? intersect(loaded.runbook.spec.selector, narrowed) : narrowed;
   const req = {
     subject: { user, groups },
-    action: action as PolicyAction,
+    action,
     ...(loaded ? { runbook: { id: loaded.runbook.metadata.id, tags: loaded.runbook.metadata.tags, owner: loaded.runbook.metadata.owner } } : {}),
     ...(loaded && (action === 'run' || action === 'cancel') ? { targets: { selector, ...(agents ? { agents: agents.filter((a) => matches(selector, a.labels)) } : {}) } } : {}),
   };

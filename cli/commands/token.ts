@@ -1,5 +1,6 @@
 /** `handrail token create|ls|revoke`: bootstrap tokens for enrolling agents. */
 import { withDataDir } from '../data-dir.js';
+import type { BootstrapTokenRow } from '../../coordinator/registry/bootstrap-token.js';
 import { formatLabels, parseLabelList } from '../../core/labels.js';
 import { printTable, type CliIo } from '../io.js';
 import { bool, durationSetting, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
@@ -44,6 +45,19 @@ export async function runTokenCreate(p: ParsedCommand, io: CliIo): Promise<numbe
   });
 }
 
+export type TokenState = 'revoked' | 'used' | 'expired' | 'active';
+
+/**
+ * What became of a token, first things first: revoked, else used up (a spent token stays
+ * "used" after its expiry passes), else expired, else active.
+ */
+export function tokenState(t: Pick<BootstrapTokenRow, 'revokedAt' | 'expiresAt' | 'uses' | 'usesAllowed'>, now: number): TokenState {
+  if (t.revokedAt !== null) return 'revoked';
+  if (t.uses >= t.usesAllowed) return 'used';
+  if (t.expiresAt <= now) return 'expired';
+  return 'active';
+}
+
 export const tokenList: CommandSpec = {
   name: 'token ls',
   usage: 'token ls [--json]',
@@ -55,7 +69,7 @@ export async function runTokenList(p: ParsedCommand, io: CliIo): Promise<number>
   return withDataDir(p, io, async (data) => {
     const tokens = await data.tokens.list();
     const now = io.now();
-    const state = (t: (typeof tokens)[number]): string => (t.revokedAt !== null ? 'revoked' : t.expiresAt <= now ? 'expired' : t.uses >= t.usesAllowed ? 'used' : 'active');
+    const state = (t: (typeof tokens)[number]): TokenState => tokenState(t, now);
     if (bool(p.values, 'json')) {
       io.out(JSON.stringify({ tokens: tokens.map((t) => ({ id: t.id, state: state(t), uses: t.uses, usesAllowed: t.usesAllowed, expiresAt: new Date(t.expiresAt).toISOString(), labels: t.labels, namePattern: t.namePattern, description: t.description })) }) + '\n');
     } else {

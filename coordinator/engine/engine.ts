@@ -15,7 +15,7 @@ import type { StepDispatcher, StepRunOutcome } from './step-dispatcher.js';
 import type { ExecutionEvents } from './execution-events.js';
 import type { OutputSequence } from './output-sequence.js';
 import type { CompiledRunbook, RenderContext } from './compiled-runbook.js';
-import { applyOutcome, approveGate, cancel as cancelProgress, initialProgress, nextActions, nodeUnreachable, type Action, type NodeProgress, type NodeStatus, type Progress } from './scheduler.js';
+import { applyOutcome, approveGate, cancel as cancelProgress, initialProgress, nextActions, nodeUnreachable, stepInterrupted, type Action, type NodeProgress, type NodeStatus, type Progress } from './scheduler.js';
 import { checkApprover } from './approval-rules.js';
 import { runHttpStep } from './http-step.js';
 import { EVERYTHING, formatSelector, intersect, matches, parseSelector, SelectorSyntaxError, type Selector } from '../../core/selector.js';
@@ -105,6 +105,14 @@ interface RunState {
   readonly timers: Set<NodeJS.Timeout>;
   readonly abort: AbortController;
   persistedStatus: NodeStatus[];
+  /** Interruptions by agent shutdowns, per node and step (see MAX_INTERRUPTIONS). */
+  readonly interruptions: Map<string, number>;
+  /**
+   * Nodes whose next step goes out even while their agent is offline: it was stopped (an
+   * upgrade, a reboot) in the middle of a step and is expected back; the request waits for it
+   * until its not-after time instead of the node failing after offlineWaitMs.
+   */
+  readonly awaitingAgent: Set<number>;
   waitingGate: number | null;
   finished: boolean;
   pumping: boolean;
@@ -112,6 +120,14 @@ interface RunState {
 }
 
 const ACTIVE_STATES = ['queued', 'awaiting_approval', 'running'];
+
+/**
+ * How often one step may be interrupted by its agent shutting down before that counts as the
+ * step failing (a step that restarts its own agent would otherwise run forever).
+ */
+export const MAX_INTERRUPTIONS = 3;
+
+const interruptionKey = (node: number, step: number, handler: boolean): string => `${node}:${handler ? 'h' : 's'}${step}`;
 
 export class ExecutionEngine {
   private readonly runs = new Map<string, RunState>();
@@ -320,6 +336,16 @@ export class ExecutionEngine {
       const handler = sr.handler === 1;
       p = { ...p, nodes: p.nodes.map((x, k) => (k === i ? { ...x, status: 'running', step: sr.step_index, attempt: sr.attempt, inHandlers: handler, busy: true } : x)) };
       const open = sr.state === 'dispatched' || sr.state === 'running';
+      const key = interruptionKey(i, sr.step_index, handler);
+      const interruptions = sr.state === 'interrupted' ? (run.interruptions.get(key) ?? 0) + 1 : 0;
+      if (sr.state === 'interrupted') run.interruptions.set(key, interruptions);
+      if (sr.state === 'interrupted' && interruptions < MAX_INTERRUPTIONS) {
+        // Its agent stopped during the step: it runs again (see interrupted()).
+        p = stepInterrupted(p, i);
+        run.awaitingAgent.add(i);
+        continue;
+      }
+      run.awaitingAgent.delete(i);
       if (!open) {
         p = applyOutcome(runbook.plan, p, i, sr.state === 'succeeded' ? 'succeeded' : 'failed', sr.error ?? sr.state);
       } else if (runbook.step(handler, sr.step_index).kind !== 'agent') {
@@ -352,6 +378,8 @@ export class ExecutionEngine {
       timers: new Set(),
       abort: new AbortController(),
       persistedStatus: nodes.map(() => 'pending'),
+      interruptions: new Map(),
+      awaitingAgent: new Set(),
       waitingGate: null,
       finished: false,
       pumping: false,
@@ -422,7 +450,8 @@ export class ExecutionEngine {
       this.pump(run);
     };
     if (info.kind === 'agent') {
-      if (!this.d.gateway.isOnline(n.agentId)) {
+      const expectedBack = run.awaitingAgent.delete(node);
+      if (!expectedBack && !this.d.gateway.isOnline(n.agentId)) {
         // Agents reconnect after blips and coordinator restarts: give this one a moment.
         run.open.set(stepRunId, { node, step, handler, attempt });
         this.d.gateway
@@ -550,10 +579,35 @@ export class ExecutionEngine {
     if (!run) return;
     const open = this.closeOpen(run, o.stepRunId);
     if (!open || run.finished) return;
+    if (o.state === 'interrupted' && this.interrupted(run, open)) {
+      this.d.events.changed(run.id);
+      this.pump(run);
+      return;
+    }
     const reason = o.state === 'succeeded' ? null : `${o.state}${o.exitCode !== null && o.state === 'failed' ? ` (exit ${o.exitCode})` : ''}${o.error ? `: ${o.error}` : ''}`;
     run.progress = applyOutcome(run.runbook.plan, run.progress, open.node, o.state === 'succeeded' ? 'succeeded' : 'failed', reason);
     this.d.events.changed(run.id);
     this.pump(run);
+  }
+
+  /**
+   * A step its agent stopped in the middle of (shutdown): runs again when the agent is back,
+   * not counted as a failure. Returns false once the step was interrupted too often: then it is
+   * an outcome like any failure.
+   */
+  private interrupted(run: RunState, open: OpenRun): boolean {
+    const key = interruptionKey(open.node, open.step, open.handler);
+    const times = (run.interruptions.get(key) ?? 0) + 1;
+    run.interruptions.set(key, times);
+    if (times >= MAX_INTERRUPTIONS) return false;
+    const n = run.nodes[open.node] as NodeRef;
+    this.d.log.info(
+      { event: 'step.interrupted', executionId: run.id, agentId: n.agentId, step: run.runbook.step(open.handler, open.step).name, times },
+      `agent ${n.name} stopped during the step; it runs again when the agent is back`,
+    );
+    run.awaitingAgent.add(open.node);
+    run.progress = stepInterrupted(run.progress, open.node);
+    return true;
   }
 
   private async awaitGate(run: RunState, step: number): Promise<void> {

@@ -11,6 +11,7 @@
  *    then, unless the step continues on error, the node runs the onFailure handlers and fails.
  *  - once more than `maxErrors` nodes have failed, no further node (rolling) or step (parallel)
  *    starts; nodes that did not finish are `skipped`.
+ *  - a step interrupted by an agent shutdown runs again (stepInterrupted): it is not an outcome.
  *  - the execution succeeds only if every node succeeded.
  */
 
@@ -84,6 +85,17 @@ function withNode(p: Progress, i: number, patch: Partial<NodeProgress>): Progres
 /** A node could not be reached (offline, revoked, refused): it fails without running handlers. */
 export function nodeUnreachable(p: Progress, node: number, reason: string): Progress {
   return withNode(p, node, { status: 'failed', busy: false, reason });
+}
+
+/**
+ * The node's step (or handler) was interrupted by its agent shutting down: not an outcome. The
+ * node stays running and the same step starts again with the same attempt number (not counted
+ * against `retries`, no onFailure); a canceled execution just lets the node go idle.
+ */
+export function stepInterrupted(p: Progress, node: number): Progress {
+  const n = p.nodes[node];
+  if (!n || isDone(n.status)) return p;
+  return withNode(p, node, { busy: false, attempt: p.canceled ? n.attempt : Math.max(0, n.attempt - 1) });
 }
 
 /** Folds one step outcome into the progress. */

@@ -50,7 +50,7 @@ export interface DispatchSpec {
 }
 
 export type StepRunState = 'dispatched' | 'running' | StepStatus | 'rejected' | 'expired' | 'lost';
-export const TERMINAL_STEP_STATES: ReadonlySet<StepRunState> = new Set(['succeeded', 'failed', 'timed_out', 'canceled', 'error', 'rejected', 'expired', 'lost']);
+export const TERMINAL_STEP_STATES: ReadonlySet<StepRunState> = new Set(['succeeded', 'failed', 'timed_out', 'canceled', 'error', 'interrupted', 'rejected', 'expired', 'lost']);
 
 export interface StepRunOutcome {
   readonly stepRunId: string;

@@ -56,6 +56,7 @@ const STATUS_TO_WIRE: Record<StepStatus, WireStepStatus> = {
   timed_out: WireStepStatus.STEP_STATUS_TIMED_OUT,
   canceled: WireStepStatus.STEP_STATUS_CANCELED,
   error: WireStepStatus.STEP_STATUS_ERROR,
+  interrupted: WireStepStatus.STEP_STATUS_INTERRUPTED,
 };
 
 export function statusFromWire(s: WireStepStatus): StepStatus {
@@ -68,6 +69,8 @@ export function statusFromWire(s: WireStepStatus): StepStatus {
       return 'timed_out';
     case WireStepStatus.STEP_STATUS_CANCELED:
       return 'canceled';
+    case WireStepStatus.STEP_STATUS_INTERRUPTED:
+      return 'interrupted';
     default:
       return 'error';
   }

@@ -191,6 +191,10 @@ describe('an execution, followed and read', () => {
     const id = started.body.executionId;
     const inbox = (await fleet.api<{ approvals: PendingApproval[] }>('GET', '/api/v1/approvals', undefined, will)).body.approvals.find((a) => a.executionId === id);
     expect(inbox).toMatchObject({ reason: 'ticket OPS-42', options: { reason: 'rotate the certs' }, from: ['group:web-leads'], approvals: [] });
+    const table = await cli(['approvals'], { ...env, HANDRAIL_TOKEN: will });
+    expect(table.code, table.stderr).toBe(0);
+    expect(table.stdout).toMatch(/^EXECUTION +RUNBOOK +BY +TARGETS +APPROVALS +REASON +OPTIONS$/m);
+    expect(table.stdout.split('\n').find((l) => l.startsWith(id))).toMatch(/ guarded +wendy .* 0\/1 +ticket OPS-42 +reason=rotate the certs$/);
     const waiting = (await fleet.api<ExecutionView>('GET', `/api/v1/executions/${id}`, undefined, will)).body;
     expect(waiting.pendingApproval).toMatchObject({ gate: -1, required: 1, from: ['group:web-leads'], approvals: 0 });
     expect((await fleet.api('POST', `/api/v1/executions/${id}/approve`, { comment: 'checked the change' }, will)).status).toBe(200);

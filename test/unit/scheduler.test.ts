@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { applyOutcome, approveGate, cancel, concurrencyLimit, initialProgress, nextActions, nodeUnreachable, type Action, type Plan, type PlanStep, type Progress } from '../../coordinator/engine/scheduler.js';
+import { applyOutcome, approveGate, cancel, concurrencyLimit, initialProgress, nextActions, nodeUnreachable, stepInterrupted, type Action, type Plan, type PlanStep, type Progress } from '../../coordinator/engine/scheduler.js';
 
 const step = (name: string, o: Partial<PlanStep> = {}): PlanStep => ({ name, retries: 0, retryBackoffMs: 1000, continueOnError: false, gate: false, ...o });
 const plan = (o: Partial<Plan> = {}): Plan => ({ strategy: 'rolling', concurrency: { count: 1 }, maxErrors: 0, steps: [step('a'), step('b')], onFailure: [], ...o });
@@ -128,3 +128,52 @@ describe('scheduler', () => {
     expect(nextActions(pl, p).actions).toEqual([{ kind: 'finish', state: 'canceled', reason: 'canceled' }]);
   });
 });
+
+describe('a step its agent stopped in the middle of (stepInterrupted)', () => {
+  const run = (pl: Plan, p: Progress): { p: Progress; started: string[] } => {
+    const r = nextActions(pl, p);
+    return { p: r.progress, started: runs(r.actions) };
+  };
+
+  it.each([
+    ['rolling', plan({ onFailure: [step('page')] })],
+    ['parallel', plan({ strategy: 'parallel', onFailure: [step('page')] })],
+  ] as const)('%s: runs the same step again with the same attempt, no onFailure, the other nodes unaffected', (_, pl) => {
+    let { p, started } = run(pl, initialProgress(['agt-0', 'agt-1']));
+    const first = started[0] as string;
+    expect(first).toBe('0:0#1');
+    p = stepInterrupted(p, 0);
+    expect(p.nodes[0]).toMatchObject({ status: 'running', step: 0, attempt: 0, busy: false, inHandlers: false });
+    ({ p, started } = run(pl, p));
+    expect(started).toContain('0:0#1');
+    expect(started.some((s) => s.includes('h'))).toBe(false);
+  });
+
+  it('does not count against retries', () => {
+    const pl = plan({ steps: [step('a', { retries: 1 })] });
+    let { p } = run(pl, initialProgress(['agt-0']));
+    p = applyOutcome(pl, p, 0, 'failed', 'exit 1'); // attempt 1 failed: one retry left
+    ({ p } = run(pl, p));
+    expect(p.nodes[0]!.attempt).toBe(2);
+    p = stepInterrupted(p, 0); // the retry was interrupted
+    const again = run(pl, p);
+    expect(again.started).toEqual(['0:0#2']);
+    p = applyOutcome(pl, again.p, 0, 'succeeded', null);
+    expect(p.nodes[0]!.status).toBe('succeeded');
+  });
+
+  it('reruns an interrupted onFailure handler, and leaves finished or canceled nodes alone', () => {
+    const pl = plan({ steps: [step('a')], onFailure: [step('page'), step('log')] });
+    let { p } = run(pl, initialProgress(['agt-0']));
+    p = applyOutcome(pl, p, 0, 'failed', 'exit 1');
+    let started: string[];
+    ({ p, started } = run(pl, p));
+    expect(started).toEqual(['0:0h#1']);
+    p = stepInterrupted(p, 0);
+    ({ p, started } = run(pl, p));
+    expect(started).toEqual(['0:0h#1']);
+    const canceled = cancel(p);
+    expect(stepInterrupted(canceled, 0)).toEqual(canceled);
+  });
+});
+

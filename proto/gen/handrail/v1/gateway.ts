@@ -36,8 +36,13 @@ export enum StepStatus {
   STEP_STATUS_FAILED = 2,
   STEP_STATUS_TIMED_OUT = 3,
   STEP_STATUS_CANCELED = 4,
-  /** STEP_STATUS_ERROR - The agent could not start the command, or lost it (e.g. the agent restarted). */
+  /** STEP_STATUS_ERROR - The agent could not start the command, or lost it (e.g. the agent crashed and restarted). */
   STEP_STATUS_ERROR = 5,
+  /**
+   * STEP_STATUS_INTERRUPTED - The agent was asked to stop while the step ran and stopped it when its grace period ran
+   * out: an agent shutdown, not a failure of the step (the coordinator runs it again).
+   */
+  STEP_STATUS_INTERRUPTED = 6,
   UNRECOGNIZED = -1,
 }
 

@@ -1,0 +1,114 @@
+/**
+ * `handrail demo`, stopped with Ctrl-C while a rolling runbook runs and started again: the
+ * coordinator stops first and the agents after it, so nothing fails — the execution resumes and
+ * succeeds on both nodes, its onFailure handler ("paging web on-call") never runs — and the
+ * second start reuses the three API tokens instead of minting three more, saying what it resumed.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { access, mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLI, ROOT, cli, waitFor } from '../helpers/processes.js';
+
+interface Demo {
+  readonly child: ChildProcess;
+  readonly url: string;
+  readonly tokens: Record<string, string>;
+  readonly banner: string;
+  stderr: string;
+}
+
+let dir: string;
+let demo: Demo | undefined;
+
+/** Starts the demo and waits for its banner (stdout), whose tokens and URL it returns. */
+async function startDemo(): Promise<Demo> {
+  const child = spawn(process.execPath, [CLI, 'demo', '--dir', dir, '--runbooks-dir', join(ROOT, 'test', 'fixtures', 'engine'), '--http-listen', '127.0.0.1:0', '--grpc-listen', '127.0.0.1:0'], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  const d: { stderr: string } = { stderr: '' };
+  child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+  child.stderr.on('data', (b: Buffer) => (d.stderr += b.toString()));
+  const banner = await waitFor(() => (out.includes('Running the demo again resumes.') ? out : undefined), 90_000, `the demo banner; stderr: ${d.stderr.slice(-2000)}`);
+  const url = /REST API\s+(http:\/\/\S+)\/api\/v1/.exec(banner)?.[1] as string;
+  const tokens: Record<string, string> = {};
+  for (const m of banner.matchAll(/^ {2}(admin|alice|bob) \(\S+\)\s.*\s(hru_\S+)$/gm)) tokens[m[1] as string] = m[2] as string;
+  return Object.assign(d, { child, url, tokens, banner });
+}
+
+async function stopDemo(d: Demo, waitForAgentsLine?: () => Promise<void>): Promise<number | null> {
+  const exited = new Promise<number | null>((r) => (d.child.exitCode !== null ? r(d.child.exitCode) : d.child.once('exit', (code) => r(code))));
+  d.child.kill('SIGINT');
+  await waitForAgentsLine?.();
+  return exited;
+}
+
+async function api<T>(d: Demo, method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
+  const res = await fetch(`${d.url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${d.tokens['admin']}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  return { status: res.status, body: (await res.json()) as T };
+}
+
+interface View {
+  state: string;
+  nodes: Array<{ agentName: string; state: string }>;
+  steps: Array<{ agentId: string; handler: boolean; state: string }>;
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'hr-demo-'));
+});
+afterAll(async () => {
+  if (demo && demo.child.exitCode === null) await stopDemo(demo);
+});
+
+describe('handrail demo, stopped and started again', () => {
+  it('resumes a running execution without failing it, and reuses its API tokens', async () => {
+    demo = await startDemo();
+    expect(demo.banner).toContain('new demo: CA, store, users and agents created');
+    expect(Object.keys(demo.tokens).sort()).toEqual(['admin', 'alice', 'bob']);
+    const first = demo.tokens;
+
+    const gate = join(dir, 'gate');
+    const started = await api<{ executionId: string }>(demo, 'POST', '/api/v1/executions', { runbook: 'until-released', options: { gate }, targets: 'role=web' });
+    expect(started.status, JSON.stringify(started.body)).toBe(201);
+    const id = started.body.executionId;
+    const d1 = demo;
+    await waitFor(async () => ((await api<View>(d1, 'GET', `/api/v1/executions/${id}`)).body.steps.some((s) => s.state === 'running') ? true : undefined), 30_000, 'the step to run on web-1');
+
+    // Ctrl-C: once the coordinator is down the gate opens; the agent's step finishes (or, past
+    // its grace, is interrupted and runs again after the restart): either way nothing fails.
+    const code = await stopDemo(demo, async () => {
+      await waitFor(() => (d1.stderr.includes('stopping the coordinator') ? true : undefined), 30_000, 'the demo to stop the coordinator');
+      await writeFile(gate, '');
+    });
+    expect(code).toBe(0);
+
+    demo = await startDemo();
+    expect(demo.tokens).toEqual(first);
+    expect(demo.banner).toContain('resumed:         store and CA from an earlier run; 3 of 3 agents were enrolled already');
+    expect(demo.banner).toContain(`1 execution(s) in progress picked up again: ${id} until-released (running)`);
+    expect(demo.banner).toContain('API tokens: 3 of 3 reused');
+    const d2 = demo;
+    const done = await waitFor(async () => {
+      const v = (await api<View>(d2, 'GET', `/api/v1/executions/${id}`)).body;
+      return v.state === 'running' ? undefined : v;
+    }, 60_000, 'the execution to finish');
+    expect(done.state, JSON.stringify(done)).toBe('succeeded');
+    expect(done.nodes.map((n) => `${n.agentName}:${n.state}`)).toEqual(['web-1:succeeded', 'web-2:succeeded']);
+    expect(done.steps.filter((s) => s.handler)).toEqual([]);
+    expect(await access(`${gate}.paged`).then(() => true, () => false)).toBe(false);
+
+    // Exactly one live API token per demo user, however often the demo started.
+    const tokens = await cli(['user', 'tokens', '--json', '--data-dir', join(dir, 'data')]);
+    const live = (JSON.parse(tokens.stdout) as { tokens: Array<{ userName: string; revokedAt: number | null; expiresAt: number }> }).tokens.filter((t) => t.revokedAt === null && t.expiresAt > Date.now());
+    expect(live.map((t) => t.userName).sort()).toEqual(['admin', 'alice', 'bob']);
+    expect(await stopDemo(demo)).toBe(0);
+  });
+});
