@@ -13,6 +13,7 @@ import { AuditLog } from './audit/audit-log.js';
 import { TokenStore } from './registry/token-store.js';
 import { AgentRegistry } from './registry/agent-registry.js';
 import { UserStore } from './auth/user-store.js';
+import { SessionStore } from './auth/session-store.js';
 
 export interface DataDir {
   readonly path: string;
@@ -22,6 +23,8 @@ export interface DataDir {
   readonly tokens: TokenStore;
   readonly registry: AgentRegistry;
   readonly users: UserStore;
+  /** Portal login sessions. */
+  readonly sessions: SessionStore;
   close(): Promise<void>;
 }
 
@@ -43,6 +46,7 @@ export async function openDataDir(path: string, now: () => number = Date.now, lo
     tokens: new TokenStore(db, audit),
     registry: new AgentRegistry(db, audit),
     users: new UserStore(db, audit, log),
+    sessions: new SessionStore(db, audit),
     close: () => db.close(),
   };
 }

@@ -39,6 +39,8 @@ export const AuditEvents = {
   loginFailed: 'login.failed',
   keyRotated: 'key.rotated',
   agentConnectionRefused: 'agent.connection_refused',
+  loginSucceeded: 'login.succeeded',
+  sessionEnded: 'session.ended',
 } as const;
 
 export type AuditEventType = (typeof AuditEvents)[keyof typeof AuditEvents];
@@ -71,6 +73,8 @@ export const AUDIT_CODES: Readonly<Record<AuditEventType, string>> = {
   'login.failed': 'HR5005',
   'key.rotated': 'HR6001',
   'agent.connection_refused': 'HR1105',
+  'login.succeeded': 'HR5006',
+  'session.ended': 'HR5007',
 };
 
 /** Every event type, in catalog order. */
@@ -136,6 +140,10 @@ export interface AuditPayloads {
   'user.changed': { user: string; change: string; groups?: readonly string[] };
   'api_token.created': { user: string; tokenId: string; expiresAt: string; description: string | null };
   'api_token.revoked': { tokenId: string };
+  /**
+   * `user`: the name that was tried (cut to 64 characters; it may name no user), or `unknown`
+   * when none was given (an API token that did not authenticate).
+   */
   'login.failed': { user: string; remote: string; reason: string };
   'key.rotated': { purpose: string; previousKeyId: string | null; keyId: string };
   /**
@@ -144,6 +152,10 @@ export interface AuditPayloads {
    * Emit at most one per remote address and reason per minute: refusals must not flood the log.
    */
   'agent.connection_refused': { agentId: string | null; certificateSerial: string | null; remote: string; reason: string; count: number };
+  /** A portal login with a password: `sessionId` is the session's public id (never its cookie secret). */
+  'login.succeeded': { user: string; remote: string; sessionId: string; expiresAt: string };
+  /** A portal session ended before it expired: `reason` is `logout` or `revoked`. */
+  'session.ended': { user: string; sessionId: string; reason: string };
 }
 
 /** The `rule` of a decision no rule made (default deny). Rule ids are `<policy>/<rule>`, so it cannot name one. */

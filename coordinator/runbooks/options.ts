@@ -4,7 +4,7 @@
  * and what is expected.
  */
 import { DEFAULT_OPTION_MAX_LENGTH, type OptionDef, type Runbook } from './model.js';
-import { echo } from '../../core/echo.js';
+import { ECHO_CHARS, echo } from '../../core/echo.js';
 
 export const MASK = '********' as const;
 
@@ -52,6 +52,17 @@ export interface ResolvedOptions {
   readonly secretNames: string[];
   /** Problems, each naming the option and what is expected; empty when valid. */
   readonly issues: string[];
+  /** The same problems by option, worded to stand beside the option's field ("is required"). */
+  readonly problems: OptionProblem[];
+}
+
+export interface OptionProblem {
+  /** The option the problem is about (for an unknown option, the name that was given). */
+  readonly option: string;
+  /** Whether the runbook declares the option (a form has a field for it). */
+  readonly declared: boolean;
+  /** What is wrong, without the option's name: "is required", "12 is above the maximum 5". */
+  readonly message: string;
 }
 
 function defsOf(from: Runbook | readonly OptionDef[]): readonly OptionDef[] {
@@ -71,40 +82,48 @@ function typedValue(def: OptionDef, value: string): OptionValue {
  */
 export function resolveOptions(runbook: Runbook | readonly OptionDef[], provided: Readonly<Record<string, string>>): ResolvedOptions {
   const defs = defsOf(runbook);
+  const problems: OptionProblem[] = [];
   const issues: string[] = [];
+  const problem = (option: string, declared: boolean, message: string, issue: string): void => {
+    problems.push({ option, declared, message });
+    issues.push(issue);
+  };
   const values: Record<string, string> = {};
   const typed: Record<string, OptionValue> = {};
   const display: Record<string, string> = {};
   const known = new Set(defs.map((d) => d.name));
   for (const name of Object.keys(provided)) {
-    if (!known.has(name)) issues.push(`unknown option ${echo(name)}${known.size ? ` (this runbook takes: ${[...known].join(', ')})` : ' (this runbook takes no options)'}`);
+    if (!known.has(name)) {
+      const takes = known.size ? ` (this runbook takes: ${[...known].join(', ')})` : ' (this runbook takes no options)';
+      problem(name.slice(0, ECHO_CHARS), false, `is not an option of this runbook${takes}`, `unknown option ${echo(name)}${takes}`);
+    }
   }
   for (const def of defs) {
     const given = Object.prototype.hasOwnProperty.call(provided, def.name) ? provided[def.name] : undefined;
     if (given !== undefined && typeof given !== 'string') {
-      issues.push(`option "${def.name}" must be given as a string`);
+      problem(def.name, true, 'must be given as a string', `option "${def.name}" must be given as a string`);
       continue;
     }
     const textual = def.type === 'string' || def.type === 'secret';
     const value = given === undefined || (given === '' && !textual) ? def.default : given;
     if (value === undefined) {
-      if (def.required) issues.push(`option "${def.name}" is required${def.description ? ` (${def.description})` : ''}`);
+      if (def.required) problem(def.name, true, 'is required', `option "${def.name}" is required${def.description ? ` (${def.description})` : ''}`);
       continue;
     }
     if (value === '' && def.required) {
-      issues.push(`option "${def.name}" is required and cannot be empty`);
+      problem(def.name, true, 'is required and cannot be empty', `option "${def.name}" is required and cannot be empty`);
       continue;
     }
-    const problem = checkOptionValue(def, value);
-    if (problem) {
-      issues.push(`option "${def.name}" ${problem}`);
+    const wrong = checkOptionValue(def, value);
+    if (wrong) {
+      problem(def.name, true, wrong, `option "${def.name}" ${wrong}`);
       continue;
     }
     values[def.name] = value;
     typed[def.name] = typedValue(def, value);
     display[def.name] = def.type === 'secret' ? MASK : value;
   }
-  return { values, typed, display, secretNames: defs.filter((d) => d.type === 'secret').map((d) => d.name), issues };
+  return { values, typed, display, secretNames: defs.filter((d) => d.type === 'secret').map((d) => d.name), issues, problems };
 }
 
 /** `values` with every secret option's value replaced by "********" (for logs, records, pages). */

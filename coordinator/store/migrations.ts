@@ -218,6 +218,27 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX step_output_seq ON step_output (seq);
   CREATE INDEX step_output_run_seq ON step_output (step_run_id, seq);
   `,
+  // 4: portal logins. The cookie holds a random secret; only its SHA-256 is stored, so a copy of
+  // the store lets nobody act as a logged-in user. `id` is the public name that audit records and
+  // revocation use. A session ends at `expires_at` (absolute), after `idle_timeout_ms` without a
+  // request, or when `ended_at` is set (logout, revocation).
+  `
+  CREATE TABLE web_sessions (
+    id TEXT PRIMARY KEY,
+    secret_sha256 TEXT NOT NULL UNIQUE,
+    user_name TEXT NOT NULL REFERENCES users (name),
+    created_at INTEGER NOT NULL,
+    last_seen_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    idle_timeout_ms INTEGER NOT NULL,
+    remote TEXT NOT NULL DEFAULT '',
+    user_agent TEXT NOT NULL DEFAULT '',
+    ended_at INTEGER,
+    end_reason TEXT
+  );
+  CREATE INDEX web_sessions_user ON web_sessions (user_name) WHERE ended_at IS NULL;
+  CREATE INDEX web_sessions_expires ON web_sessions (expires_at);
+  `,
 ];
 
 export async function migrate(db: Database): Promise<void> {

@@ -28,4 +28,6 @@ export const AUDIT_SAMPLES: { readonly [T in AuditEventType]: AuditPayloads[T] }
   'login.failed': { user: 'mallory', remote: '10.0.0.66', reason: 'bad password' },
   'key.rotated': { purpose: 'audit', previousKeyId: 'audit-0123456789abcdef', keyId: 'audit-fedcba9876543210' },
   'agent.connection_refused': { agentId: 'agt-1', certificateSerial: '1A2B', remote: 'ipv4:10.0.0.5:5555', reason: 'revoked', count: 1 },
+  'login.succeeded': { user: 'alice', remote: '10.0.0.7', sessionId: 'ses-0123456789abcdef', expiresAt: '2026-11-23T17:00:00.123Z' },
+  'session.ended': { user: 'alice', sessionId: 'ses-0123456789abcdef', reason: 'logout' },
 };

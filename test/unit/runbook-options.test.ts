@@ -29,6 +29,20 @@ describe('option values', () => {
     expect(checkOptionValue(def, value)).toBe(problem);
   });
 
+  it('gives every problem by option too, worded to stand beside its field', () => {
+    const defs = [opt({ name: 'reason', type: 'string', required: true }), opt({ name: 'days', type: 'integer', max: 30 }), opt({ name: 'token', type: 'secret', pattern: '^x+$' })];
+    const r = resolveOptions(defs, { days: '31', token: 'hunter2', bogus: 'y' });
+    expect(r.problems).toEqual([
+      { option: 'bogus', declared: false, message: 'is not an option of this runbook (this runbook takes: reason, days, token)' },
+      { option: 'reason', declared: true, message: 'is required' },
+      { option: 'days', declared: true, message: '31 is above the maximum 30' },
+      { option: 'token', declared: true, message: 'the value does not match the pattern ^x+$' },
+    ]);
+    expect(r.issues).toHaveLength(4);
+    expect(r.issues[2]).toBe('option "days" 31 is above the maximum 30');
+    expect(resolveOptions(defs, { reason: 'ok' }).problems).toEqual([]);
+  });
+
   it('never echoes a secret value in a problem', () => {
     const p = checkOptionValue(opt({ name: 'p', type: 'secret', pattern: '^x$' }), 'hunter2-secret');
     expect(p).not.toContain('hunter2');
