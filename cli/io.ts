@@ -4,6 +4,8 @@ export interface CliIo {
   err(text: string): void;
   readonly env: NodeJS.ProcessEnv;
   now(): number;
+  /** All of standard input, for commands that take a secret on it; absent when there is none to read (a terminal). */
+  readStdin?(): Promise<string>;
 }
 
 export function printTable(io: CliIo, headers: readonly string[], rows: ReadonlyArray<readonly string[]>): void {

@@ -30,6 +30,7 @@ const REGISTRY: ReadonlyArray<{ readonly name: string; readonly load: () => Prom
   { name: 'agents ls', load: async () => { const m = await import('./commands/agents.js'); return { spec: m.agentsList, run: m.runAgentsList }; } },
   { name: 'agents revoke', load: async () => { const m = await import('./commands/agents.js'); return { spec: m.agentsRevoke, run: m.runAgentsRevoke }; } },
   { name: 'user add', load: async () => { const m = await import('./commands/user.js'); return { spec: m.userAdd, run: m.runUserAdd }; } },
+  { name: 'user password', load: async () => { const m = await import('./commands/user.js'); return { spec: m.userPassword, run: m.runUserPassword }; } },
   { name: 'user token', load: async () => { const m = await import('./commands/user.js'); return { spec: m.userToken, run: m.runUserToken }; } },
   { name: 'user ls', load: async () => { const m = await import('./commands/user.js'); return { spec: m.userList, run: m.runUserList }; } },
   { name: 'user tokens', load: async () => { const m = await import('./commands/user.js'); return { spec: m.userTokens, run: m.runUserTokens }; } },
@@ -163,6 +164,12 @@ function reportError(e: unknown, spec: CommandSpec, io: CliIo): number {
   return 1;
 }
 
+async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 const isEntry = process.argv[1] !== undefined && /(?:^|[/\\])(?:main\.js|handrail(?:-agent)?(?:\.js)?)$/.test(process.argv[1]);
 if (isEntry) {
   // `handrail agents ls | head -1`: the reader went away; that is not an error worth a stack trace.
@@ -177,6 +184,7 @@ if (isEntry) {
     err: (t) => void process.stderr.write(t),
     env: process.env,
     now: Date.now,
+    ...(process.stdin.isTTY ? {} : { readStdin: () => readAll(process.stdin) }),
   };
   main(process.argv.slice(2), io).then(
     (code) => {

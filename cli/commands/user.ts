@@ -1,4 +1,5 @@
-/** `handrail user add|token|ls|password`: users, groups and API tokens (on the coordinator host). */
+/** `handrail user add|token|ls|password|…`: users, groups, portal passwords and API tokens (on the coordinator host). */
+import { randomBytes } from 'node:crypto';
 import { withDataDir } from '../data-dir.js';
 import { printTable, type CliIo } from '../io.js';
 import { bool, durationSetting, list, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
@@ -20,6 +21,35 @@ export async function runUserAdd(p: ParsedCommand, io: CliIo): Promise<number> {
   return withDataDir(p, io, async (data) => {
     const u = await data.users.add(name, list(p.values, 'group'), actor(io), io.now());
     io.out(`user ${u.name} added${u.groups.length ? ` (groups: ${u.groups.join(', ')})` : ''}\n`);
+    return 0;
+  });
+}
+
+export const userPassword: CommandSpec = {
+  name: 'user password',
+  usage: 'user password NAME (--generate | < FILE)',
+  summary:
+    'Set the password a user logs in to the portal with: read from standard input (one line; pipe it, e.g. `printf %s "$PW" | handrail user password alice`), or --generate prints a new random one once. Ends the user\'s portal sessions.',
+  options: { 'data-dir': DATA_DIR, generate: { type: 'boolean', description: 'make a random password and print it (once)' } },
+  allowPositionals: true,
+};
+
+export async function runUserPassword(p: ParsedCommand, io: CliIo): Promise<number> {
+  const name = p.positionals[0];
+  if (!name) throw new UsageError('give the user name');
+  const generate = bool(p.values, 'generate');
+  let password: string;
+  if (generate) password = randomBytes(18).toString('base64url');
+  else {
+    if (!io.readStdin) throw new UsageError('pipe the password on standard input, or use --generate', 'e.g. printf %s "$PASSWORD" | handrail user password NAME');
+    password = (await io.readStdin()).replace(/\r?\n$/, '');
+    if (password.includes('\n')) throw new UsageError('the password must be one line');
+  }
+  return withDataDir(p, io, async (data) => {
+    await data.users.setPassword(name, password, actor(io));
+    const ended = await data.sessions.endAll(name, 'revoked', actor(io), io.now());
+    if (generate) io.out(`${password}\n`);
+    io.err(`password for ${name} set${ended > 0 ? `; ${ended} portal session${ended === 1 ? '' : 's'} ended` : ''}\n`);
     return 0;
   });
 }

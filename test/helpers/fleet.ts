@@ -73,10 +73,14 @@ export class Fleet {
     return this.adminToken;
   }
 
-  /** Adds a user with groups and returns an API token for them. */
-  async user(name: string, groups: readonly string[]): Promise<string> {
+  /** Adds a user with groups (and a portal password, if given) and returns an API token for them. */
+  async user(name: string, groups: readonly string[], o: { password?: string } = {}): Promise<string> {
     let r = await this.admin(['user', 'add', name, ...groups.flatMap((g) => ['--group', g])]);
     expect(r.code, r.stderr).toBe(0);
+    if (o.password !== undefined) {
+      r = await cli(['user', 'password', name, '--data-dir', this.dataDir], {}, ROOT, o.password);
+      expect(r.code, r.stderr).toBe(0);
+    }
     r = await this.admin(['user', 'token', name]);
     expect(r.code, r.stderr).toBe(0);
     return r.stdout.trim();

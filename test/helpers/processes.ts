@@ -34,13 +34,15 @@ export interface CliResult {
   stderr: string;
 }
 
-export function cli(args: readonly string[], env: Record<string, string> = {}, cwd = ROOT): Promise<CliResult> {
+/** `input`: written to the command's standard input (else it has none). */
+export function cli(args: readonly string[], env: Record<string, string> = {}, cwd = ROOT, input?: string): Promise<CliResult> {
   return new Promise((resolvePromise) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd, env: { ...process.env, HANDRAIL_LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, ...args], { cwd, env: { ...process.env, HANDRAIL_LOG_LEVEL: 'warn', ...env }, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    if (input !== undefined) child.stdin?.end(input);
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('close', (code) => resolvePromise({ code: code ?? -1, stdout, stderr }));
   });
 }
