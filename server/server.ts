@@ -10,10 +10,28 @@ import type { Duplex } from 'node:stream';
 import { createApp } from '../web/app.js';
 import { clientErrorResponse } from '../web/client-error.js';
 import { ExecutionFeed } from '../coordinator/engine/execution-feed.js';
+import { PasswordLogin } from '../coordinator/auth/password-login.js';
 
 export interface ServerConfig extends CoordinatorConfig {
   readonly httpListen: ListenAddress;
+  /** The portal's logins; every field has a default. */
+  readonly portal?: PortalConfig;
 }
+
+export interface PortalConfig {
+  /**
+   * Believe X-Forwarded-Proto, -Host and -For (TLS, origin and client address) from a reverse
+   * proxy in front. Only behind a proxy that sets them and drops what clients send.
+   * @default false
+   */
+  readonly trustProxy?: boolean;
+  /** @default 30 minutes */
+  readonly sessionIdleMs?: number;
+  /** @default 12 hours */
+  readonly sessionMaxMs?: number;
+}
+
+export const PORTAL_DEFAULTS = { trustProxy: false, sessionIdleMs: 30 * 60_000, sessionMaxMs: 12 * 3_600_000 } as const;
 
 export interface RunningServer {
   readonly coordinator: RunningCoordinator;
@@ -32,6 +50,16 @@ export async function startServer(config: ServerConfig, log: Logger, now: () => 
       return () => dispatcher.events.off('output', fn);
     },
     onChanged: (fn) => executionEvents.onChanged(fn),
+  });
+  const portal = { ...PORTAL_DEFAULTS, ...config.portal };
+  const logins = new PasswordLogin({
+    db: data.db,
+    audit: data.audit,
+    users: data.users,
+    sessions: data.sessions,
+    limits: { idleMs: portal.sessionIdleMs, absoluteMs: portal.sessionMaxMs },
+    log,
+    counters,
   });
   const app = createApp({
     db: data.db,
@@ -56,6 +84,9 @@ export async function startServer(config: ServerConfig, log: Logger, now: () => 
     onAuthFailure: (remote, reason) => coordinator.recordAuthFailure(remote, reason),
     log,
     limits: { maxOutputBytes: config.maxOutputBytes },
+    sessions: data.sessions,
+    logins,
+    trust: { trustProxy: portal.trustProxy },
   });
   const http = await new Promise<{ server: ServerType; port: number }>((resolve, reject) => {
     const server = serve({ fetch: app.fetch, hostname: config.httpListen.host, port: config.httpListen.port }, (info) => resolve({ server, port: info.port }));

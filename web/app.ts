@@ -1,5 +1,6 @@
 /**
- * The coordinator's HTTP layer (Hono): the REST API under /api/v1 and Prometheus metrics.
+ * The coordinator's HTTP layer (Hono): the REST API under /api/v1, the portal's pages
+ * (web/pages/portal.ts) and Prometheus metrics.
  *
  * Every route is declared with its request schemas (@hono/zod-openapi): a request with an
  * unknown field, a wrong type or a value out of range is refused with 400 naming the field,
@@ -20,7 +21,7 @@ import type { Counters } from '../coordinator/metrics/counters.js';
 import { HandrailError } from '../core/errors.js';
 import { runbookRoutes } from './api/runbooks.js';
 import { approvalRoutes } from './api/approvals.js';
-import { bearerAuth, type AuthFailureHook } from './auth/bearer.js';
+import type { AuthFailureHook } from './auth/bearer.js';
 import type { Authorizer } from './auth/authorizer.js';
 import { errorBody, errorResponse } from './errors.js';
 import { requestId } from './request-id.js';
@@ -39,6 +40,11 @@ export interface WebLimits {
   /** The coordinator's cap on stored output per stream (an ad-hoc request may not ask for more). */
   readonly maxOutputBytes: number;
 }
+import type { SessionStore } from '../coordinator/auth/session-store.js';
+import type { PasswordLogin } from '../coordinator/auth/password-login.js';
+import type { ClientTrust } from './auth/client-request.js';
+import { sessionOrBearer } from './auth/session-or-bearer.js';
+import { portalRoutes } from './pages/portal.js';
 
 export interface WebDeps {
   readonly db: Database;
@@ -60,6 +66,10 @@ export interface WebDeps {
   readonly onAuthFailure?: AuthFailureHook;
   readonly log: Logger;
   readonly limits?: Partial<WebLimits>;
+  /** Portal logins (web/pages/): sessions, password login, and what to believe of a proxy in front. */
+  readonly sessions: SessionStore;
+  readonly logins: PasswordLogin;
+  readonly trust: ClientTrust;
 }
 
 /** Where the OpenAPI document is served (without a token: it describes the API, not its data). */
@@ -100,7 +110,8 @@ export function createApp(d: WebDeps): OpenAPIHono<ApiEnv> {
   });
 
   const api = apiRouter();
-  api.use('*', bearerAuth(d.users, d.now, d.onAuthFailure));
+  // API tokens; the portal's session cookie too, for GET and HEAD only (web/auth/session-or-bearer.ts).
+  api.use('*', sessionOrBearer({ sessions: d.sessions, users: d.users, now: d.now, trust: d.trust }, d.onAuthFailure));
   api.openapi(
     createRoute({ method: 'get', path: '/whoami', tags: ['meta'], summary: 'The token\'s user', request: { query: NOTHING }, responses: { 200: json(WhoAmI, 'you'), ...errorResponses() } }),
     (c) => {
@@ -114,5 +125,6 @@ export function createApp(d: WebDeps): OpenAPIHono<ApiEnv> {
   api.route('/approvals', approvalRoutes(d.db, d.access));
   api.route('/executions', executionRoutes(d.db, d.executions, d.feed, d.access, d.log));
   app.route('/api/v1', api);
+  app.route('/', portalRoutes(d));
   return app;
 }

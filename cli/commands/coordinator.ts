@@ -28,6 +28,9 @@ export const coordinatorCommand: CommandSpec = {
     'lost-after': { type: 'string', env: 'HANDRAIL_LOST_AFTER', configKey: 'lostAfter', default: '60s', placeholder: 'DURATION', description: 'grace after a step\'s timeout (or, untaken, its request\'s expiry) before a silent agent\'s step is given up as lost' },
     'offline-wait': { type: 'string', env: 'HANDRAIL_OFFLINE_WAIT', configKey: 'offlineWait', default: '15s', placeholder: 'DURATION', description: 'how long a step waits for an offline agent before its node fails' },
     'allow-keys-in-git': ALLOW_KEYS_IN_GIT,
+    'trust-proxy': { type: 'boolean', env: 'HANDRAIL_TRUST_PROXY', configKey: 'trustProxy', description: 'the portal is behind a reverse proxy that terminates TLS: believe its X-Forwarded-Proto/-Host/-For (secure cookies, origin checks, client addresses)' },
+    'session-idle': { type: 'string', env: 'HANDRAIL_SESSION_IDLE', configKey: 'sessionIdle', default: '30m', placeholder: 'DURATION', description: 'a portal login ends after this long without a request' },
+    'session-max': { type: 'string', env: 'HANDRAIL_SESSION_MAX', configKey: 'sessionMax', default: '12h', placeholder: 'DURATION', description: 'a portal login ends this long after it started, however busy' },
     'log-level': LOG_LEVEL,
   },
 };
@@ -58,6 +61,7 @@ export async function runCoordinator(p: ParsedCommand, io: CliIo): Promise<numbe
       checkpointIntervalMs: durationSetting(p, 'checkpoint-interval'),
       offlineWaitMs: durationSetting(p, 'offline-wait'),
       lostAfterMs: durationSetting(p, 'lost-after', 1_000),
+      portal: { trustProxy: bool(p.values, 'trust-proxy'), sessionIdleMs: durationSetting(p, 'session-idle', 60_000), sessionMaxMs: durationSetting(p, 'session-max', 60_000) },
     },
     log,
     io.now,

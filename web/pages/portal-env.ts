@@ -1,0 +1,55 @@
+/**
+ * What the portal's pages are given (PortalDeps) and what each request carries (PortalEnv).
+ * Everything the pages read or do goes through the coordinator's own pieces: the catalog, the
+ * policy authorizer the API uses, the read-side execution queries, and the same execution
+ * control the API calls. The pages hold no SQL.
+ */
+import type { Logger } from 'pino';
+import type { Database } from '../../coordinator/store/database.js';
+import type { User, UserStore } from '../../coordinator/auth/user-store.js';
+import type { SessionStore } from '../../coordinator/auth/session-store.js';
+import type { PasswordLogin } from '../../coordinator/auth/password-login.js';
+import type { Catalog } from '../../coordinator/runbooks/catalog.js';
+import type { AgentRegistry } from '../../coordinator/registry/agent-registry.js';
+import type { ExecutionAccess } from '../../coordinator/engine/execution-access.js';
+import type { Authorizer } from '../auth/authorizer.js';
+import type { ClientTrust } from '../auth/client-request.js';
+import type { SessionVariables } from '../auth/session.js';
+import type { Viewer } from './layout/layout.js';
+
+/** The engine calls the pages make: the API's ExecutionControl, or any object of the same shape. */
+export interface PortalExecutions {
+  start(req: { runbookId: string; options: Record<string, string>; targets: string | undefined; reason: string | undefined; user: User; requestId: string }): Promise<{ executionId: string; state: string }>;
+  cancel(executionId: string, user: User): Promise<boolean>;
+}
+
+export interface PortalDeps {
+  /** For the read-side query modules (coordinator/engine/execution-queries.ts) only. */
+  readonly db: Database;
+  readonly users: UserStore;
+  readonly sessions: SessionStore;
+  readonly logins: PasswordLogin;
+  readonly catalog: Catalog;
+  readonly authz: Authorizer;
+  /** Who may see which executions and agents: the same rules as the API's. */
+  readonly access: ExecutionAccess;
+  readonly executions: PortalExecutions;
+  readonly registry: AgentRegistry;
+  readonly isOnline: (agentId: string) => boolean;
+  readonly now: () => number;
+  readonly trust: ClientTrust;
+  readonly log: Logger;
+}
+
+export type PortalVariables = SessionVariables & {
+  /** Set by web/request-id.ts when the portal runs inside the app; absent in a bare portal. */
+  requestId?: string;
+  /** The posted form's fields, once the CSRF check has passed. */
+  form: Record<string, string>;
+};
+
+export type PortalEnv = { Variables: PortalVariables };
+
+export function viewerOf(v: { readonly user: User; readonly csrfToken: string }): Viewer {
+  return { name: v.user.name, csrfToken: v.csrfToken };
+}

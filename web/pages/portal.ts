@@ -1,0 +1,42 @@
+/**
+ * The self-service portal: server-rendered pages (hono/jsx) for the people who run runbooks,
+ * one folder per page group, on the same policy, engine and store as the REST API.
+ *
+ *   login/      GET/POST /login, POST /logout
+ *   catalog/    GET / and /runbooks: what this user may run
+ *   runbook/    GET /runbooks/:id, POST /runbooks/:id/run: the option form and Run
+ *   execution/  GET /executions/:id, POST /executions/:id/cancel: status, output, live view
+ *   history/    GET /executions
+ *   hosts/      GET /hosts
+ *   layout/     the page frame and small shared pieces
+ *
+ * Sessions and CSRF live in web/auth/ (session.ts, csrf.ts); the stylesheet and the one
+ * script in web/static/. Every page sets a strict Content-Security-Policy, so the script is a
+ * file of our own and nothing inline runs.
+ */
+import { Hono } from 'hono';
+import { staticRoutes } from '../static/assets.js';
+import { loginRoutes } from './login/login.js';
+import { catalogRoutes } from './catalog/catalog.js';
+import { runbookRoutes } from './runbook/runbook.js';
+import { executionRoutes } from './execution/execution.js';
+import { historyRoutes } from './history/history.js';
+import { hostRoutes } from './hosts/hosts.js';
+import { portalErrorHandler } from './page-errors.js';
+import type { PortalDeps, PortalEnv } from './portal-env.js';
+
+export type { PortalDeps, PortalExecutions } from './portal-env.js';
+
+/** The portal's routes, to be mounted at `/` (`app.route('/', portalRoutes(deps))`). */
+export function portalRoutes(d: PortalDeps): Hono<PortalEnv> {
+  const app = new Hono<PortalEnv>();
+  app.onError(portalErrorHandler(d.log));
+  app.route('/', staticRoutes<PortalEnv>());
+  app.route('/', loginRoutes(d));
+  app.route('/', catalogRoutes(d));
+  app.route('/', runbookRoutes(d));
+  app.route('/', historyRoutes(d));
+  app.route('/', executionRoutes(d));
+  app.route('/', hostRoutes(d));
+  return app;
+}
