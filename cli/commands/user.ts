@@ -43,6 +43,7 @@ export async function runUserPassword(p: ParsedCommand, io: CliIo): Promise<numb
   else {
     if (!io.readStdin) throw new UsageError('pipe the password on standard input, or use --generate', 'e.g. printf %s "$PASSWORD" | handrail user password NAME');
     password = (await io.readStdin()).replace(/\r?\n$/, '');
+    if (password === '') throw new UsageError('no password on standard input', 'pipe one in, or use --generate');
     if (password.includes('\n')) throw new UsageError('the password must be one line');
   }
   return withDataDir(p, io, async (data) => {

@@ -155,7 +155,8 @@ function ExecutionPage(p: ExecutionPageData & { csrfToken: string }) {
         </dd>
         {v.reason ? (
           <>
-            <dt>Reason</dt>
+            {/* The engine keeps the requester's reason while it runs and writes the outcome over it at the end. */}
+            <dt>{active ? 'Reason' : 'Outcome'}</dt>
             <dd>{v.reason}</dd>
           </>
         ) : null}

@@ -1,0 +1,269 @@
+/**
+ * The portal in a real headless Chromium (playwright-core driving the system's
+ * /usr/bin/chromium) against a real coordinator and two real local agents: a support user
+ * logs in, sees only the runbooks policy opens to them, gets a field's error with the values
+ * kept, runs a runbook on two hosts and watches its output arrive live before the step ends;
+ * another team's execution is not found by URL; hostile option values render as text;
+ * cross-site and token-less form posts are refused; wrong passwords are throttled; logout
+ * ends the session on the server.
+ *
+ * No timing windows: the runbook's step waits for gate files the test creates only after the
+ * page shows it is following the live stream.
+ */
+import { createServer, type Server } from 'node:http';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { Fleet } from '../helpers/fleet.js';
+import { PORTAL_RUNBOOKS } from '../helpers/portal-app.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const HOSTILE = `<script>alert(1)</script>"><img src=x onerror=alert(2)>`;
+
+let fleet: Fleet;
+let browser: Browser;
+let url: string;
+let attacker: Server | undefined;
+let carolToken = '';
+/** Dialogs any page opened (an executed alert() would land here). */
+const dialogs: string[] = [];
+
+async function newPage(): Promise<{ ctx: BrowserContext; page: Page }> {
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  page.on('dialog', (d) => {
+    dialogs.push(d.message());
+    d.dismiss().catch(() => undefined);
+  });
+  return { ctx, page };
+}
+
+/** Presses Tab until the focused element matches `selector` (at most `max` times). */
+async function tabTo(page: Page, selector: string, max = 40): Promise<void> {
+  for (let i = 0; i < max; i++) {
+    await page.keyboard.press('Tab');
+    if ((await page.locator(selector).count()) > 0 && (await page.locator(selector).first().evaluate((el) => el === el.ownerDocument.activeElement))) return;
+  }
+  throw new Error(`Tab never reached ${selector}`);
+}
+
+async function logIn(page: Page, user: string, password: string): Promise<void> {
+  await page.goto(`${url}/`);
+  expect(new URL(page.url()).pathname).toBe('/login');
+  await page.fill('#user', user);
+  await page.fill('#password', password);
+  await Promise.all([page.waitForURL(`${url}/runbooks`), page.click('button:has-text("Log in")')]);
+  expect(await page.textContent('[data-testid="viewer"]')).toBe(user);
+}
+
+beforeAll(async () => {
+  fleet = await Fleet.create();
+  await fleet.startCoordinator(['--runbooks-dir', PORTAL_RUNBOOKS]);
+  await fleet.ensureAdmin();
+  await fleet.user('alice', ['support-a'], { password: 'alice-password' });
+  carolToken = await fleet.user('carol', ['team-b'], { password: 'carol-password' });
+  await fleet.user('dave', ['support-a'], { password: 'dave-password' });
+  await fleet.user('erin', ['support-a'], { password: 'erin-password' });
+  await fleet.startAgent('web-1', { labels: 'role=web' });
+  await fleet.startAgent('web-2', { labels: 'role=web' });
+  await fleet.waitOnline('web-1');
+  await fleet.waitOnline('web-2');
+  url = fleet.coordinator?.url as string;
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  if (attacker) await new Promise<void>((r) => attacker?.close(() => r()));
+  await fleet?.close();
+});
+
+describe('the portal in a browser', () => {
+  let alice: { ctx: BrowserContext; page: Page };
+  let executionId = '';
+
+  it('a support user logs in, sees only permitted runbooks, fixes a bad value, runs on two hosts and watches live output', async () => {
+    alice = await newPage();
+    const { page } = alice;
+    await logIn(page, 'alice', 'alice-password');
+    const listed = await page.locator('[data-runbook]').evaluateAll((els) => els.map((e) => e.getAttribute('data-runbook')));
+    expect(listed).toEqual(['portal-echo', 'portal-guarded']);
+    expect(await page.content()).not.toContain('portal-other');
+
+    await Promise.all([page.waitForURL(`${url}/runbooks/portal-echo`), page.click('a:has-text("Say hello on each web host")')]);
+    expect(await page.locator('[data-testid="host-preview"] li').count()).toBe(2);
+    const gate = join(fleet.dir, 'gate');
+    await page.fill('#opt-message', HOSTILE);
+    await page.fill('#opt-count', '9');
+    await page.fill('#opt-gate', gate);
+    await page.fill('#reason', HOSTILE);
+    await Promise.all([page.waitForLoadState('load'), page.click('button:has-text("Run")')]);
+    const error = page.locator('[data-option="count"] .error');
+    await error.waitFor();
+    expect(await error.textContent()).toContain('count 9 is above the maximum 5');
+    expect(await page.getAttribute('#opt-count', 'aria-invalid')).toBe('true');
+    // Values kept, the hostile one as a value and nowhere as markup.
+    expect(await page.inputValue('#opt-message')).toBe(HOSTILE);
+    expect(await page.inputValue('#opt-gate')).toBe(gate);
+    expect(await page.inputValue('#reason')).toBe(HOSTILE);
+    expect(await page.locator('img').count()).toBe(0);
+
+    await page.fill('#opt-count', '2');
+    await Promise.all([page.waitForURL(/\/executions\/exe-[a-z0-9]+$/), page.click('button:has-text("Run")')]);
+    executionId = new URL(page.url()).pathname.split('/').pop() as string;
+    expect(await page.textContent('[data-execution-state]')).toBe('running');
+    expect(await page.locator('dd', { hasText: HOSTILE }).count()).toBe(1);
+    // The page follows the event stream before any gate opens: what follows can only arrive live.
+    await page.locator('[data-live-status]', { hasText: 'Live: following this execution.' }).waitFor();
+    await writeFile(`${gate}.1`, '');
+    for (const host of ['web-1', 'web-2']) {
+      await page.locator(`section[data-host="${host}"] pre[data-stream="stdout"]`, { hasText: `line one from ${host}` }).waitFor({ timeout: 20_000 });
+    }
+    // The step is still blocked on the second gate: the output arrived before the step ended.
+    expect(await page.textContent('[data-execution-state]')).toBe('running');
+    const stored = await fleet.api<{ state: string; steps: Array<{ state: string }> }>('GET', `/api/v1/executions/${executionId}`);
+    expect(stored.body.state).toBe('running');
+    expect(stored.body.steps.every((s) => s.state !== 'succeeded')).toBe(true);
+
+    await writeFile(`${gate}.2`, '');
+    // At the end the page reloads itself with the final, server-rendered result.
+    await page.locator('[data-execution-state]', { hasText: 'succeeded' }).waitFor({ timeout: 30_000 });
+    for (const host of ['web-1', 'web-2']) {
+      const out = (await page.textContent(`section[data-host="${host}"] pre[data-stream="stdout"]`)) ?? '';
+      expect(out).toContain(`hello ${HOSTILE} from ${host} (count 2)`);
+      expect(out).toContain(`line one from ${host}`);
+      expect(out).toContain(`done on ${host}`);
+      expect(await page.textContent(`tr:has(a:text-is("${host}")) [data-node-state]`)).toContain('succeeded');
+    }
+    expect(await page.textContent('[data-testid="requested-by"]')).toBe('alice');
+    expect(await page.locator('img').count()).toBe(0);
+    expect(await page.locator('main script').count()).toBe(0);
+    expect(dialogs).toEqual([]);
+  });
+
+  it('lists the run in the history, and its page still shows the hostile values as text', async () => {
+    const { page } = alice;
+    await page.goto(`${url}/executions`);
+    await page.locator(`[data-execution="${executionId}"]`).waitFor();
+    await page.goto(`${url}/executions/${executionId}`);
+    expect(await page.locator('[data-testid="options"] td', { hasText: HOSTILE }).count()).toBe(1);
+    expect(await page.locator('img').count()).toBe(0);
+    expect(dialogs).toEqual([]);
+  });
+
+  it("another team's execution is not found by URL, on the page and in the API", async () => {
+    const started = await fleet.api<{ executionId: string }>('POST', '/api/v1/executions', { runbook: 'portal-other' }, carolToken);
+    expect(started.status, JSON.stringify(started.body)).toBe(201);
+    await fleet.waitExecution(started.body.executionId);
+    const { page } = alice;
+    const res = await page.goto(`${url}/executions/${started.body.executionId}`);
+    expect(res?.status()).toBe(404);
+    expect(await page.textContent('h1')).toBe('Not found');
+    expect(await page.content()).not.toContain('team-b-output');
+    // The API, reached with the session cookie, says the same.
+    const api = await page.goto(`${url}/api/v1/executions/${started.body.executionId}`);
+    expect(api?.status()).toBe(404);
+    const runbook = await page.goto(`${url}/runbooks/portal-other`);
+    expect(runbook?.status()).toBe(404);
+  });
+
+  it('refuses a cross-site form post and a form without its CSRF token', async () => {
+    const { page } = alice;
+    await page.goto(`${url}/runbooks/portal-echo`);
+    const token = (await page.getAttribute('form[action="/runbooks/portal-echo/run"] input[name="_csrf"]', 'value')) as string;
+    // Another site (same host name, another port: "same-site", so the Lax cookie is sent) with
+    // even the right token: refused by where the request comes from.
+    attacker = createServer((_req, res) => {
+      res.setHeader('content-type', 'text/html');
+      res.end(
+        `<form method="post" action="${url}/runbooks/portal-echo/run"><input type="hidden" name="_csrf" value="${token}"><input type="hidden" name="opt.message" value="pwned"><button>Win a prize</button></form>`,
+      );
+    });
+    const port = await new Promise<number>((r) => attacker?.listen(0, '127.0.0.1', () => r((attacker?.address() as { port: number }).port)));
+    await page.goto(`http://127.0.0.1:${port}/`);
+    const [refused] = await Promise.all([page.waitForResponse((r) => r.url() === `${url}/runbooks/portal-echo/run`), page.click('button:has-text("Win a prize")')]);
+    expect(refused.status()).toBe(403);
+    await page.locator('h1', { hasText: 'Form refused' }).waitFor();
+
+    // Our own page with its token removed.
+    await page.goto(`${url}/runbooks/portal-echo`);
+    await page.locator('form[action="/runbooks/portal-echo/run"] input[name="_csrf"]').evaluate((el) => el.remove());
+    await page.fill('#opt-message', 'pwned');
+    const [noToken] = await Promise.all([page.waitForResponse((r) => r.url() === `${url}/runbooks/portal-echo/run`), page.click('button:has-text("Run")')]);
+    expect(noToken.status()).toBe(403);
+    await page.locator('h1', { hasText: 'Form refused' }).waitFor();
+
+    const mine = await fleet.api<{ executions: Array<{ id: string }> }>('GET', '/api/v1/executions?user=alice');
+    expect(mine.body.executions.map((e) => e.id)).toEqual([executionId]);
+  });
+
+  it('throttles wrong passwords, even when the right one follows', async () => {
+    const { ctx, page } = await newPage();
+    try {
+      await page.goto(`${url}/login`);
+      for (let i = 0; i < 5; i++) {
+        await page.fill('#user', 'dave');
+        await page.fill('#password', `wrong-password-${i}`);
+        await Promise.all([page.waitForLoadState('load'), page.click('button:has-text("Log in")')]);
+        await page.locator('#login-error', { hasText: 'Wrong user name or password.' }).waitFor();
+        expect(await page.inputValue('#user')).toBe('dave');
+      }
+      await page.fill('#password', 'dave-password');
+      const [res] = await Promise.all([page.waitForResponse((r) => r.url() === `${url}/login` && r.request().method() === 'POST'), page.click('button:has-text("Log in")')]);
+      expect(res.status()).toBe(429);
+      await page.locator('#login-error', { hasText: 'Too many failed logins' }).waitFor();
+      expect(new URL(page.url()).pathname).toBe('/login');
+      const proc = fleet.coordinator?.proc;
+      await proc?.waitForLog((l) => l.event === 'login.throttled' && l['user'] === 'dave');
+      expect(proc?.events('login.failed').filter((l) => l['user'] === 'dave')).toHaveLength(5);
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it('runs a runbook with the keyboard alone', async () => {
+    const { ctx, page } = await newPage();
+    try {
+      await page.goto(`${url}/login`);
+      expect(await page.locator(':focus').getAttribute('id')).toBe('user');
+      await page.keyboard.type('erin');
+      await page.keyboard.press('Tab');
+      await page.keyboard.type('erin-password');
+      await Promise.all([page.waitForURL(`${url}/runbooks`), page.keyboard.press('Enter')]);
+      await page.keyboard.press('Tab');
+      expect(await page.locator(':focus').textContent()).toBe('Skip to content');
+      await tabTo(page, 'a[href="/runbooks/portal-echo"]');
+      await Promise.all([page.waitForURL(`${url}/runbooks/portal-echo`), page.keyboard.press('Enter')]);
+      await tabTo(page, '#opt-message');
+      await page.keyboard.type('typed, not clicked');
+      await tabTo(page, 'form[action="/runbooks/portal-echo/run"] button[type="submit"]');
+      await Promise.all([page.waitForURL(/\/executions\/exe-[a-z0-9]+$/), page.keyboard.press('Enter')]);
+      await page.locator('[data-execution-state]', { hasText: 'succeeded' }).waitFor({ timeout: 30_000 });
+      expect(await page.textContent('section[data-host="web-1"] pre[data-stream="stdout"]')).toContain('hello typed, not clicked from web-1');
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it('logout ends the session on the server', async () => {
+    const { ctx, page } = alice;
+    await page.goto(`${url}/runbooks`);
+    const saved = await ctx.cookies();
+    expect(saved.find((c) => c.name === 'hr_session')).toMatchObject({ httpOnly: true, sameSite: 'Lax' });
+    await Promise.all([page.waitForURL(`${url}/login?bye`), page.click('button:has-text("Log out")')]);
+    await page.locator('[role="status"]', { hasText: 'You are logged out.' }).waitFor();
+    await page.goto(`${url}/runbooks`);
+    expect(new URL(page.url()).pathname).toBe('/login');
+    await ctx.close();
+    // The old cookie, replayed in a fresh browser, opens nothing.
+    const other = await newPage();
+    try {
+      await other.ctx.addCookies(saved);
+      await other.page.goto(`${url}/runbooks`);
+      expect(new URL(other.page.url()).pathname).toBe('/login');
+    } finally {
+      await other.ctx.close();
+    }
+  });
+});
