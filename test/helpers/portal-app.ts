@@ -38,6 +38,7 @@ export class PortalHarness {
   clock = T0;
   readonly starts: StartCall[] = [];
   readonly cancels: string[] = [];
+  readonly decisions: Array<{ id: string; user: string; decision: string; comment: string }> = [];
   /** What the next start throws, once. */
   failNextStart: Error | undefined;
   readonly app: Hono<PortalEnv>;
@@ -68,6 +69,10 @@ export class PortalHarness {
       cancel: async (id: string) => {
         this.cancels.push(id);
         return true;
+      },
+      decide: async (id, user, decision, comment) => {
+        this.decisions.push({ id, user: user.name, decision, comment });
+        return { state: decision === 'approve' ? 'running' : 'canceled', remaining: 0 };
       },
     };
     const logins = new PasswordLogin({
@@ -121,11 +126,16 @@ export class PortalHarness {
     );
   }
 
-  async insertExecution(e: { id: string; runbookId: string; requestedBy: string; options: Record<string, string>; state: string; reason?: string }): Promise<void> {
+  /** `approval`: the execution waits for it (state awaiting_approval, gate -1). */
+  async insertExecution(e: { id: string; runbookId: string; requestedBy: string; options: Record<string, string>; state: string; reason?: string; approval?: { required: number; from: string[] } }): Promise<void> {
     await this.data.db.run(
-      `INSERT INTO executions (id, kind, runbook_id, runbook_digest, requested_by, options_json, targets, state, reason, created_at, started_at) VALUES (?, 'runbook', ?, ?, ?, ?, 'role=web', ?, ?, ?, ?)`,
-      [e.id, e.runbookId, 'ab'.repeat(32), e.requestedBy, JSON.stringify(e.options), e.state, e.reason ?? null, this.clock, this.clock],
+      `INSERT INTO executions (id, kind, runbook_id, runbook_digest, requested_by, options_json, targets, state, reason, approval_json, gate, created_at, started_at) VALUES (?, 'runbook', ?, ?, ?, ?, 'role=web', ?, ?, ?, ?, ?, ?)`,
+      [e.id, e.runbookId, 'ab'.repeat(32), e.requestedBy, JSON.stringify(e.options), e.approval ? 'awaiting_approval' : e.state, e.reason ?? null, e.approval ? JSON.stringify({ ...e.approval, message: 'approval to run it' }) : null, e.approval ? -1 : null, this.clock, this.clock],
     );
+  }
+
+  async insertDecision(executionId: string, approver: string, decision: 'approve' | 'deny', comment: string): Promise<void> {
+    await this.data.db.run('INSERT INTO approvals (execution_id, gate, approver, decision, comment, decided_at) VALUES (?, -1, ?, ?, ?, ?)', [executionId, approver, decision, comment, this.clock]);
   }
 
   /** Audit records of one type, as their data members. */

@@ -65,6 +65,7 @@ beforeAll(async () => {
   carolToken = await fleet.user('carol', ['team-b'], { password: 'carol-password' });
   await fleet.user('dave', ['support-a'], { password: 'dave-password' });
   await fleet.user('erin', ['support-a'], { password: 'erin-password' });
+  await fleet.user('bob', ['web-leads'], { password: 'bob-password' });
   await fleet.startAgent('web-1', { labels: 'role=web' });
   await fleet.startAgent('web-2', { labels: 'role=web' });
   await fleet.waitOnline('web-1');
@@ -220,6 +221,39 @@ describe('the portal in a browser', () => {
     } finally {
       await ctx.close();
     }
+  });
+
+  it('two people: the requester cannot approve, an approver in another browser does, and the requester sees it', async () => {
+    const { page } = alice;
+    await page.goto(`${url}/runbooks/portal-guarded`);
+    await page.locator('[data-testid="needs-approval"]').waitFor();
+    await page.fill('#reason', 'restart after deploy 42');
+    await Promise.all([page.waitForURL(/\/executions\/exe-[a-z0-9]+$/), page.click('button:has-text("Request approval to run")')]);
+    const id = new URL(page.url()).pathname.split('/').pop() as string;
+    expect(await page.textContent('[data-execution-state]')).toBe('awaiting approval');
+    await page.locator('[data-live-status]', { hasText: 'Live: following this execution.' }).waitFor();
+    await page.goto(`${url}/approvals`);
+    expect(await page.locator(`[data-approval="${id}"]`).count()).toBe(0);
+    await page.goto(`${url}/executions/${id}`);
+    await page.locator('[data-live-status]', { hasText: 'Live: following this execution.' }).waitFor();
+
+    const bob = await newPage();
+    try {
+      await logIn(bob.page, 'bob', 'bob-password');
+      await bob.page.goto(`${url}/approvals`);
+      const item = bob.page.locator(`[data-approval="${id}"]`);
+      await item.waitFor();
+      expect(await item.textContent()).toContain('restart after deploy 42');
+      expect(await item.textContent()).toContain('alice');
+      await item.locator('input[name="comment"]').fill('looks right');
+      await Promise.all([bob.page.waitForURL(`${url}/executions/${id}?notice=approve`), item.locator('button:has-text("Approve")').click()]);
+    } finally {
+      await bob.ctx.close();
+    }
+    // Alice's page, still open, follows the run to its end and shows the decision.
+    await page.locator('[data-execution-state]', { hasText: 'succeeded' }).waitFor({ timeout: 30_000 });
+    expect(await page.textContent('[data-testid="decisions"]')).toContain('looks right');
+    expect(await page.textContent('section[data-host="web-1"] pre[data-stream="stdout"]')).toContain('approved');
   });
 
   it('runs a runbook with the keyboard alone', async () => {

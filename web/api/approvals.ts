@@ -7,8 +7,7 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { Database } from '../../coordinator/store/database.js';
 import type { ExecutionAccess } from '../../coordinator/engine/execution-access.js';
-import { awaitingApprovals } from '../../coordinator/engine/execution-queries.js';
-import { checkApprover } from '../../coordinator/engine/approval-rules.js';
+import { approvalInbox } from '../../coordinator/engine/approval-inbox.js';
 import { apiRouter, type ApiEnv } from './router.js';
 import { errorResponses, json, NOTHING } from '../validation/schemas.js';
 import type { Expect, Same } from '../validation/same.js';
@@ -63,11 +62,8 @@ const inboxRoute = createRoute({
 export function approvalRoutes(db: Database, access: ExecutionAccess): OpenAPIHono<ApiEnv> {
   const app = apiRouter();
   app.openapi(inboxRoute, async (c) => {
-    const user = c.get('user');
     const out: PendingApproval[] = [];
-    for (const a of await awaitingApprovals(db)) {
-      if (a.runbookId === null || !(await access.canApprove(user, a.runbookId))) continue;
-      if (!checkApprover({ approver: user, requester: a.requestedBy, from: a.from, alreadyDecided: a.decided.map((d) => d.approver) }).ok) continue;
+    for (const a of await approvalInbox(db, access, c.get('user'))) {
       out.push({
         executionId: a.executionId,
         runbookId: a.runbookId,

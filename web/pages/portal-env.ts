@@ -21,6 +21,7 @@ import type { Viewer } from './layout/layout.js';
 export interface PortalExecutions {
   start(req: { runbookId: string; options: Record<string, string>; targets: string | undefined; reason: string | undefined; user: User; requestId: string }): Promise<{ executionId: string; state: string }>;
   cancel(executionId: string, user: User): Promise<boolean>;
+  decide(executionId: string, user: User, decision: 'approve' | 'deny', comment: string): Promise<{ state: string; remaining: number }>;
 }
 
 export interface PortalDeps {

@@ -7,6 +7,7 @@
  *   runbook/    GET /runbooks/:id, POST /runbooks/:id/run: the option form and Run
  *   execution/  GET /executions/:id, POST /executions/:id/cancel: status, output, live view
  *   history/    GET /executions
+ *   approvals/  GET /approvals, POST /approvals/:id: the inbox, approve or deny
  *   hosts/      GET /hosts
  *   layout/     the page frame and small shared pieces
  *
@@ -22,6 +23,7 @@ import { runbookRoutes } from './runbook/runbook.js';
 import { executionRoutes } from './execution/execution.js';
 import { historyRoutes } from './history/history.js';
 import { hostRoutes } from './hosts/hosts.js';
+import { approvalRoutes } from './approvals/approvals.js';
 import { portalErrorHandler } from './page-errors.js';
 import type { PortalDeps, PortalEnv } from './portal-env.js';
 
@@ -37,6 +39,7 @@ export function portalRoutes(d: PortalDeps): Hono<PortalEnv> {
   app.route('/', runbookRoutes(d));
   app.route('/', historyRoutes(d));
   app.route('/', executionRoutes(d));
+  app.route('/', approvalRoutes(d));
   app.route('/', hostRoutes(d));
   return app;
 }

@@ -72,7 +72,7 @@ export const LIVE_OUTPUT_SCRIPT = `'use strict';
   }
   function setState(el, state, extra) {
     if (!el) return;
-    el.textContent = state + (extra || '');
+    el.textContent = String(state).replace(/_/g, ' ') + (extra || '');
     el.className = 'state state-' + state;
   }
   var es = new EventSource(root.getAttribute('data-live-events'));

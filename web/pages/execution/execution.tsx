@@ -44,6 +44,8 @@ interface ExecutionPageData {
 const NOTICES: Readonly<Record<string, string>> = {
   cancel: 'Cancel requested: steps still running are being stopped.',
   ended: 'This execution had already ended; there was nothing to cancel.',
+  approve: 'You approved this execution.',
+  deny: 'You denied this execution: it is canceled.',
 };
 
 function Output(p: { step: StepView; out: StepOutput; stream: 'stdout' | 'stderr'; executionId: string }) {
@@ -110,7 +112,11 @@ function ExecutionPage(p: ExecutionPageData & { csrfToken: string }) {
           This execution is still going: reload the page to see its progress.
         </p>
       ) : null}
-      {v.state === 'awaiting_approval' ? <p class="notice">Waiting for approval: nothing runs until the approvers named by the runbook have approved it.</p> : null}
+      {v.state === 'awaiting_approval' ? (
+        <p class="notice">
+          Waiting for approval: nothing runs until the approvers named by the runbook have approved it. Approvers decide in their <a href="/approvals">approvals inbox</a>.
+        </p>
+      ) : null}
       <dl class="facts">
         <dt>Execution</dt>
         <dd>
@@ -175,6 +181,34 @@ function ExecutionPage(p: ExecutionPageData & { csrfToken: string }) {
             Run again with these options
           </a>
         </p>
+      ) : null}
+
+      {p.view.approvals.length > 0 ? (
+        <>
+          <h2>Approvals</h2>
+          <table data-testid="decisions">
+            <thead>
+              <tr>
+                <th scope="col">Who</th>
+                <th scope="col">Decision</th>
+                <th scope="col">Comment</th>
+                <th scope="col">When</th>
+              </tr>
+            </thead>
+            <tbody>
+              {p.view.approvals.map((x) => (
+                <tr>
+                  <td>{x.approver}</td>
+                  <td>{x.decision === 'approve' ? 'approved' : 'denied'}</td>
+                  <td>{x.comment}</td>
+                  <td>
+                    <Time iso={x.decidedAt} />
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </>
       ) : null}
 
       <h2>Options</h2>

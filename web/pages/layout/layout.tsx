@@ -10,7 +10,7 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { assetUrl } from '../../static/assets.js';
 import { CSRF_FIELD } from '../../auth/csrf.js';
 
-export type Section = 'runbooks' | 'executions' | 'hosts';
+export type Section = 'runbooks' | 'executions' | 'approvals' | 'hosts';
 
 export interface Viewer {
   readonly name: string;
@@ -29,6 +29,7 @@ export interface PageProps {
 const NAV: ReadonlyArray<{ section: Section; href: string; label: string }> = [
   { section: 'runbooks', href: '/runbooks', label: 'Runbooks' },
   { section: 'executions', href: '/executions', label: 'History' },
+  { section: 'approvals', href: '/approvals', label: 'Approvals' },
   { section: 'hosts', href: '/hosts', label: 'Hosts' },
 ];
 
