@@ -14,7 +14,7 @@
  * the store before every state.
  */
 import type { Database } from '../store/database.js';
-import { loadExecution, nodeNames, outputAfter, type ExecutionView } from './execution-queries.js';
+import { ACTIVE_EXECUTION_STATES, loadExecution, nodeNames, outputAfter, type ExecutionView } from './execution-queries.js';
 
 export type FeedEvent =
   | {
@@ -63,7 +63,6 @@ export interface FeedOptions {
 
 export const DEFAULT_FEED_OPTIONS: FeedOptions = { pageSize: 64, maxQueued: 2048, maxQueuedBytes: 4 * 1024 * 1024, stateIntervalMs: 100, idleMs: 15_000 };
 
-const ACTIVE = new Set(['queued', 'running', 'awaiting_approval']);
 
 type Item = { readonly kind: 'output'; readonly e: LiveOutput } | { readonly kind: 'changed' };
 
@@ -178,7 +177,7 @@ export class ExecutionFeed {
       lastStateAt = now();
       if (!view) return true;
       yield { kind: 'state', view };
-      if (ACTIVE.has(view.state)) return false;
+      if (ACTIVE_EXECUTION_STATES.has(view.state)) return false;
       yield { kind: 'end', state: view.state };
       return true;
     };

@@ -13,7 +13,7 @@ import type { Logger } from 'pino';
 import { HandrailError, notFound } from '../../core/errors.js';
 import { parseDuration } from '../../core/duration.js';
 import type { ExecutionAccess } from '../../coordinator/engine/execution-access.js';
-import { executionOwner, hasStepRun, listExecutions, loadExecution, readOutput, type ExecutionView } from '../../coordinator/engine/execution-queries.js';
+import { ACTIVE_EXECUTION_STATES, executionOwner, hasStepRun, listExecutions, loadExecution, readOutput, type ExecutionView } from '../../coordinator/engine/execution-queries.js';
 import { executionEventStream, type FeedSource } from './execution-events.js';
 import { apiRouter, type ApiEnv } from './router.js';
 import { errorResponses, json, NOTHING, optionalBody, requiredBody } from '../validation/schemas.js';
@@ -42,7 +42,7 @@ export interface ExecutionControl {
   waitFinished(executionId: string, timeoutMs: number): Promise<void>;
 }
 
-const ACTIVE = new Set(['queued', 'running', 'awaiting_approval']);
+const ACTIVE = ACTIVE_EXECUTION_STATES;
 const MAX_WAIT_MS = 120_000;
 
 const tags = ['executions'];

@@ -1,41 +1,49 @@
 /**
  * The portal's only script, served at /static/live-output.js: on an execution page that is
- * still running, it follows the execution's event stream (GET /api/v1/executions/:id/events,
- * with the session cookie) and appends each host's output and state as they arrive. The page
- * is complete without it: everything stored is rendered by the server, and when the
- * execution ends the script reloads the page to show the final, server-rendered result.
+ * still running, it follows the execution's lossless event stream (GET
+ * /api/v1/executions/:id/events, with the session cookie: web/api/execution-events.ts). The
+ * stream replays every stored output chunk in order, then live ones, each with an `id:`; a
+ * browser that loses the connection reconnects by itself with `Last-Event-ID` and continues
+ * after the last chunk it had. Each chunk carries its byte offset in its stream, so what the
+ * server already rendered (the `data-bytes` of each output block) is never shown twice.
+ * `state` events update the execution's, each host's and each step's state; `end` reloads the
+ * page to show the final, server-rendered result. The page is complete without the script.
  *
  * Plain ES2017 for any current browser, no build step; it only ever inserts text nodes.
  */
+import { STATE_LOOKS } from '../pages/layout/states.js';
+
 export const LIVE_OUTPUT_SCRIPT = `'use strict';
 (function () {
   var root = document.querySelector('[data-live-events]');
   if (!root || typeof EventSource === 'undefined') return;
-  var executionId = root.getAttribute('data-execution') || '';
   var status = document.querySelector('[data-live-status]');
+  var LOOKS = ${JSON.stringify(STATE_LOOKS)};
   var enc = new TextEncoder();
-  var dec = new TextDecoder();
   var SAFE = /^[A-Za-z0-9_-]+$/;
-  var firstState = true;
+  /** One streaming decoder per step run and stream: a character split across chunks stays whole. */
+  var decoders = {};
   function say(text) { if (status) status.textContent = text; }
   function pick(selector) { return document.querySelector(selector); }
   function stepBlock(step) {
     if (!SAFE.test(step.id)) return null;
     var li = pick('[data-step-run="' + step.id + '"]');
-    if (li) return li;
-    var hostKey = step.agentId && SAFE.test(step.agentId) ? step.agentId : 'coordinator';
-    var list = pick('[data-host-steps="' + hostKey + '"]');
-    if (!list) return null;
-    li = document.createElement('li');
-    li.setAttribute('data-step-run', step.id);
-    var name = document.createElement('strong');
-    name.textContent = step.name;
-    var state = document.createElement('span');
-    state.setAttribute('data-step-state', '');
-    li.appendChild(name);
-    li.appendChild(document.createTextNode(' '));
-    li.appendChild(state);
-    list.appendChild(li);
+    if (!li) {
+      var hostKey = step.agentId && SAFE.test(step.agentId) ? step.agentId : 'coordinator';
+      var list = pick('[data-host-steps="' + hostKey + '"]');
+      if (!list) return null;
+      li = document.createElement('li');
+      li.setAttribute('data-step-run', step.id);
+      var strong = document.createElement('strong');
+      var state = document.createElement('span');
+      state.setAttribute('data-step-state', '');
+      li.appendChild(strong);
+      li.appendChild(document.createTextNode(' '));
+      li.appendChild(state);
+      list.appendChild(li);
+    }
+    var name = li.querySelector('strong');
+    if (name && !name.textContent && step.name) name.textContent = step.name + (step.attempt > 1 ? ' (attempt ' + step.attempt + ')' : '');
     return li;
   }
   function output(li, stream) {
@@ -50,37 +58,39 @@ export const LIVE_OUTPUT_SCRIPT = `'use strict';
     }
     return pre;
   }
-  function append(pre, offset, text) {
-    var have = Number(pre.getAttribute('data-bytes') || '0');
-    var bytes = enc.encode(text);
-    if (offset + bytes.length <= have) return;
-    var add = offset < have ? dec.decode(bytes.slice(have - offset)) : text;
-    pre.appendChild(document.createTextNode(add));
-    pre.setAttribute('data-bytes', String(offset + bytes.length));
+  function bytesOf(o) {
+    if (o.encoding !== 'base64') return enc.encode(String(o.data));
+    var bin = atob(String(o.data));
+    var out = new Uint8Array(bin.length);
+    for (var i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out;
   }
-  function refill(li, step, stream, stored) {
-    var pre = output(li, stream);
-    if (stored <= Number(pre.getAttribute('data-bytes') || '0')) return;
-    var url = '/api/v1/executions/' + executionId + '/steps/' + step.id + '/output?stream=' + stream;
-    fetch(url, { credentials: 'same-origin' }).then(function (r) {
-      return r.ok ? r.arrayBuffer() : null;
-    }).then(function (buf) {
-      if (!buf || buf.byteLength <= Number(pre.getAttribute('data-bytes') || '0')) return;
-      pre.textContent = dec.decode(buf);
-      pre.setAttribute('data-bytes', String(buf.byteLength));
-    }).catch(function () { /* the final reload shows it */ });
+  function append(pre, key, offset, bytes) {
+    // A block the server cut short ends with a link to the whole output: nothing is added to it.
+    if (pre.hasAttribute('data-cut')) return;
+    var have = Number(pre.getAttribute('data-bytes') || '0');
+    if (offset + bytes.length <= have) return;
+    var fresh = offset < have ? bytes.subarray(have - offset) : bytes;
+    var decoder = decoders[key] || (decoders[key] = new TextDecoder());
+    var text = decoder.decode(fresh, { stream: true });
+    if (text) pre.appendChild(document.createTextNode(text));
+    pre.setAttribute('data-bytes', String(offset + bytes.length));
   }
   function setState(el, state, extra) {
     if (!el) return;
-    el.textContent = String(state).replace(/_/g, ' ') + (extra || '');
-    el.className = 'state state-' + state;
+    var s = String(state);
+    var look = Object.prototype.hasOwnProperty.call(LOOKS, s) ? LOOKS[s] : null;
+    el.textContent = s.replace(/_/g, ' ') + (extra || '');
+    el.className = 'state state-' + (/^[a-z_]{1,32}$/.test(s) ? s : 'unknown') + (look ? ' tone-' + look.tone : '');
+    if (look) el.title = look.means; else el.removeAttribute('title');
   }
   var es = new EventSource(root.getAttribute('data-live-events'));
   es.addEventListener('open', function () { say('Live: following this execution.'); });
   es.addEventListener('output', function (ev) {
     var o = JSON.parse(ev.data);
-    var li = stepBlock({ id: o.stepRunId, agentId: o.agentId, name: '' });
-    if (li) append(output(li, o.stream === 'stderr' ? 'stderr' : 'stdout'), o.offset, o.text);
+    var stream = o.stream === 'stderr' ? 'stderr' : 'stdout';
+    var li = stepBlock({ id: String(o.stepRunId), agentId: o.agentId, name: '' });
+    if (li) append(output(li, stream), o.stepRunId + ':' + stream, Number(o.offset), bytesOf(o));
   });
   es.addEventListener('state', function (ev) {
     var view = JSON.parse(ev.data);
@@ -90,14 +100,8 @@ export const LIVE_OUTPUT_SCRIPT = `'use strict';
     });
     (view.steps || []).forEach(function (s) {
       var li = stepBlock(s);
-      if (!li) return;
-      setState(li.querySelector('[data-step-state]'), s.state, s.exitCode === null ? '' : ' (exit ' + s.exitCode + ')');
-      if (firstState) {
-        refill(li, s, 'stdout', s.stdoutBytes);
-        refill(li, s, 'stderr', s.stderrBytes);
-      }
+      if (li) setState(li.querySelector('[data-step-state]'), s.state, s.exitCode === null ? '' : ' (exit ' + s.exitCode + ')');
     });
-    firstState = false;
   });
   es.addEventListener('end', function () {
     es.close();

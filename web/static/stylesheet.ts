@@ -57,8 +57,11 @@ pre.stderr { border-left: 4px solid var(--bad); }
 .tags { display: inline-flex; flex-wrap: wrap; gap: .3rem; padding: 0; margin: 0; list-style: none; }
 .tags a, .tag { background: var(--panel); border: 1px solid var(--line); border-radius: 999px; padding: 0 .5rem; font-size: .85rem; text-decoration: none; }
 .state { font-weight: 700; text-transform: capitalize; }
-.state-succeeded { color: var(--good); }
-.state-failed, .state-canceled, .state-rejected, .state-lost { color: var(--bad); }
+.tone-good { color: var(--good); }
+.tone-bad { color: var(--bad); }
+.tone-attention { color: var(--fg); background: var(--warn-bg); border: 1px solid var(--warn-line); border-radius: 3px; padding: 0 .3rem; }
+.tone-active { color: var(--accent); }
+.tone-idle { color: var(--muted); }
 .cards { list-style: none; padding: 0; display: grid; gap: .75rem; }
 .cards li { border: 1px solid var(--line); border-radius: 6px; padding: .75rem 1rem; }
 .cards h2 { margin: 0 0 .3rem; font-size: 1.1rem; }

@@ -9,14 +9,17 @@
  */
 import { Hono, type Context } from 'hono';
 import type { User } from '../../../coordinator/auth/user-store.js';
-import { executionOwner, loadExecution, readOutput, type ExecutionView } from '../../../coordinator/engine/execution-queries.js';
+import { ACTIVE_EXECUTION_STATES, executionOwner, loadExecution, readOutput, type ExecutionView } from '../../../coordinator/engine/execution-queries.js';
 import { MASK } from '../../../coordinator/runbooks/options.js';
 import { notFound } from '../../../core/errors.js';
+import { echo } from '../../../core/echo.js';
+import { ExecutionIdParam } from '../../api/execution-schemas.js';
 import { CsrfField, duration, Page, render, StateBadge, Time } from '../layout/layout.js';
+import { STATE_LOOKS, stateClass, stateLabel, stateLook } from '../layout/states.js';
 import { pageMiddleware } from '../page-middleware.js';
 import { viewerOf, type PortalDeps, type PortalEnv } from '../portal-env.js';
 
-export const ACTIVE_STATES: ReadonlySet<string> = new Set(['queued', 'running', 'awaiting_approval']);
+export const ACTIVE_STATES = ACTIVE_EXECUTION_STATES;
 
 /** Output shown inline per stream and step; the rest is a download away. */
 export const MAX_SHOWN_BYTES = 256 * 1024;
@@ -52,7 +55,7 @@ function Output(p: { step: StepView; out: StepOutput; stream: 'stdout' | 'stderr
   if (p.out.bytes === 0 && p.stream === 'stderr') return null;
   return (
     <>
-      <pre data-stream={p.stream} data-bytes={String(Math.min(p.out.bytes, MAX_SHOWN_BYTES))} class={p.stream === 'stderr' ? 'stderr' : undefined} aria-label={`${p.step.name}: ${p.stream}`}>
+      <pre data-stream={p.stream} data-bytes={String(Math.min(p.out.bytes, MAX_SHOWN_BYTES))} data-cut={p.out.cut ? '' : undefined} class={p.stream === 'stderr' ? 'stderr' : undefined} aria-label={`${p.step.name}: ${p.stream}`}>
         {p.out.text}
       </pre>
       {p.out.cut ? (
@@ -73,11 +76,12 @@ function StepItem(p: { step: StepView; output: { stdout: StepOutput; stderr: Ste
       <strong>{s.name}</strong>
       {s.handler ? ' (on failure)' : ''}
       {s.attempt > 1 ? ` (attempt ${s.attempt})` : ''}{' '}
-      <span class={`state state-${s.state}`} data-step-state="">
-        {s.state}
+      <span class={stateClass(s.state)} title={stateLook(s.state)?.means} data-step-state="">
+        {stateLabel(s.state)}
         {s.exitCode === null ? '' : ` (exit ${s.exitCode})`}
       </span>
       {took ? <span class="muted"> · {took}</span> : null}
+      {s.state === 'interrupted' ? <p class="hint">{STATE_LOOKS.interrupted.means}.</p> : null}
       {s.error ? <p class="error">{s.error}</p> : null}
       {p.output ? (
         <>
@@ -299,9 +303,11 @@ export function executionRoutes(d: PortalDeps): Hono<PortalEnv> {
   const { page, post } = pageMiddleware(d);
 
   const visible = async (user: User, id: string): Promise<ExecutionView> => {
+    // The API's id schema: anything that is not an execution id is simply not one.
+    if (!ExecutionIdParam.safeParse({ id }).success) throw notFound(`no execution ${echo(id)} that you may see`);
     const owner = await executionOwner(d.db, id);
     const view = owner && (await d.access.canView(user, owner)) ? await loadExecution(d.db, id) : undefined;
-    if (!view) throw notFound(`no execution ${id.slice(0, 80)} that you may see`);
+    if (!view) throw notFound(`no execution ${echo(id)} that you may see`);
     return view;
   };
 

@@ -7,14 +7,16 @@
  * so every page is full and "Older" continues right after the last row shown.
  */
 import { Hono } from 'hono';
-import { listExecutions, type ExecutionListQuery, type ExecutionSummary } from '../../../coordinator/engine/execution-queries.js';
+import { EXECUTION_STATES, listExecutions, type ExecutionListQuery, type ExecutionSummary } from '../../../coordinator/engine/execution-queries.js';
+import { HandrailError } from '../../../core/errors.js';
+import { ListQuery } from '../../api/execution-schemas.js';
+import { describeIssues } from '../../validation/issues.js';
 import { Page, render, StateBadge, Time } from '../layout/layout.js';
 import { pageMiddleware } from '../page-middleware.js';
 import { viewerOf, type PortalDeps, type PortalEnv } from '../portal-env.js';
 
 export const HISTORY_PAGE_SIZE = 50;
 
-const STATES = ['queued', 'awaiting_approval', 'running', 'succeeded', 'failed', 'canceled'] as const;
 
 interface HistoryFilters {
   readonly runbook: string;
@@ -50,7 +52,7 @@ function HistoryPage(p: { rows: readonly ExecutionSummary[]; titles: ReadonlyMap
           <label for="state">State</label>
           <select id="state" name="state">
             <option value="">any</option>
-            {STATES.map((s) => (
+            {EXECUTION_STATES.map((s) => (
               <option value={s} selected={f.state === s}>
                 {s.replace(/_/g, ' ')}
               </option>
@@ -106,13 +108,19 @@ export function historyRoutes(d: PortalDeps): Hono<PortalEnv> {
   const app = new Hono<PortalEnv>();
   const { page } = pageMiddleware(d);
   app.get('/executions', page, async (c) => {
-    const filters: HistoryFilters = { runbook: (c.req.query('runbook') ?? '').trim().slice(0, 64), user: (c.req.query('user') ?? '').trim().slice(0, 64), state: (c.req.query('state') ?? '').slice(0, 32) };
-    const before = c.req.query('before');
+    // The API's own query schema (web/api/execution-schemas.ts): the same names, limits and messages.
+    // A filter form sends its untouched fields empty: those are not filters.
+    const given = Object.fromEntries(Object.entries(c.req.queries()).filter(([, v]) => !(v.length === 1 && v[0] === '')).map(([k, v]) => [k, v.length === 1 ? v[0] : v]));
+    const parsed = ListQuery.safeParse(given);
+    if (!parsed.success) throw new HandrailError('invalid_argument', describeIssues('query', parsed.error.issues, given).message);
+    const p = parsed.data;
+    const filters: HistoryFilters = { runbook: p.runbook ?? '', user: p.user ?? '', state: p.state ?? '' };
+    const before = p.before;
     const q: ExecutionListQuery = {
-      limit: HISTORY_PAGE_SIZE,
-      ...(filters.runbook ? { runbookId: filters.runbook } : {}),
-      ...(filters.user ? { requestedBy: filters.user } : {}),
-      ...(filters.state ? { state: filters.state } : {}),
+      limit: p.limit ?? HISTORY_PAGE_SIZE,
+      ...(p.runbook ? { runbookId: p.runbook } : {}),
+      ...(p.user ? { requestedBy: p.user } : {}),
+      ...(p.state ? { state: p.state } : {}),
       ...(before ? { before } : {}),
     };
     const user = c.get('user');

@@ -9,6 +9,7 @@ import type { Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { assetUrl } from '../../static/assets.js';
 import { CSRF_FIELD } from '../../auth/csrf.js';
+import { stateClass, stateLabel, stateLook } from './states.js';
 
 export type Section = 'runbooks' | 'executions' | 'approvals' | 'hosts';
 
@@ -89,8 +90,8 @@ export function Time(p: { iso: string | null; empty?: string }) {
 
 export function StateBadge(p: { state: string; attrs?: Record<string, string> }) {
   return (
-    <span class={`state state-${p.state}`} {...(p.attrs ?? {})}>
-      {p.state.replace(/_/g, ' ')}
+    <span class={stateClass(p.state)} title={stateLook(p.state)?.means} {...(p.attrs ?? {})}>
+      {stateLabel(p.state)}
     </span>
   );
 }

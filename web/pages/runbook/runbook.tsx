@@ -8,7 +8,9 @@
  */
 import { Hono, type Context } from 'hono';
 import type { LoadedRunbook } from '../../../coordinator/runbooks/catalog.js';
-import type { Step } from '../../../coordinator/runbooks/model.js';
+import type { OptionDef, Step } from '../../../coordinator/runbooks/model.js';
+import { ExecutionIdParam, StartExecutionBody } from '../../api/execution-schemas.js';
+import { describeIssues, type DescribedIssues } from '../../validation/issues.js';
 import type { User } from '../../../coordinator/auth/user-store.js';
 import { resolveOptions } from '../../../coordinator/runbooks/options.js';
 import { executionOwner, loadExecution } from '../../../coordinator/engine/execution-queries.js';
@@ -187,6 +189,18 @@ function RunbookPage(p: { access: Access; hosts: readonly HostPreview[]; policyR
   );
 }
 
+/** The request schema's problems as the form shows them: an option's beside its field, the rest above the form. */
+function requestProblems(d: DescribedIssues, defs: readonly OptionDef[]): { errors: Record<string, string>; formError?: string } {
+  const errors: Record<string, string> = {};
+  const rest: string[] = [];
+  for (const p of d.problems) {
+    const name = p.field.startsWith('options.') ? p.field.slice('options.'.length) : undefined;
+    if (name !== undefined && defs.some((o) => o.name === name)) errors[name] ??= p.problem;
+    else rest.push(`${p.field === 'reason' ? 'The reason' : p.field} ${p.problem}`);
+  }
+  return rest.length > 0 ? { errors, formError: rest.join('; ') } : { errors };
+}
+
 export function runbookRoutes(d: PortalDeps): Hono<PortalEnv> {
   const app = new Hono<PortalEnv>();
   const { page, post } = pageMiddleware(d);
@@ -230,7 +244,7 @@ export function runbookRoutes(d: PortalDeps): Hono<PortalEnv> {
     // ?rerun=EXECUTION prefills the form with that execution's options (secrets left empty).
     const rerun = c.req.query('rerun');
     let prefill: Record<string, string> = {};
-    if (rerun) {
+    if (rerun && ExecutionIdParam.safeParse({ id: rerun }).success) {
       const owner = await executionOwner(d.db, rerun);
       if (owner && owner.runbookId === a.loaded.runbook.metadata.id && (await d.access.canView(c.get('user'), owner))) {
         const view = await loadExecution(d.db, rerun);
@@ -247,9 +261,13 @@ export function runbookRoutes(d: PortalDeps): Hono<PortalEnv> {
     const form = c.get('form');
     const defs = a.loaded.runbook.spec.options;
     const options = optionsFromForm(defs, form);
-    const reason = (form['reason'] ?? '').trim().slice(0, 500);
+    const reason = (form['reason'] ?? '').trim();
     const kept: Record<string, string> = {};
     for (const def of defs) if (def.type !== 'secret' && form[`opt.${def.name}`] !== undefined) kept[def.name] = form[`opt.${def.name}`] as string;
+    // The API's request schema first (the same bounds as a request with a token), then the runbook's own option checks.
+    const request = { runbook: a.loaded.runbook.metadata.id, options, ...(reason ? { reason } : {}) };
+    const checked = StartExecutionBody.safeParse(request);
+    if (!checked.success) return show(c, a, { values: kept, ...requestProblems(describeIssues('form', checked.error.issues, request), defs), reason }, 400);
     const resolved = resolveOptions(a.loaded.runbook, options);
     if (resolved.problems.length > 0) {
       const errors: Record<string, string> = {};
