@@ -1,7 +1,7 @@
 /**
  * `handrail demo`: a working local installation in one command — CA, coordinator with its
- * embedded store, three local agents as real processes, demo users with API tokens, and the
- * example runbooks. State lives in --dir (default ./demo, git-ignored); run it again to resume:
+ * embedded store, three local agents as real processes, demo users with portal passwords and API
+ * tokens, and the example runbooks; the banner says which URL to open. State lives in --dir (default ./demo, git-ignored); run it again to resume:
  * the same CA, store, agents and API tokens, and executions in progress carry on.
  */
 import { AGENT_NODE_FLAGS } from '../../agent/node-flags.js';
@@ -11,7 +11,8 @@ import { join, resolve } from 'node:path';
 import { initCa } from '../../coordinator/pki/ca.js';
 import { startServer } from '../../server/server.js';
 import { openDataDir } from '../../coordinator/data-dir.js';
-import type { UserStore } from '../../coordinator/auth/user-store.js';
+import { generatePassword, type UserStore } from '../../coordinator/auth/user-store.js';
+import type { SessionStore } from '../../coordinator/auth/session-store.js';
 import { listExecutions } from '../../coordinator/engine/execution-queries.js';
 import { ALLOW_KEYS_IN_GIT, refuseKeysInWorkTree } from '../git-guard.js';
 import type { CliIo } from '../io.js';
@@ -40,10 +41,11 @@ const DEMO_AGENTS = [
   { name: 'db-1', labels: 'role=db,env=demo,zone=a' },
 ];
 
+/** The demo's people, as the example policy (runbooks/policy.yaml) knows them; it has no auditor role. */
 export const DEMO_USERS = [
-  { name: 'admin', groups: ['admins', 'ops-admins'], password: 'admin-demo-pass', role: 'ops admin' },
-  { name: 'alice', groups: ['support'], password: 'alice-demo-pass', role: 'support (L1)' },
-  { name: 'bob', groups: ['web-leads'], password: 'bob-demo-pass', role: 'approver (web leads)' },
+  { name: 'alice', groups: ['support'], role: 'support (L1)' },
+  { name: 'bob', groups: ['web-leads'], role: 'approver (web leads)' },
+  { name: 'admin', groups: ['admins', 'ops-admins'], role: 'ops admin' },
 ];
 
 async function exists(p: string): Promise<boolean> {
@@ -64,19 +66,55 @@ const DEMO_STOP_GRACE = '10s';
 
 type SavedTokens = Record<string, { id: string; token: string }>;
 
-async function readSavedTokens(file: string): Promise<SavedTokens> {
+/** The demo users' portal passwords, kept beside the tokens (0600, git-ignored) so a restart reuses them. */
+const PASSWORDS_FILE = 'portal-passwords.json';
+
+async function readJsonObject(file: string): Promise<Record<string, unknown>> {
   try {
     const v = JSON.parse(await readFile(file, 'utf8')) as unknown;
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) return {};
-    const out: SavedTokens = {};
-    for (const [name, t] of Object.entries(v as Record<string, unknown>)) {
-      const x = t as { id?: unknown; token?: unknown };
-      if (typeof x?.id === 'string' && typeof x.token === 'string') out[name] = { id: x.id, token: x.token };
-    }
-    return out;
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
   } catch {
     return {};
   }
+}
+
+async function writeSecretFile(file: string, value: unknown): Promise<void> {
+  await writeFile(file, JSON.stringify(value, null, 2) + '\n', { mode: 0o600 });
+  await chmod(file, 0o600);
+}
+
+/**
+ * One portal password per demo user: the saved one while it still logs that user in, else a
+ * newly generated one (which ends the user's portal sessions, as `user password` does).
+ */
+async function demoPasswords(data: { users: UserStore; sessions: SessionStore }, file: string, now: number): Promise<{ passwords: Record<string, string>; reused: number }> {
+  const saved = await readJsonObject(file);
+  const actor = { kind: 'cli', id: 'demo' } as const;
+  const passwords: Record<string, string> = {};
+  let reused = 0;
+  for (const u of DEMO_USERS) {
+    const s = saved[u.name];
+    if (typeof s === 'string' && (await data.users.checkPassword(u.name, s))?.name === u.name) {
+      passwords[u.name] = s;
+      reused++;
+      continue;
+    }
+    const fresh = generatePassword();
+    await data.users.setPassword(u.name, fresh, actor);
+    await data.sessions.endAll(u.name, 'revoked', actor, now);
+    passwords[u.name] = fresh;
+  }
+  await writeSecretFile(file, passwords);
+  return { passwords, reused };
+}
+
+async function readSavedTokens(file: string): Promise<SavedTokens> {
+  const out: SavedTokens = {};
+  for (const [name, t] of Object.entries(await readJsonObject(file))) {
+    const x = t as { id?: unknown; token?: unknown } | null;
+    if (typeof x?.id === 'string' && typeof x.token === 'string') out[name] = { id: x.id, token: x.token };
+  }
+  return out;
 }
 
 /**
@@ -110,8 +148,7 @@ async function demoTokens(users: UserStore, file: string, now: number): Promise<
     tokens[u.name] = { token: chosen.token, expiresAt: chosen.expiresAt };
     keep[u.name] = { id: chosen.id, token: chosen.token };
   }
-  await writeFile(file, JSON.stringify(keep, null, 2) + '\n', { mode: 0o600 });
-  await chmod(file, 0o600);
+  await writeSecretFile(file, keep);
   return { tokens, reused, revoked };
 }
 
@@ -129,10 +166,7 @@ export async function runDemo(p: ParsedCommand, io: CliIo): Promise<number> {
   if (fresh) {
     const data = await openDataDir(dataDir, io.now);
     try {
-      for (const u of DEMO_USERS) {
-        await data.users.add(u.name, u.groups, { kind: 'cli', id: 'demo' }, io.now());
-        await data.users.setPassword(u.name, u.password, { kind: 'cli', id: 'demo' });
-      }
+      for (const u of DEMO_USERS) await data.users.add(u.name, u.groups, { kind: 'cli', id: 'demo' }, io.now());
     } finally {
       await data.close();
     }
@@ -160,6 +194,7 @@ export async function runDemo(p: ParsedCommand, io: CliIo): Promise<number> {
     io.now,
   );
   const { tokens, reused, revoked } = await demoTokens(server.coordinator.data.users, join(dir, TOKENS_FILE), io.now());
+  const { passwords, reused: passwordsReused } = await demoPasswords(server.coordinator.data, join(dir, PASSWORDS_FILE), io.now());
   // What the coordinator picked up again: executions that were running or waiting for approval.
   const resumed = (
     await Promise.all(['running', 'awaiting_approval', 'queued'].map((state) => listExecutions(server.coordinator.data.db, { state, limit: 20 }, { all: true })))
@@ -198,7 +233,7 @@ export async function runDemo(p: ParsedCommand, io: CliIo): Promise<number> {
         resumed.length === 0
           ? '                   no execution was in progress'
           : `                   ${resumed.length} execution(s) in progress picked up again: ${resumed.map((e) => `${e.id} ${e.runbookId ?? e.kind} (${e.state})`).join(', ')}`,
-        `                   API tokens: ${reused} of ${DEMO_USERS.length} reused${revoked ? `, ${revoked} older demo token(s) revoked` : ''}`,
+        `                   API tokens: ${reused} of ${DEMO_USERS.length} reused${revoked ? `, ${revoked} older demo token(s) revoked` : ''}; portal passwords: ${passwordsReused} of ${DEMO_USERS.length} reused`,
       ];
   io.out(
     [
@@ -206,13 +241,19 @@ export async function runDemo(p: ParsedCommand, io: CliIo): Promise<number> {
       `Handrail demo is running (state in ${dir}).`,
       ...state,
       '',
+      `  Portal           ${url}/   <- open this in a browser and log in as a user below`,
       `  REST API         ${url}/api/v1`,
       `  agent port       ${grpcListen.host}:${server.grpcPort}   (${server.coordinator.gateway.onlineCount()} of ${DEMO_AGENTS.length} demo agents online)`,
       '',
-      `  users (password)                                  API token (valid until ${expires}; kept in ${join(dir, TOKENS_FILE)})`,
-      ...DEMO_USERS.map((u) => `  ${`${u.name} (${u.password})`.padEnd(26)} ${u.role.padEnd(22)} ${tokens[u.name]?.token ?? ''}`),
+      `  user    role                   portal password            API token (valid until ${expires})`,
+      ...DEMO_USERS.map((u) => `  ${u.name.padEnd(7)} ${u.role.padEnd(22)} ${(passwords[u.name] ?? '').padEnd(26)} ${tokens[u.name]?.token ?? ''}`),
+      `  (kept for the next start in ${join(dir, PASSWORDS_FILE)} and ${join(dir, TOKENS_FILE)}, mode 0600)`,
       '',
-      'Try, in another terminal (handrail = node dist/cli/main.js):',
+      `Try the portal (${url}/): log in as alice, run "Collect a diagnostics bundle" and watch its`,
+      '  output arrive live; request "Restart the web service safely", then log in as bob (another',
+      '  browser or a private window) to approve it under Approvals. History shows what you may see.',
+      '',
+      'Or the CLI, in another terminal (handrail = node dist/cli/main.js):',
       `  export HANDRAIL_SERVER=${url}`,
       `  HANDRAIL_TOKEN=${tokens['alice']?.token ?? ''} handrail runbooks ls`,
       `  HANDRAIL_TOKEN=${tokens['alice']?.token ?? ''} handrail run diagnostics-bundle --follow`,

@@ -1,5 +1,5 @@
 /** `handrail user add|token|ls|password|…`: users, groups, portal passwords and API tokens (on the coordinator host). */
-import { randomBytes } from 'node:crypto';
+import { generatePassword } from '../../coordinator/auth/user-store.js';
 import { withDataDir } from '../data-dir.js';
 import { printTable, type CliIo } from '../io.js';
 import { bool, durationSetting, list, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
@@ -39,7 +39,7 @@ export async function runUserPassword(p: ParsedCommand, io: CliIo): Promise<numb
   if (!name) throw new UsageError('give the user name');
   const generate = bool(p.values, 'generate');
   let password: string;
-  if (generate) password = randomBytes(18).toString('base64url');
+  if (generate) password = generatePassword();
   else {
     if (!io.readStdin) throw new UsageError('pipe the password on standard input, or use --generate', 'e.g. printf %s "$PASSWORD" | handrail user password NAME');
     password = (await io.readStdin()).replace(/\r?\n$/, '');

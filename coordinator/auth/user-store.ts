@@ -15,6 +15,11 @@ const scrypt = promisify(scryptCb) as (password: string, salt: Buffer, keylen: n
 
 export const API_TOKEN_PREFIX = 'hru_';
 
+/** A new random portal password (144 bits, URL-safe): what `user password --generate` and the demo hand out. */
+export function generatePassword(): string {
+  return randomBytes(18).toString('base64url');
+}
+
 export interface User {
   readonly name: string;
   readonly groups: readonly string[];

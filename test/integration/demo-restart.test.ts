@@ -3,9 +3,11 @@
  * coordinator stops first and the agents after it, so nothing fails — the execution resumes and
  * succeeds on both nodes, its onFailure handler ("paging web on-call") never runs — and the
  * second start reuses the three API tokens instead of minting three more, saying what it resumed.
+ * The banner names the portal's URL and each user's generated portal password, which logs that
+ * user in through the real login form and is the same after the restart.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { access, mkdtemp, writeFile } from 'node:fs/promises';
+import { access, mkdtemp, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,7 +16,9 @@ import { CLI, ROOT, cli, waitFor } from '../helpers/processes.js';
 interface Demo {
   readonly child: ChildProcess;
   readonly url: string;
+  readonly portal: string;
   readonly tokens: Record<string, string>;
+  readonly passwords: Record<string, string>;
   readonly banner: string;
   stderr: string;
 }
@@ -34,9 +38,34 @@ async function startDemo(): Promise<Demo> {
   child.stderr.on('data', (b: Buffer) => (d.stderr += b.toString()));
   const banner = await waitFor(() => (out.includes('Running the demo again resumes.') ? out : undefined), 90_000, `the demo banner; stderr: ${d.stderr.slice(-2000)}`);
   const url = /REST API\s+(http:\/\/\S+)\/api\/v1/.exec(banner)?.[1] as string;
+  const portal = /Portal\s+(http:\/\/\S+\/)\s/.exec(banner)?.[1] as string;
   const tokens: Record<string, string> = {};
-  for (const m of banner.matchAll(/^ {2}(admin|alice|bob) \(\S+\)\s.*\s(hru_\S+)$/gm)) tokens[m[1] as string] = m[2] as string;
-  return Object.assign(d, { child, url, tokens, banner });
+  const passwords: Record<string, string> = {};
+  for (const m of banner.matchAll(/^ {2}(admin|alice|bob)\s.*\s(\S+)\s+(hru_\S+)$/gm)) {
+    passwords[m[1] as string] = m[2] as string;
+    tokens[m[1] as string] = m[3] as string;
+  }
+  return Object.assign(d, { child, url, portal, tokens, passwords, banner });
+}
+
+/** Logs in through the portal's login form as a browser would; returns whom the portal says is logged in. */
+async function portalLogin(d: Demo, user: string, password: string): Promise<string | undefined> {
+  const form = await fetch(`${d.portal}login`);
+  expect(form.status).toBe(200);
+  const nonce = /name="_csrf" value="([^"]+)"/.exec(await form.text())?.[1] ?? '';
+  const pre = form.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+  const origin = new URL(d.portal).origin;
+  const res = await fetch(`${d.portal}login`, {
+    method: 'POST',
+    redirect: 'manual',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: pre, origin, 'sec-fetch-site': 'same-origin' },
+    body: new URLSearchParams({ _csrf: nonce, user, password, next: '/' }).toString(),
+  });
+  if (res.status !== 303) return undefined;
+  const session = res.headers.getSetCookie().map((c) => c.split(';')[0]).find((c) => c?.startsWith('hr_session='));
+  const page = await fetch(`${d.portal}runbooks`, { headers: { cookie: session ?? '' }, redirect: 'manual' });
+  if (page.status !== 200) return undefined;
+  return /data-testid="viewer"[^>]*>([^<]*)</.exec(await page.text())?.[1];
 }
 
 async function stopDemo(d: Demo, waitForAgentsLine?: () => Promise<void>): Promise<number | null> {
@@ -74,6 +103,15 @@ describe('handrail demo, stopped and started again', () => {
     expect(demo.banner).toContain('new demo: CA, store, users and agents created');
     expect(Object.keys(demo.tokens).sort()).toEqual(['admin', 'alice', 'bob']);
     const first = demo.tokens;
+    // The portal is what it opens on: its URL, and one generated password per user, each different.
+    expect(demo.portal).toBe(`${demo.url}/`);
+    expect(Object.keys(demo.passwords).sort()).toEqual(['admin', 'alice', 'bob']);
+    expect(new Set(Object.values(demo.passwords)).size).toBe(3);
+    for (const pw of Object.values(demo.passwords)) expect(pw).toMatch(/^[A-Za-z0-9_-]{24}$/);
+    for (const [user, pw] of Object.entries(demo.passwords)) expect(await portalLogin(demo, user, pw)).toBe(user);
+    expect(await portalLogin(demo, 'alice', demo.passwords['bob'] as string)).toBeUndefined();
+    expect((await stat(join(dir, 'portal-passwords.json'))).mode & 0o777).toBe(0o600);
+    const firstPasswords = demo.passwords;
 
     const gate = join(dir, 'gate');
     const started = await api<{ executionId: string }>(demo, 'POST', '/api/v1/executions', { runbook: 'until-released', options: { gate }, targets: 'role=web' });
@@ -92,9 +130,11 @@ describe('handrail demo, stopped and started again', () => {
 
     demo = await startDemo();
     expect(demo.tokens).toEqual(first);
+    expect(demo.passwords).toEqual(firstPasswords);
+    expect(await portalLogin(demo, 'bob', demo.passwords['bob'] as string)).toBe('bob');
     expect(demo.banner).toContain('resumed:         store and CA from an earlier run; 3 of 3 agents were enrolled already');
     expect(demo.banner).toContain(`1 execution(s) in progress picked up again: ${id} until-released (running)`);
-    expect(demo.banner).toContain('API tokens: 3 of 3 reused');
+    expect(demo.banner).toContain('API tokens: 3 of 3 reused; portal passwords: 3 of 3 reused');
     const d2 = demo;
     const done = await waitFor(async () => {
       const v = (await api<View>(d2, 'GET', `/api/v1/executions/${id}`)).body;
