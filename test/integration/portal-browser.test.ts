@@ -123,6 +123,15 @@ describe('the portal in a browser', () => {
     }
     // The step is still blocked on the second gate: the output arrived before the step ended.
     expect(await page.textContent('[data-execution-state]')).toBe('running');
+    // Reloaded mid-run: the server renders what is stored, the event stream replays it from the
+    // start (lossless) and then goes on live; each chunk lands by its byte offset, so nothing
+    // shows twice.
+    await page.reload();
+    await page.locator('[data-live-status]', { hasText: 'Live: following this execution.' }).waitFor();
+    for (const host of ['web-1', 'web-2']) {
+      const text = (await page.textContent(`section[data-host="${host}"] pre[data-stream="stdout"]`)) ?? '';
+      expect(text.split(`line one from ${host}`).length - 1, text).toBe(1);
+    }
     const stored = await fleet.api<{ state: string; steps: Array<{ state: string }> }>('GET', `/api/v1/executions/${executionId}`);
     expect(stored.body.state).toBe('running');
     expect(stored.body.steps.every((s) => s.state !== 'succeeded')).toBe(true);
@@ -167,6 +176,20 @@ describe('the portal in a browser', () => {
     expect(api?.status()).toBe(404);
     const runbook = await page.goto(`${url}/runbooks/portal-other`);
     expect(runbook?.status()).toBe(404);
+  });
+
+  it('lets the session cookie read the API but never change anything there', async () => {
+    const { ctx } = alice;
+    const read = await ctx.request.get(`${url}/api/v1/executions/${executionId}`);
+    expect(read.status()).toBe(200);
+    const head = await ctx.request.head(`${url}/api/v1/executions`);
+    expect(head.status()).toBe(200);
+    const run = await ctx.request.post(`${url}/api/v1/executions`, { data: { runbook: 'portal-echo', options: { message: 'via cookie', count: 1 } } });
+    expect(run.status()).toBe(401);
+    const cancel = await ctx.request.post(`${url}/api/v1/executions/${executionId}/cancel`);
+    expect(cancel.status()).toBe(401);
+    const mine = await fleet.api<{ executions: Array<{ id: string }> }>('GET', '/api/v1/executions?user=alice');
+    expect(mine.body.executions.map((e) => e.id)).toEqual([executionId]);
   });
 
   it('refuses a cross-site form post and a form without its CSRF token', async () => {

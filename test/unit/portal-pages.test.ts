@@ -307,3 +307,93 @@ describe('hosts page', () => {
     expect(some).not.toContain('data-host="db-1"');
   });
 });
+
+describe('every state main has, as the pages show it', () => {
+  const STEP_STATES = ['dispatched', 'running', 'succeeded', 'failed', 'timed_out', 'canceled', 'error', 'interrupted', 'rejected', 'expired', 'lost'] as const;
+  const NODE_STATES = ['pending', 'running', 'succeeded', 'failed', 'skipped', 'canceled'] as const;
+
+  it('draws each execution, node and step-run state with its tone and meaning; an interrupted step says it runs again', async () => {
+    await h.insertExecution({ id: 'exe-states', runbookId: 'portal-echo', requestedBy: 'alice', options: {}, state: 'running' });
+    for (const [i, state] of NODE_STATES.entries()) {
+      await h.data.db.run('INSERT INTO execution_nodes (execution_id, agent_id, node_index, agent_name, state) VALUES (?, ?, ?, ?, ?)', ['exe-states', `agt-n${i}`, i, `node-${i}`, state]);
+    }
+    for (const [i, state] of STEP_STATES.entries()) {
+      await h.data.db.run('INSERT INTO step_runs (id, execution_id, agent_id, step_index, attempt, name, state, dispatched_at) VALUES (?, ?, ?, 0, ?, ?, ?, ?)', [`sr-s${i}`, 'exe-states', 'agt-n1', i + 1, `step-${state}`, state, h.clock + i]);
+    }
+    const a = await login('alice', 'alice-password');
+    const { status, html } = await a.get('/executions/exe-states');
+    expect(status).toBe(200);
+    const badge = (attr: string): string => {
+      const at = html.indexOf(attr);
+      expect(at, attr).toBeGreaterThan(0);
+      const open = html.lastIndexOf('<span', at);
+      return html.slice(open, html.indexOf('</span>', at));
+    };
+    for (const [i, state] of NODE_STATES.entries()) {
+      const b = badge(`data-node-state="agt-n${i}"`);
+      expect(b).toMatch(new RegExp(`class="state state-${state} tone-(good|bad|attention|active|idle)"`));
+      expect(b).toMatch(/title="[^"]+"/);
+      expect(b).toContain(`>${state.replace(/_/g, ' ')}`);
+    }
+    for (const [i, state] of STEP_STATES.entries()) {
+      const li = html.slice(html.indexOf(`data-step-run="sr-s${i}"`), html.indexOf('</li>', html.indexOf(`data-step-run="sr-s${i}"`)));
+      expect(li, state).toMatch(new RegExp(`class="state state-${state} tone-\\w+" title="[^"]+" data-step-state="">${state.replace(/_/g, ' ')}`));
+      if (state === 'interrupted') expect(li).toContain('runs again when the agent is back');
+      else expect(li).not.toContain('runs again when the agent is back');
+    }
+    expect(badge('data-execution-state')).toContain('tone-active');
+  });
+
+  it('offers every execution state in the history filter and takes each', async () => {
+    const a = await login('alice', 'alice-password');
+    const states = ['queued', 'awaiting_approval', 'running', 'succeeded', 'failed', 'canceled', 'timed_out'];
+    const page = await a.get('/executions');
+    for (const s of states) {
+      expect(page.html).toContain(`<option value="${s}"`);
+      expect((await a.get(`/executions?state=${s}`)).status).toBe(200);
+    }
+  });
+});
+
+describe('the API\'s schemas on the pages', () => {
+  it('refuses a history query the API would refuse, naming the field, and ignores a form\'s empty fields', async () => {
+    await h.insertExecution({ id: 'exe-alice1', runbookId: 'portal-echo', requestedBy: 'alice', options: {}, state: 'failed' });
+    const a = await login('alice', 'alice-password');
+    const bad = await a.get('/executions?state=exploded');
+    expect(bad.status).toBe(400);
+    expect(bad.html).toContain('state');
+    expect(bad.html).toContain('exploded');
+    const unknown = await a.get('/executions?sort=desc');
+    expect(unknown.status).toBe(400);
+    expect(unknown.html).toContain('sort');
+    const cursor = await a.get(`/executions?before=${encodeURIComponent(HOSTILE)}`);
+    expect(cursor.status).toBe(400);
+    expect(cursor.html).not.toContain('<script>alert');
+    const empty = await a.get('/executions?runbook=&user=&state=');
+    expect(empty.status).toBe(200);
+    expect(empty.html).toContain('exe-alice1');
+    const filtered = await a.get('/executions?state=succeeded');
+    expect(filtered.html).not.toContain('exe-alice1');
+  });
+
+  it('refuses a reason longer than the API takes, above the form, and starts nothing', async () => {
+    const a = await login('alice', 'alice-password');
+    const res = await a.post('/runbooks/portal-echo/run', { 'opt.message': 'hi', 'opt.count': '2', reason: 'x'.repeat(501) });
+    expect(res.status).toBe(400);
+    const html = await res.text();
+    expect(html).toContain('The reason must be at most 500 characters long');
+    expect(h.starts).toEqual([]);
+    const ok = await a.post('/runbooks/portal-echo/run', { 'opt.message': 'hi', 'opt.count': '2', reason: 'x'.repeat(500) });
+    expect(ok.status).toBe(303);
+    expect(h.starts.map((s) => s.reason?.length)).toEqual([500]);
+  });
+
+  it('treats what is not an execution id as no execution, on the page and for a re-run', async () => {
+    const a = await login('alice', 'alice-password');
+    const page = await a.get(`/executions/${encodeURIComponent(HOSTILE)}`);
+    expect(page.status).toBe(404);
+    expect(page.html).not.toContain('<script>alert');
+    const rerun = await a.get(`/runbooks/portal-echo?rerun=${encodeURIComponent(HOSTILE)}`);
+    expect(rerun.status).toBe(200);
+  });
+});
