@@ -116,11 +116,12 @@ export class StepDispatcher implements StepTraffic {
   readonly events = new EventEmitter<{ finished: [StepRunOutcome]; output: [OutputEvent]; accepted: [string] }>();
   private readonly inflight = new Map<string, InFlight | Promise<InFlight | undefined>>();
   /**
-   * Slow-path results per step run, one at a time: writes batched into one transaction run
-   * concurrently, so two copies of a result (resent across reconnects) could both read "no
-   * result yet" and both be recorded.
+   * Result writes per step run, one at a time, on either path. Writes batched into one
+   * transaction run concurrently, so two copies of a result (resent across reconnects) could
+   * both read "no result yet" and both be recorded; and output arriving while a result is being
+   * stored must not reload the step as still open (a second copy would then take the fast path).
    */
-  private readonly slowResults = new Map<string, Promise<unknown>>();
+  private readonly resultWrites = new Map<string, Promise<unknown>>();
   /** Steps a busy agent turned away: how often, and the one pending re-offer (dropped once taken or ended). */
   private readonly deferred = new Map<string, { attempts: number; timer: NodeJS.Timeout | undefined }>();
   /** One per open step: gives it up when nobody answers (see watch()). */
@@ -377,6 +378,8 @@ export class StepDispatcher implements StepTraffic {
 
   /** After a coordinator restart the in-memory view is rebuilt from the store, step by step. */
   private async loadInFlight(stepRunId: string): Promise<InFlight | undefined> {
+    // A result being stored ends the step: read the row only once it is written.
+    await this.resultWritesSettled(stepRunId);
     const row = await this.db.get<StepRunRow>('SELECT * FROM step_runs WHERE id = ?', [stepRunId]);
     if (!row || !row.request_payload || TERMINAL_STEP_STATES.has(row.state)) return undefined;
     const req = decodeStepRequest(row.request_payload);
@@ -442,7 +445,7 @@ export class StepDispatcher implements StepTraffic {
     if (claimed instanceof Promise) await claimed; // output state still loading: keep order
     const entry = this.inflight.get(result.stepId);
     let outcome: { ack: boolean; note: 'stored' | 'late' | 'duplicate' | 'unknown step' | 'mismatch' | 'request_digest' };
-    if (entry && !(entry instanceof Promise)) {
+    if (entry && !(entry instanceof Promise) && !this.resultWrites.has(result.stepId)) {
       // Fast path: the step is in flight in this process; decide without reading the store.
       if (entry.agentId !== session.agentId || entry.executionId !== result.executionId) {
         outcome = { ack: false, note: 'mismatch' };
@@ -451,10 +454,12 @@ export class StepDispatcher implements StepTraffic {
       } else {
         this.inflight.delete(result.stepId);
         try {
-          await this.db.batch(async (tx) => {
-            tx.queueUpdate('step_runs', { id: result.stepId }, this.resultColumns(signed, result));
-            await this.appendResultAudit(tx, session.agentId, signed, result);
-          });
+          await this.oneResultWriteAtATime(result.stepId, () =>
+            this.db.batch(async (tx) => {
+              tx.queueUpdate('step_runs', { id: result.stepId }, this.resultColumns(signed, result));
+              await this.appendResultAudit(tx, session.agentId, signed, result);
+            }),
+          );
         } catch (e) {
           this.inflight.set(result.stepId, entry);
           throw e;
@@ -515,15 +520,23 @@ export class StepDispatcher implements StepTraffic {
     signed: SignedResult,
     result: StepResult,
   ): Promise<{ ack: boolean; note: 'stored' | 'late' | 'duplicate' | 'unknown step' | 'mismatch' | 'request_digest' }> {
-    const id = result.stepId;
-    const before = this.slowResults.get(id) ?? Promise.resolve();
-    const mine = before.catch(() => undefined).then(() => this.storeResultSlowNow(session, signed, result));
-    this.slowResults.set(id, mine);
-    try {
-      return await mine;
-    } finally {
-      if (this.slowResults.get(id) === mine) this.slowResults.delete(id);
-    }
+    return this.oneResultWriteAtATime(result.stepId, () => this.storeResultSlowNow(session, signed, result));
+  }
+
+  /** Runs `write` after every result write already started for this step run has settled. */
+  private oneResultWriteAtATime<T>(stepRunId: string, write: () => Promise<T>): Promise<T> {
+    const mine = this.resultWritesSettled(stepRunId).then(write);
+    this.resultWrites.set(stepRunId, mine);
+    const done = (): void => {
+      if (this.resultWrites.get(stepRunId) === mine) this.resultWrites.delete(stepRunId);
+    };
+    mine.then(done, done);
+    return mine;
+  }
+
+  private resultWritesSettled(stepRunId: string): Promise<void> {
+    const pending = this.resultWrites.get(stepRunId);
+    return pending ? pending.then(() => undefined, () => undefined) : Promise.resolve();
   }
 
   private async storeResultSlowNow(

@@ -9,11 +9,11 @@ import { rawClient, tlsCredentials } from '../helpers/raw-grpc.js';
 import { gatedArgv, openGate } from '../helpers/gate.js';
 import { BACKSTOP_MS, spawnCli, waitFor, type Proc } from '../helpers/processes.js';
 import { Database } from '../../coordinator/store/database.js';
-import { signEnvelope, signPayload } from '../../core/envelope.js';
+import { sha256, signEnvelope, signPayload } from '../../core/envelope.js';
 import { STEP_REQUEST_TYPE, STEP_RESULT_TYPE, type StepRequest } from '../../core/step.js';
 import { normalizeSerial } from '../../core/x509-serial.js';
-import { decodeStepResult, encodeStepRequest, encodeStepResult } from '../../proto/codec/step-codec.js';
-import { ConnectRequest, ConnectResponse, SignedResult, type ResultAck } from '../../proto/gen/handrail/v1/gateway.js';
+import { decodeStepRequest, decodeStepResult, encodeStepRequest, encodeStepResult, envelopeFromWire } from '../../proto/codec/step-codec.js';
+import { ConnectRequest, ConnectResponse, OutputStream, SignedResult, type ResultAck } from '../../proto/gen/handrail/v1/gateway.js';
 
 /** An agent's key and certificate, as its state dir keeps them. */
 async function agentCredentials(stateDir: string): Promise<{ keyPem: string; certPem: string }> {
@@ -66,6 +66,11 @@ class HandAgent {
       undefined,
       `ack for ${stepId}`,
     );
+  }
+
+  /** Writes messages back to back, in one burst, as an agent flushing its spool does. */
+  burst(messages: ReadonlyArray<ConnectRequest['msg']>): void {
+    for (const msg of messages) this.call.write({ msg });
   }
 
   close(): void {
@@ -305,6 +310,48 @@ describe('nothing is lost', () => {
       }
       await expectUnchanged();
     });
+  });
+
+  it('stores a result once when its copy arrives with output in between (output must not reopen a step whose result is being stored)', async () => {
+    // The race two copies of the suite once hit: output arriving while a result was being written
+    // reloaded the step as still open, and the next copy of the result was recorded a second time.
+    const caPem = await readFile(fleet.caFile, 'utf8');
+    const creds = await agentCredentials(fleet.agents.get('durable')!.stateDir);
+    const hand = new HandAgent(fleet.coordinator!.address, caPem, creds);
+    try {
+      await hand.hello();
+      const started = await fleet.api<{ executionId: string }>('POST', '/api/v1/adhoc', { agents: [agentId], argv: ['printf', 'twice'] });
+      expect(started.status).toBe(201);
+      const env = await waitFor(
+        () => {
+          for (const m of hand.received) if (m.msg?.$case === 'step') return envelopeFromWire(m.msg.value);
+          return undefined;
+        },
+        undefined,
+        'the step to reach the hand-driven agent',
+      );
+      const req = decodeStepRequest(env.payload);
+      const now = Date.now();
+      const data = Buffer.from('twice');
+      const payload = encodeStepResult({
+        executionId: req.executionId, stepId: req.stepId, agentId, requestSha256: sha256(env.payload), requestNonce: req.nonce,
+        status: 'succeeded', exitCode: 0, signal: '', startedAtMs: now, finishedAtMs: now,
+        stdoutSha256: sha256(data), stderrSha256: sha256(Buffer.alloc(0)), stdoutBytes: data.length, stderrBytes: 0, stdoutTruncated: false, stderrTruncated: false,
+        error: '', signerCertificateSerial: normalizeSerial(new X509Certificate(creds.certPem).serialNumber),
+      });
+      const result = { $case: 'result' as const, value: { payloadType: STEP_RESULT_TYPE, payload: Buffer.from(payload), signature: signPayload(STEP_RESULT_TYPE, payload, createPrivateKey(creds.keyPem)) } };
+      const output = { $case: 'output' as const, value: { executionId: req.executionId, stepId: req.stepId, stream: OutputStream.OUTPUT_STREAM_STDOUT, offset: 0, data } };
+      hand.burst([{ $case: 'accepted', value: { executionId: req.executionId, stepId: req.stepId, startedAtMs: now, pid: 1 } }, output, result, output, result, output, result]);
+      const r = await fleet.waitExecution(started.body.executionId);
+      expect(r.state).toBe('succeeded');
+      // every copy is acknowledged, and the step holds one result
+      await waitFor(() => hand.received.filter((m) => m.msg?.$case === 'ack' && m.msg.value.stepId === req.stepId).length === 3, undefined, 'three acknowledgements');
+      expect(hand.received.filter((m) => m.msg?.$case === 'ack' && m.msg.value.refused !== '')).toEqual([]);
+      expect(await resultRecords(fleet, req.stepId)).toBe(1);
+      expect(await fleet.output(r.id, req.stepId)).toBe('twice');
+    } finally {
+      hand.close();
+    }
   });
 
   it('holds at most one step.result record per step run after all of the above', async () => {
