@@ -39,6 +39,10 @@ export const AuditEvents = {
   loginFailed: 'login.failed',
   keyRotated: 'key.rotated',
   agentConnectionRefused: 'agent.connection_refused',
+  notificationSubscribed: 'notification.subscription_created',
+  notificationUnsubscribed: 'notification.subscription_removed',
+  notificationSecretRotated: 'notification.secret_rotated',
+  notificationGaveUp: 'notification.delivery_failed',
 } as const;
 
 export type AuditEventType = (typeof AuditEvents)[keyof typeof AuditEvents];
@@ -71,6 +75,10 @@ export const AUDIT_CODES: Readonly<Record<AuditEventType, string>> = {
   'login.failed': 'HR5005',
   'key.rotated': 'HR6001',
   'agent.connection_refused': 'HR1105',
+  'notification.subscription_created': 'HR7101',
+  'notification.subscription_removed': 'HR7102',
+  'notification.secret_rotated': 'HR7103',
+  'notification.delivery_failed': 'HR7104',
 };
 
 /** Every event type, in catalog order. */
@@ -144,6 +152,16 @@ export interface AuditPayloads {
    * Emit at most one per remote address and reason per minute: refusals must not flood the log.
    */
   'agent.connection_refused': { agentId: string | null; certificateSerial: string | null; remote: string; reason: string; count: number };
+  /**
+   * Outbound notifications. `target` is the receiver's origin (scheme://host:port) only: a
+   * webhook URL's path and query often carry a credential of their own (chat webhooks), so the
+   * full URL stays in the store, shown to admins only. Secrets are never recorded.
+   */
+  'notification.subscription_created': { subscriptionId: string; target: string; scope: string; events: readonly string[]; enabled: boolean };
+  'notification.subscription_removed': { subscriptionId: string; target: string; canceledDeliveries: number };
+  'notification.secret_rotated': { subscriptionId: string; target: string };
+  /** A delivery given up: after its last attempt, or at a permanent refusal (e.g. HTTP 400). */
+  'notification.delivery_failed': { deliveryId: string; subscriptionId: string; executionId: string; event: string; target: string; attempts: number; reason: string };
 }
 
 /** The `rule` of a decision no rule made (default deny). Rule ids are `<policy>/<rule>`, so it cannot name one. */

@@ -24,6 +24,7 @@ export const METRICS = {
   results_refused_total: { type: 'counter', label: 'reason', help: 'Step results refused (bad signature, unknown certificate, mismatch), by reason.' },
   output_gaps_total: { type: 'counter', help: 'Output chunks that arrived ahead of a gap and were dropped until the agent resends.' },
   auth_failures_total: { type: 'counter', help: 'HTTP API requests refused for a missing, unknown, expired or revoked token.' },
+  notification_deliveries_total: { type: 'counter', label: 'outcome', help: 'Notification delivery attempts, by outcome (delivered, retried, failed: given up).' },
   // gauges (values supplied at export time)
   agents_online: { type: 'gauge', help: 'Agents with a live stream to this coordinator.' },
   rss_bytes: { type: 'gauge', help: 'Resident set size of the coordinator process, in bytes.' },

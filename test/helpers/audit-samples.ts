@@ -28,4 +28,8 @@ export const AUDIT_SAMPLES: { readonly [T in AuditEventType]: AuditPayloads[T] }
   'login.failed': { user: 'mallory', remote: '10.0.0.66', reason: 'bad password' },
   'key.rotated': { purpose: 'audit', previousKeyId: 'audit-0123456789abcdef', keyId: 'audit-fedcba9876543210' },
   'agent.connection_refused': { agentId: 'agt-1', certificateSerial: '1A2B', remote: 'ipv4:10.0.0.5:5555', reason: 'revoked', count: 1 },
+  'notification.subscription_created': { subscriptionId: 'ntf-1', target: 'https://hooks.example', scope: 'team:team-web', events: ['execution.finished', 'execution.waiting_approval'], enabled: true },
+  'notification.subscription_removed': { subscriptionId: 'ntf-1', target: 'https://hooks.example', canceledDeliveries: 2 },
+  'notification.secret_rotated': { subscriptionId: 'ntf-1', target: 'https://hooks.example' },
+  'notification.delivery_failed': { deliveryId: 'dlv-1', subscriptionId: 'ntf-1', executionId: 'exe-1', event: 'execution.finished', target: 'https://hooks.example', attempts: 8, reason: 'gave up after 8 attempts; last: HTTP 503' },
 };
