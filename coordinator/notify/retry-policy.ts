@@ -19,7 +19,7 @@ export interface RetryConfig {
   readonly maxDelayMs: number;
 }
 
-export const DEFAULT_RETRY: RetryConfig = { maxAttempts: 8, maxAgeMs: 24 * 3_600_000, baseDelayMs: 5_000, maxDelayMs: 3_600_000 };
+export const DEFAULT_RETRY: RetryConfig = { maxAttempts: 12, maxAgeMs: 24 * 3_600_000, baseDelayMs: 10_000, maxDelayMs: 3_600_000 };
 
 export type AttemptResult =
   | { readonly kind: 'response'; readonly status: number; readonly retryAfter: string | null }
