@@ -1,10 +1,11 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { signedBytes, signWebhook, verifyWebhook, type VerifyInput } from '../../core/webhook-signature.js';
+import { ROOT } from '../helpers/processes.js';
 
 const SECRET = 'hrn_test-secret-0123456789abcdef';
 const TS = 1_764_752_400; // 2025-12-03T09:00:00Z
@@ -17,12 +18,14 @@ describe('webhook signature', () => {
     expect(signWebhook(SECRET, TS, 'dlv-1', BODY)).toBe('sha256=771bb82c99fad7c58c42950986d4545f0d7f3239c44dfcf1bdfbd6d3fa84203e');
   });
 
-  it('agrees with openssl (what the README tells receivers to run)', async () => {
+  it('agrees with the README\'s openssl command, run exactly as written', async () => {
+    const readme = await readFile(join(ROOT, 'README.md'), 'utf8');
+    const block = /<!-- webhook-openssl:start -->\n```sh\n([\s\S]+?)```\n<!-- webhook-openssl:end -->/.exec(readme);
+    expect(block, 'README has the webhook openssl block').not.toBeNull();
     const dir = await mkdtemp(join(tmpdir(), 'hr-sig-'));
     try {
       await writeFile(join(dir, 'body.json'), BODY);
-      const script = `printf 'v1:%s:%s:' "$TS" "$DELIVERY" | cat - body.json | openssl dgst -sha256 -hmac "$SECRET" -r | cut -d' ' -f1`;
-      const { stdout } = await promisify(execFile)('sh', ['-c', script], { cwd: dir, env: { ...process.env, TS: String(TS), DELIVERY: 'dlv-1', SECRET } });
+      const { stdout } = await promisify(execFile)('bash', ['-euo', 'pipefail', '-c', block?.[1] ?? ''], { cwd: dir, env: { ...process.env, TIMESTAMP: String(TS), DELIVERY: 'dlv-1', SECRET } });
       expect(`sha256=${stdout.trim()}`).toBe(signWebhook(SECRET, TS, 'dlv-1', BODY));
     } finally {
       await rm(dir, { recursive: true, force: true });
