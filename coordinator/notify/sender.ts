@@ -16,7 +16,7 @@ import { AuditEvents } from '../audit/events.js';
 import type { Counters } from '../metrics/counters.js';
 import type { SecretBox } from '../pki/secret-box.js';
 import type { DueDelivery, NotificationStore } from '../store/notifications.js';
-import { decide, DEFAULT_RETRY, type AttemptResult, type RetryConfig } from './retry-policy.js';
+import { decide, DEFAULT_RETRY, type AttemptResult, type Decision, type RetryConfig } from './retry-policy.js';
 import { notificationBody, type QueuedPayload } from './payload.js';
 import { receiverTarget } from './receiver-url.js';
 import { openSecret } from './subscriptions.js';
@@ -90,6 +90,8 @@ export class NotificationSender {
   private readonly stopping = new AbortController();
   private cancelTimer: (() => void) | undefined;
   private scanning = false;
+  /** The look at the outbox under way (stop() waits for it before the store closes). */
+  private scanned: Promise<void> = Promise.resolve();
   private scanAgain = false;
   private stopped = false;
 
@@ -97,6 +99,12 @@ export class NotificationSender {
 
   /** Looks for due deliveries now (after a restart: those left pending). */
   start(): void {
+    this.d.store
+      .pendingCount()
+      .then((n) => {
+        if (n > 0) this.d.log.info({ event: 'notification.resumed', pending: n }, `${n} notification deliveries pending`);
+      })
+      .catch((e: unknown) => this.d.log.error({ event: 'notification.scan_failed', err: e }, 'reading the notification outbox failed'));
     this.wake();
   }
 
@@ -108,7 +116,7 @@ export class NotificationSender {
       return;
     }
     this.scanning = true;
-    this.scan()
+    this.scanned = this.scan()
       .catch((e: unknown) => this.d.log.error({ event: 'notification.scan_failed', err: e }, 'reading the notification outbox failed'))
       .finally(() => {
         this.scanning = false;
@@ -129,6 +137,7 @@ export class NotificationSender {
     this.stopped = true;
     this.cancelTimer?.();
     this.stopping.abort();
+    await this.scanned;
     await Promise.all([...this.inFlight.values()]);
   }
 
@@ -156,6 +165,7 @@ export class NotificationSender {
     }
     if (this.stopped) return;
     const next = await d.store.nextDueAt();
+    if (this.stopped) return;
     const now = d.now();
     // Due now but held back (limits): the end of a request wakes the loop, no timer needed.
     const wait = next === null || next <= now ? d.config.pollMs : Math.min(next - now, d.config.pollMs);
@@ -169,8 +179,14 @@ export class NotificationSender {
     const startedAt = d.now();
     const t0 = performance.now();
     let result: AttemptResult;
+    let secret: string;
     try {
-      const secret = openSecret(d.box, row.subscriptionId, row.secretSealed);
+      secret = openSecret(d.box, row.subscriptionId, row.secretSealed);
+    } catch {
+      // Not something a later attempt fixes: the sealing key is not the one the secret was sealed with.
+      return this.record(row, target, attempt, startedAt, 0, null, { kind: 'failed', reason: 'the subscription\'s sealed secret does not open with this data dir\'s keys/secrets.key: rotate its secret' });
+    }
+    try {
       const body = notificationBody(JSON.parse(row.payloadJson) as QueuedPayload, row.id, startedAt);
       const timestamp = Math.floor(startedAt / 1000);
       const headers = {
@@ -190,9 +206,14 @@ export class NotificationSender {
       result = { kind: 'error', error: describeFailure(e, d.config.timeoutMs) };
     }
     const durationMs = Math.round(performance.now() - t0);
+    const decision = decide({ result, attempt, queuedAt: row.createdAt, now: d.now(), random: d.random(), config: d.config.retry });
+    await this.record(row, target, attempt, startedAt, durationMs, result.kind === 'response' ? result.status : null, decision);
+  }
+
+  /** Stores the attempt and where the delivery stands (audited when given up), then counts and logs it. */
+  private async record(row: DueDelivery, target: string, attempt: number, startedAt: number, durationMs: number, status: number | null, decision: Decision): Promise<void> {
+    const { d } = this;
     const now = d.now();
-    const decision = decide({ result, attempt, queuedAt: row.createdAt, now, random: d.random(), config: d.config.retry });
-    const status = result.kind === 'response' ? result.status : null;
     const error = decision.kind === 'delivered' ? null : decision.reason;
     const outcome = decision.kind === 'delivered' ? 'delivered' : decision.kind;
     const ids = { deliveryId: row.id, subscriptionId: row.subscriptionId, executionId: row.executionId, notification: row.event, target, attempt };

@@ -208,6 +208,10 @@ export class NotificationStore {
       .map((r) => ({ id: r.id, subscriptionId: r.subscription_id, event: r.event, executionId: r.execution_id, payloadJson: r.payload_json, attempts: r.attempts, createdAt: r.created_at, url: r.url, secretSealed: r.secret_sealed }));
   }
 
+  async pendingCount(): Promise<number> {
+    return (await this.db.get<{ n: number }>("SELECT count(*) AS n FROM notification_deliveries WHERE state = 'pending'"))?.n ?? 0;
+  }
+
   /** When the earliest pending delivery is due; null when none is pending. */
   async nextDueAt(): Promise<number | null> {
     const r = await this.db.get<{ at: number | null }>("SELECT min(next_attempt_at) AS at FROM notification_deliveries WHERE state = 'pending'");

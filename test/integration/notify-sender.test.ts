@@ -318,11 +318,13 @@ describe('notification sender', () => {
     await untilState('pending', 1);
     await first.stop();
     await data.close();
+    logText = '';
     // A new process: the store reopened, a new sender, the clock past the retry time.
     data = await openDataDir(join(dir, 'data'), time.now);
     time.advance(DEFAULT_RETRY.maxDelayMs);
     sender().start();
     await untilState('delivered', 2);
+    expect(logText).toContain('"event":"notification.resumed","pending":1');
   });
 
   it('sends what was queued but never attempted before a crash (the outbox row committed with the state change)', async () => {
@@ -331,6 +333,16 @@ describe('notification sender', () => {
     expect((await delivery()).attempts).toBe(0);
     sender().start();
     await untilState('delivered', 1);
+  });
+
+  it('gives up at once, saying why, when the sealed secret does not open (another data dir key)', async () => {
+    await subscribe();
+    await finishExecution('exe-key');
+    box = await SecretBox.open(join(dir, 'other.key'));
+    sender().start();
+    await untilState('failed', 1);
+    expect((await delivery()).last_error).toBe("the subscription's sealed secret does not open with this data dir's keys/secrets.key: rotate its secret");
+    expect(receiver.requests).toHaveLength(0);
   });
 
   it('a rolled-back state change queues nothing', async () => {
