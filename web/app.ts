@@ -116,7 +116,13 @@ export function createApp(d: WebDeps): OpenAPIHono<ApiEnv> {
   api.route('/runbooks', runbookRoutes(d.catalog, d.authz, d.reloadCatalog));
   api.route('/approvals', approvalRoutes(d.db, d.access));
   api.route('/executions', executionRoutes(d.db, d.executions, d.feed, d.access, d.log));
-  api.route('/notifications', notificationRoutes(d.notifications, d.authz));
+  api.route(
+    '/notifications',
+    notificationRoutes(d.notifications, d.authz, {
+      runbookIds: () => d.catalog.list().map((l) => l.runbook.metadata.id),
+      teams: () => [...new Set(d.catalog.list().map((l) => l.runbook.metadata.owner))],
+    }),
+  );
   app.route('/api/v1', api);
   return app;
 }

@@ -73,6 +73,11 @@ describe('notifications from a running coordinator', () => {
     expect(bad.stderr).toContain('must be http:// or https://');
     const both = await fleet.api('POST', '/api/v1/notifications', { url, runbook: 'guarded', team: 'team-web' });
     expect(both.status).toBe(400);
+    const typo = await cli(['notify', 'add', url, '--runbook', 'guardd', ...as(admin)]);
+    expect(typo.code).toBe(2);
+    expect(typo.stderr).toContain('no runbook "guardd" is loaded (did you mean "guarded"?)');
+    const team = await cli(['notify', 'add', url, '--team', 'team-wbe', ...as(admin)]);
+    expect(team.stderr).toContain('no loaded runbook is owned by team "team-wbe" (did you mean "team-web"?)');
     const unknown = await fleet.api<{ error: { message: string } }>('POST', '/api/v1/notifications', { url, secret: 'mine' });
     expect(unknown.status).toBe(400);
     expect(unknown.body.error.message).toContain('unknown field');

@@ -14,6 +14,8 @@ import type { User } from '../../coordinator/auth/user-store.js';
 import { apiRouter, type ApiEnv } from './router.js';
 import { errorResponses, handrailId, json, NOTHING, optionalBody, queryInt, requiredBody, RUNBOOK_ID, strictObject } from '../validation/schemas.js';
 import type { Expect, Same } from '../validation/same.js';
+import { nearest } from '../../core/document-schema.js';
+import { echo } from '../../core/echo.js';
 
 /** What the admin API needs of the subscriptions (coordinator/notify/subscriptions.ts). */
 export type NotificationAdmin = Pick<Subscriptions, 'list' | 'create' | 'remove' | 'rotate' | 'deliveries'>;
@@ -184,7 +186,26 @@ export function deliveryView(d: DeliveryRecord & { readonly attemptLog: readonly
 
 const withSecret = (w: WithSecret): { subscription: SubscriptionView; secret: string } => ({ subscription: subscriptionView(w.subscription), secret: w.secret });
 
-export function notificationRoutes(admin: NotificationAdmin, authz: Authorizer): OpenAPIHono<ApiEnv> {
+/** The loaded runbooks' ids and owners: a scope must name one that exists (a typo would never fire). */
+export interface ScopeCatalog {
+  runbookIds(): readonly string[];
+  teams(): readonly string[];
+}
+
+function checkScope(scope: SubscriptionScope, catalog: ScopeCatalog): void {
+  const near = (word: string, known: readonly string[]): string => {
+    const n = nearest(word, known);
+    return n ? ` (did you mean "${n}"?)` : '';
+  };
+  if (scope.kind === 'runbook' && !catalog.runbookIds().includes(scope.runbookId)) {
+    throw invalidArgument(`no runbook ${echo(scope.runbookId)} is loaded${near(scope.runbookId, catalog.runbookIds())}`, 'see `handrail runbooks ls`');
+  }
+  if (scope.kind === 'team' && !catalog.teams().includes(scope.team)) {
+    throw invalidArgument(`no loaded runbook is owned by team ${echo(scope.team)}${near(scope.team, catalog.teams())}`, "a team is a runbook's metadata.owner");
+  }
+}
+
+export function notificationRoutes(admin: NotificationAdmin, authz: Authorizer, catalog: ScopeCatalog): OpenAPIHono<ApiEnv> {
   const app = apiRouter();
   const mustAdmin = (user: User): void => {
     const d = authz.decide(user, 'admin');
@@ -201,6 +222,7 @@ export function notificationRoutes(admin: NotificationAdmin, authz: Authorizer):
     const b = c.req.valid('json');
     if (b.runbook !== undefined && b.team !== undefined) throw invalidArgument('invalid request: give "runbook" or "team", not both (neither: every execution)');
     const scope: SubscriptionScope = b.runbook !== undefined ? { kind: 'runbook', runbookId: b.runbook } : b.team !== undefined ? { kind: 'team', team: b.team } : { kind: 'all' };
+    checkScope(scope, catalog);
     const out = await admin.create({ url: b.url, scope, events: b.events ?? DEFAULT_EVENTS, enabled: b.enabled ?? true, description: b.description ?? null }, actor(user));
     return c.json(withSecret(out), 201);
   });
