@@ -4,9 +4,11 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { copyFile, mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Fleet } from '../helpers/fleet.js';
-import { cli, waitFor } from '../helpers/processes.js';
+import { cli, ROOT, waitFor } from '../helpers/processes.js';
 import { verifyWebhook, WEBHOOK_HEADERS } from '../../core/webhook-signature.js';
 
 interface Held {
@@ -37,7 +39,24 @@ describe('notifications from a running coordinator', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
     url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/handrail`;
     fleet = await Fleet.create();
-    await fleet.startCoordinator(['--public-url', 'https://handrail.example.com/', '--notify-timeout', '60s']);
+    const runbooks = join(fleet.dir, 'runbooks');
+    await mkdir(runbooks);
+    for (const f of ['policy.yaml', 'runbooks.yaml']) await copyFile(join(ROOT, 'test', 'fixtures', 'engine', f), join(runbooks, f));
+    await writeFile(
+      join(runbooks, 'gated.yaml'),
+      `apiVersion: handrail/v1
+kind: Runbook
+metadata: { id: gated-step, title: Pauses at an approval step, owner: team-web, tags: [web, test] }
+spec:
+  targets: { selector: role=web }
+  steps:
+    - { name: look, sleep: 10ms }
+    - name: a lead agrees
+      approval: { required: 1, from: [group:web-leads] }
+    - { name: act, sleep: 10ms }
+`,
+    );
+    await fleet.startCoordinator(['--runbooks-dir', runbooks, '--public-url', 'https://handrail.example.com/', '--notify-timeout', '60s']);
     const web = await fleet.token(['--labels', 'role=web']);
     await fleet.startAgent('web-1', { token: web });
     await fleet.waitOnline('web-1');
@@ -129,6 +148,31 @@ describe('notifications from a running coordinator', () => {
 
     const metrics = await (await fetch(`${fleet.coordinator?.url ?? ''}/metrics`)).text();
     expect(metrics).toMatch(/^handrail_notification_deliveries_total\{outcome="delivered"\} 4$/m);
+  });
+
+  it('announces an approval step reached, with its own scope: the team\'s subscription, not the runbook\'s', async () => {
+    const admin = await fleet.ensureAdmin();
+    const team = await cli(['notify', 'add', url, '--team', 'team-web', '--event', 'execution.waiting_approval', '--event', 'execution.started', '--json', ...as(admin)]);
+    expect(team.code, team.stderr).toBe(0);
+    const teamId = (JSON.parse(team.stdout) as { subscription: { id: string } }).subscription.id;
+    const other = await cli(['notify', 'add', url, '--runbook', 'echo-options', '--event', 'execution.waiting_approval', '--json', ...as(admin)]);
+    expect(other.code, other.stderr).toBe(0);
+    const otherId = (JSON.parse(other.stdout) as { subscription: { id: string } }).subscription.id;
+    const lee = await fleet.user('lee', ['web-leads']);
+    const started = await fleet.api<{ executionId: string }>('POST', '/api/v1/executions', { runbook: 'gated-step' });
+    expect(started.status, JSON.stringify(started.body)).toBe(201);
+    const id = started.body.executionId;
+    const events = async (sub: string): Promise<string[]> => {
+      const d = await cli(['notify', 'deliveries', sub, '--json', ...as(admin)]);
+      return (JSON.parse(d.stdout) as { deliveries: Array<{ event: string; executionId: string; state: string }> }).deliveries.filter((x) => x.executionId === id && x.state === 'delivered').map((x) => x.event).sort();
+    };
+    await waitFor(async () => (await events(teamId)).length === 2, 30_000, 'started and waiting_approval delivered');
+    expect(await events(teamId)).toEqual(['execution.started', 'execution.waiting_approval']);
+    expect(await events(otherId)).toEqual([]);
+    const gate = received.find((r) => r.headers[WEBHOOK_HEADERS.event] === 'execution.waiting_approval' && r.body.includes(id));
+    expect(JSON.parse(gate?.body ?? '{}')).toMatchObject({ execution: { id, state: 'awaiting_approval', runbook: { id: 'gated-step', owner: 'team-web' } } });
+    expect((await fleet.api('POST', `/api/v1/executions/${id}/approve`, { comment: 'go' }, lee)).status).toBe(200);
+    expect((await fleet.waitExecution(id)).state).toBe('succeeded');
   });
 
   it('rotates and removes with the CLI; the coordinator never logged a secret', async () => {
