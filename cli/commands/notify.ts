@@ -1,5 +1,5 @@
 /**
- * `handrail notify add|ls|rm|rotate|deliveries`: outbound notification subscriptions, through the
+ * `handrail notify add|ls|rm|enable|disable|rotate|deliveries`: outbound notification subscriptions, through the
  * coordinator's API (an admin action: policy decides, the audit log names the token's user).
  * `add` and `rotate` print the secret once, on stdout alone, so it can be piped into a vault.
  */
@@ -88,6 +88,30 @@ export async function runNotifyRemove(p: ParsedCommand, io: CliIo): Promise<numb
   else io.out(`subscription ${id} removed${r.canceledDeliveries > 0 ? ` (${r.canceledDeliveries} pending deliveries canceled)` : ''}\n`);
   return 0;
 }
+
+function switchSpec(on: boolean): CommandSpec {
+  return {
+    name: `notify ${on ? 'enable' : 'disable'}`,
+    usage: `notify ${on ? 'enable' : 'disable'} SUBSCRIPTION_ID`,
+    summary: on ? 'Switch a subscription back on: events queue deliveries for it again.' : 'Switch a subscription off: events queue no deliveries for it (those already queued still go out).',
+    options: { server: SERVER, token: API_TOKEN, json: JSON_OUTPUT },
+    allowPositionals: true,
+  };
+}
+
+export const notifyEnable = switchSpec(true);
+export const notifyDisable = switchSpec(false);
+
+async function runSwitch(p: ParsedCommand, io: CliIo, enabled: boolean): Promise<number> {
+  const id = idArg(p);
+  const r = await client(p).request<SubscriptionView>('PATCH', `${API}/${encodeURIComponent(id)}`, { enabled });
+  if (bool(p.values, 'json')) io.out(JSON.stringify(r) + '\n');
+  else io.out(`subscription ${id} ${r.enabled ? 'enabled' : 'disabled'}\n`);
+  return 0;
+}
+
+export const runNotifyEnable = (p: ParsedCommand, io: CliIo): Promise<number> => runSwitch(p, io, true);
+export const runNotifyDisable = (p: ParsedCommand, io: CliIo): Promise<number> => runSwitch(p, io, false);
 
 export const notifyRotate: CommandSpec = {
   name: 'notify rotate',

@@ -43,6 +43,7 @@ export const AuditEvents = {
   notificationUnsubscribed: 'notification.subscription_removed',
   notificationSecretRotated: 'notification.secret_rotated',
   notificationGaveUp: 'notification.delivery_failed',
+  notificationSwitched: 'notification.subscription_changed',
 } as const;
 
 export type AuditEventType = (typeof AuditEvents)[keyof typeof AuditEvents];
@@ -79,6 +80,7 @@ export const AUDIT_CODES: Readonly<Record<AuditEventType, string>> = {
   'notification.subscription_removed': 'HR7102',
   'notification.secret_rotated': 'HR7103',
   'notification.delivery_failed': 'HR7104',
+  'notification.subscription_changed': 'HR7105',
 };
 
 /** Every event type, in catalog order. */
@@ -162,6 +164,8 @@ export interface AuditPayloads {
   'notification.secret_rotated': { subscriptionId: string; target: string };
   /** A delivery given up: after its last attempt, or at a permanent refusal (e.g. HTTP 400). */
   'notification.delivery_failed': { deliveryId: string; subscriptionId: string; executionId: string; event: string; target: string; attempts: number; reason: string };
+  /** Switched on or off: while off, events queue no deliveries for it (those already queued still go out). */
+  'notification.subscription_changed': { subscriptionId: string; target: string; enabled: boolean };
 }
 
 /** The `rule` of a decision no rule made (default deny). Rule ids are `<policy>/<rule>`, so it cannot name one. */

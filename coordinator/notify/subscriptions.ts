@@ -104,6 +104,21 @@ export class Subscriptions {
     return { canceledDeliveries: removed };
   }
 
+  /** Switched off, events queue no deliveries for it; deliveries already queued still go out. */
+  async setEnabled(id: string, enabled: boolean, actor: Actor): Promise<SubscriptionRecord> {
+    const s = await this.db.write(async (tx) => {
+      const found = await this.store.getSubscription(id, tx);
+      if (!found) return undefined;
+      if (found.enabled === enabled) return found;
+      await this.store.setEnabled(tx, id, enabled);
+      await this.audit.append(tx, { type: AuditEvents.notificationSwitched, actor, data: { subscriptionId: id, target: receiverTarget(found.url), enabled } });
+      return { ...found, enabled };
+    });
+    if (!s) throw notFound(`no notification subscription ${id} (see \`handrail notify ls\`)`);
+    this.log.info({ event: 'notification.subscription_changed', subscriptionId: id, enabled, by: actor.id }, `notification subscription ${enabled ? 'enabled' : 'disabled'}`);
+    return s;
+  }
+
   /** A new secret at once: deliveries still pending are signed with it from their next attempt. */
   async rotate(id: string, actor: Actor): Promise<WithSecret> {
     const secret = newSecret();

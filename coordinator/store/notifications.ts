@@ -153,6 +153,11 @@ export class NotificationStore {
     return c.changes;
   }
 
+  async setEnabled(tx: Tx, id: string, enabled: boolean): Promise<boolean> {
+    const r = await tx.run('UPDATE notification_subscriptions SET enabled = ? WHERE id = ? AND removed_at IS NULL', [enabled ? 1 : 0, id]);
+    return r.changes === 1;
+  }
+
   async replaceSecret(tx: Tx, id: string, secretSealed: Buffer, now: number): Promise<boolean> {
     const r = await tx.run('UPDATE notification_subscriptions SET secret_sealed = ?, secret_rotated_at = ? WHERE id = ? AND removed_at IS NULL', [secretSealed, now, id]);
     return r.changes === 1;

@@ -32,4 +32,5 @@ export const AUDIT_SAMPLES: { readonly [T in AuditEventType]: AuditPayloads[T] }
   'notification.subscription_removed': { subscriptionId: 'ntf-1', target: 'https://hooks.example', canceledDeliveries: 2 },
   'notification.secret_rotated': { subscriptionId: 'ntf-1', target: 'https://hooks.example' },
   'notification.delivery_failed': { deliveryId: 'dlv-1', subscriptionId: 'ntf-1', executionId: 'exe-1', event: 'execution.finished', target: 'https://hooks.example', attempts: 8, reason: 'gave up after 8 attempts; last: HTTP 503' },
+  'notification.subscription_changed': { subscriptionId: 'ntf-1', target: 'https://hooks.example', enabled: false },
 };

@@ -182,6 +182,12 @@ spec:
     const next = rotated.stdout.trim();
     expect(next).toMatch(/^hrn_/);
     expect(next).not.toBe(secret);
+    const off = await cli(['notify', 'disable', subscriptionId, ...as(admin)]);
+    expect([off.code, off.stdout]).toEqual([0, `subscription ${subscriptionId} disabled\n`]);
+    const ls = await cli(['notify', 'ls', '--json', ...as(admin)]);
+    expect((JSON.parse(ls.stdout) as { subscriptions: Array<{ id: string; enabled: boolean }> }).subscriptions.find((x) => x.id === subscriptionId)?.enabled).toBe(false);
+    const on = await cli(['notify', 'enable', subscriptionId, ...as(admin)]);
+    expect([on.code, on.stdout]).toEqual([0, `subscription ${subscriptionId} enabled\n`]);
     const rm = await cli(['notify', 'rm', subscriptionId, ...as(admin)]);
     expect(rm.code, rm.stderr).toBe(0);
     expect(rm.stdout).toBe(`subscription ${subscriptionId} removed\n`);

@@ -345,6 +345,18 @@ describe('notification sender', () => {
     expect(receiver.requests).toHaveLength(0);
   });
 
+  it('a disabled subscription queues nothing; switched back on, it does again (each switch audited)', async () => {
+    const { id } = await subscribe();
+    const subs = new Subscriptions(data.db, new NotificationStore(data.db), box, data.audit, log, time.now);
+    expect((await subs.setEnabled(id, false, ADMIN)).enabled).toBe(false);
+    expect(await finishExecution('exe-off')).toBe(0);
+    expect((await subs.setEnabled(id, true, ADMIN)).enabled).toBe(true);
+    expect(await finishExecution('exe-on')).toBe(1);
+    expect((await data.db.all<{ execution_id: string }>('SELECT execution_id FROM notification_deliveries')).map((r) => r.execution_id)).toEqual(['exe-on']);
+    expect((await auditText()).match(/"type":"notification.subscription_changed"/g)).toHaveLength(2);
+    await expect(subs.setEnabled('ntf-nothere', true, ADMIN)).rejects.toThrow('no notification subscription ntf-nothere');
+  });
+
   it('a rolled-back state change queues nothing', async () => {
     await subscribe();
     const outbox = new Outbox(new NotificationStore(data.db), 'https://handrail.example.com', time.now, () => undefined);

@@ -1,6 +1,6 @@
 /**
  * /api/v1/notifications — outbound notification subscriptions (admin): list, create, remove,
- * rotate a secret, and one subscription's recent deliveries with every attempt. A secret is in a
+ * switch on or off, rotate a secret, and one subscription's recent deliveries with every attempt. A secret is in a
  * response twice only: when the subscription is created and when its secret is rotated.
  */
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
@@ -18,7 +18,7 @@ import { nearest } from '../../core/document-schema.js';
 import { echo } from '../../core/echo.js';
 
 /** What the admin API needs of the subscriptions (coordinator/notify/subscriptions.ts). */
-export type NotificationAdmin = Pick<Subscriptions, 'list' | 'create' | 'remove' | 'rotate' | 'deliveries'>;
+export type NotificationAdmin = Pick<Subscriptions, 'list' | 'create' | 'remove' | 'rotate' | 'deliveries' | 'setEnabled'>;
 
 export interface SubscriptionView {
   id: string;
@@ -141,6 +141,15 @@ const rotateRoute = createRoute({
   request: { params: ID, query: NOTHING, body: optionalBody(NOTHING) },
   responses: { 200: json(WithSecretSchema, 'rotated'), ...errorResponses(403, 404, 413, 415) },
 });
+const changeRoute = createRoute({
+  method: 'patch',
+  path: '/{id}',
+  tags,
+  summary: 'Switch a subscription on or off (admin)',
+  description: 'While off, events queue no deliveries for it; deliveries already queued still go out.',
+  request: { params: ID, query: NOTHING, body: requiredBody(strictObject({ enabled: z.boolean() }).openapi('NotificationSubscriptionChange')) },
+  responses: { 200: json(SubscriptionSchema, 'the subscription'), ...errorResponses(403, 404, 413, 415) },
+});
 const deliveriesRoute = createRoute({
   method: 'get',
   path: '/{id}/deliveries',
@@ -232,6 +241,13 @@ export function notificationRoutes(admin: NotificationAdmin, authz: Authorizer, 
     const { id } = c.req.valid('param');
     const r = await admin.remove(id, actor(user));
     return c.json({ id, canceledDeliveries: r.canceledDeliveries }, 200);
+  });
+  app.openapi(changeRoute, async (c) => {
+    const user = c.get('user');
+    mustAdmin(user);
+    const { id } = c.req.valid('param');
+    const { enabled } = c.req.valid('json');
+    return c.json(subscriptionView(await admin.setEnabled(id, enabled, actor(user))), 200);
   });
   app.openapi(rotateRoute, async (c) => {
     const user = c.get('user');
