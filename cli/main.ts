@@ -53,6 +53,13 @@ const REGISTRY: ReadonlyArray<{ readonly name: string; readonly load: () => Prom
   { name: 'executions approve', load: async () => { const m = await import('./commands/approvals.js'); return { spec: m.executionsApprove, run: m.runExecutionsApprove }; } },
   { name: 'executions deny', load: async () => { const m = await import('./commands/approvals.js'); return { spec: m.executionsDeny, run: m.runExecutionsDeny }; } },
   { name: 'approvals', load: async () => { const m = await import('./commands/approvals.js'); return { spec: m.approvalsList, run: m.runApprovalsList }; } },
+  { name: 'notify add', load: async () => { const m = await import('./commands/notify.js'); return { spec: m.notifyAdd, run: m.runNotifyAdd }; } },
+  { name: 'notify ls', load: async () => { const m = await import('./commands/notify.js'); return { spec: m.notifyList, run: m.runNotifyList }; } },
+  { name: 'notify rm', load: async () => { const m = await import('./commands/notify.js'); return { spec: m.notifyRemove, run: m.runNotifyRemove }; } },
+  { name: 'notify enable', load: async () => { const m = await import('./commands/notify.js'); return { spec: m.notifyEnable, run: m.runNotifyEnable }; } },
+  { name: 'notify disable', load: async () => { const m = await import('./commands/notify.js'); return { spec: m.notifyDisable, run: m.runNotifyDisable }; } },
+  { name: 'notify rotate', load: async () => { const m = await import('./commands/notify.js'); return { spec: m.notifyRotate, run: m.runNotifyRotate }; } },
+  { name: 'notify deliveries', load: async () => { const m = await import('./commands/notify.js'); return { spec: m.notifyDeliveries, run: m.runNotifyDeliveries }; } },
   { name: 'demo', load: async () => { const m = await import('./commands/demo.js'); return { spec: m.demoCommand, run: m.runDemo }; } },
 ];
 

@@ -26,6 +26,10 @@ import { HandrailError } from '../core/errors.js';
 import { join } from 'node:path';
 import { Counters } from './metrics/counters.js';
 import type { User } from './auth/user-store.js';
+import { NotificationStore } from './store/notifications.js';
+import { Subscriptions } from './notify/subscriptions.js';
+import { DEFAULT_SENDER, fetchPoster, NotificationSender, timerSchedule, type SenderConfig } from './notify/sender.js';
+import { Outbox } from './notify/outbox.js';
 
 export interface ListenAddress {
   readonly host: string;
@@ -50,7 +54,14 @@ export interface CoordinatorConfig {
   readonly offlineWaitMs: number;
   /** Grace after a step's timeout (or an untaken request's expiry) before it is given up as lost. */
   readonly lostAfterMs: number;
+  /** The portal's base URL as users reach it: notifications link to <publicUrl>/executions/<id>. */
+  readonly publicUrl?: string;
+  /** Outbound notifications: limits, timeout, retry schedule (defaults: DEFAULT_SENDER). */
+  readonly notifications?: Partial<SenderConfig>;
 }
+
+/** When no public URL is configured. */
+export const DEFAULT_PUBLIC_URL = 'http://127.0.0.1:8080';
 
 export type CatalogActor = { kind: 'user' | 'system'; id: string };
 
@@ -67,6 +78,9 @@ export interface RunningCoordinator {
   /** Who may see which executions and agents (the API's reads). */
   readonly executionAccess: ExecutionAccess;
   readonly counters: Counters;
+  /** Outbound notification subscriptions (admin API). */
+  readonly notifications: Subscriptions;
+  readonly notificationSender: NotificationSender;
   /** Reloads runbooks and policies from the runbooks dir, audited as the actor's doing. */
   reloadCatalog(actor: CatalogActor): Promise<ReloadReport>;
   /** Cancels a runbook or an ad-hoc execution; false if it was not running. */
@@ -126,7 +140,24 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
   );
   gateway.setTraffic(dispatcher);
   const executionEvents = new ExecutionEvents();
-  const adhoc = new AdhocRunner(data.db, data.audit, data.registry, dispatcher, log, now, executionEvents);
+  const secrets = await SecretBox.open(join(config.dataDir, 'keys', 'secrets.key'));
+  const notificationStore = new NotificationStore(data.db);
+  const notificationSender = new NotificationSender({
+    db: data.db,
+    store: notificationStore,
+    box: secrets,
+    audit: data.audit,
+    counters,
+    log,
+    now,
+    random: Math.random,
+    post: fetchPoster,
+    schedule: timerSchedule,
+    config: { ...DEFAULT_SENDER, ...config.notifications },
+  });
+  const outbox = new Outbox(notificationStore, config.publicUrl ?? DEFAULT_PUBLIC_URL, now, () => notificationSender.wake());
+  const notifications = new Subscriptions(data.db, notificationStore, secrets, data.audit, log, now);
+  const adhoc = new AdhocRunner(data.db, data.audit, data.registry, dispatcher, log, now, executionEvents, outbox);
   const catalog = new Catalog(config.runbooksDir);
   const access = new AccessControl(() => catalog.policyList());
   const targetable = (l: LoadedRunbook): TargetableRunbook => ({ ref: { id: l.runbook.metadata.id, tags: l.runbook.metadata.tags, owner: l.runbook.metadata.owner }, selector: l.runbook.spec.selector });
@@ -169,13 +200,14 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
     gateway,
     dispatcher,
     events: executionEvents,
-    secrets: await SecretBox.open(join(config.dataDir, 'keys', 'secrets.key')),
+    secrets,
     runbooks: catalogSource(catalog),
     policy: access,
     log,
     now,
     offlineWaitMs: config.offlineWaitMs,
     outputSeq,
+    notifier: outbox,
   });
   // Before agents can reconnect: their spooled results must find their executions loaded.
   await engine.resume();
@@ -183,6 +215,8 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
   const grpcPort = await gateway.listen(config.grpcListen.host, config.grpcListen.port).catch((e: unknown) => {
     throw listenError(e, config.grpcListen, '--grpc-listen');
   });
+  // Deliveries left pending by the last run go out now.
+  notificationSender.start();
   const authFailureLimiter = new RateLimiter(1, 1 / 60);
   const recordAuthFailure = (remote: string, reason: string): void => {
     counters.inc('auth_failures_total');
@@ -211,6 +245,8 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
     dispatcher,
     adhoc,
     counters,
+    notifications,
+    notificationSender,
     engine,
     executionEvents,
     catalog,
@@ -223,6 +259,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
       stopWatching();
       if (checkpointTimer) clearInterval(checkpointTimer);
       await gateway.close();
+      await notificationSender.stop();
       await writeCheckpoint().catch(checkpointFailed);
       await data.close();
     },

@@ -33,6 +33,12 @@ export interface PortalConfig {
 
 export const PORTAL_DEFAULTS = { trustProxy: false, sessionIdleMs: 30 * 60_000, sessionMaxMs: 12 * 3_600_000 } as const;
 
+/** Without --public-url: the HTTP listen address, as a browser on this host would reach it. */
+export function defaultPublicUrl(at: ListenAddress): string {
+  const host = at.host === '0.0.0.0' || at.host === '::' || at.host === '' ? '127.0.0.1' : at.host.includes(':') ? `[${at.host}]` : at.host;
+  return `http://${host}:${at.port}`;
+}
+
 export interface RunningServer {
   readonly coordinator: RunningCoordinator;
   readonly grpcPort: number;
@@ -42,7 +48,7 @@ export interface RunningServer {
 }
 
 export async function startServer(config: ServerConfig, log: Logger, now: () => number = Date.now): Promise<RunningServer> {
-  const coordinator = await startCoordinator(config, log, now);
+  const coordinator = await startCoordinator({ ...config, publicUrl: config.publicUrl ?? defaultPublicUrl(config.httpListen) }, log, now);
   const { data, engine, gateway, dispatcher, executionEvents, catalog, access, counters } = coordinator;
   const feed = new ExecutionFeed(data.db, {
     onOutput: (fn) => {
@@ -77,6 +83,7 @@ export async function startServer(config: ServerConfig, log: Logger, now: () => 
     feed: { follow: (id, after, signal) => feed.follow(id, after, signal) },
     access: coordinator.executionAccess,
     counters,
+    notifications: coordinator.notifications,
     authz: access,
     isOnline: (id) => gateway.isOnline(id),
     gauges: () => ({ agents_online: gateway.onlineCount(), rss_bytes: process.memoryUsage().rss }),

@@ -30,6 +30,7 @@ import { adhocRoutes } from './api/adhoc.js';
 import { executionRoutes, type ExecutionControl } from './api/executions.js';
 import type { FeedSource } from './api/execution-events.js';
 import { apiRouter, type ApiEnv } from './api/router.js';
+import { notificationRoutes, type NotificationAdmin } from './api/notifications.js';
 import { DEFAULT_MAX_BODY_BYTES, limitBody } from './body-limit.js';
 import { errorResponses, json, NOTHING } from './validation/schemas.js';
 import { validationHook } from './validation/hook.js';
@@ -59,6 +60,8 @@ export interface WebDeps {
   /** Who may see which executions and agents. */
   readonly access: ExecutionAccess;
   readonly counters: Counters;
+  /** Outbound notification subscriptions (admin). */
+  readonly notifications: NotificationAdmin;
   readonly authz: Authorizer;
   readonly isOnline: (agentId: string) => boolean;
   readonly gauges: () => Record<string, number>;
@@ -104,7 +107,7 @@ export function createApp(d: WebDeps): OpenAPIHono<ApiEnv> {
       title: 'Handrail coordinator API',
       version: 'v1',
       description:
-        'Runbook automation: runbooks, executions, approvals, agents. Every request body and query is validated strictly (unknown fields are refused, 400 names the field); errors share one body.',
+        'Runbook automation: runbooks, executions, approvals, agents, notifications. Every request body and query is validated strictly (unknown fields are refused, 400 names the field); errors share one body.',
     },
     security: [{ apiToken: [] }],
   });
@@ -124,6 +127,13 @@ export function createApp(d: WebDeps): OpenAPIHono<ApiEnv> {
   api.route('/runbooks', runbookRoutes(d.catalog, d.authz, d.reloadCatalog));
   api.route('/approvals', approvalRoutes(d.db, d.access));
   api.route('/executions', executionRoutes(d.db, d.executions, d.feed, d.access, d.log));
+  api.route(
+    '/notifications',
+    notificationRoutes(d.notifications, d.authz, {
+      runbookIds: () => d.catalog.list().map((l) => l.runbook.metadata.id),
+      teams: () => [...new Set(d.catalog.list().map((l) => l.runbook.metadata.owner))],
+    }),
+  );
   app.route('/api/v1', api);
   app.route('/', portalRoutes(d));
   return app;

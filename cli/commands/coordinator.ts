@@ -27,6 +27,8 @@ export const coordinatorCommand: CommandSpec = {
     'checkpoint-interval': { type: 'string', env: 'HANDRAIL_CHECKPOINT_INTERVAL', configKey: 'checkpointInterval', default: '10m', placeholder: 'DURATION', description: 'how often a signed audit checkpoint is written and logged (event audit.checkpoint)' },
     'lost-after': { type: 'string', env: 'HANDRAIL_LOST_AFTER', configKey: 'lostAfter', default: '60s', placeholder: 'DURATION', description: 'grace after a step\'s timeout (or, untaken, its request\'s expiry) before a silent agent\'s step is given up as lost' },
     'offline-wait': { type: 'string', env: 'HANDRAIL_OFFLINE_WAIT', configKey: 'offlineWait', default: '15s', placeholder: 'DURATION', description: 'how long a step waits for an offline agent before its node fails' },
+    'public-url': { type: 'string', env: 'HANDRAIL_PUBLIC_URL', configKey: 'publicUrl', placeholder: 'URL', description: 'the portal as users reach it; notifications link to URL/executions/ID (default: http:// and --http-listen)' },
+    'notify-timeout': { type: 'string', env: 'HANDRAIL_NOTIFY_TIMEOUT', configKey: 'notifyTimeout', default: '10s', placeholder: 'DURATION', description: 'how long one notification attempt may take before it counts as failed (and is retried)' },
     'allow-keys-in-git': ALLOW_KEYS_IN_GIT,
     'trust-proxy': { type: 'boolean', env: 'HANDRAIL_TRUST_PROXY', configKey: 'trustProxy', description: 'the portal is behind a reverse proxy that terminates TLS: believe its X-Forwarded-Proto/-Host/-For (secure cookies, origin checks, client addresses)' },
     'session-idle': { type: 'string', env: 'HANDRAIL_SESSION_IDLE', configKey: 'sessionIdle', default: '30m', placeholder: 'DURATION', description: 'a portal login ends after this long without a request' },
@@ -35,6 +37,19 @@ export const coordinatorCommand: CommandSpec = {
   },
 };
 
+/** The base of links in notifications: an absolute http(s) URL. */
+function checkPublicUrl(text: string): void {
+  let url: URL | undefined;
+  try {
+    url = new URL(text);
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '' || url.search !== '' || url.hash !== '') {
+    throw new UsageError(`--public-url "${text}" is not an http(s) base URL`, 'give the portal address as users reach it, e.g. --public-url https://handrail.example.com');
+  }
+}
+
 export async function runCoordinator(p: ParsedCommand, io: CliIo): Promise<number> {
   const log = createLogger(str(p.values, 'log-level') as string, 'coordinator');
   const enrollRate = Number(str(p.values, 'enroll-rate-limit'));
@@ -42,6 +57,8 @@ export async function runCoordinator(p: ParsedCommand, io: CliIo): Promise<numbe
   const maxOutput = Number(str(p.values, 'max-output'));
   if (!Number.isInteger(maxOutput) || maxOutput <= 0) throw new UsageError('--max-output must be a positive number of bytes');
   const dataDir = str(p.values, 'data-dir') as string;
+  const publicUrl = str(p.values, 'public-url');
+  if (publicUrl !== undefined) checkPublicUrl(publicUrl);
   // The first start makes the signing keys (dispatch, audit) under DATA_DIR/keys.
   const keysDir = join(dataDir, 'keys');
   if (!(await access(keysDir).then(() => true, () => false))) await refuseKeysInWorkTree([join(keysDir, 'dispatch', 'new.key')], bool(p.values, 'allow-keys-in-git'));
@@ -62,6 +79,8 @@ export async function runCoordinator(p: ParsedCommand, io: CliIo): Promise<numbe
       offlineWaitMs: durationSetting(p, 'offline-wait'),
       lostAfterMs: durationSetting(p, 'lost-after', 1_000),
       portal: { trustProxy: bool(p.values, 'trust-proxy'), sessionIdleMs: durationSetting(p, 'session-idle', 60_000), sessionMaxMs: durationSetting(p, 'session-max', 60_000) },
+      ...(publicUrl !== undefined ? { publicUrl } : {}),
+      notifications: { timeoutMs: durationSetting(p, 'notify-timeout', 100) },
     },
     log,
     io.now,

@@ -41,6 +41,11 @@ export const AuditEvents = {
   agentConnectionRefused: 'agent.connection_refused',
   loginSucceeded: 'login.succeeded',
   sessionEnded: 'session.ended',
+  notificationSubscribed: 'notification.subscription_created',
+  notificationUnsubscribed: 'notification.subscription_removed',
+  notificationSecretRotated: 'notification.secret_rotated',
+  notificationGaveUp: 'notification.delivery_failed',
+  notificationSwitched: 'notification.subscription_changed',
 } as const;
 
 export type AuditEventType = (typeof AuditEvents)[keyof typeof AuditEvents];
@@ -75,6 +80,11 @@ export const AUDIT_CODES: Readonly<Record<AuditEventType, string>> = {
   'agent.connection_refused': 'HR1105',
   'login.succeeded': 'HR5006',
   'session.ended': 'HR5007',
+  'notification.subscription_created': 'HR7101',
+  'notification.subscription_removed': 'HR7102',
+  'notification.secret_rotated': 'HR7103',
+  'notification.delivery_failed': 'HR7104',
+  'notification.subscription_changed': 'HR7105',
 };
 
 /** Every event type, in catalog order. */
@@ -156,6 +166,18 @@ export interface AuditPayloads {
   'login.succeeded': { user: string; remote: string; sessionId: string; expiresAt: string };
   /** A portal session ended before it expired: `reason` is `logout` or `revoked`. */
   'session.ended': { user: string; sessionId: string; reason: string };
+  /**
+   * Outbound notifications. `target` is the receiver's origin (scheme://host:port) only: a
+   * webhook URL's path and query often carry a credential of their own (chat webhooks), so the
+   * full URL stays in the store, shown to admins only. Secrets are never recorded.
+   */
+  'notification.subscription_created': { subscriptionId: string; target: string; scope: string; events: readonly string[]; enabled: boolean };
+  'notification.subscription_removed': { subscriptionId: string; target: string; canceledDeliveries: number };
+  'notification.secret_rotated': { subscriptionId: string; target: string };
+  /** A delivery given up: after its last attempt, or at a permanent refusal (e.g. HTTP 400). */
+  'notification.delivery_failed': { deliveryId: string; subscriptionId: string; executionId: string; event: string; target: string; attempts: number; reason: string };
+  /** Switched on or off: while off, events queue no deliveries for it (those already queued still go out). */
+  'notification.subscription_changed': { subscriptionId: string; target: string; enabled: boolean };
 }
 
 /** The `rule` of a decision no rule made (default deny). Rule ids are `<policy>/<rule>`, so it cannot name one. */

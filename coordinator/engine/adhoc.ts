@@ -13,6 +13,7 @@ import { newId } from '../../core/ids.js';
 import type { ExecutionEvents } from './execution-events.js';
 import { invalidArgument } from '../../core/errors.js';
 import type { ScriptSpec } from '../../core/step.js';
+import type { ExecutionNotifier } from '../notify/outbox.js';
 
 export interface AdhocRequest {
   readonly agentIds: readonly string[];
@@ -37,6 +38,8 @@ export class AdhocRunner {
     private readonly log: Logger,
     private readonly now: () => number,
     private readonly events: ExecutionEvents,
+    /** Queues outbound notifications in the transaction of the state change they announce. */
+    private readonly notifier?: ExecutionNotifier,
   ) {
     dispatcher.events.on('finished', (o) => {
       this.onFinished(o).catch((e: unknown) => this.log.error({ event: 'adhoc.finish_failed', executionId: o.executionId, err: e }, 'closing an ad-hoc execution failed'));
@@ -72,7 +75,9 @@ export class AdhocRunner {
         actor: { kind: 'user', id: req.requestedBy },
         data: { executionId, kind: 'adhoc', runbookId: null, runbookDigest: null, options: {}, targets: agents.map((a) => a.id), argv: [...req.argv], script: req.script ? { interpreter: [...req.script.interpreter] } : null },
       });
+      await this.notifier?.queue(tx, 'execution.started', executionId);
     });
+    this.notifier?.committed();
     // Dispatched together so the store commits them in a few batched transactions.
     await Promise.all(
       agents.map(async (a) => {
@@ -116,10 +121,12 @@ export class AdhocRunner {
           { type: AuditEvents.executionCanceled, actor: { kind: 'user', id: by }, data: { executionId } },
           { type: AuditEvents.executionCompleted, actor: { kind: 'system', id: 'coordinator' }, data: { executionId, state: 'canceled', reason: `canceled by ${by}` } },
         ]);
+        await this.notifier?.queue(tx, 'execution.finished', executionId);
       }
       return r.changes === 1;
     });
     if (!changed) return false;
+    this.notifier?.committed();
     this.progress.delete(executionId);
     // Steps stay open until their agents confirm; one that never does is closed as canceled by
     // the dispatcher's watchdog.
@@ -161,8 +168,10 @@ export class AdhocRunner {
       const r = await tx.run("UPDATE executions SET state = ?, finished_at = ? WHERE id = ? AND state = 'running'", [state, now, o.executionId]);
       if (r.changes !== 1) return undefined;
       await this.audit.append(tx, { type: AuditEvents.executionCompleted, actor: { kind: 'system', id: 'coordinator' }, data: { executionId: o.executionId, state } });
+      await this.notifier?.queue(tx, 'execution.finished', o.executionId);
       return state;
     });
+    if (finalState) this.notifier?.committed();
     if (finalState) this.events.finished({ executionId: o.executionId, state: finalState });
     else this.events.changed(o.executionId);
   }

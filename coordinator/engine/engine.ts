@@ -14,6 +14,7 @@ import type { SecretBox } from '../pki/secret-box.js';
 import type { StepDispatcher, StepRunOutcome } from './step-dispatcher.js';
 import type { ExecutionEvents } from './execution-events.js';
 import type { OutputSequence } from './output-sequence.js';
+import type { ExecutionNotifier } from '../notify/outbox.js';
 import type { CompiledRunbook, RenderContext } from './compiled-runbook.js';
 import { applyOutcome, approveGate, cancel as cancelProgress, initialProgress, nextActions, nodeUnreachable, stepInterrupted, type Action, type NodeProgress, type NodeStatus, type Progress } from './scheduler.js';
 import { checkApprover } from './approval-rules.js';
@@ -79,6 +80,8 @@ export interface EngineDeps {
   readonly offlineWaitMs: number;
   /** Numbers the output coordinator steps store (an http step's response body). */
   readonly outputSeq: OutputSequence;
+  /** Queues outbound notifications in the transaction of the state change they announce. */
+  readonly notifier?: ExecutionNotifier;
 }
 
 interface NodeRef {
@@ -203,7 +206,9 @@ export class ExecutionEngine {
           data: { executionId, kind: 'runbook', runbookId: runbook.id, runbookDigest: runbook.digest, options: resolved.display, targets: selectorText, ...(req.reason ? { reason: req.reason } : {}) },
         },
       ]);
+      await d.notifier?.queue(tx, needsApproval ? 'execution.waiting_approval' : 'execution.started', executionId);
     });
+    d.notifier?.committed();
     d.log.info({ event: 'execution.requested', executionId, runbookId: runbook.id, digest: runbook.digest, user: req.user.name, nodes: nodes.length, state }, 'execution requested');
     const run = this.newRun(executionId, runbook, req.user.name, resolved.values, nodes);
     if (needsApproval) {
@@ -245,8 +250,11 @@ export class ExecutionEngine {
         : { type: AuditEvents.approvalDenied, actor: { kind: 'user', id: user.name }, data: { executionId, approver: user.name, comment: comment.slice(0, 2000) } });
       if (decision === 'approve' && remaining === 0) {
         await tx.run("UPDATE executions SET state = 'running', gate = NULL, approval_json = NULL, started_at = coalesce(started_at, ?) WHERE id = ?", [now, executionId]);
+        // Approving the whole execution starts it; an approval step's gate only lets it go on.
+        if (gate < 0) await d.notifier?.queue(tx, 'execution.started', executionId);
       }
     });
+    d.notifier?.committed();
     d.log.info({ event: decision === 'approve' ? 'approval.granted' : 'approval.denied', executionId, approver: user.name, remaining }, `${decision} by ${user.name}`);
     if (decision === 'deny') {
       await this.stop(run, 'canceled', `denied by ${user.name}${comment ? `: ${comment.slice(0, 200)}` : ''}`);
@@ -615,9 +623,11 @@ export class ExecutionEngine {
     const info = run.runbook.step(false, step);
     const approval = info.approval ?? { required: 1, from: [], message: info.name };
     run.waitingGate = step;
-    await this.d.db.batch((tx) =>
-      tx.run("UPDATE executions SET state = 'awaiting_approval', gate = ?, approval_json = ? WHERE id = ? AND state = 'running'", [step, JSON.stringify(approval), run.id]),
-    );
+    await this.d.db.batch(async (tx) => {
+      const r = await tx.run("UPDATE executions SET state = 'awaiting_approval', gate = ?, approval_json = ? WHERE id = ? AND state = 'running'", [step, JSON.stringify(approval), run.id]);
+      if (r.changes === 1) await this.d.notifier?.queue(tx, 'execution.waiting_approval', run.id);
+    });
+    this.d.notifier?.committed();
     this.d.log.info({ event: 'execution.awaiting_approval', executionId: run.id, step: info.name }, 'waiting for approval');
     this.d.events.changed(run.id);
   }
@@ -675,9 +685,11 @@ export class ExecutionEngine {
       const r = await tx.run(`UPDATE executions SET state = ?, state_reason = ?, finished_at = ?, secrets_sealed = NULL, gate = NULL WHERE id = ? AND state IN (${ACTIVE_STATES.map(() => '?').join(', ')})`, [state, reason, now, executionId, ...ACTIVE_STATES]);
       if (r.changes !== 1) return false;
       await d.audit.append(tx, { type: AuditEvents.executionCompleted, actor: { kind: 'system', id: 'coordinator' }, data: { executionId, state, ...(reason ? { reason } : {}) } });
+      await d.notifier?.queue(tx, 'execution.finished', executionId);
       return true;
     });
     if (!changed) return;
+    d.notifier?.committed();
     d.log.info({ event: 'execution.finished', executionId, state, reason }, `execution ${state}`);
     d.events.finished({ executionId, state });
   }

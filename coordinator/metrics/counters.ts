@@ -25,6 +25,7 @@ export const METRICS = {
   output_gaps_total: { type: 'counter', help: 'Output chunks that arrived ahead of a gap and were dropped until the agent resends.' },
   auth_failures_total: { type: 'counter', help: 'HTTP API requests refused for a missing, unknown, expired or revoked token.' },
   login_failures_total: { type: 'counter', label: 'reason', help: 'Portal logins refused, by reason (invalid name or password, throttled).' },
+  notification_deliveries_total: { type: 'counter', label: 'outcome', help: 'Notification delivery attempts, by outcome (delivered, retried, failed: given up).' },
   // gauges (values supplied at export time)
   agents_online: { type: 'gauge', help: 'Agents with a live stream to this coordinator.' },
   rss_bytes: { type: 'gauge', help: 'Resident set size of the coordinator process, in bytes.' },

@@ -239,6 +239,52 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX web_sessions_user ON web_sessions (user_name) WHERE ended_at IS NULL;
   CREATE INDEX web_sessions_expires ON web_sessions (expires_at);
   `,
+  // 5: outbound notifications (coordinator/notify/). Subscriptions are removed softly so their
+  // deliveries keep a subject; a secret is stored only sealed (pki/secret-box.ts). Deliveries are
+  // the outbox: queued in the transaction of the state change they announce, sent afterwards,
+  // each attempt recorded.
+  `
+  CREATE TABLE notification_subscriptions (
+    id TEXT PRIMARY KEY,
+    url TEXT NOT NULL,
+    scope_kind TEXT NOT NULL CHECK (scope_kind IN ('all', 'runbook', 'team')),
+    scope_value TEXT,
+    events_json TEXT NOT NULL,
+    secret_sealed BLOB NOT NULL,
+    enabled INTEGER NOT NULL DEFAULT 1,
+    description TEXT,
+    created_by TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    secret_rotated_at INTEGER,
+    removed_at INTEGER
+  );
+  CREATE TABLE notification_deliveries (
+    id TEXT PRIMARY KEY,
+    subscription_id TEXT NOT NULL REFERENCES notification_subscriptions (id),
+    event TEXT NOT NULL,
+    execution_id TEXT NOT NULL,
+    payload_json TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'failed', 'canceled')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    last_status INTEGER,
+    last_error TEXT,
+    finished_at INTEGER
+  );
+  CREATE INDEX notification_deliveries_due ON notification_deliveries (next_attempt_at) WHERE state = 'pending';
+  CREATE INDEX notification_deliveries_subscription ON notification_deliveries (subscription_id, created_at DESC);
+  CREATE TABLE notification_attempts (
+    delivery_id TEXT NOT NULL REFERENCES notification_deliveries (id),
+    attempt INTEGER NOT NULL,
+    started_at INTEGER NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    status INTEGER,
+    error TEXT,
+    outcome TEXT NOT NULL CHECK (outcome IN ('delivered', 'retry', 'failed')),
+    PRIMARY KEY (delivery_id, attempt)
+  ) WITHOUT ROWID;
+  `,
 ];
 
 export async function migrate(db: Database): Promise<void> {

@@ -30,4 +30,9 @@ export const AUDIT_SAMPLES: { readonly [T in AuditEventType]: AuditPayloads[T] }
   'agent.connection_refused': { agentId: 'agt-1', certificateSerial: '1A2B', remote: 'ipv4:10.0.0.5:5555', reason: 'revoked', count: 1 },
   'login.succeeded': { user: 'alice', remote: '10.0.0.7', sessionId: 'ses-0123456789abcdef', expiresAt: '2026-11-23T17:00:00.123Z' },
   'session.ended': { user: 'alice', sessionId: 'ses-0123456789abcdef', reason: 'logout' },
+  'notification.subscription_created': { subscriptionId: 'ntf-1', target: 'https://hooks.example', scope: 'team:team-web', events: ['execution.finished', 'execution.waiting_approval'], enabled: true },
+  'notification.subscription_removed': { subscriptionId: 'ntf-1', target: 'https://hooks.example', canceledDeliveries: 2 },
+  'notification.secret_rotated': { subscriptionId: 'ntf-1', target: 'https://hooks.example' },
+  'notification.delivery_failed': { deliveryId: 'dlv-1', subscriptionId: 'ntf-1', executionId: 'exe-1', event: 'execution.finished', target: 'https://hooks.example', attempts: 8, reason: 'gave up after 8 attempts; last: HTTP 503' },
+  'notification.subscription_changed': { subscriptionId: 'ntf-1', target: 'https://hooks.example', enabled: false },
 };
