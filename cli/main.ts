@@ -3,13 +3,14 @@
  * file > default) and maps outcomes to exit codes: 0 ok, 1 the work failed, 2 bad usage or
  * input. A user mistake prints a message, never a stack trace; a typo gets "did you mean".
  */
-import { HandrailError } from '../core/errors.js';
 import { useEd25519Backend } from '../core/ed25519.js';
 import { HANDRAIL_VERSION } from '../core/version.js';
 import type { CliIo } from './io.js';
-import { helpText, parseCommand, UsageError, type CommandSpec, type ParsedCommand } from './options.js';
+import { helpText, parseCommand, type CommandSpec, type ParsedCommand } from './options.js';
 import { ed25519Choice } from './settings.js';
 import { suggest } from './suggest.js';
+import { reportError } from './command-errors.js';
+import { runAsProcess } from './process-entry.js';
 
 interface Command {
   readonly spec: CommandSpec;
@@ -54,8 +55,6 @@ const REGISTRY: ReadonlyArray<{ readonly name: string; readonly load: () => Prom
   { name: 'approvals', load: async () => { const m = await import('./commands/approvals.js'); return { spec: m.approvalsList, run: m.runApprovalsList }; } },
   { name: 'demo', load: async () => { const m = await import('./commands/demo.js'); return { spec: m.demoCommand, run: m.runDemo }; } },
 ];
-
-const INPUT_KINDS = new Set(['invalid_argument', 'failed_precondition', 'not_found', 'already_exists']);
 
 const isHelp = (a: string | undefined): boolean => a === '--help' || a === '-h';
 
@@ -146,47 +145,5 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   }
 }
 
-function reportError(e: unknown, spec: CommandSpec, io: CliIo): number {
-  if (e instanceof UsageError || (e instanceof HandrailError && INPUT_KINDS.has(e.kind))) {
-    io.err(`handrail ${spec.name}: ${(e as HandrailError).message}\n${(e as HandrailError).hint ? `  ${(e as HandrailError).hint}\n` : ''}`);
-    return 2;
-  }
-  if (e instanceof HandrailError) {
-    io.err(`handrail ${spec.name}: ${e.message}\n${e.hint ? `  ${e.hint}\n` : ''}`);
-    return 1;
-  }
-  if (e instanceof Error && e.name === 'AgentConfigError') {
-    io.err(`handrail ${spec.name}: ${e.message}\n`);
-    return 2;
-  }
-  io.err(`handrail ${spec.name}: unexpected error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-  return 1;
-}
-
 const isEntry = process.argv[1] !== undefined && /(?:^|[/\\])(?:main\.js|handrail(?:-agent)?(?:\.js)?)$/.test(process.argv[1]);
-if (isEntry) {
-  // `handrail agents ls | head -1`: the reader went away; that is not an error worth a stack trace.
-  for (const stream of [process.stdout, process.stderr]) {
-    stream.on('error', (e: NodeJS.ErrnoException) => {
-      if (e.code === 'EPIPE') process.exit(0);
-      process.exitCode = 1;
-    });
-  }
-  const io: CliIo = {
-    out: (t) => void process.stdout.write(t),
-    err: (t) => void process.stderr.write(t),
-    env: process.env,
-    now: Date.now,
-  };
-  main(process.argv.slice(2), io).then(
-    (code) => {
-      process.exitCode = code;
-      // Long-running commands return after shutdown; short ones must not wait on stray handles.
-      setTimeout(() => process.exit(code), 200).unref();
-    },
-    (e: unknown) => {
-      process.stderr.write(`handrail: ${String(e)}\n`);
-      process.exit(1);
-    },
-  );
-}
+if (isEntry) runAsProcess(main);
