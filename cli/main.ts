@@ -27,6 +27,7 @@ const REGISTRY: ReadonlyArray<{ readonly name: string; readonly load: () => Prom
   { name: 'token create', load: async () => { const m = await import('./commands/token.js'); return { spec: m.tokenCreate, run: m.runTokenCreate }; } },
   { name: 'token ls', load: async () => { const m = await import('./commands/token.js'); return { spec: m.tokenList, run: m.runTokenList }; } },
   { name: 'token revoke', load: async () => { const m = await import('./commands/token.js'); return { spec: m.tokenRevoke, run: m.runTokenRevoke }; } },
+  { name: 'agent install-command', load: async () => { const m = await import('./commands/agent-install-command.js'); return { spec: m.agentInstallCommand, run: m.runAgentInstallCommand }; } },
   { name: 'agent', load: async () => { const m = await import('./commands/agent.js'); return { spec: m.agentCommand, run: m.runAgent }; } },
   { name: 'agents ls', load: async () => { const m = await import('./commands/agents.js'); return { spec: m.agentsList, run: m.runAgentsList }; } },
   { name: 'agents revoke', load: async () => { const m = await import('./commands/agents.js'); return { spec: m.agentsRevoke, run: m.runAgentsRevoke }; } },

@@ -1,10 +1,10 @@
 // Bundles the agent into one file fleet hosts run with plain Node (no npm install there):
-// dist/agent-bundle/handrail-agent.mjs, its SHA-256 (handrail-agent.mjs.sha256, the format
+// dist/agent-bundle/handrail-agent.mjs, the install script (install-agent.sh), its SHA-256 (handrail-agent.mjs.sha256, the format
 // `sha256sum -c` reads) and esbuild's metafile (meta.json: every input and import, which
 // test/integration/agent-bundle.test.ts checks). Runs after tsc, from its output.
 import { build } from 'esbuild';
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -37,4 +37,6 @@ await writeFile(join(outDir, 'meta.json'), JSON.stringify(result.metafile, null,
 const bytes = await readFile(outFile);
 const sha = createHash('sha256').update(bytes).digest('hex');
 await writeFile(`${outFile}.sha256`, `${sha}  handrail-agent.mjs\n`);
+// The install script the coordinator serves beside it (with this SHA-256 filled in).
+await copyFile(join(root, 'scripts', 'install-agent.sh'), join(outDir, 'install-agent.sh'));
 process.stdout.write(`agent bundle: ${outFile} (${(bytes.length / 1024).toFixed(0)} KiB, sha256 ${sha})\n`);

@@ -27,6 +27,9 @@ export const coordinatorCommand: CommandSpec = {
     'checkpoint-interval': { type: 'string', env: 'HANDRAIL_CHECKPOINT_INTERVAL', configKey: 'checkpointInterval', default: '10m', placeholder: 'DURATION', description: 'how often a signed audit checkpoint is written and logged (event audit.checkpoint)' },
     'lost-after': { type: 'string', env: 'HANDRAIL_LOST_AFTER', configKey: 'lostAfter', default: '60s', placeholder: 'DURATION', description: 'grace after a step\'s timeout (or, untaken, its request\'s expiry) before a silent agent\'s step is given up as lost' },
     'offline-wait': { type: 'string', env: 'HANDRAIL_OFFLINE_WAIT', configKey: 'offlineWait', default: '15s', placeholder: 'DURATION', description: 'how long a step waits for an offline agent before its node fails' },
+    'http-tls': { type: 'boolean', env: 'HANDRAIL_HTTP_TLS', configKey: 'httpTls', description: 'serve the web port over HTTPS with the server certificate in the certs dir (needed for agent install lines)' },
+    'public-url': { type: 'string', env: 'HANDRAIL_PUBLIC_URL', configKey: 'publicUrl', placeholder: 'URL', description: 'the https:// address fleet hosts reach the web port at, for install lines (default: the address the admin\'s request came to)' },
+    'agent-address': { type: 'string', env: 'HANDRAIL_AGENT_ADDRESS', configKey: 'agentAddress', placeholder: 'HOST:PORT', description: 'the agent port as fleet hosts reach it, for install lines (default: the public URL\'s host and the agent port)' },
     'allow-keys-in-git': ALLOW_KEYS_IN_GIT,
     'log-level': LOG_LEVEL,
   },
@@ -49,6 +52,9 @@ export async function runCoordinator(p: ParsedCommand, io: CliIo): Promise<numbe
       runbooksDir: str(p.values, 'runbooks-dir') as string,
       grpcListen: parseListen(str(p.values, 'grpc-listen') as string, '--grpc-listen'),
       httpListen: parseListen(str(p.values, 'http-listen') as string, '--http-listen'),
+      httpTls: bool(p.values, 'http-tls'),
+      ...(str(p.values, 'public-url') ? { publicUrl: checkPublicUrl(str(p.values, 'public-url') as string) } : {}),
+      ...(str(p.values, 'agent-address') ? { agentAddress: str(p.values, 'agent-address') as string } : {}),
       agentCertTtlMs: durationSetting(p, 'agent-cert-ttl', 10_000),
       heartbeatIntervalMs: durationSetting(p, 'heartbeat-interval', 100),
       requestTtlMs: durationSetting(p, 'request-ttl', 1_000),
@@ -62,7 +68,7 @@ export async function runCoordinator(p: ParsedCommand, io: CliIo): Promise<numbe
     log,
     io.now,
   );
-  io.err(`handrail coordinator: agents on port ${server.grpcPort}, HTTP on port ${server.httpPort}\n`);
+  io.err(`handrail coordinator: agents on port ${server.grpcPort}, HTTP on port ${server.httpPort}${bool(p.values, 'http-tls') ? ' (HTTPS)' : ''}\n`);
   await new Promise<void>((resolve) => {
     const stop = (): void => resolve();
     process.once('SIGINT', stop);
@@ -72,4 +78,15 @@ export async function runCoordinator(p: ParsedCommand, io: CliIo): Promise<numbe
   await server.stop();
   log.flush();
   return 0;
+}
+
+function checkPublicUrl(text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new UsageError(`--public-url "${text}" is not a URL`, 'e.g. --public-url https://handrail.example.net:8443');
+  }
+  if (url.protocol !== 'https:') throw new UsageError(`--public-url ${url.origin} must be https:// (install lines fetch the agent from it)`, 'serve the web port with --http-tls');
+  return url.origin;
 }
