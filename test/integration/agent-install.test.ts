@@ -7,7 +7,7 @@
  * bundle and a wrong CA fingerprint are refused with nothing installed; the generated unit and
  * config; a re-run keeps the agent id; uninstall removes what it wrote (or all but the identity).
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { access, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
@@ -185,6 +185,9 @@ describe('installing an agent with the install line', () => {
     for (const setting of ['NoNewPrivileges=yes', 'ProtectSystem=full', 'PrivateTmp=yes', `ReadWritePaths=${p.state}`, 'UMask=0077', 'RestartPreventExitStatus=2', 'KillMode=mixed', 'WantedBy=multi-user.target']) {
       expect(unit).toContain(`\n${setting}\n`);
     }
+    // systemd's own parser, where the machine has it: every key known, every value valid.
+    const analyze = spawnSync('systemd-analyze', ['verify', '--man=no', p.unit], { encoding: 'utf8' });
+    if (!analyze.error) expect(analyze.stderr).toBe('');
     // Each hardening setting carries its reason in a comment just above it.
     for (const key of ['NoNewPrivileges', 'ProtectSystem', 'PrivateTmp']) expect(unit).toMatch(new RegExp(`# ${key}: [^\\n]+\\n(#[^\\n]*\\n)*${key}=`));
   });
