@@ -12,6 +12,8 @@ import { signedKeySetFromWire } from '../proto/codec/dispatch-key-set-codec.js';
 import type { SignedDispatchKeySet as WireSignedKeySet } from '../proto/gen/handrail/v1/common.js';
 import type { KeySetVerdict, SignedDispatchKeySet } from '../core/dispatch-key-set.js';
 import { judgeIssuedCertificate } from './issued-certificate.js';
+import { HANDRAIL_VERSION, MIN_COORDINATOR_VERSION } from '../core/version.js';
+import { judgeVersions } from '../core/version-compat.js';
 import type { HostFacts, Labels } from '../core/labels.js';
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js';
 import { ConnectionStateMachine } from './connection-state.js';
@@ -110,6 +112,12 @@ export class AgentConnection {
       if (msg.$case === 'welcome') {
         welcomed = true;
         clearTimeout(helloTimer);
+        const refused = refuseCoordinatorVersion(msg.value.coordinatorVersion);
+        if (refused) {
+          d.log.error({ event: 'agent.coordinator_version_refused', coordinatorVersion: msg.value.coordinatorVersion.slice(0, 40), upgrade: 'coordinator' }, refused);
+          this.onDown(call, refused);
+          return;
+        }
         this.onWelcome(call, msg.value.heartbeatIntervalMs);
         this.onDispatchKeys(msg.value.dispatchKeySet, 'welcome');
         return;
@@ -118,10 +126,11 @@ export class AgentConnection {
     });
     call.on('error', (e: ServiceError) => this.onDown(call, `${statusName(e.code)}: ${e.details || e.message}`));
     call.on('end', () => this.onDown(call, 'stream ended by coordinator'));
+    const facts = d.facts();
     call.write({
       msg: {
         $case: 'hello',
-        value: { facts: d.facts(), labels: d.labels, spooledResults: d.executor.spooledCount },
+        value: { facts, labels: d.labels, spooledResults: d.executor.spooledCount, agentVersion: facts.agentVersion },
       },
     });
   }
@@ -160,6 +169,11 @@ export class AgentConnection {
         this.onDispatchKeys(msg.value, 'rotation');
         return;
       case 'disconnect':
+        if (msg.value.upgrade !== '') {
+          // Retrying goes on (slowly, by the backoff) so that an upgraded side is picked up by itself.
+          d.log.error({ event: 'agent.version_refused', upgrade: msg.value.upgrade, reason: msg.value.reason }, `the coordinator refused this agent's version: ${msg.value.reason}`);
+          return;
+        }
         d.log.warn({ event: 'agent.disconnect_notice', reason: msg.value.reason }, `coordinator is closing the stream: ${msg.value.reason}`);
         return;
       case 'welcome':
@@ -295,6 +309,15 @@ function makeLink(call: ClientDuplexStream<ConnectRequest, ConnectResponse>, gen
       for (const x of w) x.reject(err);
     },
   };
+}
+
+/** The release that served agents before Welcome carried coordinator_version. */
+const PRE_HANDSHAKE_COORDINATOR_VERSION = '0.1.0';
+
+/** Why this agent will not work with a coordinator of that version, or undefined if it will. */
+function refuseCoordinatorVersion(reported: string): string | undefined {
+  const verdict = judgeVersions({ self: 'agent', ownVersion: HANDRAIL_VERSION, peerVersion: reported === '' ? PRE_HANDSHAKE_COORDINATOR_VERSION : reported, minPeerVersion: MIN_COORDINATOR_VERSION });
+  return verdict.ok ? undefined : verdict.message;
 }
 
 function statusName(code: number | undefined): string {

@@ -70,8 +70,9 @@ export async function enroll(state: StateDir, o: EnrollOptions): Promise<EnrollR
   } catch (e) {
     if (e instanceof EnrollError) throw e;
     const err = e as ServiceError;
-    // 7 PERMISSION_DENIED, 3 INVALID_ARGUMENT: the token or CSR is wrong; retrying will not help.
-    const permanent = err.code === 7 || err.code === 3 || err.code === 16;
+    // 7 PERMISSION_DENIED, 3 INVALID_ARGUMENT: the token or CSR is wrong; 9 FAILED_PRECONDITION: this
+    // agent is too old for the coordinator (the message says so). Retrying will not help.
+    const permanent = err.code === 7 || err.code === 3 || err.code === 9 || err.code === 16;
     throw new EnrollError(`enrollment failed: ${err.details || err.message}`, !permanent);
   } finally {
     client.close();

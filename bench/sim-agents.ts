@@ -12,6 +12,7 @@ import { checkStepEnvelope } from '../core/step-check.js';
 import { sha256, signPayload } from '../core/envelope.js';
 import { STEP_RESULT_TYPE } from '../core/step.js';
 import { channelOptions, parseCoordinatorAddress } from '../agent/coordinator-address.js';
+import { HANDRAIL_VERSION } from '../core/version.js';
 
 export interface SimIdentity {
   readonly agentId: string;
@@ -64,7 +65,7 @@ export class SimAgent {
         else if (m.$case === 'step') this.answer(m.value);
       });
       call.on('error', (e) => reject(e));
-      call.write({ msg: { $case: 'hello', value: { facts: { hostname: this.id.agentId, os: 'Linux', platform: 'linux', arch: 'x64', cpus: 1, memoryBytes: 1, agentVersion: 'sim', kernelRelease: '' }, labels: { sim: 'true' }, spooledResults: 0 } } });
+      call.write({ msg: { $case: 'hello', value: { facts: { hostname: this.id.agentId, os: 'Linux', platform: 'linux', arch: 'x64', cpus: 1, memoryBytes: 1, agentVersion: HANDRAIL_VERSION, kernelRelease: '' }, labels: { sim: 'true' }, spooledResults: 0, agentVersion: HANDRAIL_VERSION } } });
     });
   }
 

@@ -3,13 +3,14 @@
  * file > default) and maps outcomes to exit codes: 0 ok, 1 the work failed, 2 bad usage or
  * input. A user mistake prints a message, never a stack trace; a typo gets "did you mean".
  */
-import { HandrailError } from '../core/errors.js';
 import { useEd25519Backend } from '../core/ed25519.js';
 import { HANDRAIL_VERSION } from '../core/version.js';
 import type { CliIo } from './io.js';
-import { helpText, parseCommand, UsageError, type CommandSpec, type ParsedCommand } from './options.js';
+import { helpText, parseCommand, type CommandSpec, type ParsedCommand } from './options.js';
 import { ed25519Choice } from './settings.js';
 import { suggest } from './suggest.js';
+import { reportError } from './command-errors.js';
+import { runAsProcess } from './process-entry.js';
 
 interface Command {
   readonly spec: CommandSpec;
@@ -26,6 +27,7 @@ const REGISTRY: ReadonlyArray<{ readonly name: string; readonly load: () => Prom
   { name: 'token create', load: async () => { const m = await import('./commands/token.js'); return { spec: m.tokenCreate, run: m.runTokenCreate }; } },
   { name: 'token ls', load: async () => { const m = await import('./commands/token.js'); return { spec: m.tokenList, run: m.runTokenList }; } },
   { name: 'token revoke', load: async () => { const m = await import('./commands/token.js'); return { spec: m.tokenRevoke, run: m.runTokenRevoke }; } },
+  { name: 'agent install-command', load: async () => { const m = await import('./commands/agent-install-command.js'); return { spec: m.agentInstallCommand, run: m.runAgentInstallCommand }; } },
   { name: 'agent', load: async () => { const m = await import('./commands/agent.js'); return { spec: m.agentCommand, run: m.runAgent }; } },
   { name: 'agents ls', load: async () => { const m = await import('./commands/agents.js'); return { spec: m.agentsList, run: m.runAgentsList }; } },
   { name: 'agents revoke', load: async () => { const m = await import('./commands/agents.js'); return { spec: m.agentsRevoke, run: m.runAgentsRevoke }; } },
@@ -62,8 +64,6 @@ const REGISTRY: ReadonlyArray<{ readonly name: string; readonly load: () => Prom
   { name: 'notify deliveries', load: async () => { const m = await import('./commands/notify.js'); return { spec: m.notifyDeliveries, run: m.runNotifyDeliveries }; } },
   { name: 'demo', load: async () => { const m = await import('./commands/demo.js'); return { spec: m.demoCommand, run: m.runDemo }; } },
 ];
-
-const INPUT_KINDS = new Set(['invalid_argument', 'failed_precondition', 'not_found', 'already_exists']);
 
 const isHelp = (a: string | undefined): boolean => a === '--help' || a === '-h';
 
@@ -154,54 +154,5 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   }
 }
 
-function reportError(e: unknown, spec: CommandSpec, io: CliIo): number {
-  if (e instanceof UsageError || (e instanceof HandrailError && INPUT_KINDS.has(e.kind))) {
-    io.err(`handrail ${spec.name}: ${(e as HandrailError).message}\n${(e as HandrailError).hint ? `  ${(e as HandrailError).hint}\n` : ''}`);
-    return 2;
-  }
-  if (e instanceof HandrailError) {
-    io.err(`handrail ${spec.name}: ${e.message}\n${e.hint ? `  ${e.hint}\n` : ''}`);
-    return 1;
-  }
-  if (e instanceof Error && e.name === 'AgentConfigError') {
-    io.err(`handrail ${spec.name}: ${e.message}\n`);
-    return 2;
-  }
-  io.err(`handrail ${spec.name}: unexpected error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-  return 1;
-}
-
-async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
-  return Buffer.concat(chunks).toString('utf8');
-}
-
 const isEntry = process.argv[1] !== undefined && /(?:^|[/\\])(?:main\.js|handrail(?:-agent)?(?:\.js)?)$/.test(process.argv[1]);
-if (isEntry) {
-  // `handrail agents ls | head -1`: the reader went away; that is not an error worth a stack trace.
-  for (const stream of [process.stdout, process.stderr]) {
-    stream.on('error', (e: NodeJS.ErrnoException) => {
-      if (e.code === 'EPIPE') process.exit(0);
-      process.exitCode = 1;
-    });
-  }
-  const io: CliIo = {
-    out: (t) => void process.stdout.write(t),
-    err: (t) => void process.stderr.write(t),
-    env: process.env,
-    now: Date.now,
-    ...(process.stdin.isTTY ? {} : { readStdin: () => readAll(process.stdin) }),
-  };
-  main(process.argv.slice(2), io).then(
-    (code) => {
-      process.exitCode = code;
-      // Long-running commands return after shutdown; short ones must not wait on stray handles.
-      setTimeout(() => process.exit(code), 200).unref();
-    },
-    (e: unknown) => {
-      process.stderr.write(`handrail: ${String(e)}\n`);
-      process.exit(1);
-    },
-  );
-}
+if (isEntry) runAsProcess(main);

@@ -5,8 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { createRequire } from 'node:module';
-import type * as Yaml from 'yaml';
+import { parse as parseYaml } from 'yaml';
 import { HandrailError } from '../core/errors.js';
 import { parseDuration } from '../core/duration.js';
 import { suggest } from './suggest.js';
@@ -152,8 +151,7 @@ function readConfigFile(file: string): Record<string, unknown> {
   }
   let doc: unknown;
   try {
-    // Loaded only when a config file is used: the agent's idle memory matters.
-    const { parse: parseYaml } = createRequire(import.meta.url)('yaml') as typeof Yaml;
+    // A static import (not a lazy require) so that the bundled agent carries yaml inside it.
     doc = parseYaml(text);
   } catch (e) {
     throw new UsageError(`config file ${file} is not valid YAML: ${(e as Error).message}`);

@@ -11,11 +11,25 @@ import { createApp } from '../web/app.js';
 import { clientErrorResponse } from '../web/client-error.js';
 import { ExecutionFeed } from '../coordinator/engine/execution-feed.js';
 import { PasswordLogin } from '../coordinator/auth/password-login.js';
+import { createServer as createHttpsServer } from 'node:https';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { makeInstallKit, type InstallKit } from '../coordinator/install/install-kit.js';
+import { CA_FILES } from '../coordinator/pki/ca.js';
+import { HANDRAIL_VERSION } from '../core/version.js';
+import { failedPrecondition } from '../core/errors.js';
 
 export interface ServerConfig extends CoordinatorConfig {
   readonly httpListen: ListenAddress;
   /** The portal's logins; every field has a default. */
   readonly portal?: PortalConfig;
+  /** Serve the web port over HTTPS with the coordinator's server certificate (certs dir). */
+  readonly httpTls?: boolean;
+  /** HOST:PORT fleet hosts dial for the agent port, for install lines. */
+  readonly agentAddress?: string;
+  /** Where the agent bundle and install script are (default: dist/agent-bundle beside this build). */
+  readonly agentBundleDir?: string;
 }
 
 export interface PortalConfig {
@@ -34,9 +48,22 @@ export interface PortalConfig {
 export const PORTAL_DEFAULTS = { trustProxy: false, sessionIdleMs: 30 * 60_000, sessionMaxMs: 12 * 3_600_000 } as const;
 
 /** Without --public-url: the HTTP listen address, as a browser on this host would reach it. */
-export function defaultPublicUrl(at: ListenAddress): string {
+export function defaultPublicUrl(at: ListenAddress, tls = false): string {
   const host = at.host === '0.0.0.0' || at.host === '::' || at.host === '' ? '127.0.0.1' : at.host.includes(':') ? `[${at.host}]` : at.host;
-  return `http://${host}:${at.port}`;
+  return `http${tls ? 's' : ''}://${host}:${at.port}`;
+}
+
+const DEFAULT_BUNDLE_DIR = fileURLToPath(new URL('../agent-bundle/', import.meta.url));
+
+/** The install downloads, or why there are none (the coordinator runs without them). */
+async function loadInstallKit(config: ServerConfig): Promise<{ kit: InstallKit | undefined; unavailable: string }> {
+  const dir = config.agentBundleDir ?? DEFAULT_BUNDLE_DIR;
+  try {
+    const [bundle, scriptTemplate, caPem] = await Promise.all([readFile(join(dir, 'handrail-agent.mjs')), readFile(join(dir, 'install-agent.sh'), 'utf8'), readFile(join(config.certsDir, CA_FILES.caCert), 'utf8')]);
+    return { kit: makeInstallKit({ version: HANDRAIL_VERSION, bundle, scriptTemplate, caPem }), unavailable: '' };
+  } catch (e) {
+    return { kit: undefined, unavailable: `this coordinator has no agent bundle to serve (${(e as NodeJS.ErrnoException).code ?? (e as Error).message} in ${dir}): build it with \`npm run build\`` };
+  }
 }
 
 export interface RunningServer {
@@ -48,7 +75,7 @@ export interface RunningServer {
 }
 
 export async function startServer(config: ServerConfig, log: Logger, now: () => number = Date.now): Promise<RunningServer> {
-  const coordinator = await startCoordinator({ ...config, publicUrl: config.publicUrl ?? defaultPublicUrl(config.httpListen) }, log, now);
+  const coordinator = await startCoordinator({ ...config, publicUrl: config.publicUrl ?? defaultPublicUrl(config.httpListen, config.httpTls === true) }, log, now);
   const { data, engine, gateway, dispatcher, executionEvents, catalog, access, counters } = coordinator;
   const feed = new ExecutionFeed(data.db, {
     onOutput: (fn) => {
@@ -67,6 +94,8 @@ export async function startServer(config: ServerConfig, log: Logger, now: () => 
     log,
     counters,
   });
+  const install = await loadInstallKit(config);
+  if (!install.kit) log.warn({ event: 'install.unavailable', reason: install.unavailable }, install.unavailable);
   const app = createApp({
     db: data.db,
     registry: data.registry,
@@ -94,9 +123,26 @@ export async function startServer(config: ServerConfig, log: Logger, now: () => 
     sessions: data.sessions,
     logins,
     trust: { trustProxy: portal.trustProxy },
+    install: {
+      ...install,
+      grpcPort: coordinator.grpcPort,
+      ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}),
+      ...(config.agentAddress ? { agentAddress: config.agentAddress } : {}),
+      createToken: (input, t) => data.tokens.create(input, t),
+      now,
+    },
   });
+  let tls = {};
+  if (config.httpTls) {
+    try {
+      tls = { createServer: createHttpsServer, serverOptions: { cert: await readFile(join(config.certsDir, CA_FILES.serverCert)), key: await readFile(join(config.certsDir, CA_FILES.serverKey)) } };
+    } catch (e) {
+      await coordinator.stop();
+      throw failedPrecondition(`--http-tls: cannot read the server certificate in ${config.certsDir} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, 'run `handrail ca init` first (or point --certs-dir at the CA)');
+    }
+  }
   const http = await new Promise<{ server: ServerType; port: number }>((resolve, reject) => {
-    const server = serve({ fetch: app.fetch, hostname: config.httpListen.host, port: config.httpListen.port }, (info) => resolve({ server, port: info.port }));
+    const server = serve({ fetch: app.fetch, hostname: config.httpListen.host, port: config.httpListen.port, ...tls }, (info) => resolve({ server, port: info.port }));
     server.once('error', (e) => reject(listenError(e, config.httpListen, '--http-listen')));
     // What Node's parser refuses (headers over its limit…) gets the API's JSON error body too.
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
@@ -111,7 +157,7 @@ export async function startServer(config: ServerConfig, log: Logger, now: () => 
     throw e;
   });
   log.info(
-    { event: 'coordinator.started', grpc: `${config.grpcListen.host}:${coordinator.grpcPort}`, http: `${config.httpListen.host}:${http.port}`, dataDir: config.dataDir },
+    { event: 'coordinator.started', grpc: `${config.grpcListen.host}:${coordinator.grpcPort}`, http: `${config.httpListen.host}:${http.port}`, https: config.httpTls === true, dataDir: config.dataDir },
     'coordinator started',
   );
   return {

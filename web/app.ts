@@ -1,6 +1,8 @@
 /**
  * The coordinator's HTTP layer (Hono): the REST API under /api/v1, the portal's pages
  * (web/pages/portal.ts) and Prometheus metrics.
+ * The coordinator's HTTP layer (Hono): the REST API under /api/v1, Prometheus metrics, and the
+ * agent installer's downloads under /install.
  *
  * Every route is declared with its request schemas (@hono/zod-openapi): a request with an
  * unknown field, a wrong type or a value out of range is refused with 400 naming the field,
@@ -34,6 +36,8 @@ import { notificationRoutes, type NotificationAdmin } from './api/notifications.
 import { DEFAULT_MAX_BODY_BYTES, limitBody } from './body-limit.js';
 import { errorResponses, json, NOTHING } from './validation/schemas.js';
 import { validationHook } from './validation/hook.js';
+import { installRoutes } from './install/routes.js';
+import { installCommandRoutes, type InstallCommandDeps } from './api/install-command.js';
 
 export interface WebLimits {
   /** Largest request body taken (413 above). */
@@ -73,6 +77,8 @@ export interface WebDeps {
   readonly sessions: SessionStore;
   readonly logins: PasswordLogin;
   readonly trust: ClientTrust;
+  /** Agent installation: GET /install/… and POST /api/v1/agents/install-command (absent: neither). */
+  readonly install?: InstallCommandDeps;
 }
 
 /** Where the OpenAPI document is served (without a token: it describes the API, not its data). */
@@ -101,6 +107,8 @@ export function createApp(d: WebDeps): OpenAPIHono<ApiEnv> {
     createRoute({ method: 'get', path: '/metrics', tags: ['meta'], summary: 'Prometheus metrics', security: [], request: { query: NOTHING }, responses: { 200: { description: 'metrics', content: { 'text/plain': { schema: z.string() } } }, ...errorResponses() } }),
     (c) => c.text(d.counters.prometheus(d.gauges()), 200),
   );
+  // Public too: a host installing the agent has no token (web/install/routes.ts says why that is safe).
+  if (d.install) app.route('/install', installRoutes(d.install.kit, d.install.unavailable));
   app.doc31(OPENAPI_PATH, {
     openapi: '3.1.0',
     info: {
@@ -123,6 +131,7 @@ export function createApp(d: WebDeps): OpenAPIHono<ApiEnv> {
     },
   );
   api.route('/agents', agentRoutes(d.registry, d.isOnline, d.access));
+  if (d.install) api.route('/agents', installCommandRoutes(d.install, d.authz));
   api.route('/adhoc', adhocRoutes(d.adhoc, d.authz, limits));
   api.route('/runbooks', runbookRoutes(d.catalog, d.authz, d.reloadCatalog));
   api.route('/approvals', approvalRoutes(d.db, d.access));

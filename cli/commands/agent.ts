@@ -2,7 +2,7 @@
 import { hostname } from 'node:os';
 import { startAgent } from '../../agent/agent.js';
 import { StateDir } from '../../agent/state-dir.js';
-import { access } from 'node:fs/promises';
+import { access, readFile, rm } from 'node:fs/promises';
 import { ALLOW_KEYS_IN_GIT, refuseKeysInWorkTree } from '../git-guard.js';
 import { parseLabelList } from '../../core/labels.js';
 import type { CliIo } from '../io.js';
@@ -17,6 +17,13 @@ export const agentCommand: CommandSpec = {
   options: {
     coordinator: { type: 'string', env: 'HANDRAIL_COORDINATOR', configKey: 'coordinator', placeholder: 'HOST:PORT', description: 'the coordinator\'s agent port' },
     token: { type: 'string', env: 'HANDRAIL_BOOTSTRAP_TOKEN', configKey: 'bootstrapToken', placeholder: 'TOKEN', description: 'bootstrap token (first start only)' },
+    'token-file': {
+      type: 'string',
+      env: 'HANDRAIL_BOOTSTRAP_TOKEN_FILE',
+      configKey: 'bootstrapTokenFile',
+      placeholder: 'FILE',
+      description: 'file holding the bootstrap token (first start only; keeps the token out of `ps` and the environment); deleted once the agent has enrolled',
+    },
     ca: { type: 'string', env: 'HANDRAIL_CA', configKey: 'ca', placeholder: 'FILE', description: 'coordinator CA certificate (first start only)' },
     'state-dir': { type: 'string', env: 'HANDRAIL_STATE_DIR', configKey: 'stateDir', default: './agent-state', placeholder: 'DIR', description: 'identity, spool and replay log' },
     name: { type: 'string', env: 'HANDRAIL_AGENT_NAME', configKey: 'name', placeholder: 'NAME', description: 'agent name (default: the host name)' },
@@ -70,13 +77,16 @@ export async function runAgent(p: ParsedCommand, io: CliIo): Promise<number> {
   const stateDir = str(p.values, 'state-dir') as string;
   // Enrollment writes the agent's private key: not where git could pick it up.
   const credentials = new StateDir(stateDir).credentialsFile;
-  if (!(await access(credentials).then(() => true, () => false))) await refuseKeysInWorkTree([credentials], bool(p.values, 'allow-keys-in-git'));
+  const enrolled = await access(credentials).then(() => true, () => false);
+  if (!enrolled) await refuseKeysInWorkTree([credentials], bool(p.values, 'allow-keys-in-git'));
+  const tokenFile = str(p.values, 'token-file');
+  const token = str(p.values, 'token') || (tokenFile && !enrolled ? await readTokenFile(tokenFile) : undefined);
   const agent = await startAgent(
     {
       coordinator: required(p.values, 'coordinator', agentCommand),
       ...(str(p.values, 'server-name') ? { serverName: str(p.values, 'server-name') as string } : {}),
       stateDir,
-      ...(str(p.values, 'token') ? { token: str(p.values, 'token') as string } : {}),
+      ...(token ? { token } : {}),
       ...(str(p.values, 'ca') ? { caFile: str(p.values, 'ca') as string } : {}),
       name: str(p.values, 'name') ?? hostname().split('.')[0] ?? 'agent',
       labels,
@@ -91,6 +101,10 @@ export async function runAgent(p: ParsedCommand, io: CliIo): Promise<number> {
     log,
     io.now,
   );
+  if (tokenFile) {
+    // Spent (or, enrolled already, never needed): a one-time secret has no reason to stay on disk.
+    await rm(tokenFile, { force: true }).catch((e: unknown) => log.warn({ event: 'agent.token_file_not_removed', file: tokenFile, err: (e as Error).message }, 'could not remove the bootstrap token file'));
+  }
   io.err(`handrail agent ${agent.agentId} running\n`);
   log.info({ event: 'agent.running', agentId: agent.agentId, node: process.version, nodeFlags: process.execArgv }, 'agent running');
   process.on('unhandledRejection', (e) => log.error({ event: 'agent.unhandled_rejection', err: e }, 'unhandled rejection'));
@@ -124,4 +138,16 @@ export async function runAgent(p: ParsedCommand, io: CliIo): Promise<number> {
     return 2;
   }
   return 0;
+}
+
+async function readTokenFile(file: string): Promise<string> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw new UsageError(`--token-file: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, 'the install script writes it; or pass the token with --token');
+  }
+  const token = text.trim();
+  if (token === '') throw new UsageError(`--token-file: ${file} is empty`, 'put the bootstrap token from `handrail token create` in it');
+  return token;
 }

@@ -27,8 +27,10 @@ export const coordinatorCommand: CommandSpec = {
     'checkpoint-interval': { type: 'string', env: 'HANDRAIL_CHECKPOINT_INTERVAL', configKey: 'checkpointInterval', default: '10m', placeholder: 'DURATION', description: 'how often a signed audit checkpoint is written and logged (event audit.checkpoint)' },
     'lost-after': { type: 'string', env: 'HANDRAIL_LOST_AFTER', configKey: 'lostAfter', default: '60s', placeholder: 'DURATION', description: 'grace after a step\'s timeout (or, untaken, its request\'s expiry) before a silent agent\'s step is given up as lost' },
     'offline-wait': { type: 'string', env: 'HANDRAIL_OFFLINE_WAIT', configKey: 'offlineWait', default: '15s', placeholder: 'DURATION', description: 'how long a step waits for an offline agent before its node fails' },
-    'public-url': { type: 'string', env: 'HANDRAIL_PUBLIC_URL', configKey: 'publicUrl', placeholder: 'URL', description: 'the portal as users reach it; notifications link to URL/executions/ID (default: http:// and --http-listen)' },
+    'public-url': { type: 'string', env: 'HANDRAIL_PUBLIC_URL', configKey: 'publicUrl', placeholder: 'URL', description: 'the web port as users and fleet hosts reach it: notifications link to URL/executions/ID, install lines fetch the agent from it (https:// needed) (default: --http-listen, https:// with --http-tls)' },
     'notify-timeout': { type: 'string', env: 'HANDRAIL_NOTIFY_TIMEOUT', configKey: 'notifyTimeout', default: '10s', placeholder: 'DURATION', description: 'how long one notification attempt may take before it counts as failed (and is retried)' },
+    'http-tls': { type: 'boolean', env: 'HANDRAIL_HTTP_TLS', configKey: 'httpTls', description: 'serve the web port over HTTPS with the server certificate in the certs dir (needed for agent install lines)' },
+    'agent-address': { type: 'string', env: 'HANDRAIL_AGENT_ADDRESS', configKey: 'agentAddress', placeholder: 'HOST:PORT', description: 'the agent port as fleet hosts reach it, for install lines (default: the public URL\'s host and the agent port)' },
     'allow-keys-in-git': ALLOW_KEYS_IN_GIT,
     'trust-proxy': { type: 'boolean', env: 'HANDRAIL_TRUST_PROXY', configKey: 'trustProxy', description: 'the portal is behind a reverse proxy that terminates TLS: believe its X-Forwarded-Proto/-Host/-For (secure cookies, origin checks, client addresses)' },
     'session-idle': { type: 'string', env: 'HANDRAIL_SESSION_IDLE', configKey: 'sessionIdle', default: '30m', placeholder: 'DURATION', description: 'a portal login ends after this long without a request' },
@@ -69,6 +71,8 @@ export async function runCoordinator(p: ParsedCommand, io: CliIo): Promise<numbe
       runbooksDir: str(p.values, 'runbooks-dir') as string,
       grpcListen: parseListen(str(p.values, 'grpc-listen') as string, '--grpc-listen'),
       httpListen: parseListen(str(p.values, 'http-listen') as string, '--http-listen'),
+      httpTls: bool(p.values, 'http-tls'),
+      ...(str(p.values, 'agent-address') ? { agentAddress: str(p.values, 'agent-address') as string } : {}),
       agentCertTtlMs: durationSetting(p, 'agent-cert-ttl', 10_000),
       heartbeatIntervalMs: durationSetting(p, 'heartbeat-interval', 100),
       requestTtlMs: durationSetting(p, 'request-ttl', 1_000),
@@ -85,7 +89,7 @@ export async function runCoordinator(p: ParsedCommand, io: CliIo): Promise<numbe
     log,
     io.now,
   );
-  io.err(`handrail coordinator: agents on port ${server.grpcPort}, HTTP on port ${server.httpPort}\n`);
+  io.err(`handrail coordinator: agents on port ${server.grpcPort}, HTTP on port ${server.httpPort}${bool(p.values, 'http-tls') ? ' (HTTPS)' : ''}\n`);
   await new Promise<void>((resolve) => {
     const stop = (): void => resolve();
     process.once('SIGINT', stop);

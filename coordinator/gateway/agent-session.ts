@@ -182,11 +182,11 @@ export class AgentSession {
     write.then(done, done);
   }
 
-  /** Ends the stream with a status, telling the agent why first. */
-  close(reason: string, code: status = status.UNAVAILABLE): void {
+  /** Ends the stream with a status, telling the agent why first (and, refusing its version, which side to upgrade). */
+  close(reason: string, code: status = status.UNAVAILABLE, upgrade: '' | 'agent' | 'coordinator' = ''): void {
     if (this.state === 'closed') return;
     try {
-      this.call.write({ msg: { $case: 'disconnect', value: { reason } } });
+      this.call.write({ msg: { $case: 'disconnect', value: { reason, upgrade } } });
     } catch {
       // the stream may already be gone
     }

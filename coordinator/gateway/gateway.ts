@@ -26,6 +26,8 @@ import type { Database } from '../store/database.js';
 import type { Counters } from '../metrics/counters.js';
 import { boundFacts, labelProblems } from '../../core/labels.js';
 import { describeError } from '../../core/errors.js';
+import { HANDRAIL_VERSION, MIN_AGENT_VERSION } from '../../core/version.js';
+import { judgeVersions } from '../../core/version-compat.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import { AuditEvents } from '../audit/events.js';
 
@@ -275,6 +277,15 @@ export class Gateway implements SessionHandler {
     const { d } = this;
     const now = d.now();
     const facts = boundFacts(hello.facts);
+    // Agents from before the handshake field still report their release among the host facts.
+    const agentVersion = hello.agentVersion !== '' ? hello.agentVersion : facts.agentVersion;
+    const verdict = judgeVersions({ self: 'coordinator', ownVersion: HANDRAIL_VERSION, peerVersion: agentVersion, minPeerVersion: MIN_AGENT_VERSION });
+    if (!verdict.ok) {
+      d.counters.inc('connections_refused_total', { reason: 'agent_version' });
+      d.log.warn({ event: 'agent.version_refused', agentId: session.agentId, agentVersion: agentVersion.slice(0, 40), upgrade: verdict.upgrade }, verdict.message);
+      session.close(verdict.message, status.FAILED_PRECONDITION, verdict.upgrade);
+      return;
+    }
     const ownLabels = labelProblems(hello.labels).length === 0 ? hello.labels : {};
     if (labelProblems(hello.labels).length > 0) {
       d.log.warn({ event: 'session.bad_labels', agentId: session.agentId, problems: labelProblems(hello.labels) }, 'agent reported invalid labels; ignored');
@@ -291,6 +302,7 @@ export class Gateway implements SessionHandler {
           heartbeatIntervalMs: d.config.heartbeatIntervalMs,
           certificateNotAfterMs: session.identity.certNotAfter,
           dispatchKeySet: signedKeySetToWire(keySet),
+          coordinatorVersion: HANDRAIL_VERSION,
         },
       },
     });

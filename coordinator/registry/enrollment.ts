@@ -10,7 +10,9 @@ import type { TokenStore } from './token-store.js';
 import type { AgentRegistry } from './agent-registry.js';
 import { validAgentName } from './bootstrap-token.js';
 import { boundFacts, labelProblems, type HostFacts, type Labels } from '../../core/labels.js';
-import { HandrailError, invalidArgument, permissionDenied } from '../../core/errors.js';
+import { failedPrecondition, HandrailError, invalidArgument, permissionDenied } from '../../core/errors.js';
+import { HANDRAIL_VERSION, MIN_AGENT_VERSION } from '../../core/version.js';
+import { judgeVersions } from '../../core/version-compat.js';
 import { newId } from '../../core/ids.js';
 import { RateLimiter } from '../../core/rate-limiter.js';
 import type { AuditLog } from '../audit/audit-log.js';
@@ -79,6 +81,7 @@ export class Enroller {
     const problems = labelProblems(input.labels);
     if (problems.length > 0) throw invalidArgument(problems.join('; '));
     const facts = boundFacts(input.facts);
+    const version = judgeVersions({ self: 'coordinator', ownVersion: HANDRAIL_VERSION, peerVersion: facts.agentVersion, minPeerVersion: MIN_AGENT_VERSION });
     const now = d.now();
     const agentId = newId('agt');
     const result = await d.db.write(async (tx) => {
@@ -90,6 +93,12 @@ export class Enroller {
           data: { name: csr.commonName, reason: verdict.reason, tokenId: verdict.tokenId ?? null, remote: input.remote },
         });
         return { ok: false as const, reason: verdict.reason, detail: verdict.detail };
+      }
+      if (!version.ok) {
+        // Only to a holder of a good token (the message names this coordinator's release), and
+        // thrown so that the transaction rolls back: the token stays unspent for an upgraded agent.
+        d.log.warn({ event: 'enroll.refused', reason: 'agent_version', name: csr.commonName, agentVersion: facts.agentVersion, tokenId: verdict.token.id, remote: input.remote }, version.message);
+        throw failedPrecondition(version.message);
       }
       const pinned = verdict.token.labels;
       const labels = { ...input.labels, ...pinned };

@@ -19,6 +19,8 @@ export interface CreateTokenInput {
   readonly namePattern: string | null;
   readonly description: string | null;
   readonly createdBy: string;
+  /** Who `createdBy` is, for the audit record: a CLI user on the coordinator host (default) or an API user. */
+  readonly actorKind?: 'cli' | 'user';
 }
 
 export interface CreatedToken {
@@ -71,7 +73,7 @@ export class TokenStore {
       );
       await this.audit.append(tx, {
         type: AuditEvents.tokenCreated,
-        actor: { kind: 'cli', id: input.createdBy },
+        actor: { kind: input.actorKind ?? 'cli', id: input.createdBy },
         data: { tokenId: id, labels: input.labels, expiresAt: new Date(expiresAt).toISOString(), uses: input.uses, namePattern: input.namePattern },
       });
     });

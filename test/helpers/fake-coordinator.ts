@@ -10,6 +10,7 @@ import { AgentGatewayServiceService, type ConnectRequest, type ConnectResponse }
 import type { Envelope } from '../../core/step.js';
 import { envelopeToWire } from '../../proto/codec/step-codec.js';
 import { BACKSTOP_MS } from './processes.js';
+import { HANDRAIL_VERSION } from '../../core/version.js';
 
 type Msg = NonNullable<ConnectRequest['msg']>;
 type MsgValue<K extends Msg['$case']> = Msg extends infer M ? (M extends { $case: K; value: infer V } ? V : never) : never;
@@ -21,7 +22,8 @@ export class FakeCoordinator {
   port = 0;
   private waiters: Array<() => void> = [];
 
-  static async start(certsDir: string): Promise<FakeCoordinator> {
+  /** `coordinatorVersion`: the release its Welcome reports (this one by default). */
+  static async start(certsDir: string, o: { coordinatorVersion?: string } = {}): Promise<FakeCoordinator> {
     const f = new FakeCoordinator();
     const ca = await readFile(join(certsDir, 'ca.pem'));
     const cert = await readFile(join(certsDir, 'server.pem'));
@@ -33,7 +35,7 @@ export class FakeCoordinator {
           if (!req.msg) return;
           f.received.push(req.msg);
           if (req.msg.$case === 'hello') {
-            call.write({ msg: { $case: 'welcome', value: { agentId: 'fake', serverTimeMs: Date.now(), heartbeatIntervalMs: 1000, certificateNotAfterMs: Date.now() + 3_600_000, dispatchKeySet: undefined } } });
+            call.write({ msg: { $case: 'welcome', value: { agentId: 'fake', serverTimeMs: Date.now(), heartbeatIntervalMs: 1000, certificateNotAfterMs: Date.now() + 3_600_000, dispatchKeySet: undefined, coordinatorVersion: o.coordinatorVersion ?? HANDRAIL_VERSION } } });
           }
           const w = f.waiters;
           f.waiters = [];

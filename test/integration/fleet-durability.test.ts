@@ -14,6 +14,7 @@ import { STEP_REQUEST_TYPE, STEP_RESULT_TYPE, type StepRequest } from '../../cor
 import { normalizeSerial } from '../../core/x509-serial.js';
 import { decodeStepRequest, decodeStepResult, encodeStepRequest, encodeStepResult, envelopeFromWire } from '../../proto/codec/step-codec.js';
 import { ConnectRequest, ConnectResponse, OutputStream, SignedResult, type ResultAck } from '../../proto/gen/handrail/v1/gateway.js';
+import { HANDRAIL_VERSION } from '../../core/version.js';
 
 /** An agent's key and certificate, as its state dir keeps them. */
 async function agentCredentials(stateDir: string): Promise<{ keyPem: string; certPem: string }> {
@@ -51,7 +52,7 @@ class HandAgent {
   }
 
   async hello(): Promise<void> {
-    this.call.write({ msg: { $case: 'hello', value: { facts: undefined, labels: {}, spooledResults: 1 } } });
+    this.call.write({ msg: { $case: 'hello', value: { facts: undefined, labels: {}, spooledResults: 1, agentVersion: HANDRAIL_VERSION } } });
     await waitFor(() => this.received.some((m) => m.msg?.$case === 'welcome'), undefined, 'welcome');
   }
 

@@ -9,6 +9,7 @@ import { waitFor } from '../helpers/processes.js';
 import { issueAgentCertificate, loadCa, parseCsr } from '../../coordinator/pki/ca.js';
 import { createCsr } from '../../core/csr.js';
 import { ConnectRequest } from '../../proto/gen/handrail/v1/gateway.js';
+import { HANDRAIL_VERSION } from '../../core/version.js';
 
 async function metric(fleet: Fleet, series: string): Promise<number> {
   const text = await (await fetch(`${fleet.coordinator!.url}/metrics`)).text();
@@ -108,7 +109,7 @@ describe('the agent port refuses what it must, logs why, and keeps serving', () 
     await fleet.coordinator!.proc.waitForLog((l) => l.event === 'session.message_refused' && l['reason'] === 'malformed');
 
     const big = rawClient(fleet.coordinator!.address, tlsCredentials(caPem, key, cert));
-    const hello = ConnectRequest.encode({ msg: { $case: 'hello', value: { facts: undefined, labels: { pad: 'x'.repeat(3 * 1024 * 1024) }, spooledResults: 0 } } }).finish();
+    const hello = ConnectRequest.encode({ msg: { $case: 'hello', value: { facts: undefined, labels: { pad: 'x'.repeat(3 * 1024 * 1024) }, spooledResults: 0, agentVersion: HANDRAIL_VERSION } } }).finish();
     const b = await rawConnect(big, [Buffer.from(hello)]);
     big.close();
     expect(b.code).toBe(8); // RESOURCE_EXHAUSTED

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Fleet } from '../helpers/fleet.js';
 import { ConnectRequest } from '../../proto/gen/handrail/v1/gateway.js';
+import { HANDRAIL_VERSION } from '../../core/version.js';
 
 /**
  * Below grpc-js: a raw HTTP/2 client with a real agent certificate sends framing that grpc-js
@@ -43,7 +44,7 @@ describe('the agent stream refuses bad gRPC framing, with a status and a logged 
     h.writeUInt32BE(declared, 1);
     return Buffer.concat([h, payload]);
   };
-  const hello = Buffer.from(ConnectRequest.encode({ msg: { $case: 'hello', value: { facts: undefined, labels: {}, spooledResults: 0 } } }).finish());
+  const hello = Buffer.from(ConnectRequest.encode({ msg: { $case: 'hello', value: { facts: undefined, labels: {}, spooledResults: 0, agentVersion: HANDRAIL_VERSION } } }).finish());
 
   /** Opens the agent stream, writes the chunks (then half-closes if asked), resolves with the final gRPC status. */
   const stream = (chunks: Buffer[], halfClose: boolean): Promise<{ code: number; message: string }> =>

@@ -97,6 +97,11 @@ export interface Hello {
   labels: { [key: string]: string };
   /** Number of results waiting in the agent's spool. */
   spooledResults: number;
+  /**
+   * The agent's release (e.g. "0.1.0"). The coordinator refuses an agent older than it can
+   * serve, saying to upgrade the agent; empty from agents before the version handshake.
+   */
+  agentVersion: string;
 }
 
 export interface Hello_LabelsEntry {
@@ -111,7 +116,14 @@ export interface Welcome {
   /** When the certificate presented on this connection expires. */
   certificateNotAfterMs: number;
   /** The current dispatch keys, signed by them; the agent takes it only if it is newer than its own. */
-  dispatchKeySet: SignedDispatchKeySet | undefined;
+  dispatchKeySet:
+    | SignedDispatchKeySet
+    | undefined;
+  /**
+   * The coordinator's release. The agent refuses a coordinator older than it can work with,
+   * saying to upgrade the coordinator.
+   */
+  coordinatorVersion: string;
 }
 
 export interface Heartbeat {
@@ -266,6 +278,11 @@ export interface TrustRefused {
 
 export interface Disconnect {
   reason: string;
+  /**
+   * Set when the coordinator refuses the agent's version: the side to upgrade, "agent" or
+   * "coordinator" (reason says which versions).
+   */
+  upgrade: string;
 }
 
 function createBaseConnectRequest(): ConnectRequest {
@@ -508,7 +525,7 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
 };
 
 function createBaseHello(): Hello {
-  return { facts: undefined, labels: {}, spooledResults: 0 };
+  return { facts: undefined, labels: {}, spooledResults: 0, agentVersion: "" };
 }
 
 export const Hello: MessageFns<Hello> = {
@@ -521,6 +538,9 @@ export const Hello: MessageFns<Hello> = {
     });
     if (message.spooledResults !== 0) {
       writer.uint32(24).uint32(message.spooledResults);
+    }
+    if (message.agentVersion !== "") {
+      writer.uint32(34).string(message.agentVersion);
     }
     return writer;
   },
@@ -563,6 +583,14 @@ export const Hello: MessageFns<Hello> = {
             }
 
             message.spooledResults = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.agentVersion = reader.string();
             continue;
           }
         }
@@ -636,7 +664,14 @@ export const Hello_LabelsEntry: MessageFns<Hello_LabelsEntry> = {
 };
 
 function createBaseWelcome(): Welcome {
-  return { agentId: "", serverTimeMs: 0, heartbeatIntervalMs: 0, certificateNotAfterMs: 0, dispatchKeySet: undefined };
+  return {
+    agentId: "",
+    serverTimeMs: 0,
+    heartbeatIntervalMs: 0,
+    certificateNotAfterMs: 0,
+    dispatchKeySet: undefined,
+    coordinatorVersion: "",
+  };
 }
 
 export const Welcome: MessageFns<Welcome> = {
@@ -655,6 +690,9 @@ export const Welcome: MessageFns<Welcome> = {
     }
     if (message.dispatchKeySet !== undefined) {
       SignedDispatchKeySet.encode(message.dispatchKeySet, writer.uint32(42).fork()).join();
+    }
+    if (message.coordinatorVersion !== "") {
+      writer.uint32(50).string(message.coordinatorVersion);
     }
     return writer;
   },
@@ -710,6 +748,14 @@ export const Welcome: MessageFns<Welcome> = {
             }
 
             message.dispatchKeySet = SignedDispatchKeySet.decode(reader, reader.uint32());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.coordinatorVersion = reader.string();
             continue;
           }
         }
@@ -2047,13 +2093,16 @@ export const TrustRefused: MessageFns<TrustRefused> = {
 };
 
 function createBaseDisconnect(): Disconnect {
-  return { reason: "" };
+  return { reason: "", upgrade: "" };
 }
 
 export const Disconnect: MessageFns<Disconnect> = {
   encode(message: Disconnect, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.reason !== "") {
       writer.uint32(10).string(message.reason);
+    }
+    if (message.upgrade !== "") {
+      writer.uint32(18).string(message.upgrade);
     }
     return writer;
   },
@@ -2077,6 +2126,14 @@ export const Disconnect: MessageFns<Disconnect> = {
             }
 
             message.reason = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.upgrade = reader.string();
             continue;
           }
         }
