@@ -80,7 +80,14 @@ export interface RunningCoordinator {
 export async function startCoordinator(config: CoordinatorConfig, log: Logger, now: () => number = Date.now): Promise<RunningCoordinator> {
   const ca = await loadCa(config.certsDir);
   const data = await openDataDir(config.dataDir, now, log);
-  const counters = new Counters();
+  const counters = new Counters({ processMetrics: true });
+  data.db.observeCommits((r) => {
+    counters.inc('store_commits_total', { outcome: r.committed ? 'committed' : 'rolled_back' });
+    if (!r.committed) return;
+    counters.observe('store_commit_duration_seconds', r.seconds);
+    const audited = r.insertedRows.get('audit_records');
+    if (audited) counters.inc('audit_records_appended_total', {}, audited);
+  });
   const outputSeq = await OutputSequence.open(data.db);
   const enroller = new Enroller({
     db: data.db,
@@ -126,6 +133,9 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
   );
   gateway.setTraffic(dispatcher);
   const executionEvents = new ExecutionEvents();
+  executionEvents.onFinished((e) =>
+    counters.inc('executions_total', e.runbook ? { kind: 'runbook', runbook: e.runbook.id, team: e.runbook.owner, status: e.state } : { kind: 'adhoc', runbook: '', team: '', status: e.state }),
+  );
   const adhoc = new AdhocRunner(data.db, data.audit, data.registry, dispatcher, log, now, executionEvents);
   const catalog = new Catalog(config.runbooksDir);
   const access = new AccessControl(() => catalog.policyList());
@@ -180,6 +190,11 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
   // Before agents can reconnect: their spooled results must find their executions loaded.
   await engine.resume();
   await dispatcher.resume();
+  counters.gauge('agents_online', () => gateway.onlineCount());
+  counters.gauge('queue_length', () => {
+    const q = dispatcher.queueDepths();
+    return { steps_in_flight: q.stepsInFlight, steps_deferred: q.stepsDeferred, store_writes: data.db.pendingWrites, agent_send: gateway.queuedMessages() };
+  });
   const grpcPort = await gateway.listen(config.grpcListen.host, config.grpcListen.port).catch((e: unknown) => {
     throw listenError(e, config.grpcListen, '--grpc-listen');
   });

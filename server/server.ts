@@ -51,7 +51,6 @@ export async function startServer(config: ServerConfig, log: Logger, now: () => 
     counters,
     authz: access,
     isOnline: (id) => gateway.isOnline(id),
-    gauges: () => ({ agents_online: gateway.onlineCount(), rss_bytes: process.memoryUsage().rss }),
     now,
     onAuthFailure: (remote, reason) => coordinator.recordAuthFailure(remote, reason),
     log,

@@ -55,7 +55,6 @@ export interface WebDeps {
   readonly counters: Counters;
   readonly authz: Authorizer;
   readonly isOnline: (agentId: string) => boolean;
-  readonly gauges: () => Record<string, number>;
   readonly now: () => number;
   readonly onAuthFailure?: AuthFailureHook;
   readonly log: Logger;
@@ -86,7 +85,7 @@ export function createApp(d: WebDeps): OpenAPIHono<ApiEnv> {
   );
   app.openapi(
     createRoute({ method: 'get', path: '/metrics', tags: ['meta'], summary: 'Prometheus metrics', security: [], request: { query: NOTHING }, responses: { 200: { description: 'metrics', content: { 'text/plain': { schema: z.string() } } }, ...errorResponses() } }),
-    (c) => c.text(d.counters.prometheus(d.gauges()), 200),
+    async (c) => c.text(await d.counters.exposition(), 200, { 'content-type': d.counters.contentType }),
   );
   app.doc31(OPENAPI_PATH, {
     openapi: '3.1.0',

@@ -44,6 +44,11 @@ export class AgentSession {
   lastSeenAt: number;
   private readonly queue: ConnectResponse[] = [];
   private queuedBytes = 0;
+
+  /** Messages waiting behind a full HTTP/2 window (a queue depth for metrics). */
+  get queuedMessages(): number {
+    return this.queue.length;
+  }
   private blocked = false;
   private pendingWrites = 0;
   private paused = false;

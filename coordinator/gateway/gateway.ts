@@ -192,6 +192,13 @@ export class Gateway implements SessionHandler {
     return n;
   }
 
+  /** Messages queued behind slow agents, over every session. */
+  queuedMessages(): number {
+    let n = 0;
+    for (const s of this.sessions.values()) n += s.queuedMessages;
+    return n;
+  }
+
   session(agentId: string): AgentSession | undefined {
     const s = this.sessions.get(agentId);
     return s?.state === 'ready' ? s : undefined;
