@@ -26,6 +26,7 @@ import { HandrailError } from '../core/errors.js';
 import { join } from 'node:path';
 import { Counters } from './metrics/counters.js';
 import type { User } from './auth/user-store.js';
+import { decideReadiness, type CoordinatorPhase, type Readiness } from './health/readiness.js';
 
 export interface ListenAddress {
   readonly host: string;
@@ -71,6 +72,10 @@ export interface RunningCoordinator {
   reloadCatalog(actor: CatalogActor): Promise<ReloadReport>;
   /** Cancels a runbook or an ad-hoc execution; false if it was not running. */
   cancelExecution(executionId: string, user: User): Promise<boolean>;
+  /** Where the coordinator is in its life (see health/readiness.ts). */
+  readonly phase: () => CoordinatorPhase;
+  /** Store writable, gateway listening, catalog loaded: probed now. */
+  readiness(): Promise<Readiness>;
   /** Counts and logs a failed login; audits at most one per remote address per minute. */
   recordAuthFailure(remote: string, reason: string): void;
   /** Stops watching, closes the agent port, writes a last checkpoint and closes the store. */
@@ -80,6 +85,8 @@ export interface RunningCoordinator {
 export async function startCoordinator(config: CoordinatorConfig, log: Logger, now: () => number = Date.now): Promise<RunningCoordinator> {
   const ca = await loadCa(config.certsDir);
   const data = await openDataDir(config.dataDir, now, log);
+  let phase: CoordinatorPhase = 'starting';
+  let catalogLoaded = false;
   const counters = new Counters({ processMetrics: true });
   data.db.observeCommits((r) => {
     counters.inc('store_commits_total', { outcome: r.committed ? 'committed' : 'rolled_back' });
@@ -169,6 +176,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
     return report;
   };
   await reloadCatalog({ kind: 'system', id: 'coordinator' });
+  catalogLoaded = true;
   const stopWatching = watchDirectory(config.runbooksDir, () => {
     reloadCatalog({ kind: 'system', id: 'file-watch' }).catch((e: unknown) => log.error({ event: 'runbooks.reload_failed', err: e }, 'reloading runbooks failed'));
   });
@@ -198,6 +206,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
   const grpcPort = await gateway.listen(config.grpcListen.host, config.grpcListen.port).catch((e: unknown) => {
     throw listenError(e, config.grpcListen, '--grpc-listen');
   });
+  phase = 'serving';
   const authFailureLimiter = new RateLimiter(1, 1 / 60);
   const recordAuthFailure = (remote: string, reason: string): void => {
     counters.inc('auth_failures_total');
@@ -234,12 +243,17 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
     reloadCatalog,
     cancelExecution: async (id, user) => (await engine.cancel(id, user)) || (await adhoc.cancel(id, user.name)),
     recordAuthFailure,
+    phase: () => phase,
+    readiness: async () =>
+      decideReadiness({ phase, storeError: await data.db.probeWritable(), catalog: { loaded: catalogLoaded, runbooks: catalog.list().length, policies: catalog.policyList().length } }),
     async stop() {
+      phase = 'draining';
       stopWatching();
       if (checkpointTimer) clearInterval(checkpointTimer);
       await gateway.close();
       await writeCheckpoint().catch(checkpointFailed);
       await data.close();
+      phase = 'stopped';
     },
   };
 }

@@ -55,6 +55,7 @@ export async function startServer(config: ServerConfig, log: Logger, now: () => 
     onAuthFailure: (remote, reason) => coordinator.recordAuthFailure(remote, reason),
     log,
     limits: { maxOutputBytes: config.maxOutputBytes },
+    readiness: () => coordinator.readiness(),
   });
   const http = await new Promise<{ server: ServerType; port: number }>((resolve, reject) => {
     const server = serve({ fetch: app.fetch, hostname: config.httpListen.host, port: config.httpListen.port }, (info) => resolve({ server, port: info.port }));

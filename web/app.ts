@@ -17,6 +17,7 @@ import type { Catalog, ReloadReport } from '../coordinator/runbooks/catalog.js';
 import type { AdhocRunner } from '../coordinator/engine/adhoc.js';
 import type { ExecutionAccess } from '../coordinator/engine/execution-access.js';
 import type { Counters } from '../coordinator/metrics/counters.js';
+import type { Readiness } from '../coordinator/health/readiness.js';
 import { HandrailError } from '../core/errors.js';
 import { runbookRoutes } from './api/runbooks.js';
 import { approvalRoutes } from './api/approvals.js';
@@ -59,10 +60,21 @@ export interface WebDeps {
   readonly onAuthFailure?: AuthFailureHook;
   readonly log: Logger;
   readonly limits?: Partial<WebLimits>;
+  /** For /readyz: store writable, gateway listening, runbooks loaded. */
+  readonly readiness: () => Promise<Readiness>;
 }
 
 /** Where the OpenAPI document is served (without a token: it describes the API, not its data). */
 export const OPENAPI_PATH = '/api/v1/openapi.json';
+
+const Alive = z.object({ alive: z.literal(true), uptimeSeconds: z.number() }).openapi('Alive');
+const ReadinessBody = z
+  .object({
+    ready: z.boolean(),
+    phase: z.enum(['starting', 'serving', 'draining', 'stopped']),
+    checks: z.array(z.object({ name: z.enum(['store', 'gateway', 'runbooks']), ok: z.boolean(), detail: z.string() })),
+  })
+  .openapi('Readiness');
 
 const WhoAmI = z.object({ user: z.object({ name: z.string(), groups: z.array(z.string()) }) }).openapi('WhoAmI');
 
@@ -82,6 +94,26 @@ export function createApp(d: WebDeps): OpenAPIHono<ApiEnv> {
   app.openapi(
     createRoute({ method: 'get', path: '/api/v1/health', tags: ['meta'], summary: 'Liveness', security: [], request: { query: NOTHING }, responses: { 200: json(z.object({ ok: z.literal(true) }), 'up'), ...errorResponses() } }),
     (c) => c.json({ ok: true as const }, 200),
+  );
+  app.openapi(
+    createRoute({ method: 'get', path: '/healthz', tags: ['meta'], summary: 'Liveness: the process answers', security: [], request: { query: NOTHING }, responses: { 200: json(Alive, 'alive'), ...errorResponses() } }),
+    (c) => c.json({ alive: true as const, uptimeSeconds: Math.round(process.uptime()) }, 200),
+  );
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/readyz',
+      tags: ['meta'],
+      summary: 'Readiness: store writable, agent gateway listening, runbooks loaded (503 with the failing checks otherwise)',
+      security: [],
+      request: { query: NOTHING },
+      responses: { 200: json(ReadinessBody, 'ready'), 503: json(ReadinessBody, 'not ready: see checks'), ...errorResponses() },
+    }),
+    async (c) => {
+      const r = await d.readiness();
+      const body = { ready: r.ready, phase: r.phase, checks: r.checks.map((x) => ({ ...x })) };
+      return r.ready ? c.json(body, 200) : c.json(body, 503);
+    },
   );
   app.openapi(
     createRoute({ method: 'get', path: '/metrics', tags: ['meta'], summary: 'Prometheus metrics', security: [], request: { query: NOTHING }, responses: { 200: { description: 'metrics', content: { 'text/plain': { schema: z.string() } } }, ...errorResponses() } }),

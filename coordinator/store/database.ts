@@ -298,6 +298,31 @@ export class Database {
     }
   }
 
+  /**
+   * Whether a write can commit now (readiness): takes the write lock and writes the header's
+   * user_version back unchanged, then rolls back. Resolves to null when writable, else why not.
+   * Runs in the write chain, so it never interleaves with a transaction on this connection.
+   */
+  probeWritable(): Promise<string | null> {
+    const next = this.chain.then(async () => {
+      if (this.closed) return 'the store is closed';
+      try {
+        await this.run('BEGIN IMMEDIATE');
+        try {
+          const row = await this.get<{ user_version: number }>('PRAGMA user_version');
+          await this.exec(`PRAGMA user_version = ${Number(row?.user_version ?? 0)}`);
+        } finally {
+          await this.run('ROLLBACK').catch(() => undefined);
+        }
+        return null;
+      } catch (e) {
+        return (e as Error).message;
+      }
+    });
+    this.chain = next.catch(() => undefined);
+    return next;
+  }
+
   /** Writes queued for the next batch transaction (a queue depth for metrics). */
   get pendingWrites(): number {
     return this.pending.length;
