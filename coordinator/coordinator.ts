@@ -78,7 +78,12 @@ export interface RunningCoordinator {
   readiness(): Promise<Readiness>;
   /** Counts and logs a failed login; audits at most one per remote address per minute. */
   recordAuthFailure(remote: string, reason: string): void;
-  /** Stops watching, closes the agent port, writes a last checkpoint and closes the store. */
+  /** Marks the coordinator as shutting down (/readyz 503, gRPC health NOT_SERVING) before stop(). */
+  beginDrain(): void;
+  /**
+   * Stops watching, refuses new agents, ends the streams once what agents sent has reached the
+   * store, lets queued writes commit, writes a last signed checkpoint and closes the store.
+   */
   stop(): Promise<void>;
 }
 
@@ -246,11 +251,17 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
     phase: () => phase,
     readiness: async () =>
       decideReadiness({ phase, storeError: await data.db.probeWritable(), catalog: { loaded: catalogLoaded, runbooks: catalog.list().length, policies: catalog.policyList().length } }),
+    beginDrain() {
+      if (phase === 'serving' || phase === 'starting') phase = 'draining';
+      gateway.health.set('not_serving');
+    },
     async stop() {
       phase = 'draining';
       stopWatching();
       if (checkpointTimer) clearInterval(checkpointTimer);
       await gateway.close();
+      await data.db.drain();
+      // Last: the checkpoint then covers every record this process wrote.
       await writeCheckpoint().catch(checkpointFailed);
       await data.close();
       phase = 'stopped';

@@ -7,12 +7,15 @@ import { serve, type ServerType } from '@hono/node-server';
 import type { Logger } from 'pino';
 import { listenError, startCoordinator, type CoordinatorConfig, type ListenAddress, type RunningCoordinator } from '../coordinator/coordinator.js';
 import type { Duplex } from 'node:stream';
+import type { Server } from 'node:http';
 import { createApp } from '../web/app.js';
 import { clientErrorResponse } from '../web/client-error.js';
 import { ExecutionFeed } from '../coordinator/engine/execution-feed.js';
 
 export interface ServerConfig extends CoordinatorConfig {
   readonly httpListen: ListenAddress;
+  /** On shutdown, how long requests in progress (live followers included) may take before they are cut; default 5 s. */
+  readonly shutdownGraceMs?: number;
 }
 
 export interface RunningServer {
@@ -81,7 +84,15 @@ export async function startServer(config: ServerConfig, log: Logger, now: () => 
     grpcPort: coordinator.grpcPort,
     httpPort: http.port,
     async stop() {
-      await new Promise<void>((resolve) => http.server.close(() => resolve()));
+      coordinator.beginDrain();
+      // Stop accepting; idle keep-alive connections go now, requests in progress may finish
+      // within the grace (a live follower's stream would otherwise hold shutdown forever).
+      const server = http.server as Server;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const grace = setTimeout(() => server.closeAllConnections(), config.shutdownGraceMs ?? 5_000);
+      await closed;
+      clearTimeout(grace);
       await coordinator.stop();
     },
   };

@@ -25,6 +25,7 @@ import { bearerAuth, type AuthFailureHook } from './auth/bearer.js';
 import type { Authorizer } from './auth/authorizer.js';
 import { errorBody, errorResponse } from './errors.js';
 import { requestId } from './request-id.js';
+import { accessLog } from './access-log.js';
 import { agentRoutes } from './api/agents.js';
 import { adhocRoutes } from './api/adhoc.js';
 import { executionRoutes, type ExecutionControl } from './api/executions.js';
@@ -82,9 +83,10 @@ export function createApp(d: WebDeps): OpenAPIHono<ApiEnv> {
   const limits: WebLimits = { maxBodyBytes: d.limits?.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES, maxOutputBytes: d.limits?.maxOutputBytes ?? 4 * 1024 * 1024 };
   const app = new OpenAPIHono<ApiEnv>({ defaultHook: validationHook });
   app.use('*', requestId());
+  app.use('*', accessLog(d.log));
   app.use('/api/*', limitBody(limits.maxBodyBytes));
   app.onError((e, c) => {
-    if (!(e instanceof HandrailError) && !(e instanceof HTTPException)) d.log.error({ event: 'http.internal_error', method: c.req.method, path: c.req.path.slice(0, 200), err: e }, 'request failed');
+    if (!(e instanceof HandrailError) && !(e instanceof HTTPException)) d.log.error({ event: 'http.internal_error', requestId: c.get('requestId'), method: c.req.method, path: c.req.path.slice(0, 200), err: e }, 'request failed');
     return errorResponse(c, e);
   });
   app.notFound((c) => c.json(errorBody('not_found', `no route ${c.req.method} ${c.req.path.slice(0, 200)}`, { requestId: c.get('requestId') }), 404));

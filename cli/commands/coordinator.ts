@@ -4,10 +4,10 @@ import { join } from 'node:path';
 import { startServer } from '../../server/server.js';
 import { ALLOW_KEYS_IN_GIT, refuseKeysInWorkTree } from '../git-guard.js';
 import type { CliIo } from '../io.js';
-import { createLogger } from '../logger.js';
+import { createLogger, type LogFormat } from '../logger.js';
 import { parseListen } from '../listen-address.js';
 import { bool, durationSetting, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
-import { CERTS_DIR, DATA_DIR, GRPC_LISTEN, HTTP_LISTEN, LOG_LEVEL, RUNBOOKS_DIR } from '../settings.js';
+import { CERTS_DIR, DATA_DIR, GRPC_LISTEN, HTTP_LISTEN, LOG_FORMAT, LOG_LEVEL, RUNBOOKS_DIR } from '../settings.js';
 
 export const coordinatorCommand: CommandSpec = {
   name: 'coordinator',
@@ -29,11 +29,12 @@ export const coordinatorCommand: CommandSpec = {
     'offline-wait': { type: 'string', env: 'HANDRAIL_OFFLINE_WAIT', configKey: 'offlineWait', default: '15s', placeholder: 'DURATION', description: 'how long a step waits for an offline agent before its node fails' },
     'allow-keys-in-git': ALLOW_KEYS_IN_GIT,
     'log-level': LOG_LEVEL,
+    'log-format': LOG_FORMAT,
   },
 };
 
 export async function runCoordinator(p: ParsedCommand, io: CliIo): Promise<number> {
-  const log = createLogger(str(p.values, 'log-level') as string, 'coordinator');
+  const log = createLogger(str(p.values, 'log-level') as string, 'coordinator', { format: str(p.values, 'log-format') as LogFormat });
   const enrollRate = Number(str(p.values, 'enroll-rate-limit'));
   if (!Number.isInteger(enrollRate) || enrollRate < 0) throw new UsageError('--enroll-rate-limit must be a whole number (0 for no limit)');
   const maxOutput = Number(str(p.values, 'max-output'));
@@ -70,6 +71,7 @@ export async function runCoordinator(p: ParsedCommand, io: CliIo): Promise<numbe
   });
   log.info({ event: 'coordinator.stopping' }, 'stopping');
   await server.stop();
+  log.info({ event: 'coordinator.stopped' }, 'stopped');
   log.flush();
   return 0;
 }

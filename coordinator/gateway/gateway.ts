@@ -182,7 +182,12 @@ export class Gateway implements SessionHandler {
   async close(): Promise<void> {
     this.health.set('not_serving');
     for (const t of this.intervals) clearInterval(t);
-    for (const s of [...this.sessions.values()]) s.close('coordinator shutting down', status.UNAVAILABLE);
+    // No new connections first; then end the streams and let what agents already sent
+    // (results, output) reach the store: agents spool anything later and resend it.
+    this.frontDoor?.stopAccepting();
+    const open = [...this.sessions.values()];
+    for (const s of open) s.close('coordinator shutting down', status.UNAVAILABLE);
+    await Promise.all(open.map((s) => s.settled()));
     await this.frontDoor?.close();
     this.enrollServer.forceShutdown();
     this.agentServer.forceShutdown();

@@ -7,8 +7,8 @@
  * which serves neither (UNIMPLEMENTED), so an anonymous peer cannot even list the services.
  */
 import { status, type Server, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData } from '@grpc/grpc-js';
-import { loadFileDescriptorSetFromBuffer } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
+import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
 import { HealthCheckResponse_ServingStatus, HealthService, type HealthCheckRequest, type HealthCheckResponse } from '../../proto/gen/grpc/health/v1/health.js';
 import { DESCRIPTOR_SET_BASE64 } from '../../proto/gen/descriptor-set.js';
 
@@ -66,6 +66,23 @@ export function addHealthAndReflection(server: Server, health: HealthStatus): vo
       call.on('close', stop);
     },
   });
-  const descriptors = loadFileDescriptorSetFromBuffer(Buffer.from(DESCRIPTOR_SET_BASE64, 'base64'));
-  new ReflectionService(descriptors).addToServer(server);
+  new ReflectionService(reflectionInput(Buffer.from(DESCRIPTOR_SET_BASE64, 'base64'))).addToServer(server);
+}
+
+/**
+ * The files of a FileDescriptorSet, each as its own encoded FileDescriptorProto, in the shape
+ * @grpc/reflection indexes (values carrying `fileDescriptorProtos`). Not through proto-loader:
+ * it merges the files of one package into one (handrail/v1/*.proto into gateway.proto, with
+ * no imports), and clients then cannot resolve the messages (grpc/grpc-node#3018).
+ */
+export function reflectionInput(descriptorSet: Uint8Array): ConstructorParameters<typeof ReflectionService>[0] {
+  const files: Buffer[] = [];
+  const r = new BinaryReader(descriptorSet);
+  while (r.pos < r.len) {
+    const [field, wire] = r.tag();
+    // FileDescriptorSet: repeated FileDescriptorProto file = 1;
+    if (field === 1 && wire === WireType.LengthDelimited) files.push(Buffer.from(r.bytes()));
+    else r.skip(wire);
+  }
+  return { files: { format: 'Protocol Buffer 3 FileDescriptorProto', fileDescriptorProtos: files } } as unknown as ConstructorParameters<typeof ReflectionService>[0];
 }
