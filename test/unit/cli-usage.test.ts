@@ -163,3 +163,14 @@ describe('option typos and missing values', () => {
     expect(valued.err.split('\n')[0]).toBe('handrail runbooks lint: --json is a switch and takes no value: write --json alone');
   });
 });
+
+describe('run --opt', () => {
+  it.each([
+    { opt: 'reason', line: 'handrail run: --opt "reason" must look like NAME=VALUE, e.g. --opt reason=VALUE (see the runbook\'s options: handrail runbooks show RUNBOOK)' },
+    { opt: '=x', line: 'handrail run: --opt "=x" must look like NAME=VALUE, e.g. --opt reason="disk full" (see the runbook\'s options: handrail runbooks show RUNBOOK)' },
+  ])('--opt $opt says what to type', async ({ opt, line }) => {
+    const r = await cli(['run', 'restart-web', '--opt', opt, '--token', 't']);
+    expect(r.code).toBe(2);
+    expect(r.err.split('\n')[0]).toBe(line);
+  });
+});
