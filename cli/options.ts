@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
+import { describeParseError } from './parse-error.js';
 import { HandrailError } from '../core/errors.js';
 import { parseDuration } from '../core/duration.js';
 import { suggest } from './suggest.js';
@@ -67,7 +68,7 @@ export function parseCommand(spec: CommandSpec, argv: readonly string[], env: No
   try {
     parsed = parseArgs({ args: [...argv], options: parseOptions, allowPositionals: true, strict: true });
   } catch (e) {
-    throw new UsageError((e as Error).message.replace(/^TypeError \[[A-Z_]+\]: /, ''), `see \`handrail ${spec.name} --help\``);
+    throw new UsageError(describeParseError(e as Error & { code?: string }, all), `see \`handrail ${spec.name} --help\``);
   }
   if (!spec.allowPositionals && parsed.positionals.length > 0 && parsed.values['help'] !== true) {
     throw new UsageError(`unexpected argument "${parsed.positionals[0]}"`, `see \`handrail ${spec.name} --help\``);

@@ -10,7 +10,8 @@ export const RUNBOOKS_DIR: OptionSpec = { type: 'string', env: 'HANDRAIL_RUNBOOK
 export const SERVER: OptionSpec = { type: 'string', env: 'HANDRAIL_SERVER', configKey: 'server', default: 'http://127.0.0.1:8080', placeholder: 'URL', description: 'coordinator HTTP API' };
 export const API_TOKEN: OptionSpec = { type: 'string', env: 'HANDRAIL_TOKEN', configKey: 'token', placeholder: 'TOKEN', description: 'API token (`handrail user token NAME`)' };
 export const JSON_OUTPUT: OptionSpec = { type: 'boolean', description: 'print JSON instead of a table' };
-export const LOG_LEVEL: OptionSpec = { type: 'string', env: 'HANDRAIL_LOG_LEVEL', configKey: 'logLevel', default: 'info', placeholder: 'LEVEL', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], description: 'how much the process logs (JSON lines on stderr)' };
+export const LOG_LEVEL: OptionSpec = { type: 'string', env: 'HANDRAIL_LOG_LEVEL', configKey: 'logLevel', default: 'info', placeholder: 'LEVEL', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], description: 'how much the process logs (on stderr)' };
+export const LOG_FORMAT: OptionSpec = { type: 'string', env: 'HANDRAIL_LOG_FORMAT', configKey: 'logFormat', default: 'auto', placeholder: 'FORMAT', choices: ['auto', 'json', 'pretty'], description: 'log lines as JSON or pretty text; auto: pretty when stderr is a terminal, else JSON' };
 
 /**
  * HANDRAIL_ED25519=openssl: this process signs and verifies Ed25519 through node:crypto

@@ -30,6 +30,7 @@ import { NotificationStore } from './store/notifications.js';
 import { Subscriptions } from './notify/subscriptions.js';
 import { DEFAULT_SENDER, fetchPoster, NotificationSender, timerSchedule, type SenderConfig } from './notify/sender.js';
 import { Outbox } from './notify/outbox.js';
+import { decideReadiness, type CoordinatorPhase, type Readiness } from './health/readiness.js';
 
 export interface ListenAddress {
   readonly host: string;
@@ -85,16 +86,34 @@ export interface RunningCoordinator {
   reloadCatalog(actor: CatalogActor): Promise<ReloadReport>;
   /** Cancels a runbook or an ad-hoc execution; false if it was not running. */
   cancelExecution(executionId: string, user: User): Promise<boolean>;
+  /** Where the coordinator is in its life (see health/readiness.ts). */
+  readonly phase: () => CoordinatorPhase;
+  /** Store writable, gateway listening, catalog loaded: probed now. */
+  readiness(): Promise<Readiness>;
   /** Counts and logs a failed login; audits at most one per remote address per minute. */
   recordAuthFailure(remote: string, reason: string): void;
-  /** Stops watching, closes the agent port, writes a last checkpoint and closes the store. */
+  /** Marks the coordinator as shutting down (/readyz 503, gRPC health NOT_SERVING) before stop(). */
+  beginDrain(): void;
+  /**
+   * Stops watching, refuses new agents, ends the streams once what agents sent has reached the
+   * store, lets queued writes commit, writes a last signed checkpoint and closes the store.
+   */
   stop(): Promise<void>;
 }
 
 export async function startCoordinator(config: CoordinatorConfig, log: Logger, now: () => number = Date.now): Promise<RunningCoordinator> {
   const ca = await loadCa(config.certsDir);
   const data = await openDataDir(config.dataDir, now, log);
-  const counters = new Counters();
+  let phase: CoordinatorPhase = 'starting';
+  let catalogLoaded = false;
+  const counters = new Counters({ processMetrics: true });
+  data.db.observeCommits((r) => {
+    counters.inc('store_commits_total', { outcome: r.committed ? 'committed' : 'rolled_back' });
+    if (!r.committed) return;
+    counters.observe('store_commit_duration_seconds', r.seconds);
+    const audited = r.insertedRows.get('audit_records');
+    if (audited) counters.inc('audit_records_appended_total', {}, audited);
+  });
   const outputSeq = await OutputSequence.open(data.db);
   const enroller = new Enroller({
     db: data.db,
@@ -158,6 +177,9 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
   const outbox = new Outbox(notificationStore, config.publicUrl ?? DEFAULT_PUBLIC_URL, now, () => notificationSender.wake());
   const notifications = new Subscriptions(data.db, notificationStore, secrets, data.audit, log, now);
   const adhoc = new AdhocRunner(data.db, data.audit, data.registry, dispatcher, log, now, executionEvents, outbox);
+  executionEvents.onFinished((e) =>
+    counters.inc('executions_total', e.runbook ? { kind: 'runbook', runbook: e.runbook.id, team: e.runbook.owner, status: e.state } : { kind: 'adhoc', runbook: '', team: '', status: e.state }),
+  );
   const catalog = new Catalog(config.runbooksDir);
   const access = new AccessControl(() => catalog.policyList());
   const targetable = (l: LoadedRunbook): TargetableRunbook => ({ ref: { id: l.runbook.metadata.id, tags: l.runbook.metadata.tags, owner: l.runbook.metadata.owner }, selector: l.runbook.spec.selector });
@@ -190,6 +212,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
     return report;
   };
   await reloadCatalog({ kind: 'system', id: 'coordinator' });
+  catalogLoaded = true;
   const stopWatching = watchDirectory(config.runbooksDir, () => {
     reloadCatalog({ kind: 'system', id: 'file-watch' }).catch((e: unknown) => log.error({ event: 'runbooks.reload_failed', err: e }, 'reloading runbooks failed'));
   });
@@ -212,11 +235,17 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
   // Before agents can reconnect: their spooled results must find their executions loaded.
   await engine.resume();
   await dispatcher.resume();
+  counters.gauge('agents_online', () => gateway.onlineCount());
+  counters.gauge('queue_length', () => {
+    const q = dispatcher.queueDepths();
+    return { steps_in_flight: q.stepsInFlight, steps_deferred: q.stepsDeferred, store_writes: data.db.pendingWrites, agent_send: gateway.queuedMessages() };
+  });
   const grpcPort = await gateway.listen(config.grpcListen.host, config.grpcListen.port).catch((e: unknown) => {
     throw listenError(e, config.grpcListen, '--grpc-listen');
   });
   // Deliveries left pending by the last run go out now.
   notificationSender.start();
+  phase = 'serving';
   const authFailureLimiter = new RateLimiter(1, 1 / 60);
   const recordAuthFailure = (remote: string, reason: string): void => {
     counters.inc('auth_failures_total');
@@ -255,13 +284,24 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
     reloadCatalog,
     cancelExecution: async (id, user) => (await engine.cancel(id, user)) || (await adhoc.cancel(id, user.name)),
     recordAuthFailure,
+    phase: () => phase,
+    readiness: async () =>
+      decideReadiness({ phase, storeError: await data.db.probeWritable(), catalog: { loaded: catalogLoaded, runbooks: catalog.list().length, policies: catalog.policyList().length } }),
+    beginDrain() {
+      if (phase === 'serving' || phase === 'starting') phase = 'draining';
+      gateway.health.set('not_serving');
+    },
     async stop() {
+      phase = 'draining';
       stopWatching();
       if (checkpointTimer) clearInterval(checkpointTimer);
       await gateway.close();
       await notificationSender.stop();
+      await data.db.drain();
+      // Last: the checkpoint then covers every record this process wrote.
       await writeCheckpoint().catch(checkpointFailed);
       await data.close();
+      phase = 'stopped';
     },
   };
 }

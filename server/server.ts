@@ -7,6 +7,7 @@ import { serve, type ServerType } from '@hono/node-server';
 import type { Logger } from 'pino';
 import { listenError, startCoordinator, type CoordinatorConfig, type ListenAddress, type RunningCoordinator } from '../coordinator/coordinator.js';
 import type { Duplex } from 'node:stream';
+import type { Server } from 'node:http';
 import { createApp } from '../web/app.js';
 import { clientErrorResponse } from '../web/client-error.js';
 import { ExecutionFeed } from '../coordinator/engine/execution-feed.js';
@@ -30,6 +31,8 @@ export interface ServerConfig extends CoordinatorConfig {
   readonly agentAddress?: string;
   /** Where the agent bundle and install script are (default: dist/agent-bundle beside this build). */
   readonly agentBundleDir?: string;
+  /** On shutdown, how long requests in progress (live followers included) may take before they are cut; default 5 s. */
+  readonly shutdownGraceMs?: number;
 }
 
 export interface PortalConfig {
@@ -115,7 +118,6 @@ export async function startServer(config: ServerConfig, log: Logger, now: () => 
     notifications: coordinator.notifications,
     authz: access,
     isOnline: (id) => gateway.isOnline(id),
-    gauges: () => ({ agents_online: gateway.onlineCount(), rss_bytes: process.memoryUsage().rss }),
     now,
     onAuthFailure: (remote, reason) => coordinator.recordAuthFailure(remote, reason),
     log,
@@ -131,6 +133,7 @@ export async function startServer(config: ServerConfig, log: Logger, now: () => 
       createToken: (input, t) => data.tokens.create(input, t),
       now,
     },
+    readiness: () => coordinator.readiness(),
   });
   let tls = {};
   if (config.httpTls) {
@@ -165,7 +168,15 @@ export async function startServer(config: ServerConfig, log: Logger, now: () => 
     grpcPort: coordinator.grpcPort,
     httpPort: http.port,
     async stop() {
-      await new Promise<void>((resolve) => http.server.close(() => resolve()));
+      coordinator.beginDrain();
+      // Stop accepting; idle keep-alive connections go now, requests in progress may finish
+      // within the grace (a live follower's stream would otherwise hold shutdown forever).
+      const server = http.server as Server;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const grace = setTimeout(() => server.closeAllConnections(), config.shutdownGraceMs ?? 5_000);
+      await closed;
+      clearTimeout(grace);
       await coordinator.stop();
     },
   };

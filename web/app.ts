@@ -20,6 +20,7 @@ import type { Catalog, ReloadReport } from '../coordinator/runbooks/catalog.js';
 import type { AdhocRunner } from '../coordinator/engine/adhoc.js';
 import type { ExecutionAccess } from '../coordinator/engine/execution-access.js';
 import type { Counters } from '../coordinator/metrics/counters.js';
+import type { Readiness } from '../coordinator/health/readiness.js';
 import { HandrailError } from '../core/errors.js';
 import { runbookRoutes } from './api/runbooks.js';
 import { approvalRoutes } from './api/approvals.js';
@@ -27,6 +28,7 @@ import type { AuthFailureHook } from './auth/bearer.js';
 import type { Authorizer } from './auth/authorizer.js';
 import { errorBody, errorResponse } from './errors.js';
 import { requestId } from './request-id.js';
+import { accessLog } from './access-log.js';
 import { agentRoutes } from './api/agents.js';
 import { adhocRoutes } from './api/adhoc.js';
 import { executionRoutes, type ExecutionControl } from './api/executions.js';
@@ -68,7 +70,6 @@ export interface WebDeps {
   readonly notifications: NotificationAdmin;
   readonly authz: Authorizer;
   readonly isOnline: (agentId: string) => boolean;
-  readonly gauges: () => Record<string, number>;
   readonly now: () => number;
   readonly onAuthFailure?: AuthFailureHook;
   readonly log: Logger;
@@ -79,10 +80,21 @@ export interface WebDeps {
   readonly trust: ClientTrust;
   /** Agent installation: GET /install/… and POST /api/v1/agents/install-command (absent: neither). */
   readonly install?: InstallCommandDeps;
+  /** For /readyz: store writable, gateway listening, runbooks loaded. */
+  readonly readiness: () => Promise<Readiness>;
 }
 
 /** Where the OpenAPI document is served (without a token: it describes the API, not its data). */
 export const OPENAPI_PATH = '/api/v1/openapi.json';
+
+const Alive = z.object({ alive: z.literal(true), uptimeSeconds: z.number() }).openapi('Alive');
+const ReadinessBody = z
+  .object({
+    ready: z.boolean(),
+    phase: z.enum(['starting', 'serving', 'draining', 'stopped']),
+    checks: z.array(z.object({ name: z.enum(['store', 'gateway', 'runbooks']), ok: z.boolean(), detail: z.string() })),
+  })
+  .openapi('Readiness');
 
 const WhoAmI = z.object({ user: z.object({ name: z.string(), groups: z.array(z.string()) }) }).openapi('WhoAmI');
 
@@ -90,9 +102,10 @@ export function createApp(d: WebDeps): OpenAPIHono<ApiEnv> {
   const limits: WebLimits = { maxBodyBytes: d.limits?.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES, maxOutputBytes: d.limits?.maxOutputBytes ?? 4 * 1024 * 1024 };
   const app = new OpenAPIHono<ApiEnv>({ defaultHook: validationHook });
   app.use('*', requestId());
+  app.use('*', accessLog(d.log));
   app.use('/api/*', limitBody(limits.maxBodyBytes));
   app.onError((e, c) => {
-    if (!(e instanceof HandrailError) && !(e instanceof HTTPException)) d.log.error({ event: 'http.internal_error', method: c.req.method, path: c.req.path.slice(0, 200), err: e }, 'request failed');
+    if (!(e instanceof HandrailError) && !(e instanceof HTTPException)) d.log.error({ event: 'http.internal_error', requestId: c.get('requestId'), method: c.req.method, path: c.req.path.slice(0, 200), err: e }, 'request failed');
     return errorResponse(c, e);
   });
   app.notFound((c) => c.json(errorBody('not_found', `no route ${c.req.method} ${c.req.path.slice(0, 200)}`, { requestId: c.get('requestId') }), 404));
@@ -104,8 +117,28 @@ export function createApp(d: WebDeps): OpenAPIHono<ApiEnv> {
     (c) => c.json({ ok: true as const }, 200),
   );
   app.openapi(
+    createRoute({ method: 'get', path: '/healthz', tags: ['meta'], summary: 'Liveness: the process answers', security: [], request: { query: NOTHING }, responses: { 200: json(Alive, 'alive'), ...errorResponses() } }),
+    (c) => c.json({ alive: true as const, uptimeSeconds: Math.round(process.uptime()) }, 200),
+  );
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/readyz',
+      tags: ['meta'],
+      summary: 'Readiness: store writable, agent gateway listening, runbooks loaded (503 with the failing checks otherwise)',
+      security: [],
+      request: { query: NOTHING },
+      responses: { 200: json(ReadinessBody, 'ready'), 503: json(ReadinessBody, 'not ready: see checks'), ...errorResponses() },
+    }),
+    async (c) => {
+      const r = await d.readiness();
+      const body = { ready: r.ready, phase: r.phase, checks: r.checks.map((x) => ({ ...x })) };
+      return r.ready ? c.json(body, 200) : c.json(body, 503);
+    },
+  );
+  app.openapi(
     createRoute({ method: 'get', path: '/metrics', tags: ['meta'], summary: 'Prometheus metrics', security: [], request: { query: NOTHING }, responses: { 200: { description: 'metrics', content: { 'text/plain': { schema: z.string() } } }, ...errorResponses() } }),
-    (c) => c.text(d.counters.prometheus(d.gauges()), 200),
+    async (c) => c.text(await d.counters.exposition(), 200, { 'content-type': d.counters.contentType }),
   );
   // Public too: a host installing the agent has no token (web/install/routes.ts says why that is safe).
   if (d.install) app.route('/install', installRoutes(d.install.kit, d.install.unavailable));

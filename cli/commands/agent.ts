@@ -6,9 +6,9 @@ import { access, readFile, rm } from 'node:fs/promises';
 import { ALLOW_KEYS_IN_GIT, refuseKeysInWorkTree } from '../git-guard.js';
 import { parseLabelList } from '../../core/labels.js';
 import type { CliIo } from '../io.js';
-import { createLogger } from '../logger.js';
+import { createLogger, type LogFormat } from '../logger.js';
 import { bool, durationSetting, required, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
-import { LOG_LEVEL } from '../settings.js';
+import { LOG_FORMAT, LOG_LEVEL } from '../settings.js';
 
 export const agentCommand: CommandSpec = {
   name: 'agent',
@@ -51,6 +51,7 @@ export const agentCommand: CommandSpec = {
     'stop-on-stdin-close': { type: 'boolean', description: 'stop (as on SIGTERM) when standard input closes: for a supervisor holding a pipe to the agent, as `handrail demo` does, so the agent never outlives it' },
     'allow-keys-in-git': ALLOW_KEYS_IN_GIT,
     'log-level': LOG_LEVEL,
+    'log-format': LOG_FORMAT,
   },
 };
 
@@ -58,7 +59,7 @@ export const agentCommand: CommandSpec = {
 const STEP_ENV_KEEP = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ', 'USER', 'LOGNAME', 'TMPDIR', 'HANDRAIL_DEMO_ROOT'];
 
 export async function runAgent(p: ParsedCommand, io: CliIo): Promise<number> {
-  const log = createLogger(str(p.values, 'log-level') as string, 'agent');
+  const log = createLogger(str(p.values, 'log-level') as string, 'agent', { format: str(p.values, 'log-format') as LogFormat });
   let labels: Record<string, string>;
   try {
     labels = parseLabelList(str(p.values, 'labels') ?? '');

@@ -4,10 +4,10 @@ import { join } from 'node:path';
 import { startServer } from '../../server/server.js';
 import { ALLOW_KEYS_IN_GIT, refuseKeysInWorkTree } from '../git-guard.js';
 import type { CliIo } from '../io.js';
-import { createLogger } from '../logger.js';
+import { createLogger, type LogFormat } from '../logger.js';
 import { parseListen } from '../listen-address.js';
 import { bool, durationSetting, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
-import { CERTS_DIR, DATA_DIR, GRPC_LISTEN, HTTP_LISTEN, LOG_LEVEL, RUNBOOKS_DIR } from '../settings.js';
+import { CERTS_DIR, DATA_DIR, GRPC_LISTEN, HTTP_LISTEN, LOG_FORMAT, LOG_LEVEL, RUNBOOKS_DIR } from '../settings.js';
 
 export const coordinatorCommand: CommandSpec = {
   name: 'coordinator',
@@ -36,6 +36,7 @@ export const coordinatorCommand: CommandSpec = {
     'session-idle': { type: 'string', env: 'HANDRAIL_SESSION_IDLE', configKey: 'sessionIdle', default: '30m', placeholder: 'DURATION', description: 'a portal login ends after this long without a request' },
     'session-max': { type: 'string', env: 'HANDRAIL_SESSION_MAX', configKey: 'sessionMax', default: '12h', placeholder: 'DURATION', description: 'a portal login ends this long after it started, however busy' },
     'log-level': LOG_LEVEL,
+    'log-format': LOG_FORMAT,
   },
 };
 
@@ -53,7 +54,7 @@ function checkPublicUrl(text: string): void {
 }
 
 export async function runCoordinator(p: ParsedCommand, io: CliIo): Promise<number> {
-  const log = createLogger(str(p.values, 'log-level') as string, 'coordinator');
+  const log = createLogger(str(p.values, 'log-level') as string, 'coordinator', { format: str(p.values, 'log-format') as LogFormat });
   const enrollRate = Number(str(p.values, 'enroll-rate-limit'));
   if (!Number.isInteger(enrollRate) || enrollRate < 0) throw new UsageError('--enroll-rate-limit must be a whole number (0 for no limit)');
   const maxOutput = Number(str(p.values, 'max-output'));
@@ -97,6 +98,7 @@ export async function runCoordinator(p: ParsedCommand, io: CliIo): Promise<numbe
   });
   log.info({ event: 'coordinator.stopping' }, 'stopping');
   await server.stop();
+  log.info({ event: 'coordinator.stopped' }, 'stopped');
   log.flush();
   return 0;
 }

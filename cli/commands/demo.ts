@@ -16,10 +16,10 @@ import type { SessionStore } from '../../coordinator/auth/session-store.js';
 import { listExecutions } from '../../coordinator/engine/execution-queries.js';
 import { ALLOW_KEYS_IN_GIT, refuseKeysInWorkTree } from '../git-guard.js';
 import type { CliIo } from '../io.js';
-import { createLogger } from '../logger.js';
+import { createLogger, type LogFormat } from '../logger.js';
 import { parseListen } from '../listen-address.js';
 import { bool, str, type CommandSpec, type ParsedCommand } from '../options.js';
-import { LOG_LEVEL } from '../settings.js';
+import { LOG_FORMAT, LOG_LEVEL } from '../settings.js';
 
 export const demoCommand: CommandSpec = {
   name: 'demo',
@@ -31,6 +31,7 @@ export const demoCommand: CommandSpec = {
     'grpc-listen': { type: 'string', env: 'HANDRAIL_GRPC_LISTEN', default: '127.0.0.1:7443', placeholder: 'HOST:PORT', description: 'agent port' },
     'runbooks-dir': { type: 'string', env: 'HANDRAIL_RUNBOOKS_DIR', default: './runbooks', placeholder: 'DIR', description: 'example runbooks and policy' },
     'log-level': { ...LOG_LEVEL, default: 'warn' },
+    'log-format': LOG_FORMAT,
     'allow-keys-in-git': ALLOW_KEYS_IN_GIT,
   },
 };
@@ -156,7 +157,7 @@ export async function runDemo(p: ParsedCommand, io: CliIo): Promise<number> {
   const dir = resolve(str(p.values, 'dir') as string);
   const certsDir = join(dir, 'certs');
   const dataDir = join(dir, 'data');
-  const log = createLogger(str(p.values, 'log-level') as string, 'demo');
+  const log = createLogger(str(p.values, 'log-level') as string, 'demo', { format: str(p.values, 'log-format') as LogFormat });
   const freshCa = !(await exists(join(certsDir, 'ca.pem')));
   const fresh = !(await exists(join(dataDir, 'handrail.db')));
   // The demo keeps a CA key, signing keys and agent keys in DIR: git must ignore it (./demo is).

@@ -32,7 +32,10 @@ export function parseOpts(values: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (const v of values) {
     const eq = v.indexOf('=');
-    if (eq <= 0) throw new UsageError(`--opt "${v}" must look like NAME=VALUE`);
+    if (eq <= 0) {
+      const example = eq === 0 || v === '' ? 'reason="disk full"' : `${v}=VALUE`;
+      throw new UsageError(`--opt "${v.slice(0, 80)}" must look like NAME=VALUE, e.g. --opt ${example} (see the runbook's options: handrail runbooks show RUNBOOK)`);
+    }
     out[v.slice(0, eq)] = v.slice(eq + 1);
   }
   return out;

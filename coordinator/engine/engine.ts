@@ -675,10 +675,10 @@ export class ExecutionEngine {
       if (failed.length > 0 && failed.every((n) => /timed_out|timed out/.test(n.reason ?? ''))) final = 'timed_out';
     }
     this.persistNodes(run);
-    await this.markFinished(run.id, final, reason);
+    await this.markFinished(run.id, final, reason, { id: run.runbook.id, owner: run.runbook.owner });
   }
 
-  private async markFinished(executionId: string, state: string, reason: string | null): Promise<void> {
+  private async markFinished(executionId: string, state: string, reason: string | null, runbook?: { id: string; owner: string }): Promise<void> {
     const { d } = this;
     const now = d.now();
     const changed = await d.db.batch(async (tx: Tx) => {
@@ -691,7 +691,7 @@ export class ExecutionEngine {
     if (!changed) return;
     d.notifier?.committed();
     d.log.info({ event: 'execution.finished', executionId, state, reason }, `execution ${state}`);
-    d.events.finished({ executionId, state });
+    d.events.finished({ executionId, state, ...(runbook ? { runbook } : {}) });
   }
 }
 

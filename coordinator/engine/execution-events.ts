@@ -4,6 +4,8 @@ import { EventEmitter } from 'node:events';
 export interface ExecutionFinished {
   readonly executionId: string;
   readonly state: string;
+  /** The runbook it ran (absent for ad-hoc commands): for metrics by runbook and team. */
+  readonly runbook?: { readonly id: string; readonly owner: string };
 }
 
 export class ExecutionEvents {
@@ -20,6 +22,11 @@ export class ExecutionEvents {
 
   changed(executionId: string): void {
     this.emitter.emit('changed', executionId);
+  }
+
+  onFinished(fn: (e: ExecutionFinished) => void): () => void {
+    this.emitter.on('finished', fn);
+    return () => this.emitter.off('finished', fn);
   }
 
   onChanged(fn: (executionId: string) => void): () => void {

@@ -91,6 +91,8 @@ interface InFlight {
   readonly max: number;
   /** Contiguous bytes stored per stream (stdout, stderr). */
   stored: [number, number];
+  /** When this process sent the request (coordinator clock), until the agent accepts it: dispatch latency. */
+  sentAtMs?: number | undefined;
 }
 
 const OUTPUT_COLUMNS = ['step_run_id', 'stream', 'offset', 'data', 'received_at', 'seq'] as const;
@@ -219,7 +221,16 @@ export class StepDispatcher implements StepTraffic {
     this.counters.inc('steps_dispatched_total');
     this.watch(spec.stepRunId, spec.executionId, spec.agentId, spec.timeoutMs, false);
     const sent = this.gateway.send(spec.agentId, { msg: { $case: 'step', value: envelopeToWire(envelope) } });
+    const entry = this.inflight.get(spec.stepRunId);
+    if (sent && entry && !(entry instanceof Promise)) entry.sentAtMs = this.now();
     return { sent };
+  }
+
+  /** Queue depths for metrics: steps waiting for a result, and busy-agent re-offers pending. */
+  queueDepths(): { stepsInFlight: number; stepsDeferred: number } {
+    let deferred = 0;
+    for (const d of this.deferred.values()) if (d.timer) deferred++;
+    return { stepsInFlight: this.watchdogs.size, stepsDeferred: deferred };
   }
 
   /**
@@ -341,6 +352,10 @@ export class StepDispatcher implements StepTraffic {
     const entry = this.inflight.get(m.stepId);
     this.clearDeferred(m.stepId);
     if (entry && !(entry instanceof Promise) && entry.agentId !== session.agentId) return;
+    if (entry && !(entry instanceof Promise) && entry.sentAtMs !== undefined) {
+      this.counters.observe('dispatch_latency_seconds', (this.now() - entry.sentAtMs) / 1000);
+      entry.sentAtMs = undefined;
+    }
     // Also for steps this process did not dispatch (it restarted): the store decides.
     await this.db.batch(async (tx) => {
       tx.queueUpdate('step_runs', { id: m.stepId, agent_id: session.agentId }, { state: 'running', accepted_at: m.startedAtMs }, "step_runs.state = 'dispatched'");
@@ -482,6 +497,7 @@ export class StepDispatcher implements StepTraffic {
     }
     if (outcome.note === 'stored') {
       this.counters.inc('results_stored_total');
+      this.counters.observe('step_duration_seconds', (result.finishedAtMs - result.startedAtMs) / 1000, { status: result.status });
       // Debug: a fan-out to thousands of agents would write thousands of lines; the audit log has each result.
       this.log.debug(
         { event: 'step.finished', executionId: result.executionId, stepRunId: result.stepId, agentId: session.agentId, status: result.status, exitCode: result.exitCode, ms: result.finishedAtMs - result.startedAtMs, lagMs: now - result.finishedAtMs },

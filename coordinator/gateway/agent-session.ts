@@ -44,6 +44,12 @@ export class AgentSession {
   lastSeenAt: number;
   private readonly queue: ConnectResponse[] = [];
   private queuedBytes = 0;
+  private readonly tracked = new Set<Promise<unknown>>();
+
+  /** Messages waiting behind a full HTTP/2 window (a queue depth for metrics). */
+  get queuedMessages(): number {
+    return this.queue.length;
+  }
   private blocked = false;
   private pendingWrites = 0;
   private paused = false;
@@ -165,14 +171,21 @@ export class AgentSession {
     }
   }
 
+  /** Resolves once every write tracked so far has settled (shutdown waits for them). */
+  settled(): Promise<void> {
+    return Promise.allSettled([...this.tracked]).then(() => undefined);
+  }
+
   /** Tracks a store write caused by this peer; reading pauses while too many are pending. */
   track(write: Promise<unknown>): void {
+    this.tracked.add(write);
     this.pendingWrites++;
     if (!this.paused && this.pendingWrites >= this.limits.pauseAfterPendingWrites) {
       this.paused = true;
       this.call.pause();
     }
     const done = (): void => {
+      this.tracked.delete(write);
       this.pendingWrites--;
       if (this.paused && this.pendingWrites <= this.limits.pauseAfterPendingWrites / 4) {
         this.paused = false;

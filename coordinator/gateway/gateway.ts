@@ -14,6 +14,7 @@ import {
 import { EnrollmentServiceService, type EnrollRequest, type EnrollResponse } from '../../proto/gen/handrail/v1/enrollment.js';
 import { AgentSession, type SessionHandler } from './agent-session.js';
 import { TlsFrontDoor } from './tls-front-door.js';
+import { addHealthAndReflection, HealthStatus } from './health-service.js';
 import { toGrpcError } from './grpc-status.js';
 import { transportWatch } from './transport-watch.js';
 import type { AgentRegistry } from '../registry/agent-registry.js';
@@ -77,6 +78,8 @@ export class Gateway implements SessionHandler {
   private readonly lastRenewal = new Map<string, number>();
   private readonly readyListeners: Array<(agentId: string) => void> = [];
   private readonly closedListeners: Array<(agentId: string) => void> = [];
+  /** grpc.health.v1 status of the agent port: SERVING from listen() until close(). */
+  readonly health = new HealthStatus();
 
   constructor(private readonly d: GatewayDeps) {
     const common = {
@@ -121,6 +124,8 @@ export class Gateway implements SessionHandler {
       },
     });
     this.agentServer.addService(RAW_GATEWAY_SERVICE, { connect: (call: ServerDuplexStream<Buffer, ConnectResponse>) => this.connect(call) });
+    // Health and reflection for certificate holders only (health-service.ts says why).
+    addHealthAndReflection(this.agentServer, this.health);
   }
 
   setTraffic(traffic: StepTraffic): void {
@@ -172,12 +177,19 @@ export class Gateway implements SessionHandler {
     this.intervals.push(setInterval(() => this.pollRevocations().catch(() => undefined), d.config.revocationPollMs));
     this.intervals.push(setInterval(() => this.flushLastSeen().catch(() => undefined), Math.max(1000, d.config.heartbeatIntervalMs / 2)));
     this.intervals.push(setInterval(() => this.reapSilent(), d.config.heartbeatIntervalMs));
+    this.health.set('serving');
     return bound;
   }
 
   async close(): Promise<void> {
+    this.health.set('not_serving');
     for (const t of this.intervals) clearInterval(t);
-    for (const s of [...this.sessions.values()]) s.close('coordinator shutting down', status.UNAVAILABLE);
+    // No new connections first; then end the streams and let what agents already sent
+    // (results, output) reach the store: agents spool anything later and resend it.
+    this.frontDoor?.stopAccepting();
+    const open = [...this.sessions.values()];
+    for (const s of open) s.close('coordinator shutting down', status.UNAVAILABLE);
+    await Promise.all(open.map((s) => s.settled()));
     await this.frontDoor?.close();
     this.enrollServer.forceShutdown();
     this.agentServer.forceShutdown();
@@ -191,6 +203,13 @@ export class Gateway implements SessionHandler {
   onlineCount(): number {
     let n = 0;
     for (const s of this.sessions.values()) if (s.state === 'ready') n++;
+    return n;
+  }
+
+  /** Messages queued behind slow agents, over every session. */
+  queuedMessages(): number {
+    let n = 0;
+    for (const s of this.sessions.values()) n += s.queuedMessages;
     return n;
   }
 

@@ -31,6 +31,7 @@ export class TlsFrontDoor {
   private readonly server: TlsServer;
   private readonly sockets = new Set<TLSSocket>();
   private readonly unauthenticated = new Map<string, number>();
+  private closing: Promise<void> | undefined;
 
   constructor(
     options: FrontDoorOptions,
@@ -79,9 +80,15 @@ export class TlsFrontDoor {
     });
   }
 
+  /** Refuses new connections; established ones stay until close() (which waits for them to end). */
+  stopAccepting(): void {
+    if (!this.closing) this.closing = new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
   close(): Promise<void> {
+    this.stopAccepting();
     for (const s of this.sockets) s.destroy();
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    return this.closing ?? Promise.resolve();
   }
 
   private async route(socket: TLSSocket): Promise<void> {

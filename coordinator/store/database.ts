@@ -60,6 +60,16 @@ interface UpdateGroup {
 /** SQLite's default limit on bound parameters per statement is 32766. */
 const MAX_PARAMS = 32_000;
 
+export interface CommitReport {
+  readonly committed: boolean;
+  /** BEGIN to COMMIT (or ROLLBACK), monotonic clock. */
+  readonly seconds: number;
+  /** Rows queued with queueInsert, per table (those written with run() are not counted). */
+  readonly insertedRows: ReadonlyMap<string, number>;
+}
+
+export type CommitObserver = (r: CommitReport) => void;
+
 export class Database {
   private readonly statements = new Map<string, sqlite3.Statement>();
   private chain: Promise<unknown> = Promise.resolve();
@@ -67,6 +77,7 @@ export class Database {
   private flushScheduled = false;
   private closed = false;
   private txCounter = 0;
+  private commitObserver: CommitObserver | undefined;
 
   private constructor(private readonly db: sqlite3.Database, readonly path: string) {}
 
@@ -83,6 +94,11 @@ export class Database {
       await db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;');
     }
     return db;
+  }
+
+  /** Told about every write transaction once it ends (metrics: commit latency, audit append rate). */
+  observeCommits(fn: CommitObserver): void {
+    this.commitObserver = fn;
   }
 
   exec(sql: string): Promise<void> {
@@ -174,6 +190,9 @@ export class Database {
   }
 
   private async transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    const started = performance.now();
+    /** Rows queued per table: reported once the transaction commits. */
+    const queuedRows = new Map<string, number>();
     await this.run('BEGIN IMMEDIATE');
     const inserts = new Map<string, InsertGroup>();
     const updates = new Map<string, UpdateGroup>();
@@ -201,6 +220,7 @@ export class Database {
         return this.all(sql, params);
       },
       queueInsert: (table, columns, values, conflict) => {
+        queuedRows.set(table, (queuedRows.get(table) ?? 0) + 1);
         const head = `INSERT${conflict ? ` OR ${conflict}` : ''} INTO ${table} (${columns.join(', ')}) VALUES `;
         let g = inserts.get(head);
         if (!g) {
@@ -226,9 +246,11 @@ export class Database {
       const result = await fn(tx);
       await flushQueued();
       await this.run('COMMIT');
+      this.commitObserver?.({ committed: true, seconds: (performance.now() - started) / 1000, insertedRows: queuedRows });
       return result;
     } catch (e) {
       await this.run('ROLLBACK').catch(() => undefined);
+      this.commitObserver?.({ committed: false, seconds: (performance.now() - started) / 1000, insertedRows: new Map() });
       throw e;
     }
   }
@@ -274,6 +296,36 @@ export class Database {
       const sql = `UPDATE ${g.table} SET ${set} FROM (VALUES ${new Array(n).fill(tuple).join(', ')}) AS v WHERE ${match}${g.condition ? ` AND (${g.condition})` : ''}`;
       await this.run(sql, chunk.flat());
     }
+  }
+
+  /**
+   * Whether a write can commit now (readiness): takes the write lock and writes the header's
+   * user_version back unchanged, then rolls back. Resolves to null when writable, else why not.
+   * Runs in the write chain, so it never interleaves with a transaction on this connection.
+   */
+  probeWritable(): Promise<string | null> {
+    const next = this.chain.then(async () => {
+      if (this.closed) return 'the store is closed';
+      try {
+        await this.run('BEGIN IMMEDIATE');
+        try {
+          const row = await this.get<{ user_version: number }>('PRAGMA user_version');
+          await this.exec(`PRAGMA user_version = ${Number(row?.user_version ?? 0)}`);
+        } finally {
+          await this.run('ROLLBACK').catch(() => undefined);
+        }
+        return null;
+      } catch (e) {
+        return (e as Error).message;
+      }
+    });
+    this.chain = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Writes queued for the next batch transaction (a queue depth for metrics). */
+  get pendingWrites(): number {
+    return this.pending.length;
   }
 
   /** Resolves once every queued write has committed. */

@@ -1,6 +1,7 @@
 /**
- * server/server.ts, in process: the coordinator and the web layer come up as one server, and an
- * HTTP port that cannot be bound is a plain error that leaves nothing running behind it.
+ * server/server.ts, in process: the coordinator and the web layer come up as one server, an HTTP
+ * port that cannot be bound is a plain error that leaves nothing running behind it, and /readyz
+ * follows the store and the gateway (a store refusing writes, a drain).
  */
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
@@ -75,5 +76,35 @@ describe('startServer', () => {
     } finally {
       await server.stop();
     }
+  });
+
+  it('is ready only while the store takes writes and the gateway serves: /readyz 503 names what is wrong, /healthz stays alive', async () => {
+    const server = await startServer(config(0, 0), log);
+    const readyz = async (): Promise<{ status: number; body: { ready: boolean; phase: string; checks: Array<{ name: string; ok: boolean; detail: string }> } }> => {
+      const r = await fetch(`http://127.0.0.1:${server.httpPort}/readyz`);
+      return { status: r.status, body: (await r.json()) as never };
+    };
+    try {
+      expect((await readyz()).status).toBe(200);
+      // A store that refuses writes (SQLite's query_only: what a read-only file or a full disk look like to a write).
+      await server.coordinator.data.db.exec('PRAGMA query_only = 1');
+      const readOnly = await readyz();
+      expect(readOnly.status).toBe(503);
+      expect(readOnly.body.ready).toBe(false);
+      expect(readOnly.body.checks.filter((c) => !c.ok)).toEqual([{ name: 'store', ok: false, detail: expect.stringMatching(/^not writable: .*readonly/) as unknown as string }]);
+      expect((await fetch(`http://127.0.0.1:${server.httpPort}/healthz`)).status).toBe(200);
+      await server.coordinator.data.db.exec('PRAGMA query_only = 0');
+      expect((await readyz()).status).toBe(200);
+      // Draining (the first thing a shutdown does): not ready, and gRPC health says NOT_SERVING.
+      server.coordinator.beginDrain();
+      const draining = await readyz();
+      expect(draining.status).toBe(503);
+      expect(draining.body.phase).toBe('draining');
+      expect(draining.body.checks.filter((c) => !c.ok).map((c) => c.name)).toEqual(['gateway']);
+      expect(server.coordinator.gateway.health.current).toBe('not_serving');
+    } finally {
+      await server.stop();
+    }
+    expect(server.coordinator.phase()).toBe('stopped');
   });
 });

@@ -149,3 +149,28 @@ describe('runbooks lint', () => {
     expect(r.out).toMatch(/^\d+ runbook\(s\), 1 policy, no problems\n$/);
   });
 });
+
+describe('option typos and missing values', () => {
+  it('says which option was meant, or what value an option needs, on one line, exit 2', async () => {
+    const typo = await cli(['coordinator', '--data-dirr', 'x']);
+    expect(typo.code).toBe(2);
+    expect(typo.err).toBe('handrail coordinator: unknown option --data-dirr; did you mean --data-dir?\n  see `handrail coordinator --help`\n');
+    const missing = await cli(['run', 'x', '--opt']);
+    expect(missing.code).toBe(2);
+    expect(missing.err.split('\n')[0]).toBe('handrail run: --opt needs a value: --opt NAME=VALUE');
+    const valued = await cli(['runbooks', 'lint', '--json=yes']);
+    expect(valued.code).toBe(2);
+    expect(valued.err.split('\n')[0]).toBe('handrail runbooks lint: --json is a switch and takes no value: write --json alone');
+  });
+});
+
+describe('run --opt', () => {
+  it.each([
+    { opt: 'reason', line: 'handrail run: --opt "reason" must look like NAME=VALUE, e.g. --opt reason=VALUE (see the runbook\'s options: handrail runbooks show RUNBOOK)' },
+    { opt: '=x', line: 'handrail run: --opt "=x" must look like NAME=VALUE, e.g. --opt reason="disk full" (see the runbook\'s options: handrail runbooks show RUNBOOK)' },
+  ])('--opt $opt says what to type', async ({ opt, line }) => {
+    const r = await cli(['run', 'restart-web', '--opt', opt, '--token', 't']);
+    expect(r.code).toBe(2);
+    expect(r.err.split('\n')[0]).toBe(line);
+  });
+});
