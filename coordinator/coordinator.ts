@@ -26,6 +26,9 @@ import { HandrailError } from '../core/errors.js';
 import { join } from 'node:path';
 import { Counters } from './metrics/counters.js';
 import type { User } from './auth/user-store.js';
+import { WebhookStore } from './store/webhooks.js';
+import { WebhookAdmin, type HookRunbooks } from './webhooks/webhook-admin.js';
+import { WebhookService } from './webhooks/webhook-service.js';
 
 export interface ListenAddress {
   readonly host: string;
@@ -67,6 +70,9 @@ export interface RunningCoordinator {
   /** Who may see which executions and agents (the API's reads). */
   readonly executionAccess: ExecutionAccess;
   readonly counters: Counters;
+  /** Inbound webhooks: defining them (admin) and receiving deliveries. */
+  readonly webhookAdmin: WebhookAdmin;
+  readonly webhooks: WebhookService;
   /** Reloads runbooks and policies from the runbooks dir, audited as the actor's doing. */
   reloadCatalog(actor: CatalogActor): Promise<ReloadReport>;
   /** Cancels a runbook or an ad-hoc execution; false if it was not running. */
@@ -162,6 +168,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
   const stopWatching = watchDirectory(config.runbooksDir, () => {
     reloadCatalog({ kind: 'system', id: 'file-watch' }).catch((e: unknown) => log.error({ event: 'runbooks.reload_failed', err: e }, 'reloading runbooks failed'));
   });
+  const secrets = await SecretBox.open(join(config.dataDir, 'keys', 'secrets.key'));
   const engine = new ExecutionEngine({
     db: data.db,
     audit: data.audit,
@@ -169,7 +176,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
     gateway,
     dispatcher,
     events: executionEvents,
-    secrets: await SecretBox.open(join(config.dataDir, 'keys', 'secrets.key')),
+    secrets,
     runbooks: catalogSource(catalog),
     policy: access,
     log,
@@ -177,6 +184,10 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
     offlineWaitMs: config.offlineWaitMs,
     outputSeq,
   });
+  const webhookStore = new WebhookStore(data.db, secrets);
+  const hookRunbooks: HookRunbooks = (id) => catalog.get(id)?.runbook.spec.options;
+  const webhookAdmin = new WebhookAdmin({ store: webhookStore, audit: data.audit, runbooks: hookRunbooks, userExists: async (name) => (await data.users.get(name)) !== undefined, now });
+  const webhooks = new WebhookService({ store: webhookStore, audit: data.audit, runbooks: hookRunbooks, user: (name) => data.users.get(name), start: (req) => engine.request(req), counters, log, now });
   // Before agents can reconnect: their spooled results must find their executions loaded.
   await engine.resume();
   await dispatcher.resume();
@@ -216,6 +227,8 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
     catalog,
     access,
     executionAccess: visibility,
+    webhookAdmin,
+    webhooks,
     reloadCatalog,
     cancelExecution: async (id, user) => (await engine.cancel(id, user)) || (await adhoc.cancel(id, user.name)),
     recordAuthFailure,

@@ -1,6 +1,6 @@
 /**
  * The composition root of the coordinator process: starts the coordinator (agent gateway,
- * engine, store) and serves the web layer (Hono: REST API, metrics) over it on one HTTP port.
+ * engine, store) and serves the web layer (Hono: REST API, metrics, webhooks) over it on one HTTP port.
  * Neither coordinator/ nor web/ knows the other's wiring; this is where they meet.
  */
 import { serve, type ServerType } from '@hono/node-server';
@@ -50,6 +50,13 @@ export async function startServer(config: ServerConfig, log: Logger, now: () => 
     access: coordinator.executionAccess,
     counters,
     authz: access,
+    webhooks: {
+      define: (input, user) => coordinator.webhookAdmin.define(input, { kind: 'user', id: user.name }),
+      list: () => coordinator.webhookAdmin.list(),
+      remove: (id, user) => coordinator.webhookAdmin.remove(id, { kind: 'user', id: user.name }),
+      rotate: (id, user) => coordinator.webhookAdmin.rotate(id, { kind: 'user', id: user.name }),
+    },
+    hookReceiver: coordinator.webhooks,
     isOnline: (id) => gateway.isOnline(id),
     gauges: () => ({ agents_online: gateway.onlineCount(), rss_bytes: process.memoryUsage().rss }),
     now,

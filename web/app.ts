@@ -1,5 +1,6 @@
 /**
- * The coordinator's HTTP layer (Hono): the REST API under /api/v1 and Prometheus metrics.
+ * The coordinator's HTTP layer (Hono): the REST API under /api/v1, Prometheus metrics, and the
+ * public webhook endpoint /hooks/{id} (HMAC-signed instead of a bearer token).
  *
  * Every route is declared with its request schemas (@hono/zod-openapi): a request with an
  * unknown field, a wrong type or a value out of range is refused with 400 naming the field,
@@ -32,6 +33,8 @@ import { apiRouter, type ApiEnv } from './api/router.js';
 import { DEFAULT_MAX_BODY_BYTES, limitBody } from './body-limit.js';
 import { errorResponses, json, NOTHING } from './validation/schemas.js';
 import { validationHook } from './validation/hook.js';
+import { webhookRoutes, type WebhookControl } from './api/webhooks.js';
+import { mountHookRoutes, type WebhookReceiver } from './hooks/receive.js';
 
 export interface WebLimits {
   /** Largest request body taken (413 above). */
@@ -54,6 +57,9 @@ export interface WebDeps {
   readonly access: ExecutionAccess;
   readonly counters: Counters;
   readonly authz: Authorizer;
+  /** Defining webhooks (admin API) and receiving their deliveries (POST /hooks/{id}). */
+  readonly webhooks: WebhookControl;
+  readonly hookReceiver: WebhookReceiver;
   readonly isOnline: (agentId: string) => boolean;
   readonly gauges: () => Record<string, number>;
   readonly now: () => number;
@@ -88,13 +94,15 @@ export function createApp(d: WebDeps): OpenAPIHono<ApiEnv> {
     createRoute({ method: 'get', path: '/metrics', tags: ['meta'], summary: 'Prometheus metrics', security: [], request: { query: NOTHING }, responses: { 200: { description: 'metrics', content: { 'text/plain': { schema: z.string() } } }, ...errorResponses() } }),
     (c) => c.text(d.counters.prometheus(d.gauges()), 200),
   );
+  // Public too: the HMAC signature is the authentication, and the body has its own, smaller limit.
+  mountHookRoutes(app, d.hookReceiver);
   app.doc31(OPENAPI_PATH, {
     openapi: '3.1.0',
     info: {
       title: 'Handrail coordinator API',
       version: 'v1',
       description:
-        'Runbook automation: runbooks, executions, approvals, agents. Every request body and query is validated strictly (unknown fields are refused, 400 names the field); errors share one body.',
+        'Runbook automation: runbooks, executions, approvals, agents, webhooks. Every request body and query is validated strictly (unknown fields are refused, 400 names the field); errors share one body.',
     },
     security: [{ apiToken: [] }],
   });
@@ -113,6 +121,7 @@ export function createApp(d: WebDeps): OpenAPIHono<ApiEnv> {
   api.route('/runbooks', runbookRoutes(d.catalog, d.authz, d.reloadCatalog));
   api.route('/approvals', approvalRoutes(d.db, d.access));
   api.route('/executions', executionRoutes(d.db, d.executions, d.feed, d.access, d.log));
+  api.route('/webhooks', webhookRoutes(d.webhooks, d.authz));
   app.route('/api/v1', api);
   return app;
 }

@@ -39,6 +39,11 @@ export const AuditEvents = {
   loginFailed: 'login.failed',
   keyRotated: 'key.rotated',
   agentConnectionRefused: 'agent.connection_refused',
+  webhookDefined: 'webhook.defined',
+  webhookRemoved: 'webhook.removed',
+  webhookSecretRotated: 'webhook.secret_rotated',
+  webhookAccepted: 'webhook.accepted',
+  webhookRefused: 'webhook.refused',
 } as const;
 
 export type AuditEventType = (typeof AuditEvents)[keyof typeof AuditEvents];
@@ -71,6 +76,11 @@ export const AUDIT_CODES: Readonly<Record<AuditEventType, string>> = {
   'login.failed': 'HR5005',
   'key.rotated': 'HR6001',
   'agent.connection_refused': 'HR1105',
+  'webhook.defined': 'HR7001',
+  'webhook.removed': 'HR7002',
+  'webhook.secret_rotated': 'HR7003',
+  'webhook.accepted': 'HR7004',
+  'webhook.refused': 'HR7005',
 };
 
 /** Every event type, in catalog order. */
@@ -144,6 +154,18 @@ export interface AuditPayloads {
    * Emit at most one per remote address and reason per minute: refusals must not flood the log.
    */
   'agent.connection_refused': { agentId: string | null; certificateSerial: string | null; remote: string; reason: string; count: number };
+  /** An inbound webhook bound to a runbook, run as `runAs` (its secret is never recorded). */
+  'webhook.defined': { hookId: string; runbookId: string; runAs: string; mapping: Json; description: string | null };
+  'webhook.removed': { hookId: string; runbookId: string };
+  /** `previousValidUntil`: until when the replaced secret is still accepted. */
+  'webhook.secret_rotated': { hookId: string; previousValidUntil: string };
+  'webhook.accepted': { hookId: string; deliveryId: string; executionId: string; runbookId: string; runAs: string };
+  /**
+   * A delivery refused (bad signature, replay, oversized, unmapped, policy…). `hookId` is null
+   * for a hook that does not exist. At most one per hook and reason per minute: `count` is how
+   * many this record stands for (the ones suppressed since the last record, plus itself).
+   */
+  'webhook.refused': { hookId: string | null; deliveryId: string | null; reason: string; detail: string; remote: string; count: number };
 }
 
 /** The `rule` of a decision no rule made (default deny). Rule ids are `<policy>/<rule>`, so it cannot name one. */

@@ -23,6 +23,7 @@ export const METRICS = {
   results_stored_total: { type: 'counter', help: 'Agent-signed step results stored.' },
   results_refused_total: { type: 'counter', label: 'reason', help: 'Step results refused (bad signature, unknown certificate, mismatch), by reason.' },
   output_gaps_total: { type: 'counter', help: 'Output chunks that arrived ahead of a gap and were dropped until the agent resends.' },
+  webhook_deliveries_total: { type: 'counter', label: 'outcome', help: 'Inbound webhook deliveries, by outcome (accepted, or the reason they were refused).' },
   auth_failures_total: { type: 'counter', help: 'HTTP API requests refused for a missing, unknown, expired or revoked token.' },
   // gauges (values supplied at export time)
   agents_online: { type: 'gauge', help: 'Agents with a live stream to this coordinator.' },

@@ -28,4 +28,9 @@ export const AUDIT_SAMPLES: { readonly [T in AuditEventType]: AuditPayloads[T] }
   'login.failed': { user: 'mallory', remote: '10.0.0.66', reason: 'bad password' },
   'key.rotated': { purpose: 'audit', previousKeyId: 'audit-0123456789abcdef', keyId: 'audit-fedcba9876543210' },
   'agent.connection_refused': { agentId: 'agt-1', certificateSerial: '1A2B', remote: 'ipv4:10.0.0.5:5555', reason: 'revoked', count: 1 },
+  'webhook.defined': { hookId: 'whk-1', runbookId: 'disk-usage', runAs: 'alertmanager', mapping: { options: { host: { path: '$.alerts[0].labels.instance' } } }, description: 'disk alerts' },
+  'webhook.removed': { hookId: 'whk-1', runbookId: 'disk-usage' },
+  'webhook.secret_rotated': { hookId: 'whk-1', previousValidUntil: '2026-11-24T05:00:00.123Z' },
+  'webhook.accepted': { hookId: 'whk-1', deliveryId: 'am-42', executionId: 'exe-1', runbookId: 'disk-usage', runAs: 'alertmanager' },
+  'webhook.refused': { hookId: 'whk-1', deliveryId: 'am-42', reason: 'replay', detail: 'delivery am-42 was already accepted', remote: '10.0.0.66', count: 3 },
 };

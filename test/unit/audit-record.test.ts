@@ -90,6 +90,7 @@ describe('secrets in audit data', () => {
     ['not ids and digests of secrets', { tokenId: 'tok-1', keyId: 'audit-1', previousKeyId: null, secretEnv: ['X'] }, { tokenId: 'tok-1', keyId: 'audit-1', previousKeyId: null, secretEnv: ['X'] }],
     ['PEM private keys in any string', { note: '-----BEGIN PRIVATE KEY-----\nMC4=\n-----END PRIVATE KEY-----' }, { note: '[redacted]' }],
     ['Handrail tokens inside strings', { argv: ['curl', '-H', 'Authorization: Bearer hru_abcdefghijklmnopqrstuvwx'] }, { argv: ['curl', '-H', 'Authorization: Bearer [redacted]'] }],
+    ['webhook secrets inside strings', { note: 'secret was hrw_0123456789abcdefABCDEF_xyz' }, { note: 'secret was [redacted]' }],
     ['undefined members (as JSON would)', { a: undefined, b: 2 }, { b: 2 }],
   ])('scrubSecrets redacts %s', (_name, value, expected) => {
     expect(scrubSecrets(value)).toEqual(expected);
