@@ -52,6 +52,10 @@ const REGISTRY: ReadonlyArray<{ readonly name: string; readonly load: () => Prom
   { name: 'executions approve', load: async () => { const m = await import('./commands/approvals.js'); return { spec: m.executionsApprove, run: m.runExecutionsApprove }; } },
   { name: 'executions deny', load: async () => { const m = await import('./commands/approvals.js'); return { spec: m.executionsDeny, run: m.runExecutionsDeny }; } },
   { name: 'approvals', load: async () => { const m = await import('./commands/approvals.js'); return { spec: m.approvalsList, run: m.runApprovalsList }; } },
+  { name: 'webhook add', load: async () => { const m = await import('./commands/webhook.js'); return { spec: m.webhookAdd, run: m.runWebhookAdd }; } },
+  { name: 'webhook ls', load: async () => { const m = await import('./commands/webhook.js'); return { spec: m.webhookList, run: m.runWebhookList }; } },
+  { name: 'webhook rm', load: async () => { const m = await import('./commands/webhook.js'); return { spec: m.webhookRemove, run: m.runWebhookRemove }; } },
+  { name: 'webhook rotate', load: async () => { const m = await import('./commands/webhook.js'); return { spec: m.webhookRotate, run: m.runWebhookRotate }; } },
   { name: 'demo', load: async () => { const m = await import('./commands/demo.js'); return { spec: m.demoCommand, run: m.runDemo }; } },
 ];
 
