@@ -5,6 +5,7 @@
  */
 import { createHmac, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Database } from '../../coordinator/store/database.js';
@@ -141,10 +142,62 @@ describe('inbound webhooks', () => {
     expect(rec['hookId']).toBe(reason === 'unknown_hook' ? null : hookId);
   });
 
-  it('refuses an oversized body before reading it all', async () => {
-    const d = await deliver(undefined, { raw: Buffer.alloc(300 * 1024, 0x20) });
-    expect(d.status).toBe(413);
-    expect(d.body.error).toMatchObject({ kind: 'resource_exhausted', message: 'request body is larger than the limit of 262144 bytes' });
+  /**
+   * node:http, not fetch: the server answers and closes before the upload ends, and fetch would
+   * report the closed socket (EPIPE) instead of the answer whenever that race goes its way.
+   * `declared`: send a Content-Length over the limit and only the first 64 KiB; otherwise send
+   * chunks, each after the last drained, until the answer comes (at most 8 MiB).
+   */
+  const oversized = (declared: boolean): Promise<{ status: number; text: string; sent: number }> =>
+    new Promise((resolve, reject) => {
+      const chunk = Buffer.alloc(64 * 1024, 0x20);
+      let answered = false;
+      let sent = 0;
+      const req = httpRequest(`${fleet.coordinator!.url}/hooks/${hookId}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(declared ? { 'content-length': String(300 * 1024) } : { 'transfer-encoding': 'chunked' }) },
+      });
+      req.on('response', (res) => {
+        answered = true;
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (text += d));
+        res.on('end', () => {
+          req.destroy();
+          resolve({ status: res.statusCode ?? 0, text, sent });
+        });
+        res.on('error', reject);
+      });
+      // The socket closes under the unsent rest of the upload; an error before any answer is a failure.
+      req.on('error', (err) => {
+        if (!answered) reject(err);
+      });
+      if (declared) {
+        sent = chunk.length;
+        req.write(chunk);
+        return;
+      }
+      const pump = (): void => {
+        if (answered || req.destroyed) return;
+        if (sent >= 8 * 1024 * 1024) {
+          req.end();
+          return;
+        }
+        sent += chunk.length;
+        if (req.write(chunk)) setImmediate(pump);
+        else req.once('drain', pump);
+      };
+      pump();
+    });
+
+  it.each([
+    ['by its declared length', true],
+    ['while it streams in (chunked)', false],
+  ])('refuses an oversized body %s, unread', async (_name, declared) => {
+    const r = await oversized(declared);
+    expect(r.status, r.text).toBe(413);
+    expect((JSON.parse(r.text) as Delivery['body']).error).toMatchObject({ kind: 'resource_exhausted', message: 'request body is larger than the limit of 262144 bytes', details: { reason: 'too_large' } });
+    expect(r.sent).toBeLessThan(8 * 1024 * 1024);
     await refusalAudited('too_large');
   });
 
