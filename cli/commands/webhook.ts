@@ -39,7 +39,7 @@ type WithSecret = { webhook: WebhookView; secret: string; url: string };
 export async function runWebhookAdd(p: ParsedCommand, io: CliIo): Promise<number> {
   const runbook = str(p.values, 'runbook');
   const runAs = str(p.values, 'run-as');
-  if (!runbook || !runAs) throw new UsageError('give --runbook ID and --run-as USER, e.g. handrail webhook add --runbook disk-usage --run-as alertmanager --map host=$.alerts[0].labels.instance');
+  if (!runbook || !runAs) throw new UsageError("give --runbook ID and --run-as USER, e.g. handrail webhook add --runbook diagnostics-bundle --run-as alertmanager --map 'ticket=$.alerts[0].labels.alertname'");
   const defaults = parseOpts(many(p, 'default'));
   const options: Record<string, { path: string; default?: string } | { value: string }> = {};
   for (const [name, path] of Object.entries(parseOpts(many(p, 'map')))) options[name] = { path, ...(defaults[name] !== undefined ? { default: defaults[name] } : {}) };
