@@ -63,6 +63,21 @@ try {
     await res.text();
     if (res.status !== 401) throw new Error(`expected 401, got ${res.status}`);
   };
+  // For scale: the cheapest route there is, through the same HTTP stack.
+  const health = async (): Promise<void> => {
+    const res = await fetch(`${b.url}/api/v1/health`);
+    await res.text();
+  };
+  const healthRates: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    let next = 0;
+    const t0 = performance.now();
+    await Promise.all(Array.from({ length: 16 }, async () => {
+      while (next++ < requests) await health();
+    }));
+    healthRates.push(requests / ((performance.now() - t0) / 1000));
+  }
+  out(`GET /api/v1/health for scale (16 clients): median ${Math.round(median(healthRates))}/s`);
   for (let r = 0; r < rounds; r++) {
     let next = 0;
     const t0 = performance.now();

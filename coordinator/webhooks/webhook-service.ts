@@ -131,15 +131,18 @@ export class WebhookService {
   private refuse(inb: InboundDelivery, hookId: string | null, deliveryId: string | null, reason: RefusalReason, message: string): ReceiveResult {
     const { d } = this;
     d.counters.inc('webhook_deliveries_total', { outcome: reason });
-    d.log.warn({ event: 'webhook.refused', hookId: hookId ?? inb.hookId.slice(0, 64), deliveryId, reason, remote: inb.remote, requestId: inb.requestId }, `webhook delivery refused: ${reason}`);
+    const line = { event: 'webhook.refused', hookId: hookId ?? inb.hookId.slice(0, 64), deliveryId, reason, remote: inb.remote, requestId: inb.requestId };
     // Unknown hook ids are the caller's choice: they share one key, so they cannot flood the log.
     const key = `${hookId ?? '-'}:${reason}`;
     const count = (this.suppressed.get(key) ?? 0) + 1;
     if (!this.limiter.take(key, d.now())) {
+      // A flood of forged deliveries is counted (metric, next record's count), not logged line by line.
       this.suppressed.set(key, count);
+      d.log.debug(line, `webhook delivery refused: ${reason}`);
       return { ok: false, reason, message };
     }
     this.suppressed.delete(key);
+    d.log.warn({ ...line, count }, `webhook delivery refused: ${reason}`);
     d.store.db
       .batch((tx) => d.audit.append(tx, { type: AuditEvents.webhookRefused, actor: { kind: 'system', id: 'webhooks' }, data: { hookId, deliveryId, reason, detail: message.slice(0, 300), remote: inb.remote, count } }))
       .catch((e: unknown) => d.log.error({ event: 'audit.append_failed', err: e }, 'auditing a refused webhook delivery failed'));
