@@ -54,7 +54,7 @@ export async function startServer(config: ServerConfig, log: Logger, now: () => 
       define: (input, user) => coordinator.webhookAdmin.define(input, { kind: 'user', id: user.name }),
       list: () => coordinator.webhookAdmin.list(),
       remove: (id, user) => coordinator.webhookAdmin.remove(id, { kind: 'user', id: user.name }),
-      rotate: (id, user) => coordinator.webhookAdmin.rotate(id, { kind: 'user', id: user.name }),
+      rotate: (id, user, keepPrevious) => coordinator.webhookAdmin.rotate(id, { kind: 'user', id: user.name }, keepPrevious),
     },
     hookReceiver: coordinator.webhooks,
     isOnline: (id) => gateway.isOnline(id),

@@ -122,14 +122,14 @@ export async function runWebhookRemove(p: ParsedCommand, io: CliIo): Promise<num
 
 export const webhookRotate: CommandSpec = {
   name: 'webhook rotate',
-  usage: 'webhook rotate ID [--json]',
-  summary: 'Give a webhook a new secret (admin), printed once; the old one is accepted for 24 hours more.',
-  options: { server: SERVER, token: API_TOKEN, json: JSON_OUTPUT },
+  usage: 'webhook rotate ID [--revoke-previous] [--json]',
+  summary: 'Give a webhook a new secret (admin), printed once; the old one is accepted for 24 hours more unless --revoke-previous.',
+  options: { server: SERVER, token: API_TOKEN, 'revoke-previous': { type: 'boolean', description: 'refuse the old secret at once (it leaked) instead of for 24 hours more' }, json: JSON_OUTPUT },
   allowPositionals: true,
 };
 
 export async function runWebhookRotate(p: ParsedCommand, io: CliIo): Promise<number> {
   const id = oneId(p, 'webhook rotate');
-  const r = await client(p).request<WithSecret>('POST', `/api/v1/webhooks/${encodeURIComponent(id)}/rotate-secret`);
+  const r = await client(p).request<WithSecret>('POST', `/api/v1/webhooks/${encodeURIComponent(id)}/rotate-secret`, bool(p.values, 'revoke-previous') ? { keepPrevious: false } : undefined);
   return printSecret(r, p, io, 'has a new secret');
 }

@@ -102,12 +102,15 @@ export class WebhookAdmin {
     if (!removed) throw notFound(`no webhook ${echo(id)}`);
   }
 
-  /** A new secret; the one it replaces is accepted for PREVIOUS_SECRET_GRACE_MS more. */
-  async rotate(id: string, actor: Actor): Promise<{ hook: WebhookView; secret: string }> {
+  /**
+   * A new secret; the one it replaces is accepted for PREVIOUS_SECRET_GRACE_MS more, or not at
+   * all with `keepPrevious: false` (a leaked secret).
+   */
+  async rotate(id: string, actor: Actor, keepPrevious = true): Promise<{ hook: WebhookView; secret: string }> {
     const { d } = this;
     const secret = this.newSecret();
     const now = d.now();
-    const until = now + PREVIOUS_SECRET_GRACE_MS;
+    const until = keepPrevious ? now + PREVIOUS_SECRET_GRACE_MS : now;
     const ok = await d.store.db.write(async (tx) => {
       if (!(await d.store.rotate(tx, id, secret, now, until))) return false;
       await d.audit.append(tx, { type: AuditEvents.webhookSecretRotated, actor, data: { hookId: id, previousValidUntil: new Date(until).toISOString() } });

@@ -266,9 +266,11 @@ describe('inbound webhooks', () => {
     expect(ls.stdout + ls.stderr).not.toContain(cliSecret);
     const d = await deliver(alert('DiskFull', 'web-1'), { hook: id, key: cliSecret });
     expect(d.status, JSON.stringify(d.body)).toBe(202);
-    const rot = await cli(['webhook', 'rotate', id], env);
+    const rot = await cli(['webhook', 'rotate', id, '--revoke-previous'], env);
     expect(rot.code, rot.stderr).toBe(0);
     expect(rot.stdout.trim()).not.toBe(cliSecret);
+    expect((await deliver(alert('DiskFull', 'web-1'), { hook: id, key: cliSecret })).status).toBe(401);
+    expect((await deliver(alert('DiskFull', 'web-1'), { hook: id, key: rot.stdout.trim() })).status).toBe(202);
     expect((await cli(['webhook', 'rm', id], env)).code).toBe(0);
     const gone = await cli(['webhook', 'rm', id], env);
     expect(gone.code).toBe(2);
@@ -278,7 +280,7 @@ describe('inbound webhooks', () => {
   it('counts deliveries by outcome, keeps secrets out of logs and records, and the audit log verifies', async () => {
     const metrics = await (await fetch(`${fleet.coordinator!.url}/metrics`)).text();
     expect(metrics).toMatch(/^handrail_webhook_deliveries_total\{outcome="accepted"\} [4-9]$/m);
-    expect(metrics).toMatch(/^handrail_webhook_deliveries_total\{outcome="bad_signature"\} 1$/m);
+    expect(metrics).toMatch(/^handrail_webhook_deliveries_total\{outcome="bad_signature"\} 2$/m);
     const logs = fleet.coordinator!.proc.stderrText;
     expect(logs).toMatch(/"event":"webhook.refused"/);
     expect(logs).not.toContain(secret);

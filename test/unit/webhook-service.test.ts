@@ -98,6 +98,11 @@ describe('webhook service', () => {
     expect(await service.receive(delivery(hook.id, second))).toMatchObject({ ok: true });
     expect(await service.receive(delivery(hook.id, third))).toMatchObject({ ok: true });
     expect(started).toHaveLength(7);
+    // a leaked secret: refused at once
+    const { secret: fourth } = await admin.rotate(hook.id, ADMIN, false);
+    expect(await service.receive(delivery(hook.id, third))).toMatchObject({ ok: false, reason: 'bad_signature' });
+    expect(await service.receive(delivery(hook.id, fourth))).toMatchObject({ ok: true });
+    expect((await records('webhook.secret_rotated')).at(-1)).toEqual({ hookId: hook.id, previousValidUntil: new Date(t).toISOString() });
   });
 
   it('starts one run when the same delivery arrives twice at once, both past the first look', async () => {

@@ -15,7 +15,7 @@ export interface WebhookControl {
   define(input: DefineWebhook, user: User): Promise<{ hook: WebhookView; secret: string }>;
   list(): Promise<WebhookView[]>;
   remove(id: string, user: User): Promise<void>;
-  rotate(id: string, user: User): Promise<{ hook: WebhookView; secret: string }>;
+  rotate(id: string, user: User, keepPrevious: boolean): Promise<{ hook: WebhookView; secret: string }>;
 }
 
 const PathSchema = z.string().max(256).openapi({ example: '$.alerts[0].labels.instance' });
@@ -50,6 +50,8 @@ const WithSecret = z
   .object({ webhook: WebhookSchema, secret: z.string().openapi({ description: 'shown once: sign deliveries with it (HMAC-SHA256)' }), url: z.string().openapi({ description: 'where to deliver (path)' }) })
   .openapi('WebhookWithSecret');
 
+const RotateBody = strictObject({ keepPrevious: z.boolean().optional().openapi({ description: 'false: refuse the old secret at once (it leaked); default true: accept it for 24 h more' }) }).openapi('RotateWebhookSecret');
+
 const HookIdParam = z.object({ id: handrailId('whk', 'a webhook id').openapi({ param: { name: 'id', in: 'path' } }) });
 
 const tags = ['webhooks'];
@@ -60,8 +62,8 @@ const rotateRoute = createRoute({
   method: 'post',
   path: '/{id}/rotate-secret',
   tags,
-  summary: 'Give a webhook a new secret (admin); the old one is accepted for 24 h more',
-  request: { params: HookIdParam, query: NOTHING, body: optionalBody(NOTHING) },
+  summary: 'Give a webhook a new secret (admin); the old one is accepted for 24 h more unless keepPrevious is false',
+  request: { params: HookIdParam, query: NOTHING, body: optionalBody(RotateBody) },
   responses: { 200: json(WithSecret, 'the new secret, once'), ...errorResponses(403, 404, 413, 415) },
 });
 
@@ -95,7 +97,8 @@ export function webhookRoutes(hooks: WebhookControl, authz: Authorizer): OpenAPI
     const user = c.get('user');
     admin(user, 'rotating a webhook secret');
     const { id } = c.req.valid('param');
-    const r = await hooks.rotate(id, user);
+    const { keepPrevious } = c.req.valid('json');
+    const r = await hooks.rotate(id, user, keepPrevious ?? true);
     return c.json({ webhook: out(r.hook), secret: r.secret, url: `/hooks/${r.hook.id}` }, 200);
   });
   return app;
