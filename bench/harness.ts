@@ -29,6 +29,8 @@ export interface Bench {
   readonly dataDir: string;
   readonly coord: ChildProcess;
   readonly address: string;
+  /** The HTTP base URL, e.g. http://127.0.0.1:PORT. */
+  readonly url: string;
   readonly bootstrap: string;
   api<T>(method: string, path: string, body?: unknown): Promise<T>;
   /** Runs an execution (runbook or ad-hoc) and long-polls until it ends. */
@@ -75,6 +77,7 @@ export async function startBench(o: { coordinatorArgs?: readonly string[]; boots
     dataDir,
     coord,
     address: `127.0.0.1:${ports.grpc}`,
+    url: base,
     bootstrap,
     api,
     async runToEnd(path, body) {

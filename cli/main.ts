@@ -62,6 +62,10 @@ const REGISTRY: ReadonlyArray<{ readonly name: string; readonly load: () => Prom
   { name: 'notify disable', load: async () => { const m = await import('./commands/notify.js'); return { spec: m.notifyDisable, run: m.runNotifyDisable }; } },
   { name: 'notify rotate', load: async () => { const m = await import('./commands/notify.js'); return { spec: m.notifyRotate, run: m.runNotifyRotate }; } },
   { name: 'notify deliveries', load: async () => { const m = await import('./commands/notify.js'); return { spec: m.notifyDeliveries, run: m.runNotifyDeliveries }; } },
+  { name: 'webhook add', load: async () => { const m = await import('./commands/webhook.js'); return { spec: m.webhookAdd, run: m.runWebhookAdd }; } },
+  { name: 'webhook ls', load: async () => { const m = await import('./commands/webhook.js'); return { spec: m.webhookList, run: m.runWebhookList }; } },
+  { name: 'webhook rm', load: async () => { const m = await import('./commands/webhook.js'); return { spec: m.webhookRemove, run: m.runWebhookRemove }; } },
+  { name: 'webhook rotate', load: async () => { const m = await import('./commands/webhook.js'); return { spec: m.webhookRotate, run: m.runWebhookRotate }; } },
   { name: 'demo', load: async () => { const m = await import('./commands/demo.js'); return { spec: m.demoCommand, run: m.runDemo }; } },
 ];
 

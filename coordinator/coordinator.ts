@@ -31,6 +31,9 @@ import { Subscriptions } from './notify/subscriptions.js';
 import { DEFAULT_SENDER, fetchPoster, NotificationSender, timerSchedule, type SenderConfig } from './notify/sender.js';
 import { Outbox } from './notify/outbox.js';
 import { decideReadiness, type CoordinatorPhase, type Readiness } from './health/readiness.js';
+import { WebhookStore } from './store/webhooks.js';
+import { WebhookAdmin, type HookRunbooks } from './webhooks/webhook-admin.js';
+import { WebhookService } from './webhooks/webhook-service.js';
 
 export interface ListenAddress {
   readonly host: string;
@@ -82,6 +85,9 @@ export interface RunningCoordinator {
   /** Outbound notification subscriptions (admin API). */
   readonly notifications: Subscriptions;
   readonly notificationSender: NotificationSender;
+  /** Inbound webhooks: defining them (admin) and receiving deliveries. */
+  readonly webhookAdmin: WebhookAdmin;
+  readonly webhooks: WebhookService;
   /** Reloads runbooks and policies from the runbooks dir, audited as the actor's doing. */
   reloadCatalog(actor: CatalogActor): Promise<ReloadReport>;
   /** Cancels a runbook or an ad-hoc execution; false if it was not running. */
@@ -232,6 +238,10 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
     outputSeq,
     notifier: outbox,
   });
+  const webhookStore = new WebhookStore(data.db, secrets);
+  const hookRunbooks: HookRunbooks = (id) => catalog.get(id)?.runbook.spec.options;
+  const webhookAdmin = new WebhookAdmin({ store: webhookStore, audit: data.audit, runbooks: hookRunbooks, userExists: async (name) => (await data.users.get(name)) !== undefined, now });
+  const webhooks = new WebhookService({ store: webhookStore, audit: data.audit, runbooks: hookRunbooks, user: (name) => data.users.get(name), start: (req) => engine.request(req), counters, log, now });
   // Before agents can reconnect: their spooled results must find their executions loaded.
   await engine.resume();
   await dispatcher.resume();
@@ -281,6 +291,8 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
     catalog,
     access,
     executionAccess: visibility,
+    webhookAdmin,
+    webhooks,
     reloadCatalog,
     cancelExecution: async (id, user) => (await engine.cancel(id, user)) || (await adhoc.cancel(id, user.name)),
     recordAuthFailure,

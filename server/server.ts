@@ -1,6 +1,6 @@
 /**
  * The composition root of the coordinator process: starts the coordinator (agent gateway,
- * engine, store) and serves the web layer (Hono: REST API, metrics) over it on one HTTP port.
+ * engine, store) and serves the web layer (Hono: REST API, metrics, webhooks) over it on one HTTP port.
  * Neither coordinator/ nor web/ knows the other's wiring; this is where they meet.
  */
 import { serve, type ServerType } from '@hono/node-server';
@@ -117,6 +117,13 @@ export async function startServer(config: ServerConfig, log: Logger, now: () => 
     counters,
     notifications: coordinator.notifications,
     authz: access,
+    webhooks: {
+      define: (input, user) => coordinator.webhookAdmin.define(input, { kind: 'user', id: user.name }),
+      list: () => coordinator.webhookAdmin.list(),
+      remove: (id, user) => coordinator.webhookAdmin.remove(id, { kind: 'user', id: user.name }),
+      rotate: (id, user, keepPrevious) => coordinator.webhookAdmin.rotate(id, { kind: 'user', id: user.name }, keepPrevious),
+    },
+    hookReceiver: coordinator.webhooks,
     isOnline: (id) => gateway.isOnline(id),
     now,
     onAuthFailure: (remote, reason) => coordinator.recordAuthFailure(remote, reason),

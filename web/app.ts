@@ -1,8 +1,7 @@
 /**
  * The coordinator's HTTP layer (Hono): the REST API under /api/v1, the portal's pages
- * (web/pages/portal.ts) and Prometheus metrics.
- * The coordinator's HTTP layer (Hono): the REST API under /api/v1, Prometheus metrics, and the
- * agent installer's downloads under /install.
+ * (web/pages/portal.ts), Prometheus metrics and health probes, the agent installer's downloads
+ * under /install, and the public webhook endpoint /hooks/{id} (HMAC-signed instead of a bearer token).
  *
  * Every route is declared with its request schemas (@hono/zod-openapi): a request with an
  * unknown field, a wrong type or a value out of range is refused with 400 naming the field,
@@ -40,6 +39,8 @@ import { errorResponses, json, NOTHING } from './validation/schemas.js';
 import { validationHook } from './validation/hook.js';
 import { installRoutes } from './install/routes.js';
 import { installCommandRoutes, type InstallCommandDeps } from './api/install-command.js';
+import { webhookRoutes, type WebhookControl } from './api/webhooks.js';
+import { mountHookRoutes, type WebhookReceiver } from './hooks/receive.js';
 
 export interface WebLimits {
   /** Largest request body taken (413 above). */
@@ -69,6 +70,9 @@ export interface WebDeps {
   /** Outbound notification subscriptions (admin). */
   readonly notifications: NotificationAdmin;
   readonly authz: Authorizer;
+  /** Defining webhooks (admin API) and receiving their deliveries (POST /hooks/{id}). */
+  readonly webhooks: WebhookControl;
+  readonly hookReceiver: WebhookReceiver;
   readonly isOnline: (agentId: string) => boolean;
   readonly now: () => number;
   readonly onAuthFailure?: AuthFailureHook;
@@ -142,13 +146,15 @@ export function createApp(d: WebDeps): OpenAPIHono<ApiEnv> {
   );
   // Public too: a host installing the agent has no token (web/install/routes.ts says why that is safe).
   if (d.install) app.route('/install', installRoutes(d.install.kit, d.install.unavailable));
+  // Public too: the HMAC signature is the authentication, and the body has its own, smaller limit.
+  mountHookRoutes(app, d.hookReceiver);
   app.doc31(OPENAPI_PATH, {
     openapi: '3.1.0',
     info: {
       title: 'Handrail coordinator API',
       version: 'v1',
       description:
-        'Runbook automation: runbooks, executions, approvals, agents, notifications. Every request body and query is validated strictly (unknown fields are refused, 400 names the field); errors share one body.',
+        'Runbook automation: runbooks, executions, approvals, agents, notifications, webhooks. Every request body and query is validated strictly (unknown fields are refused, 400 names the field); errors share one body.',
     },
     security: [{ apiToken: [] }],
   });
@@ -176,6 +182,7 @@ export function createApp(d: WebDeps): OpenAPIHono<ApiEnv> {
       teams: () => [...new Set(d.catalog.list().map((l) => l.runbook.metadata.owner))],
     }),
   );
+  api.route('/webhooks', webhookRoutes(d.webhooks, d.authz));
   app.route('/api/v1', api);
   app.route('/', portalRoutes(d));
   return app;

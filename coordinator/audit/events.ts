@@ -46,6 +46,11 @@ export const AuditEvents = {
   notificationSecretRotated: 'notification.secret_rotated',
   notificationGaveUp: 'notification.delivery_failed',
   notificationSwitched: 'notification.subscription_changed',
+  webhookDefined: 'webhook.defined',
+  webhookRemoved: 'webhook.removed',
+  webhookSecretRotated: 'webhook.secret_rotated',
+  webhookAccepted: 'webhook.accepted',
+  webhookRefused: 'webhook.refused',
 } as const;
 
 export type AuditEventType = (typeof AuditEvents)[keyof typeof AuditEvents];
@@ -85,6 +90,11 @@ export const AUDIT_CODES: Readonly<Record<AuditEventType, string>> = {
   'notification.secret_rotated': 'HR7103',
   'notification.delivery_failed': 'HR7104',
   'notification.subscription_changed': 'HR7105',
+  'webhook.defined': 'HR7001',
+  'webhook.removed': 'HR7002',
+  'webhook.secret_rotated': 'HR7003',
+  'webhook.accepted': 'HR7004',
+  'webhook.refused': 'HR7005',
 };
 
 /** Every event type, in catalog order. */
@@ -178,6 +188,18 @@ export interface AuditPayloads {
   'notification.delivery_failed': { deliveryId: string; subscriptionId: string; executionId: string; event: string; target: string; attempts: number; reason: string };
   /** Switched on or off: while off, events queue no deliveries for it (those already queued still go out). */
   'notification.subscription_changed': { subscriptionId: string; target: string; enabled: boolean };
+  /** An inbound webhook bound to a runbook, run as `runAs` (its secret is never recorded). */
+  'webhook.defined': { hookId: string; runbookId: string; runAs: string; mapping: Json; description: string | null };
+  'webhook.removed': { hookId: string; runbookId: string };
+  /** `previousValidUntil`: until when the replaced secret is still accepted. */
+  'webhook.secret_rotated': { hookId: string; previousValidUntil: string };
+  'webhook.accepted': { hookId: string; deliveryId: string; executionId: string; runbookId: string; runAs: string };
+  /**
+   * A delivery refused (bad signature, replay, oversized, unmapped, policy…). `hookId` is null
+   * for a hook that does not exist. At most one per hook and reason per minute: `count` is how
+   * many this record stands for (the ones suppressed since the last record, plus itself).
+   */
+  'webhook.refused': { hookId: string | null; deliveryId: string | null; reason: string; detail: string; remote: string; count: number };
 }
 
 /** The `rule` of a decision no rule made (default deny). Rule ids are `<policy>/<rule>`, so it cannot name one. */

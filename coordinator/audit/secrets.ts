@@ -42,8 +42,8 @@ export function maskSecrets(value: Json, secretNames: Iterable<string>): Json {
  */
 const SECRET_NAME = /(?:token|password|passwd|secret|private_?key|api_?key|credentials?)$/i;
 
-/** Handrail's own bearer secrets (bootstrap `hrt_…`, API `hru_…`, portal session `hrs_…`) and notification secrets (`hrn_…`), wherever they appear in a string. */
-const HANDRAIL_TOKEN = /\bhr[nstu]_[A-Za-z0-9_-]{16,}/g;
+/** Handrail's own bearer secrets (bootstrap `hrt_…`, API `hru_…`, portal session `hrs_…`), notification secrets (`hrn_…`) and webhook secrets (`hrw_…`), wherever they appear in a string. */
+const HANDRAIL_TOKEN = /\bhr[nstuw]_[A-Za-z0-9_-]{16,}/g;
 
 export function isSecretName(name: string): boolean {
   return SECRET_NAME.test(name);
@@ -72,6 +72,6 @@ export function scrubSecrets(value: unknown): unknown {
 function scrubString(s: string): string {
   if (s.includes('PRIVATE KEY-----')) return REDACTED;
   // Cheap pre-test: most strings hold no "hr" followed by "_" at all.
-  if (!s.includes('_') || !/hr[nstu]_/.test(s)) return s;
+  if (!s.includes('_') || !/hr[nstuw]_/.test(s)) return s;
   return s.replace(HANDRAIL_TOKEN, REDACTED);
 }

@@ -62,6 +62,12 @@ export interface RunRequest {
   readonly reason?: string;
   /** The API request's id, recorded with the policy decision so a refusal can be matched to its record. */
   readonly requestId?: string;
+  /**
+   * Runs first in the transaction that records the execution: when it throws, no execution is
+   * recorded or started. A webhook records its delivery id here, so a replay can never start a
+   * second run, however close together the two arrive.
+   */
+  readonly within?: (tx: Tx, executionId: string) => Promise<void>;
 }
 
 export interface EngineDeps {
@@ -183,6 +189,7 @@ export class ExecutionEngine {
     const state = needsApproval ? 'awaiting_approval' : 'running';
     const sealed = resolved.secretNames.length > 0 ? d.secrets.seal(pick(resolved.values, resolved.secretNames), executionId) : null;
     await d.db.batch(async (tx) => {
+      if (req.within) await req.within(tx, executionId);
       await tx.run(
         `INSERT INTO executions (id, kind, runbook_id, runbook_digest, runbook_json, requested_by, options_json, secrets_sealed, targets, state, reason, approval_json, gate, created_at, started_at)
          VALUES (?, 'runbook', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,

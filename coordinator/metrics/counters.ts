@@ -41,6 +41,7 @@ export const METRICS = {
   results_stored_total: { type: 'counter', help: 'Agent-signed step results stored.' },
   results_refused_total: { type: 'counter', label: 'reason', help: 'Step results refused (bad signature, unknown certificate, mismatch), by reason.' },
   output_gaps_total: { type: 'counter', help: 'Output chunks that arrived ahead of a gap and were dropped until the agent resends.' },
+  webhook_deliveries_total: { type: 'counter', label: 'outcome', help: 'Inbound webhook deliveries, by outcome (accepted, or the reason they were refused).' },
   auth_failures_total: { type: 'counter', help: 'HTTP API requests refused for a missing, unknown, expired or revoked token.' },
   login_failures_total: { type: 'counter', label: 'reason', help: 'Portal logins refused, by reason (invalid name or password, throttled).' },
   notification_deliveries_total: { type: 'counter', label: 'outcome', help: 'Notification delivery attempts, by outcome (delivered, retried, failed: given up).' },

@@ -285,6 +285,31 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (delivery_id, attempt)
   ) WITHOUT ROWID;
   `,
+  // 6: inbound webhooks (coordinator/webhooks). Secrets are sealed with the coordinator's secret
+  // box (aad webhook:<id>); the previous secret stays valid until previous_until after a rotation.
+  // Deliveries are kept for replay detection only as long as a timestamp can still pass the window.
+  `
+  CREATE TABLE webhooks (
+    id TEXT PRIMARY KEY,
+    runbook_id TEXT NOT NULL,
+    run_as TEXT NOT NULL REFERENCES users (name),
+    mapping_json TEXT NOT NULL,
+    description TEXT,
+    secrets_sealed BLOB NOT NULL,
+    previous_until INTEGER,
+    created_by TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    rotated_at INTEGER
+  );
+  CREATE TABLE webhook_deliveries (
+    hook_id TEXT NOT NULL,
+    delivery_id TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    execution_id TEXT,
+    PRIMARY KEY (hook_id, delivery_id)
+  );
+  CREATE INDEX webhook_deliveries_received ON webhook_deliveries (received_at);
+  `,
 ];
 
 export async function migrate(db: Database): Promise<void> {

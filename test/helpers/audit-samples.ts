@@ -35,4 +35,9 @@ export const AUDIT_SAMPLES: { readonly [T in AuditEventType]: AuditPayloads[T] }
   'notification.secret_rotated': { subscriptionId: 'ntf-1', target: 'https://hooks.example' },
   'notification.delivery_failed': { deliveryId: 'dlv-1', subscriptionId: 'ntf-1', executionId: 'exe-1', event: 'execution.finished', target: 'https://hooks.example', attempts: 8, reason: 'gave up after 8 attempts; last: HTTP 503' },
   'notification.subscription_changed': { subscriptionId: 'ntf-1', target: 'https://hooks.example', enabled: false },
+  'webhook.defined': { hookId: 'whk-1', runbookId: 'disk-usage', runAs: 'alertmanager', mapping: { options: { host: { path: '$.alerts[0].labels.instance' } } }, description: 'disk alerts' },
+  'webhook.removed': { hookId: 'whk-1', runbookId: 'disk-usage' },
+  'webhook.secret_rotated': { hookId: 'whk-1', previousValidUntil: '2026-11-24T05:00:00.123Z' },
+  'webhook.accepted': { hookId: 'whk-1', deliveryId: 'am-42', executionId: 'exe-1', runbookId: 'disk-usage', runAs: 'alertmanager' },
+  'webhook.refused': { hookId: 'whk-1', deliveryId: 'am-42', reason: 'replay', detail: 'delivery am-42 was already accepted', remote: '10.0.0.66', count: 3 },
 };

@@ -91,6 +91,7 @@ describe('secrets in audit data', () => {
     ['PEM private keys in any string', { note: '-----BEGIN PRIVATE KEY-----\nMC4=\n-----END PRIVATE KEY-----' }, { note: '[redacted]' }],
     ['Handrail tokens inside strings', { argv: ['curl', '-H', 'Authorization: Bearer hru_abcdefghijklmnopqrstuvwx'] }, { argv: ['curl', '-H', 'Authorization: Bearer [redacted]'] }],
     ['portal session secrets inside strings', { note: 'cookie hr_session=hrs_abcdefghijklmnopqrstuvwx' }, { note: 'cookie hr_session=[redacted]' }],
+    ['webhook secrets inside strings', { note: 'secret was hrw_0123456789abcdefABCDEF_xyz' }, { note: 'secret was [redacted]' }],
     ['undefined members (as JSON would)', { a: undefined, b: 2 }, { b: 2 }],
   ])('scrubSecrets redacts %s', (_name, value, expected) => {
     expect(scrubSecrets(value)).toEqual(expected);
