@@ -225,6 +225,8 @@ export class AgentConnection {
           this.reportTrustRefused('dispatch_keys', verdict.reason);
           return;
         }
+        // Said after every accepted set, changed or not: the coordinator switches to a new key only once agents hold it.
+        this.currentLink?.send({ msg: { $case: 'dispatchKeysHeld', value: { version: verdict.set.version, keyIds: verdict.set.keys.map((k) => k.keyId) } } }).catch(() => undefined);
         if (verdict.changed) {
           d.log.info(
             { event: 'agent.dispatch_keys_updated', agentId: d.agentId, source, version: verdict.set.version, keyIds: verdict.set.keys.map((k) => k.keyId), signer: verdict.signer },

@@ -39,6 +39,11 @@ export const AuditEvents = {
   loginFailed: 'login.failed',
   keyRotated: 'key.rotated',
   agentConnectionRefused: 'agent.connection_refused',
+  dispatchKeyPublished: 'dispatch_key.published',
+  dispatchKeyActivated: 'dispatch_key.activated',
+  dispatchKeyRetired: 'dispatch_key.retired',
+  storeBackupTaken: 'store.backup_taken',
+  storeRestored: 'store.restored',
 } as const;
 
 export type AuditEventType = (typeof AuditEvents)[keyof typeof AuditEvents];
@@ -71,6 +76,11 @@ export const AUDIT_CODES: Readonly<Record<AuditEventType, string>> = {
   'login.failed': 'HR5005',
   'key.rotated': 'HR6001',
   'agent.connection_refused': 'HR1105',
+  'dispatch_key.published': 'HR6002',
+  'dispatch_key.activated': 'HR6003',
+  'dispatch_key.retired': 'HR6004',
+  'store.backup_taken': 'HR6005',
+  'store.restored': 'HR6006',
 };
 
 /** Every event type, in catalog order. */
@@ -144,6 +154,16 @@ export interface AuditPayloads {
    * Emit at most one per remote address and reason per minute: refusals must not flood the log.
    */
   'agent.connection_refused': { agentId: string | null; certificateSerial: string | null; remote: string; reason: string; count: number };
+  /** A new dispatch key sent to agents (`keys rotate dispatch`); it signs nothing until activated. */
+  'dispatch_key.published': { keyId: string; version: number; onlineAgents: number };
+  /** Signing switched to the published key: every online agent acknowledged it, or an admin forced it (`agentsLacking` then names who did not). */
+  'dispatch_key.activated': { keyId: string; previousKeyId: string; version: number; forced: boolean; agentsLacking: readonly string[] };
+  /** Keys agents stop trusting (`keys retire dispatch`); `agentsLacking`: agents that had not yet taken the active key (forced). */
+  'dispatch_key.retired': { keyIds: readonly string[]; version: number; forced: boolean; agentsLacking: readonly string[] };
+  /** `handrail backup`: the audit head inside the copy and the SHA-256 of the copied store file (the file holds keys: it is sealed). */
+  'store.backup_taken': { file: string; auditSeq: number; auditHash: string; storeSha256: string; storeBytes: number; keyFiles: number };
+  /** `handrail restore`: written into the restored store, after the records the backup held. */
+  'store.restored': { takenAt: string; auditSeq: number; auditHash: string; storeSha256: string; forced: boolean };
 }
 
 /** The `rule` of a decision no rule made (default deny). Rule ids are `<policy>/<rule>`, so it cannot name one. */

@@ -19,7 +19,7 @@ import { transportWatch } from './transport-watch.js';
 import type { AgentRegistry } from '../registry/agent-registry.js';
 import type { Enroller } from '../registry/enrollment.js';
 import { agentCertValidity, issueAgentCertificate, normalizeSerial, parseCsr, type CertificateAuthority } from '../pki/ca.js';
-import type { Keyring } from '../pki/keyring.js';
+import { dispatchSetVersion, type Keyring } from '../pki/keyring.js';
 import { currentDispatchKeySet } from '../pki/dispatch-key-set.js';
 import { signedKeySetToWire } from '../../proto/codec/dispatch-key-set-codec.js';
 import type { Database } from '../store/database.js';
@@ -75,6 +75,9 @@ export class Gateway implements SessionHandler {
   private readonly lastRenewal = new Map<string, number>();
   private readonly readyListeners: Array<(agentId: string) => void> = [];
   private readonly closedListeners: Array<(agentId: string) => void> = [];
+  /** The dispatch key set version agents were last sent; a higher one in the store is broadcast. */
+  private keySetVersion = 0;
+  private pollingKeys = false;
 
   constructor(private readonly d: GatewayDeps) {
     const common = {
@@ -168,6 +171,8 @@ export class Gateway implements SessionHandler {
     const bound = await this.frontDoor.listen(host, port);
     // Both catch and log their own failures; the catch here only keeps lint and Node honest.
     this.intervals.push(setInterval(() => this.pollRevocations().catch(() => undefined), d.config.revocationPollMs));
+    this.keySetVersion = dispatchSetVersion(await d.keyring.publicKeys('dispatch'));
+    this.intervals.push(setInterval(() => this.pollKeys().catch(() => undefined), d.config.revocationPollMs));
     this.intervals.push(setInterval(() => this.flushLastSeen().catch(() => undefined), Math.max(1000, d.config.heartbeatIntervalMs / 2)));
     this.intervals.push(setInterval(() => this.reapSilent(), d.config.heartbeatIntervalMs));
     return bound;
@@ -316,6 +321,9 @@ export class Gateway implements SessionHandler {
         return;
       case 'hello':
         return;
+      case 'dispatchKeysHeld':
+        this.keysHeld(session, msg.value.version);
+        return;
       case 'trustRefused':
         this.d.counters.inc('agent_trust_refusals_total', { what: msg.value.what === 'certificate' ? 'certificate' : 'dispatch_keys' });
         this.d.log.warn(
@@ -364,6 +372,41 @@ export class Gateway implements SessionHandler {
     session.send({ msg: { $case: 'renewed', value: { certificatePem: cert.pem, dispatchKeys: [], dispatchKeySet: signedKeySetToWire(keySet) } } });
     d.counters.inc('renewals_total');
     d.log.info({ event: 'agent.renewed', agentId: session.agentId, serial: cert.serial, notAfter: cert.notAfter }, 'agent certificate renewed');
+  }
+
+  private keysHeld(session: AgentSession, version: number): void {
+    if (!Number.isSafeInteger(version) || version < 1) return;
+    this.d.log.info({ event: 'agent.dispatch_keys_held', agentId: session.agentId, version }, 'agent holds the dispatch key set');
+    this.d.registry.recordDispatchKeysHeld(session.agentId, version).catch((e: unknown) => this.d.log.error({ event: 'agent.dispatch_keys_held_failed', agentId: session.agentId, err: e }, 'recording the dispatch key set an agent holds failed'));
+  }
+
+  /**
+   * Takes up key changes made by `handrail keys …` (another process, same store): a switch of
+   * the signing key, and a new dispatch key set, which goes to every live stream at once.
+   */
+  private async pollKeys(): Promise<void> {
+    if (this.pollingKeys) return;
+    this.pollingKeys = true;
+    try {
+      const { d } = this;
+      const changed = await d.keyring.refresh();
+      for (const purpose of changed) d.log.info({ event: 'keys.active_changed', purpose, keyId: d.keyring.active(purpose).keyId }, `now signing with ${purpose} key ${d.keyring.active(purpose).keyId}`);
+      const version = dispatchSetVersion(await d.keyring.publicKeys('dispatch'));
+      if (version === this.keySetVersion) return;
+      const keySet = signedKeySetToWire(await currentDispatchKeySet(d.keyring, d.now()));
+      this.keySetVersion = version;
+      let sent = 0;
+      for (const s of this.sessions.values()) {
+        if (s.state !== 'ready') continue;
+        s.send({ msg: { $case: 'dispatchKeys', value: keySet } });
+        sent++;
+      }
+      d.log.info({ event: 'gateway.dispatch_keys_sent', version, agents: sent }, `dispatch key set ${version} sent to ${sent} online agent(s)`);
+    } catch (e) {
+      this.d.log.error({ event: 'gateway.key_poll_failed', err: e }, 'reading the signing keys failed');
+    } finally {
+      this.pollingKeys = false;
+    }
   }
 
   private async pollRevocations(): Promise<void> {

@@ -220,6 +220,14 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX step_output_seq ON step_output (seq);
   CREATE INDEX step_output_run_seq ON step_output (step_run_id, seq);
   `,
+  // Key rotation without lost steps: a dispatch key is published to agents before it signs
+  // (signing_since NULL until then), and each agent's acknowledged dispatch key set version is
+  // kept, so a rotation switches signing only once online agents hold the new key.
+  `
+  ALTER TABLE signing_keys ADD COLUMN signing_since INTEGER;
+  UPDATE signing_keys SET signing_since = created_at;
+  ALTER TABLE agents ADD COLUMN dispatch_keys_version INTEGER;
+  `,
 ];
 
 /** The schema version this build writes: the number of migrations it knows. */

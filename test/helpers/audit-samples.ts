@@ -28,4 +28,9 @@ export const AUDIT_SAMPLES: { readonly [T in AuditEventType]: AuditPayloads[T] }
   'login.failed': { user: 'mallory', remote: '10.0.0.66', reason: 'bad password' },
   'key.rotated': { purpose: 'audit', previousKeyId: 'audit-0123456789abcdef', keyId: 'audit-fedcba9876543210' },
   'agent.connection_refused': { agentId: 'agt-1', certificateSerial: '1A2B', remote: 'ipv4:10.0.0.5:5555', reason: 'revoked', count: 1 },
+  'dispatch_key.published': { keyId: 'dispatch-fedcba9876543210', version: 1795410000000, onlineAgents: 3 },
+  'dispatch_key.activated': { keyId: 'dispatch-fedcba9876543210', previousKeyId: 'dispatch-0123456789abcdef', version: 1795410000000, forced: true, agentsLacking: ['agt-3'] },
+  'dispatch_key.retired': { keyIds: ['dispatch-0123456789abcdef'], version: 1795410600000, forced: false, agentsLacking: [] },
+  'store.backup_taken': { file: '/var/backups/handrail-2026-11-23.hrbk', auditSeq: 1042, auditHash: 'ab'.repeat(32), storeSha256: 'cd'.repeat(32), storeBytes: 4096000, keyFiles: 3 },
+  'store.restored': { takenAt: '2026-11-23T05:00:00.000Z', auditSeq: 1042, auditHash: 'ab'.repeat(32), storeSha256: 'cd'.repeat(32), forced: false },
 };

@@ -74,6 +74,7 @@ export interface ConnectRequest {
     | { $case: "renew"; value: RenewRequest }
     | { $case: "accepted"; value: StepAccepted }
     | { $case: "trustRefused"; value: TrustRefused }
+    | { $case: "dispatchKeysHeld"; value: DispatchKeysHeld }
     | undefined;
 }
 
@@ -264,6 +265,15 @@ export interface TrustRefused {
   reason: string;
 }
 
+/**
+ * The dispatch key set the agent trusts now, sent after every set it accepted (at welcome, renewal
+ * and rotation, changed or not): a key rotation switches signing only once online agents hold it.
+ */
+export interface DispatchKeysHeld {
+  version: number;
+  keyIds: string[];
+}
+
 export interface Disconnect {
   reason: string;
 }
@@ -298,6 +308,9 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
         break;
       case "trustRefused":
         TrustRefused.encode(message.msg.value, writer.uint32(66).fork()).join();
+        break;
+      case "dispatchKeysHeld":
+        DispatchKeysHeld.encode(message.msg.value, writer.uint32(74).fork()).join();
         break;
     }
     return writer;
@@ -378,6 +391,14 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
             }
 
             message.msg = { $case: "trustRefused", value: TrustRefused.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.msg = { $case: "dispatchKeysHeld", value: DispatchKeysHeld.decode(reader, reader.uint32()) };
             continue;
           }
         }
@@ -2031,6 +2052,63 @@ export const TrustRefused: MessageFns<TrustRefused> = {
             }
 
             message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseDispatchKeysHeld(): DispatchKeysHeld {
+  return { version: 0, keyIds: [] };
+}
+
+export const DispatchKeysHeld: MessageFns<DispatchKeysHeld> = {
+  encode(message: DispatchKeysHeld, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.version !== 0) {
+      writer.uint32(8).uint64(message.version);
+    }
+    for (const v of message.keyIds) {
+      writer.uint32(18).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DispatchKeysHeld {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDispatchKeysHeld();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.version = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.keyIds.push(reader.string());
             continue;
           }
         }
