@@ -47,6 +47,8 @@ const REGISTRY: ReadonlyArray<{ readonly name: string; readonly load: () => Prom
   { name: 'keys rotate dispatch', load: async () => { const m = await import('./commands/keys.js'); return { spec: m.keysRotateDispatch, run: m.runKeysRotateDispatch }; } },
   { name: 'keys rotate audit', load: async () => { const m = await import('./commands/audit-keys.js'); return { spec: m.keysRotateAudit, run: m.runAuditRotateKey }; } },
   { name: 'keys retire dispatch', load: async () => { const m = await import('./commands/keys.js'); return { spec: m.keysRetireDispatch, run: m.runKeysRetireDispatch }; } },
+  { name: 'backup', load: async () => { const m = await import('./commands/backup.js'); return { spec: m.backupCommand, run: m.runBackup }; } },
+  { name: 'restore', load: async () => { const m = await import('./commands/backup.js'); return { spec: m.restoreCommand, run: m.runRestore }; } },
   { name: 'audit checkpoint', load: async () => { const m = await import('./commands/audit-checkpoint.js'); return { spec: m.auditCheckpoint, run: m.runAuditCheckpoint }; } },
   { name: 'runbooks ls', load: async () => { const m = await import('./commands/runbooks.js'); return { spec: m.runbooksList, run: m.runRunbooksList }; } },
   { name: 'runbooks show', load: async () => { const m = await import('./commands/runbooks.js'); return { spec: m.runbooksShow, run: m.runRunbooksShow }; } },
