@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Fleet, type ExecutionResult } from '../helpers/fleet.js';
-import { waitFor } from '../helpers/processes.js';
+import { cli, waitFor } from '../helpers/processes.js';
 import { Database } from '../../coordinator/store/database.js';
 
 interface KeysStatus {
@@ -134,5 +134,21 @@ describe('dispatch key rotation with agents online', () => {
     const after = await fleet.exec([a, b, sleeper], { argv: ['true'] });
     expect(after.state).toBe('succeeded');
     expect((await status()).keys.find((k) => k.keyId === oldKey)?.state).toBe('retired');
+  });
+
+  it('rotates the audit key under a running coordinator; the log verifies offline across the rotation', async () => {
+    const r = await fleet.admin(['keys', 'rotate', 'audit']);
+    expect(r.code, r.stderr).toBe(0);
+    const [, next, previous] = /audit key (audit-[0-9a-f]+) is now active \(was (audit-[0-9a-f]+)\)/.exec(r.stdout)!;
+    await fleet.coordinator!.proc.waitForLog((l) => l.event === 'keys.active_changed' && l['purpose'] === 'audit' && l['keyId'] === next);
+    expect((await fleet.exec([a], { argv: ['true'] })).state).toBe('succeeded');
+    const out = join(fleet.dir, 'after-audit-rotation.jsonl');
+    expect((await fleet.admin(['audit', 'export', '--certs-dir', fleet.certsDir, '--out', out])).code).toBe(0);
+    const v = await cli(['audit', 'verify', out, '--json']);
+    expect(v.code, v.stdout).toBe(0);
+    const report = JSON.parse(v.stdout) as { keysUsed: string[]; trust: { keys: Array<{ kid: string; how: string; by: string | null }> } };
+    // The coordinator itself signed with the new key, which is trusted through the old key's key.rotated record.
+    expect(report.keysUsed).toEqual([previous, next]);
+    expect(report.trust.keys.find((k) => k.kid === next)).toMatchObject({ how: 'rotation', by: previous });
   });
 });
