@@ -22,6 +22,8 @@ interface Command {
  */
 const REGISTRY: ReadonlyArray<{ readonly name: string; readonly load: () => Promise<Command> }> = [
   { name: 'ca init', load: async () => { const m = await import('./commands/ca.js'); return { spec: m.caInit, run: m.runCaInit }; } },
+  { name: 'ca rotate', load: async () => { const m = await import('./commands/ca.js'); return { spec: m.caRotate, run: m.runCaRotate }; } },
+  { name: 'ca status', load: async () => { const m = await import('./commands/ca.js'); return { spec: m.caStatus, run: m.runCaStatus }; } },
   { name: 'coordinator', load: async () => { const m = await import('./commands/coordinator.js'); return { spec: m.coordinatorCommand, run: m.runCoordinator }; } },
   { name: 'token create', load: async () => { const m = await import('./commands/token.js'); return { spec: m.tokenCreate, run: m.runTokenCreate }; } },
   { name: 'token ls', load: async () => { const m = await import('./commands/token.js'); return { spec: m.tokenList, run: m.runTokenList }; } },

@@ -44,6 +44,7 @@ export const AuditEvents = {
   dispatchKeyRetired: 'dispatch_key.retired',
   storeBackupTaken: 'store.backup_taken',
   storeRestored: 'store.restored',
+  caRotationPlanned: 'ca.rotation_planned',
 } as const;
 
 export type AuditEventType = (typeof AuditEvents)[keyof typeof AuditEvents];
@@ -81,6 +82,7 @@ export const AUDIT_CODES: Readonly<Record<AuditEventType, string>> = {
   'dispatch_key.retired': 'HR6004',
   'store.backup_taken': 'HR6005',
   'store.restored': 'HR6006',
+  'ca.rotation_planned': 'HR6007',
 };
 
 /** Every event type, in catalog order. */
@@ -164,6 +166,8 @@ export interface AuditPayloads {
   'store.backup_taken': { file: string; auditSeq: number; auditHash: string; storeSha256: string; storeBytes: number; keyFiles: number };
   /** `handrail restore`: written into the restored store, after the records the backup held. */
   'store.restored': { takenAt: string; auditSeq: number; auditHash: string; storeSha256: string; forced: boolean };
+  /** `handrail ca rotate`: the next CA, trusted beside the current one from the coordinator's next start. */
+  'ca.rotation_planned': { currentFingerprint256: string; nextFingerprint256: string; nextSubject: string; nextNotAfter: string };
 }
 
 /** The `rule` of a decision no rule made (default deny). Rule ids are `<policy>/<rule>`, so it cannot name one. */

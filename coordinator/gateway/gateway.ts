@@ -18,7 +18,7 @@ import { toGrpcError } from './grpc-status.js';
 import { transportWatch } from './transport-watch.js';
 import type { AgentRegistry } from '../registry/agent-registry.js';
 import type { Enroller } from '../registry/enrollment.js';
-import { agentCertValidity, issueAgentCertificate, normalizeSerial, parseCsr, type CertificateAuthority } from '../pki/ca.js';
+import { agentCertValidity, caSummary, issueAgentCertificate, normalizeSerial, parseCsr, type CertificateAuthority } from '../pki/ca.js';
 import { dispatchSetVersion, type Keyring } from '../pki/keyring.js';
 import { currentDispatchKeySet } from '../pki/dispatch-key-set.js';
 import { signedKeySetToWire } from '../../proto/codec/dispatch-key-set-codec.js';
@@ -160,7 +160,8 @@ export class Gateway implements SessionHandler {
     await d.registry.resetConnections();
     await d.registry.warm();
     this.frontDoor = new TlsFrontDoor(
-      { caPem: d.ca.caCertPem, certPem: d.ca.serverCertPem, keyPem: d.ca.serverKeyPem },
+      // During a CA roll-over, agent certificates of the next CA are accepted too.
+      { caPem: d.ca.trustPem, certPem: d.ca.serverCertPem, keyPem: d.ca.serverKeyPem },
       this.enrollServer.createConnectionInjector(ServerCredentials.createInsecure()),
       this.agentServer.createConnectionInjector(ServerCredentials.createInsecure()),
       d.registry,
@@ -169,6 +170,9 @@ export class Gateway implements SessionHandler {
       d.now,
     );
     const bound = await this.frontDoor.listen(host, port);
+    if (d.ca.nextCaCertPem) {
+      d.log.info({ event: 'gateway.ca_overlap', current: caSummary(d.ca.caCertPem).fingerprint256, next: caSummary(d.ca.nextCaCertPem).fingerprint256 }, 'CA roll-over planned: agent certificates of both CAs are accepted');
+    }
     // Both catch and log their own failures; the catch here only keeps lint and Node honest.
     this.intervals.push(setInterval(() => this.pollRevocations().catch(() => undefined), d.config.revocationPollMs));
     this.keySetVersion = dispatchSetVersion(await d.keyring.publicKeys('dispatch'));

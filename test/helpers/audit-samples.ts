@@ -33,4 +33,5 @@ export const AUDIT_SAMPLES: { readonly [T in AuditEventType]: AuditPayloads[T] }
   'dispatch_key.retired': { keyIds: ['dispatch-0123456789abcdef'], version: 1795410600000, forced: false, agentsLacking: [] },
   'store.backup_taken': { file: '/var/backups/handrail-2026-11-23.hrbk', auditSeq: 1042, auditHash: 'ab'.repeat(32), storeSha256: 'cd'.repeat(32), storeBytes: 4096000, keyFiles: 3 },
   'store.restored': { takenAt: '2026-11-23T05:00:00.000Z', auditSeq: 1042, auditHash: 'ab'.repeat(32), storeSha256: 'cd'.repeat(32), forced: false },
+  'ca.rotation_planned': { currentFingerprint256: 'AA:BB', nextFingerprint256: 'CC:DD', nextSubject: 'CN=Handrail Handrail CA 2026-11-23, O=Handrail', nextNotAfter: '2036-11-21T05:00:00.000Z' },
 };
