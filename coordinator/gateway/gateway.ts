@@ -300,6 +300,7 @@ export class Gateway implements SessionHandler {
           heartbeatIntervalMs: d.config.heartbeatIntervalMs,
           certificateNotAfterMs: session.identity.certNotAfter,
           dispatchKeySet: signedKeySetToWire(keySet),
+          acceptsDispatchKeysHeld: true,
         },
       },
     });

@@ -112,7 +112,11 @@ export interface Welcome {
   /** When the certificate presented on this connection expires. */
   certificateNotAfterMs: number;
   /** The current dispatch keys, signed by them; the agent takes it only if it is newer than its own. */
-  dispatchKeySet: SignedDispatchKeySet | undefined;
+  dispatchKeySet:
+    | SignedDispatchKeySet
+    | undefined;
+  /** The coordinator reads DispatchKeysHeld (older ones end a stream on a message they do not know). */
+  acceptsDispatchKeysHeld: boolean;
 }
 
 export interface Heartbeat {
@@ -657,7 +661,14 @@ export const Hello_LabelsEntry: MessageFns<Hello_LabelsEntry> = {
 };
 
 function createBaseWelcome(): Welcome {
-  return { agentId: "", serverTimeMs: 0, heartbeatIntervalMs: 0, certificateNotAfterMs: 0, dispatchKeySet: undefined };
+  return {
+    agentId: "",
+    serverTimeMs: 0,
+    heartbeatIntervalMs: 0,
+    certificateNotAfterMs: 0,
+    dispatchKeySet: undefined,
+    acceptsDispatchKeysHeld: false,
+  };
 }
 
 export const Welcome: MessageFns<Welcome> = {
@@ -676,6 +687,9 @@ export const Welcome: MessageFns<Welcome> = {
     }
     if (message.dispatchKeySet !== undefined) {
       SignedDispatchKeySet.encode(message.dispatchKeySet, writer.uint32(42).fork()).join();
+    }
+    if (message.acceptsDispatchKeysHeld !== false) {
+      writer.uint32(48).bool(message.acceptsDispatchKeysHeld);
     }
     return writer;
   },
@@ -731,6 +745,14 @@ export const Welcome: MessageFns<Welcome> = {
             }
 
             message.dispatchKeySet = SignedDispatchKeySet.decode(reader, reader.uint32());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.acceptsDispatchKeysHeld = reader.bool();
             continue;
           }
         }
