@@ -136,6 +136,7 @@ export async function startAgent(config: AgentConfig, log: Logger, now: () => nu
   const executor = new StepExecutor({
     identity: () => ({ agentId: identity.agentId, privateKey: creds.privateKey, serial: creds.serial }),
     dispatchKeys: () => trust.keys(),
+    dispatchKeysSettled: () => trust.settled(),
     localPolicy: () => localPolicy,
     nonces,
     spool: new Spool(state.spoolDir),

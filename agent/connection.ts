@@ -52,6 +52,8 @@ export class AgentConnection {
   private timers: NodeJS.Timeout[] = [];
   private retryTimer: NodeJS.Timeout | undefined;
   private streamingSince = 0;
+  /** The coordinator said it reads DispatchKeysHeld (Welcome.accepts_dispatch_keys_held). */
+  private acksKeySets = false;
   private renewPending: { keyPem: string; sentAt: number } | undefined;
   private reconnectWhenIdle = false;
   /** Set when the agent itself ends a healthy stream (to pick up a renewed certificate). */
@@ -118,6 +120,7 @@ export class AgentConnection {
           this.onDown(call, refused);
           return;
         }
+        this.acksKeySets = msg.value.acceptsDispatchKeysHeld;
         this.onWelcome(call, msg.value.heartbeatIntervalMs);
         this.onDispatchKeys(msg.value.dispatchKeySet, 'welcome');
         return;
@@ -239,6 +242,8 @@ export class AgentConnection {
           this.reportTrustRefused('dispatch_keys', verdict.reason);
           return;
         }
+        // Said after every accepted set, changed or not: the coordinator switches to a new key only once agents hold it.
+        if (this.acksKeySets) this.currentLink?.send({ msg: { $case: 'dispatchKeysHeld', value: { version: verdict.set.version, keyIds: verdict.set.keys.map((k) => k.keyId) } } }).catch(() => undefined);
         if (verdict.changed) {
           d.log.info(
             { event: 'agent.dispatch_keys_updated', agentId: d.agentId, source, version: verdict.set.version, keyIds: verdict.set.keys.map((k) => k.keyId), signer: verdict.signer },

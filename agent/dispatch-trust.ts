@@ -35,6 +35,15 @@ export class DispatchTrust {
     return { version: this.identity.dispatchKeySetVersion ?? 0, keys: this.identity.dispatchKeys };
   }
 
+  /**
+   * Resolves once every set offered so far is judged (and saved). A step that names a key this
+   * agent does not know waits for it: the set that introduces the key may still be on its way
+   * to disk (a reconnect after a rotation delivers the set and then the steps it signs).
+   */
+  settled(): Promise<void> {
+    return this.queue.then(() => undefined);
+  }
+
   /** Judges a signed set; a newer, properly signed one is saved, then used. */
   offer(signed: SignedDispatchKeySet): Promise<KeySetVerdict> {
     const next = this.queue.then(async (): Promise<KeySetVerdict> => {

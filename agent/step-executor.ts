@@ -32,6 +32,8 @@ export interface SigningIdentity {
 export interface ExecutorDeps {
   readonly identity: () => SigningIdentity;
   readonly dispatchKeys: () => ReadonlyMap<string, KeyObject>;
+  /** Resolves when the key sets offered so far are judged (DispatchTrust.settled). */
+  readonly dispatchKeysSettled?: () => Promise<void>;
   readonly localPolicy: () => LocalPolicy;
   readonly nonces: NonceStore;
   readonly spool: Spool;
@@ -246,6 +248,8 @@ export class StepExecutor {
   }
 
   async handle(env: Envelope): Promise<void> {
+    // Only a step signed by a key we do not know yet waits: the set that names it may be in flight.
+    if (!this.d.dispatchKeys().has(env.keyId) && this.d.dispatchKeysSettled) await this.d.dispatchKeysSettled();
     const identity = this.d.identity();
     const now = this.d.now();
     let peek: StepRequest | undefined;

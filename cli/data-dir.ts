@@ -3,6 +3,7 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openDataDir, STORE_FILE, type DataDir } from '../coordinator/data-dir.js';
 import type { CliIo } from './io.js';
+import { HandrailError } from '../core/errors.js';
 import { str, UsageError, type ParsedCommand } from './options.js';
 
 export async function withDataDir<T>(p: ParsedCommand, io: CliIo, fn: (data: DataDir) => Promise<T>): Promise<T> {
@@ -14,6 +15,8 @@ export async function withDataDir<T>(p: ParsedCommand, io: CliIo, fn: (data: Dat
   try {
     data = await openDataDir(dir, io.now);
   } catch (e) {
+    // Our own refusals (a store newer than this build) already say what to do.
+    if (e instanceof HandrailError) throw e;
     throw new UsageError(`cannot open the store in ${dir}: ${(e as Error).message}`);
   }
   try {

@@ -23,6 +23,8 @@ interface Command {
  */
 const REGISTRY: ReadonlyArray<{ readonly name: string; readonly load: () => Promise<Command> }> = [
   { name: 'ca init', load: async () => { const m = await import('./commands/ca.js'); return { spec: m.caInit, run: m.runCaInit }; } },
+  { name: 'ca rotate', load: async () => { const m = await import('./commands/ca.js'); return { spec: m.caRotate, run: m.runCaRotate }; } },
+  { name: 'ca status', load: async () => { const m = await import('./commands/ca.js'); return { spec: m.caStatus, run: m.runCaStatus }; } },
   { name: 'coordinator', load: async () => { const m = await import('./commands/coordinator.js'); return { spec: m.coordinatorCommand, run: m.runCoordinator }; } },
   { name: 'token create', load: async () => { const m = await import('./commands/token.js'); return { spec: m.tokenCreate, run: m.runTokenCreate }; } },
   { name: 'token ls', load: async () => { const m = await import('./commands/token.js'); return { spec: m.tokenList, run: m.runTokenList }; } },
@@ -46,6 +48,12 @@ const REGISTRY: ReadonlyArray<{ readonly name: string; readonly load: () => Prom
   { name: 'audit export', load: async () => { const m = await import('./commands/audit.js'); return { spec: m.auditExport, run: m.runAuditExport }; } },
   { name: 'audit verify', load: async () => { const m = await import('./commands/audit.js'); return { spec: m.auditVerify, run: m.runAuditVerify }; } },
   { name: 'audit rotate-key', load: async () => { const m = await import('./commands/audit-keys.js'); return { spec: m.auditRotateKey, run: m.runAuditRotateKey }; } },
+  { name: 'keys status', load: async () => { const m = await import('./commands/keys.js'); return { spec: m.keysStatus, run: m.runKeysStatus }; } },
+  { name: 'keys rotate dispatch', load: async () => { const m = await import('./commands/keys.js'); return { spec: m.keysRotateDispatch, run: m.runKeysRotateDispatch }; } },
+  { name: 'keys rotate audit', load: async () => { const m = await import('./commands/audit-keys.js'); return { spec: m.keysRotateAudit, run: m.runAuditRotateKey }; } },
+  { name: 'keys retire dispatch', load: async () => { const m = await import('./commands/keys.js'); return { spec: m.keysRetireDispatch, run: m.runKeysRetireDispatch }; } },
+  { name: 'backup', load: async () => { const m = await import('./commands/backup.js'); return { spec: m.backupCommand, run: m.runBackup }; } },
+  { name: 'restore', load: async () => { const m = await import('./commands/backup.js'); return { spec: m.restoreCommand, run: m.runRestore }; } },
   { name: 'audit checkpoint', load: async () => { const m = await import('./commands/audit-checkpoint.js'); return { spec: m.auditCheckpoint, run: m.runAuditCheckpoint }; } },
   { name: 'runbooks ls', load: async () => { const m = await import('./commands/runbooks.js'); return { spec: m.runbooksList, run: m.runRunbooksList }; } },
   { name: 'runbooks show', load: async () => { const m = await import('./commands/runbooks.js'); return { spec: m.runbooksShow, run: m.runRunbooksShow }; } },
@@ -114,20 +122,34 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   }
   if (first === 'help') return main([...argv.slice(1), '--help'], io);
   const two = `${first} ${second ?? ''}`;
-  const entry = REGISTRY.find((c) => c.name === two) ?? REGISTRY.find((c) => c.name === first);
+  const entry = REGISTRY.find((c) => c.name === `${two} ${argv[2] ?? ''}`) ?? REGISTRY.find((c) => c.name === two) ?? REGISTRY.find((c) => c.name === first);
   if (!entry) {
     const group = REGISTRY.filter((c) => c.name.startsWith(`${first} `));
+    // `handrail keys rotate`: a group within a group (`keys rotate dispatch|audit`).
+    const subgroup = REGISTRY.filter((c) => c.name.startsWith(`${two} `));
+    if (subgroup.length > 0) {
+      const words = subgroup.map((c) => c.name.split(' ')[2] as string);
+      const third = argv[2];
+      if (isHelp(third)) {
+        io.out(`Usage: handrail ${two} ${words.join('|')} [options]\n`);
+        return 0;
+      }
+      const near = third === undefined || third.startsWith('-') ? [] : suggest(third, words).map((n) => `${two} ${n}`);
+      io.err(`handrail ${two}: ${third === undefined || third.startsWith('-') ? 'give one of' : `unknown "${third}"${didYouMean(near)}; give one of`}: ${words.join(', ')}\n`);
+      return 2;
+    }
     if (group.length > 0) {
       if (isHelp(second)) {
         io.out(await groupHelp(first));
         return 0;
       }
       if (second === undefined || second.startsWith('-')) {
-        io.err(`handrail ${first}: give a command: ${group.map((c) => c.name.split(' ')[1]).join(', ')}\n\n${await groupHelp(first)}`);
+        io.err(`handrail ${first}: give a command: ${[...new Set(group.map((c) => c.name.split(' ')[1]))].join(', ')}\n\n${await groupHelp(first)}`);
         return 2;
       }
-      const near = suggest(second, group.map((c) => c.name.split(' ')[1] as string)).map((n) => `${first} ${n}`);
-      io.err(`handrail: unknown command "${first} ${second}"${didYouMean(near)}\n  \`handrail ${first} --help\` lists: ${group.map((c) => c.name.split(' ')[1]).join(', ')}\n`);
+      const words = [...new Set(group.map((c) => c.name.split(' ')[1] as string))];
+      const near = suggest(second, words).map((n) => `${first} ${n}`);
+      io.err(`handrail: unknown command "${first} ${second}"${didYouMean(near)}\n  \`handrail ${first} --help\` lists: ${words.join(', ')}\n`);
       return 2;
     }
     const typed = second !== undefined && !second.startsWith('-') ? `${first} ${second}` : first;

@@ -1,4 +1,8 @@
-/** `handrail audit rotate-key`: a new audit signing key; older records keep verifying with the old public key. */
+/**
+ * `handrail keys rotate audit` (also `audit rotate-key`): a new audit signing key; older records
+ * keep verifying with the old public key. A running coordinator signs with it from its next
+ * store poll on; records it signs with the old key meanwhile still verify (that key stays trusted).
+ */
 import { withDataDir } from '../data-dir.js';
 import { AuditEvents } from '../../coordinator/audit/events.js';
 import type { CliIo } from '../io.js';
@@ -8,9 +12,11 @@ import { DATA_DIR } from '../settings.js';
 export const auditRotateKey: CommandSpec = {
   name: 'audit rotate-key',
   usage: 'audit rotate-key [--data-dir DIR]',
-  summary: 'Start signing audit records with a new key (restart the coordinator to pick it up). Old records still verify: every public key is kept and exported, and the key.rotated record is signed with the old key, so verifiers that trust it come to trust the new one.',
+  summary: 'Start signing audit records with a new key (a running coordinator takes it up within a second). Old records still verify: every public key is kept and exported, and the key.rotated record is signed with the old key, so verifiers that trust it come to trust the new one.',
   options: { 'data-dir': DATA_DIR },
 };
+
+export const keysRotateAudit: CommandSpec = { ...auditRotateKey, name: 'keys rotate audit', usage: 'keys rotate audit [--data-dir DIR]' };
 
 export async function runAuditRotateKey(p: ParsedCommand, io: CliIo): Promise<number> {
   return withDataDir(p, io, async (data) => {

@@ -51,6 +51,12 @@ export const AuditEvents = {
   webhookSecretRotated: 'webhook.secret_rotated',
   webhookAccepted: 'webhook.accepted',
   webhookRefused: 'webhook.refused',
+  dispatchKeyPublished: 'dispatch_key.published',
+  dispatchKeyActivated: 'dispatch_key.activated',
+  dispatchKeyRetired: 'dispatch_key.retired',
+  storeBackupTaken: 'store.backup_taken',
+  storeRestored: 'store.restored',
+  caRotationPlanned: 'ca.rotation_planned',
 } as const;
 
 export type AuditEventType = (typeof AuditEvents)[keyof typeof AuditEvents];
@@ -95,6 +101,12 @@ export const AUDIT_CODES: Readonly<Record<AuditEventType, string>> = {
   'webhook.secret_rotated': 'HR7003',
   'webhook.accepted': 'HR7004',
   'webhook.refused': 'HR7005',
+  'dispatch_key.published': 'HR6002',
+  'dispatch_key.activated': 'HR6003',
+  'dispatch_key.retired': 'HR6004',
+  'store.backup_taken': 'HR6005',
+  'store.restored': 'HR6006',
+  'ca.rotation_planned': 'HR6007',
 };
 
 /** Every event type, in catalog order. */
@@ -200,6 +212,18 @@ export interface AuditPayloads {
    * many this record stands for (the ones suppressed since the last record, plus itself).
    */
   'webhook.refused': { hookId: string | null; deliveryId: string | null; reason: string; detail: string; remote: string; count: number };
+  /** A new dispatch key sent to agents (`keys rotate dispatch`); it signs nothing until activated. */
+  'dispatch_key.published': { keyId: string; version: number; onlineAgents: number };
+  /** Signing switched to the published key: every online agent acknowledged it, or an admin forced it (`agentsLacking` then names who did not). */
+  'dispatch_key.activated': { keyId: string; previousKeyId: string; version: number; forced: boolean; agentsLacking: readonly string[] };
+  /** Keys agents stop trusting (`keys retire dispatch`); `agentsLacking`: agents that had not yet taken the active key (forced). */
+  'dispatch_key.retired': { keyIds: readonly string[]; version: number; forced: boolean; agentsLacking: readonly string[] };
+  /** `handrail backup`: the audit head inside the copy and the SHA-256 of the copied store file (the file holds keys: it is sealed). */
+  'store.backup_taken': { file: string; auditSeq: number; auditHash: string; storeSha256: string; storeBytes: number; keyFiles: number };
+  /** `handrail restore`: written into the restored store, after the records the backup held. */
+  'store.restored': { takenAt: string; auditSeq: number; auditHash: string; storeSha256: string; forced: boolean };
+  /** `handrail ca rotate`: the next CA, trusted beside the current one from the coordinator's next start. */
+  'ca.rotation_planned': { currentFingerprint256: string; nextFingerprint256: string; nextSubject: string; nextNotAfter: string };
 }
 
 /** The `rule` of a decision no rule made (default deny). Rule ids are `<policy>/<rule>`, so it cannot name one. */

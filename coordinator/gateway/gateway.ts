@@ -19,8 +19,8 @@ import { toGrpcError } from './grpc-status.js';
 import { transportWatch } from './transport-watch.js';
 import type { AgentRegistry } from '../registry/agent-registry.js';
 import type { Enroller } from '../registry/enrollment.js';
-import { agentCertValidity, issueAgentCertificate, normalizeSerial, parseCsr, type CertificateAuthority } from '../pki/ca.js';
-import type { Keyring } from '../pki/keyring.js';
+import { agentCertValidity, caSummary, issueAgentCertificate, normalizeSerial, parseCsr, type CertificateAuthority } from '../pki/ca.js';
+import { dispatchSetVersion, type Keyring } from '../pki/keyring.js';
 import { currentDispatchKeySet } from '../pki/dispatch-key-set.js';
 import { signedKeySetToWire } from '../../proto/codec/dispatch-key-set-codec.js';
 import type { Database } from '../store/database.js';
@@ -80,6 +80,9 @@ export class Gateway implements SessionHandler {
   private readonly closedListeners: Array<(agentId: string) => void> = [];
   /** grpc.health.v1 status of the agent port: SERVING from listen() until close(). */
   readonly health = new HealthStatus();
+  /** The dispatch key set version agents were last sent; a higher one in the store is broadcast. */
+  private keySetVersion = 0;
+  private pollingKeys = false;
 
   constructor(private readonly d: GatewayDeps) {
     const common = {
@@ -164,7 +167,8 @@ export class Gateway implements SessionHandler {
     await d.registry.resetConnections();
     await d.registry.warm();
     this.frontDoor = new TlsFrontDoor(
-      { caPem: d.ca.caCertPem, certPem: d.ca.serverCertPem, keyPem: d.ca.serverKeyPem },
+      // During a CA roll-over, agent certificates of the next CA are accepted too.
+      { caPem: d.ca.trustPem, certPem: d.ca.serverCertPem, keyPem: d.ca.serverKeyPem },
       this.enrollServer.createConnectionInjector(ServerCredentials.createInsecure()),
       this.agentServer.createConnectionInjector(ServerCredentials.createInsecure()),
       d.registry,
@@ -173,8 +177,13 @@ export class Gateway implements SessionHandler {
       d.now,
     );
     const bound = await this.frontDoor.listen(host, port);
+    if (d.ca.nextCaCertPem) {
+      d.log.info({ event: 'gateway.ca_overlap', current: caSummary(d.ca.caCertPem).fingerprint256, next: caSummary(d.ca.nextCaCertPem).fingerprint256 }, 'CA roll-over planned: agent certificates of both CAs are accepted');
+    }
     // Both catch and log their own failures; the catch here only keeps lint and Node honest.
     this.intervals.push(setInterval(() => this.pollRevocations().catch(() => undefined), d.config.revocationPollMs));
+    this.keySetVersion = dispatchSetVersion(await d.keyring.publicKeys('dispatch'));
+    this.intervals.push(setInterval(() => this.pollKeys().catch(() => undefined), d.config.revocationPollMs));
     this.intervals.push(setInterval(() => this.flushLastSeen().catch(() => undefined), Math.max(1000, d.config.heartbeatIntervalMs / 2)));
     this.intervals.push(setInterval(() => this.reapSilent(), d.config.heartbeatIntervalMs));
     this.health.set('serving');
@@ -322,6 +331,7 @@ export class Gateway implements SessionHandler {
           certificateNotAfterMs: session.identity.certNotAfter,
           dispatchKeySet: signedKeySetToWire(keySet),
           coordinatorVersion: HANDRAIL_VERSION,
+          acceptsDispatchKeysHeld: true,
         },
       },
     });
@@ -346,6 +356,9 @@ export class Gateway implements SessionHandler {
         });
         return;
       case 'hello':
+        return;
+      case 'dispatchKeysHeld':
+        this.keysHeld(session, msg.value.version);
         return;
       case 'trustRefused':
         this.d.counters.inc('agent_trust_refusals_total', { what: msg.value.what === 'certificate' ? 'certificate' : 'dispatch_keys' });
@@ -395,6 +408,41 @@ export class Gateway implements SessionHandler {
     session.send({ msg: { $case: 'renewed', value: { certificatePem: cert.pem, dispatchKeys: [], dispatchKeySet: signedKeySetToWire(keySet) } } });
     d.counters.inc('renewals_total');
     d.log.info({ event: 'agent.renewed', agentId: session.agentId, serial: cert.serial, notAfter: cert.notAfter }, 'agent certificate renewed');
+  }
+
+  private keysHeld(session: AgentSession, version: number): void {
+    if (!Number.isSafeInteger(version) || version < 1) return;
+    this.d.log.info({ event: 'agent.dispatch_keys_held', agentId: session.agentId, version }, 'agent holds the dispatch key set');
+    this.d.registry.recordDispatchKeysHeld(session.agentId, version).catch((e: unknown) => this.d.log.error({ event: 'agent.dispatch_keys_held_failed', agentId: session.agentId, err: e }, 'recording the dispatch key set an agent holds failed'));
+  }
+
+  /**
+   * Takes up key changes made by `handrail keys …` (another process, same store): a switch of
+   * the signing key, and a new dispatch key set, which goes to every live stream at once.
+   */
+  private async pollKeys(): Promise<void> {
+    if (this.pollingKeys) return;
+    this.pollingKeys = true;
+    try {
+      const { d } = this;
+      const changed = await d.keyring.refresh();
+      for (const purpose of changed) d.log.info({ event: 'keys.active_changed', purpose, keyId: d.keyring.active(purpose).keyId }, `now signing with ${purpose} key ${d.keyring.active(purpose).keyId}`);
+      const version = dispatchSetVersion(await d.keyring.publicKeys('dispatch'));
+      if (version === this.keySetVersion) return;
+      const keySet = signedKeySetToWire(await currentDispatchKeySet(d.keyring, d.now()));
+      this.keySetVersion = version;
+      let sent = 0;
+      for (const s of this.sessions.values()) {
+        if (s.state !== 'ready') continue;
+        s.send({ msg: { $case: 'dispatchKeys', value: keySet } });
+        sent++;
+      }
+      d.log.info({ event: 'gateway.dispatch_keys_sent', version, agents: sent }, `dispatch key set ${version} sent to ${sent} online agent(s)`);
+    } catch (e) {
+      this.d.log.error({ event: 'gateway.key_poll_failed', err: e }, 'reading the signing keys failed');
+    } finally {
+      this.pollingKeys = false;
+    }
   }
 
   private async pollRevocations(): Promise<void> {

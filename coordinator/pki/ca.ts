@@ -26,6 +26,10 @@ export interface CertificateAuthority {
   readonly caCert: forge.pki.Certificate;
   readonly serverCertPem: string;
   readonly serverKeyPem: string;
+  /** The next CA of a planned roll-over (ca-next.pem), if any. */
+  readonly nextCaCertPem: string | undefined;
+  /** What agent client certificates may chain to: the CA, and the next one during a roll-over. */
+  readonly trustPem: string;
 }
 
 export interface IssuedCertificate {
@@ -61,25 +65,7 @@ export async function initCa(options: InitCaOptions): Promise<{ files: string[];
   }
   const now = options.now ?? Date.now();
   const org = options.organization ?? 'Handrail';
-  const caKeys = generateKeyPairSync('rsa', { modulusLength: 3072 });
-  const caCert = forge.pki.createCertificate();
-  caCert.publicKey = forge.pki.publicKeyFromPem(caKeys.publicKey.export({ type: 'spki', format: 'pem' }).toString());
-  caCert.serialNumber = newSerialHex();
-  caCert.validity.notBefore = new Date(now - 5 * 60_000);
-  caCert.validity.notAfter = new Date(now + (options.caValidityDays ?? 3650) * 86_400_000);
-  const caSubject = [
-    { name: 'commonName', value: `${org} Handrail CA` },
-    { name: 'organizationName', value: org },
-  ];
-  caCert.setSubject(caSubject);
-  caCert.setIssuer(caSubject);
-  caCert.setExtensions([
-    { name: 'basicConstraints', cA: true, pathLenConstraint: 0, critical: true },
-    { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
-    { name: 'subjectKeyIdentifier' },
-  ]);
-  caCert.sign(forgeSigner(caKeys.privateKey), forge.md.sha256.create());
-  const caCertPem = forge.pki.certificateToPem(caCert);
+  const { caKeys, caCert, caCertPem } = makeCaCertificate(org, now, options.caValidityDays ?? 3650);
 
   const sans = defaultSans(options.sans ?? []);
   const serverKeys = generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -123,8 +109,11 @@ export async function loadCa(certsDir: string): Promise<CertificateAuthority> {
   };
   const caCertPem = await read(CA_FILES.caCert);
   const caKeyPem = await read(CA_FILES.caKey);
+  const nextCaCertPem = await readFile(join(certsDir, CA_NEXT_FILES.caCert), 'utf8').catch(() => undefined);
   return {
     caCertPem,
+    nextCaCertPem,
+    trustPem: nextCaCertPem ? `${caCertPem.trim()}\n${nextCaCertPem.trim()}\n` : caCertPem,
     caKey: createPrivateKey(caKeyPem),
     caCert: forge.pki.certificateFromPem(caCertPem),
     serverCertPem: await read(CA_FILES.serverCert),
@@ -208,6 +197,61 @@ export function issueAgentCertificate(
   };
 }
 
+
+function makeCaCertificate(org: string, now: number, days: number, label = ''): { caKeys: { privateKey: KeyObject; publicKey: KeyObject }; caCert: forge.pki.Certificate; caCertPem: string } {
+  const caKeys = generateKeyPairSync('rsa', { modulusLength: 3072 });
+  const caCert = forge.pki.createCertificate();
+  caCert.publicKey = forge.pki.publicKeyFromPem(caKeys.publicKey.export({ type: 'spki', format: 'pem' }).toString());
+  caCert.serialNumber = newSerialHex();
+  caCert.validity.notBefore = new Date(now - 5 * 60_000);
+  caCert.validity.notAfter = new Date(now + days * 86_400_000);
+  const caSubject = [
+    { name: 'commonName', value: `${org} Handrail CA${label}` },
+    { name: 'organizationName', value: org },
+  ];
+  caCert.setSubject(caSubject);
+  caCert.setIssuer(caSubject);
+  caCert.setExtensions([
+    { name: 'basicConstraints', cA: true, pathLenConstraint: 0, critical: true },
+    { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
+    { name: 'subjectKeyIdentifier' },
+  ]);
+  caCert.sign(forgeSigner(caKeys.privateKey), forge.md.sha256.create());
+  return { caKeys, caCert, caCertPem: forge.pki.certificateToPem(caCert) };
+}
+
+/** The CA that takes over in a roll-over (`handrail ca rotate`), beside the current one. */
+export const CA_NEXT_FILES = { caCert: 'ca-next.pem', caKey: 'ca-next.key' } as const;
+
+export interface CaSummary {
+  readonly fingerprint256: string;
+  readonly subject: string;
+  readonly notAfter: string;
+}
+
+export function caSummary(pem: string): CaSummary {
+  const x = new X509Certificate(pem);
+  return { fingerprint256: x.fingerprint256, subject: x.subject.replace(/\n/g, ', '), notAfter: new Date(x.validTo).toISOString() };
+}
+
+/**
+ * Starts a CA roll-over: a new CA (its own key, a later serial and a distinct name) written as
+ * ca-next.pem / ca-next.key. From the coordinator's next start it trusts agent certificates of
+ * both CAs (the overlap); ca.pem stays the CA that issues and that agents pin until the rest of
+ * the roll-over (README, "CA roll-over") moves them.
+ */
+export async function planCaRotation(certsDir: string, now: number, days = 3650): Promise<{ current: CaSummary; next: CaSummary }> {
+  const currentPem = await readFile(join(certsDir, CA_FILES.caCert), 'utf8').catch(() => {
+    throw failedPrecondition(`missing ${join(certsDir, CA_FILES.caCert)}`, 'run `handrail ca init` first (or point --certs-dir at the CA)');
+  });
+  const nextCert = join(certsDir, CA_NEXT_FILES.caCert);
+  if (await exists(nextCert)) throw failedPrecondition(`a CA roll-over is already planned (${nextCert} exists)`, 'see `handrail ca status`');
+  const org = new X509Certificate(currentPem).subject.match(/^O=(.*)$/m)?.[1] ?? 'Handrail';
+  const { caKeys, caCertPem } = makeCaCertificate(org, now, days, ` ${new Date(now).toISOString().slice(0, 10)}`);
+  await writeSecret(join(certsDir, CA_NEXT_FILES.caKey), caKeys.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString());
+  await writeFile(nextCert, caCertPem, { mode: 0o644 });
+  return { current: caSummary(currentPem), next: caSummary(caCertPem) };
+}
 
 function newSerialHex(): string {
   const b = randomBytes(16);

@@ -25,6 +25,8 @@ export interface PublicKeyRecord {
   readonly algorithm: string;
   readonly publicKeyPem: string;
   readonly createdAt: number;
+  /** When it started signing; null while it is only published (a dispatch rotation in progress). */
+  readonly signingSince: number | null;
   readonly retiredAt: number | null;
 }
 
@@ -34,6 +36,25 @@ export function keyIdFor(purpose: KeyPurpose, publicKey: KeyObject): string {
   return `${purpose}-${createHash('sha256').update(der).digest('hex').slice(0, 16)}`;
 }
 
+/**
+ * The version of the dispatch key set made of these keys: the latest creation or retirement.
+ * It grows with every publication and retirement (a retirement is stamped past it), and equals
+ * the newest key's creation time for stores from before published keys, as agents already hold.
+ */
+export function dispatchSetVersion(keys: readonly PublicKeyRecord[]): number {
+  return Math.max(1, ...keys.filter((k) => k.purpose === 'dispatch').map((k) => Math.max(k.createdAt, k.retiredAt ?? 0)));
+}
+
+/** A key just written to the store: `createdAt` is also the first dispatch key set version that names it. */
+export interface PublishedKey {
+  readonly keyId: string;
+  readonly createdAt: number;
+}
+
+type KeyRow = { key_id: string; purpose: KeyPurpose; algorithm: string; public_key_pem: string; created_at: number; signing_since: number | null; retired_at: number | null };
+
+const ACTIVE_SQL = 'SELECT key_id FROM signing_keys WHERE purpose = ? AND retired_at IS NULL AND signing_since IS NOT NULL ORDER BY signing_since DESC, created_at DESC, key_id LIMIT 1';
+
 export class Keyring {
   private constructor(
     private readonly db: Database,
@@ -41,15 +62,15 @@ export class Keyring {
     private readonly activeKeys: Map<KeyPurpose, SigningKey>,
   ) {}
 
+  /** Private keys read for signing key sets, by key id. */
+  private readonly loaded = new Map<string, SigningKey>();
+
   /** Loads the active key of each purpose, creating one where none exists yet. */
   static async open(db: Database, keysDir: string, now: () => number = Date.now): Promise<Keyring> {
     const ring = new Keyring(db, keysDir, new Map());
     for (const purpose of ['dispatch', 'audit'] as const) {
-      const row = await db.get<{ key_id: string }>(
-        'SELECT key_id FROM signing_keys WHERE purpose = ? AND retired_at IS NULL ORDER BY created_at DESC, key_id LIMIT 1',
-        [purpose],
-      );
-      const key = row ? await ring.readPrivate(purpose, row.key_id) : await ring.create(purpose, now());
+      const row = await db.get<{ key_id: string }>(ACTIVE_SQL, [purpose]);
+      const key = row ? await ring.readPrivate(purpose, row.key_id) : await ring.create(purpose, now, { signing: true });
       ring.activeKeys.set(purpose, key);
     }
     return ring;
@@ -61,16 +82,44 @@ export class Keyring {
     return k;
   }
 
+  /**
+   * Takes up a key another process (`handrail keys …`) made active in the store; returns the
+   * purposes whose active key changed. A running coordinator calls it on its poll.
+   */
+  async refresh(): Promise<KeyPurpose[]> {
+    const changed: KeyPurpose[] = [];
+    for (const purpose of ['dispatch', 'audit'] as const) {
+      const row = await this.db.get<{ key_id: string }>(ACTIVE_SQL, [purpose]);
+      if (!row || row.key_id === this.activeKeys.get(purpose)?.keyId) continue;
+      this.activeKeys.set(purpose, await this.readPrivate(purpose, row.key_id));
+      changed.push(purpose);
+    }
+    return changed;
+  }
+
+  /**
+   * Every live (not retired) key of a purpose with its private half, active key first. A
+   * dispatch key set is signed by all of them, so an agent that missed a rotation while
+   * offline still finds a signer it trusts.
+   */
+  async liveKeys(purpose: KeyPurpose): Promise<SigningKey[]> {
+    const active = this.active(purpose);
+    const out = [active];
+    for (const k of await this.publicKeys(purpose)) {
+      if (k.retiredAt !== null || k.keyId === active.keyId) continue;
+      let key = this.loaded.get(k.keyId);
+      if (!key) {
+        key = await this.readPrivate(purpose, k.keyId);
+        this.loaded.set(k.keyId, key);
+      }
+      out.push(key);
+    }
+    return out;
+  }
+
   /** Every public key of a purpose, retired ones included. */
   async publicKeys(purpose?: KeyPurpose): Promise<PublicKeyRecord[]> {
-    const rows = await this.db.all<{
-      key_id: string;
-      purpose: KeyPurpose;
-      algorithm: string;
-      public_key_pem: string;
-      created_at: number;
-      retired_at: number | null;
-    }>(
+    const rows = await this.db.all<KeyRow>(
       purpose
         ? 'SELECT * FROM signing_keys WHERE purpose = ? ORDER BY created_at, key_id'
         : 'SELECT * FROM signing_keys ORDER BY created_at, key_id',
@@ -82,6 +131,7 @@ export class Keyring {
       algorithm: r.algorithm,
       publicKeyPem: r.public_key_pem,
       createdAt: r.created_at,
+      signingSince: r.signing_since,
       retiredAt: r.retired_at,
     }));
   }
@@ -89,26 +139,70 @@ export class Keyring {
   /** Makes a new active key for `purpose` and retires the old one (its public half stays). */
   async rotate(purpose: KeyPurpose, now: number = Date.now()): Promise<SigningKey> {
     const previous = this.activeKeys.get(purpose);
-    const key = await this.create(purpose, now, previous?.keyId);
+    const key = await this.create(purpose, () => now, { signing: true, retire: previous?.keyId });
     this.activeKeys.set(purpose, key);
     return key;
   }
 
-  private async create(purpose: KeyPurpose, now: number, retire?: string): Promise<SigningKey> {
+  /** A new key that agents are told about but that signs nothing yet (see `activate`). */
+  async publish(purpose: KeyPurpose, now: number, within?: (tx: Tx, key: PublishedKey) => Promise<void>): Promise<SigningKey> {
+    return this.create(purpose, () => now, { signing: false, within });
+  }
+
+  /**
+   * Switches signing to a published key; the previous key stays trusted until `retire`.
+   * `within` runs in the same transaction (the audit record of the switch).
+   */
+  async activate(keyId: string, now: number, within?: (tx: Tx) => Promise<void>): Promise<SigningKey> {
+    const record = (await this.publicKeys()).find((k) => k.keyId === keyId);
+    if (!record || record.retiredAt !== null) throw new Error(`no published key ${keyId}`);
+    const key = await this.readPrivate(record.purpose, keyId);
+    await this.db.write(async (tx) => {
+      const r = await tx.run('UPDATE signing_keys SET signing_since = ? WHERE key_id = ? AND retired_at IS NULL AND signing_since IS NULL', [now, keyId]);
+      if (r.changes !== 1) throw new Error(`key ${keyId} is not waiting to be activated`);
+      await within?.(tx);
+    });
+    this.activeKeys.set(record.purpose, key);
+    return key;
+  }
+
+  /** Retires keys (never the active one); returns the retirement time, past the set's version. */
+  async retire(keyIds: readonly string[], now: number, within?: (tx: Tx, retiredAt: number) => Promise<void>): Promise<number> {
+    for (const id of keyIds) {
+      if ([...this.activeKeys.values()].some((k) => k.keyId === id)) throw new Error(`key ${id} is the active key; it cannot be retired`);
+    }
+    return this.db.write(async (tx) => {
+      const all = await tx.all<{ purpose: KeyPurpose; created_at: number; retired_at: number | null }>('SELECT purpose, created_at, retired_at FROM signing_keys');
+      const at = Math.max(now, 1 + Math.max(0, ...all.map((k) => Math.max(k.created_at, k.retired_at ?? 0))));
+      for (const id of keyIds) {
+        const r = await tx.run('UPDATE signing_keys SET retired_at = ? WHERE key_id = ? AND retired_at IS NULL', [at, id]);
+        if (r.changes !== 1) throw new Error(`key ${id} is not a live key`);
+      }
+      await within?.(tx, at);
+      return at;
+    });
+  }
+
+  private async create(purpose: KeyPurpose, now: () => number, o: { signing: boolean; retire?: string | undefined; within?: ((tx: Tx, key: PublishedKey) => Promise<void>) | undefined }): Promise<SigningKey> {
     const { privateKey, publicKey } = generateKeyPairSync('ed25519');
     const keyId = keyIdFor(purpose, publicKey);
     const dir = join(this.keysDir, purpose);
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const file = join(dir, `${keyId}.key`);
+    // The private key is on disk before the store names it: a backup (store first, then keys) always finds it.
     await writeFile(file, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600, flag: 'wx' });
     await chmod(file, 0o600);
     const publicKeyPem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
     await this.db.write(async (tx: Tx) => {
-      if (retire) await tx.run('UPDATE signing_keys SET retired_at = ? WHERE key_id = ?', [now, retire]);
+      // Creation time past every earlier key's: the dispatch set version must grow.
+      const latest = await tx.get<{ t: number | null }>('SELECT max(max(created_at, coalesce(retired_at, 0))) AS t FROM signing_keys WHERE purpose = ?', [purpose]);
+      const at = Math.max(now(), (latest?.t ?? 0) + 1);
+      if (o.retire) await tx.run('UPDATE signing_keys SET retired_at = ? WHERE key_id = ?', [at, o.retire]);
       await tx.run(
-        'INSERT INTO signing_keys (key_id, purpose, algorithm, public_key_pem, created_at) VALUES (?, ?, ?, ?, ?)',
-        [keyId, purpose, 'ed25519', publicKeyPem, now],
+        'INSERT INTO signing_keys (key_id, purpose, algorithm, public_key_pem, created_at, signing_since) VALUES (?, ?, ?, ?, ?, ?)',
+        [keyId, purpose, 'ed25519', publicKeyPem, at, o.signing ? at : null],
       );
+      await o.within?.(tx, { keyId, createdAt: at });
     });
     return { keyId, purpose, privateKey, publicKey, publicKeyPem };
   }

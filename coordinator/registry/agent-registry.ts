@@ -273,4 +273,27 @@ export class AgentRegistry {
       await tx.run('UPDATE agents SET connected = 0 WHERE connected = 1');
     });
   }
+
+  /** The dispatch key set version an agent said it holds (only ever raised). */
+  recordDispatchKeysHeld(agentId: string, version: number): Promise<void> {
+    return this.db.batch(async (tx) => {
+      await tx.run('UPDATE agents SET dispatch_keys_version = ? WHERE id = ? AND (dispatch_keys_version IS NULL OR dispatch_keys_version < ?)', [version, agentId, version]);
+    });
+  }
+
+  /** Every enrolled, unrevoked agent with the dispatch key set version it last acknowledged. */
+  async dispatchKeyHolders(): Promise<DispatchKeyHolder[]> {
+    const rows = await this.db.all<{ id: string; name: string; connected: number; dispatch_keys_version: number | null }>(
+      'SELECT id, name, connected, dispatch_keys_version FROM agents WHERE revoked_at IS NULL ORDER BY name, id',
+    );
+    return rows.map((r) => ({ agentId: r.id, name: r.name, online: r.connected === 1, version: r.dispatch_keys_version }));
+  }
+}
+
+export interface DispatchKeyHolder {
+  readonly agentId: string;
+  readonly name: string;
+  readonly online: boolean;
+  /** null: the agent never acknowledged a set (it predates acknowledgements, or never connected since). */
+  readonly version: number | null;
 }

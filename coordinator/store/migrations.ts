@@ -3,6 +3,8 @@
  * append a new one. `migrate()` applies what a database has not seen, in one transaction each.
  */
 import type { Database } from './database.js';
+import { failedPrecondition, type HandrailError } from '../../core/errors.js';
+import { HANDRAIL_VERSION } from '../../core/version.js';
 
 export const MIGRATIONS: readonly string[] = [
   // 1: fleet, audit, executions
@@ -310,12 +312,51 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX webhook_deliveries_received ON webhook_deliveries (received_at);
   `,
+  // 7: key rotation without lost steps: a dispatch key is published to agents before it signs
+  // (signing_since NULL until then), and each agent's acknowledged dispatch key set version is
+  // kept, so a rotation switches signing only once online agents hold the new key.
+  `
+  ALTER TABLE signing_keys ADD COLUMN signing_since INTEGER;
+  UPDATE signing_keys SET signing_since = created_at;
+  ALTER TABLE agents ADD COLUMN dispatch_keys_version INTEGER;
+  `,
 ];
 
+/** The schema version this build writes: the number of migrations it knows. */
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/** What to do about a store's schema version, decided before anything is written. */
+export type SchemaPlan = { readonly kind: 'current' } | { readonly kind: 'upgrade'; readonly from: number; readonly to: number } | { readonly kind: 'too_new'; readonly found: number; readonly known: number };
+
+export function planMigrations(found: number, known: number = SCHEMA_VERSION): SchemaPlan {
+  if (found > known) return { kind: 'too_new', found, known };
+  if (found < known) return { kind: 'upgrade', from: found, to: known };
+  return { kind: 'current' };
+}
+
+/** The one-line refusal of a store written by a newer Handrail. */
+export function tooNewError(path: string, found: number, known: number): HandrailError {
+  return failedPrecondition(
+    `the store ${path} has schema version ${found}, newer than this Handrail ${HANDRAIL_VERSION} knows (up to ${known})`,
+    'run the Handrail release that last wrote this store (or a newer one), or restore a backup taken with this release; the store was not changed',
+  );
+}
+
+/** The store's schema version (0 for a new, empty store). */
+export async function schemaVersion(db: Database): Promise<number> {
+  const table = await db.get<{ n: number }>("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'");
+  if (!table || table.n === 0) return 0;
+  const row = await db.get<{ version: number | null }>('SELECT max(version) AS version FROM schema_version');
+  return row?.version ?? 0;
+}
+
+/** Applies the migrations a store has not seen; refuses (changing nothing) a store newer than this build. */
 export async function migrate(db: Database): Promise<void> {
+  const plan = planMigrations(await schemaVersion(db));
+  if (plan.kind === 'too_new') throw tooNewError(db.path, plan.found, plan.known);
+  if (plan.kind === 'current') return;
   await db.exec('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)');
-  const row = await db.get<{ version: number }>('SELECT max(version) AS version FROM schema_version');
-  const current = row?.version ?? 0;
+  const current = plan.from;
   for (let i = current; i < MIGRATIONS.length; i++) {
     const sql = MIGRATIONS[i] as string;
     await db.write(async (tx) => {

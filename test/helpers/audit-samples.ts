@@ -40,4 +40,10 @@ export const AUDIT_SAMPLES: { readonly [T in AuditEventType]: AuditPayloads[T] }
   'webhook.secret_rotated': { hookId: 'whk-1', previousValidUntil: '2026-11-24T05:00:00.123Z' },
   'webhook.accepted': { hookId: 'whk-1', deliveryId: 'am-42', executionId: 'exe-1', runbookId: 'disk-usage', runAs: 'alertmanager' },
   'webhook.refused': { hookId: 'whk-1', deliveryId: 'am-42', reason: 'replay', detail: 'delivery am-42 was already accepted', remote: '10.0.0.66', count: 3 },
+  'dispatch_key.published': { keyId: 'dispatch-fedcba9876543210', version: 1795410000000, onlineAgents: 3 },
+  'dispatch_key.activated': { keyId: 'dispatch-fedcba9876543210', previousKeyId: 'dispatch-0123456789abcdef', version: 1795410000000, forced: true, agentsLacking: ['agt-3'] },
+  'dispatch_key.retired': { keyIds: ['dispatch-0123456789abcdef'], version: 1795410600000, forced: false, agentsLacking: [] },
+  'store.backup_taken': { file: '/var/backups/handrail-2026-11-23.hrbk', auditSeq: 1042, auditHash: 'ab'.repeat(32), storeSha256: 'cd'.repeat(32), storeBytes: 4096000, keyFiles: 3 },
+  'store.restored': { takenAt: '2026-11-23T05:00:00.000Z', auditSeq: 1042, auditHash: 'ab'.repeat(32), storeSha256: 'cd'.repeat(32), forced: false },
+  'ca.rotation_planned': { currentFingerprint256: 'AA:BB', nextFingerprint256: 'CC:DD', nextSubject: 'CN=Handrail Handrail CA 2026-11-23, O=Handrail', nextNotAfter: '2036-11-21T05:00:00.000Z' },
 };

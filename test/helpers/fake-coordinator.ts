@@ -35,7 +35,7 @@ export class FakeCoordinator {
           if (!req.msg) return;
           f.received.push(req.msg);
           if (req.msg.$case === 'hello') {
-            call.write({ msg: { $case: 'welcome', value: { agentId: 'fake', serverTimeMs: Date.now(), heartbeatIntervalMs: 1000, certificateNotAfterMs: Date.now() + 3_600_000, dispatchKeySet: undefined, coordinatorVersion: o.coordinatorVersion ?? HANDRAIL_VERSION } } });
+            call.write({ msg: { $case: 'welcome', value: { agentId: 'fake', serverTimeMs: Date.now(), heartbeatIntervalMs: 1000, certificateNotAfterMs: Date.now() + 3_600_000, dispatchKeySet: undefined, coordinatorVersion: o.coordinatorVersion ?? HANDRAIL_VERSION, acceptsDispatchKeysHeld: false } } });
           }
           const w = f.waiters;
           f.waiters = [];

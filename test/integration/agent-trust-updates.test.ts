@@ -260,4 +260,9 @@ describe('replay log across a crash', () => {
     expect((await readFile(runs, 'utf8')).trim().split('\n')).toEqual(['run']);
     await writeFile(runs, '');
   });
+
+  it('acknowledges no key set to a coordinator that did not say it reads acknowledgements (older ones end the stream)', () => {
+    // The fake welcomes without accepts_dispatch_keys_held, and the agent took sets from it above.
+    expect(fake.received.filter((m) => m.$case === 'dispatchKeysHeld')).toEqual([]);
+  });
 });

@@ -74,6 +74,7 @@ export interface ConnectRequest {
     | { $case: "renew"; value: RenewRequest }
     | { $case: "accepted"; value: StepAccepted }
     | { $case: "trustRefused"; value: TrustRefused }
+    | { $case: "dispatchKeysHeld"; value: DispatchKeysHeld }
     | undefined;
 }
 
@@ -124,6 +125,8 @@ export interface Welcome {
    * saying to upgrade the coordinator.
    */
   coordinatorVersion: string;
+  /** The coordinator reads DispatchKeysHeld (older ones end a stream on a message they do not know). */
+  acceptsDispatchKeysHeld: boolean;
 }
 
 export interface Heartbeat {
@@ -276,6 +279,15 @@ export interface TrustRefused {
   reason: string;
 }
 
+/**
+ * The dispatch key set the agent trusts now, sent after every set it accepted (at welcome, renewal
+ * and rotation, changed or not): a key rotation switches signing only once online agents hold it.
+ */
+export interface DispatchKeysHeld {
+  version: number;
+  keyIds: string[];
+}
+
 export interface Disconnect {
   reason: string;
   /**
@@ -315,6 +327,9 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
         break;
       case "trustRefused":
         TrustRefused.encode(message.msg.value, writer.uint32(66).fork()).join();
+        break;
+      case "dispatchKeysHeld":
+        DispatchKeysHeld.encode(message.msg.value, writer.uint32(74).fork()).join();
         break;
     }
     return writer;
@@ -395,6 +410,14 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
             }
 
             message.msg = { $case: "trustRefused", value: TrustRefused.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.msg = { $case: "dispatchKeysHeld", value: DispatchKeysHeld.decode(reader, reader.uint32()) };
             continue;
           }
         }
@@ -671,6 +694,7 @@ function createBaseWelcome(): Welcome {
     certificateNotAfterMs: 0,
     dispatchKeySet: undefined,
     coordinatorVersion: "",
+    acceptsDispatchKeysHeld: false,
   };
 }
 
@@ -693,6 +717,9 @@ export const Welcome: MessageFns<Welcome> = {
     }
     if (message.coordinatorVersion !== "") {
       writer.uint32(50).string(message.coordinatorVersion);
+    }
+    if (message.acceptsDispatchKeysHeld !== false) {
+      writer.uint32(56).bool(message.acceptsDispatchKeysHeld);
     }
     return writer;
   },
@@ -756,6 +783,14 @@ export const Welcome: MessageFns<Welcome> = {
             }
 
             message.coordinatorVersion = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.acceptsDispatchKeysHeld = reader.bool();
             continue;
           }
         }
@@ -2077,6 +2112,63 @@ export const TrustRefused: MessageFns<TrustRefused> = {
             }
 
             message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseDispatchKeysHeld(): DispatchKeysHeld {
+  return { version: 0, keyIds: [] };
+}
+
+export const DispatchKeysHeld: MessageFns<DispatchKeysHeld> = {
+  encode(message: DispatchKeysHeld, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.version !== 0) {
+      writer.uint32(8).uint64(message.version);
+    }
+    for (const v of message.keyIds) {
+      writer.uint32(18).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DispatchKeysHeld {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDispatchKeysHeld();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.version = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.keyIds.push(reader.string());
             continue;
           }
         }
