@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import { checkDelivery } from '../coordinator/webhooks/delivery-check.js';
 import { checkMapping, mapPayload } from '../coordinator/webhooks/payload-mapping.js';
 import { openDataDir } from '../coordinator/data-dir.js';
-import { signatureHeader } from '../core/hmac-signature.js';
+import { signWebhook } from '../core/webhook-signature.js';
 import { out, startBench } from './harness.js';
 import { median } from './proc-stats.js';
 
@@ -40,7 +40,7 @@ for (let r = 0; r < rounds; r++) {
   const n = 5000;
   const now = Date.now();
   const ts = String(Math.floor(now / 1000));
-  const headers = { signature: signatureHeader(secret, ts, 'd-1', body), timestamp: ts, delivery: 'd-1' };
+  const headers = { signature: signWebhook(secret, ts, 'd-1', body), timestamp: ts, delivery: 'd-1' };
   const t0 = performance.now();
   for (let i = 0; i < n; i++) {
     const c = checkDelivery({ headers, body, secrets: { current: 'hrw_other', previous: { secret, until: now + 1000 } }, nowMs: now });
@@ -59,7 +59,7 @@ try {
   hookId = (await b.api<{ webhook: { id: string } }>('POST', '/api/v1/webhooks', { runbook: 'diagnostics-bundle', runAs: 'bench', mapping: { options: { ticket: { path: '$.t', default: 'bench' } } } })).webhook.id;
   const forged = async (i: number): Promise<void> => {
     const ts = String(Math.floor(Date.now() / 1000));
-    const res = await fetch(`${b.url}/hooks/${hookId}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-handrail-timestamp': ts, 'x-handrail-delivery': `forged-${i}`, 'x-handrail-signature': signatureHeader('hrw_not-the-secret', ts, `forged-${i}`, body) }, body });
+    const res = await fetch(`${b.url}/hooks/${hookId}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-handrail-timestamp': ts, 'x-handrail-delivery': `forged-${i}`, 'x-handrail-signature': signWebhook('hrw_not-the-secret', ts, `forged-${i}`, body) }, body });
     await res.text();
     if (res.status !== 401) throw new Error(`expected 401, got ${res.status}`);
   };

@@ -23,14 +23,26 @@ export const WEBHOOK_HEADERS = {
   signature: 'x-handrail-signature',
 } as const;
 
-/** The exact bytes that are signed. */
-export function signedBytes(timestamp: number, deliveryId: string, body: string | Uint8Array): Buffer {
+/** The exact bytes that are signed (the timestamp as sent: unix seconds). */
+export function signedBytes(timestamp: number | string, deliveryId: string, body: string | Uint8Array): Buffer {
   return Buffer.concat([Buffer.from(`${SIGNATURE_SCHEME}:${timestamp}:${deliveryId}:`, 'utf8'), typeof body === 'string' ? Buffer.from(body, 'utf8') : body]);
 }
 
-/** `sha256=<hex>` over signedBytes(); the secret's UTF-8 bytes are the HMAC key. */
-export function signWebhook(secret: string, timestamp: number, deliveryId: string, body: string | Uint8Array): string {
-  return SIGNATURE_PREFIX + createHmac('sha256', secret).update(signedBytes(timestamp, deliveryId, body)).digest('hex');
+/** Lower-case hex HMAC-SHA256 of signedBytes(); the secret's UTF-8 bytes are the key (as `openssl dgst -hmac "$SECRET"`). */
+export function signatureHex(secret: string, timestamp: number | string, deliveryId: string, body: string | Uint8Array): string {
+  return createHmac('sha256', secret).update(signedBytes(timestamp, deliveryId, body)).digest('hex');
+}
+
+/** The x-handrail-signature header value: `sha256=<hex>`. */
+export function signWebhook(secret: string, timestamp: number | string, deliveryId: string, body: string | Uint8Array): string {
+  return SIGNATURE_PREFIX + signatureHex(secret, timestamp, deliveryId, body);
+}
+
+/** Whether `presentedHex` (64 hex digits, either case) is the signature under `secret`; compared in constant time. */
+export function signatureMatches(secret: string, timestamp: number | string, deliveryId: string, body: string | Uint8Array, presentedHex: string): boolean {
+  const expected = Buffer.from(signatureHex(secret, timestamp, deliveryId, body), 'hex');
+  const presented = Buffer.from(presentedHex, 'hex');
+  return presented.length === expected.length && timingSafeEqual(presented, expected);
 }
 
 export interface VerifyInput {

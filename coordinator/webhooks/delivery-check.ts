@@ -5,9 +5,9 @@
  * injected clock. Whether the delivery id was seen before is the store's question (replays).
  *
  * Headers: `x-handrail-signature: sha256=<hex>`, `x-handrail-timestamp: <unix seconds>`,
- * `x-handrail-delivery: <1-128 of [A-Za-z0-9._:-]>`; the scheme is core/hmac-signature.ts.
+ * `x-handrail-delivery: <1-128 of [A-Za-z0-9._:-]>`; the scheme is core/webhook-signature.ts.
  */
-import { SIGNATURE_PREFIX, signatureMatches } from '../../core/hmac-signature.js';
+import { SIGNATURE_PREFIX, signatureMatches } from '../../core/webhook-signature.js';
 
 export const SIGNATURE_HEADER = 'x-handrail-signature';
 export const TIMESTAMP_HEADER = 'x-handrail-timestamp';

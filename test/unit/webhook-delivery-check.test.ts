@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { checkDelivery, type DeliveryHeaders, type HookSecrets } from '../../coordinator/webhooks/delivery-check.js';
-import { signatureHeader, signedBytes } from '../../core/hmac-signature.js';
+import { signWebhook, signedBytes } from '../../core/webhook-signature.js';
 
 const NOW = Date.UTC(2026, 11, 3, 9, 0, 0);
 const TS = String(NOW / 1000);
@@ -11,7 +11,7 @@ const PREVIOUS = 'hrw_previous-secret-previous-secret';
 const SECRETS: HookSecrets = { current: CURRENT, previous: { secret: PREVIOUS, until: NOW + 1000 } };
 
 const signed = (secret: string, o: { ts?: string; delivery?: string; body?: Buffer } = {}): DeliveryHeaders => ({
-  signature: signatureHeader(secret, o.ts ?? TS, o.delivery ?? 'd-1', o.body ?? BODY),
+  signature: signWebhook(secret, o.ts ?? TS, o.delivery ?? 'd-1', o.body ?? BODY),
   timestamp: o.ts ?? TS,
   delivery: o.delivery ?? 'd-1',
 });

@@ -16,7 +16,7 @@ import { PREVIOUS_SECRET_GRACE_MS, WebhookAdmin } from '../../coordinator/webhoo
 import { WebhookService, type InboundDelivery } from '../../coordinator/webhooks/webhook-service.js';
 import { Counters } from '../../coordinator/metrics/counters.js';
 import type { RunRequest } from '../../coordinator/engine/engine.js';
-import { signatureHeader } from '../../core/hmac-signature.js';
+import { signWebhook } from '../../core/webhook-signature.js';
 import { newId } from '../../core/ids.js';
 
 const T0 = Date.UTC(2026, 11, 3, 9, 0, 0);
@@ -70,7 +70,7 @@ describe('webhook service', () => {
     const body = Buffer.from(o.body ?? '{"alert":"DiskFull"}');
     const ts = String(Math.floor((o.ts ?? t) / 1000));
     const id = o.delivery ?? newId('dlv');
-    return { hookId, headers: { signature: signatureHeader(secret, ts, id, body), timestamp: ts, delivery: id }, body, remote: '127.0.0.1', requestId: newId('req') };
+    return { hookId, headers: { signature: signWebhook(secret, ts, id, body), timestamp: ts, delivery: id }, body, remote: '127.0.0.1', requestId: newId('req') };
   };
   const records = async (type: string): Promise<Array<Record<string, unknown>>> =>
     (await data.db.all<{ payload: Buffer }>('SELECT payload FROM audit_records ORDER BY seq'))
