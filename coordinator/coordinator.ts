@@ -21,6 +21,7 @@ import { watchDirectory } from './runbooks/watch.js';
 import { AccessControl } from './policy/access-control.js';
 import { SecretBox } from './pki/secret-box.js';
 import { AuditEvents } from './audit/events.js';
+import { RefusalLog } from './audit/refusal-log.js';
 import { RateLimiter } from '../core/rate-limiter.js';
 import { HandrailError } from '../core/errors.js';
 import { join } from 'node:path';
@@ -73,6 +74,8 @@ export interface RunningCoordinator {
   cancelExecution(executionId: string, user: User): Promise<boolean>;
   /** Counts and logs a failed login; audits at most one per remote address per minute. */
   recordAuthFailure(remote: string, reason: string): void;
+  /** Audits requests refused for authorization reasons (rate-limited per user, action and rule). */
+  readonly refusals: RefusalLog;
   /** Stops watching, closes the agent port, writes a last checkpoint and closes the store. */
   stop(): Promise<void>;
 }
@@ -193,6 +196,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
       .batch((tx) => data.audit.append(tx, { type: AuditEvents.loginFailed, actor: { kind: 'user', id: 'unknown' }, data: { user: 'unknown', remote, reason } }))
       .catch((e: unknown) => log.error({ event: 'audit.append_failed', err: e }, 'auditing a failed login failed'));
   };
+  const refusals = new RefusalLog(data.db, data.audit, log, now);
   const writeCheckpoint = async (): Promise<void> => {
     const line = await data.audit.checkpoint();
     log.info({ event: 'audit.checkpoint', checkpoint: JSON.parse(line) as unknown }, 'audit checkpoint written');
@@ -219,10 +223,12 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
     reloadCatalog,
     cancelExecution: async (id, user) => (await engine.cancel(id, user)) || (await adhoc.cancel(id, user.name)),
     recordAuthFailure,
+    refusals,
     async stop() {
       stopWatching();
       if (checkpointTimer) clearInterval(checkpointTimer);
       await gateway.close();
+      await refusals.settled();
       await writeCheckpoint().catch(checkpointFailed);
       await data.close();
     },

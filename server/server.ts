@@ -54,6 +54,7 @@ export async function startServer(config: ServerConfig, log: Logger, now: () => 
     gauges: () => ({ agents_online: gateway.onlineCount(), rss_bytes: process.memoryUsage().rss }),
     now,
     onAuthFailure: (remote, reason) => coordinator.recordAuthFailure(remote, reason),
+    onRefused: (r) => coordinator.refusals.record(r),
     log,
     limits: { maxOutputBytes: config.maxOutputBytes },
   });

@@ -39,6 +39,7 @@ export const AuditEvents = {
   loginFailed: 'login.failed',
   keyRotated: 'key.rotated',
   agentConnectionRefused: 'agent.connection_refused',
+  requestRefused: 'request.refused',
 } as const;
 
 export type AuditEventType = (typeof AuditEvents)[keyof typeof AuditEvents];
@@ -71,6 +72,7 @@ export const AUDIT_CODES: Readonly<Record<AuditEventType, string>> = {
   'login.failed': 'HR5005',
   'key.rotated': 'HR6001',
   'agent.connection_refused': 'HR1105',
+  'request.refused': 'HR2005',
 };
 
 /** Every event type, in catalog order. */
@@ -144,7 +146,27 @@ export interface AuditPayloads {
    * Emit at most one per remote address and reason per minute: refusals must not flood the log.
    */
   'agent.connection_refused': { agentId: string | null; certificateSerial: string | null; remote: string; reason: string; count: number };
+  /**
+   * A state-changing API request refused for authorization reasons (policy, the two-person
+   * rule, not an approver, or an execution the user may not see, which they were told is not
+   * found). `requestId`: its X-Request-Id; `action`: approve, deny, cancel, adhoc or reload;
+   * `targetId`: the execution (or the ad-hoc request's agents), null for a reload; `rule`: the
+   * `<policy>/<rule>` that refused, DEFAULT_DENY_RULE, or one of REFUSAL_RULES. At most a few
+   * per user, action and rule a minute (coordinator/audit/refusal-log.ts): `suppressed` counts
+   * the refusals of that key not recorded since its previous record.
+   */
+  'request.refused': { requestId: string | null; user: string; action: string; targetId: string | null; runbookId: string | null; rule: string; reason: string; suppressed: number };
 }
+
+/**
+ * The `rule` of a refusal no policy rule made: the approval checks of
+ * coordinator/engine/approval-rules.ts. Like DEFAULT_DENY_RULE, none can name a policy rule.
+ */
+export const REFUSAL_RULES = {
+  twoPersonRule: 'two-person-rule',
+  alreadyDecided: 'already-decided',
+  notAnApprover: 'not-an-approver',
+} as const;
 
 /** The `rule` of a decision no rule made (default deny). Rule ids are `<policy>/<rule>`, so it cannot name one. */
 export const DEFAULT_DENY_RULE = 'default-deny';

@@ -19,7 +19,7 @@ import { applyOutcome, approveGate, cancel as cancelProgress, initialProgress, n
 import { checkApprover } from './approval-rules.js';
 import { runHttpStep } from './http-step.js';
 import { EVERYTHING, formatSelector, intersect, matches, parseSelector, SelectorSyntaxError, type Selector } from '../../core/selector.js';
-import { HandrailError, invalidArgument, notFound, permissionDenied } from '../../core/errors.js';
+import { HandrailError, invalidArgument, notFound, permissionDenied, RefusedError } from '../../core/errors.js';
 import { newId } from '../../core/ids.js';
 import { echo, some } from '../../core/echo.js';
 
@@ -229,12 +229,14 @@ export class ExecutionEngine {
     const run = this.runs.get(executionId);
     if (!run) throw new HandrailError('unavailable', `execution ${executionId} is not loaded; retry in a moment`);
     const policy = d.policy.decide(user, 'approve', { id: run.runbook.id, tags: run.runbook.tags, owner: run.runbook.owner });
-    if (!policy.allowed) throw permissionDenied(`not allowed to approve ${run.runbook.id}: ${policy.reason}`);
+    if (!policy.allowed) {
+      throw new RefusedError('permission_denied', `not allowed to approve ${run.runbook.id}: ${policy.reason}`, { action: decision, targetId: executionId, runbookId: run.runbook.id, rule: policy.rule ?? DEFAULT_DENY_RULE, reason: policy.reason });
+    }
     const approval = JSON.parse(row.approval_json) as { required: number; from: string[] };
     const gate = row.gate;
     const decided = await d.db.all<{ approver: string; decision: string }>('SELECT approver, decision FROM approvals WHERE execution_id = ? AND gate = ?', [executionId, gate]);
     const check = checkApprover({ approver: user, requester: row.requested_by, from: approval.from, alreadyDecided: decided.map((x) => x.approver) });
-    if (!check.ok) throw permissionDenied(check.reason);
+    if (!check.ok) throw new RefusedError('permission_denied', check.reason, { action: decision, targetId: executionId, runbookId: run.runbook.id, rule: check.rule, reason: check.reason });
     const approvals = decided.filter((x) => x.decision === 'approve').length + (decision === 'approve' ? 1 : 0);
     const remaining = Math.max(0, approval.required - approvals);
     const now = d.now();
@@ -267,7 +269,9 @@ export class ExecutionEngine {
     const run = this.runs.get(executionId);
     if (!run) return false;
     const policy = d.policy.decide(user, 'cancel', { id: run.runbook.id, tags: run.runbook.tags, owner: run.runbook.owner });
-    if (!policy.allowed && user.name !== run.requestedBy) throw permissionDenied(`not allowed to cancel ${run.runbook.id}: ${policy.reason}`);
+    if (!policy.allowed && user.name !== run.requestedBy) {
+      throw new RefusedError('permission_denied', `not allowed to cancel ${run.runbook.id}: ${policy.reason}`, { action: 'cancel', targetId: executionId, runbookId: run.runbook.id, rule: policy.rule ?? DEFAULT_DENY_RULE, reason: policy.reason });
+    }
     await d.db.write(async (tx) => {
       await tx.run('UPDATE executions SET cancel_requested_at = ?, canceled_by = ? WHERE id = ?', [d.now(), user.name, executionId]);
       await d.audit.append(tx, { type: AuditEvents.executionCanceled, actor: { kind: 'user', id: user.name }, data: { executionId } });

@@ -28,4 +28,5 @@ export const AUDIT_SAMPLES: { readonly [T in AuditEventType]: AuditPayloads[T] }
   'login.failed': { user: 'mallory', remote: '10.0.0.66', reason: 'bad password' },
   'key.rotated': { purpose: 'audit', previousKeyId: 'audit-0123456789abcdef', keyId: 'audit-fedcba9876543210' },
   'agent.connection_refused': { agentId: 'agt-1', certificateSerial: '1A2B', remote: 'ipv4:10.0.0.5:5555', reason: 'revoked', count: 1 },
+  'request.refused': { requestId: 'req-0123456789abcdef', user: 'mallory', action: 'approve', targetId: 'exe-1', runbookId: 'restart-web', rule: 'default-deny', reason: 'no rule allows mallory (groups: none) to approve restart-web; default deny', suppressed: 0 },
 };
