@@ -218,6 +218,11 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX step_output_seq ON step_output (seq);
   CREATE INDEX step_output_run_seq ON step_output (step_run_id, seq);
   `,
+  // The history filtered by state (?state=failed) reads an index range in page order; without
+  // it, a state filter with a cursor scanned and sorted the whole table (bench/history.ts).
+  `
+  CREATE INDEX executions_state_created ON executions (state, created_at DESC, id DESC);
+  `,
 ];
 
 export async function migrate(db: Database): Promise<void> {
