@@ -165,6 +165,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
   const stopWatching = watchDirectory(config.runbooksDir, () => {
     reloadCatalog({ kind: 'system', id: 'file-watch' }).catch((e: unknown) => log.error({ event: 'runbooks.reload_failed', err: e }, 'reloading runbooks failed'));
   });
+  const refusals = new RefusalLog(data.db, data.audit, log, now);
   const engine = new ExecutionEngine({
     db: data.db,
     audit: data.audit,
@@ -179,6 +180,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
     now,
     offlineWaitMs: config.offlineWaitMs,
     outputSeq,
+    refusals,
   });
   // Before agents can reconnect: their spooled results must find their executions loaded.
   await engine.resume();
@@ -196,7 +198,6 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
       .batch((tx) => data.audit.append(tx, { type: AuditEvents.loginFailed, actor: { kind: 'user', id: 'unknown' }, data: { user: 'unknown', remote, reason } }))
       .catch((e: unknown) => log.error({ event: 'audit.append_failed', err: e }, 'auditing a failed login failed'));
   };
-  const refusals = new RefusalLog(data.db, data.audit, log, now);
   const writeCheckpoint = async (): Promise<void> => {
     const line = await data.audit.checkpoint();
     log.info({ event: 'audit.checkpoint', checkpoint: JSON.parse(line) as unknown }, 'audit checkpoint written');

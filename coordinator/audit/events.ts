@@ -108,8 +108,10 @@ export interface AuditPayloads {
   /**
    * `requestId`: the id of the API request (its X-Request-Id), null when no request caused it;
    * `rule`: the `<policy>/<rule>` that decided, or DEFAULT_DENY_RULE when none allowed it.
+   * Refusals are rate-limited like `request.refused` (per user, action and rule); `suppressed`,
+   * when present, counts the refused runs of that key not recorded since the previous record.
    */
-  'policy.decided': { requestId: string | null; executionId: string | null; user: string; action: string; runbookId: string | null; allowed: boolean; rule: string; reason: string };
+  'policy.decided': { requestId: string | null; executionId: string | null; user: string; action: string; runbookId: string | null; allowed: boolean; rule: string; reason: string; suppressed?: number };
   'approval.granted': { executionId: string; approver: string; comment: string; remaining: number };
   'approval.denied': { executionId: string; approver: string; comment: string };
   'step.dispatched': {

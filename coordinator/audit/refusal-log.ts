@@ -57,6 +57,8 @@ export class RefusalThrottle {
   }
 }
 
+const refusalKey = (user: string, action: string, rule: string): string => JSON.stringify([user, action, rule]);
+
 export class RefusalLog {
   private readonly throttle: RefusalThrottle;
   private readonly pending = new Set<Promise<void>>();
@@ -69,6 +71,14 @@ export class RefusalLog {
     options: RefusalLogOptions = {},
   ) {
     this.throttle = new RefusalThrottle(options);
+  }
+
+  /**
+   * For refusals recorded as another event (a refused run's `policy.decided`, written by the
+   * engine): whether to write one now under the same rate, and how many it left out.
+   */
+  admit(user: string, action: string, rule: string): { record: true; suppressed: number } | { record: false } {
+    return this.throttle.admit(refusalKey(user, action, rule), this.now());
   }
 
   /**
@@ -86,7 +96,7 @@ export class RefusalLog {
   }
 
   private async write(r: RefusalRecord): Promise<void> {
-    const admitted = this.throttle.admit(JSON.stringify([r.user, r.action, r.rule]), this.now());
+    const admitted = this.throttle.admit(refusalKey(r.user, r.action, r.rule), this.now());
     const fields = { event: 'request.refused', requestId: r.requestId, user: r.user, action: r.action, targetId: r.targetId, runbookId: r.runbookId, rule: r.rule };
     if (!admitted.record) {
       this.log.info({ ...fields, audited: false }, 'request refused (over the audit rate: counted into the next record)');

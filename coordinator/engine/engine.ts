@@ -79,6 +79,8 @@ export interface EngineDeps {
   readonly offlineWaitMs: number;
   /** Numbers the output coordinator steps store (an http step's response body). */
   readonly outputSeq: OutputSequence;
+  /** Rates the audit records of refused runs like every other refusal (coordinator/audit/refusal-log.ts). */
+  readonly refusals?: { admit(user: string, action: string, rule: string): { record: true; suppressed: number } | { record: false } };
 }
 
 interface NodeRef {
@@ -164,13 +166,20 @@ export class ExecutionEngine {
 
     const decision = d.policy.decide(req.user, 'run', rbRef, { selector: selectorText, agents: agents.map((a) => ({ id: a.id, name: a.name, labels: a.labels })) });
     if (!decision.allowed) {
-      await d.db.batch(async (tx) => {
-        await d.audit.append(tx, {
-          type: AuditEvents.policyDecided,
-          actor: { kind: 'user', id: req.user.name },
-          data: { requestId: req.requestId ?? null, executionId: null, user: req.user.name, action: 'run', runbookId: runbook.id, allowed: false, rule: decision.rule ?? DEFAULT_DENY_RULE, reason: decision.reason },
+      const rule = decision.rule ?? DEFAULT_DENY_RULE;
+      const admitted = d.refusals?.admit(req.user.name, 'run', rule) ?? { record: true, suppressed: 0 };
+      if (admitted.record) {
+        await d.db.batch(async (tx) => {
+          await d.audit.append(tx, {
+            type: AuditEvents.policyDecided,
+            actor: { kind: 'user', id: req.user.name },
+            data: {
+              requestId: req.requestId ?? null, executionId: null, user: req.user.name, action: 'run', runbookId: runbook.id, allowed: false, rule, reason: decision.reason,
+              ...(admitted.suppressed > 0 ? { suppressed: admitted.suppressed } : {}),
+            },
+          });
         });
-      });
+      }
       throw permissionDenied(`not allowed to run ${runbook.id}: ${decision.reason}${decision.rule ? ` (rule ${decision.rule})` : ''}`);
     }
     if (agents.length === 0) throw invalidArgument(`no enrolled agent matches the targets ${selectorText} (runbook selector ${runbook.selectorText}${req.targets ? ` narrowed by ${req.targets}` : ''})`);
