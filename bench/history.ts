@@ -9,7 +9,7 @@
  * a time position, their combinations) and a walk of cursor pages. Prints each query's plan
  * (EXPLAIN QUERY PLAN), flagging full scans. Figures are medians over --runs rounds.
  *
- *   node dist/bench/history.js [--executions 1000000] [--requests 100] [--runs 3] [--drop-index NAME]…
+ *   node dist/bench/history.js [--executions 1000000] [--requests 100] [--runs 3] [--drop-index NAME]… [--reuse DIR]
  *
  * --drop-index NAME measures twice: without that index, then with it created again as migrated
  * (the before and after of a new index), on the same seeded store (a fresh temp dir).
@@ -23,6 +23,7 @@ import { stringify } from 'yaml';
 import { initCa } from '../coordinator/pki/ca.js';
 import { openDataDir } from '../coordinator/data-dir.js';
 import { Database, type SqlValue } from '../coordinator/store/database.js';
+import { MIGRATIONS } from '../coordinator/store/migrations.js';
 import { historyQuery, listExecutions, type ExecutionListQuery } from '../coordinator/engine/execution-queries.js';
 import { executionScope, validatePolicy, type Policy, type RunbookRef } from '../coordinator/policy/policy.js';
 import type { ExecutionScope } from '../coordinator/policy/visibility.js';
@@ -34,6 +35,8 @@ const { values: args } = parseArgs({
     requests: { type: 'string', default: '100' },
     runs: { type: 'string', default: '3' },
     'drop-index': { type: 'string', multiple: true, default: [] },
+    /** A bench dir a previous run seeded (its path is printed): measure again without seeding. */
+    reuse: { type: 'string' },
   },
 });
 const N = Number(args.executions);
@@ -268,33 +271,46 @@ async function plans(db: Database, list: readonly Case[], scope: ExecutionScope,
 
 async function main(): Promise<void> {
   out(`# Handrail history benchmark — ${availableParallelism()} cores, ${N.toLocaleString('en')} executions, ${REQUESTS} timed calls per case, ${RUNS} rounds`);
-  const dir = await mkdtemp(join(tmpdir(), 'hr-history-'));
+  const dir = args.reuse ?? (await mkdtemp(join(tmpdir(), 'hr-history-')));
+  out(`bench dir ${dir}`);
   const certsDir = join(dir, 'certs');
   const dataDir = join(dir, 'data');
   const runbooksDir = join(dir, 'runbooks');
-  await initCa({ certsDir });
-  await mkdir(runbooksDir);
-  await writeFile(join(runbooksDir, 'runbooks.yaml'), runbookYaml());
-  await writeFile(join(runbooksDir, 'policy.yaml'), stringify(POLICY));
   const now = Date.now();
-  const data = await openDataDir(dataDir);
   const actor = { kind: 'cli', id: 'bench' } as const;
-  await data.users.add('root', ['admins'], actor, now);
-  await data.users.add('a-user-0', ['team-a'], actor, now);
+  if (!args.reuse) {
+    await initCa({ certsDir });
+    await mkdir(runbooksDir);
+    await writeFile(join(runbooksDir, 'runbooks.yaml'), runbookYaml());
+    await writeFile(join(runbooksDir, 'policy.yaml'), stringify(POLICY));
+  }
+  const data = await openDataDir(dataDir);
+  if (!args.reuse) {
+    await data.users.add('root', ['admins'], actor, now);
+    await data.users.add('a-user-0', ['team-a'], actor, now);
+  }
   const adminToken = (await data.users.issueToken('root', 86_400_000, null, actor, now)).token;
   const teamToken = (await data.users.issueToken('a-user-0', 86_400_000, null, actor, now)).token;
-  // The seed alone: one transaction this size goes fastest with a rollback journal and no
-  // fsync (the coordinator opens the store in WAL mode again).
-  await data.db.exec('PRAGMA journal_mode = DELETE; PRAGMA synchronous = OFF; PRAGMA cache_size = -1000000;');
-  const seeded = await seed(data.db, now);
-  out(`seeded ${seeded.executions.toLocaleString('en')} executions, ${seeded.nodes.toLocaleString('en')} nodes, ${seeded.steps.toLocaleString('en')} step runs in ${(seeded.ms / 1000).toFixed(1)} s (one transaction) = ${Math.round((seeded.executions + seeded.nodes + seeded.steps) / (seeded.ms / 1000)).toLocaleString('en')} rows/s`);
-  // Indexes measured both ways: dropped for a first phase, then created again as defined.
+  let seeded: Seeded;
+  if (args.reuse) {
+    const t = await data.db.get<{ t0: number; n: number }>('SELECT min(created_at) AS t0, count(*) AS n FROM executions');
+    const users = await data.db.all<{ u: string }>("SELECT requested_by AS u FROM executions WHERE kind = 'runbook' GROUP BY requested_by ORDER BY count(*) DESC");
+    seeded = { ms: 0, executions: t?.n ?? 0, nodes: 0, steps: 0, t0: t?.t0 ?? now - YEAR_MS, busiestUser: users[0]?.u ?? 'a-user-0', quietUser: users.at(-1)?.u ?? 'a-user-39' };
+    out(`reusing ${seeded.executions.toLocaleString('en')} executions seeded before`);
+  } else {
+    // The seed alone: one transaction this size goes fastest with a rollback journal and no
+    // fsync (the coordinator opens the store in WAL mode again).
+    await data.db.exec('PRAGMA journal_mode = DELETE; PRAGMA synchronous = OFF; PRAGMA cache_size = -1000000;');
+    seeded = await seed(data.db, now);
+    out(`seeded ${seeded.executions.toLocaleString('en')} executions, ${seeded.nodes.toLocaleString('en')} nodes, ${seeded.steps.toLocaleString('en')} step runs in ${(seeded.ms / 1000).toFixed(1)} s (one transaction) = ${Math.round((seeded.executions + seeded.nodes + seeded.steps) / (seeded.ms / 1000)).toLocaleString('en')} rows/s`);
+  }
+  // Indexes measured both ways: dropped for a first phase, then created again as migrated.
   const compared: Array<{ name: string; sql: string }> = [];
   for (const name of args['drop-index']) {
-    const row = await data.db.get<{ sql: string }>("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", [name]);
-    if (!row) throw new Error(`no index ${name}`);
-    compared.push({ name, sql: row.sql });
-    await data.db.exec(`DROP INDEX ${name}`);
+    const sql = new RegExp(`CREATE INDEX ${name} ON [^;]+`).exec(MIGRATIONS.join('\n'))?.[0];
+    if (!sql) throw new Error(`no index ${name} in the migrations`);
+    compared.push({ name, sql });
+    await data.db.exec(`DROP INDEX IF EXISTS ${name}`);
   }
   await data.close();
 
