@@ -219,9 +219,11 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX step_output_run_seq ON step_output (step_run_id, seq);
   `,
   // The history filtered by state (?state=failed) reads an index range in page order; without
-  // it, a state filter with a cursor scanned and sorted the whole table (bench/history.ts).
+  // it, a state filter scanned and sorted the whole table. A runbook and a user together read
+  // their own range instead of every execution of that user (bench/history.ts, 1M executions).
   `
   CREATE INDEX executions_state_created ON executions (state, created_at DESC, id DESC);
+  CREATE INDEX executions_runbook_requester ON executions (runbook_id, requested_by, created_at DESC, id DESC);
   `,
 ];
 
