@@ -4,7 +4,11 @@
  * result recorded) and the peak RSS of both processes, sampled every 100 ms, to show that
  * backpressure keeps memory bounded.
  *
- *   node dist/bench/output.js [--mb 200] [--runs 3]
+ * --without-output-indexes drops the step_output indexes the live event stream reads by
+ * (step_output_seq, step_output_run_seq) before the coordinator starts: the same run without
+ * them shows what they cost ingestion.
+ *
+ *   node dist/bench/output.js [--mb 200] [--runs 3] [--without-output-indexes]
  */
 import { AGENT_NODE_FLAGS } from '../agent/node-flags.js';
 import { spawn } from 'node:child_process';
@@ -16,13 +20,15 @@ import { initCa } from '../coordinator/pki/ca.js';
 import { openDataDir } from '../coordinator/data-dir.js';
 import { mb, median, rssBytes } from './proc-stats.js';
 
-const { values: args } = parseArgs({ options: { mb: { type: 'string', default: '200' }, runs: { type: 'string', default: '3' } } });
+const { values: args } = parseArgs({ options: { mb: { type: 'string', default: '200' }, runs: { type: 'string', default: '3' }, 'without-output-indexes': { type: 'boolean', default: false } } });
+const OUTPUT_INDEXES = ['step_output_seq', 'step_output_run_seq'];
 const MB = Number(args.mb);
 const CLI = resolve(import.meta.dirname, '..', 'cli', 'main.js');
 const out = (s: string): void => void process.stdout.write(s + '\n');
 
 async function main(): Promise<void> {
-  out(`# Handrail output benchmark — ${availableParallelism()} cores, ${MB} MB per run`);
+  const indexes = args['without-output-indexes'] ? 'without the step_output indexes' : `with the step_output indexes (${OUTPUT_INDEXES.join(', ')})`;
+  out(`# Handrail output benchmark — ${availableParallelism()} cores, ${MB} MB per run, ${indexes}`);
   const dir = await mkdtemp(join(tmpdir(), 'hr-out-'));
   const certsDir = join(dir, 'certs');
   const dataDir = join(dir, 'data');
@@ -31,6 +37,7 @@ async function main(): Promise<void> {
   await data.users.add('bench', ['admins'], { kind: 'cli', id: 'bench' }, Date.now());
   const apiToken = (await data.users.issueToken('bench', 86_400_000, null, { kind: 'cli', id: 'bench' }, Date.now())).token;
   const bootstrap = (await data.tokens.create({ labels: {}, ttlMs: 600_000, uses: 1, namePattern: null, description: null, createdBy: 'bench' }, Date.now())).token;
+  if (args['without-output-indexes']) for (const name of OUTPUT_INDEXES) await data.db.exec(`DROP INDEX ${name}`);
   await data.close();
   const coord = spawn(process.execPath, [CLI, 'coordinator', '--data-dir', dataDir, '--certs-dir', certsDir, '--grpc-listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0', '--max-output', String((MB + 1) * 1024 * 1024), '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
   const ports = await new Promise<{ grpc: number; http: number }>((res) => {
@@ -74,7 +81,7 @@ async function main(): Promise<void> {
     rates.push(MB / secs);
     out(`run ${r + 1}: ${MB} MB stored in ${secs.toFixed(2)} s = ${(MB / secs).toFixed(1)} MB/s; peak RSS coordinator ${mb(peakC)}, agent ${mb(peakA)}`);
   }
-  out(`OUTPUT from one agent: median ${median(rates).toFixed(1)} MB/s over ${rates.length} runs (random bytes, stored in SQLite, hashed and signed by the agent)`);
+  out(`OUTPUT from one agent: median ${median(rates).toFixed(1)} MB/s over ${rates.length} runs, ${indexes} (random bytes, stored in SQLite, hashed and signed by the agent)`);
   agent.kill('SIGTERM');
   coord.kill('SIGTERM');
   setTimeout(() => process.exit(0), 500);

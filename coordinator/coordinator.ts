@@ -21,6 +21,7 @@ import { watchDirectory } from './runbooks/watch.js';
 import { AccessControl } from './policy/access-control.js';
 import { SecretBox } from './pki/secret-box.js';
 import { AuditEvents } from './audit/events.js';
+import { RefusalLog } from './audit/refusal-log.js';
 import { RateLimiter } from '../core/rate-limiter.js';
 import { HandrailError } from '../core/errors.js';
 import { join } from 'node:path';
@@ -98,6 +99,8 @@ export interface RunningCoordinator {
   readiness(): Promise<Readiness>;
   /** Counts and logs a failed login; audits at most one per remote address per minute. */
   recordAuthFailure(remote: string, reason: string): void;
+  /** Audits requests refused for authorization reasons (rate-limited per user, action and rule). */
+  readonly refusals: RefusalLog;
   /** Marks the coordinator as shutting down (/readyz 503, gRPC health NOT_SERVING) before stop(). */
   beginDrain(): void;
   /**
@@ -222,6 +225,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
   const stopWatching = watchDirectory(config.runbooksDir, () => {
     reloadCatalog({ kind: 'system', id: 'file-watch' }).catch((e: unknown) => log.error({ event: 'runbooks.reload_failed', err: e }, 'reloading runbooks failed'));
   });
+  const refusals = new RefusalLog(data.db, data.audit, log, now);
   const engine = new ExecutionEngine({
     db: data.db,
     audit: data.audit,
@@ -237,6 +241,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
     offlineWaitMs: config.offlineWaitMs,
     outputSeq,
     notifier: outbox,
+    refusals,
   });
   const webhookStore = new WebhookStore(data.db, secrets);
   const hookRunbooks: HookRunbooks = (id) => catalog.get(id)?.runbook.spec.options;
@@ -303,11 +308,13 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
       if (phase === 'serving' || phase === 'starting') phase = 'draining';
       gateway.health.set('not_serving');
     },
+    refusals,
     async stop() {
       phase = 'draining';
       stopWatching();
       if (checkpointTimer) clearInterval(checkpointTimer);
       await gateway.close();
+      await refusals.settled();
       await notificationSender.stop();
       await data.db.drain();
       // Last: the checkpoint then covers every record this process wrote.

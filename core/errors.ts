@@ -34,6 +34,32 @@ export class HandrailError extends Error {
   }
 }
 
+/**
+ * What an authorization refusal refused and why, for the audit log. Never part of the answer:
+ * the caller sees the error's kind and message only, the same as for any other refusal (a 404
+ * for an execution they may not see is the 404 of an unknown id).
+ */
+export interface Refusal {
+  /** What was asked: approve, deny, cancel, adhoc, reload. */
+  readonly action: string;
+  readonly targetId: string | null;
+  readonly runbookId: string | null;
+  /** The `<policy>/<rule>` that refused, or a named non-policy rule (the two-person rule…). */
+  readonly rule: string;
+  readonly reason: string;
+}
+
+/** A permission refusal (or a not-found that hides one) carrying what the audit log records. */
+export class RefusedError extends HandrailError {
+  constructor(
+    kind: 'permission_denied' | 'not_found',
+    message: string,
+    readonly refusal: Refusal,
+  ) {
+    super(kind, message);
+  }
+}
+
 export const invalidArgument = (message: string, hint?: string): HandrailError =>
   new HandrailError('invalid_argument', message, hint === undefined ? undefined : { hint });
 export const notFound = (message: string): HandrailError => new HandrailError('not_found', message);

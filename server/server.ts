@@ -127,6 +127,7 @@ export async function startServer(config: ServerConfig, log: Logger, now: () => 
     isOnline: (id) => gateway.isOnline(id),
     now,
     onAuthFailure: (remote, reason) => coordinator.recordAuthFailure(remote, reason),
+    onRefused: (r) => coordinator.refusals.record(r),
     log,
     limits: { maxOutputBytes: config.maxOutputBytes },
     sessions: data.sessions,

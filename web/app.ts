@@ -20,7 +20,8 @@ import type { AdhocRunner } from '../coordinator/engine/adhoc.js';
 import type { ExecutionAccess } from '../coordinator/engine/execution-access.js';
 import type { Counters } from '../coordinator/metrics/counters.js';
 import type { Readiness } from '../coordinator/health/readiness.js';
-import { HandrailError } from '../core/errors.js';
+import { HandrailError, RefusedError } from '../core/errors.js';
+import type { RefusalRecord } from '../coordinator/audit/refusal-log.js';
 import { runbookRoutes } from './api/runbooks.js';
 import { approvalRoutes } from './api/approvals.js';
 import type { AuthFailureHook } from './auth/bearer.js';
@@ -76,6 +77,8 @@ export interface WebDeps {
   readonly isOnline: (agentId: string) => boolean;
   readonly now: () => number;
   readonly onAuthFailure?: AuthFailureHook;
+  /** A request refused for authorization reasons, to audit; the answer does not wait for it. */
+  readonly onRefused?: (r: RefusalRecord) => void;
   readonly log: Logger;
   readonly limits?: Partial<WebLimits>;
   /** Portal logins (web/pages/): sessions, password login, and what to believe of a proxy in front. */
@@ -109,6 +112,12 @@ export function createApp(d: WebDeps): OpenAPIHono<ApiEnv> {
   app.use('*', accessLog(d.log));
   app.use('/api/*', limitBody(limits.maxBodyBytes));
   app.onError((e, c) => {
+    // Audited here, once for every route; the answer is what it would be without the record.
+    if (e instanceof RefusedError && d.onRefused) {
+      const user: unknown = c.get('user');
+      const name = typeof user === 'object' && user !== null && 'name' in user && typeof user.name === 'string' ? user.name : 'unknown';
+      d.onRefused({ ...e.refusal, requestId: c.get('requestId'), user: name });
+    }
     if (!(e instanceof HandrailError) && !(e instanceof HTTPException)) d.log.error({ event: 'http.internal_error', requestId: c.get('requestId'), method: c.req.method, path: c.req.path.slice(0, 200), err: e }, 'request failed');
     return errorResponse(c, e);
   });

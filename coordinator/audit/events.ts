@@ -57,6 +57,7 @@ export const AuditEvents = {
   storeBackupTaken: 'store.backup_taken',
   storeRestored: 'store.restored',
   caRotationPlanned: 'ca.rotation_planned',
+  requestRefused: 'request.refused',
 } as const;
 
 export type AuditEventType = (typeof AuditEvents)[keyof typeof AuditEvents];
@@ -107,6 +108,7 @@ export const AUDIT_CODES: Readonly<Record<AuditEventType, string>> = {
   'store.backup_taken': 'HR6005',
   'store.restored': 'HR6006',
   'ca.rotation_planned': 'HR6007',
+  'request.refused': 'HR2005',
 };
 
 /** Every event type, in catalog order. */
@@ -142,8 +144,10 @@ export interface AuditPayloads {
   /**
    * `requestId`: the id of the API request (its X-Request-Id), null when no request caused it;
    * `rule`: the `<policy>/<rule>` that decided, or DEFAULT_DENY_RULE when none allowed it.
+   * Refusals are rate-limited like `request.refused` (per user, action and rule); `suppressed`,
+   * when present, counts the refused runs of that key not recorded since the previous record.
    */
-  'policy.decided': { requestId: string | null; executionId: string | null; user: string; action: string; runbookId: string | null; allowed: boolean; rule: string; reason: string };
+  'policy.decided': { requestId: string | null; executionId: string | null; user: string; action: string; runbookId: string | null; allowed: boolean; rule: string; reason: string; suppressed?: number };
   'approval.granted': { executionId: string; approver: string; comment: string; remaining: number };
   'approval.denied': { executionId: string; approver: string; comment: string };
   'step.dispatched': {
@@ -224,7 +228,27 @@ export interface AuditPayloads {
   'store.restored': { takenAt: string; auditSeq: number; auditHash: string; storeSha256: string; forced: boolean };
   /** `handrail ca rotate`: the next CA, trusted beside the current one from the coordinator's next start. */
   'ca.rotation_planned': { currentFingerprint256: string; nextFingerprint256: string; nextSubject: string; nextNotAfter: string };
+  /**
+   * A state-changing API request refused for authorization reasons (policy, the two-person
+   * rule, not an approver, or an execution the user may not see, which they were told is not
+   * found). `requestId`: its X-Request-Id; `action`: approve, deny, cancel, adhoc or reload;
+   * `targetId`: the execution (or the ad-hoc request's agents), null for a reload; `rule`: the
+   * `<policy>/<rule>` that refused, DEFAULT_DENY_RULE, or one of REFUSAL_RULES. At most a few
+   * per user, action and rule a minute (coordinator/audit/refusal-log.ts): `suppressed` counts
+   * the refusals of that key not recorded since its previous record.
+   */
+  'request.refused': { requestId: string | null; user: string; action: string; targetId: string | null; runbookId: string | null; rule: string; reason: string; suppressed: number };
 }
+
+/**
+ * The `rule` of a refusal no policy rule made: the approval checks of
+ * coordinator/engine/approval-rules.ts. Like DEFAULT_DENY_RULE, none can name a policy rule.
+ */
+export const REFUSAL_RULES = {
+  twoPersonRule: 'two-person-rule',
+  alreadyDecided: 'already-decided',
+  notAnApprover: 'not-an-approver',
+} as const;
 
 /** The `rule` of a decision no rule made (default deny). Rule ids are `<policy>/<rule>`, so it cannot name one. */
 export const DEFAULT_DENY_RULE = 'default-deny';

@@ -1,4 +1,7 @@
 /** Who may approve what (pure): the two-person rule and the runbook's `from` subjects. */
+import { REFUSAL_RULES } from '../audit/events.js';
+
+type RefusalRule = (typeof REFUSAL_RULES)[keyof typeof REFUSAL_RULES];
 
 export interface Approver {
   readonly name: string;
@@ -17,12 +20,12 @@ export function checkApprover(input: {
   readonly requester: string;
   readonly from: readonly string[];
   readonly alreadyDecided: readonly string[];
-}): { ok: true } | { ok: false; reason: string } {
+}): { ok: true } | { ok: false; rule: RefusalRule; reason: string } {
   const { approver, requester, from, alreadyDecided } = input;
-  if (approver.name === requester) return { ok: false, reason: 'two-person rule: the requester cannot approve their own execution' };
-  if (alreadyDecided.includes(approver.name)) return { ok: false, reason: `${approver.name} has already decided on this approval` };
+  if (approver.name === requester) return { ok: false, rule: REFUSAL_RULES.twoPersonRule, reason: 'two-person rule: the requester cannot approve their own execution' };
+  if (alreadyDecided.includes(approver.name)) return { ok: false, rule: REFUSAL_RULES.alreadyDecided, reason: `${approver.name} has already decided on this approval` };
   if (from.length > 0 && !from.some((s) => subjectMatches(s, approver))) {
-    return { ok: false, reason: `${approver.name} is not one of the approvers (${from.join(', ')})` };
+    return { ok: false, rule: REFUSAL_RULES.notAnApprover, reason: `${approver.name} is not one of the approvers (${from.join(', ')})` };
   }
   return { ok: true };
 }

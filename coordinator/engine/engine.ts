@@ -20,7 +20,7 @@ import { applyOutcome, approveGate, cancel as cancelProgress, initialProgress, n
 import { checkApprover } from './approval-rules.js';
 import { runHttpStep } from './http-step.js';
 import { EVERYTHING, formatSelector, intersect, matches, parseSelector, SelectorSyntaxError, type Selector } from '../../core/selector.js';
-import { HandrailError, invalidArgument, notFound, permissionDenied } from '../../core/errors.js';
+import { HandrailError, invalidArgument, notFound, permissionDenied, RefusedError } from '../../core/errors.js';
 import { newId } from '../../core/ids.js';
 import { echo, some } from '../../core/echo.js';
 
@@ -88,6 +88,8 @@ export interface EngineDeps {
   readonly outputSeq: OutputSequence;
   /** Queues outbound notifications in the transaction of the state change they announce. */
   readonly notifier?: ExecutionNotifier;
+  /** Rates the audit records of refused runs like every other refusal (coordinator/audit/refusal-log.ts). */
+  readonly refusals?: { admit(user: string, action: string, rule: string): { record: true; suppressed: number } | { record: false } };
 }
 
 interface NodeRef {
@@ -173,13 +175,20 @@ export class ExecutionEngine {
 
     const decision = d.policy.decide(req.user, 'run', rbRef, { selector: selectorText, agents: agents.map((a) => ({ id: a.id, name: a.name, labels: a.labels })) });
     if (!decision.allowed) {
-      await d.db.batch(async (tx) => {
-        await d.audit.append(tx, {
-          type: AuditEvents.policyDecided,
-          actor: { kind: 'user', id: req.user.name },
-          data: { requestId: req.requestId ?? null, executionId: null, user: req.user.name, action: 'run', runbookId: runbook.id, allowed: false, rule: decision.rule ?? DEFAULT_DENY_RULE, reason: decision.reason },
+      const rule = decision.rule ?? DEFAULT_DENY_RULE;
+      const admitted = d.refusals?.admit(req.user.name, 'run', rule) ?? { record: true, suppressed: 0 };
+      if (admitted.record) {
+        await d.db.batch(async (tx) => {
+          await d.audit.append(tx, {
+            type: AuditEvents.policyDecided,
+            actor: { kind: 'user', id: req.user.name },
+            data: {
+              requestId: req.requestId ?? null, executionId: null, user: req.user.name, action: 'run', runbookId: runbook.id, allowed: false, rule, reason: decision.reason,
+              ...(admitted.suppressed > 0 ? { suppressed: admitted.suppressed } : {}),
+            },
+          });
         });
-      });
+      }
       throw permissionDenied(`not allowed to run ${runbook.id}: ${decision.reason}${decision.rule ? ` (rule ${decision.rule})` : ''}`);
     }
     if (agents.length === 0) throw invalidArgument(`no enrolled agent matches the targets ${selectorText} (runbook selector ${runbook.selectorText}${req.targets ? ` narrowed by ${req.targets}` : ''})`);
@@ -241,12 +250,14 @@ export class ExecutionEngine {
     const run = this.runs.get(executionId);
     if (!run) throw new HandrailError('unavailable', `execution ${executionId} is not loaded; retry in a moment`);
     const policy = d.policy.decide(user, 'approve', { id: run.runbook.id, tags: run.runbook.tags, owner: run.runbook.owner });
-    if (!policy.allowed) throw permissionDenied(`not allowed to approve ${run.runbook.id}: ${policy.reason}`);
+    if (!policy.allowed) {
+      throw new RefusedError('permission_denied', `not allowed to approve ${run.runbook.id}: ${policy.reason}`, { action: decision, targetId: executionId, runbookId: run.runbook.id, rule: policy.rule ?? DEFAULT_DENY_RULE, reason: policy.reason });
+    }
     const approval = JSON.parse(row.approval_json) as { required: number; from: string[] };
     const gate = row.gate;
     const decided = await d.db.all<{ approver: string; decision: string }>('SELECT approver, decision FROM approvals WHERE execution_id = ? AND gate = ?', [executionId, gate]);
     const check = checkApprover({ approver: user, requester: row.requested_by, from: approval.from, alreadyDecided: decided.map((x) => x.approver) });
-    if (!check.ok) throw permissionDenied(check.reason);
+    if (!check.ok) throw new RefusedError('permission_denied', check.reason, { action: decision, targetId: executionId, runbookId: run.runbook.id, rule: check.rule, reason: check.reason });
     const approvals = decided.filter((x) => x.decision === 'approve').length + (decision === 'approve' ? 1 : 0);
     const remaining = Math.max(0, approval.required - approvals);
     const now = d.now();
@@ -282,7 +293,9 @@ export class ExecutionEngine {
     const run = this.runs.get(executionId);
     if (!run) return false;
     const policy = d.policy.decide(user, 'cancel', { id: run.runbook.id, tags: run.runbook.tags, owner: run.runbook.owner });
-    if (!policy.allowed && user.name !== run.requestedBy) throw permissionDenied(`not allowed to cancel ${run.runbook.id}: ${policy.reason}`);
+    if (!policy.allowed && user.name !== run.requestedBy) {
+      throw new RefusedError('permission_denied', `not allowed to cancel ${run.runbook.id}: ${policy.reason}`, { action: 'cancel', targetId: executionId, runbookId: run.runbook.id, rule: policy.rule ?? DEFAULT_DENY_RULE, reason: policy.reason });
+    }
     await d.db.write(async (tx) => {
       await tx.run('UPDATE executions SET cancel_requested_at = ?, canceled_by = ? WHERE id = ?', [d.now(), user.name, executionId]);
       await d.audit.append(tx, { type: AuditEvents.executionCanceled, actor: { kind: 'user', id: user.name }, data: { executionId } });

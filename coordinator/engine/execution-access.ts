@@ -7,7 +7,7 @@
 import type { Database } from '../store/database.js';
 import type { AgentRecord } from '../registry/agent-registry.js';
 import type { Policy, RunbookRef, Subject } from '../policy/model.js';
-import { canViewExecution, executionScope, visibleAgents, type ExecutionScope, type TargetableRunbook } from '../policy/visibility.js';
+import { executionScope, viewExecutionDecision, visibleAgents, type ExecutionScope, type TargetableRunbook, type ViewDecision } from '../policy/visibility.js';
 import { decide } from '../policy/evaluate.js';
 import { recordedRunbook, recordedRunbooks, type ExecutionOwner } from './execution-queries.js';
 import { hostLabels, type Requester } from './engine.js';
@@ -15,6 +15,8 @@ import { hostLabels, type Requester } from './engine.js';
 export interface ExecutionAccess {
   /** Whether `user` may see this execution (what they may not see is "not found" to them). */
   canView(user: Requester, e: ExecutionOwner): Promise<boolean>;
+  /** The same, with the rule and reason (for the audit record of a refusal it hides). */
+  viewDecision(user: Requester, e: ExecutionOwner): Promise<ViewDecision>;
   /** What the history query may return to `user`. */
   scope(user: Requester): Promise<ExecutionScope>;
   /** Whether `user` may approve executions of this runbook (policy; the two-person rule aside). */
@@ -32,11 +34,15 @@ export function executionAccess(db: Database, policies: () => readonly Policy[],
   const subject = (u: Requester): Subject => ({ user: u.name, groups: u.groups });
   /** The runbook as loaded now; else as it was when it last ran; else known by id alone. */
   const ref = async (id: string): Promise<RunbookRef> => runbooks.get(id)?.ref ?? (await recordedRunbook(db, id)) ?? { id, tags: [], owner: '' };
+  const viewDecision = async (user: Requester, e: ExecutionOwner): Promise<ViewDecision> => {
+    const runbook = e.kind === 'runbook' && e.runbookId !== null ? await ref(e.runbookId) : null;
+    return viewExecutionDecision(policies(), subject(user), { kind: e.kind, runbook, requestedBy: e.requestedBy });
+  };
   return {
     async canView(user, e) {
-      const runbook = e.kind === 'runbook' && e.runbookId !== null ? await ref(e.runbookId) : null;
-      return canViewExecution(policies(), subject(user), { kind: e.kind, runbook, requestedBy: e.requestedBy });
+      return (await viewDecision(user, e)).allowed;
     },
+    viewDecision,
     async scope(user) {
       const loaded = runbooks.list().map((r) => r.ref);
       const known = new Set(loaded.map((r) => r.id));

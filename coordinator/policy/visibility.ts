@@ -26,10 +26,26 @@ export function canViewRunbookExecutions(policies: readonly Policy[], subject: S
   return decide(policies, { subject, action: 'view', runbook }).allowed || decide(policies, { subject, action: 'approve', runbook }).allowed;
 }
 
+/** Whether a subject may see an execution, and the rule that says so (undefined: their own, or the default deny). */
+export interface ViewDecision {
+  readonly allowed: boolean;
+  readonly rule: string | undefined;
+  readonly reason: string;
+}
+
+export function viewExecutionDecision(policies: readonly Policy[], subject: Subject, e: ExecutionRef): ViewDecision {
+  const pick = (d: ViewDecision): ViewDecision => ({ allowed: d.allowed, rule: d.rule, reason: d.reason });
+  if (e.requestedBy === subject.user) return { allowed: true, rule: undefined, reason: `${subject.user} requested it` };
+  if (e.kind !== 'runbook' || e.runbook === null) return pick(decide(policies, { subject, action: 'admin' }));
+  const view = decide(policies, { subject, action: 'view', runbook: e.runbook });
+  if (view.allowed) return pick(view);
+  const approve = decide(policies, { subject, action: 'approve', runbook: e.runbook });
+  // Refused: the view decision names what refused it (a deny rule, or the default deny).
+  return pick(approve.allowed ? approve : view);
+}
+
 export function canViewExecution(policies: readonly Policy[], subject: Subject, e: ExecutionRef): boolean {
-  if (e.requestedBy === subject.user) return true;
-  if (e.kind !== 'runbook' || e.runbook === null) return decide(policies, { subject, action: 'admin' }).allowed;
-  return canViewRunbookExecutions(policies, subject, e.runbook);
+  return viewExecutionDecision(policies, subject, e).allowed;
 }
 
 /** Which executions a history query may return for a subject. */

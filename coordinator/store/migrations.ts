@@ -320,6 +320,13 @@ export const MIGRATIONS: readonly string[] = [
   UPDATE signing_keys SET signing_since = created_at;
   ALTER TABLE agents ADD COLUMN dispatch_keys_version INTEGER;
   `,
+  // 8: the history filtered by state (?state=failed) reads an index range in page order; without
+  // it, a state filter scanned and sorted the whole table. A runbook and a user together read
+  // their own range instead of every execution of that user (bench/history.ts, 1M executions).
+  `
+  CREATE INDEX executions_state_created ON executions (state, created_at DESC, id DESC);
+  CREATE INDEX executions_runbook_requester ON executions (runbook_id, requested_by, created_at DESC, id DESC);
+  `,
 ];
 
 /** The schema version this build writes: the number of migrations it knows. */

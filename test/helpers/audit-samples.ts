@@ -46,4 +46,5 @@ export const AUDIT_SAMPLES: { readonly [T in AuditEventType]: AuditPayloads[T] }
   'store.backup_taken': { file: '/var/backups/handrail-2026-11-23.hrbk', auditSeq: 1042, auditHash: 'ab'.repeat(32), storeSha256: 'cd'.repeat(32), storeBytes: 4096000, keyFiles: 3 },
   'store.restored': { takenAt: '2026-11-23T05:00:00.000Z', auditSeq: 1042, auditHash: 'ab'.repeat(32), storeSha256: 'cd'.repeat(32), forced: false },
   'ca.rotation_planned': { currentFingerprint256: 'AA:BB', nextFingerprint256: 'CC:DD', nextSubject: 'CN=Handrail Handrail CA 2026-11-23, O=Handrail', nextNotAfter: '2036-11-21T05:00:00.000Z' },
+  'request.refused': { requestId: 'req-0123456789abcdef', user: 'mallory', action: 'approve', targetId: 'exe-1', runbookId: 'restart-web', rule: 'default-deny', reason: 'no rule allows mallory (groups: none) to approve restart-web; default deny', suppressed: 0 },
 };

@@ -97,4 +97,18 @@ describe('execution history filtered in the query', () => {
     expect(many.params).toHaveLength(2 + 451 + 1);
     expect(historyQuery({ limit: 10 }, ALL).sql).not.toContain('UNION');
   });
+
+  it.each([
+    { name: 'a state filter', q: { state: 'failed' } },
+    { name: 'a state filter on a later page', q: { state: 'failed', before: '7000:exe-08' } },
+    { name: 'a later page', q: { before: '7000:exe-08' } },
+    { name: 'a runbook on a later page', q: { runbookId: 'db-echo', before: '7000:exe-08' } },
+    { name: 'a user and a state', q: { requestedBy: 'dora', state: 'failed' } },
+    { name: 'a runbook and a user', q: { runbookId: 'db-echo', requestedBy: 'wendy' }, index: 'executions_runbook_requester' },
+  ] as Array<{ name: string; q: Partial<ExecutionListQuery>; index?: string }>)('reads $name through an index, never a scan of every execution (bench/history.ts)', async ({ q, index }) => {
+    const { sql, params } = historyQuery({ limit: 50, ...q }, ALL);
+    const plan = (await db.all<{ detail: string }>(`EXPLAIN QUERY PLAN ${sql}`, params)).map((r) => r.detail);
+    expect(plan.filter((d) => /^SCAN executions$/.test(d) || (/ FOR ORDER BY$/.test(d) && !/LAST TERM/.test(d))), plan.join(' | ')).toEqual([]);
+    if (index) expect(plan.join(' | ')).toContain(index);
+  });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { validatePolicy, type Policy, type RunbookRef, type Subject, type TargetAgent } from '../../coordinator/policy/policy.js';
-import { canViewExecution, executionScope, visibleAgents, type ExecutionRef, type TargetableRunbook } from '../../coordinator/policy/visibility.js';
+import { canViewExecution, executionScope, viewExecutionDecision, visibleAgents, type ExecutionRef, type TargetableRunbook } from '../../coordinator/policy/visibility.js';
 import { EVERYTHING, parseSelector } from '../../core/selector.js';
 
 function policy(rules: unknown[], groups?: unknown[]): Policy {
@@ -98,5 +98,22 @@ describe('which agents a user sees', () => {
   ])('%s', (_what, who, expected) => {
     const v = visibleAgents(P, who, runbooks, agents);
     expect(v === 'all' ? 'all' : [...v].sort()).toEqual(expected === 'all' ? 'all' : [...expected].sort());
+  });
+});
+
+describe('the view decision names what refused it (for the audit record of a hidden 404)', () => {
+  const ex = (runbook: RunbookRef | null, requestedBy = 'someone'): ExecutionRef => ({ kind: runbook ? 'runbook' : 'adhoc', runbook, requestedBy });
+  it.each([
+    { who: 'wendy on a db execution', subject: wendy, e: ex(rb.db), allowed: false, rule: undefined },
+    { who: 'wendy on a web execution', subject: wendy, e: ex(rb.web), allowed: true, rule: 'p/web-team' },
+    { who: 'a web lead, through approve', subject: will, e: ex(rb.web), allowed: true, rule: 'p/web-leads' },
+    { who: 'a web lead on a secret runbook (deny wins)', subject: will, e: ex(rb.secret), allowed: false, rule: 'p/no-secret-view' },
+    { who: 'dora on an ad-hoc execution', subject: dora, e: ex(null), allowed: false, rule: undefined },
+    { who: 'nina on her own', subject: nina, e: ex(rb.db, 'nina'), allowed: true, rule: undefined },
+  ])('$who', ({ subject, e, allowed, rule }) => {
+    const d = viewExecutionDecision(P, subject, e);
+    expect({ allowed: d.allowed, rule: d.rule }).toEqual({ allowed, rule });
+    expect(canViewExecution(P, subject, e)).toBe(allowed);
+    if (!allowed && rule === undefined) expect(d.reason).toMatch(/default deny$/);
   });
 });

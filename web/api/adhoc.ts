@@ -1,7 +1,9 @@
 /** POST /api/v1/adhoc — run one command or script on named agents (an admin action). */
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { AdhocRunner } from '../../coordinator/engine/adhoc.js';
-import { invalidArgument, permissionDenied } from '../../core/errors.js';
+import { invalidArgument, RefusedError } from '../../core/errors.js';
+import { some } from '../../core/echo.js';
+import { DEFAULT_DENY_RULE } from '../../coordinator/audit/events.js';
 import { parseDuration } from '../../core/duration.js';
 import { MAX_DURATION_MS } from '../../coordinator/runbooks/validate-runbook.js';
 import type { Authorizer } from '../auth/authorizer.js';
@@ -55,8 +57,16 @@ export function adhocRoutes(runner: AdhocRunner, authz: Authorizer, limits: { ma
   app.openapi(route, async (c) => {
     const user = c.get('user');
     const decision = authz.decide(user, 'admin');
-    if (!decision.allowed) throw permissionDenied(`ad-hoc commands need the admin action: ${decision.reason}`);
     const b = c.req.valid('json');
+    if (!decision.allowed) {
+      throw new RefusedError('permission_denied', `ad-hoc commands need the admin action: ${decision.reason}`, {
+        action: 'adhoc',
+        targetId: some(b.agents, 20, ','),
+        runbookId: null,
+        rule: decision.rule ?? DEFAULT_DENY_RULE,
+        reason: decision.reason,
+      });
+    }
     if (b.interpreter !== undefined && b.script === undefined) throw invalidArgument('invalid request: "interpreter" is only used with "script"');
     const env: Record<string, string> = Object.create(null) as Record<string, string>;
     for (const [k, v] of Object.entries(b.env ?? {})) env[k] = v;

@@ -10,7 +10,8 @@ import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { User } from '../../coordinator/auth/user-store.js';
 import type { Database } from '../../coordinator/store/database.js';
 import type { Logger } from 'pino';
-import { HandrailError, notFound } from '../../core/errors.js';
+import { HandrailError, notFound, RefusedError } from '../../core/errors.js';
+import { DEFAULT_DENY_RULE } from '../../coordinator/audit/events.js';
 import { parseDuration } from '../../core/duration.js';
 import type { ExecutionAccess } from '../../coordinator/engine/execution-access.js';
 import { ACTIVE_EXECUTION_STATES, executionOwner, hasStepRun, listExecutions, loadExecution, readOutput, type ExecutionView } from '../../coordinator/engine/execution-queries.js';
@@ -118,10 +119,17 @@ const cancelRoute = createRoute({
 
 export function executionRoutes(db: Database, control: ExecutionControl, feed: FeedSource, access: ExecutionAccess, log: Logger): OpenAPIHono<ApiEnv> {
   const app = apiRouter();
-  /** 404 rather than 403: an execution one may not see is not disclosed. */
-  const visible = async (user: User, id: string): Promise<void> => {
+  /**
+   * 404 rather than 403: an execution one may not see is not disclosed. `audited`: the action
+   * of a state-changing request, whose refusal is audited (the answer is the same 404).
+   */
+  const visible = async (user: User, id: string, audited?: 'approve' | 'deny' | 'cancel'): Promise<void> => {
     const owner = await executionOwner(db, id);
-    if (!owner || !(await access.canView(user, owner))) throw notFound(`no execution ${id}`);
+    if (!owner) throw notFound(`no execution ${id}`);
+    const d = await access.viewDecision(user, owner);
+    if (d.allowed) return;
+    if (audited === undefined) throw notFound(`no execution ${id}`);
+    throw new RefusedError('not_found', `no execution ${id}`, { action: audited, targetId: id, runbookId: owner.runbookId, rule: d.rule ?? DEFAULT_DENY_RULE, reason: d.reason });
   };
 
   app.openapi(startRoute, async (c) => {
@@ -181,14 +189,14 @@ export function executionRoutes(db: Database, control: ExecutionControl, feed: F
     app.openapi(decisionRoute(decision), async (c) => {
       const { id } = c.req.valid('param');
       const { comment } = c.req.valid('json');
-      await visible(c.get('user'), id);
+      await visible(c.get('user'), id, decision);
       return c.json(await control.decide(id, c.get('user'), decision, comment ?? ''), 200);
     });
   }
 
   app.openapi(cancelRoute, async (c) => {
     const { id } = c.req.valid('param');
-    await visible(c.get('user'), id);
+    await visible(c.get('user'), id, 'cancel');
     const changed = await control.cancel(id, c.get('user'));
     if (!changed) {
       const view = await loadExecution(db, id);

@@ -3,7 +3,8 @@ import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { Catalog, ReloadReport } from '../../coordinator/runbooks/catalog.js';
 import type { Runbook, Step } from '../../coordinator/runbooks/model.js';
 import type { User } from '../../coordinator/auth/user-store.js';
-import { notFound, permissionDenied } from '../../core/errors.js';
+import { notFound, RefusedError } from '../../core/errors.js';
+import { DEFAULT_DENY_RULE } from '../../coordinator/audit/events.js';
 import type { Authorizer } from '../auth/authorizer.js';
 import { apiRouter, type ApiEnv } from './router.js';
 import { errorResponses, json, NOTHING, optionalBody, RUNBOOK_ID } from '../validation/schemas.js';
@@ -159,7 +160,7 @@ export function runbookRoutes(catalog: Catalog, authz: Authorizer, reload: (user
   app.openapi(reloadRoute, async (c) => {
     const user = c.get('user');
     const d = authz.decide(user, 'admin');
-    if (!d.allowed) throw permissionDenied(`reloading runbooks is an admin action: ${d.reason}`);
+    if (!d.allowed) throw new RefusedError('permission_denied', `reloading runbooks is an admin action: ${d.reason}`, { action: 'reload', targetId: null, runbookId: null, rule: d.rule ?? DEFAULT_DENY_RULE, reason: d.reason });
     const r = await reload(user);
     return c.json({ added: r.added, updated: r.updated, removed: r.removed, kept: r.kept, policies: r.policies, problems: r.problems.map((p) => `${p.file}:${p.line}:${p.col} ${p.message}`) }, 200);
   });
