@@ -7,7 +7,7 @@
  */
 import { Hono } from 'hono';
 import { HandrailError } from '../../../core/errors.js';
-import { presetPeriod, type ToilPeriod, type ToilReport, type ToilTeamRow } from '../../../coordinator/engine/toil-report.js';
+import { presetPeriod, type ToilPeriod, type ToilReport, type ToilRunbookRow, type ToilTeamRow } from '../../../coordinator/engine/toil-report.js';
 import { periodOf, toilFor, ToilQuery } from '../../api/reports.js';
 import { describeIssues } from '../../validation/issues.js';
 import { millis, Page, render } from '../layout/layout.js';
@@ -26,7 +26,7 @@ const BAR_WIDTH = 360;
 const VALUE_WIDTH = 80;
 
 /** Hours saved per team, one horizontal bar each, longest for the most hours. */
-export function ToilChart(p: { teams: readonly ToilTeamRow[]; period: ToilPeriod }) {
+export function ToilChart(p: { teams: readonly ToilTeamRow[]; runbooks: readonly ToilRunbookRow[]; period: ToilPeriod }) {
   const max = Math.max(0, ...p.teams.map((t) => t.hoursSaved));
   const height = p.teams.length * (BAR_HEIGHT + GAP) + GAP;
   const width = LABEL_WIDTH + BAR_WIDTH + VALUE_WIDTH;
@@ -40,6 +40,14 @@ export function ToilChart(p: { teams: readonly ToilTeamRow[]; period: ToilPeriod
         const w = max === 0 ? 0 : Math.max(1, Math.round((t.hoursSaved / max) * BAR_WIDTH));
         return (
           <g data-team={t.team}>
+            {/* A bar's own title (a tooltip, read by screen readers): the runbooks it is made of. */}
+            <title>
+              {t.team}: {hoursText(t.hoursSaved)} from{' '}
+              {p.runbooks
+                .filter((r) => r.team === t.team)
+                .map((r) => `${r.title} (${hoursText(r.hoursSaved)})`)
+                .join(', ')}
+            </title>
             <text x={LABEL_WIDTH - 8} y={y + BAR_HEIGHT / 2} text-anchor="end" dominant-baseline="middle">
               {t.team}
             </text>
@@ -91,7 +99,7 @@ function ToilPage(p: { report: ToilReport; period: ToilPeriod; now: number }) {
       ) : (
         <>
           <h2>Hours saved per team</h2>
-          <ToilChart teams={teams} period={p.period} />
+          <ToilChart teams={teams} runbooks={runbooks} period={p.period} />
           <table class="wide" data-testid="toil-teams">
             <caption>Per team, {p.period.from} to {p.period.to}</caption>
             <thead>
