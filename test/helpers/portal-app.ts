@@ -20,6 +20,7 @@ import { portalRoutes, type PortalExecutions } from '../../web/pages/portal.js';
 import type { PortalEnv } from '../../web/pages/portal-env.js';
 import { reportRoutes } from '../../web/api/reports.js';
 import { HandrailError } from '../../core/errors.js';
+import { errorResponse } from '../../web/errors.js';
 import { sessionOrBearer } from '../../web/auth/session-or-bearer.js';
 import type { AuthVariables } from '../../web/auth/bearer.js';
 import { ROOT, workspace } from './processes.js';
@@ -107,7 +108,8 @@ export class PortalHarness {
     this.api.post('/api/v1/whoami', (c) => c.json({ user: c.get('user').name }));
     // The real report routes, as web/app.ts mounts them.
     this.api.route('/api/v1/reports', reportRoutes(data.db, visibility, catalog, now));
-    this.api.onError((e, c) => (e instanceof HandrailError ? c.json({ error: e.message }, 400) : c.json({ error: e.message }, 401)));
+    // Refusals as before (401); the report's bad input as the app answers it.
+    this.api.onError((e, c) => (e instanceof HandrailError && e.kind === 'invalid_argument' ? errorResponse(c, e) : c.json({ error: e.message }, 401)));
   }
 
   /** `extraRunbooks`: YAML documents loaded beside the portal test runbooks (a copy of them). */
