@@ -53,6 +53,7 @@ import type { SessionStore } from '../coordinator/auth/session-store.js';
 import type { PasswordLogin } from '../coordinator/auth/password-login.js';
 import type { ClientTrust } from './auth/client-request.js';
 import { sessionOrBearer } from './auth/session-or-bearer.js';
+import { reportRoutes } from './api/reports.js';
 import { portalRoutes } from './pages/portal.js';
 
 export interface WebDeps {
@@ -192,6 +193,7 @@ export function createApp(d: WebDeps): OpenAPIHono<ApiEnv> {
     }),
   );
   api.route('/webhooks', webhookRoutes(d.webhooks, d.authz));
+  api.route('/reports', reportRoutes(d.db, d.access, d.catalog, d.now));
   app.route('/api/v1', api);
   app.route('/', portalRoutes(d));
   return app;

@@ -4,7 +4,7 @@
  * logins, sessions, CSRF and pages, no sockets. Rows the engine would write (agents,
  * executions) are inserted directly.
  */
-import { rm } from 'node:fs/promises';
+import { cp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { Hono } from 'hono';
@@ -18,6 +18,9 @@ import { PasswordLogin } from '../../coordinator/auth/password-login.js';
 import { LoginThrottle, type LoginThrottleRules } from '../../coordinator/auth/login-throttle.js';
 import { portalRoutes, type PortalExecutions } from '../../web/pages/portal.js';
 import type { PortalEnv } from '../../web/pages/portal-env.js';
+import { reportRoutes } from '../../web/api/reports.js';
+import { HandrailError } from '../../core/errors.js';
+import { errorResponse } from '../../web/errors.js';
 import { sessionOrBearer } from '../../web/auth/session-or-bearer.js';
 import type { AuthVariables } from '../../web/auth/bearer.js';
 import { ROOT, workspace } from './processes.js';
@@ -103,13 +106,23 @@ export class PortalHarness {
     this.api.use('/api/v1/*', sessionOrBearer({ sessions: data.sessions, users: data.users, now, trust: { trustProxy } }));
     this.api.get('/api/v1/whoami', (c) => c.json({ user: c.get('user').name }));
     this.api.post('/api/v1/whoami', (c) => c.json({ user: c.get('user').name }));
-    this.api.onError((e, c) => c.json({ error: e.message }, 401));
+    // The real report routes, as web/app.ts mounts them.
+    this.api.route('/api/v1/reports', reportRoutes(data.db, visibility, catalog, now));
+    // Refusals as before (401); the report's bad input as the app answers it.
+    this.api.onError((e, c) => (e instanceof HandrailError && e.kind === 'invalid_argument' ? errorResponse(c, e) : c.json({ error: e.message }, 401)));
   }
 
-  static async create(o: { trustProxy?: boolean; throttle?: LoginThrottleRules } = {}): Promise<PortalHarness> {
+  /** `extraRunbooks`: YAML documents loaded beside the portal test runbooks (a copy of them). */
+  static async create(o: { trustProxy?: boolean; throttle?: LoginThrottleRules; extraRunbooks?: string } = {}): Promise<PortalHarness> {
     const dir = await workspace('hr-portal-');
     const data = await openDataDir(join(dir, 'data'), () => T0);
-    const catalog = new Catalog(PORTAL_RUNBOOKS);
+    let runbooks = PORTAL_RUNBOOKS;
+    if (o.extraRunbooks !== undefined) {
+      runbooks = join(dir, 'runbooks');
+      await cp(PORTAL_RUNBOOKS, runbooks, { recursive: true });
+      await writeFile(join(runbooks, 'extra.yaml'), o.extraRunbooks);
+    }
+    const catalog = new Catalog(runbooks);
     await catalog.reload();
     return new PortalHarness(dir, data, catalog, o.trustProxy ?? false, o.throttle);
   }
@@ -127,10 +140,11 @@ export class PortalHarness {
   }
 
   /** `approval`: the execution waits for it (state awaiting_approval, gate -1). */
-  async insertExecution(e: { id: string; runbookId: string; requestedBy: string; options: Record<string, string>; state: string; reason?: string; approval?: { required: number; from: string[] } }): Promise<void> {
+  /** `tookMs`: it finished that long after it started (both at the harness clock otherwise). */
+  async insertExecution(e: { id: string; runbookId: string; requestedBy: string; options: Record<string, string>; state: string; reason?: string; approval?: { required: number; from: string[] }; tookMs?: number }): Promise<void> {
     await this.data.db.run(
-      `INSERT INTO executions (id, kind, runbook_id, runbook_digest, requested_by, options_json, targets, state, reason, approval_json, gate, created_at, started_at) VALUES (?, 'runbook', ?, ?, ?, ?, 'role=web', ?, ?, ?, ?, ?, ?)`,
-      [e.id, e.runbookId, 'ab'.repeat(32), e.requestedBy, JSON.stringify(e.options), e.approval ? 'awaiting_approval' : e.state, e.reason ?? null, e.approval ? JSON.stringify({ ...e.approval, message: 'approval to run it' }) : null, e.approval ? -1 : null, this.clock, this.clock],
+      `INSERT INTO executions (id, kind, runbook_id, runbook_digest, requested_by, options_json, targets, state, reason, approval_json, gate, created_at, started_at, finished_at) VALUES (?, 'runbook', ?, ?, ?, ?, 'role=web', ?, ?, ?, ?, ?, ?, ?)`,
+      [e.id, e.runbookId, 'ab'.repeat(32), e.requestedBy, JSON.stringify(e.options), e.approval ? 'awaiting_approval' : e.state, e.reason ?? null, e.approval ? JSON.stringify({ ...e.approval, message: 'approval to run it' }) : null, e.approval ? -1 : null, this.clock, this.clock, e.tookMs === undefined ? null : this.clock + e.tookMs],
     );
   }
 

@@ -162,6 +162,18 @@ describe('the portal in a browser', () => {
     expect(dialogs).toEqual([]);
   });
 
+  it('opens the toil report from the nav and sees their team\'s row, with the chart', async () => {
+    const { page } = alice;
+    await page.goto(`${url}/runbooks`);
+    await Promise.all([page.waitForURL(`${url}/toil`), page.click('nav a:has-text("Toil")')]);
+    const row = page.locator('[data-testid="toil-teams"] tr[data-team="team-a"]');
+    await row.waitFor();
+    expect(Number(await row.locator('td').first().textContent())).toBeGreaterThanOrEqual(1);
+    await page.locator('[data-testid="toil-chart"] g[data-team="team-a"]').waitFor();
+    expect(await page.locator('[data-testid="toil-teams"] tr[data-team="team-b"]').count()).toBe(0);
+    expect(dialogs).toEqual([]);
+  });
+
   it("another team's execution is not found by URL, on the page and in the API", async () => {
     const started = await fleet.api<{ executionId: string }>('POST', '/api/v1/executions', { runbook: 'portal-other' }, carolToken);
     expect(started.status, JSON.stringify(started.body)).toBe(201);

@@ -9,6 +9,7 @@
  *   history/    GET /executions
  *   approvals/  GET /approvals, POST /approvals/:id: the inbox, approve or deny
  *   hosts/      GET /hosts
+ *   toil/       GET /toil: the toil report (hours saved per team), an SVG chart and its table
  *   layout/     the page frame and small shared pieces
  *
  * Sessions and CSRF live in web/auth/ (session.ts, csrf.ts); the stylesheet and the one
@@ -23,6 +24,7 @@ import { runbookRoutes } from './runbook/runbook.js';
 import { executionRoutes } from './execution/execution.js';
 import { historyRoutes } from './history/history.js';
 import { hostRoutes } from './hosts/hosts.js';
+import { toilRoutes } from './toil/toil.js';
 import { approvalRoutes } from './approvals/approvals.js';
 import { portalErrorHandler } from './page-errors.js';
 import type { PortalDeps, PortalEnv } from './portal-env.js';
@@ -41,5 +43,6 @@ export function portalRoutes(d: PortalDeps): Hono<PortalEnv> {
   app.route('/', executionRoutes(d));
   app.route('/', approvalRoutes(d));
   app.route('/', hostRoutes(d));
+  app.route('/', toilRoutes(d));
   return app;
 }

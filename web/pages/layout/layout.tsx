@@ -11,7 +11,7 @@ import { assetUrl } from '../../static/assets.js';
 import { CSRF_FIELD } from '../../auth/csrf.js';
 import { stateClass, stateLabel, stateLook } from './states.js';
 
-export type Section = 'runbooks' | 'executions' | 'approvals' | 'hosts';
+export type Section = 'runbooks' | 'executions' | 'approvals' | 'hosts' | 'toil';
 
 export interface Viewer {
   readonly name: string;
@@ -32,6 +32,7 @@ const NAV: ReadonlyArray<{ section: Section; href: string; label: string }> = [
   { section: 'executions', href: '/executions', label: 'History' },
   { section: 'approvals', href: '/approvals', label: 'Approvals' },
   { section: 'hosts', href: '/hosts', label: 'Hosts' },
+  { section: 'toil', href: '/toil', label: 'Toil' },
 ];
 
 export function CsrfField(p: { token: string }) {
@@ -99,7 +100,11 @@ export function StateBadge(p: { state: string; attrs?: Record<string, string> })
 /** Milliseconds between two ISO times, said briefly ("1.2 s", "3 min 4 s"); empty when unknown. */
 export function duration(from: string | null, to: string | null): string {
   if (!from || !to) return '';
-  const ms = Date.parse(to) - Date.parse(from);
+  return millis(Date.parse(to) - Date.parse(from));
+}
+
+/** A span of milliseconds said briefly ("1.2 s", "3 min 4 s"); empty when not a span. */
+export function millis(ms: number): string {
   if (!Number.isFinite(ms) || ms < 0) return '';
   if (ms < 10_000) return `${(ms / 1000).toFixed(1)} s`;
   const s = Math.round(ms / 1000);
