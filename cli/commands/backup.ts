@@ -10,6 +10,7 @@ import { withDataDir } from '../data-dir.js';
 import { openDataDir, STORE_FILE } from '../../coordinator/data-dir.js';
 import { AuditEvents } from '../../coordinator/audit/events.js';
 import { verifyDatabase } from '../../coordinator/audit/export.js';
+import { readAuditHead } from '../../coordinator/audit/audit-log.js';
 import { Database } from '../../coordinator/store/database.js';
 import { schemaVersion } from '../../coordinator/store/migrations.js';
 import { openBackup, sealBackup, sha256Hex, type ArchiveFile } from '../../coordinator/store/backup-archive.js';
@@ -87,7 +88,7 @@ export async function runBackup(p: ParsedCommand, io: CliIo): Promise<number> {
       let head: { seq: number; hash: string };
       let version: number;
       try {
-        head = (await snap.get<{ seq: number; hash: string }>('SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1')) ?? { seq: 0, hash: '0'.repeat(64) };
+        head = await readAuditHead(snap);
         version = await schemaVersion(snap);
       } finally {
         await snap.close();

@@ -81,9 +81,8 @@ export class AuditLog {
     return this.readHead(this.db);
   }
 
-  private async readHead(q: Pick<Tx, 'get'>): Promise<AuditHead> {
-    const row = await q.get<{ seq: number; hash: string }>('SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1');
-    return row ?? { seq: 0, hash: GENESIS_PREV };
+  private readHead(q: Pick<Tx, 'get'>): Promise<AuditHead> {
+    return readAuditHead(q);
   }
 
   /**
@@ -99,4 +98,10 @@ export class AuditLog {
       return JSON.stringify({ checkpoint: cp.payload.toString('base64'), kid: cp.keyId, sig: cp.signature.toString('base64') });
     });
   }
+}
+
+/** The last record's seq and hash in a store (or a copy of one), seq 0 and 64 zeros when empty. */
+export async function readAuditHead(q: Pick<Tx, 'get'>): Promise<AuditHead> {
+  const row = await q.get<{ seq: number; hash: string }>('SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1');
+  return row ?? { seq: 0, hash: GENESIS_PREV };
 }
