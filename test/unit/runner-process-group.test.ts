@@ -4,7 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { groupHasLiveMembers, parseStat, signalGroup } from '../../agent/process-group.js';
 import { BACKSTOP_MS } from '../helpers/processes.js';
@@ -22,6 +22,17 @@ describe('parseStat', () => {
   });
 });
 
+/** The pids whose process group is `pgid`, read from /proc. */
+async function groupMembers(pgid: number): Promise<number[]> {
+  const pids: number[] = [];
+  for (const name of await readdir('/proc')) {
+    if (!/^[0-9]+$/.test(name)) continue;
+    const stat = parseStat(await readFile(`/proc/${name}/stat`, 'latin1').catch(() => ''));
+    if (stat?.pgrp === pgid) pids.push(Number(name));
+  }
+  return pids;
+}
+
 describe('group signals and liveness', () => {
   it('refuses to signal group 0 or 1 (our own group, init)', () => {
     expect(signalGroup(0, 0)).toBe(false);
@@ -37,14 +48,18 @@ describe('group signals and liveness', () => {
     // The background sleep is in the shell's group (pids may wrap: compare groups, not numbers).
     expect(parseStat(await readFile(`/proc/${background}/stat`, 'latin1'))?.pgrp).toBe(pgid);
     expect(await groupHasLiveMembers(pgid)).toBe(true);
+    // Every member: the shell, the background sleep and the foreground one (dash does not exec it).
+    const members = await groupMembers(pgid);
+    expect(members).toContain(background);
+    expect(members.length).toBeGreaterThanOrEqual(2);
 
     const exited = once(child, 'exit');
     expect(signalGroup(pgid, 'SIGKILL')).toBe(true);
     await exited;
-    // kill() only queues the signal: the background sleep dies when it is next scheduled, which
-    // on a loaded machine can be after the shell's exit is reported. Wait until it is dead (it may
-    // linger as an unreaped zombie that kill(-pgid, 0) still finds), then ask about the group.
-    await waitUntil(() => !isRunning(background), BACKSTOP_MS, 'the background sleep to die');
+    // kill() only queues the signal: each member dies when it is next scheduled, which on a loaded
+    // machine can be after the shell's exit is reported. Wait until every member is dead (they may
+    // linger as unreaped zombies that kill(-pgid, 0) still finds), then ask about the group.
+    await waitUntil(() => members.every((pid) => !isRunning(pid)), BACKSTOP_MS, 'every member of the group to die');
     expect(await groupHasLiveMembers(pgid)).toBe(false);
   });
 });
