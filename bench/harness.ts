@@ -17,6 +17,8 @@ import { ed25519Choice } from '../cli/settings.js';
 import { normalizeSerial } from '../core/x509-serial.js';
 import { EnrollmentServiceClient, type EnrollResponse } from '../proto/gen/handrail/v1/enrollment.js';
 import { channelOptions, parseCoordinatorAddress } from '../agent/coordinator-address.js';
+import { HANDRAIL_VERSION } from '../core/version.js';
+import { DispatchKeySet } from '../proto/gen/handrail/v1/common.js';
 import { SimAgent, keyMap, type SimIdentity } from './sim-agents.js';
 
 export const CLI = resolve(import.meta.dirname, '..', 'cli', 'main.js');
@@ -32,12 +34,14 @@ export interface Bench {
   /** The HTTP base URL, e.g. http://127.0.0.1:PORT. */
   readonly url: string;
   readonly bootstrap: string;
+  /** The admin user's API token (user `bench`, group admins). */
+  readonly apiToken: string;
   api<T>(method: string, path: string, body?: unknown): Promise<T>;
   /** Runs an execution (runbook or ad-hoc) and long-polls until it ends. */
   runToEnd(path: string, body: unknown): Promise<{ ms: number; view: { state: string; steps: Array<{ state: string }> } }>;
 }
 
-export async function startBench(o: { coordinatorArgs?: readonly string[]; bootstrapUses: number; profileDir?: string; logLevel?: string }): Promise<Bench> {
+export async function startBench(o: { coordinatorArgs?: readonly string[]; bootstrapUses: number; profileDir?: string; logLevel?: string; portalPassword?: string }): Promise<Bench> {
   // As the CLI does for the coordinator it spawns: HANDRAIL_ED25519=openssl applies here too.
   useEd25519Backend(ed25519Choice(process.env));
   const dir = await mkdtemp(join(tmpdir(), 'hr-bench-'));
@@ -46,6 +50,7 @@ export async function startBench(o: { coordinatorArgs?: readonly string[]; boots
   await initCa({ certsDir });
   const data = await openDataDir(dataDir);
   await data.users.add('bench', ['admins'], { kind: 'cli', id: 'bench' }, Date.now());
+  if (o.portalPassword !== undefined) await data.users.setPassword('bench', o.portalPassword, { kind: 'cli', id: 'bench' });
   const apiToken = (await data.users.issueToken('bench', 86_400_000, 'bench', { kind: 'cli', id: 'bench' }, Date.now())).token;
   const bootstrap = (await data.tokens.create({ labels: { bench: 'true' }, ttlMs: 3_600_000, uses: o.bootstrapUses, namePattern: null, description: 'bench', createdBy: 'bench' }, Date.now())).token;
   await data.close();
@@ -79,6 +84,7 @@ export async function startBench(o: { coordinatorArgs?: readonly string[]; boots
     address: `127.0.0.1:${ports.grpc}`,
     url: base,
     bootstrap,
+    apiToken,
     api,
     async runToEnd(path, body) {
       const t0 = performance.now();
@@ -92,7 +98,7 @@ export async function startBench(o: { coordinatorArgs?: readonly string[]; boots
 }
 
 /** Enrolls `n` simulated agents (one shared RSA key, one CSR and certificate each) and connects them. */
-export async function simulatedFleet(b: Bench, n: number): Promise<{ sims: SimAgent[]; enrollMs: number; connectMs: number }> {
+export async function simulatedFleet(b: Bench, n: number, output?: (stepId: string) => Buffer): Promise<{ sims: SimAgent[]; enrollMs: number; connectMs: number }> {
   const caPem = await readFile(join(b.certsDir, 'ca.pem'), 'utf8');
   const shared = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const keyPem = shared.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
@@ -100,7 +106,7 @@ export async function simulatedFleet(b: Bench, n: number): Promise<{ sims: SimAg
   const client = new EnrollmentServiceClient(addr.target, credentials.createSsl(Buffer.from(caPem)), channelOptions(addr));
   const enrollOne = (i: number): Promise<EnrollResponse> =>
     new Promise((res, rej) =>
-      client.enroll({ token: b.bootstrap, csrPem: createCsr(shared.privateKey, `sim-${i}`), labels: {}, facts: undefined }, new Metadata(), { deadline: Date.now() + 60_000 }, (e: ServiceError | null, r?: EnrollResponse) => (e || !r ? rej(e) : res(r))),
+      client.enroll({ token: b.bootstrap, csrPem: createCsr(shared.privateKey, `sim-${i}`), labels: {}, facts: { hostname: `sim-${i}`, os: 'Linux', platform: 'linux', arch: 'x64', cpus: 1, memoryBytes: 1, agentVersion: HANDRAIL_VERSION, kernelRelease: '' } }, new Metadata(), { deadline: Date.now() + 60_000 }, (e: ServiceError | null, r?: EnrollResponse) => (e || !r ? rej(e) : res(r))),
     );
   let t = performance.now();
   const ids: SimIdentity[] = [];
@@ -108,12 +114,14 @@ export async function simulatedFleet(b: Bench, n: number): Promise<{ sims: SimAg
   for (let i = 0; i < n; i += 32) {
     const batch = await Promise.all(Array.from({ length: Math.min(32, n - i) }, (_, k) => enrollOne(i + k)));
     for (const r of batch) ids.push({ agentId: r.agentId, certPem: r.certificatePem, serial: normalizeSerial(new X509Certificate(r.certificatePem).serialNumber) });
-    dispatchKeys = batch[0]?.dispatchKeys ?? dispatchKeys;
+    // The signed key set (checked by real agents; trusted here), or the deprecated plain list.
+    const set = batch[0]?.dispatchKeySet;
+    dispatchKeys = set ? DispatchKeySet.decode(set.payload).keys : (batch[0]?.dispatchKeys ?? dispatchKeys);
   }
   client.close();
   const enrollMs = performance.now() - t;
   const keys = keyMap(dispatchKeys);
-  const sims = ids.map((id) => new SimAgent(id, b.address, caPem, keyPem, shared.privateKey, keys));
+  const sims = ids.map((id) => new SimAgent(id, b.address, caPem, keyPem, shared.privateKey, keys, output));
   t = performance.now();
   for (let i = 0; i < sims.length; i += 100) await Promise.all(sims.slice(i, i + 100).map((s) => s.connect()));
   return { sims, enrollMs, connectMs: performance.now() - t };

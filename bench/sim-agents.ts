@@ -1,12 +1,12 @@
 /**
  * Simulated agents for the fleet benchmark: real mTLS gRPC streams (one HTTP/2 connection
  * each), real envelope verification and real RSA-signed results, but no process is spawned:
- * each step is answered as if `true` ran. They share one RSA key to keep setup fast; each has
- * its own certificate and identity.
+ * each step is answered as if `true` ran (or, with `output`, as if it printed that output). They
+ * share one RSA key to keep setup fast; each has its own certificate and identity.
  */
 import { credentials, type ClientDuplexStream } from '@grpc/grpc-js';
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
-import { AgentGatewayServiceClient, type ConnectRequest, type ConnectResponse } from '../proto/gen/handrail/v1/gateway.js';
+import { AgentGatewayServiceClient, OutputStream, type ConnectRequest, type ConnectResponse } from '../proto/gen/handrail/v1/gateway.js';
 import { envelopeFromWire, decodeStepRequest, encodeStepResult } from '../proto/codec/step-codec.js';
 import { checkStepEnvelope } from '../core/step-check.js';
 import { sha256, signPayload } from '../core/envelope.js';
@@ -36,6 +36,8 @@ export class SimAgent {
     private readonly keyPem: string,
     private readonly privateKey: KeyObject,
     private readonly dispatchKeys: ReadonlyMap<string, KeyObject>,
+    /** What each step prints on stdout (sent as one output message before its result); none by default. */
+    private readonly output?: (stepId: string) => Buffer,
   ) {}
 
   connect(): Promise<void> {
@@ -75,6 +77,8 @@ export class SimAgent {
     const v = checkStepEnvelope(env, { agentId: this.id.agentId, nowMs: now, keys: this.dispatchKeys, nonceSeen: (n) => this.seen.has(Buffer.from(n).toString('hex')), decode: decodeStepRequest });
     if (!v.ok) throw new Error(`sim agent refused a step: ${v.detail}`);
     this.seen.add(Buffer.from(v.request.nonce).toString('hex'));
+    const stdout = this.output?.(v.request.stepId) ?? Buffer.alloc(0);
+    if (stdout.length > 0) this.call?.write({ msg: { $case: 'output', value: { executionId: v.request.executionId, stepId: v.request.stepId, stream: OutputStream.OUTPUT_STREAM_STDOUT, offset: 0, data: stdout } } });
     const payload = encodeStepResult({
       executionId: v.request.executionId,
       stepId: v.request.stepId,
@@ -86,9 +90,9 @@ export class SimAgent {
       signal: '',
       startedAtMs: now,
       finishedAtMs: Date.now(),
-      stdoutSha256: EMPTY,
+      stdoutSha256: stdout.length > 0 ? createHash('sha256').update(stdout).digest() : EMPTY,
       stderrSha256: EMPTY,
-      stdoutBytes: 0,
+      stdoutBytes: stdout.length,
       stderrBytes: 0,
       stdoutTruncated: false,
       stderrTruncated: false,

@@ -42,10 +42,11 @@ const DEMO_AGENTS = [
   { name: 'db-1', labels: 'role=db,env=demo,zone=a' },
 ];
 
-/** The demo's people, as the example policy (runbooks/policy.yaml) knows them; it has no auditor role. */
+/** The demo's people, one per role, as the example policy (runbooks/policy.yaml) knows them. */
 export const DEMO_USERS = [
   { name: 'alice', groups: ['support'], role: 'support (L1)' },
   { name: 'bob', groups: ['web-leads'], role: 'approver (web leads)' },
+  { name: 'carol', groups: ['security'], role: 'security (views all)' },
   { name: 'admin', groups: ['admins', 'ops-admins'], role: 'ops admin' },
 ];
 
@@ -164,13 +165,12 @@ export async function runDemo(p: ParsedCommand, io: CliIo): Promise<number> {
   if (freshCa || fresh) await refuseKeysInWorkTree([join(certsDir, 'ca.key'), join(dataDir, 'keys', 'dispatch', 'new.key'), join(dir, 'agents', 'agent.pem')], bool(p.values, 'allow-keys-in-git'));
   if (freshCa) await initCa({ certsDir });
 
-  if (fresh) {
-    const data = await openDataDir(dataDir, io.now);
-    try {
-      for (const u of DEMO_USERS) await data.users.add(u.name, u.groups, { kind: 'cli', id: 'demo' }, io.now());
-    } finally {
-      await data.close();
-    }
+  // Every start, not only the first: a demo dir made by an older release gains the users it lacks.
+  const data = await openDataDir(dataDir, io.now);
+  try {
+    for (const u of DEMO_USERS) if ((await data.users.get(u.name)) === undefined) await data.users.add(u.name, u.groups, { kind: 'cli', id: 'demo' }, io.now());
+  } finally {
+    await data.close();
   }
   const httpListen = parseListen(str(p.values, 'http-listen') as string, '--http-listen');
   const grpcListen = parseListen(str(p.values, 'grpc-listen') as string, '--grpc-listen');
@@ -252,7 +252,9 @@ export async function runDemo(p: ParsedCommand, io: CliIo): Promise<number> {
       '',
       `Try the portal (${url}/): log in as alice, run "Collect a diagnostics bundle" and watch its`,
       '  output arrive live; request "Restart the web service safely", then log in as bob (another',
-      '  browser or a private window) to approve it under Approvals. History shows what you may see.',
+      '  browser or a private window) to approve it under Approvals. History shows what you may see:',
+      '  log in as carol (security) to see every run; she may start none. The last command below verifies',
+      '  the audit log.',
       '',
       'Or the CLI, in another terminal (handrail = node dist/cli/main.js):',
       `  export HANDRAIL_SERVER=${url}`,

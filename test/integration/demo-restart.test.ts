@@ -41,7 +41,7 @@ async function startDemo(): Promise<Demo> {
   const portal = /Portal\s+(http:\/\/\S+\/)\s/.exec(banner)?.[1] as string;
   const tokens: Record<string, string> = {};
   const passwords: Record<string, string> = {};
-  for (const m of banner.matchAll(/^ {2}(admin|alice|bob)\s.*\s(\S+)\s+(hru_\S+)$/gm)) {
+  for (const m of banner.matchAll(/^ {2}(admin|alice|bob|carol)\s.*\s(\S+)\s+(hru_\S+)$/gm)) {
     passwords[m[1] as string] = m[2] as string;
     tokens[m[1] as string] = m[3] as string;
   }
@@ -101,12 +101,14 @@ describe('handrail demo, stopped and started again', () => {
   it('resumes a running execution without failing it, and reuses its API tokens', async () => {
     demo = await startDemo();
     expect(demo.banner).toContain('new demo: CA, store, users and agents created');
-    expect(Object.keys(demo.tokens).sort()).toEqual(['admin', 'alice', 'bob']);
+    expect(Object.keys(demo.tokens).sort()).toEqual(['admin', 'alice', 'bob', 'carol']);
+    // One user per role the design names, each printed with its role.
+    for (const [user, role] of [['alice', 'support'], ['bob', 'approver'], ['carol', 'security'], ['admin', 'ops admin']]) expect(demo.banner).toMatch(new RegExp(`^ {2}${user}\\s+${role}`, 'm'));
     const first = demo.tokens;
     // The portal is what it opens on: its URL, and one generated password per user, each different.
     expect(demo.portal).toBe(`${demo.url}/`);
-    expect(Object.keys(demo.passwords).sort()).toEqual(['admin', 'alice', 'bob']);
-    expect(new Set(Object.values(demo.passwords)).size).toBe(3);
+    expect(Object.keys(demo.passwords).sort()).toEqual(['admin', 'alice', 'bob', 'carol']);
+    expect(new Set(Object.values(demo.passwords)).size).toBe(4);
     for (const pw of Object.values(demo.passwords)) expect(pw).toMatch(/^[A-Za-z0-9_-]{24}$/);
     for (const [user, pw] of Object.entries(demo.passwords)) expect(await portalLogin(demo, user, pw)).toBe(user);
     expect(await portalLogin(demo, 'alice', demo.passwords['bob'] as string)).toBeUndefined();
@@ -134,7 +136,7 @@ describe('handrail demo, stopped and started again', () => {
     expect(await portalLogin(demo, 'bob', demo.passwords['bob'] as string)).toBe('bob');
     expect(demo.banner).toContain('resumed:         store and CA from an earlier run; 3 of 3 agents were enrolled already');
     expect(demo.banner).toContain(`1 execution(s) in progress picked up again: ${id} until-released (running)`);
-    expect(demo.banner).toContain('API tokens: 3 of 3 reused; portal passwords: 3 of 3 reused');
+    expect(demo.banner).toContain('API tokens: 4 of 4 reused; portal passwords: 4 of 4 reused');
     const d2 = demo;
     const done = await waitFor(async () => {
       const v = (await api<View>(d2, 'GET', `/api/v1/executions/${id}`)).body;
@@ -148,7 +150,7 @@ describe('handrail demo, stopped and started again', () => {
     // Exactly one live API token per demo user, however often the demo started.
     const tokens = await cli(['user', 'tokens', '--json', '--data-dir', join(dir, 'data')]);
     const live = (JSON.parse(tokens.stdout) as { tokens: Array<{ userName: string; revokedAt: number | null; expiresAt: number }> }).tokens.filter((t) => t.revokedAt === null && t.expiresAt > Date.now());
-    expect(live.map((t) => t.userName).sort()).toEqual(['admin', 'alice', 'bob']);
+    expect(live.map((t) => t.userName).sort()).toEqual(['admin', 'alice', 'bob', 'carol']);
     expect(await stopDemo(demo)).toBe(0);
   });
 });

@@ -2,7 +2,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { decide, validatePolicy, visibleRunbooks, type Policy, type PolicyAction, type RunbookRef, type TargetAgent } from '../../coordinator/policy/policy.js';
+import { allowedActions, decide, executionScope, validatePolicy, visibleRunbooks, type Policy, type PolicyAction, type RunbookRef, type TargetAgent } from '../../coordinator/policy/policy.js';
+import { DEMO_USERS } from '../../cli/commands/demo.js';
 import { matches, parseSelector } from '../../core/selector.js';
 import { ROOT } from '../helpers/processes.js';
 
@@ -31,7 +32,12 @@ const agents: TargetAgent[] = [
   { id: 'agt-2', name: 'web-2', labels: { role: 'web', env: 'demo', zone: 'b' } },
   { id: 'agt-3', name: 'db-1', labels: { role: 'db', env: 'demo', zone: 'a' } },
 ];
-const users = { alice: { user: 'alice', groups: ['support'] }, bob: { user: 'bob', groups: [] as string[] }, admin: { user: 'admin', groups: ['admins', 'ops-admins'] } };
+const users = {
+  alice: { user: 'alice', groups: ['support'] },
+  bob: { user: 'bob', groups: [] as string[] },
+  carol: { user: 'carol', groups: [] as string[] },
+  admin: { user: 'admin', groups: ['admins', 'ops-admins'] },
+};
 
 function request(user: keyof typeof users, action: PolicyAction, id: string | undefined) {
   const rb = id === undefined ? undefined : runbooks.get(id);
@@ -58,6 +64,14 @@ describe('the demo policy', () => {
     ['bob', 'approve', 'restart-web', true, 'demo/web-leads-web-runbooks'], // group from the policy itself
     ['bob', 'run', 'rollback-release', true, 'demo/web-leads-web-runbooks'],
     ['bob', 'run', 'diagnostics-bundle', false, undefined],
+    // carol (security, a group the policy itself declares): sees everything, runs nothing.
+    ['carol', 'view', 'rollback-release', true, 'demo/security-views-everything'],
+    ['carol', 'view', 'diagnostics-bundle', true, 'demo/security-views-everything'],
+    ['carol', 'view', undefined, true, 'demo/security-views-everything'], // about no runbook in particular: the audit trail
+    ['carol', 'run', 'diagnostics-bundle', false, 'demo/security-runs-nothing'],
+    ['carol', 'cancel', 'restart-web', false, 'demo/security-runs-nothing'],
+    ['carol', 'approve', 'restart-web', false, 'demo/security-runs-nothing'],
+    ['carol', 'admin', undefined, false, undefined],
     ['admin', 'admin', undefined, true, 'demo/ops-admins-everything'],
     ['admin', 'run', 'rollback-release', true, 'demo/ops-admins-everything'],
   ])('%s %s %s → %s by %s', (user, action, id, allowed, rule) => {
@@ -70,6 +84,25 @@ describe('the demo policy', () => {
     const ids = (u: keyof typeof users): string[] => visibleRunbooks(policies, users[u], refs).map((r) => r.id).sort();
     expect(ids('alice')).toEqual(['clear-cache', 'diagnostics-bundle', 'free-disk-space', 'restart-web']);
     expect(ids('bob')).toEqual(['clear-cache', 'restart-web', 'rollback-release']);
+    expect(ids('carol')).toHaveLength(5);
     expect(ids('admin')).toHaveLength(5);
+  });
+
+  it('lets security see every runbook execution, whoever started it, but not ad-hoc commands (admin only)', () => {
+    const refs = [...runbooks.values()].map((r) => r.ref);
+    expect(executionScope(policies, users.carol, refs)).toEqual({ all: false, user: 'carol', runbookIds: refs.map((r) => r.id), adhoc: false });
+    expect(runbookActions('carol')).toEqual(['view']);
+    expect(runbookActions('alice')).toEqual(['run', 'view', 'cancel']);
+  });
+});
+
+/** Every action a demo user may take on diagnostics-bundle. */
+function runbookActions(u: keyof typeof users): PolicyAction[] {
+  return allowedActions(policies, users[u], runbooks.get('diagnostics-bundle')?.ref);
+}
+describe('the demo users', () => {
+  it('are the policy\'s subjects, one per role', () => {
+    expect(DEMO_USERS.map((u) => u.name)).toEqual(['alice', 'bob', 'carol', 'admin']);
+    expect(DEMO_USERS.map((u) => u.role.split(' ')[0])).toEqual(['support', 'approver', 'security', 'ops']);
   });
 });
