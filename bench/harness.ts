@@ -32,6 +32,8 @@ export interface Bench {
   /** The HTTP base URL, e.g. http://127.0.0.1:PORT. */
   readonly url: string;
   readonly bootstrap: string;
+  /** An admin's API token (user `bench`, group admins), for CLI commands run against this coordinator. */
+  readonly apiToken: string;
   api<T>(method: string, path: string, body?: unknown): Promise<T>;
   /** Runs an execution (runbook or ad-hoc) and long-polls until it ends. */
   runToEnd(path: string, body: unknown): Promise<{ ms: number; view: { state: string; steps: Array<{ state: string }> } }>;
@@ -79,6 +81,7 @@ export async function startBench(o: { coordinatorArgs?: readonly string[]; boots
     address: `127.0.0.1:${ports.grpc}`,
     url: base,
     bootstrap,
+    apiToken,
     api,
     async runToEnd(path, body) {
       const t0 = performance.now();
