@@ -16,7 +16,7 @@
  *   npm run build && node dist/bench/vs-ssh.js [--sizes 10,50,100] [--rounds 5] [--profile-runs 3] [--out .bench]
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -27,6 +27,7 @@ import { cpuMs } from './proc-stats.js';
 import { CLI, out } from './harness.js';
 import { debVersion, installMissing } from './vs-ssh/apt.js';
 import { Cleanup } from './vs-ssh/cleanup.js';
+import { selfTimeBySource, type CpuProfile } from './vs-ssh/cpu-profile-summary.js';
 import { RUNBOOK_ID, startHandrailFleet } from './vs-ssh/handrail-fleet.js';
 import { pidCpuMs, pidsNaming, runCpuMs } from './vs-ssh/proc-tree.js';
 import { timeline, timelineLines, type Milestone } from './vs-ssh/profile.js';
@@ -150,7 +151,9 @@ async function main(cleanup: Cleanup): Promise<void> {
     return r;
   };
   const enroll: Record<number, number> = {};
-  let profile: { runs: Milestone[][]; lines: string[]; cpu: Record<string, number>; baselines: Record<string, number> } | undefined;
+  let profile:
+    | { runs: Milestone[][]; lines: string[]; cpu: Record<string, number>; baselines: Record<string, number>; cliProfile: { spanMs: number; rows: Array<{ source: string; ms: number }> } | undefined }
+    | undefined;
   for (const n of SIZES) {
     const g = await fleet.grow(n);
     enroll[n] = g.seconds;
@@ -207,7 +210,19 @@ async function main(cleanup: Cleanup): Promise<void> {
     };
     const baselines = { 'node -e 0': await baseline(['-e', '0']), 'handrail --version': await baseline([CLI, '--version']) };
     out(`start-up floors (median of 5): ${Object.entries(baselines).map(([k, v]) => `\`${k}\` ${v.toFixed(0)} ms`).join(', ')}`);
-    return { runs, lines, cpu: cpuMed, baselines };
+    // One more run under V8's sampling profiler: where the CLI's own time goes, by source.
+    const profDir = join(runDir, 'cpu-prof');
+    const profiled = handrailTool({ cli: CLI, runbook: RUNBOOK_ID, server: fleet.bench.url, token: fleet.bench.apiToken, nodeArgs: ['--cpu-prof', '--cpu-prof-dir', profDir] });
+    const pr = await timeRun(profiled.invocation(n), runDir, dir);
+    const problem = profiled.check(n, pr.code, pr.stdout, pr.stderr);
+    if (problem) throw new Error(`profiled handrail run failed: ${problem}`);
+    const profFile = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
+    const cliProfile = profFile ? selfTimeBySource(JSON.parse(readFileSync(join(profDir, profFile), 'utf8')) as CpuProfile) : undefined;
+    if (cliProfile) {
+      out(`CLI under --cpu-prof: ${pr.wallMs.toFixed(0)} ms wall, profile span ${cliProfile.spanMs.toFixed(0)} ms; self time by source (idle = waiting for the network):`);
+      for (const r of cliProfile.rows.slice(0, 12)) out(`  ${r.ms.toFixed(1).padStart(7)} ms  ${r.source}`);
+    }
+    return { runs, lines, cpu: cpuMed, baselines, cliProfile: cliProfile ? { spanMs: cliProfile.spanMs, rows: cliProfile.rows.slice(0, 25) } : undefined };
   }
 
   const table = rows(samples, tools);
@@ -246,7 +261,19 @@ async function main(cleanup: Cleanup): Promise<void> {
     ...targets.map((l) => `- ${l}`),
     '',
     ...settings.notes.map((l) => `- ${l}`),
-    ...(profile ? ['', `Where \`handrail run --follow\` spends its time at N = ${MAX} (median of ${PROFILE_RUNS} traced runs, ms after spawn):`, '', '```', ...profile.lines, '```'] : []),
+    ...(profile
+      ? [
+          '',
+          `Where \`handrail run --follow\` spends its time at N = ${MAX} (median of ${PROFILE_RUNS} traced runs, ms after spawn):`,
+          '',
+          '```',
+          ...profile.lines,
+          '```',
+          '',
+          `CPU per run (median): coordinator ${profile.cpu['coordinator']?.toFixed(0)} ms, ${MAX} agents ${profile.cpu['agents']?.toFixed(0)} ms, CLI ${profile.cpu['cli']?.toFixed(0)} ms. Start-up floors: ${Object.entries(profile.baselines).map(([k, v]) => `\`${k}\` ${v.toFixed(0)} ms`).join(', ')}.`,
+          ...(profile.cliProfile ? ['', 'CLI self time by source (one run under `--cpu-prof`):', '', ...profile.cliProfile.rows.slice(0, 12).map((r) => `- ${r.source}: ${r.ms.toFixed(0)} ms`)] : []),
+        ]
+      : []),
     '',
   ].join('\n');
   await writeFile(join(outDir, `vs-ssh-${stamp}.md`), mdDoc);

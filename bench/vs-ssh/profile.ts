@@ -86,12 +86,17 @@ export async function timeline(dbPath: string, r: RunTimes): Promise<Milestone[]
   }
 }
 
-/** The median of each milestone over several runs, as text lines ("+ms  label  (Δ from the previous)"). */
+/**
+ * The median of each milestone over several runs, in time order (the CLI's and the
+ * coordinator's paths interleave), as text lines: "+ms after spawn (Δ from the line before) label".
+ */
 export function timelineLines(runs: readonly Milestone[][]): string[] {
   const labels = runs[0]?.map((m) => m.label) ?? [];
+  const medians = labels
+    .map((label) => ({ label, at: median(runs.map((r) => r.find((m) => m.label === label)?.at).filter((x): x is number => x !== undefined)) }))
+    .sort((a, b) => a.at - b.at);
   let prev = 0;
-  return labels.map((label) => {
-    const at = median(runs.map((r) => r.find((m) => m.label === label)?.at).filter((x): x is number => x !== undefined));
+  return medians.map(({ label, at }) => {
     const line = `${at.toFixed(1).padStart(8)} ms  (+${(at - prev).toFixed(1).padStart(6)})  ${label}`;
     prev = at;
     return line;
