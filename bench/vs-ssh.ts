@@ -42,6 +42,7 @@ const { values: args } = parseArgs({
     'profile-runs': { type: 'string', default: '3' },
     batch: { type: 'string', default: '10' },
     out: { type: 'string', default: '.bench' },
+    tools: { type: 'string', default: 'handrail,pdsh,pdsh-cm,ansible-raw,ansible-command' },
   },
 });
 const SIZES = String(args.sizes)
@@ -85,11 +86,6 @@ async function timeRun(inv: Invocation, runDir: string, marker: string, extraEnv
   return { wallMs: exitSeenAt - spawnedAt, cpuMs: cpu, code, stdout: readFileSync(outFile, 'utf8'), stderr: readFileSync(errFile, 'utf8'), spawnedAt, exitSeenAt };
 }
 
-function firstLine(cmd: string, a: readonly string[]): string {
-  const r = spawnSync(cmd, a, { encoding: 'utf8' });
-  return `${r.stdout ?? ''}${r.stderr ?? ''}`.trim().split('\n')[0] ?? '?';
-}
-
 function gitCommit(): string {
   const r = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8', cwd: resolve(CLI, '..', '..', '..') });
   const dirty = spawnSync('git', ['status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8', cwd: resolve(CLI, '..', '..', '..') }).stdout?.trim();
@@ -111,7 +107,6 @@ async function main(cleanup: Cleanup): Promise<void> {
     'openssh-server': debVersion('openssh-server'),
     pdsh: debVersion('pdsh'),
     'ansible-core': debVersion('ansible-core'),
-    ansible: firstLine('ansible', ['--version']),
   };
   out(`versions: ${Object.entries(versions).map(([k, v]) => `${k} ${v}`).join(', ')}`);
 
@@ -139,7 +134,9 @@ async function main(cleanup: Cleanup): Promise<void> {
   const fleet = await startHandrailFleet({ dir, user, sizes: SIZES, batch: BATCH, cleanup, log: out });
   out(`coordinator up in ${((now() - t) / 1000).toFixed(1)} s (pid ${fleet.bench.coord.pid}, its own data dir ${fleet.bench.dataDir})`);
   const handrail = handrailTool({ cli: CLI, runbook: RUNBOOK_ID, server: fleet.bench.url, token: fleet.bench.apiToken });
-  const tools: Tool[] = [handrail, ...ssh];
+  const wanted = String(args.tools).split(',');
+  const tools: Tool[] = [handrail, ...ssh].filter((x) => wanted.includes(x.id));
+  if (!tools.some((x) => x.id === 'handrail')) throw new Error('--tools must include handrail (the ratios are against it)');
   const runDir = join(dir, 'runs');
   await mkdir(runDir);
 
@@ -253,7 +250,8 @@ async function main(cleanup: Cleanup): Promise<void> {
   const mdDoc = [
     `# Handrail vs SSH tools — ${startedAt.toISOString().slice(0, 16).replace('T', ' ')} UTC`,
     '',
-    `Machine: ${machine.cores} cores (${machine.cpu}), ${machine.memGiB} GiB, ${machine.os}, Linux ${machine.kernel}. Load average at the end: ${load()}.`,
+    `Machine: ${machine.cores} cores (${machine.cpu}), ${machine.memGiB} GiB, ${machine.os}, Linux ${machine.kernel}. ` +
+      `Load average (1 min) at the start of each round: median ${median(samples.map((x) => x.load1)).toFixed(1)} (${Math.min(...samples.map((x) => x.load1)).toFixed(1)}–${Math.max(...samples.map((x) => x.load1)).toFixed(1)}).`,
     `Versions: ${Object.entries(versions).map(([k, v]) => `${k} ${v}`).join('; ')}.`,
     '',
     md,
