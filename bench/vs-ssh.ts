@@ -197,8 +197,17 @@ async function main(cleanup: Cleanup): Promise<void> {
     }
     const lines = timelineLines(runs);
     for (const l of lines) out(l);
-    const cpuMed = { coordinator: median(cpu.coordinator), agents: median(cpu.agents), cli: median(cpu.cli) };
-    out(`CPU per run (median): coordinator ${cpuMed.coordinator.toFixed(0)} ms, ${n} agents together ${cpuMed.agents.toFixed(0)} ms (incl. the \`true\` processes), CLI ${cpuMed.cli.toFixed(0)} ms`);
+    // What the same processes burn doing nothing for as long (heartbeats, timers), to set against the above.
+    const idleMs = median(runs.map((r) => r.at(-1)?.at ?? 0));
+    const coordIdle0 = cpuMs(fleet.bench.coord.pid as number);
+    const agentsIdle0 = fleet.agents.reduce((a, p) => a + pidCpuMs(p.pid as number), 0);
+    await new Promise((r) => setTimeout(r, idleMs));
+    const idle = { coordinator: cpuMs(fleet.bench.coord.pid as number) - coordIdle0, agents: fleet.agents.reduce((a, p) => a + pidCpuMs(p.pid as number), 0) - agentsIdle0 };
+    const cpuMed = { coordinator: median(cpu.coordinator), agents: median(cpu.agents), cli: median(cpu.cli), coordinatorIdle: idle.coordinator, agentsIdle: idle.agents };
+    out(
+      `CPU per run (median): coordinator ${cpuMed.coordinator.toFixed(0)} ms, ${n} agents together ${cpuMed.agents.toFixed(0)} ms (incl. the \`true\` processes), CLI ${cpuMed.cli.toFixed(0)} ms; ` +
+        `the same ${idleMs.toFixed(0)} ms idle: coordinator ${idle.coordinator.toFixed(0)} ms, agents ${idle.agents.toFixed(0)} ms`,
+    );
     // The floor under any Node CLI: Node's own start, and the CLI's start with no request.
     const baseline = async (a: string[]): Promise<number> => {
       const xs: number[] = [];
@@ -268,7 +277,7 @@ async function main(cleanup: Cleanup): Promise<void> {
           ...profile.lines,
           '```',
           '',
-          `CPU per run (median): coordinator ${profile.cpu['coordinator']?.toFixed(0)} ms, ${MAX} agents ${profile.cpu['agents']?.toFixed(0)} ms, CLI ${profile.cpu['cli']?.toFixed(0)} ms. Start-up floors: ${Object.entries(profile.baselines).map(([k, v]) => `\`${k}\` ${v.toFixed(0)} ms`).join(', ')}.`,
+          `CPU per run (median): coordinator ${profile.cpu['coordinator']?.toFixed(0)} ms, ${MAX} agents ${profile.cpu['agents']?.toFixed(0)} ms, CLI ${profile.cpu['cli']?.toFixed(0)} ms (idle for as long: coordinator ${profile.cpu['coordinatorIdle']?.toFixed(0)} ms, agents ${profile.cpu['agentsIdle']?.toFixed(0)} ms). Start-up floors: ${Object.entries(profile.baselines).map(([k, v]) => `\`${k}\` ${v.toFixed(0)} ms`).join(', ')}.`,
           ...(profile.cliProfile ? ['', 'CLI self time by source (one run under `--cpu-prof`):', '', ...profile.cliProfile.rows.slice(0, 12).map((r) => `- ${r.source}: ${r.ms.toFixed(0)} ms`)] : []),
         ]
       : []),

@@ -68,7 +68,7 @@ const times = (x: number | null): string => (x === null ? '—' : `${x >= 10 ? x
 /** A markdown table (also readable as plain text). */
 export function markdownTable(rs: readonly Row[]): string {
   const lines = [
-    '| N | tool | wall, median (min–max) | × Handrail (wall) | CPU, median (min–max) | × Handrail (CPU) |',
+    '| N | tool | wall, median (min–max) | wall ÷ Handrail | CPU, median (min–max) | CPU ÷ Handrail |',
     '|---:|---|---:|---:|---:|---:|',
   ];
   for (const r of rs) {
