@@ -34,7 +34,7 @@ export interface Bench {
   /** The HTTP base URL, e.g. http://127.0.0.1:PORT. */
   readonly url: string;
   readonly bootstrap: string;
-  /** The admin user's API token (user `bench`, group admins). */
+  /** An admin's API token (user `bench`, group admins), for CLI commands run against this coordinator. */
   readonly apiToken: string;
   api<T>(method: string, path: string, body?: unknown): Promise<T>;
   /** Runs an execution (runbook or ad-hoc) and long-polls until it ends. */
