@@ -24,6 +24,17 @@ import { errorResponse } from '../../web/errors.js';
 import { sessionOrBearer } from '../../web/auth/session-or-bearer.js';
 import type { AuthVariables } from '../../web/auth/bearer.js';
 import { ROOT, workspace } from './processes.js';
+import { SecretBox } from '../../coordinator/pki/secret-box.js';
+import { NotificationStore } from '../../coordinator/store/notifications.js';
+import { Subscriptions } from '../../coordinator/notify/subscriptions.js';
+import { WebhookStore } from '../../coordinator/store/webhooks.js';
+import { WebhookAdmin } from '../../coordinator/webhooks/webhook-admin.js';
+import { makeInstallKit } from '../../coordinator/install/install-kit.js';
+import type { InstallCommandDeps } from '../../web/api/install-command.js';
+import type { WebhookControl } from '../../web/api/webhooks.js';
+
+/** How the harness serves the agent installer: none at all, a kit without HTTPS, or a full kit behind an https public URL. */
+export type InstallSetup = 'none' | 'no-bundle' | 'http' | 'https';
 
 export const PORTAL_RUNBOOKS = join(ROOT, 'test', 'fixtures', 'portal');
 export const T0 = Date.UTC(2026, 10, 23, 9, 0, 0);
@@ -54,6 +65,8 @@ export class PortalHarness {
     readonly catalog: Catalog,
     trustProxy: boolean,
     throttle: LoginThrottleRules | undefined,
+    secrets: SecretBox,
+    installSetup: InstallSetup,
   ) {
     const log = pino({ level: 'silent' });
     const now = (): number => this.clock;
@@ -97,10 +110,34 @@ export class PortalHarness {
       },
       list: () => catalog.list().map(targetable),
     });
+    // The real admin services over this store, as coordinator/coordinator.ts and server/server.ts wire them.
+    const notifications = new Subscriptions(data.db, new NotificationStore(data.db), secrets, data.audit, log, now);
+    const hookAdmin = new WebhookAdmin({ store: new WebhookStore(data.db, secrets), audit: data.audit, runbooks: (id) => catalog.get(id)?.runbook.spec.options, userExists: async (name) => (await data.users.get(name)) !== undefined, now });
+    const webhooks: WebhookControl = {
+      define: (input, user) => hookAdmin.define(input, { kind: 'user', id: user.name }),
+      list: () => hookAdmin.list(),
+      remove: (id, user) => hookAdmin.remove(id, { kind: 'user', id: user.name }),
+      rotate: (id, user, keepPrevious) => hookAdmin.rotate(id, { kind: 'user', id: user.name }, keepPrevious),
+    };
+    const kit = makeInstallKit({ version: '0.0.0-test', bundle: Buffer.from('// agent bundle'), scriptTemplate: '#!/bin/sh\n', caPem: '-----BEGIN CERTIFICATE-----\ntest\n-----END CERTIFICATE-----\n' });
+    const install: InstallCommandDeps | undefined =
+      installSetup === 'none'
+        ? undefined
+        : {
+            kit: installSetup === 'no-bundle' ? undefined : kit,
+            unavailable: 'this coordinator has no agent bundle to serve (ENOENT in dist/agent-bundle): build it with `npm run build`',
+            grpcPort: 7443,
+            ...(installSetup === 'https' ? { publicUrl: 'https://handrail.example:8443' } : {}),
+            createToken: (input, t) => data.tokens.create(input, t),
+            now,
+          };
     this.app = new Hono<PortalEnv>();
     this.app.route(
       '/',
-      portalRoutes({ db: data.db, users: data.users, sessions: data.sessions, logins, catalog, authz: access, access: visibility, executions, registry: data.registry, isOnline: () => true, now, trust: { trustProxy }, log }),
+      portalRoutes({
+        db: data.db, users: data.users, sessions: data.sessions, logins, catalog, authz: access, access: visibility, executions, registry: data.registry, isOnline: () => true, now, trust: { trustProxy }, log,
+        notifications, webhooks, install,
+      }),
     );
     this.api = new Hono<{ Variables: AuthVariables }>();
     this.api.use('/api/v1/*', sessionOrBearer({ sessions: data.sessions, users: data.users, now, trust: { trustProxy } }));
@@ -113,7 +150,7 @@ export class PortalHarness {
   }
 
   /** `extraRunbooks`: YAML documents loaded beside the portal test runbooks (a copy of them). */
-  static async create(o: { trustProxy?: boolean; throttle?: LoginThrottleRules; extraRunbooks?: string } = {}): Promise<PortalHarness> {
+  static async create(o: { trustProxy?: boolean; throttle?: LoginThrottleRules; extraRunbooks?: string; install?: InstallSetup } = {}): Promise<PortalHarness> {
     const dir = await workspace('hr-portal-');
     const data = await openDataDir(join(dir, 'data'), () => T0);
     let runbooks = PORTAL_RUNBOOKS;
@@ -124,7 +161,8 @@ export class PortalHarness {
     }
     const catalog = new Catalog(runbooks);
     await catalog.reload();
-    return new PortalHarness(dir, data, catalog, o.trustProxy ?? false, o.throttle);
+    const secrets = await SecretBox.open(join(dir, 'data', 'keys', 'secrets.key'));
+    return new PortalHarness(dir, data, catalog, o.trustProxy ?? false, o.throttle, secrets, o.install ?? 'https');
   }
 
   async addUser(name: string, groups: readonly string[], password: string): Promise<void> {
