@@ -59,16 +59,16 @@ export function historyWindow(from: string | undefined, to: string | undefined):
   const window: { fromMs?: number; toMs?: number } = {};
   if (from !== undefined) {
     const f = historyTime(from, 'from');
-    if ('error' in f) return { error: `query "from" ${echo(from, 40)} ${f.error}` };
+    if ('error' in f) return { error: `query parameter "from" ${echo(from, 40)} ${f.error}` };
     window.fromMs = f.ms;
   }
   if (to !== undefined) {
     const t = historyTime(to, 'to');
-    if ('error' in t) return { error: `query "to" ${echo(to, 40)} ${t.error}` };
+    if ('error' in t) return { error: `query parameter "to" ${echo(to, 40)} ${t.error}` };
     window.toMs = t.ms;
   }
   if (window.fromMs !== undefined && window.toMs !== undefined && window.toMs <= window.fromMs) {
-    return { error: `query "to" (${echo(to ?? '', 40)}) is not after "from" (${echo(from ?? '', 40)}): give a later "to" or an earlier "from"` };
+    return { error: `query parameter "to" (${echo(to ?? '', 40)}) is not after "from" (${echo(from ?? '', 40)}): give a later "to" or an earlier "from"` };
   }
   return { window };
 }

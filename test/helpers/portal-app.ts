@@ -24,6 +24,9 @@ import { errorResponse } from '../../web/errors.js';
 import { sessionOrBearer } from '../../web/auth/session-or-bearer.js';
 import type { AuthVariables } from '../../web/auth/bearer.js';
 import { ROOT, workspace } from './processes.js';
+import { agentRoutes } from '../../web/api/agents.js';
+import { executionRoutes, type ExecutionControl } from '../../web/api/executions.js';
+import type { FeedSource } from '../../web/api/execution-events.js';
 import { SecretBox } from '../../coordinator/pki/secret-box.js';
 import { NotificationStore } from '../../coordinator/store/notifications.js';
 import { Subscriptions } from '../../coordinator/notify/subscriptions.js';
@@ -48,6 +51,9 @@ export interface StartCall {
   user: string;
 }
 
+/** No live events here: the execution routes' event stream is not what these tests are about. */
+const NO_FEED: FeedSource = { follow: () => ({ [Symbol.asyncIterator]: () => ({ next: async () => ({ done: true as const, value: undefined }) }) }) };
+
 export class PortalHarness {
   clock = T0;
   readonly starts: StartCall[] = [];
@@ -56,6 +62,8 @@ export class PortalHarness {
   /** What the next start throws, once. */
   failNextStart: Error | undefined;
   readonly app: Hono<PortalEnv>;
+  /** The notification subscriptions service the admin pages use. */
+  readonly subscriptions: Subscriptions;
   /** A small API stand-in behind sessionOrBearer: GET/POST /api/v1/whoami. */
   readonly api: Hono<{ Variables: AuthVariables }>;
 
@@ -112,6 +120,7 @@ export class PortalHarness {
     });
     // The real admin services over this store, as coordinator/coordinator.ts and server/server.ts wire them.
     const notifications = new Subscriptions(data.db, new NotificationStore(data.db), secrets, data.audit, log, now);
+    this.subscriptions = notifications;
     const hookAdmin = new WebhookAdmin({ store: new WebhookStore(data.db, secrets), audit: data.audit, runbooks: (id) => catalog.get(id)?.runbook.spec.options, userExists: async (name) => (await data.users.get(name)) !== undefined, now });
     const webhooks: WebhookControl = {
       define: (input, user) => hookAdmin.define(input, { kind: 'user', id: user.name }),
@@ -143,10 +152,15 @@ export class PortalHarness {
     this.api.use('/api/v1/*', sessionOrBearer({ sessions: data.sessions, users: data.users, now, trust: { trustProxy } }));
     this.api.get('/api/v1/whoami', (c) => c.json({ user: c.get('user').name }));
     this.api.post('/api/v1/whoami', (c) => c.json({ user: c.get('user').name }));
-    // The real report routes, as web/app.ts mounts them.
+    // The real report, agent and execution routes, as web/app.ts mounts them (the engine calls stand in).
     this.api.route('/api/v1/reports', reportRoutes(data.db, visibility, catalog, now));
-    // Refusals as before (401); the report's bad input as the app answers it.
-    this.api.onError((e, c) => (e instanceof HandrailError && e.kind === 'invalid_argument' ? errorResponse(c, e) : c.json({ error: e.message }, 401)));
+    this.api.route('/api/v1/agents', agentRoutes(data.registry, () => true, visibility, access, now));
+    this.api.route(
+      '/api/v1/executions',
+      executionRoutes(data.db, { ...executions, start: async () => Promise.reject(new Error('not in this harness')), waitFinished: async () => undefined } as ExecutionControl, NO_FEED, visibility, log),
+    );
+    // Authentication refusals as before (401); the routes' own errors as the app answers them.
+    this.api.onError((e, c) => (e instanceof HandrailError && e.kind !== 'unauthenticated' ? errorResponse(c, e) : c.json({ error: e.message }, 401)));
   }
 
   /** `extraRunbooks`: YAML documents loaded beside the portal test runbooks (a copy of them). */
@@ -170,6 +184,11 @@ export class PortalHarness {
     await this.data.users.setPassword(name, password, { kind: 'cli', id: 'test' });
   }
 
+  /** The notification subscriptions as stored (removed ones left out). */
+  notificationsList(): ReturnType<Subscriptions['list']> {
+    return this.subscriptions.list();
+  }
+
   async insertAgent(id: string, name: string, labels: Record<string, string>): Promise<void> {
     await this.data.db.run(
       `INSERT INTO agents (id, name, labels_json, pinned_labels_json, facts_json, enrolled_at, cert_serial, cert_not_after) VALUES (?, ?, ?, '{}', '{}', ?, ?, ?)`,
@@ -179,11 +198,15 @@ export class PortalHarness {
 
   /** `approval`: the execution waits for it (state awaiting_approval, gate -1). */
   /** `tookMs`: it finished that long after it started (both at the harness clock otherwise). */
-  async insertExecution(e: { id: string; runbookId: string; requestedBy: string; options: Record<string, string>; state: string; reason?: string; approval?: { required: number; from: string[] }; tookMs?: number }): Promise<void> {
+  /** `team`: the runbook's owner when requested (default: its owner in the catalog, as the engine records it). */
+  async insertExecution(e: { id: string; runbookId: string; requestedBy: string; options: Record<string, string>; state: string; reason?: string; approval?: { required: number; from: string[] }; tookMs?: number; team?: string; at?: number }): Promise<void> {
+    const team = e.team ?? this.catalog.get(e.runbookId)?.runbook.metadata.owner ?? null;
+    const at = e.at ?? this.clock;
     await this.data.db.run(
-      `INSERT INTO executions (id, kind, runbook_id, runbook_digest, requested_by, options_json, targets, state, reason, approval_json, gate, created_at, started_at, finished_at) VALUES (?, 'runbook', ?, ?, ?, ?, 'role=web', ?, ?, ?, ?, ?, ?, ?)`,
-      [e.id, e.runbookId, 'ab'.repeat(32), e.requestedBy, JSON.stringify(e.options), e.approval ? 'awaiting_approval' : e.state, e.reason ?? null, e.approval ? JSON.stringify({ ...e.approval, message: 'approval to run it' }) : null, e.approval ? -1 : null, this.clock, this.clock, e.tookMs === undefined ? null : this.clock + e.tookMs],
+      `INSERT INTO executions (id, kind, runbook_id, runbook_digest, requested_by, options_json, targets, state, reason, approval_json, gate, created_at, started_at, finished_at, owner_team) VALUES (?, 'runbook', ?, ?, ?, ?, 'role=web', ?, ?, ?, ?, ?, ?, ?, ?)`,
+      [e.id, e.runbookId, 'ab'.repeat(32), e.requestedBy, JSON.stringify(e.options), e.approval ? 'awaiting_approval' : e.state, e.reason ?? null, e.approval ? JSON.stringify({ ...e.approval, message: 'approval to run it' }) : null, e.approval ? -1 : null, at, at, e.tookMs === undefined ? null : at + e.tookMs, team],
     );
+    if (team !== null) await this.data.db.run('INSERT OR IGNORE INTO runbook_teams (team, runbook_id) VALUES (?, ?)', [team, e.runbookId]);
   }
 
   async insertDecision(executionId: string, approver: string, decision: 'approve' | 'deny', comment: string): Promise<void> {

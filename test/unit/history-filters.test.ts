@@ -44,10 +44,10 @@ describe('history time filters (pure)', () => {
     ['2026-11-23', undefined, { fromMs: D('2026-11-23T00:00:00Z') }],
     [undefined, '2026-11-23', { toMs: D('2026-11-24T00:00:00Z') }],
     ['2026-11-23', '2026-11-23', { fromMs: D('2026-11-23T00:00:00Z'), toMs: D('2026-11-24T00:00:00Z') }],
-    ['2026-11-24', '2026-11-23', 'query "to" ("2026-11-23") is not after "from" ("2026-11-24")'],
+    ['2026-11-24', '2026-11-23', 'query parameter "to" ("2026-11-23") is not after "from" ("2026-11-24")'],
     ['2026-11-23T10:00Z', '2026-11-23T10:00Z', 'is not after'],
-    ['soon', undefined, 'query "from" "soon" is not a UTC date'],
-    [undefined, '2026-02-30', 'query "to" "2026-02-30" is not a calendar date'],
+    ['soon', undefined, 'query parameter "from" "soon" is not a UTC date'],
+    [undefined, '2026-02-30', 'query parameter "to" "2026-02-30" is not a calendar date'],
   ])('window from=%s to=%s', (from, to, expected) => {
     const r = historyWindow(from, to);
     if (typeof expected === 'string') {
