@@ -162,7 +162,10 @@ describe('history filtered by team and time (in the query)', () => {
 
   it.each([
     { name: 'a team (admin)', q: { team: 'web' }, scope: ALL, teamIds: ['web-echo', 'web-guarded'], index: 'executions_runbook' },
-    { name: 'a team and a state (admin)', q: { team: 'web', state: 'failed' }, scope: ALL, teamIds: ['web-echo', 'web-guarded'] },
+    { name: 'a team and a state (admin)', q: { team: 'web', state: 'failed' }, scope: ALL, teamIds: ['web-echo', 'web-guarded'], index: 'executions_runbook_state' },
+    { name: 'a team and a state (limited reader)', q: { team: 'web', state: 'failed' }, scope: WENDY, teamIds: ['web-echo', 'web-guarded'], index: 'executions_runbook_state' },
+    { name: 'a runbook and a state (admin)', q: { runbookId: 'db-echo', state: 'failed' }, scope: ALL, teamIds: [], index: 'executions_runbook_state' },
+    { name: 'a state (limited reader: one range per runbook)', q: { state: 'failed' }, scope: WENDY, teamIds: [], index: 'executions_runbook_state' },
     { name: 'a team and a user (admin)', q: { team: 'web', requestedBy: 'will' }, scope: ALL, teamIds: ['web-echo', 'web-guarded'], index: 'executions_runbook_requester' },
     { name: "another team's runbook (a limited reader's own)", q: { team: 'db' }, scope: WENDY, teamIds: ['db-echo'], index: 'executions_runbook_requester' },
     { name: 'a team in a window on a later page', q: { team: 'web', fromMs: 1000, toMs: 8000, before: '7000:exe-07' }, scope: WENDY, teamIds: ['web-echo', 'web-guarded'], index: 'executions_runbook' },
