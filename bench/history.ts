@@ -365,18 +365,7 @@ async function main(): Promise<void> {
   for (const [phase, label] of phases.entries()) {
     if (phase === 1) {
       const t = performance.now();
-      // The running coordinator writes now and then (session sweeps, checkpoints): retry a lock.
-      for (const c of compared) {
-        for (let attempt = 0; ; attempt++) {
-          try {
-            await db.exec(c.sql);
-            break;
-          } catch (e) {
-            if (!/SQLITE_BUSY/.test(String(e)) || attempt >= 30) throw e;
-            await new Promise((r) => setTimeout(r, 1000));
-          }
-        }
-      }
+      for (const c of compared) await db.exec(c.sql);
       out(`\ncreated ${compared.map((c) => c.name).join(', ')} in ${((performance.now() - t) / 1000).toFixed(1)} s`);
     }
     out(`\n## ${label}`);
