@@ -34,7 +34,7 @@ import { adhocRoutes } from './api/adhoc.js';
 import { executionRoutes, type ExecutionControl } from './api/executions.js';
 import type { FeedSource } from './api/execution-events.js';
 import { apiRouter, type ApiEnv } from './api/router.js';
-import { notificationRoutes, type NotificationAdmin } from './api/notifications.js';
+import { notificationRoutes, scopeCatalogOf, type NotificationAdmin } from './api/notifications.js';
 import { DEFAULT_MAX_BODY_BYTES, limitBody } from './body-limit.js';
 import { errorResponses, json, NOTHING } from './validation/schemas.js';
 import { validationHook } from './validation/hook.js';
@@ -179,7 +179,7 @@ export function createApp(d: WebDeps): OpenAPIHono<ApiEnv> {
       return c.json({ user: { name: u.name, groups: [...u.groups] } }, 200);
     },
   );
-  api.route('/agents', agentRoutes(d.registry, d.isOnline, d.access));
+  api.route('/agents', agentRoutes(d.registry, d.isOnline, d.access, d.authz, d.now));
   if (d.install) api.route('/agents', installCommandRoutes(d.install, d.authz));
   api.route('/adhoc', adhocRoutes(d.adhoc, d.authz, limits));
   api.route('/runbooks', runbookRoutes(d.catalog, d.authz, d.reloadCatalog));
@@ -187,10 +187,7 @@ export function createApp(d: WebDeps): OpenAPIHono<ApiEnv> {
   api.route('/executions', executionRoutes(d.db, d.executions, d.feed, d.access, d.log));
   api.route(
     '/notifications',
-    notificationRoutes(d.notifications, d.authz, {
-      runbookIds: () => d.catalog.list().map((l) => l.runbook.metadata.id),
-      teams: () => [...new Set(d.catalog.list().map((l) => l.runbook.metadata.owner))],
-    }),
+    notificationRoutes(d.notifications, d.authz, scopeCatalogOf(d.catalog)),
   );
   api.route('/webhooks', webhookRoutes(d.webhooks, d.authz));
   api.route('/reports', reportRoutes(d.db, d.access, d.catalog, d.now));

@@ -10,7 +10,7 @@ const api = (p: ParsedCommand): ApiClient => new ApiClient(str(p.values, 'server
 
 export const executionsList: CommandSpec = {
   name: 'executions ls',
-  usage: 'executions ls [--state S] [--runbook ID] [--user NAME] [--limit 20] [--json]',
+  usage: 'executions ls [--state S] [--runbook ID] [--user NAME] [--team TEAM] [--from WHEN] [--to WHEN] [--limit 20] [--json]',
   summary: 'List executions, newest first.',
   options: {
     server: SERVER,
@@ -18,6 +18,9 @@ export const executionsList: CommandSpec = {
     state: { type: 'string', placeholder: 'STATE', choices: EXECUTION_STATES, description: 'only executions in this state' },
     runbook: { type: 'string', placeholder: 'ID', description: 'only this runbook' },
     user: { type: 'string', placeholder: 'NAME', description: 'only executions this user requested' },
+    team: { type: 'string', placeholder: 'TEAM', description: 'only runbooks this team owned when they were requested' },
+    from: { type: 'string', placeholder: 'WHEN', description: 'requested at or after: a UTC date (YYYY-MM-DD) or a time (2026-11-23T09:30Z)' },
+    to: { type: 'string', placeholder: 'WHEN', description: 'requested before: a time, or a UTC date (that whole day included)' },
     limit: { type: 'string', default: '20', placeholder: 'N', description: 'how many' },
     before: { type: 'string', placeholder: 'CURSOR', description: 'the page after this cursor (printed by the previous page)' },
     json: JSON_OUTPUT,
@@ -26,7 +29,7 @@ export const executionsList: CommandSpec = {
 
 export async function runExecutionsList(p: ParsedCommand, io: CliIo): Promise<number> {
   const q = new URLSearchParams();
-  for (const [flag, param] of [['state', 'state'], ['runbook', 'runbook'], ['user', 'user'], ['limit', 'limit'], ['before', 'before']] as const) {
+  for (const [flag, param] of [['state', 'state'], ['runbook', 'runbook'], ['user', 'user'], ['team', 'team'], ['from', 'from'], ['to', 'to'], ['limit', 'limit'], ['before', 'before']] as const) {
     const v = str(p.values, flag);
     if (v) q.set(param, v);
   }

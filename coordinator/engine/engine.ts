@@ -200,15 +200,17 @@ export class ExecutionEngine {
     await d.db.batch(async (tx) => {
       if (req.within) await req.within(tx, executionId);
       await tx.run(
-        `INSERT INTO executions (id, kind, runbook_id, runbook_digest, runbook_json, requested_by, options_json, secrets_sealed, targets, state, reason, approval_json, gate, created_at, started_at)
-         VALUES (?, 'runbook', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO executions (id, kind, runbook_id, runbook_digest, runbook_json, requested_by, options_json, secrets_sealed, targets, state, reason, approval_json, gate, created_at, started_at, owner_team)
+         VALUES (?, 'runbook', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         [
           executionId, runbook.id, runbook.digest, JSON.stringify({ source: runbook.source }), req.user.name, JSON.stringify(resolved.display), sealed, selectorText, state, req.reason ?? null,
-          needsApproval ? JSON.stringify({ ...runbook.approval, message: `approval to run ${runbook.title}` }) : null, needsApproval ? -1 : null, now, needsApproval ? null : now,
+          needsApproval ? JSON.stringify({ ...runbook.approval, message: `approval to run ${runbook.title}` }) : null, needsApproval ? -1 : null, now, needsApproval ? null : now, runbook.owner || null,
         ],
       );
       // Who may see this execution later is decided on its runbook's owner and tags, also once it is removed.
       tx.queueInsert('runbook_refs', ['id', 'owner', 'tags_json', 'updated_at'], [runbook.id, runbook.owner, JSON.stringify(runbook.tags), now], 'REPLACE');
+      // The history's team filter finds a team's runbooks here, the owners of the past included.
+      if (runbook.owner) tx.queueInsert('runbook_teams', ['team', 'runbook_id'], [runbook.owner, runbook.id], 'IGNORE');
       nodes.forEach((n, i) => tx.queueInsert('execution_nodes', ['execution_id', 'agent_id', 'node_index', 'agent_name', 'state'], [executionId, n.agentId, i, n.name, 'pending']));
       await d.audit.append(tx, [
         {

@@ -183,6 +183,8 @@ export interface ExecutionSummary {
   id: string;
   kind: string;
   runbookId: string | null;
+  /** The team that owned the runbook when the execution was requested (null: ad-hoc, or unknown). */
+  team: string | null;
   requestedBy: string;
   targets: string;
   state: ExecutionState;
@@ -196,12 +198,18 @@ export interface ExecutionListQuery {
   readonly state?: string;
   readonly runbookId?: string;
   readonly requestedBy?: string;
+  /** Only executions of runbooks this team owned when they were requested. */
+  readonly team?: string;
+  /** Requested at or after this instant (ms). */
+  readonly fromMs?: number;
+  /** Requested before this instant (ms). */
+  readonly toMs?: number;
   /** Opaque cursor from a previous page's `next`. */
   readonly before?: string;
   readonly limit: number;
 }
 
-const SUMMARY_COLUMNS = 'id, kind, runbook_id, requested_by, targets, state, reason, state_reason, created_at, finished_at';
+const SUMMARY_COLUMNS = 'id, kind, runbook_id, owner_team, requested_by, targets, state, reason, state_reason, created_at, finished_at';
 const NEWEST_FIRST = 'ORDER BY created_at DESC, id DESC';
 /** SQLite's limit on the arms of one compound SELECT is 500; beyond this many runbooks, one IN list instead. */
 const MAX_ARMS = 400;
@@ -211,8 +219,14 @@ const MAX_ARMS = 400;
  * visibility applied in the query itself so that a page and its cursor hold only rows the
  * reader may see. A limited reader's query is a union of one arm per thing they may see (own
  * executions, each visible runbook, ad-hoc ones), each arm an index range with its own limit.
+ *
+ * A team filter needs `teamRunbooks`, every runbook the team ever owned (runbook_teams): the
+ * query is then one arm per such runbook — the reader's visible ones whole, the others only for
+ * their own executions — each an executions_runbook (or _runbook_requester) range whose rows
+ * nearly all belong to the team, so no index on the team itself is needed. Time bounds narrow
+ * every arm's range on created_at.
  */
-export function historyQuery(q: ExecutionListQuery, scope: ExecutionScope): { sql: string; params: SqlValue[] } {
+export function historyQuery(q: ExecutionListQuery, scope: ExecutionScope, teamRunbooks: readonly string[] = []): { sql: string; params: SqlValue[] } {
   const where: string[] = [];
   const params: SqlValue[] = [];
   if (q.state) {
@@ -227,6 +241,18 @@ export function historyQuery(q: ExecutionListQuery, scope: ExecutionScope): { sq
     where.push('requested_by = ?');
     params.push(q.requestedBy);
   }
+  if (q.team !== undefined) {
+    where.push('owner_team = ?');
+    params.push(q.team);
+  }
+  if (q.fromMs !== undefined) {
+    where.push('created_at >= ?');
+    params.push(q.fromMs);
+  }
+  if (q.toMs !== undefined) {
+    where.push('created_at < ?');
+    params.push(q.toMs);
+  }
   if (q.before) {
     const m = /^(\d{1,15}):([a-z0-9-]{1,64})$/.exec(q.before);
     if (!m) throw invalidArgument('"before" is not a cursor from a previous page');
@@ -239,13 +265,26 @@ export function historyQuery(q: ExecutionListQuery, scope: ExecutionScope): { sq
     const all = [...extra, ...where];
     return { sql: `SELECT ${SUMMARY_COLUMNS} FROM executions ${all.length ? `WHERE ${all.join(' AND ')}` : ''} ${NEWEST_FIRST} LIMIT ?`, params: [...extraParams, ...params, n] };
   };
-  if (scope.all) return arm([], []);
   const arms: Array<{ sql: string; params: SqlValue[] }> = [];
-  if (!q.requestedBy || q.requestedBy === scope.user) arms.push(arm(['requested_by = ?'], [scope.user]));
-  const ids = q.runbookId ? scope.runbookIds.filter((id) => id === q.runbookId) : scope.runbookIds;
-  if (ids.length > MAX_ARMS) arms.push(arm([`kind = 'runbook' AND runbook_id IN (${ids.map(() => '?').join(', ')})`], ids));
-  else for (const id of ids) arms.push(arm(["kind = 'runbook' AND runbook_id = ?"], [id]));
-  if (scope.adhoc && !q.runbookId) arms.push(arm(["kind = 'adhoc'"], []));
+  const byRunbook = (ids: readonly string[], extra: string, extraParams: readonly SqlValue[]): void => {
+    if (ids.length > MAX_ARMS) arms.push(arm([`kind = 'runbook' AND runbook_id IN (${ids.map(() => '?').join(', ')})${extra}`], [...ids, ...extraParams]));
+    else for (const id of ids) arms.push(arm([`kind = 'runbook' AND runbook_id = ?${extra}`], [id, ...extraParams]));
+  };
+  if (q.team !== undefined) {
+    const ids = q.runbookId ? teamRunbooks.filter((id) => id === q.runbookId) : [...teamRunbooks];
+    if (scope.all) byRunbook(ids, '', []);
+    else {
+      const visible = new Set(scope.runbookIds);
+      byRunbook(ids.filter((id) => visible.has(id)), '', []);
+      if (!q.requestedBy || q.requestedBy === scope.user) byRunbook(ids.filter((id) => !visible.has(id)), ' AND requested_by = ?', [scope.user]);
+    }
+  } else if (scope.all) return arm([], []);
+  else {
+    if (!q.requestedBy || q.requestedBy === scope.user) arms.push(arm(['requested_by = ?'], [scope.user]));
+    byRunbook(q.runbookId ? scope.runbookIds.filter((id) => id === q.runbookId) : scope.runbookIds, '', []);
+    if (scope.adhoc && !q.runbookId) arms.push(arm(["kind = 'adhoc'"], []));
+  }
+  if (arms.length === 1) return arms[0] as { sql: string; params: SqlValue[] };
   if (arms.length === 0) return { sql: `SELECT ${SUMMARY_COLUMNS} FROM executions WHERE 0 LIMIT ?`, params: [n] };
   // UNION (not UNION ALL): an own execution of a visible runbook comes back from two arms.
   return {
@@ -256,8 +295,8 @@ export function historyQuery(q: ExecutionListQuery, scope: ExecutionScope): { sq
 
 /** Newest first, keyset-paginated on (created_at, id): constant cost however deep the history. */
 export async function listExecutions(db: Database, q: ExecutionListQuery, scope: ExecutionScope): Promise<{ executions: ExecutionSummary[]; next: string | null }> {
-  const { sql, params } = historyQuery(q, scope);
-  const rows = await db.all<{ id: string; kind: string; runbook_id: string | null; requested_by: string; targets: string; state: string; reason: string | null; state_reason: string | null; created_at: number; finished_at: number | null }>(sql, params);
+  const { sql, params } = historyQuery(q, scope, q.team === undefined ? [] : await teamRunbooks(db, q.team));
+  const rows = await db.all<{ id: string; kind: string; runbook_id: string | null; owner_team: string | null; requested_by: string; targets: string; state: string; reason: string | null; state_reason: string | null; created_at: number; finished_at: number | null }>(sql, params);
   const page = rows.slice(0, q.limit);
   const last = page.at(-1);
   return {
@@ -265,6 +304,7 @@ export async function listExecutions(db: Database, q: ExecutionListQuery, scope:
       id: e.id,
       kind: e.kind,
       runbookId: e.runbook_id,
+      team: e.owner_team,
       requestedBy: e.requested_by,
       targets: e.targets,
       state: e.state as ExecutionState,
@@ -276,6 +316,18 @@ export async function listExecutions(db: Database, q: ExecutionListQuery, scope:
     // From the last row shown: the next page starts right after what this reader saw.
     next: rows.length > q.limit && last ? `${last.created_at}:${last.id}` : null,
   };
+}
+
+/** Every runbook a team ever owned when one of its executions was requested. */
+export async function teamRunbooks(db: Database, team: string): Promise<string[]> {
+  const rows = await db.all<{ runbook_id: string }>('SELECT runbook_id FROM runbook_teams WHERE team = ? ORDER BY runbook_id', [team]);
+  return rows.map((r) => r.runbook_id);
+}
+
+/** Every (team, runbook) ownership recorded: what the history's team filter can choose from. */
+export async function recordedTeams(db: Database): Promise<Array<{ team: string; runbookId: string }>> {
+  const rows = await db.all<{ team: string; runbook_id: string }>('SELECT team, runbook_id FROM runbook_teams ORDER BY team, runbook_id');
+  return rows.map((r) => ({ team: r.team, runbookId: r.runbook_id }));
 }
 
 /** Runbooks executions were recorded for, with the owner and tags they had when last run. */

@@ -327,6 +327,25 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX executions_state_created ON executions (state, created_at DESC, id DESC);
   CREATE INDEX executions_runbook_requester ON executions (runbook_id, requested_by, created_at DESC, id DESC);
   `,
+  // 10 (the lead renumbers): the history filtered by team. An execution keeps the team that owned
+  // its runbook when it was requested (a runbook handed to another team keeps its past with the
+  // old one); runbook_teams lists every (team, runbook) pair ever recorded, so a team filter reads
+  // one executions_runbook range per runbook the team ever owned, with no new index on the big
+  // table. Executions from before this migration get their runbook's last recorded owner: the
+  // store kept nothing older. A state with a runbook (or a team, or a limited reader's runbooks,
+  // all one range per runbook) reads exactly its rows in page order instead of every execution
+  // of the runbook until enough match (bench/history.ts: team=X&state=timed_out).
+  `
+  ALTER TABLE executions ADD COLUMN owner_team TEXT;
+  UPDATE executions SET owner_team = (SELECT NULLIF(r.owner, '') FROM runbook_refs r WHERE r.id = executions.runbook_id) WHERE runbook_id IS NOT NULL;
+  CREATE TABLE runbook_teams (
+    team TEXT NOT NULL,
+    runbook_id TEXT NOT NULL,
+    PRIMARY KEY (team, runbook_id)
+  ) WITHOUT ROWID;
+  INSERT OR IGNORE INTO runbook_teams (team, runbook_id) SELECT owner, id FROM runbook_refs WHERE owner <> '';
+  CREATE INDEX executions_runbook_state ON executions (runbook_id, state, created_at DESC, id DESC);
+  `,
 ];
 
 /** The schema version this build writes: the number of migrations it knows. */

@@ -24,6 +24,20 @@ import { errorResponse } from '../../web/errors.js';
 import { sessionOrBearer } from '../../web/auth/session-or-bearer.js';
 import type { AuthVariables } from '../../web/auth/bearer.js';
 import { ROOT, workspace } from './processes.js';
+import { agentRoutes } from '../../web/api/agents.js';
+import { executionRoutes, type ExecutionControl } from '../../web/api/executions.js';
+import type { FeedSource } from '../../web/api/execution-events.js';
+import { SecretBox } from '../../coordinator/pki/secret-box.js';
+import { NotificationStore } from '../../coordinator/store/notifications.js';
+import { Subscriptions } from '../../coordinator/notify/subscriptions.js';
+import { WebhookStore } from '../../coordinator/store/webhooks.js';
+import { WebhookAdmin } from '../../coordinator/webhooks/webhook-admin.js';
+import { makeInstallKit } from '../../coordinator/install/install-kit.js';
+import type { InstallCommandDeps } from '../../web/api/install-command.js';
+import type { WebhookControl } from '../../web/api/webhooks.js';
+
+/** How the harness serves the agent installer: none at all, a kit without HTTPS, or a full kit behind an https public URL. */
+export type InstallSetup = 'none' | 'no-bundle' | 'http' | 'https';
 
 export const PORTAL_RUNBOOKS = join(ROOT, 'test', 'fixtures', 'portal');
 export const T0 = Date.UTC(2026, 10, 23, 9, 0, 0);
@@ -37,6 +51,9 @@ export interface StartCall {
   user: string;
 }
 
+/** No live events here: the execution routes' event stream is not what these tests are about. */
+const NO_FEED: FeedSource = { follow: () => ({ [Symbol.asyncIterator]: () => ({ next: async () => ({ done: true as const, value: undefined }) }) }) };
+
 export class PortalHarness {
   clock = T0;
   readonly starts: StartCall[] = [];
@@ -45,6 +62,8 @@ export class PortalHarness {
   /** What the next start throws, once. */
   failNextStart: Error | undefined;
   readonly app: Hono<PortalEnv>;
+  /** The notification subscriptions service the admin pages use. */
+  readonly subscriptions: Subscriptions;
   /** A small API stand-in behind sessionOrBearer: GET/POST /api/v1/whoami. */
   readonly api: Hono<{ Variables: AuthVariables }>;
 
@@ -54,6 +73,8 @@ export class PortalHarness {
     readonly catalog: Catalog,
     trustProxy: boolean,
     throttle: LoginThrottleRules | undefined,
+    secrets: SecretBox,
+    installSetup: InstallSetup,
   ) {
     const log = pino({ level: 'silent' });
     const now = (): number => this.clock;
@@ -97,23 +118,53 @@ export class PortalHarness {
       },
       list: () => catalog.list().map(targetable),
     });
+    // The real admin services over this store, as coordinator/coordinator.ts and server/server.ts wire them.
+    const notifications = new Subscriptions(data.db, new NotificationStore(data.db), secrets, data.audit, log, now);
+    this.subscriptions = notifications;
+    const hookAdmin = new WebhookAdmin({ store: new WebhookStore(data.db, secrets), audit: data.audit, runbooks: (id) => catalog.get(id)?.runbook.spec.options, userExists: async (name) => (await data.users.get(name)) !== undefined, now });
+    const webhooks: WebhookControl = {
+      define: (input, user) => hookAdmin.define(input, { kind: 'user', id: user.name }),
+      list: () => hookAdmin.list(),
+      remove: (id, user) => hookAdmin.remove(id, { kind: 'user', id: user.name }),
+      rotate: (id, user, keepPrevious) => hookAdmin.rotate(id, { kind: 'user', id: user.name }, keepPrevious),
+    };
+    const kit = makeInstallKit({ version: '0.0.0-test', bundle: Buffer.from('// agent bundle'), scriptTemplate: '#!/bin/sh\n', caPem: '-----BEGIN CERTIFICATE-----\ntest\n-----END CERTIFICATE-----\n' });
+    const install: InstallCommandDeps | undefined =
+      installSetup === 'none'
+        ? undefined
+        : {
+            kit: installSetup === 'no-bundle' ? undefined : kit,
+            unavailable: 'this coordinator has no agent bundle to serve (ENOENT in dist/agent-bundle): build it with `npm run build`',
+            grpcPort: 7443,
+            ...(installSetup === 'https' ? { publicUrl: 'https://handrail.example:8443' } : {}),
+            createToken: (input, t) => data.tokens.create(input, t),
+            now,
+          };
     this.app = new Hono<PortalEnv>();
     this.app.route(
       '/',
-      portalRoutes({ db: data.db, users: data.users, sessions: data.sessions, logins, catalog, authz: access, access: visibility, executions, registry: data.registry, isOnline: () => true, now, trust: { trustProxy }, log }),
+      portalRoutes({
+        db: data.db, users: data.users, sessions: data.sessions, logins, catalog, authz: access, access: visibility, executions, registry: data.registry, isOnline: () => true, now, trust: { trustProxy }, log,
+        notifications, webhooks, install,
+      }),
     );
     this.api = new Hono<{ Variables: AuthVariables }>();
     this.api.use('/api/v1/*', sessionOrBearer({ sessions: data.sessions, users: data.users, now, trust: { trustProxy } }));
     this.api.get('/api/v1/whoami', (c) => c.json({ user: c.get('user').name }));
     this.api.post('/api/v1/whoami', (c) => c.json({ user: c.get('user').name }));
-    // The real report routes, as web/app.ts mounts them.
+    // The real report, agent and execution routes, as web/app.ts mounts them (the engine calls stand in).
     this.api.route('/api/v1/reports', reportRoutes(data.db, visibility, catalog, now));
-    // Refusals as before (401); the report's bad input as the app answers it.
-    this.api.onError((e, c) => (e instanceof HandrailError && e.kind === 'invalid_argument' ? errorResponse(c, e) : c.json({ error: e.message }, 401)));
+    this.api.route('/api/v1/agents', agentRoutes(data.registry, () => true, visibility, access, now));
+    this.api.route(
+      '/api/v1/executions',
+      executionRoutes(data.db, { ...executions, start: async () => Promise.reject(new Error('not in this harness')), waitFinished: async () => undefined } as ExecutionControl, NO_FEED, visibility, log),
+    );
+    // Authentication refusals as before (401); the routes' own errors as the app answers them.
+    this.api.onError((e, c) => (e instanceof HandrailError && e.kind !== 'unauthenticated' ? errorResponse(c, e) : c.json({ error: e.message }, 401)));
   }
 
   /** `extraRunbooks`: YAML documents loaded beside the portal test runbooks (a copy of them). */
-  static async create(o: { trustProxy?: boolean; throttle?: LoginThrottleRules; extraRunbooks?: string } = {}): Promise<PortalHarness> {
+  static async create(o: { trustProxy?: boolean; throttle?: LoginThrottleRules; extraRunbooks?: string; install?: InstallSetup } = {}): Promise<PortalHarness> {
     const dir = await workspace('hr-portal-');
     const data = await openDataDir(join(dir, 'data'), () => T0);
     let runbooks = PORTAL_RUNBOOKS;
@@ -124,12 +175,18 @@ export class PortalHarness {
     }
     const catalog = new Catalog(runbooks);
     await catalog.reload();
-    return new PortalHarness(dir, data, catalog, o.trustProxy ?? false, o.throttle);
+    const secrets = await SecretBox.open(join(dir, 'data', 'keys', 'secrets.key'));
+    return new PortalHarness(dir, data, catalog, o.trustProxy ?? false, o.throttle, secrets, o.install ?? 'https');
   }
 
   async addUser(name: string, groups: readonly string[], password: string): Promise<void> {
     await this.data.users.add(name, groups, { kind: 'cli', id: 'test' }, this.clock);
     await this.data.users.setPassword(name, password, { kind: 'cli', id: 'test' });
+  }
+
+  /** The notification subscriptions as stored (removed ones left out). */
+  notificationsList(): ReturnType<Subscriptions['list']> {
+    return this.subscriptions.list();
   }
 
   async insertAgent(id: string, name: string, labels: Record<string, string>): Promise<void> {
@@ -141,11 +198,15 @@ export class PortalHarness {
 
   /** `approval`: the execution waits for it (state awaiting_approval, gate -1). */
   /** `tookMs`: it finished that long after it started (both at the harness clock otherwise). */
-  async insertExecution(e: { id: string; runbookId: string; requestedBy: string; options: Record<string, string>; state: string; reason?: string; approval?: { required: number; from: string[] }; tookMs?: number }): Promise<void> {
+  /** `team`: the runbook's owner when requested (default: its owner in the catalog, as the engine records it). */
+  async insertExecution(e: { id: string; runbookId: string; requestedBy: string; options: Record<string, string>; state: string; reason?: string; approval?: { required: number; from: string[] }; tookMs?: number; team?: string; at?: number }): Promise<void> {
+    const team = e.team ?? this.catalog.get(e.runbookId)?.runbook.metadata.owner ?? null;
+    const at = e.at ?? this.clock;
     await this.data.db.run(
-      `INSERT INTO executions (id, kind, runbook_id, runbook_digest, requested_by, options_json, targets, state, reason, approval_json, gate, created_at, started_at, finished_at) VALUES (?, 'runbook', ?, ?, ?, ?, 'role=web', ?, ?, ?, ?, ?, ?, ?)`,
-      [e.id, e.runbookId, 'ab'.repeat(32), e.requestedBy, JSON.stringify(e.options), e.approval ? 'awaiting_approval' : e.state, e.reason ?? null, e.approval ? JSON.stringify({ ...e.approval, message: 'approval to run it' }) : null, e.approval ? -1 : null, this.clock, this.clock, e.tookMs === undefined ? null : this.clock + e.tookMs],
+      `INSERT INTO executions (id, kind, runbook_id, runbook_digest, requested_by, options_json, targets, state, reason, approval_json, gate, created_at, started_at, finished_at, owner_team) VALUES (?, 'runbook', ?, ?, ?, ?, 'role=web', ?, ?, ?, ?, ?, ?, ?, ?)`,
+      [e.id, e.runbookId, 'ab'.repeat(32), e.requestedBy, JSON.stringify(e.options), e.approval ? 'awaiting_approval' : e.state, e.reason ?? null, e.approval ? JSON.stringify({ ...e.approval, message: 'approval to run it' }) : null, e.approval ? -1 : null, at, at, e.tookMs === undefined ? null : at + e.tookMs, team],
     );
+    if (team !== null) await this.data.db.run('INSERT OR IGNORE INTO runbook_teams (team, runbook_id) VALUES (?, ?)', [team, e.runbookId]);
   }
 
   async insertDecision(executionId: string, approver: string, decision: 'approve' | 'deny', comment: string): Promise<void> {

@@ -19,20 +19,25 @@ export interface ExecutionRow {
   state?: string;
   createdAt: number;
   reason?: string | null;
+  /** The runbook's owner team when it was requested (as the engine records it). */
+  team?: string;
 }
 
 export async function insertExecution(db: Database, e: ExecutionRow): Promise<void> {
-  await db.write((tx) =>
-    tx.run('INSERT INTO executions (id, kind, runbook_id, requested_by, state, reason, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)', [
+  const runbookId = e.kind === 'adhoc' ? null : (e.runbookId ?? null);
+  await db.write(async (tx) => {
+    await tx.run('INSERT INTO executions (id, kind, runbook_id, requested_by, state, reason, created_at, owner_team) VALUES (?, ?, ?, ?, ?, ?, ?, ?)', [
       e.id,
       e.kind ?? 'runbook',
-      e.kind === 'adhoc' ? null : (e.runbookId ?? null),
+      runbookId,
       e.requestedBy,
       e.state ?? 'succeeded',
       e.reason ?? null,
       e.createdAt,
-    ]),
-  );
+      e.team ?? null,
+    ]);
+    if (e.team !== undefined && runbookId !== null) await tx.run('INSERT OR IGNORE INTO runbook_teams (team, runbook_id) VALUES (?, ?)', [e.team, runbookId]);
+  });
 }
 
 export async function insertNode(db: Database, executionId: string, agentId: string, agentName: string, index = 0): Promise<void> {

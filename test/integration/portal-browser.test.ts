@@ -5,7 +5,7 @@
  * kept, runs a runbook on two hosts and watches its output arrive live before the step ends;
  * another team's execution is not found by URL; hostile option values render as text;
  * cross-site and token-less form posts are refused; wrong passwords are throttled; logout
- * ends the session on the server.
+ * ends the session on the server. An admin filters the history by team and revokes a host.
  *
  * No timing windows: the runbook's step waits for gate files the test creates only after the
  * page shows it is following the live stream.
@@ -66,6 +66,7 @@ beforeAll(async () => {
   await fleet.user('dave', ['support-a'], { password: 'dave-password' });
   await fleet.user('erin', ['support-a'], { password: 'erin-password' });
   await fleet.user('bob', ['web-leads'], { password: 'bob-password' });
+  await fleet.user('ada', ['admins'], { password: 'ada-password' });
   await fleet.startAgent('web-1', { labels: 'role=web' });
   await fleet.startAgent('web-2', { labels: 'role=web' });
   await fleet.waitOnline('web-1');
@@ -334,5 +335,47 @@ describe('the portal in a browser', () => {
     } finally {
       await other.ctx.close();
     }
+  });
+});
+
+describe('an admin in a browser', () => {
+  let ada: { ctx: BrowserContext; page: Page };
+  beforeAll(async () => {
+    ada = await newPage();
+    await logIn(ada.page, 'ada', 'ada-password');
+  });
+  afterAll(async () => {
+    await ada?.ctx.close();
+  });
+
+  it('filters the history by team: only that team\'s executions, the choice kept', async () => {
+    const { page } = ada;
+    await Promise.all([page.waitForURL(`${url}/executions`), page.click('nav a:has-text("History")')]);
+    // Both teams ran something above (alice team-a, carol team-b).
+    expect(await page.locator('[data-execution] td', { hasText: /^team-b$/ }).count()).toBeGreaterThan(0);
+    expect(await page.locator('[data-execution] td', { hasText: /^team-a$/ }).count()).toBeGreaterThan(0);
+    await page.selectOption('#team', 'team-b');
+    await Promise.all([page.waitForURL(/team=team-b/), page.click('form.filters button:has-text("Filter")')]);
+    const teams = await page.locator('[data-execution] td:nth-child(3)').allTextContents();
+    expect(teams.length).toBeGreaterThan(0);
+    expect(new Set(teams)).toEqual(new Set(['team-b']));
+    expect(await page.inputValue('#team')).toBe('team-b');
+  });
+
+  // Last in the file: web-2 stays revoked.
+  it('revokes a host after confirming: the hosts page and the API show it revoked', async () => {
+    const { page } = ada;
+    await Promise.all([page.waitForURL(`${url}/hosts`), page.click('nav a:has-text("Hosts")')]);
+    const row = page.locator('tr[data-host="web-2"]');
+    await Promise.all([page.waitForURL(/\/hosts\/agt-[a-z0-9]+\/revoke$/), row.locator('a:has-text("Revoke")').click()]);
+    expect(await page.textContent('h1')).toBe('Revoke web-2?');
+    await page.fill('#reason', 'browser test');
+    await Promise.all([page.waitForURL(`${url}/hosts?notice=revoked`), page.click('button:has-text("Revoke web-2")')]);
+    expect(await page.locator('tr[data-host="web-2"] .state').textContent()).toBe('revoked');
+    expect(await page.locator('tr[data-host="web-2"]').textContent()).toContain('browser test');
+    expect(await page.locator('tr[data-host="web-1"] .state').textContent()).not.toBe('revoked');
+    const agents = await fleet.api<{ agents: Array<{ name: string; status: string }> }>('GET', '/api/v1/agents');
+    expect(agents.body.agents.find((a) => a.name === 'web-2')?.status).toBe('revoked');
+    expect(dialogs).toEqual([]);
   });
 });

@@ -1,13 +1,17 @@
 /**
  * Fleet API: the agents a user may see (all of them for admins; otherwise those a runbook they
  * may run could target: coordinator/policy/visibility.ts), as `handrail agents ls --json`
- * prints them. Network addresses are for admins only.
+ * prints them. Network addresses are for admins only. Admins revoke an agent here (and on the
+ * hosts page) with the effect and audit record of `handrail agents revoke`.
  */
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { AgentRecord, AgentRegistry } from '../../coordinator/registry/agent-registry.js';
 import type { ExecutionAccess } from '../../coordinator/engine/execution-access.js';
+import type { User } from '../../coordinator/auth/user-store.js';
+import { permissionDenied } from '../../core/errors.js';
+import type { Authorizer } from '../auth/authorizer.js';
 import { apiRouter, type ApiEnv } from './router.js';
-import { errorResponses, json, NOTHING } from '../validation/schemas.js';
+import { errorResponses, handrailId, json, NOTHING, optionalBody, strictObject } from '../validation/schemas.js';
 import type { Expect, Same } from '../validation/same.js';
 
 export interface AgentView {
@@ -79,8 +83,45 @@ const listRoute = createRoute({
   responses: { 200: json(z.object({ agents: z.array(AgentViewSchema) }).openapi('AgentList'), 'the agents'), ...errorResponses() },
 });
 
-export function agentRoutes(registry: AgentRegistry, isOnline: (id: string) => boolean, access: ExecutionAccess): OpenAPIHono<ApiEnv> {
+/** The reason recorded when none is given (the CLI's default too). */
+export const DEFAULT_REVOKE_REASON = 'revoked by an administrator';
+
+export const RevokeBody = strictObject({
+  reason: z.string().min(1, { error: 'must not be empty' }).max(500, { error: 'must be at most 500 characters long' }).optional().openapi({ description: `recorded in the audit log (default "${DEFAULT_REVOKE_REASON}")` }),
+}).openapi('RevokeAgent');
+
+export const AgentIdParam = z.object({ id: handrailId('agt', 'an agent id').openapi({ param: { name: 'id', in: 'path' }, example: 'agt-0123456789abcdef' }) });
+
+/**
+ * Revokes an agent for `user`, an admin (refused before the agent is looked up, so a refusal
+ * says nothing about which agents exist): its certificates are marked revoked and the audit
+ * record agent.revoked names the user; the gateway cuts its stream within a second. False: it
+ * was revoked already (nothing written).
+ */
+export async function revokeAgent(registry: AgentRegistry, authz: Authorizer, user: User, agentId: string, reason: string | undefined, now: number): Promise<boolean> {
+  const d = authz.decide(user, 'admin');
+  if (!d.allowed) throw permissionDenied(`revoking an agent is an admin action: ${d.reason}`);
+  return registry.revoke(agentId, reason ?? DEFAULT_REVOKE_REASON, { kind: 'user', id: user.name }, now);
+}
+
+const revokeRoute = createRoute({
+  method: 'post',
+  path: '/{id}/revoke',
+  tags: ['agents'],
+  summary: 'Revoke an agent (admin): its stream is cut and every later connection refused',
+  description: 'The same as `handrail agents revoke`: the certificates are revoked and an agent.revoked audit record names you. Revoking a revoked agent changes nothing.',
+  request: { params: AgentIdParam, query: NOTHING, body: optionalBody(RevokeBody) },
+  responses: { 200: json(z.object({ id: z.string(), status: z.literal('revoked'), alreadyRevoked: z.boolean() }).openapi('AgentRevoked'), 'revoked'), ...errorResponses(403, 404, 413, 415) },
+});
+
+export function agentRoutes(registry: AgentRegistry, isOnline: (id: string) => boolean, access: ExecutionAccess, authz: Authorizer, now: () => number): OpenAPIHono<ApiEnv> {
   const app = apiRouter();
+  app.openapi(revokeRoute, async (c) => {
+    const { id } = c.req.valid('param');
+    const { reason } = c.req.valid('json');
+    const changed = await revokeAgent(registry, authz, c.get('user'), id, reason, now());
+    return c.json({ id, status: 'revoked' as const, alreadyRevoked: !changed }, 200);
+  });
   app.openapi(listRoute, async (c) => {
     const agents = await registry.list();
     const visible = access.visibleAgents(c.get('user'), agents);

@@ -4,8 +4,10 @@
  * the read side returns (coordinator/engine/execution-queries.ts), so the three cannot drift.
  */
 import { z } from '@hono/zod-openapi';
-import { EXECUTION_STATES, type ApprovalRecord, type ExecutionSummary, type ExecutionView, type PendingApprovalGate } from '../../coordinator/engine/execution-queries.js';
-import { DURATION, handrailId, queryInt, RUNBOOK_ID, safeRecord, strictObject, USER_NAME } from '../validation/schemas.js';
+import { EXECUTION_STATES, type ApprovalRecord, type ExecutionListQuery, type ExecutionSummary, type ExecutionView, type PendingApprovalGate } from '../../coordinator/engine/execution-queries.js';
+import { historyWindow } from '../../coordinator/engine/history-filters.js';
+import { invalidArgument } from '../../core/errors.js';
+import { DURATION, FILTER_TIME, handrailId, queryInt, RUNBOOK_ID, safeRecord, strictObject, TEAM, USER_NAME } from '../validation/schemas.js';
 import type { Expect, Same } from '../validation/same.js';
 
 /** Option names as runbooks declare them (validate-runbook.ts). */
@@ -45,6 +47,9 @@ export const ListQuery = strictObject({
   state: z.enum(EXECUTION_STATES).optional(),
   runbook: RUNBOOK_ID.optional().openapi({ description: 'only this runbook' }),
   user: USER_NAME.optional().openapi({ description: 'only what this user requested (among what you may see)' }),
+  team: TEAM.optional().openapi({ description: "only executions of runbooks this team owned (metadata.owner) when they were requested" }),
+  from: FILTER_TIME.optional().openapi({ description: 'requested at or after: a UTC date (that day\'s start) or a time (YYYY-MM-DDTHH:MM[:SS][Z|±HH:MM], UTC if no zone)' }),
+  to: FILTER_TIME.optional().openapi({ description: 'requested before: a time, or a UTC date (the whole of that day included)' }),
   before: z
     .string()
     .max(100, { error: 'is not a cursor from a previous page', abort: true })
@@ -141,6 +146,7 @@ export const ExecutionSummarySchema = z
     id: z.string(),
     kind: z.string(),
     runbookId: z.string().nullable(),
+    team: z.string().nullable().openapi({ description: 'the team that owned the runbook when it was requested; null for ad-hoc' }),
     requestedBy: z.string(),
     targets: z.string(),
     state: z.enum(EXECUTION_STATES),
@@ -150,6 +156,22 @@ export const ExecutionSummarySchema = z
     finishedAt: iso.nullable(),
   })
   .openapi('ExecutionSummary');
+
+/** The list query as the read side takes it, or a 400 (an unordered window) naming the fields. */
+export function listQueryOf(q: z.infer<typeof ListQuery>, defaultLimit: number): ExecutionListQuery {
+  const w = historyWindow(q.from, q.to);
+  if ('error' in w) throw invalidArgument(w.error);
+  return {
+    limit: q.limit ?? defaultLimit,
+    ...(q.state ? { state: q.state } : {}),
+    ...(q.runbook ? { runbookId: q.runbook } : {}),
+    ...(q.user ? { requestedBy: q.user } : {}),
+    ...(q.team ? { team: q.team } : {}),
+    ...(w.window.fromMs !== undefined ? { fromMs: w.window.fromMs } : {}),
+    ...(w.window.toMs !== undefined ? { toMs: w.window.toMs } : {}),
+    ...(q.before ? { before: q.before } : {}),
+  };
+}
 
 export const ExecutionPage = z
   .object({ executions: z.array(ExecutionSummarySchema), next: z.string().nullable().openapi({ description: 'pass as `before` for the next page; null on the last' }) })

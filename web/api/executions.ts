@@ -27,6 +27,7 @@ import {
   ExecutionPage,
   ExecutionViewSchema,
   ListQuery,
+  listQueryOf,
   OutputQuery,
   ShowQuery,
   StartExecutionBody,
@@ -63,7 +64,9 @@ const listRoute = createRoute({
   path: '/',
   tags,
   summary: 'Execution history',
-  description: 'Newest first, keyset-paginated, only executions you may see (yours, those of runbooks you may view or approve, ad-hoc ones for admins).',
+  description:
+    'Newest first, keyset-paginated, only executions you may see (yours, those of runbooks you may view or approve, ad-hoc ones for admins). ' +
+    'Filters combine: runbook, user, state, team (the owner when it was requested) and a time window (from inclusive, to exclusive; a date as `to` includes that day).',
   request: { query: ListQuery },
   responses: { 200: json(ExecutionPage, 'a page'), ...errorResponses() },
 });
@@ -143,11 +146,7 @@ export function executionRoutes(db: Database, control: ExecutionControl, feed: F
 
   app.openapi(listRoute, async (c) => {
     const q = c.req.valid('query');
-    const page = await listExecutions(
-      db,
-      { limit: q.limit ?? 50, ...(q.state ? { state: q.state } : {}), ...(q.runbook ? { runbookId: q.runbook } : {}), ...(q.user ? { requestedBy: q.user } : {}), ...(q.before ? { before: q.before } : {}) },
-      await access.scope(c.get('user')),
-    );
+    const page = await listExecutions(db, listQueryOf(q, 50), await access.scope(c.get('user')));
     return c.json(page, 200);
   });
 

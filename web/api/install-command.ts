@@ -11,6 +11,7 @@ import { failedPrecondition, invalidArgument, permissionDenied, HandrailError } 
 import { parseDuration } from '../../core/duration.js';
 import { labelProblems } from '../../core/labels.js';
 import type { Authorizer } from '../auth/authorizer.js';
+import type { User } from '../../coordinator/auth/user-store.js';
 import { apiRouter, type ApiEnv } from './router.js';
 import { DURATION, errorResponses, json, NOTHING, requiredBody, safeRecord, strictObject } from '../validation/schemas.js';
 
@@ -31,7 +32,7 @@ export interface InstallCommandDeps {
 const MAX_TTL_MS = 7 * 86_400_000;
 const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]{1,253}):\d{1,5}$/;
 
-const Body = strictObject({
+export const InstallCommandBody = strictObject({
   labels: safeRecord(z.string().max(63), z.string().max(63), 64, 'a label name').optional().openapi({ description: 'labels pinned on the agent (they override its own)' }),
   ttl: DURATION.optional().openapi({ description: 'how long the token is valid (default 1h, at most 7d)' }),
   namePattern: z.string().regex(/^[A-Za-z0-9._*?-]{1,63}$/, { error: 'must be a glob of letters, digits, . _ - * ?' }).optional().openapi({ description: 'glob the agent name must match, e.g. "web-*"' }),
@@ -61,7 +62,7 @@ const route = createRoute({
   path: '/install-command',
   tags: ['agents'],
   summary: 'A one-line agent installer with a fresh one-time enrollment token (admin)',
-  request: { query: NOTHING, body: requiredBody(Body) },
+  request: { query: NOTHING, body: requiredBody(InstallCommandBody) },
   responses: { 201: json(Answer, 'the line and its token'), ...errorResponses(403, 409, 413, 415, 503) },
 });
 
@@ -78,29 +79,50 @@ function httpsUrl(text: string, where: string): URL {
   return url;
 }
 
+export type InstallCommand = z.infer<typeof Answer>;
+
+const NOT_SERVED = 'this coordinator does not serve the agent installer';
+
+/**
+ * Why no install command can be made with the defaults (no installer, no agent bundle, a web
+ * address that is not https), as one sentence with what to do; undefined when one can.
+ */
+export function installUnavailable(d: InstallCommandDeps | undefined, requestUrl: string): string | undefined {
+  if (!d) return NOT_SERVED;
+  if (!d.kit) return d.unavailable;
+  try {
+    httpsUrl(d.publicUrl ?? new URL(requestUrl).origin, d.publicUrl ? '--public-url' : "this coordinator's web address");
+    return undefined;
+  } catch (e) {
+    return e instanceof HandrailError ? `${e.message}${e.hint ? `; ${e.hint}` : ''}` : String(e);
+  }
+}
+
+/**
+ * Mints a one-time token for `user` (an admin) and builds the line: the API route and the hosts
+ * page both come here. `requestUrl`: the URL the request came to (the default server address).
+ */
+export async function mintInstallCommand(d: InstallCommandDeps | undefined, authz: Authorizer, user: User, b: z.infer<typeof InstallCommandBody>, requestUrl: string): Promise<InstallCommand> {
+  const decision = authz.decide(user, 'admin');
+  if (!decision.allowed) throw permissionDenied(`install commands mint enrollment tokens, an admin action: ${decision.reason}`);
+  if (!d) throw new HandrailError('unavailable', NOT_SERVED);
+  if (!d.kit) throw new HandrailError('unavailable', d.unavailable);
+  const labels = b.labels ?? {};
+  const problems = labelProblems(labels);
+  if (problems.length > 0) throw invalidArgument(`labels: ${problems.join('; ')}`);
+  const ttlMs = b.ttl === undefined ? 3_600_000 : parseDuration(b.ttl);
+  if (ttlMs < 1_000 || ttlMs > MAX_TTL_MS) throw invalidArgument('ttl must be at least 1s and at most 7d');
+  const server = httpsUrl(b.server ?? d.publicUrl ?? new URL(requestUrl).origin, b.server ? 'server' : d.publicUrl ? '--public-url' : 'this request\'s address');
+  const coordinator = b.coordinator ?? d.agentAddress ?? `${server.hostname}:${d.grpcPort}`;
+  const uses = b.uses ?? 1;
+  const namePattern = b.namePattern ?? null;
+  const token = await d.createToken({ labels, ttlMs, uses, namePattern, description: 'install-command', createdBy: user.name, actorKind: 'user' }, d.now());
+  const line = installLine({ serverUrl: server.origin, coordinator, caSha256: d.kit.caSha256, token: token.token });
+  return { line, tokenId: token.id, expiresAt: new Date(token.expiresAt).toISOString(), uses, labels, namePattern, server: server.origin, coordinator, caSha256: d.kit.caSha256, bundleSha256: d.kit.bundleSha256, version: d.kit.version };
+}
+
 export function installCommandRoutes(d: InstallCommandDeps, authz: Authorizer): OpenAPIHono<ApiEnv> {
   const app = apiRouter();
-  app.openapi(route, async (c) => {
-    const user = c.get('user');
-    const decision = authz.decide(user, 'admin');
-    if (!decision.allowed) throw permissionDenied(`install commands mint enrollment tokens, an admin action: ${decision.reason}`);
-    if (!d.kit) throw new HandrailError('unavailable', d.unavailable);
-    const b = c.req.valid('json');
-    const labels = b.labels ?? {};
-    const problems = labelProblems(labels);
-    if (problems.length > 0) throw invalidArgument(`labels: ${problems.join('; ')}`);
-    const ttlMs = b.ttl === undefined ? 3_600_000 : parseDuration(b.ttl);
-    if (ttlMs < 1_000 || ttlMs > MAX_TTL_MS) throw invalidArgument('ttl must be at least 1s and at most 7d');
-    const server = httpsUrl(b.server ?? d.publicUrl ?? new URL(c.req.url).origin, b.server ? 'server' : d.publicUrl ? '--public-url' : 'this request\'s address');
-    const coordinator = b.coordinator ?? d.agentAddress ?? `${server.hostname}:${d.grpcPort}`;
-    const uses = b.uses ?? 1;
-    const namePattern = b.namePattern ?? null;
-    const token = await d.createToken({ labels, ttlMs, uses, namePattern, description: 'install-command', createdBy: user.name, actorKind: 'user' }, d.now());
-    const line = installLine({ serverUrl: server.origin, coordinator, caSha256: d.kit.caSha256, token: token.token });
-    return c.json(
-      { line, tokenId: token.id, expiresAt: new Date(token.expiresAt).toISOString(), uses, labels, namePattern, server: server.origin, coordinator, caSha256: d.kit.caSha256, bundleSha256: d.kit.bundleSha256, version: d.kit.version },
-      201,
-    );
-  });
+  app.openapi(route, async (c) => c.json(await mintInstallCommand(d, authz, c.get('user'), c.req.valid('json'), c.req.url), 201));
   return app;
 }

@@ -10,9 +10,10 @@ import { NOTIFICATION_EVENTS, type AttemptRecord, type DeliveryRecord, type Subs
 import { MAX_URL_LENGTH } from '../../coordinator/notify/receiver-url.js';
 import { invalidArgument, permissionDenied } from '../../core/errors.js';
 import type { Authorizer } from '../auth/authorizer.js';
+import type { Catalog } from '../../coordinator/runbooks/catalog.js';
 import type { User } from '../../coordinator/auth/user-store.js';
 import { apiRouter, type ApiEnv } from './router.js';
-import { errorResponses, handrailId, json, NOTHING, optionalBody, queryInt, requiredBody, RUNBOOK_ID, strictObject } from '../validation/schemas.js';
+import { errorResponses, handrailId, json, NOTHING, optionalBody, queryInt, requiredBody, RUNBOOK_ID, strictObject, TEAM } from '../validation/schemas.js';
 import type { Expect, Same } from '../validation/same.js';
 import { nearest } from '../../core/document-schema.js';
 import { echo } from '../../core/echo.js';
@@ -95,12 +96,7 @@ const DeliverySchema = z
 
 export type DeliverySchemaMatches = Expect<Same<z.infer<typeof DeliverySchema>, DeliveryView>>;
 
-const TEAM = z
-  .string()
-  .max(63, { error: 'is not a team name (at most 63 characters)', abort: true })
-  .regex(/^[a-z0-9][a-z0-9._-]*$/, { error: 'is not a team name (lower-case letters, digits, . _ -), as in a runbook\'s metadata.owner' });
-
-const CreateBody = strictObject({
+export const CreateSubscriptionBody = strictObject({
   url: z.string().min(1).max(MAX_URL_LENGTH).openapi({ description: 'the receiver: an http:// or https:// URL (no user name or password)' }),
   runbook: RUNBOOK_ID.optional().openapi({ description: 'only executions of this runbook' }),
   team: TEAM.optional().openapi({ description: 'only executions of runbooks this team owns' }),
@@ -122,7 +118,7 @@ const createRoute_ = createRoute({
   tags,
   summary: 'Subscribe a receiver URL to execution events (admin)',
   description: 'Scope: `runbook`, or `team`, or neither for every execution. The response carries the generated secret, once.',
-  request: { query: NOTHING, body: requiredBody(CreateBody) },
+  request: { query: NOTHING, body: requiredBody(CreateSubscriptionBody) },
   responses: { 201: json(WithSecretSchema, 'created'), ...errorResponses(403, 413, 415) },
 });
 const removeRoute = createRoute({
@@ -201,6 +197,14 @@ export interface ScopeCatalog {
   teams(): readonly string[];
 }
 
+/** The loaded runbooks and their owner teams, as a subscription's scope is checked against. */
+export function scopeCatalogOf(catalog: Pick<Catalog, 'list'>): ScopeCatalog {
+  return {
+    runbookIds: () => catalog.list().map((l) => l.runbook.metadata.id),
+    teams: () => [...new Set(catalog.list().map((l) => l.runbook.metadata.owner))],
+  };
+}
+
 function checkScope(scope: SubscriptionScope, catalog: ScopeCatalog): void {
   const near = (word: string, known: readonly string[]): string => {
     const n = nearest(word, known);
@@ -212,6 +216,14 @@ function checkScope(scope: SubscriptionScope, catalog: ScopeCatalog): void {
   if (scope.kind === 'team' && !catalog.teams().includes(scope.team)) {
     throw invalidArgument(`no loaded runbook is owned by team ${echo(scope.team)}${near(scope.team, catalog.teams())}`, "a team is a runbook's metadata.owner");
   }
+}
+
+/** Creates a subscription from a validated body (the API route and the admin page both come here). */
+export async function subscribe(admin: NotificationAdmin, catalog: ScopeCatalog, user: User, b: z.infer<typeof CreateSubscriptionBody>): Promise<WithSecret> {
+  if (b.runbook !== undefined && b.team !== undefined) throw invalidArgument('invalid request: give "runbook" or "team", not both (neither: every execution)');
+  const scope: SubscriptionScope = b.runbook !== undefined ? { kind: 'runbook', runbookId: b.runbook } : b.team !== undefined ? { kind: 'team', team: b.team } : { kind: 'all' };
+  checkScope(scope, catalog);
+  return admin.create({ url: b.url, scope, events: b.events ?? DEFAULT_EVENTS, enabled: b.enabled ?? true, description: b.description ?? null }, { kind: 'user', id: user.name });
 }
 
 export function notificationRoutes(admin: NotificationAdmin, authz: Authorizer, catalog: ScopeCatalog): OpenAPIHono<ApiEnv> {
@@ -228,12 +240,7 @@ export function notificationRoutes(admin: NotificationAdmin, authz: Authorizer, 
   app.openapi(createRoute_, async (c) => {
     const user = c.get('user');
     mustAdmin(user);
-    const b = c.req.valid('json');
-    if (b.runbook !== undefined && b.team !== undefined) throw invalidArgument('invalid request: give "runbook" or "team", not both (neither: every execution)');
-    const scope: SubscriptionScope = b.runbook !== undefined ? { kind: 'runbook', runbookId: b.runbook } : b.team !== undefined ? { kind: 'team', team: b.team } : { kind: 'all' };
-    checkScope(scope, catalog);
-    const out = await admin.create({ url: b.url, scope, events: b.events ?? DEFAULT_EVENTS, enabled: b.enabled ?? true, description: b.description ?? null }, actor(user));
-    return c.json(withSecret(out), 201);
+    return c.json(withSecret(await subscribe(admin, catalog, user, c.req.valid('json'))), 201);
   });
   app.openapi(removeRoute, async (c) => {
     const user = c.get('user');

@@ -25,7 +25,7 @@ const MappingSchema = strictObject({
   target: strictObject({ label: z.string().max(63), path: PathSchema }).optional().openapi({ description: 'narrow the targets to label=<value at path>' }),
 }).openapi('WebhookMapping');
 
-const DefineBody = strictObject({
+export const DefineWebhookBody = strictObject({
   runbook: RUNBOOK_ID,
   runAs: USER_NAME.openapi({ description: 'the service user the runbook runs as; policy decides what it may run' }),
   mapping: MappingSchema,
@@ -56,7 +56,7 @@ const HookIdParam = z.object({ id: handrailId('whk', 'a webhook id').openapi({ p
 
 const tags = ['webhooks'];
 const listRoute = createRoute({ method: 'get', path: '/', tags, summary: 'Inbound webhooks (admin)', request: { query: NOTHING }, responses: { 200: json(z.object({ webhooks: z.array(WebhookSchema) }).openapi('WebhookList'), 'the hooks'), ...errorResponses(403) } });
-const createHookRoute = createRoute({ method: 'post', path: '/', tags, summary: 'Define a webhook (admin); the answer holds its secret, once', request: { query: NOTHING, body: requiredBody(DefineBody) }, responses: { 201: json(WithSecret, 'defined'), ...errorResponses(403, 404, 413, 415) } });
+const createHookRoute = createRoute({ method: 'post', path: '/', tags, summary: 'Define a webhook (admin); the answer holds its secret, once', request: { query: NOTHING, body: requiredBody(DefineWebhookBody) }, responses: { 201: json(WithSecret, 'defined'), ...errorResponses(403, 404, 413, 415) } });
 const removeRoute = createRoute({ method: 'delete', path: '/{id}', tags, summary: 'Remove a webhook (admin)', request: { params: HookIdParam, query: NOTHING }, responses: { 200: json(z.object({ removed: z.string() }), 'removed'), ...errorResponses(403, 404) } });
 const rotateRoute = createRoute({
   method: 'post',

@@ -33,7 +33,7 @@ const TITLES: Partial<Record<ContentfulStatusCode, string>> = { 400: 'That did n
 
 function viewer(c: Context<PortalEnv>) {
   const user = c.get('user') as PortalEnv['Variables']['user'] | undefined;
-  return user ? viewerOf({ user, csrfToken: c.get('csrfToken') }) : undefined;
+  return user ? viewerOf({ user, csrfToken: c.get('csrfToken'), isAdmin: c.get('isAdmin') }) : undefined;
 }
 
 export function portalErrorHandler(log: Logger): ErrorHandler<PortalEnv> {

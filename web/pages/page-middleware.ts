@@ -53,6 +53,10 @@ export function pageMiddleware(d: PortalDeps): { readonly page: MiddlewareHandle
     c.set('form', await verifyFormPost(c, d.trust, c.get('csrfToken')));
     await next();
   };
+  const admin: MiddlewareHandler<PortalEnv> = async (c, next) => {
+    c.set('isAdmin', d.authz.decide(c.get('user'), 'admin').allowed);
+    await next();
+  };
   const headers = pageHeaders as MiddlewareHandler<PortalEnv>;
-  return { page: chain(headers, session), post: chain(headers, limit, session, csrf) };
+  return { page: chain(headers, session, admin), post: chain(headers, limit, session, admin, csrf) };
 }

@@ -16,6 +16,9 @@ import type { Authorizer } from '../auth/authorizer.js';
 import type { ClientTrust } from '../auth/client-request.js';
 import type { SessionVariables } from '../auth/session.js';
 import type { Viewer } from './layout/layout.js';
+import type { InstallCommandDeps } from '../api/install-command.js';
+import type { NotificationAdmin } from '../api/notifications.js';
+import type { WebhookControl } from '../api/webhooks.js';
 
 /** The engine calls the pages make: the API's ExecutionControl, or any object of the same shape. */
 export interface PortalExecutions {
@@ -40,6 +43,12 @@ export interface PortalDeps {
   readonly now: () => number;
   readonly trust: ClientTrust;
   readonly log: Logger;
+  /** Agent installation (the hosts page's install form); absent: the page says there is none. */
+  readonly install?: InstallCommandDeps | undefined;
+  /** Outbound notification subscriptions (admin pages). */
+  readonly notifications: NotificationAdmin;
+  /** Inbound webhooks (admin pages). */
+  readonly webhooks: WebhookControl;
 }
 
 export type PortalVariables = SessionVariables & {
@@ -47,10 +56,12 @@ export type PortalVariables = SessionVariables & {
   requestId?: string;
   /** The posted form's fields, once the CSRF check has passed. */
   form: Record<string, string>;
+  /** Whether policy gives the user the admin action (set with the session, for the navigation). */
+  isAdmin?: boolean;
 };
 
 export type PortalEnv = { Variables: PortalVariables };
 
-export function viewerOf(v: { readonly user: User; readonly csrfToken: string }): Viewer {
-  return { name: v.user.name, csrfToken: v.csrfToken };
+export function viewerOf(v: { readonly user: User; readonly csrfToken: string; readonly isAdmin?: boolean | undefined }): Viewer {
+  return { name: v.user.name, csrfToken: v.csrfToken, admin: v.isAdmin === true };
 }

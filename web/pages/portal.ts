@@ -8,7 +8,8 @@
  *   execution/  GET /executions/:id, POST /executions/:id/cancel: status, output, live view
  *   history/    GET /executions
  *   approvals/  GET /approvals, POST /approvals/:id: the inbox, approve or deny
- *   hosts/      GET /hosts
+ *   hosts/      GET /hosts; for admins revoke (/hosts/:id/revoke) and the install form (/hosts/install)
+ *   admin/      /admin/notifications, /admin/webhooks: admins only (404 for everyone else)
  *   toil/       GET /toil: the toil report (hours saved per team), an SVG chart and its table
  *   layout/     the page frame and small shared pieces
  *
@@ -26,6 +27,8 @@ import { historyRoutes } from './history/history.js';
 import { hostRoutes } from './hosts/hosts.js';
 import { toilRoutes } from './toil/toil.js';
 import { approvalRoutes } from './approvals/approvals.js';
+import { notificationPageRoutes } from './admin/notifications.js';
+import { webhookPageRoutes } from './admin/webhooks.js';
 import { portalErrorHandler } from './page-errors.js';
 import type { PortalDeps, PortalEnv } from './portal-env.js';
 
@@ -44,5 +47,7 @@ export function portalRoutes(d: PortalDeps): Hono<PortalEnv> {
   app.route('/', approvalRoutes(d));
   app.route('/', hostRoutes(d));
   app.route('/', toilRoutes(d));
+  app.route('/', notificationPageRoutes(d));
+  app.route('/', webhookPageRoutes(d));
   return app;
 }

@@ -67,7 +67,12 @@ pre.stderr { border-left: 4px solid var(--bad); }
 .cards h2 { margin: 0 0 .3rem; font-size: 1.1rem; }
 form.filters { display: flex; flex-wrap: wrap; gap: .75rem; align-items: end; margin: 0 0 1rem; }
 form.filters .field { margin: 0; flex: 1 1 12rem; }
+form.filters p { flex-basis: 100%; margin: 0; }
 form.inline { display: inline; }
+label.check { font-weight: normal; }
+label.check input { width: auto; }
+textarea.copy { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: .9rem; max-width: none; }
+.actions { display: flex; flex-wrap: wrap; gap: .4rem; align-items: center; }
 .host { border: 1px solid var(--line); border-radius: 6px; padding: .25rem 1rem .5rem; margin: 0 0 1rem; }
 ol.steps { padding-left: 1.4rem; }
 ol.steps li { margin: 0 0 .75rem; }

@@ -8,6 +8,7 @@ import { z } from '@hono/zod-openapi';
 import { ERROR_KINDS } from '../../core/errors.js';
 import { nearest } from '../../core/document-schema.js';
 import { echo, some } from '../../core/echo.js';
+import { historyTime, TIME_FORMS } from '../../coordinator/engine/history-filters.js';
 
 /**
  * A strict object: unknown fields are refused, each named, with a suggestion when one is a
@@ -76,6 +77,22 @@ export const USER_NAME = z
   .string()
   .max(63, { error: 'is not a user name (at most 63 characters)', abort: true })
   .regex(/^[a-z0-9][a-z0-9._-]*$/, { error: 'is not a user name (lower-case letters, digits, . _ -)' });
+
+/** Team names: a runbook's metadata.owner as validate-runbook.ts allows it. */
+export const TEAM = z
+  .string()
+  .max(63, { error: 'is not a team name (at most 63 characters)', abort: true })
+  .regex(/^[a-z0-9][a-z0-9._-]*$/, { error: 'is not a team name (lower-case letters, digits, . _ -), as in a runbook\'s metadata.owner' });
+
+/** A point in time for a filter (coordinator/engine/history-filters.ts says what it means). */
+export const FILTER_TIME = z
+  .string()
+  .max(40, { error: `is not ${TIME_FORMS}`, abort: true })
+  .superRefine((v, ctx) => {
+    const t = historyTime(v, 'from');
+    if ('error' in t) ctx.addIssue({ code: 'custom', message: t.error, input: v });
+  })
+  .openapi({ example: '2026-11-23' });
 
 /** Durations as core/duration.ts reads them. */
 export const DURATION = z

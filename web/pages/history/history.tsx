@@ -1,15 +1,17 @@
 /**
  * GET /executions — the history: executions this user may see, newest first, filterable by
- * runbook, requester and state through the query string, paginated by keyset (`before`, the
- * cursor of the last row shown), so a page costs the same however long the history is.
+ * runbook, requester, state, owner team (when it was requested) and a time window through the
+ * query string, paginated by keyset (`before`, the cursor of the last row shown), so a page
+ * costs the same however long the history is.
  *
  * Only what the user may see is queried (coordinator/engine/execution-access.ts, the API's rule),
  * so every page is full and "Older" continues right after the last row shown.
  */
 import { Hono } from 'hono';
-import { EXECUTION_STATES, listExecutions, type ExecutionListQuery, type ExecutionSummary } from '../../../coordinator/engine/execution-queries.js';
+import { EXECUTION_STATES, listExecutions, recordedTeams, type ExecutionSummary } from '../../../coordinator/engine/execution-queries.js';
+import { teamChoices } from '../../../coordinator/engine/history-filters.js';
 import { HandrailError } from '../../../core/errors.js';
-import { ListQuery } from '../../api/execution-schemas.js';
+import { ListQuery, listQueryOf } from '../../api/execution-schemas.js';
 import { describeIssues } from '../../validation/issues.js';
 import { Page, render, StateBadge, Time } from '../layout/layout.js';
 import { pageMiddleware } from '../page-middleware.js';
@@ -22,20 +24,25 @@ interface HistoryFilters {
   readonly runbook: string;
   readonly user: string;
   readonly state: string;
+  readonly team: string;
+  readonly from: string;
+  readonly to: string;
 }
+
+const FILTER_NAMES = ['runbook', 'user', 'state', 'team', 'from', 'to'] as const;
 
 function query(f: HistoryFilters, before?: string): string {
   const p = new URLSearchParams();
-  if (f.runbook) p.set('runbook', f.runbook);
-  if (f.user) p.set('user', f.user);
-  if (f.state) p.set('state', f.state);
+  for (const k of FILTER_NAMES) if (f[k]) p.set(k, f[k]);
   if (before) p.set('before', before);
   const s = p.toString();
   return s ? `?${s}` : '';
 }
 
-function HistoryPage(p: { rows: readonly ExecutionSummary[]; titles: ReadonlyMap<string, string>; filters: HistoryFilters; next: string | null; paged: boolean }) {
+function HistoryPage(p: { rows: readonly ExecutionSummary[]; titles: ReadonlyMap<string, string>; teams: readonly string[]; filters: HistoryFilters; next: string | null; paged: boolean }) {
   const f = p.filters;
+  // A team typed into the URL that the list does not offer stays selected (and filters).
+  const teams = f.team && !p.teams.includes(f.team) ? [...p.teams, f.team] : p.teams;
   return (
     <>
       <h1>History</h1>
@@ -59,16 +66,39 @@ function HistoryPage(p: { rows: readonly ExecutionSummary[]; titles: ReadonlyMap
             ))}
           </select>
         </div>
+        <div class="field">
+          <label for="team">Team</label>
+          <select id="team" name="team">
+            <option value="">any</option>
+            {teams.map((t) => (
+              <option value={t} selected={f.team === t}>
+                {t}
+              </option>
+            ))}
+          </select>
+        </div>
+        <div class="field">
+          <label for="from">From</label>
+          <input id="from" name="from" value={f.from} placeholder="YYYY-MM-DD" aria-describedby="time-hint" inputmode="numeric" />
+        </div>
+        <div class="field">
+          <label for="to">To</label>
+          <input id="to" name="to" value={f.to} placeholder="YYYY-MM-DD" aria-describedby="time-hint" inputmode="numeric" />
+        </div>
         <button type="submit">Filter</button>
+        <p id="time-hint" class="muted">
+          From and To take a UTC date (To includes that whole day) or a time such as 2026-11-23T09:30Z.
+        </p>
       </form>
       {p.rows.length === 0 ? (
-        <p>No executions {f.runbook || f.user || f.state ? 'match these filters' : 'you may see yet'}.</p>
+        <p>No executions {FILTER_NAMES.some((k) => f[k]) ? 'match these filters' : 'you may see yet'}.</p>
       ) : (
         <table class="wide" data-testid="history">
           <thead>
             <tr>
               <th scope="col">Execution</th>
               <th scope="col">Runbook</th>
+              <th scope="col">Team</th>
               <th scope="col">Requested by</th>
               <th scope="col">State</th>
               <th scope="col">Requested</th>
@@ -83,6 +113,7 @@ function HistoryPage(p: { rows: readonly ExecutionSummary[]; titles: ReadonlyMap
                   </a>
                 </td>
                 <td>{e.runbookId === null ? 'ad-hoc' : (p.titles.get(e.runbookId) ?? e.runbookId)}</td>
+                <td>{e.team ?? '—'}</td>
                 <td>{e.requestedBy}</td>
                 <td>
                   <StateBadge state={e.state} />
@@ -114,23 +145,19 @@ export function historyRoutes(d: PortalDeps): Hono<PortalEnv> {
     const parsed = ListQuery.safeParse(given);
     if (!parsed.success) throw new HandrailError('invalid_argument', describeIssues('query', parsed.error.issues, given).message);
     const p = parsed.data;
-    const filters: HistoryFilters = { runbook: p.runbook ?? '', user: p.user ?? '', state: p.state ?? '' };
+    const filters: HistoryFilters = { runbook: p.runbook ?? '', user: p.user ?? '', state: p.state ?? '', team: p.team ?? '', from: p.from ?? '', to: p.to ?? '' };
     const before = p.before;
-    const q: ExecutionListQuery = {
-      limit: p.limit ?? HISTORY_PAGE_SIZE,
-      ...(p.runbook ? { runbookId: p.runbook } : {}),
-      ...(p.user ? { requestedBy: p.user } : {}),
-      ...(p.state ? { state: p.state } : {}),
-      ...(before ? { before } : {}),
-    };
+    const q = listQueryOf(p, HISTORY_PAGE_SIZE);
     const user = c.get('user');
-    const result = await listExecutions(d.db, q, await d.access.scope(user));
+    const scope = await d.access.scope(user);
+    const result = await listExecutions(d.db, q, scope);
     const rows = result.executions;
+    const teams = teamChoices(await recordedTeams(d.db), scope);
     const titles = new Map(d.catalog.list().map((l) => [l.runbook.metadata.id, l.runbook.metadata.title] as const));
     return render(
       c,
       <Page title="History" viewer={viewerOf(c.var)} section="executions">
-        <HistoryPage rows={rows} titles={titles} filters={filters} next={result.next} paged={before !== undefined} />
+        <HistoryPage rows={rows} titles={titles} teams={teams} filters={filters} next={result.next} paged={before !== undefined} />
       </Page>,
     );
   });

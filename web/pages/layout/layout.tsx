@@ -11,11 +11,13 @@ import { assetUrl } from '../../static/assets.js';
 import { CSRF_FIELD } from '../../auth/csrf.js';
 import { stateClass, stateLabel, stateLook } from './states.js';
 
-export type Section = 'runbooks' | 'executions' | 'approvals' | 'hosts' | 'toil';
+export type Section = 'runbooks' | 'executions' | 'approvals' | 'hosts' | 'toil' | 'notifications' | 'webhooks';
 
 export interface Viewer {
   readonly name: string;
   readonly csrfToken: string;
+  /** Policy gives them the admin action: the admin pages are in their navigation. */
+  readonly admin?: boolean;
 }
 
 export interface PageProps {
@@ -27,12 +29,14 @@ export interface PageProps {
   readonly children?: Child;
 }
 
-const NAV: ReadonlyArray<{ section: Section; href: string; label: string }> = [
+const NAV: ReadonlyArray<{ section: Section; href: string; label: string; admin?: true }> = [
   { section: 'runbooks', href: '/runbooks', label: 'Runbooks' },
   { section: 'executions', href: '/executions', label: 'History' },
   { section: 'approvals', href: '/approvals', label: 'Approvals' },
   { section: 'hosts', href: '/hosts', label: 'Hosts' },
   { section: 'toil', href: '/toil', label: 'Toil' },
+  { section: 'notifications', href: '/admin/notifications', label: 'Notifications', admin: true },
+  { section: 'webhooks', href: '/admin/webhooks', label: 'Webhooks', admin: true },
 ];
 
 export function CsrfField(p: { token: string }) {
@@ -60,7 +64,7 @@ export function Page(p: PageProps) {
           {p.viewer ? (
             <>
               <nav aria-label="Main">
-                {NAV.map((n) => (
+                {NAV.filter((n) => !n.admin || p.viewer?.admin === true).map((n) => (
                   <a href={n.href} aria-current={p.section === n.section ? 'page' : undefined}>
                     {n.label}
                   </a>
