@@ -9,7 +9,8 @@
  */
 import { AGENT_NODE_FLAGS } from '../agent/node-flags.js';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { availableParallelism, cpus } from 'node:os';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI, out, simulatedFleet, sleep, startBench } from './harness.js';
 import { parseArgs } from 'node:util';
@@ -34,7 +35,10 @@ const RTT = Number(args.rtt);
 async function main(): Promise<void> {
   out(`# Handrail fleet benchmark — ${availableParallelism()} cores (${cpus()[0]?.model ?? '?'}), Node ${process.version}`);
   out(`# ${N} simulated agents (real mTLS streams, real Ed25519 verification and RSA-signed results; no process spawned), ${M} real agent processes`);
-  const b = await startBench({ bootstrapUses: N + M + 10, ...(args.profile ? { profileDir: String(args.profile) } : {}), logLevel: String(args['log-level']) });
+  // Ad-hoc commands need the admin action, which only a policy grants (default deny).
+  const rbDir = await mkdtemp(join(tmpdir(), 'hr-bench-policy-'));
+  await writeFile(join(rbDir, 'policy.yaml'), 'apiVersion: handrail/v1\nkind: Policy\nmetadata: { name: bench }\nspec:\n  rules:\n    - { name: admins, effect: allow, actions: ["*"], subjects: [group:admins] }\n');
+  const b = await startBench({ bootstrapUses: N + M + 10, coordinatorArgs: ['--runbooks-dir', rbDir], ...(args.profile ? { profileDir: String(args.profile) } : {}), logLevel: String(args['log-level']) });
   const { coord, address, api, dir, certsDir, bootstrap } = b;
   out(`coordinator pid ${coord.pid}, idle RSS ${mb(rssBytes(coord.pid as number))}`);
   const { sims, enrollMs, connectMs } = await simulatedFleet(b, N);
