@@ -29,6 +29,7 @@ export interface AdhocRequest {
 export class AdhocRunner {
   /** Step runs still open and failures so far, per execution started here. */
   private readonly progress = new Map<string, { remaining: number; failed: number }>();
+  private readonly kinds = new Map<string, Promise<string | undefined>>();
 
   constructor(
     private readonly db: Database,
@@ -44,6 +45,18 @@ export class AdhocRunner {
     dispatcher.events.on('finished', (o) => {
       this.onFinished(o).catch((e: unknown) => this.log.error({ event: 'adhoc.finish_failed', executionId: o.executionId, err: e }, 'closing an ad-hoc execution failed'));
     });
+  }
+
+  /** An execution's kind, looked up once (the most recent few hundred are remembered). */
+  private kindOf(executionId: string): Promise<string | undefined> {
+    let kind = this.kinds.get(executionId);
+    if (!kind) {
+      kind = this.db.get<{ kind: string }>('SELECT kind FROM executions WHERE id = ?', [executionId]).then((r) => r?.kind);
+      this.kinds.set(executionId, kind);
+      kind.catch(() => this.kinds.delete(executionId));
+      if (this.kinds.size > 512) this.kinds.delete(this.kinds.keys().next().value as string);
+    }
+    return kind;
   }
 
   async start(req: AdhocRequest): Promise<{ executionId: string; stepRunIds: Record<string, string> }> {
@@ -138,6 +151,12 @@ export class AdhocRunner {
 
   private async onFinished(o: StepRunOutcome): Promise<void> {
     let progress = this.progress.get(o.executionId);
+    if (!progress) {
+      // Most outcomes without a count here are runbook steps (the engine's): one lookup per
+      // execution, not one per step.
+      if ((await this.kindOf(o.executionId)) !== 'adhoc') return;
+      progress = this.progress.get(o.executionId);
+    }
     if (!progress) {
       // Not started by this process (it restarted): rebuild the count from the store once.
       const exec = await this.db.get<{ kind: string; state: string }>('SELECT kind, state FROM executions WHERE id = ?', [o.executionId]);

@@ -128,6 +128,8 @@ interface RunState {
   finished: boolean;
   pumping: boolean;
   pumpAgain: boolean;
+  /** A pump is queued for the next turn of the event loop (see schedulePump). */
+  pumpQueued: boolean;
 }
 
 const ACTIVE_STATES = ['queued', 'awaiting_approval', 'running'];
@@ -412,6 +414,7 @@ export class ExecutionEngine {
       finished: false,
       pumping: false,
       pumpAgain: false,
+      pumpQueued: false,
     };
     this.runs.set(id, run);
     return run;
@@ -615,7 +618,21 @@ export class ExecutionEngine {
     const reason = o.state === 'succeeded' ? null : `${o.state}${o.exitCode !== null && o.state === 'failed' ? ` (exit ${o.exitCode})` : ''}${o.error ? `: ${o.error}` : ''}`;
     run.progress = applyOutcome(run.runbook.plan, run.progress, open.node, o.state === 'succeeded' ? 'succeeded' : 'failed', reason);
     this.d.events.changed(run.id);
-    this.pump(run);
+    this.schedulePump(run);
+  }
+
+  /**
+   * Results arrive in groups (one store commit acknowledges many): their outcomes are folded in
+   * as they come and the scheduler runs once for the group, on the next turn of the event loop,
+   * instead of once per result (each pass walks every node).
+   */
+  private schedulePump(run: RunState): void {
+    if (run.pumpQueued) return;
+    run.pumpQueued = true;
+    setImmediate(() => {
+      run.pumpQueued = false;
+      this.pump(run);
+    });
   }
 
   /**

@@ -4,7 +4,7 @@
  * record) before it is sent or acknowledged, so a crash loses nothing that was promised.
  */
 import { EventEmitter } from 'node:events';
-import { randomBytes } from 'node:crypto';
+import { pooledRandomBytes } from '../../core/random-pool.js';
 import type { Logger } from 'pino';
 import type { Database, SqlValue, Tx } from '../store/database.js';
 import type { Keyring } from '../pki/keyring.js';
@@ -178,7 +178,7 @@ export class StepDispatcher implements StepTraffic {
       timeoutMs: spec.timeoutMs,
       issuedAtMs: now,
       notAfterMs: now + this.config.requestTtlMs,
-      nonce: randomBytes(16),
+      nonce: pooledRandomBytes(16),
       runbookId: spec.runbookId,
       runbookOwner: spec.runbookOwner,
       maxOutputBytes: Math.min(spec.maxOutputBytes, this.config.maxOutputBytes),
