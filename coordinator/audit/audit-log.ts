@@ -11,11 +11,11 @@
  * So the guard is the store itself, not a timing assumption.
  */
 import type { Database, Tx } from '../store/database.js';
+import { insertCheckpoint, lastAuditRecord, queueAuditRecords } from '../store/audit-queries.js';
 import type { Keyring, SigningKey } from '../pki/keyring.js';
 import type { AuditEventInput } from './events.js';
 import { GENESIS_PREV, sealCheckpoint, sealRecord, type SealedRecord } from './record.js';
 
-const AUDIT_COLUMNS = ['seq', 'payload', 'hash', 'key_id', 'signature'] as const;
 
 export interface AuditHead {
   readonly seq: number;
@@ -88,7 +88,7 @@ export class AuditLog {
         prev = rec.hash;
         out.push(rec);
       }
-      for (const rec of out) tx.queueInsert('audit_records', AUDIT_COLUMNS, [rec.seq, rec.payload, rec.hash, rec.keyId, rec.signature]);
+      queueAuditRecords(tx, out);
       const last = out.at(-1);
       if (last) this.sealedIn = { txId: tx.txId, head: { seq: last.seq, hash: last.hash } };
       return out;
@@ -122,7 +122,7 @@ export class AuditLog {
       const head = await this.readHead(tx);
       const key = this.keyring.active('audit');
       const cp = sealCheckpoint(head.seq, head.hash, now, key);
-      await tx.run('INSERT OR REPLACE INTO audit_checkpoints (seq, payload, key_id, signature, created_at) VALUES (?, ?, ?, ?, ?)', [head.seq, cp.payload, cp.keyId, cp.signature, now]);
+      await insertCheckpoint(tx, { seq: head.seq, payload: cp.payload, keyId: cp.keyId, signature: cp.signature, createdAt: now });
       return JSON.stringify({ checkpoint: cp.payload.toString('base64'), kid: cp.keyId, sig: cp.signature.toString('base64') });
     });
   }
@@ -136,6 +136,5 @@ export function isSeqConflict(e: unknown): boolean {
 
 /** The last record's seq and hash in a store (or a copy of one), seq 0 and 64 zeros when empty. */
 export async function readAuditHead(q: Pick<Tx, 'get'>): Promise<AuditHead> {
-  const row = await q.get<{ seq: number; hash: string }>('SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1');
-  return row ?? { seq: 0, hash: GENESIS_PREV };
+  return (await lastAuditRecord(q)) ?? { seq: 0, hash: GENESIS_PREV };
 }

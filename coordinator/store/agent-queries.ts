@@ -137,6 +137,11 @@ export function findCertificate(q: Queryable, serial: string): Promise<Certifica
   return q.get<CertificateRow>('SELECT serial, agent_id, fingerprint256, certificate_pem, not_after, revoked_at FROM agent_certificates WHERE serial = ?', [serial]);
 }
 
+/** Every certificate ever issued (audit bundles carry those their results were signed under). */
+export function allCertificates(q: Queryable): Promise<Array<{ serial: string; agent_id: string; certificate_pem: string }>> {
+  return q.all('SELECT serial, agent_id, certificate_pem FROM agent_certificates');
+}
+
 export function revokeCertificatesOf(q: Queryable, agentId: string, at: number): Promise<RunResult> {
   return q.run('UPDATE agent_certificates SET revoked_at = ? WHERE agent_id = ? AND revoked_at IS NULL', [at, agentId]);
 }
