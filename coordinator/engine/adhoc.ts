@@ -5,6 +5,7 @@
  */
 import type { Logger } from 'pino';
 import type { Database } from '../store/database.js';
+import * as store from '../store/execution-store.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import { AuditEvents } from '../audit/events.js';
 import type { AgentRecord, AgentRegistry } from '../registry/agent-registry.js';
@@ -51,7 +52,7 @@ export class AdhocRunner {
   private kindOf(executionId: string): Promise<string | undefined> {
     let kind = this.kinds.get(executionId);
     if (!kind) {
-      kind = this.db.get<{ kind: string }>('SELECT kind FROM executions WHERE id = ?', [executionId]).then((r) => r?.kind);
+      kind = store.executionKind(this.db, executionId).then((r) => r?.kind);
       this.kinds.set(executionId, kind);
       kind.catch(() => this.kinds.delete(executionId));
       if (this.kinds.size > 512) this.kinds.delete(this.kinds.keys().next().value as string);
@@ -78,11 +79,8 @@ export class AdhocRunner {
     this.progress.set(executionId, { remaining: agents.length, failed: 0 });
     for (const a of agents) stepRunIds[a.id] = newId('sr');
     await this.db.batch(async (tx) => {
-      await tx.run(
-        `INSERT INTO executions (id, kind, requested_by, targets, state, created_at, started_at) VALUES (?, 'adhoc', ?, ?, 'running', ?, ?)`,
-        [executionId, req.requestedBy, agents.map((a) => a.id).join(','), now, now],
-      );
-      agents.forEach((a, i) => tx.queueInsert('execution_nodes', ['execution_id', 'agent_id', 'node_index', 'agent_name', 'state', 'started_at'], [executionId, a.id, i, a.name, 'running', now]));
+      await store.insertAdhocExecution(tx, { id: executionId, requestedBy: req.requestedBy, targets: agents.map((a) => a.id).join(','), createdAt: now });
+      store.queueNodes(tx, executionId, agents.map((a) => ({ agentId: a.id, name: a.name })), 'running', now);
       await this.audit.append(tx, {
         type: AuditEvents.executionRequested,
         actor: { kind: 'user', id: req.requestedBy },
@@ -125,10 +123,7 @@ export class AdhocRunner {
   async cancel(executionId: string, by: string): Promise<boolean> {
     const now = this.now();
     const changed = await this.db.write(async (tx) => {
-      const r = await tx.run(
-        "UPDATE executions SET cancel_requested_at = ?, canceled_by = ?, state = 'canceled', state_reason = ?, finished_at = ? WHERE id = ? AND kind = 'adhoc' AND state = 'running'",
-        [now, by, `canceled by ${by}`, now, executionId],
-      );
+      const r = await store.cancelRunningAdhoc(tx, executionId, now, by);
       if (r.changes === 1) {
         await this.audit.append(tx, [
           { type: AuditEvents.executionCanceled, actor: { kind: 'user', id: by }, data: { executionId } },
@@ -143,8 +138,7 @@ export class AdhocRunner {
     this.progress.delete(executionId);
     // Steps stay open until their agents confirm; one that never does is closed as canceled by
     // the dispatcher's watchdog.
-    const open = await this.db.all<{ id: string }>("SELECT id FROM step_runs WHERE execution_id = ? AND state IN ('dispatched', 'running')", [executionId]);
-    for (const s of open) await this.dispatcher.cancel(s.id);
+    for (const id of await store.openStepRunIds(this.db, executionId)) await this.dispatcher.cancel(id);
     this.events.finished({ executionId, state: 'canceled' });
     return true;
   }
@@ -159,19 +153,16 @@ export class AdhocRunner {
     }
     if (!progress) {
       // Not started by this process (it restarted): rebuild the count from the store once.
-      const exec = await this.db.get<{ kind: string; state: string }>('SELECT kind, state FROM executions WHERE id = ?', [o.executionId]);
+      const exec = await store.executionKind(this.db, o.executionId);
       if (!exec || exec.kind !== 'adhoc') return;
       if (exec.state !== 'running') {
         // Ended already (canceled): the node still shows what its step did.
-        await this.db.batch(async (tx) => tx.queueUpdate('execution_nodes', { execution_id: o.executionId, agent_id: o.agentId }, { state: o.state, finished_at: this.now(), reason: o.error }));
+        await this.db.batch(async (tx) => store.queueAdhocNodeOutcome(tx, o.executionId, o.agentId, o.state, this.now(), o.error));
         return;
       }
-      const counts = await this.db.get<{ open: number; bad: number }>(
-        "SELECT sum(state IN ('dispatched', 'running')) AS open, sum(state NOT IN ('dispatched', 'running', 'succeeded')) AS bad FROM step_runs WHERE execution_id = ?",
-        [o.executionId],
-      );
+      const counts = await store.stepCounts(this.db, o.executionId);
       // This outcome is already in the store, so it is counted in open/bad.
-      progress = { remaining: (counts?.open ?? 0) + 1, failed: (counts?.bad ?? 0) - (o.state === 'succeeded' ? 0 : 1) };
+      progress = { remaining: counts.open + 1, failed: counts.bad - (o.state === 'succeeded' ? 0 : 1) };
       this.progress.set(o.executionId, progress);
     }
     progress.remaining--;
@@ -180,11 +171,11 @@ export class AdhocRunner {
     if (done) this.progress.delete(o.executionId);
     const now = this.now();
     const finalState = await this.db.batch(async (tx) => {
-      tx.queueUpdate('execution_nodes', { execution_id: o.executionId, agent_id: o.agentId }, { state: o.state, finished_at: now, reason: o.error });
+      store.queueAdhocNodeOutcome(tx, o.executionId, o.agentId, o.state, now, o.error);
       if (!done) return undefined;
-      const exec = await tx.get<{ cancel_requested_at: number | null }>('SELECT cancel_requested_at FROM executions WHERE id = ?', [o.executionId]);
+      const exec = await store.cancelRequestedAt(tx, o.executionId);
       const state = exec?.cancel_requested_at != null ? 'canceled' : progress.failed > 0 ? 'failed' : 'succeeded';
-      const r = await tx.run("UPDATE executions SET state = ?, finished_at = ? WHERE id = ? AND state = 'running'", [state, now, o.executionId]);
+      const r = await store.finishRunningAdhoc(tx, o.executionId, state, now);
       if (r.changes !== 1) return undefined;
       await this.audit.append(tx, { type: AuditEvents.executionCompleted, actor: { kind: 'system', id: 'coordinator' }, data: { executionId: o.executionId, state } });
       await this.notifier?.queue(tx, 'execution.finished', o.executionId);
