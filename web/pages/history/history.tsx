@@ -7,7 +7,7 @@
  * so every page is full and "Older" continues right after the last row shown.
  */
 import { Hono } from 'hono';
-import { EXECUTION_STATES, listExecutions, type ExecutionListQuery, type ExecutionSummary } from '../../../coordinator/engine/execution-queries.js';
+import { EXECUTION_STATES, listExecutions, type ExecutionListQuery, type ExecutionSummary } from '../../../coordinator/store/execution-queries.js';
 import { HandrailError } from '../../../core/errors.js';
 import { ListQuery } from '../../api/execution-schemas.js';
 import { describeIssues } from '../../validation/issues.js';
