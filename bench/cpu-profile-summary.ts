@@ -93,11 +93,11 @@ function main(): void {
   const busy = total - (selfFn.get('(idle)') ?? 0);
   const table = (title: string, m: Map<string, number>, denom: number): void => {
     out(`\n## ${title}`);
-    for (const [k, us] of [...m].sort((a, b) => b[1] - a[1]).slice(0, TOP)) {
+    for (const [k, us] of [...m].filter(([k]) => !k.startsWith('(idle)')).sort((a, b) => b[1] - a[1]).slice(0, TOP)) {
       out(`${(us / 1000).toFixed(0).padStart(8)} ms ${((us / denom) * 100).toFixed(1).padStart(5)}%  ${k}`);
     }
   };
-  out(`# ${file}: ${(total / 1000).toFixed(0)} ms sampled${windows.length ? ` in ${windows.length} windows` : ''}, ${(busy / 1000).toFixed(0)} ms not idle (percentages of that)`);
+  out(`# ${file}: ${(total / 1000).toFixed(0)} ms sampled${windows.length ? ` in ${windows.length} windows` : ''}, ${(busy / 1000).toFixed(0)} ms not idle (the percentages are of that; idle is left out)`);
   table('self time by function', selfFn, busy);
   table('self time by module', selfMod, busy);
   table('inclusive time by function (call paths)', incl, busy);
