@@ -78,7 +78,10 @@ export class AdhocRunner {
     const stepRunIds: Record<string, string> = {};
     this.progress.set(executionId, { remaining: agents.length, failed: 0 });
     for (const a of agents) stepRunIds[a.id] = newId('sr');
-    await this.db.batch(async (tx) => {
+    // Queued in the same tick as the dispatches below, so the execution and its signed steps
+    // commit in one transaction (one commit and fsync, not two). A step is sent only once its own
+    // write, and with it this one, has committed; step rows need the execution (foreign key).
+    const recorded = this.db.batch(async (tx) => {
       await store.insertAdhocExecution(tx, { id: executionId, requestedBy: req.requestedBy, targets: agents.map((a) => a.id).join(','), createdAt: now });
       store.queueNodes(tx, executionId, agents.map((a) => ({ agentId: a.id, name: a.name })), 'running', now);
       await this.audit.append(tx, {
@@ -88,9 +91,8 @@ export class AdhocRunner {
       });
       await this.notifier?.queue(tx, 'execution.started', executionId);
     });
-    this.notifier?.committed();
     // Dispatched together so the store commits them in a few batched transactions.
-    await Promise.all(
+    const dispatched = Promise.all(
       agents.map(async (a) => {
         const { sent } = await this.dispatcher.dispatch({
           executionId,
@@ -113,6 +115,10 @@ export class AdhocRunner {
         if (!sent) this.log.info({ event: 'adhoc.agent_offline', executionId, agentId: a.id }, 'agent offline; the step is sent when it reconnects');
       }),
     );
+    const [execution, steps] = await Promise.allSettled([recorded, dispatched]);
+    if (execution.status === 'rejected') throw execution.reason;
+    this.notifier?.committed();
+    if (steps.status === 'rejected') throw steps.reason;
     return { executionId, stepRunIds };
   }
 
