@@ -88,6 +88,7 @@ async function main(): Promise<void> {
     ['rolling, 3 steps', 'bench-rolling', N1, N1 * 3],
     ['parallel, 1 step', 'bench-parallel', N2, N2],
   ] as const) {
+    if (n === 0) continue; // --rolling-agents 0: the parallel runbook only
     const targets = n === max ? undefined : `name in (${sims.slice(0, n).map((_, i) => `sim-${i}`).join(',')})`;
     const walls: number[] = [];
     const overheads: number[] = [];
