@@ -21,7 +21,7 @@ import { AuditEvents, auditEvent, type AuditEventInput } from '../coordinator/au
 import { verifyBundleFile, verifyDatabase, writeBundleFile } from '../coordinator/audit/export.js';
 import type { VerifyReport } from '../coordinator/audit/verify.js';
 import { createCsr } from '../core/csr.js';
-import { ed25519Backend, useEd25519Backend } from '../core/ed25519.js';
+import { ed25519Backend, ed25519Sign, ed25519Verify, useEd25519Backend } from '../core/ed25519.js';
 import { ed25519Choice } from '../cli/settings.js';
 import { signPayload } from '../core/envelope.js';
 import { STEP_RESULT_TYPE, type StepResult } from '../core/step.js';
@@ -44,6 +44,11 @@ const RESULTS = Math.min(N, args.results !== undefined ? Number(args.results) : 
 const THREADS = args.threads !== undefined ? Number(args.threads) : availableParallelism();
 const out = (s: string): void => void process.stdout.write(s + '\n');
 const rate = (n: number, ms: number): string => `${Math.round((n / ms) * 1000)}`;
+/** Process CPU (every thread, workers included) since `from`, in µs per record: comparable on a shared machine, where wall time is not. */
+const cpuPer = (from: NodeJS.CpuUsage, n: number): string => {
+  const u = process.cpuUsage(from);
+  return `${((u.user + u.system) / n).toFixed(1)} µs CPU per record (${Math.round((n / (u.user + u.system)) * 1e6)} records per CPU-second)`;
+};
 
 /** A dispatched step, as the step dispatcher records it. */
 function dispatched(i: number): AuditEventInput {
@@ -139,6 +144,7 @@ async function main(): Promise<void> {
   let done = 0;
   const chunk = Math.max(BATCH, Math.floor(N / 10));
   const appendStart = performance.now();
+  const appendCpu = process.cpuUsage();
   while (done < N) {
     const n = Math.min(chunk, N - done);
     t0 = performance.now();
@@ -167,15 +173,16 @@ async function main(): Promise<void> {
     done += n;
   }
   const appendMs = performance.now() - appendStart;
-  out(`APPEND (bulk): ${rate(N, appendMs)} records/s overall; median ${median(chunkRates).toFixed(0)} over ${chunkRates.length} chunks (min ${Math.min(...chunkRates).toFixed(0)}, max ${Math.max(...chunkRates).toFixed(0)}) — real Ed25519 signing, hash chain, one SQLite commit per ${BATCH}`);
+  out(`APPEND (bulk): ${rate(N, appendMs)} records/s overall; median ${median(chunkRates).toFixed(0)} over ${chunkRates.length} chunks (min ${Math.min(...chunkRates).toFixed(0)}, max ${Math.max(...chunkRates).toFixed(0)}) — real Ed25519 signing, hash chain, one SQLite commit per ${BATCH}; ${cpuPer(appendCpu, N)}`);
 
   // The engine's way: many callers each appending one record, grouped per tick by db.batch.
   const single = Math.min(50_000, N);
   t0 = performance.now();
+  const singleCpu = process.cpuUsage();
   for (let i = 0; i < single; i += BATCH) {
     await Promise.all(Array.from({ length: Math.min(BATCH, single - i) }, (_, k) => data.db.batch((tx) => data.audit.append(tx, dispatched(N + i + k)))));
   }
-  out(`APPEND (one record per caller, ${BATCH} concurrent callers grouped by db.batch): ${rate(single, performance.now() - t0)} records/s over ${single}`);
+  out(`APPEND (one record per caller, ${BATCH} concurrent callers grouped by db.batch): ${rate(single, performance.now() - t0)} records/s over ${single}; ${cpuPer(singleCpu, single)}`);
   await data.audit.checkpoint();
   const total = N + single;
 
@@ -192,17 +199,25 @@ async function main(): Promise<void> {
   const fileRates: number[] = [];
   for (let round = 1; round <= Number(args.rounds); round++) {
     t0 = performance.now();
+    const verifyCpu = process.cpuUsage();
     const r = await verifyBundleFile(bundle, { threads: THREADS });
     const ms = performance.now() - t0;
     check(r);
     fileRates.push((r.records / ms) * 1000);
-    out(`verify bundle round ${round}: ${r.records} records (${r.stepResults} results, ${r.outputsChecked} outputs) in ${(ms / 1000).toFixed(1)} s = ${rate(r.records, ms)} records/s`);
+    out(`verify bundle round ${round}: ${r.records} records (${r.stepResults} results, ${r.outputsChecked} outputs) in ${(ms / 1000).toFixed(1)} s = ${rate(r.records, ms)} records/s; ${cpuPer(verifyCpu, r.records)}`);
   }
   t0 = performance.now();
   const fromDb = await verifyDatabase(join(dir, 'data', STORE_FILE), caPem, { threads: THREADS });
   const dbMs = performance.now() - t0;
   check(fromDb);
   out(`verify store: ${fromDb.records} records in ${(dbMs / 1000).toFixed(1)} s = ${rate(fromDb.records, dbMs)} records/s`);
+  // The physical limit: one Ed25519 verification per record, and this many per CPU-second.
+  const probe = generateKeyPairSync('ed25519');
+  const message = Buffer.from(JSON.stringify(dispatched(0)));
+  const sig = ed25519Sign(message, probe.privateKey);
+  const probeCpu = process.cpuUsage();
+  for (let i = 0; i < 5000; i++) if (!ed25519Verify(message, probe.publicKey, sig)) throw new Error('probe signature did not verify');
+  out(`LIMIT: Ed25519 verify of a ${message.length}-byte message by ${ed25519Backend()}: ${cpuPer(probeCpu, 5000).replace('per record', 'each').replace('records per CPU-second', 'per second per core')}`);
   out(`VERIFY: median ${median(fileRates).toFixed(0)} records/s over ${fileRates.length} rounds (read + parse + chain + every Ed25519 signature on ${THREADS} threads + agent results), peak RSS ${mb(process.resourceUsage().maxRSS * 1024)}`);
   if (!args.keep) await rm(dir, { recursive: true, force: true });
   else out(`kept ${dir}`);

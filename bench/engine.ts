@@ -4,14 +4,18 @@
  * (policy, options, scheduler, signed dispatch, stored and audited results). Prints wall time,
  * engine overhead per node-step and store writes per second.
  *
- *   node dist/bench/engine.js [--rolling-agents 1000] [--concurrency 50] [--parallel-agents 2000] [--rounds 3]
+ *   node dist/bench/engine.js [--rolling-agents 1000] [--concurrency 50] [--parallel-agents 2000] [--rounds 3] [--profile DIR]
+ *
+ * With --profile the coordinator runs under `node --cpu-prof`; each measured round prints a
+ * `PROFILE-WINDOW <startUs> <endUs>` line on the monotonic clock (the profile's timebase), so
+ * the summary can leave out enrollment and connection setup.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Database } from '../coordinator/store/database.js';
-import { cpuMs, median } from './proc-stats.js';
+import { cpuMs, median, threadCpuDelta, threadCpuMs } from './proc-stats.js';
 import { out, simulatedFleet, sleep, startBench } from './harness.js';
 
 const { values: args } = parseArgs({
@@ -20,6 +24,8 @@ const { values: args } = parseArgs({
     concurrency: { type: 'string', default: '50' },
     'parallel-agents': { type: 'string', default: '2000' },
     rounds: { type: 'string', default: '3' },
+    /** Directory for the coordinator's --cpu-prof output (see bench/cpu-profile-summary.ts). */
+    profile: { type: 'string' },
   },
 });
 const N1 = Number(args['rolling-agents']);
@@ -72,7 +78,7 @@ async function main(): Promise<void> {
   const rbDir = join(tmpdir(), `hr-bench-runbooks-${process.pid}`);
   await mkdir(rbDir, { recursive: true });
   await writeFile(join(rbDir, 'bench.yaml'), runbooks(C));
-  const b = await startBench({ bootstrapUses: max + 10, coordinatorArgs: ['--runbooks-dir', rbDir], logLevel: 'warn' });
+  const b = await startBench({ bootstrapUses: max + 10, coordinatorArgs: ['--runbooks-dir', rbDir], logLevel: 'warn', ...(args.profile ? { profileDir: args.profile } : {}) });
   const { sims } = await simulatedFleet(b, max);
   await sleep(1000);
   out(`${max} simulated agents connected`);
@@ -82,6 +88,7 @@ async function main(): Promise<void> {
     ['rolling, 3 steps', 'bench-rolling', N1, N1 * 3],
     ['parallel, 1 step', 'bench-parallel', N2, N2],
   ] as const) {
+    if (n === 0) continue; // --rolling-agents 0: the parallel runbook only
     const targets = n === max ? undefined : `name in (${sims.slice(0, n).map((_, i) => `sim-${i}`).join(',')})`;
     const walls: number[] = [];
     const overheads: number[] = [];
@@ -89,20 +96,26 @@ async function main(): Promise<void> {
     for (let r = 0; r < Number(args.rounds); r++) {
       const w0 = await storeWrites(b.dataDir);
       const c0 = cpuMs(pid);
+      const t0 = threadCpuMs(pid);
+      const w0us = process.hrtime.bigint() / 1000n;
       const { ms, view } = await b.runToEnd('/api/v1/executions', { runbook, ...(targets ? { targets } : {}) });
       const cpu = cpuMs(pid) - c0;
+      const threads = threadCpuDelta(threadCpuMs(pid), t0);
+      if (args.profile) out(`PROFILE-WINDOW ${w0us} ${process.hrtime.bigint() / 1000n}`);
       const w1 = await storeWrites(b.dataDir);
       if (view.state !== 'succeeded') throw new Error(`${runbook} ended ${view.state}`);
       walls.push(ms);
       overheads.push((cpu / nodeSteps) * 1000);
       writes.push(((w1 - w0) / ms) * 1000);
-      out(`${name} over ${n} agents${runbook === 'bench-rolling' ? ` at concurrency ${C}` : ''}: ${ms.toFixed(0)} ms wall, coordinator CPU ${cpu.toFixed(0)} ms = ${((cpu / nodeSteps) * 1000).toFixed(0)} µs per node-step, ${(w1 - w0)} rows written = ${(((w1 - w0) / ms) * 1000).toFixed(0)} rows/s`);
+      out(`${name} over ${n} agents${runbook === 'bench-rolling' ? ` at concurrency ${C}` : ''}: ${ms.toFixed(0)} ms wall, coordinator CPU ${cpu.toFixed(0)} ms = ${((cpu / nodeSteps) * 1000).toFixed(0)} µs per node-step, ${(w1 - w0)} rows written = ${(((w1 - w0) / ms) * 1000).toFixed(0)} rows/s (threads: ${threads})`);
     }
     out(`ENGINE ${name} over ${n} agents: median wall ${median(walls).toFixed(0)} ms, median coordinator CPU per node-step ${median(overheads).toFixed(0)} µs, median store writes ${median(writes).toFixed(0)} rows/s`);
   }
   for (const s of sims) s.close();
   b.coord.kill('SIGTERM');
-  setTimeout(() => process.exit(0), 500);
+  // The profile is written as the coordinator exits.
+  await new Promise((r) => (b.coord.exitCode !== null ? r(undefined) : b.coord.once('exit', r)));
+  process.exit(0);
 }
 
 main().catch((e: unknown) => {

@@ -17,9 +17,12 @@ import { ed25519Choice } from '../cli/settings.js';
 import { normalizeSerial } from '../core/x509-serial.js';
 import { EnrollmentServiceClient, type EnrollResponse } from '../proto/gen/handrail/v1/enrollment.js';
 import { channelOptions, parseCoordinatorAddress } from '../agent/coordinator-address.js';
+import { SimAgent, keyMap, type SimIdentity } from './sim-agents.js';
 import { HANDRAIL_VERSION } from '../core/version.js';
 import { DispatchKeySet } from '../proto/gen/handrail/v1/common.js';
-import { SimAgent, keyMap, type SimIdentity } from './sim-agents.js';
+
+/** Enrollment refuses an agent that reports no version (the version handshake). */
+const SIM_FACTS = { hostname: 'sim', os: 'Linux', platform: 'linux', arch: 'x64', cpus: 1, memoryBytes: 1, agentVersion: HANDRAIL_VERSION, kernelRelease: '' };
 
 export const CLI = resolve(import.meta.dirname, '..', 'cli', 'main.js');
 export const out = (s: string): void => void process.stdout.write(s + '\n');
@@ -106,7 +109,7 @@ export async function simulatedFleet(b: Bench, n: number, output?: (stepId: stri
   const client = new EnrollmentServiceClient(addr.target, credentials.createSsl(Buffer.from(caPem)), channelOptions(addr));
   const enrollOne = (i: number): Promise<EnrollResponse> =>
     new Promise((res, rej) =>
-      client.enroll({ token: b.bootstrap, csrPem: createCsr(shared.privateKey, `sim-${i}`), labels: {}, facts: { hostname: `sim-${i}`, os: 'Linux', platform: 'linux', arch: 'x64', cpus: 1, memoryBytes: 1, agentVersion: HANDRAIL_VERSION, kernelRelease: '' } }, new Metadata(), { deadline: Date.now() + 60_000 }, (e: ServiceError | null, r?: EnrollResponse) => (e || !r ? rej(e) : res(r))),
+      client.enroll({ token: b.bootstrap, csrPem: createCsr(shared.privateKey, `sim-${i}`), labels: {}, facts: SIM_FACTS }, new Metadata(), { deadline: Date.now() + 60_000 }, (e: ServiceError | null, r?: EnrollResponse) => (e || !r ? rej(e) : res(r))),
     );
   let t = performance.now();
   const ids: SimIdentity[] = [];
@@ -114,9 +117,9 @@ export async function simulatedFleet(b: Bench, n: number, output?: (stepId: stri
   for (let i = 0; i < n; i += 32) {
     const batch = await Promise.all(Array.from({ length: Math.min(32, n - i) }, (_, k) => enrollOne(i + k)));
     for (const r of batch) ids.push({ agentId: r.agentId, certPem: r.certificatePem, serial: normalizeSerial(new X509Certificate(r.certificatePem).serialNumber) });
-    // The signed key set (checked by real agents; trusted here), or the deprecated plain list.
+    // The deprecated unsigned list is empty now: the keys travel in the signed key set.
     const set = batch[0]?.dispatchKeySet;
-    dispatchKeys = set ? DispatchKeySet.decode(set.payload).keys : (batch[0]?.dispatchKeys ?? dispatchKeys);
+    if (set) dispatchKeys = DispatchKeySet.decode(set.payload).keys;
   }
   client.close();
   const enrollMs = performance.now() - t;

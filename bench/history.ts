@@ -3,7 +3,7 @@
  * step runs — 20 runbooks of 5 teams, 200 users with a skewed mix, ad-hoc runs, every state, a
  * year of times — into a real SQLite store in one transaction of multi-row prepared
  * statements, then measures p50/p95 of
- *  - the engine query the history page calls (listExecutions, coordinator/engine/execution-queries.ts), in process, and
+ *  - the engine query the history page calls (listExecutions, coordinator/store/execution-queries.ts), in process, and
  *  - GET /api/v1/executions on a real coordinator over HTTP,
  * for an admin and for a user whose policy sees one team, with filters (runbook, user, state,
  * a time position, their combinations) and a walk of cursor pages. Prints each query's plan
@@ -24,7 +24,7 @@ import { initCa } from '../coordinator/pki/ca.js';
 import { openDataDir } from '../coordinator/data-dir.js';
 import { Database, type SqlValue } from '../coordinator/store/database.js';
 import { MIGRATIONS } from '../coordinator/store/migrations.js';
-import { historyQuery, listExecutions, type ExecutionListQuery } from '../coordinator/engine/execution-queries.js';
+import { historyQuery, listExecutions, type ExecutionListQuery } from '../coordinator/store/execution-queries.js';
 import { executionScope, validatePolicy, type Policy, type RunbookRef } from '../coordinator/policy/policy.js';
 import type { ExecutionScope } from '../coordinator/policy/visibility.js';
 import { median, percentile } from './proc-stats.js';

@@ -1,5 +1,5 @@
 /** Reading a process's RSS and CPU time from /proc (Linux). */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 export function rssBytes(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -26,3 +26,32 @@ export function percentile(xs: readonly number[], p: number): number {
 }
 
 export const mb = (b: number): string => `${(b / 1024 / 1024).toFixed(1)} MB`;
+
+/**
+ * CPU time in milliseconds of the main thread (JavaScript, TLS, HTTP/2 framing) and of all the
+ * other threads together (libuv's pool, which runs every SQLite statement, and V8's GC and
+ * compiler helpers). Node names every thread "node", so they cannot be told apart further.
+ */
+export function threadCpuMs(pid: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const ms = ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+      const kind = tid === String(pid) ? 'main' : 'other threads';
+      out[kind] = (out[kind] ?? 0) + ms;
+    } catch {
+      // The thread ended between listing and reading.
+    }
+  }
+  return out;
+}
+
+/** `a - b` per key, formatted "main 120 ms, other threads 30 ms". */
+export function threadCpuDelta(a: Record<string, number>, b: Record<string, number>): string {
+  return Object.keys(a)
+    .sort()
+    .map((k) => `${k} ${((a[k] ?? 0) - (b[k] ?? 0)).toFixed(0)} ms`)
+    .join(', ');
+}

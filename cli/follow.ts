@@ -10,7 +10,7 @@ import { HandrailError, type ErrorKind } from '../core/errors.js';
 import type { ApiClient } from './api-client.js';
 import { readSse, type SseEvent } from './sse.js';
 import type { CliIo } from './io.js';
-import type { ExecutionView } from '../coordinator/engine/execution-queries.js';
+import type { ExecutionView } from '../coordinator/store/execution-queries.js';
 import type { OutputEventData } from '../web/api/execution-events.js';
 
 export interface FollowOptions {

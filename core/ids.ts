@@ -1,9 +1,9 @@
 /** Identifiers: a short type prefix plus 80 random bits in lower-case base32 (Crockford-ish). */
-import { randomBytes } from 'node:crypto';
+import { pooledRandomBytes } from './random-pool.js';
 
 const ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz';
 
-export function newId(prefix: string, random: (n: number) => Buffer = randomBytes): string {
+export function newId(prefix: string, random: (n: number) => Buffer = pooledRandomBytes): string {
   const bytes = random(10);
   let bits = 0;
   let value = 0;

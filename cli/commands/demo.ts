@@ -13,7 +13,7 @@ import { startServer } from '../../server/server.js';
 import { openDataDir } from '../../coordinator/data-dir.js';
 import { generatePassword, type UserStore } from '../../coordinator/auth/user-store.js';
 import type { SessionStore } from '../../coordinator/auth/session-store.js';
-import { listExecutions } from '../../coordinator/engine/execution-queries.js';
+import { listExecutions } from '../../coordinator/store/execution-queries.js';
 import { ALLOW_KEYS_IN_GIT, refuseKeysInWorkTree } from '../git-guard.js';
 import type { CliIo } from '../io.js';
 import { createLogger, type LogFormat } from '../logger.js';

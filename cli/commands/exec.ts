@@ -7,7 +7,7 @@ import { resolveAgents, type FleetAgent } from '../agent-targets.js';
 import type { CliIo } from '../io.js';
 import { bool, list, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
 import { API_TOKEN, JSON_OUTPUT, SERVER } from '../settings.js';
-import type { ExecutionView } from '../../coordinator/engine/execution-queries.js';
+import type { ExecutionView } from '../../coordinator/store/execution-queries.js';
 
 export const execCommand: CommandSpec = {
   name: 'exec',

@@ -3,7 +3,7 @@ import { ApiClient } from '../api-client.js';
 import { printTable, type CliIo } from '../io.js';
 import { bool, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
 import { API_TOKEN, JSON_OUTPUT, SERVER } from '../settings.js';
-import { EXECUTION_STATES, type ExecutionSummary, type ExecutionView } from '../../coordinator/engine/execution-queries.js';
+import { EXECUTION_STATES, type ExecutionSummary, type ExecutionView } from '../../coordinator/store/execution-queries.js';
 import { followExecution } from '../follow.js';
 
 const api = (p: ParsedCommand): ApiClient => new ApiClient(str(p.values, 'server') as string, str(p.values, 'token'));

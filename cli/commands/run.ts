@@ -9,7 +9,7 @@ import { followExecution } from '../follow.js';
 import type { CliIo } from '../io.js';
 import { bool, list, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
 import { API_TOKEN, JSON_OUTPUT, SERVER } from '../settings.js';
-import type { ExecutionView } from '../../coordinator/engine/execution-queries.js';
+import type { ExecutionView } from '../../coordinator/store/execution-queries.js';
 
 export const runCommand: CommandSpec = {
   name: 'run',

@@ -1,15 +1,21 @@
 /**
  * The append-only audit log in the store (format: docs/audit-format.md). Records are appended
  * inside the caller's transaction, so a state change and its record commit together or not at
- * all. The chain head is read once per transaction and never trusted across transactions:
- * another process (an admin CLI command) may append in between.
+ * all.
+ *
+ * The chain head is kept in memory from one commit to the next instead of being read back in
+ * every transaction (a statement per transaction on the hot path). Another process (an admin
+ * CLI command) may append in between: then the record this process queues takes a sequence
+ * number that exists already, the INSERT fails on the primary key, the transaction rolls back,
+ * the head is forgotten and the transaction runs once more from the head read in the store.
+ * So the guard is the store itself, not a timing assumption.
  */
 import type { Database, Tx } from '../store/database.js';
+import { insertCheckpoint, lastAuditRecord, queueAuditRecords } from '../store/audit-queries.js';
 import type { Keyring, SigningKey } from '../pki/keyring.js';
 import type { AuditEventInput } from './events.js';
 import { GENESIS_PREV, sealCheckpoint, sealRecord, type SealedRecord } from './record.js';
 
-const AUDIT_COLUMNS = ['seq', 'payload', 'hash', 'key_id', 'signature'] as const;
 
 export interface AuditHead {
   readonly seq: number;
@@ -24,12 +30,18 @@ export class AuditLog {
    * the table, is the truth.
    */
   private cached: { readonly txId: number; readonly head: Promise<AuditHead> } | undefined;
+  /** The head as of this process's last commit that appended; undefined: read it from the store. */
+  private committed: AuditHead | undefined;
+  /** The last head sealed in transaction `txId`, taken as `committed` when that transaction commits. */
+  private sealedIn: { txId: number; head: AuditHead } | undefined;
 
   constructor(
     private readonly db: Database,
     private readonly keyring: Keyring,
     private readonly now: () => number,
-  ) {}
+  ) {
+    db.retryTransactionsWhen(isSeqConflict);
+  }
 
   /** Appends one record per event, in order, inside `tx`; returns them as sealed. */
   append(tx: Tx, events: AuditEventInput | readonly AuditEventInput[]): Promise<SealedRecord[]> {
@@ -49,7 +61,21 @@ export class AuditLog {
 
   private appendWith(tx: Tx, events: AuditEventInput | readonly AuditEventInput[], signer: () => SigningKey): Promise<SealedRecord[]> {
     const list: readonly AuditEventInput[] = Array.isArray(events) ? events : [events as AuditEventInput];
-    const before = this.cached?.txId === tx.txId ? this.cached.head : this.readHead(tx);
+    let before: Promise<AuditHead>;
+    if (this.cached?.txId === tx.txId) {
+      before = this.cached.head;
+    } else {
+      // First append in this transaction.
+      before = this.committed ? Promise.resolve(this.committed) : this.readHead(tx);
+      const txId = tx.txId;
+      tx.afterCommit(() => {
+        if (this.sealedIn?.txId === txId) this.committed = this.sealedIn.head;
+      });
+      // Whatever ended it (another process's records among them), the store has the truth.
+      tx.afterRollback(() => {
+        this.committed = undefined;
+      });
+    }
     const sealed = before.then((head) => {
       const key = signer();
       const ts = this.now();
@@ -62,7 +88,9 @@ export class AuditLog {
         prev = rec.hash;
         out.push(rec);
       }
-      for (const rec of out) tx.queueInsert('audit_records', AUDIT_COLUMNS, [rec.seq, rec.payload, rec.hash, rec.keyId, rec.signature]);
+      queueAuditRecords(tx, out);
+      const last = out.at(-1);
+      if (last) this.sealedIn = { txId: tx.txId, head: { seq: last.seq, hash: last.hash } };
       return out;
     });
     const after = sealed.then(
@@ -94,14 +122,19 @@ export class AuditLog {
       const head = await this.readHead(tx);
       const key = this.keyring.active('audit');
       const cp = sealCheckpoint(head.seq, head.hash, now, key);
-      await tx.run('INSERT OR REPLACE INTO audit_checkpoints (seq, payload, key_id, signature, created_at) VALUES (?, ?, ?, ?, ?)', [head.seq, cp.payload, cp.keyId, cp.signature, now]);
+      await insertCheckpoint(tx, { seq: head.seq, payload: cp.payload, keyId: cp.keyId, signature: cp.signature, createdAt: now });
       return JSON.stringify({ checkpoint: cp.payload.toString('base64'), kid: cp.keyId, sig: cp.signature.toString('base64') });
     });
   }
 }
 
+/** A record queued on a head that another process has appended after (see AuditLog). */
+export function isSeqConflict(e: unknown): boolean {
+  const err = e as { code?: unknown; message?: unknown } | null;
+  return typeof err?.message === 'string' && err.code === 'SQLITE_CONSTRAINT' && err.message.includes('audit_records.seq');
+}
+
 /** The last record's seq and hash in a store (or a copy of one), seq 0 and 64 zeros when empty. */
 export async function readAuditHead(q: Pick<Tx, 'get'>): Promise<AuditHead> {
-  const row = await q.get<{ seq: number; hash: string }>('SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1');
-  return row ?? { seq: 0, hash: GENESIS_PREV };
+  return (await lastAuditRecord(q)) ?? { seq: 0, hash: GENESIS_PREV };
 }

@@ -5,6 +5,9 @@
  * the store; parsing one is pure.
  */
 import type { Database } from '../store/database.js';
+import { auditKeys, auditRecordsBySeqs, auditRecordsInRange, auditRecordTimes, auditSeqsOfExecution, lastAuditSeq, listCheckpoints } from '../store/audit-queries.js';
+import { allCertificates } from '../store/agent-queries.js';
+import { stepOutputChunks } from '../store/execution-store.js';
 
 export const BUNDLE_FORMAT = 'handrail-audit-bundle/v1';
 
@@ -77,38 +80,36 @@ export interface ExportSelection {
 export async function* exportBundle(db: Database, caPem: string, sel: ExportSelection, now: number): AsyncGenerator<string> {
   // Checkpoints before the head: each then covers a record this export holds, so one past the
   // end of the records is evidence of truncation, never one written while exporting.
-  const cps = await db.all<{ seq: number; payload: Buffer; key_id: string; signature: Buffer }>('SELECT seq, payload, key_id, signature FROM audit_checkpoints ORDER BY seq');
-  const head = await db.get<{ seq: number }>('SELECT max(seq) AS seq FROM audit_records');
-  const lastSeq = head?.seq ?? 0;
+  const cps = await listCheckpoints(db);
+  const lastSeq = await lastAuditSeq(db);
   // Select by seq range: time bounds are found through the records' own timestamps.
   let fromSeq = 1;
   let toSeq = lastSeq;
   if (sel.fromMs !== undefined || sel.toMs !== undefined) {
-    const rows = await db.all<{ seq: number; ts: string }>("SELECT seq, json_extract(CAST(payload AS TEXT), '$.ts') AS ts FROM audit_records ORDER BY seq");
+    const rows = await auditRecordTimes(db);
     const inRange = rows.filter((r) => (sel.fromMs === undefined || Date.parse(r.ts) >= sel.fromMs) && (sel.toMs === undefined || Date.parse(r.ts) <= sel.toMs));
     fromSeq = inRange[0]?.seq ?? lastSeq + 1;
     toSeq = inRange.at(-1)?.seq ?? 0;
   }
   let seqs: number[] | undefined;
   if (sel.executionId !== undefined) {
-    const rows = await db.all<{ seq: number }>("SELECT seq FROM audit_records WHERE json_extract(CAST(payload AS TEXT), '$.data.executionId') = ? ORDER BY seq", [sel.executionId]);
-    seqs = rows.map((r) => r.seq);
+    seqs = await auditSeqsOfExecution(db, sel.executionId);
   }
-  const keys = await db.all<{ key_id: string; public_key_pem: string; created_at: number; retired_at: number | null }>("SELECT * FROM signing_keys WHERE purpose = 'audit' ORDER BY created_at");
-  const certRows = await db.all<{ serial: string; agent_id: string; certificate_pem: string }>('SELECT serial, agent_id, certificate_pem FROM agent_certificates');
+  const keys = await auditKeys(db);
+  const certRows = await allCertificates(db);
   const used = new Set<string>();
   const outputsWanted = new Set<string>();
   const selected = async function* (): AsyncGenerator<{ seq: number; payload: Buffer; key_id: string; signature: Buffer; hash: string }> {
     if (seqs) {
       for (let i = 0; i < seqs.length; i += 500) {
         const chunk = seqs.slice(i, i + 500);
-        const rows = await db.all<{ seq: number; payload: Buffer; key_id: string; signature: Buffer; hash: string }>(`SELECT * FROM audit_records WHERE seq IN (${chunk.map(() => '?').join(',')}) ORDER BY seq`, chunk);
+        const rows = await auditRecordsBySeqs(db, chunk);
         yield* rows;
       }
       return;
     }
     for (let s = fromSeq; s <= toSeq; s += 5000) {
-      const rows = await db.all<{ seq: number; payload: Buffer; key_id: string; signature: Buffer; hash: string }>('SELECT * FROM audit_records WHERE seq >= ? AND seq <= ? ORDER BY seq', [s, Math.min(toSeq, s + 4999)]);
+      const rows = await auditRecordsInRange(db, s, Math.min(toSeq, s + 4999));
       yield* rows;
     }
   };
@@ -149,8 +150,7 @@ export async function* exportBundle(db: Database, caPem: string, sel: ExportSele
   }
   for (const id of outputsWanted) {
     for (const stream of [1, 2] as const) {
-      const chunks = await db.all<{ data: Buffer }>('SELECT data FROM step_output WHERE step_run_id = ? AND stream = ? ORDER BY offset', [id, stream]);
-      const data = Buffer.concat(chunks.map((c) => c.data));
+      const data = Buffer.concat(await stepOutputChunks(db, id, stream));
       if (data.length > 0) yield JSON.stringify({ t: 'output', stepRunId: id, stream: stream === 1 ? 'stdout' : 'stderr', data: data.toString('base64') });
     }
   }

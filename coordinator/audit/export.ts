@@ -9,6 +9,9 @@ import { readFile } from 'node:fs/promises';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { Database } from '../store/database.js';
+import { auditKeys, auditRecordsInRange, lastAuditSeq, listCheckpoints } from '../store/audit-queries.js';
+import { allCertificates } from '../store/agent-queries.js';
+import { stepOutputOfMany } from '../store/execution-store.js';
 import { BUNDLE_FORMAT, bundleItems, exportBundle, parseCheckpointLine, pemToDer, type BundleCheckpoint, type BundleHeader, type BundleItem, type ExportSelection } from './bundle.js';
 import { GENESIS_PREV } from './record.js';
 import { verifyItems, type StreamVerifyOptions } from './verify-stream.js';
@@ -65,10 +68,10 @@ const RESULT_MARK = Buffer.from('"type":"step.result"');
  */
 export async function* databaseItems(db: Database, caPem: string, now: number = Date.now()): AsyncGenerator<BundleItem> {
   // Checkpoints before the head (see exportBundle): one past the last record means truncation.
-  const cps = await db.all<{ payload: Buffer; key_id: string; signature: Buffer }>('SELECT payload, key_id, signature FROM audit_checkpoints ORDER BY seq');
-  const last = (await db.get<{ seq: number | null }>('SELECT max(seq) AS seq FROM audit_records'))?.seq ?? 0;
-  const keys = await db.all<{ key_id: string; public_key_pem: string; created_at: number; retired_at: number | null }>("SELECT key_id, public_key_pem, created_at, retired_at FROM signing_keys WHERE purpose = 'audit' ORDER BY created_at, key_id");
-  const certs = await db.all<{ serial: string; agent_id: string; certificate_pem: string }>('SELECT serial, agent_id, certificate_pem FROM agent_certificates');
+  const cps = await listCheckpoints(db);
+  const last = await lastAuditSeq(db);
+  const keys = await auditKeys(db);
+  const certs = await allCertificates(db);
   const header: BundleHeader = {
     format: BUNDLE_FORMAT,
     created: new Date(now).toISOString(),
@@ -88,7 +91,7 @@ export async function* databaseItems(db: Database, caPem: string, now: number = 
   yield { t: 'header', header };
   const results = new Set<string>();
   for (let from = 1; from <= last; from += PAGE) {
-    const rows = await db.all<{ seq: number; payload: Buffer; key_id: string; signature: Buffer }>('SELECT seq, payload, key_id, signature FROM audit_records WHERE seq >= ? AND seq <= ? ORDER BY seq', [from, Math.min(last, from + PAGE - 1)]);
+    const rows = await auditRecordsInRange(db, from, Math.min(last, from + PAGE - 1));
     for (const r of rows) {
       if (r.payload.includes(RESULT_MARK)) {
         const id = (JSON.parse(r.payload.toString('utf8')) as { type?: string; data?: { stepRunId?: unknown } }).data?.stepRunId;
@@ -100,7 +103,7 @@ export async function* databaseItems(db: Database, caPem: string, now: number = 
   const ids = [...results];
   for (let i = 0; i < ids.length; i += 500) {
     const chunk = ids.slice(i, i + 500);
-    const rows = await db.all<{ step_run_id: string; stream: number; data: Buffer }>(`SELECT step_run_id, stream, data FROM step_output WHERE step_run_id IN (${chunk.map(() => '?').join(',')}) ORDER BY step_run_id, stream, offset`, chunk);
+    const rows = await stepOutputOfMany(db, chunk);
     for (const o of rows) yield { t: 'output', stepRunId: o.step_run_id, stream: o.stream === 1 ? 'stdout' : 'stderr', data: o.data };
   }
   for (const c of cps) yield { t: 'checkpoint', checkpoint: { kid: c.key_id, payload: c.payload, sig: c.signature } };

@@ -7,6 +7,8 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Database } from '../store/database.js';
+import * as q from '../store/user-queries.js';
+import type { SessionRow } from '../store/user-queries.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import { AuditEvents, type Actor } from '../audit/events.js';
 import { newId } from '../../core/ids.js';
@@ -34,17 +36,6 @@ export interface WebSession {
 
 export type SessionEndReason = 'logout' | 'revoked';
 
-interface SessionRow {
-  id: string;
-  user_name: string;
-  created_at: number;
-  last_seen_at: number;
-  expires_at: number;
-  idle_timeout_ms: number;
-  remote: string;
-  user_agent: string;
-  ended_at: number | null;
-}
 
 /** How often a session's last use is written: idle expiry is exact to within this. */
 const TOUCH_EVERY_MS = 30_000;
@@ -91,11 +82,8 @@ export class SessionStore {
       userAgent: client.userAgent.slice(0, 300),
     };
     await this.db.write(async (tx) => {
-      await tx.run('DELETE FROM web_sessions WHERE expires_at < ? OR ended_at < ?', [now - KEEP_ENDED_MS, now - KEEP_ENDED_MS]);
-      await tx.run(
-        'INSERT INTO web_sessions (id, secret_sha256, user_name, created_at, last_seen_at, expires_at, idle_timeout_ms, remote, user_agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
-        [session.id, hashSessionSecret(secret), userName, now, now, session.expiresAt, limits.idleMs, session.remote, session.userAgent],
-      );
+      await q.deleteSessionsEndedBefore(tx, now - KEEP_ENDED_MS);
+      await q.insertSession(tx, { id: session.id, secretSha256: hashSessionSecret(secret), userName, createdAt: now, expiresAt: session.expiresAt, idleTimeoutMs: limits.idleMs, remote: session.remote, userAgent: session.userAgent });
       await this.audit.append(tx, {
         type: AuditEvents.loginSucceeded,
         actor: { kind: 'user', id: userName },
@@ -111,10 +99,10 @@ export class SessionStore {
    */
   async resolve(secret: string, now: number): Promise<WebSession | undefined> {
     if (!secret.startsWith(SESSION_SECRET_PREFIX) || secret.length > 100) return undefined;
-    const r = await this.db.get<SessionRow>('SELECT * FROM web_sessions WHERE secret_sha256 = ?', [hashSessionSecret(secret)]);
+    const r = await q.findSessionBySecretHash(this.db, hashSessionSecret(secret));
     if (!r || !sessionLive({ expiresAt: r.expires_at, lastSeenAt: r.last_seen_at, idleTimeoutMs: r.idle_timeout_ms, endedAt: r.ended_at }, now)) return undefined;
     if (now - r.last_seen_at >= TOUCH_EVERY_MS) {
-      await this.db.batch((tx) => tx.run('UPDATE web_sessions SET last_seen_at = ? WHERE id = ? AND last_seen_at < ?', [now, r.id, now]));
+      await this.db.batch((tx) => q.touchSession(tx, r.id, now));
       return toSession({ ...r, last_seen_at: now });
     }
     return toSession(r);
@@ -123,9 +111,9 @@ export class SessionStore {
   /** Ends one session now (logout, revocation); false if it had already ended. */
   async end(sessionId: string, reason: SessionEndReason, actor: Actor, now: number): Promise<boolean> {
     return this.db.write(async (tx) => {
-      const r = await tx.get<SessionRow>('SELECT * FROM web_sessions WHERE id = ?', [sessionId]);
+      const r = await q.findSession(tx, sessionId);
       if (!r || r.ended_at !== null) return false;
-      await tx.run('UPDATE web_sessions SET ended_at = ?, end_reason = ? WHERE id = ?', [now, reason, sessionId]);
+      await q.endSession(tx, sessionId, now, reason);
       await this.audit.append(tx, { type: AuditEvents.sessionEnded, actor, data: { user: r.user_name, sessionId, reason } });
       return true;
     });
@@ -141,10 +129,7 @@ export class SessionStore {
 
   /** Live sessions, newest first; of one user, or of everyone. */
   async active(userName: string | undefined, now: number): Promise<WebSession[]> {
-    const rows = await this.db.all<SessionRow>(
-      `SELECT * FROM web_sessions WHERE ended_at IS NULL AND expires_at > ?${userName === undefined ? '' : ' AND user_name = ?'} ORDER BY created_at DESC`,
-      userName === undefined ? [now] : [now, userName],
-    );
+    const rows = await q.openSessions(this.db, now, userName);
     return rows.filter((r) => sessionLive({ expiresAt: r.expires_at, lastSeenAt: r.last_seen_at, idleTimeoutMs: r.idle_timeout_ms, endedAt: r.ended_at }, now)).map(toSession);
   }
 }

@@ -6,6 +6,8 @@ import { randomBytes, scrypt as scryptCb, timingSafeEqual, createHash } from 'no
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import type { Database } from '../store/database.js';
+import * as q from '../store/user-queries.js';
+import type { UserRow } from '../store/user-queries.js';
 import { newId } from '../../core/ids.js';
 import { HandrailError, invalidArgument, notFound } from '../../core/errors.js';
 import type { AuditLog } from '../audit/audit-log.js';
@@ -38,14 +40,6 @@ export interface ApiTokenInfo {
   readonly revokedAt: number | null;
 }
 
-interface UserRow {
-  name: string;
-  groups_json: string;
-  password_hash: string | null;
-  created_at: number;
-  disabled_at: number | null;
-}
-
 const USER_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 const GROUP_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 
@@ -67,9 +61,9 @@ export class UserStore {
     if (!USER_NAME.test(name)) throw invalidArgument(`user name "${name.slice(0, 80)}" is invalid: use lower-case letters, digits, . _ - (at most 63)`);
     for (const g of groups) if (!GROUP_NAME.test(g)) throw invalidArgument(`group name "${g.slice(0, 80)}" is invalid: use lower-case letters, digits, . _ -`);
     return this.db.write(async (tx) => {
-      const existing = await tx.get<UserRow>('SELECT * FROM users WHERE name = ?', [name]);
+      const existing = await q.findUser(tx, name);
       if (existing) throw new HandrailError('already_exists', `user ${name} already exists`, { hint: 'use `handrail user groups` to change groups' });
-      await tx.run('INSERT INTO users (name, groups_json, created_at) VALUES (?, ?, ?)', [name, JSON.stringify([...new Set(groups)]), now]);
+      await q.insertUser(tx, name, JSON.stringify([...new Set(groups)]), now);
       await this.audit.append(tx, { type: AuditEvents.userCreated, actor, data: { user: name, groups: [...new Set(groups)] } });
       return { name, groups: [...new Set(groups)], createdAt: now, disabled: false, hasPassword: false };
     });
@@ -78,7 +72,7 @@ export class UserStore {
   async setGroups(name: string, groups: readonly string[], actor: Actor): Promise<void> {
     for (const g of groups) if (!GROUP_NAME.test(g)) throw invalidArgument(`group name "${g.slice(0, 80)}" is invalid`);
     await this.db.write(async (tx) => {
-      const r = await tx.run('UPDATE users SET groups_json = ? WHERE name = ?', [JSON.stringify([...new Set(groups)]), name]);
+      const r = await q.setUserGroups(tx, name, JSON.stringify([...new Set(groups)]));
       if (r.changes === 0) throw notFound(`no user ${name}`);
       await this.audit.append(tx, { type: AuditEvents.userChanged, actor, data: { user: name, change: 'groups', groups: [...new Set(groups)] } });
     });
@@ -90,14 +84,14 @@ export class UserStore {
     const hash = await scrypt(password, salt, 32);
     const stored = `scrypt$${salt.toString('base64')}$${hash.toString('base64')}`;
     await this.db.write(async (tx) => {
-      const r = await tx.run('UPDATE users SET password_hash = ? WHERE name = ?', [stored, name]);
+      const r = await q.setUserPasswordHash(tx, name, stored);
       if (r.changes === 0) throw notFound(`no user ${name}`);
       await this.audit.append(tx, { type: AuditEvents.userChanged, actor, data: { user: name, change: 'password' } });
     });
   }
 
   async checkPassword(name: string, password: string): Promise<User | undefined> {
-    const r = await this.db.get<UserRow>('SELECT * FROM users WHERE name = ?', [name]);
+    const r = await q.findUser(this.db, name);
     if (!r || !r.password_hash || r.disabled_at !== null) {
       await scrypt(password, Buffer.alloc(16), 32); // same cost whether or not the user exists
       return undefined;
@@ -109,17 +103,17 @@ export class UserStore {
   }
 
   async get(name: string): Promise<User | undefined> {
-    const r = await this.db.get<UserRow>('SELECT * FROM users WHERE name = ?', [name]);
+    const r = await q.findUser(this.db, name);
     return r ? toUser(r) : undefined;
   }
 
   async list(): Promise<User[]> {
-    return (await this.db.all<UserRow>('SELECT * FROM users ORDER BY name')).map(toUser);
+    return (await q.listUsers(this.db)).map(toUser);
   }
 
   async setDisabled(name: string, disabled: boolean, actor: Actor, now: number): Promise<void> {
     await this.db.write(async (tx) => {
-      const r = await tx.run('UPDATE users SET disabled_at = ? WHERE name = ?', [disabled ? now : null, name]);
+      const r = await q.setUserDisabledAt(tx, name, disabled ? now : null);
       if (r.changes === 0) throw notFound(`no user ${name}`);
       await this.audit.append(tx, { type: AuditEvents.userChanged, actor, data: { user: name, change: disabled ? 'disabled' : 'enabled' } });
     });
@@ -130,9 +124,9 @@ export class UserStore {
     const id = newId('tkn');
     const expiresAt = now + ttlMs;
     await this.db.write(async (tx) => {
-      const u = await tx.get<UserRow>('SELECT * FROM users WHERE name = ?', [name]);
+      const u = await q.findUser(tx, name);
       if (!u) throw notFound(`no user ${name} (add one with \`handrail user add ${name} --group GROUP\`)`);
-      await tx.run('INSERT INTO api_tokens (id, user_name, token_hash, description, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)', [id, name, sha256hex(token), description, now, expiresAt]);
+      await q.insertApiToken(tx, { id, userName: name, tokenHash: sha256hex(token), description, createdAt: now, expiresAt });
       await this.audit.append(tx, { type: AuditEvents.apiTokenCreated, actor, data: { user: name, tokenId: id, expiresAt: new Date(expiresAt).toISOString(), description } });
     });
     return { id, token, expiresAt };
@@ -140,32 +134,26 @@ export class UserStore {
 
   async revokeToken(id: string, actor: Actor, now: number): Promise<void> {
     await this.db.write(async (tx) => {
-      const r = await tx.run('UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL', [now, id]);
+      const r = await q.revokeApiToken(tx, id, now);
       if (r.changes === 0) throw notFound(`no active API token ${id}`);
       await this.audit.append(tx, { type: AuditEvents.apiTokenRevoked, actor, data: { tokenId: id } });
     });
   }
 
   async tokens(name?: string): Promise<ApiTokenInfo[]> {
-    const rows = await this.db.all<{ id: string; user_name: string; description: string | null; created_at: number; expires_at: number; last_used_at: number | null; revoked_at: number | null }>(
-      name ? 'SELECT * FROM api_tokens WHERE user_name = ? ORDER BY created_at' : 'SELECT * FROM api_tokens ORDER BY created_at',
-      name ? [name] : [],
-    );
+    const rows = await q.listApiTokens(this.db, name ? name : undefined);
     return rows.map((r) => ({ id: r.id, userName: r.user_name, description: r.description, createdAt: r.created_at, expiresAt: r.expires_at, lastUsedAt: r.last_used_at, revokedAt: r.revoked_at }));
   }
 
   /** The user an API token belongs to, if the token is current. */
   async authenticateToken(token: string, now: number): Promise<User | undefined> {
     if (!token.startsWith(API_TOKEN_PREFIX) || token.length > 100) return undefined;
-    const r = await this.db.get<UserRow & { token_id: string; expires_at: number; revoked_at: number | null; last_used_at: number | null }>(
-      `SELECT u.*, t.id AS token_id, t.expires_at, t.revoked_at, t.last_used_at FROM api_tokens t JOIN users u ON u.name = t.user_name WHERE t.token_hash = ?`,
-      [sha256hex(token)],
-    );
+    const r = await q.findUserByTokenHash(this.db, sha256hex(token));
     if (!r || r.revoked_at !== null || r.expires_at <= now || r.disabled_at !== null) return undefined;
     if (r.last_used_at === null || now - r.last_used_at > 60_000) {
       // Best effort and off the request's path: a failure costs only the "last used" time.
       this.db
-        .batch((tx) => tx.run('UPDATE api_tokens SET last_used_at = ? WHERE id = ?', [now, r.token_id]))
+        .batch((tx) => q.touchApiToken(tx, r.token_id, now))
         .catch((e: unknown) => this.log?.warn({ event: 'api_token.touch_failed', tokenId: r.token_id, err: e }, "recording an API token's last use failed"));
     }
     return toUser(r);

@@ -5,6 +5,7 @@
  */
 import type { Logger } from 'pino';
 import type { Database } from '../store/database.js';
+import * as store from '../store/execution-store.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import { AuditEvents } from '../audit/events.js';
 import type { AgentRecord, AgentRegistry } from '../registry/agent-registry.js';
@@ -29,6 +30,7 @@ export interface AdhocRequest {
 export class AdhocRunner {
   /** Step runs still open and failures so far, per execution started here. */
   private readonly progress = new Map<string, { remaining: number; failed: number }>();
+  private readonly kinds = new Map<string, Promise<string | undefined>>();
 
   constructor(
     private readonly db: Database,
@@ -44,6 +46,18 @@ export class AdhocRunner {
     dispatcher.events.on('finished', (o) => {
       this.onFinished(o).catch((e: unknown) => this.log.error({ event: 'adhoc.finish_failed', executionId: o.executionId, err: e }, 'closing an ad-hoc execution failed'));
     });
+  }
+
+  /** An execution's kind, looked up once (the most recent few hundred are remembered). */
+  private kindOf(executionId: string): Promise<string | undefined> {
+    let kind = this.kinds.get(executionId);
+    if (!kind) {
+      kind = store.executionKind(this.db, executionId).then((r) => r?.kind);
+      this.kinds.set(executionId, kind);
+      kind.catch(() => this.kinds.delete(executionId));
+      if (this.kinds.size > 512) this.kinds.delete(this.kinds.keys().next().value as string);
+    }
+    return kind;
   }
 
   async start(req: AdhocRequest): Promise<{ executionId: string; stepRunIds: Record<string, string> }> {
@@ -64,12 +78,12 @@ export class AdhocRunner {
     const stepRunIds: Record<string, string> = {};
     this.progress.set(executionId, { remaining: agents.length, failed: 0 });
     for (const a of agents) stepRunIds[a.id] = newId('sr');
-    await this.db.batch(async (tx) => {
-      await tx.run(
-        `INSERT INTO executions (id, kind, requested_by, targets, state, created_at, started_at) VALUES (?, 'adhoc', ?, ?, 'running', ?, ?)`,
-        [executionId, req.requestedBy, agents.map((a) => a.id).join(','), now, now],
-      );
-      agents.forEach((a, i) => tx.queueInsert('execution_nodes', ['execution_id', 'agent_id', 'node_index', 'agent_name', 'state', 'started_at'], [executionId, a.id, i, a.name, 'running', now]));
+    // Queued in the same tick as the dispatches below, so the execution and its signed steps
+    // commit in one transaction (one commit and fsync, not two). A step is sent only once its own
+    // write, and with it this one, has committed; step rows need the execution (foreign key).
+    const recorded = this.db.batch(async (tx) => {
+      await store.insertAdhocExecution(tx, { id: executionId, requestedBy: req.requestedBy, targets: agents.map((a) => a.id).join(','), createdAt: now });
+      store.queueNodes(tx, executionId, agents.map((a) => ({ agentId: a.id, name: a.name })), 'running', now);
       await this.audit.append(tx, {
         type: AuditEvents.executionRequested,
         actor: { kind: 'user', id: req.requestedBy },
@@ -77,9 +91,8 @@ export class AdhocRunner {
       });
       await this.notifier?.queue(tx, 'execution.started', executionId);
     });
-    this.notifier?.committed();
     // Dispatched together so the store commits them in a few batched transactions.
-    await Promise.all(
+    const dispatched = Promise.all(
       agents.map(async (a) => {
         const { sent } = await this.dispatcher.dispatch({
           executionId,
@@ -102,6 +115,10 @@ export class AdhocRunner {
         if (!sent) this.log.info({ event: 'adhoc.agent_offline', executionId, agentId: a.id }, 'agent offline; the step is sent when it reconnects');
       }),
     );
+    const [execution, steps] = await Promise.allSettled([recorded, dispatched]);
+    if (execution.status === 'rejected') throw execution.reason;
+    this.notifier?.committed();
+    if (steps.status === 'rejected') throw steps.reason;
     return { executionId, stepRunIds };
   }
 
@@ -112,10 +129,7 @@ export class AdhocRunner {
   async cancel(executionId: string, by: string): Promise<boolean> {
     const now = this.now();
     const changed = await this.db.write(async (tx) => {
-      const r = await tx.run(
-        "UPDATE executions SET cancel_requested_at = ?, canceled_by = ?, state = 'canceled', state_reason = ?, finished_at = ? WHERE id = ? AND kind = 'adhoc' AND state = 'running'",
-        [now, by, `canceled by ${by}`, now, executionId],
-      );
+      const r = await store.cancelRunningAdhoc(tx, executionId, now, by);
       if (r.changes === 1) {
         await this.audit.append(tx, [
           { type: AuditEvents.executionCanceled, actor: { kind: 'user', id: by }, data: { executionId } },
@@ -130,8 +144,7 @@ export class AdhocRunner {
     this.progress.delete(executionId);
     // Steps stay open until their agents confirm; one that never does is closed as canceled by
     // the dispatcher's watchdog.
-    const open = await this.db.all<{ id: string }>("SELECT id FROM step_runs WHERE execution_id = ? AND state IN ('dispatched', 'running')", [executionId]);
-    for (const s of open) await this.dispatcher.cancel(s.id);
+    for (const id of await store.openStepRunIds(this.db, executionId)) await this.dispatcher.cancel(id);
     this.events.finished({ executionId, state: 'canceled' });
     return true;
   }
@@ -139,20 +152,23 @@ export class AdhocRunner {
   private async onFinished(o: StepRunOutcome): Promise<void> {
     let progress = this.progress.get(o.executionId);
     if (!progress) {
+      // Most outcomes without a count here are runbook steps (the engine's): one lookup per
+      // execution, not one per step.
+      if ((await this.kindOf(o.executionId)) !== 'adhoc') return;
+      progress = this.progress.get(o.executionId);
+    }
+    if (!progress) {
       // Not started by this process (it restarted): rebuild the count from the store once.
-      const exec = await this.db.get<{ kind: string; state: string }>('SELECT kind, state FROM executions WHERE id = ?', [o.executionId]);
+      const exec = await store.executionKind(this.db, o.executionId);
       if (!exec || exec.kind !== 'adhoc') return;
       if (exec.state !== 'running') {
         // Ended already (canceled): the node still shows what its step did.
-        await this.db.batch(async (tx) => tx.queueUpdate('execution_nodes', { execution_id: o.executionId, agent_id: o.agentId }, { state: o.state, finished_at: this.now(), reason: o.error }));
+        await this.db.batch(async (tx) => store.queueAdhocNodeOutcome(tx, o.executionId, o.agentId, o.state, this.now(), o.error));
         return;
       }
-      const counts = await this.db.get<{ open: number; bad: number }>(
-        "SELECT sum(state IN ('dispatched', 'running')) AS open, sum(state NOT IN ('dispatched', 'running', 'succeeded')) AS bad FROM step_runs WHERE execution_id = ?",
-        [o.executionId],
-      );
+      const counts = await store.stepCounts(this.db, o.executionId);
       // This outcome is already in the store, so it is counted in open/bad.
-      progress = { remaining: (counts?.open ?? 0) + 1, failed: (counts?.bad ?? 0) - (o.state === 'succeeded' ? 0 : 1) };
+      progress = { remaining: counts.open + 1, failed: counts.bad - (o.state === 'succeeded' ? 0 : 1) };
       this.progress.set(o.executionId, progress);
     }
     progress.remaining--;
@@ -161,11 +177,11 @@ export class AdhocRunner {
     if (done) this.progress.delete(o.executionId);
     const now = this.now();
     const finalState = await this.db.batch(async (tx) => {
-      tx.queueUpdate('execution_nodes', { execution_id: o.executionId, agent_id: o.agentId }, { state: o.state, finished_at: now, reason: o.error });
+      store.queueAdhocNodeOutcome(tx, o.executionId, o.agentId, o.state, now, o.error);
       if (!done) return undefined;
-      const exec = await tx.get<{ cancel_requested_at: number | null }>('SELECT cancel_requested_at FROM executions WHERE id = ?', [o.executionId]);
+      const exec = await store.cancelRequestedAt(tx, o.executionId);
       const state = exec?.cancel_requested_at != null ? 'canceled' : progress.failed > 0 ? 'failed' : 'succeeded';
-      const r = await tx.run("UPDATE executions SET state = ?, finished_at = ? WHERE id = ? AND state = 'running'", [state, now, o.executionId]);
+      const r = await store.finishRunningAdhoc(tx, o.executionId, state, now);
       if (r.changes !== 1) return undefined;
       await this.audit.append(tx, { type: AuditEvents.executionCompleted, actor: { kind: 'system', id: 'coordinator' }, data: { executionId: o.executionId, state } });
       await this.notifier?.queue(tx, 'execution.finished', o.executionId);

@@ -6,7 +6,7 @@
 import type { Database } from '../store/database.js';
 import type { ExecutionAccess } from './execution-access.js';
 import type { Requester } from './engine.js';
-import { awaitingApprovals, type AwaitingApproval } from './execution-queries.js';
+import { awaitingApprovals, type AwaitingApproval } from '../store/execution-queries.js';
 import { checkApprover } from './approval-rules.js';
 
 export async function approvalInbox(db: Database, access: ExecutionAccess, user: Requester): Promise<AwaitingApproval[]> {

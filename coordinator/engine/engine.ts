@@ -6,6 +6,7 @@
  */
 import type { Logger } from 'pino';
 import type { Database, Tx } from '../store/database.js';
+import * as store from '../store/execution-store.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import { AuditEvents, DEFAULT_DENY_RULE } from '../audit/events.js';
 import type { AgentRecord, AgentRegistry } from '../registry/agent-registry.js';
@@ -128,9 +129,9 @@ interface RunState {
   finished: boolean;
   pumping: boolean;
   pumpAgain: boolean;
+  /** A pump is queued for the next turn of the event loop (see schedulePump). */
+  pumpQueued: boolean;
 }
-
-const ACTIVE_STATES = ['queued', 'awaiting_approval', 'running'];
 
 /**
  * How often one step may be interrupted by its agent shutting down before that counts as the
@@ -199,19 +200,16 @@ export class ExecutionEngine {
     const sealed = resolved.secretNames.length > 0 ? d.secrets.seal(pick(resolved.values, resolved.secretNames), executionId) : null;
     await d.db.batch(async (tx) => {
       if (req.within) await req.within(tx, executionId);
-      await tx.run(
-        `INSERT INTO executions (id, kind, runbook_id, runbook_digest, runbook_json, requested_by, options_json, secrets_sealed, targets, state, reason, approval_json, gate, created_at, started_at, owner_team)
-         VALUES (?, 'runbook', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        [
-          executionId, runbook.id, runbook.digest, JSON.stringify({ source: runbook.source }), req.user.name, JSON.stringify(resolved.display), sealed, selectorText, state, req.reason ?? null,
-          needsApproval ? JSON.stringify({ ...runbook.approval, message: `approval to run ${runbook.title}` }) : null, needsApproval ? -1 : null, now, needsApproval ? null : now, runbook.owner || null,
-        ],
-      );
+      await store.insertRunbookExecution(tx, {
+        id: executionId, runbookId: runbook.id, runbookDigest: runbook.digest, runbookJson: JSON.stringify({ source: runbook.source }), requestedBy: req.user.name,
+        optionsJson: JSON.stringify(resolved.display), secretsSealed: sealed, targets: selectorText, state, reason: req.reason ?? null,
+        approvalJson: needsApproval ? JSON.stringify({ ...runbook.approval, message: `approval to run ${runbook.title}` }) : null, gate: needsApproval ? -1 : null,
+        createdAt: now, startedAt: needsApproval ? null : now, ownerTeam: runbook.owner || null,
+      });
       // Who may see this execution later is decided on its runbook's owner and tags, also once it is removed.
-      tx.queueInsert('runbook_refs', ['id', 'owner', 'tags_json', 'updated_at'], [runbook.id, runbook.owner, JSON.stringify(runbook.tags), now], 'REPLACE');
-      // The history's team filter finds a team's runbooks here, the owners of the past included.
-      if (runbook.owner) tx.queueInsert('runbook_teams', ['team', 'runbook_id'], [runbook.owner, runbook.id], 'IGNORE');
-      nodes.forEach((n, i) => tx.queueInsert('execution_nodes', ['execution_id', 'agent_id', 'node_index', 'agent_name', 'state'], [executionId, n.agentId, i, n.name, 'pending']));
+      store.queueRunbookRef(tx, { id: runbook.id, owner: runbook.owner, tags: runbook.tags, at: now });
+      if (runbook.owner) store.queueRunbookTeam(tx, runbook.owner, runbook.id);
+      store.queueNodes(tx, executionId, nodes, 'pending');
       await d.audit.append(tx, [
         {
           type: AuditEvents.policyDecided,
@@ -241,10 +239,7 @@ export class ExecutionEngine {
   /** Approve (or deny) the approval an execution is waiting for. */
   async decide(executionId: string, user: Requester, decision: 'approve' | 'deny', comment: string): Promise<{ state: 'canceled' | 'awaiting_approval' | 'running'; remaining: number }> {
     const { d } = this;
-    const row = await d.db.get<{ state: string; gate: number | null; approval_json: string | null; requested_by: string; runbook_id: string | null }>(
-      'SELECT state, gate, approval_json, requested_by, runbook_id FROM executions WHERE id = ?',
-      [executionId],
-    );
+    const row = await store.executionApprovalState(d.db, executionId);
     if (!row) throw notFound(`no execution ${executionId}`);
     if (row.state !== 'awaiting_approval' || row.gate === null || !row.approval_json) {
       throw new HandrailError('failed_precondition', `execution ${executionId} is not waiting for an approval (it is ${row.state})`);
@@ -257,19 +252,19 @@ export class ExecutionEngine {
     }
     const approval = JSON.parse(row.approval_json) as { required: number; from: string[] };
     const gate = row.gate;
-    const decided = await d.db.all<{ approver: string; decision: string }>('SELECT approver, decision FROM approvals WHERE execution_id = ? AND gate = ?', [executionId, gate]);
+    const decided = await store.approvalsAtGate(d.db, executionId, gate);
     const check = checkApprover({ approver: user, requester: row.requested_by, from: approval.from, alreadyDecided: decided.map((x) => x.approver) });
     if (!check.ok) throw new RefusedError('permission_denied', check.reason, { action: decision, targetId: executionId, runbookId: run.runbook.id, rule: check.rule, reason: check.reason });
     const approvals = decided.filter((x) => x.decision === 'approve').length + (decision === 'approve' ? 1 : 0);
     const remaining = Math.max(0, approval.required - approvals);
     const now = d.now();
     await d.db.write(async (tx) => {
-      await tx.run('INSERT INTO approvals (execution_id, gate, approver, decision, comment, decided_at) VALUES (?, ?, ?, ?, ?, ?)', [executionId, gate, user.name, decision, comment.slice(0, 2000), now]);
+      await store.insertApproval(tx, { executionId, gate, approver: user.name, decision, comment: comment.slice(0, 2000), decidedAt: now });
       await d.audit.append(tx, decision === 'approve'
         ? { type: AuditEvents.approvalGranted, actor: { kind: 'user', id: user.name }, data: { executionId, approver: user.name, comment: comment.slice(0, 2000), remaining } }
         : { type: AuditEvents.approvalDenied, actor: { kind: 'user', id: user.name }, data: { executionId, approver: user.name, comment: comment.slice(0, 2000) } });
       if (decision === 'approve' && remaining === 0) {
-        await tx.run("UPDATE executions SET state = 'running', gate = NULL, approval_json = NULL, started_at = coalesce(started_at, ?) WHERE id = ?", [now, executionId]);
+        await store.startApprovedExecution(tx, executionId, now);
         // Approving the whole execution starts it; an approval step's gate only lets it go on.
         if (gate < 0) await d.notifier?.queue(tx, 'execution.started', executionId);
       }
@@ -299,7 +294,7 @@ export class ExecutionEngine {
       throw new RefusedError('permission_denied', `not allowed to cancel ${run.runbook.id}: ${policy.reason}`, { action: 'cancel', targetId: executionId, runbookId: run.runbook.id, rule: policy.rule ?? DEFAULT_DENY_RULE, reason: policy.reason });
     }
     await d.db.write(async (tx) => {
-      await tx.run('UPDATE executions SET cancel_requested_at = ?, canceled_by = ? WHERE id = ?', [d.now(), user.name, executionId]);
+      await store.markCancelRequested(tx, executionId, d.now(), user.name);
       await d.audit.append(tx, { type: AuditEvents.executionCanceled, actor: { kind: 'user', id: user.name }, data: { executionId } });
     });
     await this.stop(run, 'canceled', `canceled by ${user.name}`);
@@ -316,9 +311,7 @@ export class ExecutionEngine {
   /** After a restart: reload executions that were awaiting approval or running, and continue them. */
   async resume(): Promise<number> {
     const { d } = this;
-    const rows = await d.db.all<{ id: string; runbook_json: string; requested_by: string; options_json: string; secrets_sealed: Buffer | null; state: string; gate: number | null }>(
-      `SELECT id, runbook_json, requested_by, options_json, secrets_sealed, state, gate FROM executions WHERE kind = 'runbook' AND state IN ('queued', 'awaiting_approval', 'running')`,
-    );
+    const rows = await store.resumableExecutions(d.db);
     for (const row of rows) {
       try {
         await this.resumeOne(row);
@@ -336,10 +329,7 @@ export class ExecutionEngine {
     const { source } = JSON.parse(row.runbook_json) as { source: string };
     const runbook = d.runbooks.compile(source);
     const options = { ...(JSON.parse(row.options_json) as Record<string, string>), ...(row.secrets_sealed ? d.secrets.open(row.secrets_sealed, row.id) : {}) };
-    const nodeRows = await d.db.all<{ agent_id: string; agent_name: string; state: NodeStatus; reason: string | null }>(
-      'SELECT agent_id, agent_name, state, reason FROM execution_nodes WHERE execution_id = ? ORDER BY node_index',
-      [row.id],
-    );
+    const nodeRows = await store.nodesOf<NodeStatus>(d.db, row.id);
     const agents = await d.registry.getMany(nodeRows.map((n) => n.agent_id));
     const nodes: NodeRef[] = nodeRows.map((n) => {
       const a = agents.get(n.agent_id);
@@ -347,10 +337,7 @@ export class ExecutionEngine {
     });
     const run = this.newRun(row.id, runbook, row.requested_by, options, nodes);
     // Rebuild each node's progress by replaying its step runs through the scheduler.
-    const stepRuns = await d.db.all<{ id: string; agent_id: string; step_index: number; attempt: number; handler: number; state: string; error: string | null; exit_code: number | null }>(
-      'SELECT id, agent_id, step_index, attempt, handler, state, error, exit_code FROM step_runs WHERE execution_id = ? ORDER BY dispatched_at, rowid',
-      [row.id],
-    );
+    const stepRuns = await store.stepRunsForResume(d.db, row.id);
     const index = new Map(nodes.map((n, i) => [n.agentId, i]));
     let p = run.progress;
     nodeRows.forEach((n, i) => {
@@ -380,13 +367,13 @@ export class ExecutionEngine {
         p = applyOutcome(runbook.plan, p, i, sr.state === 'succeeded' ? 'succeeded' : 'failed', sr.error ?? sr.state);
       } else if (runbook.step(handler, sr.step_index).kind !== 'agent') {
         // A coordinator step cut short by the restart runs again.
-        await d.db.batch((tx) => tx.run("UPDATE step_runs SET state = 'lost', finished_at = ?, error = 'interrupted by a coordinator restart' WHERE id = ?", [d.now(), sr.id]));
+        await d.db.batch((tx) => store.markStepLostOnRestart(tx, sr.id, d.now()));
         p = { ...p, nodes: p.nodes.map((x, k) => (k === i ? { ...x, busy: false, attempt: sr.attempt - 1 } : x)) };
       } else {
         run.open.set(sr.id, { node: i, step: sr.step_index, handler, attempt: sr.attempt });
       }
     }
-    const gates = await d.db.all<{ gate: number; n: number }>("SELECT gate, count(*) AS n FROM approvals WHERE execution_id = ? AND decision = 'approve' GROUP BY gate", [row.id]);
+    const gates = await store.approvedCountsByGate(d.db, row.id);
     for (const g of gates) if (g.gate >= 0) p = approveGate(p, g.gate);
     run.progress = p;
     run.persistedStatus = p.nodes.map((n) => n.status);
@@ -414,6 +401,7 @@ export class ExecutionEngine {
       finished: false,
       pumping: false,
       pumpAgain: false,
+      pumpQueued: false,
     };
     this.runs.set(id, run);
     return run;
@@ -545,7 +533,7 @@ export class ExecutionEngine {
     const started = d.now();
     run.open.set(stepRunId, { node, step, handler, attempt });
     await d.db.batch(async (tx) => {
-      tx.queueInsert('step_runs', ['id', 'execution_id', 'agent_id', 'step_index', 'attempt', 'handler', 'name', 'state', 'dispatched_at', 'accepted_at'], [stepRunId, run.id, n.agentId, step, attempt, handler ? 1 : 0, name, 'running', started, started]);
+      store.queueLocalStep(tx, { id: stepRunId, executionId: run.id, agentId: n.agentId, stepIndex: step, attempt, handler, name, startedAt: started });
     });
     let ok = true;
     let error: string | null = null;
@@ -583,8 +571,8 @@ export class ExecutionEngine {
     const state = ok ? 'succeeded' : run.abort.signal.aborted ? 'canceled' : 'failed';
     const now = d.now();
     await d.db.batch(async (tx) => {
-      tx.queueUpdate('step_runs', { id: stepRunId }, { state, finished_at: now, exit_code: status, error, stdout_bytes: body.length });
-      if (body.length > 0) tx.queueInsert('step_output', ['step_run_id', 'stream', 'offset', 'data', 'received_at', 'seq'], [stepRunId, 1, 0, body, now, d.outputSeq.next()]);
+      store.queueLocalStepEnd(tx, stepRunId, { state, finishedAt: now, exitCode: status, error, stdoutBytes: body.length });
+      if (body.length > 0) store.queueLocalStepOutput(tx, { stepRunId, data: body, receivedAt: now, seq: d.outputSeq.next() });
       await d.audit.append(tx, {
         type: AuditEvents.stepLocalResult,
         actor: { kind: 'system', id: 'coordinator' },
@@ -617,7 +605,21 @@ export class ExecutionEngine {
     const reason = o.state === 'succeeded' ? null : `${o.state}${o.exitCode !== null && o.state === 'failed' ? ` (exit ${o.exitCode})` : ''}${o.error ? `: ${o.error}` : ''}`;
     run.progress = applyOutcome(run.runbook.plan, run.progress, open.node, o.state === 'succeeded' ? 'succeeded' : 'failed', reason);
     this.d.events.changed(run.id);
-    this.pump(run);
+    this.schedulePump(run);
+  }
+
+  /**
+   * Results arrive in groups (one store commit acknowledges many): their outcomes are folded in
+   * as they come and the scheduler runs once for the group, on the next turn of the event loop,
+   * instead of once per result (each pass walks every node).
+   */
+  private schedulePump(run: RunState): void {
+    if (run.pumpQueued) return;
+    run.pumpQueued = true;
+    setImmediate(() => {
+      run.pumpQueued = false;
+      this.pump(run);
+    });
   }
 
   /**
@@ -646,7 +648,7 @@ export class ExecutionEngine {
     const approval = info.approval ?? { required: 1, from: [], message: info.name };
     run.waitingGate = step;
     await this.d.db.batch(async (tx) => {
-      const r = await tx.run("UPDATE executions SET state = 'awaiting_approval', gate = ?, approval_json = ? WHERE id = ? AND state = 'running'", [step, JSON.stringify(approval), run.id]);
+      const r = await store.awaitApprovalAt(tx, run.id, step, JSON.stringify(approval));
       if (r.changes === 1) await this.d.notifier?.queue(tx, 'execution.waiting_approval', run.id);
     });
     this.d.notifier?.committed();
@@ -666,7 +668,7 @@ export class ExecutionEngine {
       .batch(async (tx) => {
         for (const [, n] of changed) {
           const done = n.status !== 'pending' && n.status !== 'running';
-          tx.queueUpdate('execution_nodes', { execution_id: run.id, agent_id: n.agentId }, done ? { state: n.status, reason: n.reason, finished_at: now } : { state: n.status, reason: n.reason, started_at: now });
+          store.queueNodeState(tx, run.id, n.agentId, done ? { state: n.status, reason: n.reason, finishedAt: now } : { state: n.status, reason: n.reason, startedAt: now });
         }
       })
       .catch((e: unknown) => this.d.log.error({ event: 'engine.persist_failed', executionId: run.id, err: e }, 'persisting node states failed'));
@@ -704,7 +706,7 @@ export class ExecutionEngine {
     const { d } = this;
     const now = d.now();
     const changed = await d.db.batch(async (tx: Tx) => {
-      const r = await tx.run(`UPDATE executions SET state = ?, state_reason = ?, finished_at = ?, secrets_sealed = NULL, gate = NULL WHERE id = ? AND state IN (${ACTIVE_STATES.map(() => '?').join(', ')})`, [state, reason, now, executionId, ...ACTIVE_STATES]);
+      const r = await store.finishActiveExecution(tx, executionId, state, reason, now);
       if (r.changes !== 1) return false;
       await d.audit.append(tx, { type: AuditEvents.executionCompleted, actor: { kind: 'system', id: 'coordinator' }, data: { executionId, state, ...(reason ? { reason } : {}) } });
       await d.notifier?.queue(tx, 'execution.finished', executionId);

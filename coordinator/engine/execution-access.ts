@@ -9,7 +9,7 @@ import type { AgentRecord } from '../registry/agent-registry.js';
 import type { Policy, RunbookRef, Subject } from '../policy/model.js';
 import { executionScope, viewExecutionDecision, visibleAgents, type ExecutionScope, type TargetableRunbook, type ViewDecision } from '../policy/visibility.js';
 import { decide } from '../policy/evaluate.js';
-import { recordedRunbook, recordedRunbooks, type ExecutionOwner } from './execution-queries.js';
+import { recordedRunbook, recordedRunbooks, type ExecutionOwner } from '../store/execution-queries.js';
 import { hostLabels, type Requester } from './engine.js';
 
 export interface ExecutionAccess {

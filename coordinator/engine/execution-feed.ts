@@ -14,7 +14,7 @@
  * the store before every state.
  */
 import type { Database } from '../store/database.js';
-import { ACTIVE_EXECUTION_STATES, loadExecution, nodeNames, outputAfter, type ExecutionView } from './execution-queries.js';
+import { ACTIVE_EXECUTION_STATES, loadExecution, nodeNames, outputAfter, type ExecutionView } from '../store/execution-queries.js';
 
 export type FeedEvent =
   | {

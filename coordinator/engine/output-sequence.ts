@@ -5,13 +5,13 @@
  * numbers and store order agree; a restarted coordinator continues after the highest stored one.
  */
 import type { Database } from '../store/database.js';
+import { lastOutputSeq } from '../store/execution-store.js';
 
 export class OutputSequence {
   private constructor(private last: number) {}
 
   static async open(db: Database): Promise<OutputSequence> {
-    const row = await db.get<{ m: number | null }>('SELECT max(seq) AS m FROM step_output');
-    return new OutputSequence(row?.m ?? 0);
+    return new OutputSequence(await lastOutputSeq(db));
   }
 
   /** For tests and tools that build a store by hand. */

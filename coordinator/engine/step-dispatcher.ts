@@ -4,9 +4,10 @@
  * record) before it is sent or acknowledged, so a crash loses nothing that was promised.
  */
 import { EventEmitter } from 'node:events';
-import { randomBytes } from 'node:crypto';
+import { pooledRandomBytes } from '../../core/random-pool.js';
 import type { Logger } from 'pino';
-import type { Database, SqlValue, Tx } from '../store/database.js';
+import type { Database, Tx } from '../store/database.js';
+import * as store from '../store/execution-store.js';
 import type { Keyring } from '../pki/keyring.js';
 import type { AgentRegistry } from '../registry/agent-registry.js';
 import type { Counters } from '../metrics/counters.js';
@@ -95,24 +96,7 @@ interface InFlight {
   sentAtMs?: number | undefined;
 }
 
-const OUTPUT_COLUMNS = ['step_run_id', 'stream', 'offset', 'data', 'received_at', 'seq'] as const;
-const STEP_RUN_INSERT_COLUMNS = ['id', 'execution_id', 'agent_id', 'step_index', 'attempt', 'handler', 'name', 'state', 'request_payload', 'request_sha256', 'request_key_id', 'request_signature', 'not_after', 'dispatched_at'] as const;
-
-
-interface StepRunRow {
-  id: string;
-  execution_id: string;
-  agent_id: string;
-  state: StepRunState;
-  request_payload: Buffer | null;
-  request_sha256: string | null;
-  request_key_id: string | null;
-  request_signature: Buffer | null;
-  not_after: number | null;
-  stdout_bytes: number;
-  stderr_bytes: number;
-  cancel_requested_at: number | null;
-}
+type StepRunRow = store.StepRunRow<StepRunState>;
 
 export class StepDispatcher implements StepTraffic {
   readonly events = new EventEmitter<{ finished: [StepRunOutcome]; output: [OutputEvent]; accepted: [string] }>();
@@ -178,7 +162,7 @@ export class StepDispatcher implements StepTraffic {
       timeoutMs: spec.timeoutMs,
       issuedAtMs: now,
       notAfterMs: now + this.config.requestTtlMs,
-      nonce: randomBytes(16),
+      nonce: pooledRandomBytes(16),
       runbookId: spec.runbookId,
       runbookOwner: spec.runbookOwner,
       maxOutputBytes: Math.min(spec.maxOutputBytes, this.config.maxOutputBytes),
@@ -191,10 +175,11 @@ export class StepDispatcher implements StepTraffic {
     this.inflight.set(spec.stepRunId, { executionId: spec.executionId, agentId: spec.agentId, requestSha256, max: request.maxOutputBytes, stored: [0, 0] });
     try {
       await this.db.batch(async (tx) => {
-        tx.queueInsert('step_runs', STEP_RUN_INSERT_COLUMNS, [
-          spec.stepRunId, spec.executionId, spec.agentId, spec.stepIndex, spec.attempt, spec.handler ? 1 : 0, spec.name, 'dispatched',
-          Buffer.from(payload), requestSha256.toString('hex'), key.keyId, Buffer.from(envelope.signature), request.notAfterMs, now,
-        ]);
+        store.queueDispatchedStep(tx, {
+          id: spec.stepRunId, executionId: spec.executionId, agentId: spec.agentId, stepIndex: spec.stepIndex, attempt: spec.attempt, handler: spec.handler, name: spec.name,
+          requestPayload: Buffer.from(payload), requestSha256: requestSha256.toString('hex'), requestKeyId: key.keyId, requestSignature: Buffer.from(envelope.signature),
+          notAfter: request.notAfterMs, dispatchedAt: now,
+        });
         await this.audit.append(tx, {
           type: AuditEvents.stepDispatched,
           actor: { kind: 'system', id: 'coordinator' },
@@ -238,7 +223,7 @@ export class StepDispatcher implements StepTraffic {
    * old process's died with it), counted from the request's not-after time.
    */
   async resume(): Promise<void> {
-    const rows = await this.db.all<StepRunRow>("SELECT * FROM step_runs WHERE state IN ('dispatched', 'running') AND request_payload IS NOT NULL");
+    const rows = await store.openStepRunsWithRequest<StepRunState>(this.db);
     const now = this.now();
     for (const r of rows) {
       let timeoutMs = 0;
@@ -261,8 +246,8 @@ export class StepDispatcher implements StepTraffic {
     const grace = Math.round(this.config.lostAfterMs / 1000);
     const timer = setTimeout(() => {
       this.watchdogs.delete(stepRunId);
-      this.db
-        .get<{ cancel_requested_at: number | null }>('SELECT cancel_requested_at FROM step_runs WHERE id = ?', [stepRunId])
+      store
+        .stepCancelRequestedAt(this.db, stepRunId)
         .then((row) => {
           const ref = { id: stepRunId, execution_id: executionId, agent_id: agentId };
           if (row?.cancel_requested_at != null) return this.finishWithoutResult(ref, 'canceled', 'canceled; the agent never confirmed');
@@ -302,9 +287,9 @@ export class StepDispatcher implements StepTraffic {
    */
   async cancel(stepRunId: string): Promise<void> {
     const now = this.now();
-    const row = await this.db.get<StepRunRow>('SELECT * FROM step_runs WHERE id = ?', [stepRunId]);
+    const row = await store.findStepRun<StepRunState>(this.db, stepRunId);
     if (!row || TERMINAL_STEP_STATES.has(row.state)) return;
-    await this.db.batch((tx) => tx.run('UPDATE step_runs SET cancel_requested_at = coalesce(cancel_requested_at, ?) WHERE id = ?', [now, stepRunId]));
+    await this.db.batch((tx) => store.markStepCancelRequested(tx, stepRunId, now));
     this.gateway.send(row.agent_id, { msg: { $case: 'cancel', value: { executionId: row.execution_id, stepId: row.id } } });
   }
 
@@ -315,10 +300,7 @@ export class StepDispatcher implements StepTraffic {
   }
 
   private async resendOpen(agentId: string): Promise<void> {
-    const rows = await this.db.all<StepRunRow>(
-      "SELECT * FROM step_runs WHERE agent_id = ? AND state IN ('dispatched', 'running') ORDER BY dispatched_at",
-      [agentId],
-    );
+    const rows = await store.openStepRunsOf<StepRunState>(this.db, agentId);
     for (const row of rows) {
       if (row.cancel_requested_at !== null) {
         this.gateway.send(agentId, { msg: { $case: 'cancel', value: { executionId: row.execution_id, stepId: row.id } } });
@@ -357,9 +339,7 @@ export class StepDispatcher implements StepTraffic {
       entry.sentAtMs = undefined;
     }
     // Also for steps this process did not dispatch (it restarted): the store decides.
-    await this.db.batch(async (tx) => {
-      tx.queueUpdate('step_runs', { id: m.stepId, agent_id: session.agentId }, { state: 'running', accepted_at: m.startedAtMs }, "step_runs.state = 'dispatched'");
-    });
+    await this.db.batch(async (tx) => store.queueStepAccepted(tx, m.stepId, session.agentId, m.startedAtMs));
     const w = this.watchdogs.get(m.stepId);
     if (w) this.watch(m.stepId, w.executionId, w.agentId, w.timeoutMs, true);
     this.events.emit('accepted', m.stepId);
@@ -395,7 +375,7 @@ export class StepDispatcher implements StepTraffic {
   private async loadInFlight(stepRunId: string): Promise<InFlight | undefined> {
     // A result being stored ends the step: read the row only once it is written.
     await this.resultWritesSettled(stepRunId);
-    const row = await this.db.get<StepRunRow>('SELECT * FROM step_runs WHERE id = ?', [stepRunId]);
+    const row = await store.findStepRun<StepRunState>(this.db, stepRunId);
     if (!row || !row.request_payload || TERMINAL_STEP_STATES.has(row.state)) return undefined;
     const req = decodeStepRequest(row.request_payload);
     return { executionId: row.execution_id, agentId: row.agent_id, requestSha256: sha256(row.request_payload), max: req.maxOutputBytes, stored: [row.stdout_bytes, row.stderr_bytes] };
@@ -417,15 +397,11 @@ export class StepDispatcher implements StepTraffic {
     const slice = m.data.subarray(stored - m.offset, Math.min(m.data.length, state.max - m.offset));
     const offset = stored;
     state.stored[stream] = offset + slice.length;
-    const column = stream === 0 ? 'stdout_bytes' : 'stderr_bytes';
     const now = this.now();
     const seq = this.outputSeq.next();
     session.track(
       this.db
-        .batch(async (tx) => {
-          tx.queueInsert('step_output', OUTPUT_COLUMNS, [m.stepId, stream + 1, offset, slice, now, seq], 'IGNORE');
-          tx.queueUpdate('step_runs', { id: m.stepId }, { [column]: offset + slice.length });
-        })
+        .batch(async (tx) => store.queueOutputChunk(tx, { stepRunId: m.stepId, stream: stream === 0 ? 1 : 2, offset, data: slice, receivedAt: now, seq }, offset + slice.length))
         .catch((e: unknown) => {
           // Keep storage contiguous: later chunks are dropped until the agent resends from its spool.
           state.stored[stream] = Math.min(state.stored[stream] as number, offset);
@@ -471,7 +447,7 @@ export class StepDispatcher implements StepTraffic {
         try {
           await this.oneResultWriteAtATime(result.stepId, () =>
             this.db.batch(async (tx) => {
-              tx.queueUpdate('step_runs', { id: result.stepId }, this.resultColumns(signed, result));
+              store.queueStepResult(tx, result.stepId, this.resultColumns(signed, result));
               await this.appendResultAudit(tx, session.agentId, signed, result);
             }),
           );
@@ -514,19 +490,17 @@ export class StepDispatcher implements StepTraffic {
     }
   }
 
-  private resultColumns(signed: SignedResult, result: StepResult): Record<string, SqlValue> {
+  private resultColumns(signed: SignedResult, result: StepResult): store.StoredResult {
     return {
       state: result.status,
-      finished_at: result.finishedAtMs,
-      exit_code: result.exitCode,
+      finishedAt: result.finishedAtMs,
+      exitCode: result.exitCode,
       signal: result.signal || null,
-      result_payload: Buffer.from(signed.payload),
-      result_signature: Buffer.from(signed.signature),
-      result_cert_serial: result.signerCertificateSerial,
+      payload: Buffer.from(signed.payload),
+      signature: Buffer.from(signed.signature),
+      certSerial: result.signerCertificateSerial,
       error: result.error || null,
-      accepted_at: result.startedAtMs,
-      // The signed request may carry secret values: not kept once the step has ended.
-      request_payload: null,
+      acceptedAt: result.startedAtMs,
     };
   }
 
@@ -561,7 +535,7 @@ export class StepDispatcher implements StepTraffic {
     result: StepResult,
   ): Promise<{ ack: boolean; note: 'stored' | 'late' | 'duplicate' | 'unknown step' | 'mismatch' | 'request_digest' }> {
     return this.db.batch(async (tx) => {
-      const row = await tx.get<StepRunRow & { result_payload: Buffer | null }>('SELECT * FROM step_runs WHERE id = ?', [result.stepId]);
+      const row = await store.findStepRun<StepRunState>(tx, result.stepId);
       if (!row) return { ack: true, note: 'unknown step' as const };
       if (row.agent_id !== session.agentId || row.execution_id !== result.executionId) return { ack: false, note: 'mismatch' as const };
       const digest = row.request_sha256 ?? (row.request_payload ? sha256(row.request_payload).toString('hex') : null);
@@ -570,12 +544,7 @@ export class StepDispatcher implements StepTraffic {
       // A step given up on (lost, canceled while unreachable) still ran: record what it did, but
       // the execution has moved on, so nothing is told it finished again.
       const late = TERMINAL_STEP_STATES.has(row.state);
-      const cols = this.resultColumns(signed, result);
-      await tx.run(
-        `UPDATE step_runs SET state = ?, finished_at = ?, exit_code = ?, signal = ?, result_payload = ?, result_signature = ?, result_cert_serial = ?, error = ?,
-           accepted_at = coalesce(accepted_at, ?), request_payload = ? WHERE id = ?`,
-        [...Object.values(cols), row.id],
-      );
+      await store.storeStepResult(tx, row.id, this.resultColumns(signed, result));
       this.inflight.delete(result.stepId);
       await this.appendResultAudit(tx, session.agentId, signed, result, late);
       return { ack: true, note: late ? ('late' as const) : ('stored' as const) };
@@ -604,7 +573,7 @@ export class StepDispatcher implements StepTraffic {
   private async rejected(session: AgentSession, m: StepRejected): Promise<void> {
     const reason = rejectReasonFromWire(m.reason);
     const detail = m.detail.slice(0, 500);
-    const row = await this.db.get<StepRunRow>('SELECT * FROM step_runs WHERE id = ? AND agent_id = ?', [m.stepId, session.agentId]);
+    const row = await store.findAgentStepRun<StepRunState>(this.db, m.stepId, session.agentId);
     const ids = { agentId: session.agentId, stepRunId: m.stepId.slice(0, 64), executionId: m.executionId.slice(0, 64) };
     if (reason === 'busy' && row?.state === 'dispatched' && row.cancel_requested_at === null && row.not_after !== null && row.not_after > this.now()) {
       // A full agent is not a failure: the same signed request is offered again (the agent keeps
@@ -627,7 +596,7 @@ export class StepDispatcher implements StepTraffic {
     this.inflight.delete(row.id);
     const state = reason === 'canceled' ? 'canceled' : 'rejected';
     await this.db.batch(async (tx) => {
-      await tx.run('UPDATE step_runs SET state = ?, finished_at = ?, error = ?, request_payload = NULL WHERE id = ?', [state, this.now(), `${reason}: ${detail}`, row.id]);
+      await store.markStepRefused(tx, row.id, state, this.now(), `${reason}: ${detail}`);
       await this.audit.append(tx, {
         type: AuditEvents.stepRejected,
         actor: { kind: 'agent', id: session.agentId },
@@ -649,8 +618,8 @@ export class StepDispatcher implements StepTraffic {
     d.attempts++;
     d.timer = setTimeout(() => {
       d.timer = undefined;
-      this.db
-        .get<StepRunRow>('SELECT * FROM step_runs WHERE id = ?', [row.id])
+      store
+        .findStepRun<StepRunState>(this.db, row.id)
         .then((cur) => {
           if (!cur || cur.state !== 'dispatched' || cur.cancel_requested_at !== null) {
             this.clearDeferred(row.id);
@@ -680,7 +649,7 @@ export class StepDispatcher implements StepTraffic {
     // If the agent still has it, it should stop: a result that arrives anyway is recorded as late.
     this.gateway.send(row.agent_id, { msg: { $case: 'cancel', value: { executionId: row.execution_id, stepId: row.id } } });
     const changed = await this.db.batch(async (tx) => {
-      const r = await tx.run(`UPDATE step_runs SET state = ?, finished_at = ?, error = ?, request_payload = NULL WHERE id = ? AND state IN ('dispatched', 'running')`, [state, this.now(), why, row.id]);
+      const r = await store.closeOpenStep(tx, row.id, state, this.now(), why);
       if (r.changes === 1) {
         await this.audit.append(tx, {
           type: AuditEvents.stepAbandoned,

@@ -2,7 +2,7 @@
  * The toil report (issue 8): per team and per runbook, how many executions ran in a period,
  * how many succeeded, their median duration and the hours they saved (successful runs × the
  * runbook's `metadata.manualMinutes`). Pure: the store's per-runbook aggregates
- * (toil-queries.ts) and what the catalog says about each runbook in, rows out.
+ * (coordinator/store/toil-queries.ts) and what the catalog says about each runbook in, rows out.
  */
 
 /** One runbook's executions in the period, as the aggregate query returns them. */

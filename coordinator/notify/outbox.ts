@@ -17,6 +17,8 @@ export interface ExecutionNotifier {
 }
 
 export class Outbox implements ExecutionNotifier {
+  private queuedSinceWake = false;
+
   constructor(
     private readonly store: NotificationStore,
     /** The portal's public base URL: payloads link to <publicUrl>/executions/<id>. */
@@ -33,10 +35,18 @@ export class Outbox implements ExecutionNotifier {
     const payloadJson = JSON.stringify(queuedPayload(event, row, this.publicUrl));
     const now = this.now();
     for (const subscriptionId of subscriptions) this.store.queueDelivery(tx, { id: newId('dlv'), subscriptionId, event, executionId, payloadJson, now });
+    this.queuedSinceWake = true;
     return subscriptions.length;
   }
 
+  /**
+   * Wakes the sender only when something was queued since it was last woken: every state
+   * change calls this, and a wake costs the sender two queries. Deliveries due later, or
+   * queued by another process, are the sender's own schedule and safety-net timer.
+   */
   committed(): void {
+    if (!this.queuedSinceWake) return;
+    this.queuedSinceWake = false;
     this.wake();
   }
 }

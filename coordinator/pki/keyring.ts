@@ -8,6 +8,7 @@ import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, typ
 import { mkdir, readFile, writeFile, readdir, chmod } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Database, Tx } from '../store/database.js';
+import * as q from '../store/key-queries.js';
 
 export type KeyPurpose = 'dispatch' | 'audit';
 
@@ -51,9 +52,6 @@ export interface PublishedKey {
   readonly createdAt: number;
 }
 
-type KeyRow = { key_id: string; purpose: KeyPurpose; algorithm: string; public_key_pem: string; created_at: number; signing_since: number | null; retired_at: number | null };
-
-const ACTIVE_SQL = 'SELECT key_id FROM signing_keys WHERE purpose = ? AND retired_at IS NULL AND signing_since IS NOT NULL ORDER BY signing_since DESC, created_at DESC, key_id LIMIT 1';
 
 export class Keyring {
   private constructor(
@@ -69,8 +67,8 @@ export class Keyring {
   static async open(db: Database, keysDir: string, now: () => number = Date.now): Promise<Keyring> {
     const ring = new Keyring(db, keysDir, new Map());
     for (const purpose of ['dispatch', 'audit'] as const) {
-      const row = await db.get<{ key_id: string }>(ACTIVE_SQL, [purpose]);
-      const key = row ? await ring.readPrivate(purpose, row.key_id) : await ring.create(purpose, now, { signing: true });
+      const keyId = await q.activeKeyId(db, purpose);
+      const key = keyId ? await ring.readPrivate(purpose, keyId) : await ring.create(purpose, now, { signing: true });
       ring.activeKeys.set(purpose, key);
     }
     return ring;
@@ -89,9 +87,9 @@ export class Keyring {
   async refresh(): Promise<KeyPurpose[]> {
     const changed: KeyPurpose[] = [];
     for (const purpose of ['dispatch', 'audit'] as const) {
-      const row = await this.db.get<{ key_id: string }>(ACTIVE_SQL, [purpose]);
-      if (!row || row.key_id === this.activeKeys.get(purpose)?.keyId) continue;
-      this.activeKeys.set(purpose, await this.readPrivate(purpose, row.key_id));
+      const keyId = await q.activeKeyId(this.db, purpose);
+      if (!keyId || keyId === this.activeKeys.get(purpose)?.keyId) continue;
+      this.activeKeys.set(purpose, await this.readPrivate(purpose, keyId));
       changed.push(purpose);
     }
     return changed;
@@ -119,12 +117,7 @@ export class Keyring {
 
   /** Every public key of a purpose, retired ones included. */
   async publicKeys(purpose?: KeyPurpose): Promise<PublicKeyRecord[]> {
-    const rows = await this.db.all<KeyRow>(
-      purpose
-        ? 'SELECT * FROM signing_keys WHERE purpose = ? ORDER BY created_at, key_id'
-        : 'SELECT * FROM signing_keys ORDER BY created_at, key_id',
-      purpose ? [purpose] : [],
-    );
+    const rows = await q.listSigningKeys(this.db, purpose ? purpose : undefined);
     return rows.map((r) => ({
       keyId: r.key_id,
       purpose: r.purpose,
@@ -158,7 +151,7 @@ export class Keyring {
     if (!record || record.retiredAt !== null) throw new Error(`no published key ${keyId}`);
     const key = await this.readPrivate(record.purpose, keyId);
     await this.db.write(async (tx) => {
-      const r = await tx.run('UPDATE signing_keys SET signing_since = ? WHERE key_id = ? AND retired_at IS NULL AND signing_since IS NULL', [now, keyId]);
+      const r = await q.startSigning(tx, keyId, now);
       if (r.changes !== 1) throw new Error(`key ${keyId} is not waiting to be activated`);
       await within?.(tx);
     });
@@ -172,10 +165,9 @@ export class Keyring {
       if ([...this.activeKeys.values()].some((k) => k.keyId === id)) throw new Error(`key ${id} is the active key; it cannot be retired`);
     }
     return this.db.write(async (tx) => {
-      const all = await tx.all<{ purpose: KeyPurpose; created_at: number; retired_at: number | null }>('SELECT purpose, created_at, retired_at FROM signing_keys');
-      const at = Math.max(now, 1 + Math.max(0, ...all.map((k) => Math.max(k.created_at, k.retired_at ?? 0))));
+      const at = Math.max(now, 1 + (await q.latestKeyChange(tx)));
       for (const id of keyIds) {
-        const r = await tx.run('UPDATE signing_keys SET retired_at = ? WHERE key_id = ? AND retired_at IS NULL', [at, id]);
+        const r = await q.retireLiveKey(tx, id, at);
         if (r.changes !== 1) throw new Error(`key ${id} is not a live key`);
       }
       await within?.(tx, at);
@@ -195,13 +187,9 @@ export class Keyring {
     const publicKeyPem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
     await this.db.write(async (tx: Tx) => {
       // Creation time past every earlier key's: the dispatch set version must grow.
-      const latest = await tx.get<{ t: number | null }>('SELECT max(max(created_at, coalesce(retired_at, 0))) AS t FROM signing_keys WHERE purpose = ?', [purpose]);
-      const at = Math.max(now(), (latest?.t ?? 0) + 1);
-      if (o.retire) await tx.run('UPDATE signing_keys SET retired_at = ? WHERE key_id = ?', [at, o.retire]);
-      await tx.run(
-        'INSERT INTO signing_keys (key_id, purpose, algorithm, public_key_pem, created_at, signing_since) VALUES (?, ?, ?, ?, ?, ?)',
-        [keyId, purpose, 'ed25519', publicKeyPem, at, o.signing ? at : null],
-      );
+      const at = Math.max(now(), (await q.latestKeyChange(tx, purpose)) + 1);
+      if (o.retire) await q.retireKey(tx, o.retire, at);
+      await q.insertSigningKey(tx, { keyId, purpose, algorithm: 'ed25519', publicKeyPem, createdAt: at, signingSince: o.signing ? at : null });
       await o.within?.(tx, { keyId, createdAt: at });
     });
     return { keyId, purpose, privateKey, publicKey, publicKeyPem };

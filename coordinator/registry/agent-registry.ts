@@ -6,6 +6,8 @@
  */
 import { X509Certificate, type KeyObject } from 'node:crypto';
 import type { Database, Tx } from '../store/database.js';
+import * as q from '../store/agent-queries.js';
+import type { AgentRow } from '../store/agent-queries.js';
 import type { IssuedCertificate } from '../pki/ca.js';
 import type { HostFacts, Labels } from '../../core/labels.js';
 import { notFound } from '../../core/errors.js';
@@ -31,23 +33,6 @@ export interface AgentRecord {
   readonly revokeReason: string | null;
 }
 
-interface AgentRow {
-  id: string;
-  name: string;
-  labels_json: string;
-  pinned_labels_json: string;
-  facts_json: string;
-  enrolled_at: number;
-  cert_serial: string;
-  cert_not_after: number;
-  connected: number;
-  last_seen_at: number | null;
-  heartbeat_interval_ms: number | null;
-  last_address: string | null;
-  version: string | null;
-  revoked_at: number | null;
-  revoke_reason: string | null;
-}
 
 function fromRow(r: AgentRow): AgentRecord {
   return {
@@ -94,18 +79,18 @@ export class AgentRegistry {
   ) {}
 
   async list(): Promise<AgentRecord[]> {
-    const rows = await this.db.all<AgentRow>('SELECT * FROM agents ORDER BY name, id');
+    const rows = await q.listAgents(this.db);
     return rows.map(fromRow);
   }
 
   /** Several agents in one query (any number of ids). */
   async getMany(ids: readonly string[]): Promise<Map<string, AgentRecord>> {
-    const rows = await this.db.all<AgentRow>('SELECT * FROM agents WHERE id IN (SELECT value FROM json_each(?))', [JSON.stringify(ids)]);
+    const rows = await q.agentsByIds(this.db, ids);
     return new Map(rows.map((r) => [r.id, fromRow(r)]));
   }
 
   async get(id: string): Promise<AgentRecord | undefined> {
-    const r = await this.db.get<AgentRow>('SELECT * FROM agents WHERE id = ?', [id]);
+    const r = await q.findAgent(this.db, id);
     return r ? fromRow(r) : undefined;
   }
 
@@ -115,26 +100,21 @@ export class AgentRegistry {
     a: { id: string; name: string; labels: Labels; pinnedLabels: Labels; facts: HostFacts; tokenId: string; cert: IssuedCertificate },
     now: number,
   ): Promise<void> {
-    await tx.run(
-      `INSERT INTO agents (id, name, labels_json, pinned_labels_json, facts_json, token_id, enrolled_at, cert_serial, cert_not_after, version)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      [a.id, a.name, JSON.stringify(a.labels), JSON.stringify(a.pinnedLabels), JSON.stringify(a.facts), a.tokenId, now, a.cert.serial, a.cert.notAfter, a.facts.agentVersion],
-    );
+    await q.insertAgent(tx, {
+      id: a.id, name: a.name, labelsJson: JSON.stringify(a.labels), pinnedLabelsJson: JSON.stringify(a.pinnedLabels), factsJson: JSON.stringify(a.facts),
+      tokenId: a.tokenId, enrolledAt: now, certSerial: a.cert.serial, certNotAfter: a.cert.notAfter, version: a.facts.agentVersion,
+    });
     await this.insertCertificate(tx, a.id, a.cert, now);
   }
 
   /** Records a renewed certificate as the agent's current one. */
   async recordRenewal(tx: Tx, agentId: string, cert: IssuedCertificate, now: number): Promise<void> {
-    await tx.run('UPDATE agents SET cert_serial = ?, cert_not_after = ? WHERE id = ?', [cert.serial, cert.notAfter, agentId]);
+    await q.setCurrentCertificate(tx, agentId, cert.serial, cert.notAfter);
     await this.insertCertificate(tx, agentId, cert, now);
   }
 
   private async insertCertificate(tx: Tx, agentId: string, cert: IssuedCertificate, now: number): Promise<void> {
-    await tx.run(
-      `INSERT INTO agent_certificates (serial, agent_id, fingerprint256, not_before, not_after, certificate_pem, issued_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?)`,
-      [cert.serial, agentId, cert.fingerprint256, cert.notBefore, cert.notAfter, cert.pem, now],
-    );
+    await q.insertCertificate(tx, agentId, cert, now);
     this.remember({
       serial: cert.serial,
       agentId,
@@ -158,11 +138,11 @@ export class AgentRegistry {
   /** Revokes an agent and every certificate it holds. Returns false if already revoked. */
   async revoke(agentId: string, reason: string, actor: { kind: 'cli' | 'user'; id: string }, now: number): Promise<boolean> {
     return this.db.write(async (tx) => {
-      const row = await tx.get<AgentRow>('SELECT * FROM agents WHERE id = ?', [agentId]);
+      const row = await q.findAgent(tx, agentId);
       if (!row) throw notFound(`no agent with id ${agentId} (see \`handrail agents ls\`)`);
       if (row.revoked_at !== null) return false;
-      await tx.run('UPDATE agents SET revoked_at = ?, revoke_reason = ? WHERE id = ?', [now, reason, agentId]);
-      await tx.run('UPDATE agent_certificates SET revoked_at = ? WHERE agent_id = ? AND revoked_at IS NULL', [now, agentId]);
+      await q.revokeAgent(tx, agentId, now, reason);
+      await q.revokeCertificatesOf(tx, agentId, now);
       await this.audit.append(tx, {
         type: AuditEvents.agentRevoked,
         actor,
@@ -183,12 +163,11 @@ export class AgentRegistry {
    * time cursor: a revocation written with an earlier clock must not be missed.
    */
   async pollRevocations(): Promise<string[]> {
-    const rows = await this.db.all<{ id: string }>('SELECT id FROM agents WHERE revoked_at IS NOT NULL');
     const fresh: string[] = [];
-    for (const r of rows) {
-      if (!this.revokedAgents.has(r.id)) {
-        fresh.push(r.id);
-        this.markRevokedInMemory(r.id);
+    for (const id of await q.revokedAgentIds(this.db)) {
+      if (!this.revokedAgents.has(id)) {
+        fresh.push(id);
+        this.markRevokedInMemory(id);
       }
     }
     return fresh;
@@ -204,10 +183,7 @@ export class AgentRegistry {
       this.remember(cached);
       return cached;
     }
-    const r = await this.db.get<{ serial: string; agent_id: string; fingerprint256: string; certificate_pem: string; not_after: number; revoked_at: number | null }>(
-      'SELECT serial, agent_id, fingerprint256, certificate_pem, not_after, revoked_at FROM agent_certificates WHERE serial = ?',
-      [serial],
-    );
+    const r = await q.findCertificate(this.db, serial);
     if (!r) return undefined;
     const c: KnownCertificate = {
       serial: r.serial,
@@ -241,51 +217,44 @@ export class AgentRegistry {
 
   async markConnected(agentId: string, live: { facts: HostFacts; ownLabels: Labels; address: string; heartbeatIntervalMs: number }, now: number): Promise<AgentRecord> {
     return this.db.batch(async (tx) => {
-      const row = await tx.get<AgentRow>('SELECT * FROM agents WHERE id = ?', [agentId]);
+      const row = await q.findAgent(tx, agentId);
       if (!row) throw notFound(`agent ${agentId} is not enrolled`);
       const pinned = JSON.parse(row.pinned_labels_json) as Labels;
       const labels = { ...live.ownLabels, ...pinned };
-      await tx.run(
-        'UPDATE agents SET connected = 1, last_seen_at = ?, heartbeat_interval_ms = ?, last_address = ?, facts_json = ?, labels_json = ?, version = ? WHERE id = ?',
-        [now, live.heartbeatIntervalMs, live.address, JSON.stringify(live.facts), JSON.stringify(labels), live.facts.agentVersion, agentId],
-      );
+      await q.markAgentConnected(tx, agentId, { at: now, heartbeatIntervalMs: live.heartbeatIntervalMs, address: live.address, factsJson: JSON.stringify(live.facts), labelsJson: JSON.stringify(labels), version: live.facts.agentVersion });
       return fromRow({ ...row, connected: 1, last_seen_at: now, heartbeat_interval_ms: live.heartbeatIntervalMs, last_address: live.address, facts_json: JSON.stringify(live.facts), labels_json: JSON.stringify(labels), version: live.facts.agentVersion });
     });
   }
 
   markDisconnected(agentId: string, now: number): Promise<void> {
     return this.db.batch(async (tx) => {
-      await tx.run('UPDATE agents SET connected = 0, last_seen_at = ? WHERE id = ?', [now, agentId]);
+      await q.markAgentDisconnected(tx, agentId, now);
     });
   }
 
   /** Writes last-seen times for many agents in one transaction (heartbeats are not written one by one). */
   touchMany(seen: ReadonlyMap<string, number>): Promise<void> {
     if (seen.size === 0) return Promise.resolve();
-    return this.db.batch(async (tx) => {
-      for (const [id, at] of seen) tx.queueUpdate('agents', { id }, { last_seen_at: at });
-    });
+    return this.db.batch(async (tx) => q.queueLastSeen(tx, seen));
   }
 
   /** After a coordinator crash nobody is connected, whatever the store says. */
   async resetConnections(): Promise<void> {
     await this.db.write(async (tx) => {
-      await tx.run('UPDATE agents SET connected = 0 WHERE connected = 1');
+      await q.markAllDisconnected(tx);
     });
   }
 
   /** The dispatch key set version an agent said it holds (only ever raised). */
   recordDispatchKeysHeld(agentId: string, version: number): Promise<void> {
     return this.db.batch(async (tx) => {
-      await tx.run('UPDATE agents SET dispatch_keys_version = ? WHERE id = ? AND (dispatch_keys_version IS NULL OR dispatch_keys_version < ?)', [version, agentId, version]);
+      await q.raiseDispatchKeysVersion(tx, agentId, version);
     });
   }
 
   /** Every enrolled, unrevoked agent with the dispatch key set version it last acknowledged. */
   async dispatchKeyHolders(): Promise<DispatchKeyHolder[]> {
-    const rows = await this.db.all<{ id: string; name: string; connected: number; dispatch_keys_version: number | null }>(
-      'SELECT id, name, connected, dispatch_keys_version FROM agents WHERE revoked_at IS NULL ORDER BY name, id',
-    );
+    const rows = await q.dispatchKeyVersions(this.db);
     return rows.map((r) => ({ agentId: r.id, name: r.name, online: r.connected === 1, version: r.dispatch_keys_version }));
   }
 }

@@ -1,5 +1,7 @@
 /** Bootstrap tokens in the store: create, list, revoke, and consume during enrollment. */
 import type { Tx, Database } from '../store/database.js';
+import * as q from '../store/agent-queries.js';
+import type { BootstrapTokenDbRow } from '../store/agent-queries.js';
 import { newId } from '../../core/ids.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import { AuditEvents } from '../audit/events.js';
@@ -30,20 +32,8 @@ export interface CreatedToken {
   readonly expiresAt: number;
 }
 
-interface TokenDbRow {
-  id: string;
-  expires_at: number;
-  uses_allowed: number;
-  uses: number;
-  revoked_at: number | null;
-  labels_json: string;
-  name_pattern: string | null;
-  created_at: number;
-  description: string | null;
-  created_by: string;
-}
 
-function toRow(r: TokenDbRow): BootstrapTokenRow {
+function toRow(r: BootstrapTokenDbRow): BootstrapTokenRow {
   return {
     id: r.id,
     expiresAt: r.expires_at,
@@ -66,11 +56,10 @@ export class TokenStore {
     const id = newId('tok');
     const expiresAt = now + input.ttlMs;
     await this.db.write(async (tx) => {
-      await tx.run(
-        `INSERT INTO bootstrap_tokens (id, token_hash, created_at, expires_at, uses_allowed, labels_json, name_pattern, description, created_by)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        [id, hashToken(token), now, expiresAt, input.uses, JSON.stringify(input.labels), input.namePattern, input.description, input.createdBy],
-      );
+      await q.insertBootstrapToken(tx, {
+        id, tokenHash: hashToken(token), createdAt: now, expiresAt, usesAllowed: input.uses, labelsJson: JSON.stringify(input.labels),
+        namePattern: input.namePattern, description: input.description, createdBy: input.createdBy,
+      });
       await this.audit.append(tx, {
         type: AuditEvents.tokenCreated,
         actor: { kind: input.actorKind ?? 'cli', id: input.createdBy },
@@ -81,13 +70,13 @@ export class TokenStore {
   }
 
   async list(): Promise<Array<BootstrapTokenRow & { createdAt: number; description: string | null; createdBy: string }>> {
-    const rows = await this.db.all<TokenDbRow>('SELECT * FROM bootstrap_tokens ORDER BY created_at');
+    const rows = await q.listBootstrapTokens(this.db);
     return rows.map((r) => ({ ...toRow(r), createdAt: r.created_at, description: r.description, createdBy: r.created_by }));
   }
 
   async revoke(id: string, by: string, now: number): Promise<boolean> {
     return this.db.write(async (tx) => {
-      const r = await tx.run('UPDATE bootstrap_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL', [now, id]);
+      const r = await q.revokeBootstrapToken(tx, id, now);
       if (r.changes === 0) return false;
       await this.audit.append(tx, { type: AuditEvents.tokenRevoked, actor: { kind: 'cli', id: by }, data: { tokenId: id } });
       return true;
@@ -105,11 +94,11 @@ export class TokenStore {
     now: number,
   ): Promise<{ ok: true; token: BootstrapTokenRow } | { ok: false; reason: TokenRefusal; detail: string; tokenId?: string }> {
     if (!looksLikeToken(token)) return { ok: false, reason: 'unknown', detail: 'token is malformed' };
-    const raw = await tx.get<TokenDbRow>('SELECT * FROM bootstrap_tokens WHERE token_hash = ?', [hashToken(token)]);
+    const raw = await q.findBootstrapTokenByHash(tx, hashToken(token));
     const row = raw ? toRow(raw) : undefined;
     const verdict = checkBootstrapToken(row, name, now);
     if (!verdict.ok) return row ? { ...verdict, tokenId: row.id } : verdict;
-    const r = await tx.run('UPDATE bootstrap_tokens SET uses = uses + 1 WHERE id = ? AND uses < uses_allowed', [(row as BootstrapTokenRow).id]);
+    const r = await q.spendBootstrapTokenUse(tx, (row as BootstrapTokenRow).id);
     if (r.changes !== 1) return { ok: false, reason: 'used_up', detail: 'token was used concurrently' };
     return { ok: true, token: row as BootstrapTokenRow };
   }

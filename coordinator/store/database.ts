@@ -35,7 +35,14 @@ export interface Tx {
    * in the same transaction replaces an earlier one. `condition` must be constant SQL.
    */
   queueUpdate(table: string, key: Readonly<Record<string, SqlValue>>, set: Readonly<Record<string, SqlValue>>, condition?: string): void;
+  /** Runs once this transaction has committed (synchronously, before its callers resume). */
+  afterCommit(fn: () => void): void;
+  /** Runs if this transaction rolls back, with the error that ended it. */
+  afterRollback(fn: (e: unknown) => void): void;
 }
+
+/** What a query function needs: the database itself (reads, autocommit) or a transaction. */
+export type Queryable = Pick<Tx, 'run' | 'get' | 'all'>;
 
 export interface OpenOptions {
   /** Milliseconds to wait for another process's write lock (CLI admin commands). */
@@ -85,6 +92,7 @@ export class Database {
   private closed = false;
   private txCounter = 0;
   private commitObserver: CommitObserver | undefined;
+  private retryWhen: ((e: unknown) => boolean) | undefined;
 
   private constructor(private readonly db: sqlite3.Database, readonly path: string) {}
 
@@ -103,6 +111,14 @@ export class Database {
     return db;
   }
 
+  /**
+   * A transaction that failed with an error `when` accepts is run once more from the start
+   * (the audit log's optimistic chain head: coordinator/audit/audit-log.ts).
+   */
+  retryTransactionsWhen(when: (e: unknown) => boolean): void {
+    this.retryWhen = when;
+  }
+
   /** Told about every write transaction once it ends (metrics: commit latency, audit append rate). */
   observeCommits(fn: CommitObserver): void {
     this.commitObserver = fn;
@@ -117,7 +133,7 @@ export class Database {
     if (!st) {
       st = this.db.prepare(sql);
       // A safety net: statement texts are few (fixed chunk sizes), but never let the cache grow unbounded.
-      if (this.statements.size > 200) {
+      if (this.statements.size > 400) {
         const [firstKey, first] = this.statements.entries().next().value as [string, sqlite3.Statement];
         first.finalize();
         this.statements.delete(firstKey);
@@ -197,7 +213,18 @@ export class Database {
   }
 
   private async transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    try {
+      return await this.transactionOnce(fn);
+    } catch (e) {
+      if (!this.retryWhen?.(e)) throw e;
+      return this.transactionOnce(fn);
+    }
+  }
+
+  private async transactionOnce<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
     const started = performance.now();
+    const onCommit: Array<() => void> = [];
+    const onRollback: Array<(e: unknown) => void> = [];
     /** Rows queued per table: reported once the transaction commits. */
     const queuedRows = new Map<string, number>();
     await this.run('BEGIN IMMEDIATE');
@@ -246,28 +273,34 @@ export class Database {
           updates.set(id, g);
         }
         const keyValues = Object.values(key);
-        g.rows.set(JSON.stringify(keyValues.map((v) => (Buffer.isBuffer(v) ? v.toString('hex') : typeof v === 'bigint' ? v.toString() : v))), [...keyValues, ...Object.values(set)]);
+        g.rows.set(keyValues.length === 1 && typeof keyValues[0] === 'string' ? keyValues[0] : JSON.stringify(keyValues.map((v) => (Buffer.isBuffer(v) ? v.toString('hex') : typeof v === 'bigint' ? v.toString() : v))), [...keyValues, ...Object.values(set)]);
       },
+      afterCommit: (f) => void onCommit.push(f),
+      afterRollback: (f) => void onRollback.push(f),
     };
     try {
       const result = await fn(tx);
       await flushQueued();
       await this.run('COMMIT');
+      for (const f of onCommit) f();
       this.commitObserver?.({ committed: true, seconds: (performance.now() - started) / 1000, insertedRows: queuedRows });
       return result;
     } catch (e) {
       await this.run('ROLLBACK').catch(() => undefined);
+      for (const f of onRollback) f(e);
       this.commitObserver?.({ committed: false, seconds: (performance.now() - started) / 1000, insertedRows: new Map() });
       throw e;
     }
   }
 
   /**
-   * Multi-row statements come in a few fixed sizes so that the prepared-statement cache holds
-   * a bounded number of texts (each large statement costs megabytes once prepared).
+   * Multi-row statements come in fixed sizes, powers of two up to 512, so that the
+   * prepared-statement cache holds a bounded number of texts (each large statement costs
+   * megabytes once prepared) while n rows take at most popcount(n) statements: every statement
+   * is a trip through libuv's pool, and the usual group on the hot path is a few dozen rows.
    */
   private static chunks(total: number, max: number): number[] {
-    const sizes = [512, 64, 8, 1].filter((n) => n <= max);
+    const sizes = [512, 256, 128, 64, 32, 16, 8, 4, 2, 1].filter((n) => n <= max);
     const out: number[] = [];
     let left = total;
     for (const n of sizes.length ? sizes : [1]) {

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Fleet, type ExecutionResult } from '../helpers/fleet.js';
 import { cli, waitFor } from '../helpers/processes.js';
 import { readSse, type SseEvent } from '../../cli/sse.js';
-import type { ExecutionView } from '../../coordinator/engine/execution-queries.js';
+import type { ExecutionView } from '../../coordinator/store/execution-queries.js';
 import type { OutputEventData } from '../../web/api/execution-events.js';
 import type { PendingApproval } from '../../web/api/approvals.js';
 

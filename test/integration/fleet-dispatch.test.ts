@@ -10,7 +10,7 @@ import { decodeStepResult } from '../../proto/codec/step-codec.js';
 import { STEP_RESULT_TYPE } from '../../core/step.js';
 import { gatedArgv, openGate } from '../helpers/gate.js';
 import { cli, waitFor } from '../helpers/processes.js';
-import type { ExecutionView } from '../../coordinator/engine/execution-queries.js';
+import type { ExecutionView } from '../../coordinator/store/execution-queries.js';
 import { isRunning } from '../helpers/runner-sink.js';
 
 /** True while `pid` is a live (not zombie) `sleep`: a pid reused by something else does not count. */

@@ -49,22 +49,31 @@ describe('appending', () => {
     expect((await verifyDatabase(dbPath(), testPki().caPem)).ok).toBe(true);
   });
 
-  it('reads the head afresh in every transaction: another process may append in between', async () => {
+  it('keeps the head between its own commits, and catches another process appending in between', async () => {
     // A second connection and log over the same store, as an admin CLI command has.
     const other = await Database.open(dbPath());
     const otherLog = new AuditLog(other, await Keyring.open(other, join(dir, 'data', 'keys')), now);
     try {
       await data.db.write((tx) => data.audit.append(tx, [filler(0), filler(1), filler(2)]));
       await other.write((tx) => otherLog.append(tx, [filler(3), filler(4)]));
-      await data.db.write((tx) => data.audit.append(tx, filler(5)));
+      // This log's head in memory is stale (seq 3): its record collides on seq 4, the
+      // transaction rolls back and runs again on the head in the store; its state change once.
+      await data.db.write(async (tx) => {
+        await tx.run('INSERT INTO users (name, created_at) VALUES (?, ?)', ['alice', clock]);
+        await data.audit.append(tx, filler(5));
+      });
       await other.write((tx) => otherLog.append(tx, filler(6)));
+      // The same through db.batch, many callers in one group.
+      await Promise.all(Array.from({ length: 20 }, (_, i) => data.db.batch((tx) => data.audit.append(tx, filler(7 + i)))));
+      await other.write((tx) => otherLog.append(tx, filler(27)));
     } finally {
       await other.close();
     }
-    expect(await seqs(data.db)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(await seqs(data.db)).toEqual(Array.from({ length: 28 }, (_, i) => i + 1));
+    expect((await data.db.all<{ name: string }>('SELECT name FROM users')).map((u) => u.name)).toEqual(['alice']);
     const r = await verifyDatabase(dbPath(), testPki().caPem);
     expect(r.firstBad).toBeUndefined();
-    expect(r.records).toBe(7);
+    expect(r.records).toBe(28);
   });
 
   it('chains appends started concurrently in one transaction, and those of many db.batch callers', async () => {

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ApiClient } from '../../cli/api-client.js';
 import { FollowPrinter, followExecution } from '../../cli/follow.js';
 import type { CliIo } from '../../cli/io.js';
-import type { ExecutionView } from '../../coordinator/engine/execution-queries.js';
+import type { ExecutionView } from '../../coordinator/store/execution-queries.js';
 import { sseMessage } from '../../web/api/execution-events.js';
 import type { FeedEvent } from '../../coordinator/engine/execution-feed.js';
 

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../coordinator/store/database.js';
-import { historyQuery, listExecutions, type ExecutionListQuery } from '../../coordinator/engine/execution-queries.js';
+import { historyQuery, listExecutions, type ExecutionListQuery } from '../../coordinator/store/execution-queries.js';
 import type { ExecutionScope } from '../../coordinator/policy/visibility.js';
 import { insertExecution, migratedStore } from '../helpers/store-fixture.js';
 

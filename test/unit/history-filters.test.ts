@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Database } from '../../coordinator/store/database.js';
 import { MIGRATIONS, migrate } from '../../coordinator/store/migrations.js';
-import { historyQuery, listExecutions, teamRunbooks, type ExecutionListQuery } from '../../coordinator/engine/execution-queries.js';
+import { historyQuery, listExecutions, teamRunbooks, type ExecutionListQuery } from '../../coordinator/store/execution-queries.js';
 import { historyTime, historyWindow, teamChoices } from '../../coordinator/engine/history-filters.js';
 import type { ExecutionScope } from '../../coordinator/policy/visibility.js';
 import { insertExecution, migratedStore } from '../helpers/store-fixture.js';

@@ -1,10 +1,10 @@
 /**
  * Request and response schemas of the execution API. Requests are validated with these; the
  * OpenAPI document is generated from them; the response schemas are checked against the types
- * the read side returns (coordinator/engine/execution-queries.ts), so the three cannot drift.
+ * the read side returns (coordinator/store/execution-queries.ts), so the three cannot drift.
  */
 import { z } from '@hono/zod-openapi';
-import { EXECUTION_STATES, type ApprovalRecord, type ExecutionListQuery, type ExecutionSummary, type ExecutionView, type PendingApprovalGate } from '../../coordinator/engine/execution-queries.js';
+import { EXECUTION_STATES, type ApprovalRecord, type ExecutionListQuery, type ExecutionSummary, type ExecutionView, type PendingApprovalGate } from '../../coordinator/store/execution-queries.js';
 import { historyWindow } from '../../coordinator/engine/history-filters.js';
 import { invalidArgument } from '../../core/errors.js';
 import { DURATION, FILTER_TIME, handrailId, queryInt, RUNBOOK_ID, safeRecord, strictObject, TEAM, USER_NAME } from '../validation/schemas.js';

@@ -1,7 +1,7 @@
 /**
  * Execution API: start, approve or deny, cancel; read one execution (optionally long-polling
  * until it ends), the history, stored output, and the live event stream. The reading itself is
- * coordinator/engine/execution-queries.ts; who may see what is coordinator/engine/execution-access.ts.
+ * coordinator/store/execution-queries.ts; who may see what is coordinator/engine/execution-access.ts.
  *
  * What a user may not see does not exist for them: every route that names an execution answers
  * 404 for one they may not see, whatever the action, before anything else is checked.
@@ -14,7 +14,7 @@ import { HandrailError, notFound, RefusedError } from '../../core/errors.js';
 import { DEFAULT_DENY_RULE } from '../../coordinator/audit/events.js';
 import { parseDuration } from '../../core/duration.js';
 import type { ExecutionAccess } from '../../coordinator/engine/execution-access.js';
-import { ACTIVE_EXECUTION_STATES, executionOwner, hasStepRun, listExecutions, loadExecution, readOutput, type ExecutionView } from '../../coordinator/engine/execution-queries.js';
+import { ACTIVE_EXECUTION_STATES, executionOwner, hasStepRun, listExecutions, loadExecution, readOutput, type ExecutionView } from '../../coordinator/store/execution-queries.js';
 import { executionEventStream, type FeedSource } from './execution-events.js';
 import { apiRouter, type ApiEnv } from './router.js';
 import { errorResponses, json, NOTHING, optionalBody, requiredBody } from '../validation/schemas.js';

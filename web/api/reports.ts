@@ -8,7 +8,7 @@ import type { Database } from '../../coordinator/store/database.js';
 import type { ExecutionAccess } from '../../coordinator/engine/execution-access.js';
 import type { Requester } from '../../coordinator/engine/engine.js';
 import type { Catalog } from '../../coordinator/runbooks/catalog.js';
-import { toilAggregates } from '../../coordinator/engine/toil-queries.js';
+import { toilAggregates } from '../../coordinator/store/toil-queries.js';
 import { toilPeriod, toilReport, type ToilPeriod, type ToilReport } from '../../coordinator/engine/toil-report.js';
 import { invalidArgument } from '../../core/errors.js';
 import { apiRouter, type ApiEnv } from './router.js';

@@ -28,7 +28,7 @@ export interface PortalExecutions {
 }
 
 export interface PortalDeps {
-  /** For the read-side query modules (coordinator/engine/execution-queries.ts) only. */
+  /** For the read-side query modules (coordinator/store/execution-queries.ts) only. */
   readonly db: Database;
   readonly users: UserStore;
   readonly sessions: SessionStore;

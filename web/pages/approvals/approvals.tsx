@@ -8,7 +8,7 @@
  */
 import { Hono } from 'hono';
 import type { User } from '../../../coordinator/auth/user-store.js';
-import type { AwaitingApproval } from '../../../coordinator/engine/execution-queries.js';
+import type { AwaitingApproval } from '../../../coordinator/store/execution-queries.js';
 import { approvalInbox } from '../../../coordinator/engine/approval-inbox.js';
 import { invalidArgument, notFound } from '../../../core/errors.js';
 import { CsrfField, Page, render, Time } from '../layout/layout.js';

@@ -9,7 +9,7 @@
  */
 import { Hono, type Context } from 'hono';
 import type { User } from '../../../coordinator/auth/user-store.js';
-import { ACTIVE_EXECUTION_STATES, executionOwner, loadExecution, readOutput, type ExecutionView } from '../../../coordinator/engine/execution-queries.js';
+import { ACTIVE_EXECUTION_STATES, executionOwner, loadExecution, readOutput, type ExecutionView } from '../../../coordinator/store/execution-queries.js';
 import { MASK } from '../../../coordinator/runbooks/options.js';
 import { notFound } from '../../../core/errors.js';
 import { echo } from '../../../core/echo.js';

@@ -8,7 +8,7 @@
  * so every page is full and "Older" continues right after the last row shown.
  */
 import { Hono } from 'hono';
-import { EXECUTION_STATES, listExecutions, recordedTeams, type ExecutionSummary } from '../../../coordinator/engine/execution-queries.js';
+import { EXECUTION_STATES, listExecutions, recordedTeams, type ExecutionSummary } from '../../../coordinator/store/execution-queries.js';
 import { teamChoices } from '../../../coordinator/engine/history-filters.js';
 import { HandrailError } from '../../../core/errors.js';
 import { ListQuery, listQueryOf } from '../../api/execution-schemas.js';

@@ -4,7 +4,7 @@
  * script (web/static/live-output.ts) share. Keyed by the engine's own state types, so a state
  * the engine gains and this table lacks does not compile.
  */
-import type { ExecutionState } from '../../../coordinator/engine/execution-queries.js';
+import type { ExecutionState } from '../../../coordinator/store/execution-queries.js';
 import type { StepRunState } from '../../../coordinator/engine/step-dispatcher.js';
 import type { NodeStatus } from '../../../coordinator/engine/scheduler.js';
 

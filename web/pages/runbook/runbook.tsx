@@ -13,7 +13,7 @@ import { ExecutionIdParam, StartExecutionBody } from '../../api/execution-schema
 import { describeIssues, type DescribedIssues } from '../../validation/issues.js';
 import type { User } from '../../../coordinator/auth/user-store.js';
 import { resolveOptions } from '../../../coordinator/runbooks/options.js';
-import { executionOwner, loadExecution } from '../../../coordinator/engine/execution-queries.js';
+import { executionOwner, loadExecution } from '../../../coordinator/store/execution-queries.js';
 import { hostLabels } from '../../../coordinator/engine/engine.js';
 import { matches } from '../../../core/selector.js';
 import { HandrailError, notFound, permissionDenied } from '../../../core/errors.js';

@@ -5,7 +5,7 @@
  * API (web/api/) and the CLI; the agent's signed result is decoded here so that nothing above
  * the coordinator sees protobuf.
  */
-import type { Database, SqlValue } from '../store/database.js';
+import type { Database, SqlValue } from './database.js';
 import type { StepResult } from '../../core/step.js';
 import { invalidArgument } from '../../core/errors.js';
 import { decodeStepResult } from '../../proto/codec/step-codec.js';

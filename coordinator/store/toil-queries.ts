@@ -4,9 +4,9 @@
  * `created_at`, so it reads the executions_created (or, scoped, the per-runbook and
  * per-requester) index range of the period only.
  */
-import type { Database, SqlValue } from '../store/database.js';
+import type { Database, SqlValue } from './database.js';
 import type { ExecutionScope } from '../policy/visibility.js';
-import type { ToilAggregate } from './toil-report.js';
+import type { ToilAggregate } from '../engine/toil-report.js';
 
 export async function toilAggregates(db: Database, period: { fromMs: number; toMs: number }, scope: ExecutionScope): Promise<ToilAggregate[]> {
   const where = ["kind = 'runbook'", 'runbook_id IS NOT NULL', 'created_at >= ?', 'created_at < ?'];

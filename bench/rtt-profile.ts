@@ -1,0 +1,55 @@
+/**
+ * Where a single step's round trip goes: a coordinator under `node --cpu-prof` with one
+ * simulated agent, N sequential ad-hoc steps (POST /api/v1/adhoc, then GET ?wait until it
+ * ends), coordinator CPU per round trip, and a PROFILE-WINDOW line for cpu-profile-summary.ts.
+ *
+ *   node dist/bench/rtt-profile.js [--n 200] [--profile DIR]
+ */
+import { parseArgs } from 'node:util';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { out, simulatedFleet, sleep, startBench } from './harness.js';
+import { cpuMs, median, percentile } from './proc-stats.js';
+
+const { values: args } = parseArgs({ options: { n: { type: 'string', default: '200' }, profile: { type: 'string' } } });
+const N = Number(args.n);
+
+async function main(): Promise<void> {
+  const rbDir = await mkdtemp(join(tmpdir(), 'hr-bench-policy-'));
+  await writeFile(join(rbDir, 'policy.yaml'), 'apiVersion: handrail/v1\nkind: Policy\nmetadata: { name: bench }\nspec:\n  rules:\n    - { name: admins, effect: allow, actions: ["*"], subjects: [group:admins] }\n');
+  const b = await startBench({ bootstrapUses: 5, coordinatorArgs: ['--runbooks-dir', rbDir], logLevel: 'warn', ...(args.profile ? { profileDir: args.profile } : {}) });
+  const { sims } = await simulatedFleet(b, 1);
+  await sleep(500);
+  const agentId = (sims[0] as (typeof sims)[number]).id.agentId;
+  const pid = b.coord.pid as number;
+  let gets = 0;
+  const once = async (): Promise<number> => {
+    const t0 = performance.now();
+    const { executionId } = await b.api<{ executionId: string }>('POST', '/api/v1/adhoc', { agents: [agentId], argv: ['true'] });
+    let v: { state: string };
+    do {
+      v = await b.api('GET', `/api/v1/executions/${executionId}?wait=30s`);
+      gets++;
+    } while (v.state === 'running');
+    return performance.now() - t0;
+  };
+  for (let i = 0; i < 20; i++) await once();
+  gets = 0;
+  const c0 = cpuMs(pid);
+  const w0 = process.hrtime.bigint() / 1000n;
+  const rtt: number[] = [];
+  for (let i = 0; i < N; i++) rtt.push(await once());
+  const cpu = cpuMs(pid) - c0;
+  if (args.profile) out(`PROFILE-WINDOW ${w0} ${process.hrtime.bigint() / 1000n}`);
+  out(`RTT ${N} sequential on one simulated agent: p50 ${percentile(rtt, 50).toFixed(1)} ms, p99 ${percentile(rtt, 99).toFixed(1)} ms, median ${median(rtt).toFixed(1)} ms; coordinator CPU ${(cpu / N).toFixed(2)} ms per round trip; ${(gets / N).toFixed(2)} GETs per round trip`);
+  for (const s of sims) s.close();
+  b.coord.kill('SIGTERM');
+  await new Promise((r) => (b.coord.exitCode !== null ? r(undefined) : b.coord.once('exit', r)));
+  process.exit(0);
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  process.exit(1);
+});
