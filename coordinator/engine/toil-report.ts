@@ -8,6 +8,8 @@
 /** One runbook's executions in the period, as the aggregate query returns them. */
 export interface ToilAggregate {
   readonly runbookId: string;
+  /** The runbook's owner team when these ran (null: not recorded, before migration 10): the catalog's owner then. */
+  readonly team?: string | null;
   readonly executions: number;
   readonly succeeded: number;
   /** Durations (ms, started to finished) of the successful runs, in any order. */
@@ -62,6 +64,9 @@ export function median(values: readonly number[]): number | null {
 /** Hours to two decimals: the report shows one, the API keeps a little more. */
 const hours = (minutes: number): number => Math.round((minutes / 60) * 100) / 100;
 
+/** The team recorded with the executions, else the catalog's owner, else UNKNOWN_TEAM. */
+const teamOf = (a: ToilAggregate, rb: ToilRunbookInfo | undefined): string => a.team || rb?.owner || UNKNOWN_TEAM;
+
 const rate = (succeeded: number, executions: number): number | null => (executions === 0 ? null : succeeded / executions);
 
 export function toilReport(aggregates: readonly ToilAggregate[], catalog: readonly ToilRunbookInfo[]): ToilReport {
@@ -74,7 +79,7 @@ export function toilReport(aggregates: readonly ToilAggregate[], catalog: readon
       return {
         runbookId: a.runbookId,
         title: rb?.title ?? a.runbookId,
-        team: rb?.owner ?? UNKNOWN_TEAM,
+        team: teamOf(a, rb),
         manualMinutes,
         executions: a.executions,
         succeeded: a.succeeded,
@@ -87,7 +92,7 @@ export function toilReport(aggregates: readonly ToilAggregate[], catalog: readon
   for (const a of aggregates) {
     if (a.executions === 0) continue;
     const rb = info.get(a.runbookId);
-    const team = rb?.owner ?? UNKNOWN_TEAM;
+    const team = teamOf(a, rb);
     const t = byTeam.get(team) ?? { executions: 0, succeeded: 0, durations: [], minutes: 0 };
     t.executions += a.executions;
     t.succeeded += a.succeeded;

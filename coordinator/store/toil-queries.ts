@@ -17,14 +17,17 @@ export async function toilAggregates(db: Database, period: { fromMs: number; toM
     where.push(ids.length ? `(requested_by = ? OR runbook_id IN (${ids.map(() => '?').join(', ')}))` : 'requested_by = ?');
     params.push(scope.user, ...ids);
   }
-  const rows = await db.all<{ runbook_id: string; executions: number; succeeded: number; durations: string | null }>(
-    `SELECT runbook_id, COUNT(*) AS executions, SUM(state = 'succeeded') AS succeeded,
+  // Grouped by the owner team recorded at request time too: a runbook handed to another team
+  // leaves its past runs with the team that ran them.
+  const rows = await db.all<{ runbook_id: string; owner_team: string | null; executions: number; succeeded: number; durations: string | null }>(
+    `SELECT runbook_id, owner_team, COUNT(*) AS executions, SUM(state = 'succeeded') AS succeeded,
             group_concat(CASE WHEN state = 'succeeded' AND started_at IS NOT NULL AND finished_at IS NOT NULL THEN finished_at - started_at END) AS durations
-       FROM executions WHERE ${where.join(' AND ')} GROUP BY runbook_id ORDER BY runbook_id`,
+       FROM executions WHERE ${where.join(' AND ')} GROUP BY runbook_id, owner_team ORDER BY runbook_id, owner_team`,
     params,
   );
   return rows.map((r) => ({
     runbookId: r.runbook_id,
+    team: r.owner_team,
     executions: r.executions,
     succeeded: r.succeeded,
     successDurationsMs: r.durations ? r.durations.split(',').map(Number) : [],

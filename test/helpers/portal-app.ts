@@ -198,14 +198,16 @@ export class PortalHarness {
 
   /** `approval`: the execution waits for it (state awaiting_approval, gate -1). */
   /** `tookMs`: it finished that long after it started (both at the harness clock otherwise). */
+  /** `stateReason`: why it ended as it did (the engine's words, apart from the requester's `reason`). */
   /** `team`: the runbook's owner when requested (default: its owner in the catalog, as the engine records it). */
-  async insertExecution(e: { id: string; runbookId: string; requestedBy: string; options: Record<string, string>; state: string; reason?: string; approval?: { required: number; from: string[] }; tookMs?: number; team?: string; at?: number }): Promise<void> {
+  async insertExecution(e: { id: string; runbookId: string; requestedBy: string; options: Record<string, string>; state: string; reason?: string; approval?: { required: number; from: string[] }; tookMs?: number; team?: string; at?: number; stateReason?: string }): Promise<void> {
     const team = e.team ?? this.catalog.get(e.runbookId)?.runbook.metadata.owner ?? null;
     const at = e.at ?? this.clock;
     await this.data.db.run(
       `INSERT INTO executions (id, kind, runbook_id, runbook_digest, requested_by, options_json, targets, state, reason, approval_json, gate, created_at, started_at, finished_at, owner_team) VALUES (?, 'runbook', ?, ?, ?, ?, 'role=web', ?, ?, ?, ?, ?, ?, ?, ?)`,
       [e.id, e.runbookId, 'ab'.repeat(32), e.requestedBy, JSON.stringify(e.options), e.approval ? 'awaiting_approval' : e.state, e.reason ?? null, e.approval ? JSON.stringify({ ...e.approval, message: 'approval to run it' }) : null, e.approval ? -1 : null, at, at, e.tookMs === undefined ? null : at + e.tookMs, team],
     );
+    if (e.stateReason !== undefined) await this.data.db.run('UPDATE executions SET state_reason = ? WHERE id = ?', [e.stateReason, e.id]);
     if (team !== null) await this.data.db.run('INSERT OR IGNORE INTO runbook_teams (team, runbook_id) VALUES (?, ?)', [team, e.runbookId]);
   }
 

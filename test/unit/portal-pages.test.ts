@@ -210,6 +210,17 @@ describe('execution page', () => {
     expect(html).toContain('Cancel execution');
   });
 
+  it('shows the requester’s reason as the reason and why it ended as the outcome, both escaped', async () => {
+    await h.insertExecution({ id: 'exe-alice2', runbookId: 'portal-echo', requestedBy: 'alice', options: { message: 'hi', count: '1', token: '********' }, state: 'failed', reason: 'customer reports slow checkout', stateReason: `node web-1 failed: ${HOSTILE}` });
+    const a = await login('alice', 'alice-password');
+    const { status, html } = await a.get('/executions/exe-alice2');
+    expect(status).toBe(200);
+    expect(html).toMatch(/<dt>Reason<\/dt><dd>customer reports slow checkout<\/dd>/);
+    expect(html).toMatch(/<dt>Outcome<\/dt><dd data-testid="state-reason">node web-1 failed: /);
+    expect(html).not.toContain('<img src=x');
+    expect(html).toContain('&lt;img src=x onerror=alert(2)&gt;');
+  });
+
   it('gives not found for another team’s execution, the same as for none', async () => {
     const a = await login('alice', 'alice-password');
     const hidden = await a.get('/executions/exe-carol1');

@@ -49,6 +49,20 @@ describe('toilReport', () => {
       teams: [{ team: UNKNOWN_TEAM, executions: 2, succeeded: 2, successRate: 1, medianDurationMs: 15, hoursSaved: 0 }],
       runbooks: [{ runbookId: 'gone', title: 'gone', team: UNKNOWN_TEAM, manualMinutes: null, executions: 2, succeeded: 2, successRate: 1, medianDurationMs: 15, hoursSaved: 0 }],
     },
+    {
+      name: 'runs keep the team recorded when they ran: a runbook handed from team-ops to team-web counts for each',
+      input: [{ ...agg('restart-web', 2, 2, [1000, 3000]), team: 'team-ops' }, { ...agg('restart-web', 1, 1, [5000]), team: 'team-web' }, { ...agg('gone', 1, 1, [7]), team: 'team-old' }],
+      teams: [
+        { team: 'team-ops', executions: 2, succeeded: 2, successRate: 1, medianDurationMs: 2000, hoursSaved: 1 },
+        { team: 'team-web', executions: 1, succeeded: 1, successRate: 1, medianDurationMs: 5000, hoursSaved: 0.5 },
+        { team: 'team-old', executions: 1, succeeded: 1, successRate: 1, medianDurationMs: 7, hoursSaved: 0 },
+      ],
+      runbooks: [
+        { runbookId: 'gone', title: 'gone', team: 'team-old', manualMinutes: null, executions: 1, succeeded: 1, successRate: 1, medianDurationMs: 7, hoursSaved: 0 },
+        { runbookId: 'restart-web', title: 'Restart web', team: 'team-ops', manualMinutes: 30, executions: 2, succeeded: 2, successRate: 1, medianDurationMs: 2000, hoursSaved: 1 },
+        { runbookId: 'restart-web', title: 'Restart web', team: 'team-web', manualMinutes: 30, executions: 1, succeeded: 1, successRate: 1, medianDurationMs: 5000, hoursSaved: 0.5 },
+      ],
+    },
     { name: 'a runbook with no executions is no row', input: [agg('restart-web', 0, 0)], teams: [], runbooks: [] },
   ];
   it.each(cases)('$name', ({ input, teams, runbooks }) => {

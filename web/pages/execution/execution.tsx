@@ -165,9 +165,23 @@ function ExecutionPage(p: ExecutionPageData & { csrfToken: string }) {
         </dd>
         {v.reason ? (
           <>
-            {/* The engine keeps the requester's reason while it runs and writes the outcome over it at the end. */}
-            <dt>{active ? 'Reason' : 'Outcome'}</dt>
+            <dt>Reason</dt>
             <dd>{v.reason}</dd>
+          </>
+        ) : null}
+        {v.stateReason ? (
+          <>
+            {/* Why it ended as it did (a denial, a cancel, a failed node): the engine's words, kept apart from the requester's. */}
+            <dt>Outcome</dt>
+            <dd data-testid="state-reason">
+              {v.stateReason}
+              {v.canceledBy ? <span class="muted"> · canceled by {v.canceledBy}</span> : null}
+            </dd>
+          </>
+        ) : v.canceledBy ? (
+          <>
+            <dt>Canceled by</dt>
+            <dd>{v.canceledBy}</dd>
           </>
         ) : null}
       </dl>
