@@ -19,6 +19,9 @@ import { LoginThrottle, type LoginThrottleRules } from '../../coordinator/auth/l
 import { portalRoutes, type PortalExecutions } from '../../web/pages/portal.js';
 import type { PortalEnv } from '../../web/pages/portal-env.js';
 import { reportRoutes } from '../../web/api/reports.js';
+import { auditRoutes } from '../../web/api/audit.js';
+import { AuditTrail } from '../../coordinator/audit/audit-trail.js';
+import { initCa, loadCa } from '../../coordinator/pki/ca.js';
 import { HandrailError } from '../../core/errors.js';
 import { errorResponse } from '../../web/errors.js';
 import { sessionOrBearer } from '../../web/auth/session-or-bearer.js';
@@ -47,6 +50,8 @@ export class PortalHarness {
   readonly app: Hono<PortalEnv>;
   /** A small API stand-in behind sessionOrBearer: GET/POST /api/v1/whoami. */
   readonly api: Hono<{ Variables: AuthVariables }>;
+  /** The audit trail the page and the API read (a real CA in the temp dir's certs/). */
+  readonly auditTrail: AuditTrail;
 
   private constructor(
     readonly dir: string,
@@ -54,6 +59,7 @@ export class PortalHarness {
     readonly catalog: Catalog,
     trustProxy: boolean,
     throttle: LoginThrottleRules | undefined,
+    caPem: string,
   ) {
     const log = pino({ level: 'silent' });
     const now = (): number => this.clock;
@@ -97,10 +103,11 @@ export class PortalHarness {
       },
       list: () => catalog.list().map(targetable),
     });
+    this.auditTrail = new AuditTrail({ db: data.db, audit: data.audit, caPem, now });
     this.app = new Hono<PortalEnv>();
     this.app.route(
       '/',
-      portalRoutes({ db: data.db, users: data.users, sessions: data.sessions, logins, catalog, authz: access, access: visibility, executions, registry: data.registry, isOnline: () => true, now, trust: { trustProxy }, log }),
+      portalRoutes({ db: data.db, users: data.users, sessions: data.sessions, logins, catalog, authz: access, access: visibility, auditTrail: this.auditTrail, executions, registry: data.registry, isOnline: () => true, now, trust: { trustProxy }, log }),
     );
     this.api = new Hono<{ Variables: AuthVariables }>();
     this.api.use('/api/v1/*', sessionOrBearer({ sessions: data.sessions, users: data.users, now, trust: { trustProxy } }));
@@ -108,8 +115,9 @@ export class PortalHarness {
     this.api.post('/api/v1/whoami', (c) => c.json({ user: c.get('user').name }));
     // The real report routes, as web/app.ts mounts them.
     this.api.route('/api/v1/reports', reportRoutes(data.db, visibility, catalog, now));
-    // Refusals as before (401); the report's bad input as the app answers it.
-    this.api.onError((e, c) => (e instanceof HandrailError && e.kind === 'invalid_argument' ? errorResponse(c, e) : c.json({ error: e.message }, 401)));
+    this.api.route('/api/v1/audit', auditRoutes(this.auditTrail, visibility));
+    // Refusals as before (401); Handrail errors (bad input, not found, forbidden) as the app answers them.
+    this.api.onError((e, c) => (e instanceof HandrailError && e.kind !== 'unauthenticated' ? errorResponse(c, e) : c.json({ error: e.message }, 401)));
   }
 
   /** `extraRunbooks`: YAML documents loaded beside the portal test runbooks (a copy of them). */
@@ -124,7 +132,9 @@ export class PortalHarness {
     }
     const catalog = new Catalog(runbooks);
     await catalog.reload();
-    return new PortalHarness(dir, data, catalog, o.trustProxy ?? false, o.throttle);
+    await initCa({ certsDir: join(dir, 'certs') });
+    const ca = await loadCa(join(dir, 'certs'));
+    return new PortalHarness(dir, data, catalog, o.trustProxy ?? false, o.throttle, ca.caCertPem);
   }
 
   async addUser(name: string, groups: readonly string[], password: string): Promise<void> {

@@ -10,6 +10,7 @@
  *   approvals/  GET /approvals, POST /approvals/:id: the inbox, approve or deny
  *   hosts/      GET /hosts
  *   toil/       GET /toil: the toil report (hours saved per team), an SVG chart and its table
+ *   audit/      GET /audit, /audit/:seq, /audit/export, POST /audit/verify: the audit trail
  *   layout/     the page frame and small shared pieces
  *
  * Sessions and CSRF live in web/auth/ (session.ts, csrf.ts); the stylesheet and the one
@@ -25,6 +26,7 @@ import { executionRoutes } from './execution/execution.js';
 import { historyRoutes } from './history/history.js';
 import { hostRoutes } from './hosts/hosts.js';
 import { toilRoutes } from './toil/toil.js';
+import { auditRoutes } from './audit/audit.js';
 import { approvalRoutes } from './approvals/approvals.js';
 import { portalErrorHandler } from './page-errors.js';
 import type { PortalDeps, PortalEnv } from './portal-env.js';
@@ -44,5 +46,6 @@ export function portalRoutes(d: PortalDeps): Hono<PortalEnv> {
   app.route('/', approvalRoutes(d));
   app.route('/', hostRoutes(d));
   app.route('/', toilRoutes(d));
+  app.route('/', auditRoutes(d));
   return app;
 }

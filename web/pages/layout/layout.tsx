@@ -11,7 +11,7 @@ import { assetUrl } from '../../static/assets.js';
 import { CSRF_FIELD } from '../../auth/csrf.js';
 import { stateClass, stateLabel, stateLook } from './states.js';
 
-export type Section = 'runbooks' | 'executions' | 'approvals' | 'hosts' | 'toil';
+export type Section = 'runbooks' | 'executions' | 'approvals' | 'hosts' | 'toil' | 'audit';
 
 export interface Viewer {
   readonly name: string;
@@ -33,6 +33,7 @@ const NAV: ReadonlyArray<{ section: Section; href: string; label: string }> = [
   { section: 'approvals', href: '/approvals', label: 'Approvals' },
   { section: 'hosts', href: '/hosts', label: 'Hosts' },
   { section: 'toil', href: '/toil', label: 'Toil' },
+  { section: 'audit', href: '/audit', label: 'Audit trail' },
 ];
 
 export function CsrfField(p: { token: string }) {
