@@ -152,6 +152,11 @@ export class AuditTrail {
     return this.running?.info;
   }
 
+  /** Resolves once no verification is running (whatever its outcome). */
+  async idle(): Promise<void> {
+    await this.running?.done.catch(() => undefined);
+  }
+
   /** The last finished verification. */
   last(): Promise<VerificationRun | undefined> {
     return lastVerification(this.d.db);

@@ -42,6 +42,8 @@ export interface StartCall {
 
 export class PortalHarness {
   clock = T0;
+  /** When set, audit records take this time instead of `clock` (seeding a timeline while sessions stay fresh). */
+  auditClock: number | undefined;
   readonly starts: StartCall[] = [];
   readonly cancels: string[] = [];
   readonly decisions: Array<{ id: string; user: string; decision: string; comment: string }> = [];
@@ -123,7 +125,9 @@ export class PortalHarness {
   /** `extraRunbooks`: YAML documents loaded beside the portal test runbooks (a copy of them). */
   static async create(o: { trustProxy?: boolean; throttle?: LoginThrottleRules; extraRunbooks?: string } = {}): Promise<PortalHarness> {
     const dir = await workspace('hr-portal-');
-    const data = await openDataDir(join(dir, 'data'), () => T0);
+    // Audit records take their time from the harness clock (T0 until the harness exists).
+    const holder: { h?: PortalHarness } = {};
+    const data = await openDataDir(join(dir, 'data'), () => holder.h?.auditClock ?? holder.h?.clock ?? T0);
     let runbooks = PORTAL_RUNBOOKS;
     if (o.extraRunbooks !== undefined) {
       runbooks = join(dir, 'runbooks');
@@ -132,9 +136,9 @@ export class PortalHarness {
     }
     const catalog = new Catalog(runbooks);
     await catalog.reload();
-    await initCa({ certsDir: join(dir, 'certs') });
-    const ca = await loadCa(join(dir, 'certs'));
-    return new PortalHarness(dir, data, catalog, o.trustProxy ?? false, o.throttle, ca.caCertPem);
+    const caPem = await sharedCaPem();
+    holder.h = new PortalHarness(dir, data, catalog, o.trustProxy ?? false, o.throttle, caPem);
+    return holder.h;
   }
 
   async addUser(name: string, groups: readonly string[], password: string): Promise<void> {
@@ -175,6 +179,19 @@ export class PortalHarness {
     await this.data.close();
     await rm(this.dir, { recursive: true, force: true });
   }
+}
+
+let caOnce: Promise<string> | undefined;
+/** One CA certificate for every harness of a test file (made once: RSA keys take a moment). */
+function sharedCaPem(): Promise<string> {
+  caOnce ??= (async () => {
+    const dir = await workspace('hr-portal-ca-');
+    await initCa({ certsDir: dir });
+    const pem = (await loadCa(dir)).caCertPem;
+    await rm(dir, { recursive: true, force: true });
+    return pem;
+  })();
+  return caOnce;
 }
 
 /** A cookie jar of one: the `Set-Cookie` headers of a response as `name=value` pairs. */
