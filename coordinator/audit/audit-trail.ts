@@ -26,8 +26,8 @@ import { databaseItems } from './export.js';
 import { verifyItems } from './verify-stream.js';
 import type { AuditTrailScope } from '../policy/visibility.js';
 import { describeRecord, type TrailRecord } from './trail-record.js';
-import { pageOf, verifyFlag, exportFileName, type ExportPlan, type ExportedStretch, type TrailPageQuery } from './trail-filter.js';
-import { insertVerification, lastVerification, trailRecordRow, trailRows, type VerificationRun } from '../store/audit-trail-queries.js';
+import { FEW_EXECUTIONS, pageOf, slackBounds, verifyFlag, exportFileName, type ExportPlan, type ExportedStretch, type TrailPageQuery } from './trail-filter.js';
+import { insertVerification, lastVerification, seesFewExecutions, seqWindow, trailRecordRow, trailRows, type VerificationRun } from '../store/audit-trail-queries.js';
 
 export type { VerificationRun } from '../store/audit-trail-queries.js';
 
@@ -72,8 +72,22 @@ export class AuditTrail {
   constructor(private readonly d: AuditTrailDeps) {}
 
   async page(q: TrailPageQuery, scope: AuditTrailScope): Promise<TrailPage> {
-    const { records, next } = pageOf(await trailRows(this.d.db, q, scope), q.limit);
+    const query = await this.plan(q, scope);
+    if (!query) return { records: [], next: null };
+    const { records, next } = pageOf(await trailRows(this.d.db, query, scope), q.limit);
     return { records: records.map(describeRecord), next };
+  }
+
+  /** The query a page runs: a time filter as its seq window, a reader of few executions by execution (null: nothing can match). */
+  async plan(q: TrailPageQuery, scope: AuditTrailScope): Promise<TrailPageQuery | null> {
+    let query = q;
+    if (q.fromIso !== undefined || q.toIso !== undefined) {
+      const w = await seqWindow(this.d.db, slackBounds(q));
+      if (!w) return null;
+      query = { ...query, seqWindow: w };
+    }
+    if (!scope.all && (await seesFewExecutions(this.d.db, scope, FEW_EXECUTIONS))) query = { ...query, fewExecutions: true };
+    return query;
   }
 
   /** Record `seq`, or undefined when it does not exist or is outside the reader's scope. */

@@ -22,10 +22,36 @@ export interface TrailFilter {
   readonly toIso?: string;
 }
 
+/**
+ * How far out of order record times may be and a time filter still finds every record in its
+ * range. A time filter reads a stretch of seq numbers (found through the time index, whose
+ * order is seq order as long as clocks only move forward) widened by this much on each side,
+ * then keeps the records whose own time is in range: records are never shown outside the range,
+ * and none inside it is missed unless a clock stepped back by more than this.
+ */
+export const TIME_SLACK_MS = 3_600_000;
+
+/** The times to look up the seq stretch of a time filter at (each bound widened by TIME_SLACK_MS). */
+export function slackBounds(f: Pick<TrailFilter, 'fromIso' | 'toIso'>): { readonly fromIso?: string; readonly toIso?: string } {
+  const widen = (iso: string, by: number): string => new Date(Date.parse(iso) + by).toISOString();
+  return { ...(f.fromIso !== undefined ? { fromIso: widen(f.fromIso, -TIME_SLACK_MS) } : {}), ...(f.toIso !== undefined ? { toIso: widen(f.toIso, TIME_SLACK_MS) } : {}) };
+}
+
+/**
+ * A limited reader who may see at most this many executions has their records looked up
+ * execution by execution (the execution index); one who sees more has the log walked newest
+ * first, keeping their records, which soon fills a page.
+ */
+export const FEW_EXECUTIONS = 2000;
+
 export interface TrailPageQuery extends TrailFilter {
   /** Records with a smaller seq only: the `next` cursor of the previous page. */
   readonly before?: number;
   readonly limit: number;
+  /** The seq stretch a time filter covers (from the store's time index), inclusive. */
+  readonly seqWindow?: { readonly from: number; readonly to: number };
+  /** A limited reader sees few executions: look their records up by execution. */
+  readonly fewExecutions?: boolean;
 }
 
 export type Parsed<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly message: string };

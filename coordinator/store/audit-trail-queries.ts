@@ -25,10 +25,20 @@ const COLUMNS = 'seq, payload, hash, key_id';
  * reader may see (the history's rule: their own, a runbook they may view or approve, ad-hoc
  * with admin). Correlated, so a page walks records newest first and stops when it is full.
  */
-function scopeCondition(scope: AuditTrailScope): { sql: string; params: SqlValue[] } | null {
+function scopeCondition(scope: AuditTrailScope, few = false): { sql: string; params: SqlValue[] } | null {
   if (scope.all) return null;
   const s = scope.executions;
   if (s.all) return { sql: 'execution_id IS NOT NULL', params: [] };
+  const { sql, params } = visibleExecutions(scope);
+  // Few: the reader's executions drive the execution index. Many: the log is walked newest first.
+  if (few) return { sql: `execution_id IS NOT NULL AND execution_id IN (SELECT e.id FROM executions e WHERE ${sql})`, params };
+  return { sql: `execution_id IS NOT NULL AND EXISTS (SELECT 1 FROM executions e WHERE e.id = audit_records.execution_id AND (${sql}))`, params };
+}
+
+/** The executions a limited reader may see, as a condition on executions `e`. */
+function visibleExecutions(scope: AuditTrailScope): { sql: string; params: SqlValue[] } {
+  if (scope.all || scope.executions.all) return { sql: '1', params: [] };
+  const s = scope.executions;
   const arms: string[] = ['e.requested_by = ?'];
   const params: SqlValue[] = [s.user];
   if (s.runbookIds.length > 0) {
@@ -36,7 +46,29 @@ function scopeCondition(scope: AuditTrailScope): { sql: string; params: SqlValue
     params.push(...s.runbookIds);
   }
   if (s.adhoc) arms.push("e.kind = 'adhoc'");
-  return { sql: `execution_id IS NOT NULL AND EXISTS (SELECT 1 FROM executions e WHERE e.id = audit_records.execution_id AND (${arms.join(' OR ')}))`, params };
+  return { sql: arms.join(' OR '), params };
+}
+
+/**
+ * Whether a limited reader sees at most `max` executions (counted up to max + 1 only), so
+ * their records are looked up execution by execution rather than by walking the log.
+ */
+export async function seesFewExecutions(db: Database, scope: AuditTrailScope, max: number): Promise<boolean> {
+  if (scope.all || scope.executions.all) return false;
+  const { sql, params } = visibleExecutions(scope);
+  const n = (await db.get<{ n: number }>(`SELECT count(*) AS n FROM (SELECT 1 FROM executions e WHERE ${sql} LIMIT ?)`, [...params, max + 1]))?.n ?? 0;
+  return n <= max;
+}
+
+/**
+ * The seq stretch of records whose time is within the (already widened) bounds, read at the two
+ * ends of the time index; null when no record is in it.
+ */
+export async function seqWindow(db: Database, b: { readonly fromIso?: string; readonly toIso?: string }): Promise<{ from: number; to: number } | null> {
+  const lo = b.fromIso === undefined ? { seq: 1 } : await db.get<{ seq: number }>('SELECT seq FROM audit_records WHERE ts >= ? ORDER BY ts, seq LIMIT 1', [b.fromIso]);
+  const hi = b.toIso === undefined ? { seq: Number.MAX_SAFE_INTEGER } : await db.get<{ seq: number }>('SELECT seq FROM audit_records WHERE ts <= ? ORDER BY ts DESC, seq DESC LIMIT 1', [b.toIso]);
+  if (!lo || !hi || lo.seq > hi.seq) return null;
+  return { from: lo.seq, to: hi.seq };
 }
 
 /** The page query for a filter, cursor and scope (exported for the plan test and the benchmark). */
@@ -50,10 +82,14 @@ export function trailQuery(q: TrailPageQuery, scope: AuditTrailScope): { sql: st
   if (q.type !== undefined) add('event_type = ?', q.type);
   if (q.actor !== undefined) add('actor_id = ?', q.actor);
   if (q.executionId !== undefined) add('execution_id = ?', q.executionId);
-  if (q.fromIso !== undefined) add('ts >= ?', q.fromIso);
-  if (q.toIso !== undefined) add('ts <= ?', q.toIso);
+  // With a seq window, the time test only keeps what is in range (the unary + keeps the planner
+  // off the time index: the window is the range to read, in page order).
+  const ts = q.seqWindow ? '+ts' : 'ts';
+  if (q.fromIso !== undefined) add(`${ts} >= ?`, q.fromIso);
+  if (q.toIso !== undefined) add(`${ts} <= ?`, q.toIso);
+  if (q.seqWindow) add('seq BETWEEN ? AND ?', q.seqWindow.from, q.seqWindow.to);
   if (q.before !== undefined) add('seq < ?', q.before);
-  const s = scopeCondition(scope);
+  const s = scopeCondition(scope, q.fewExecutions === true);
   if (s) add(s.sql, ...s.params);
   return { sql: `SELECT ${COLUMNS} FROM audit_records ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ?`, params: [...params, q.limit + 1] };
 }

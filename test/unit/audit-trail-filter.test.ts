@@ -169,7 +169,10 @@ describe('the trail queries read an index range in page order', () => {
     ['actor', { actor: 'alice' }, ALL, /USING (COVERING )?INDEX audit_records_actor/],
     ['execution', { executionId: 'exe-1' }, ALL, /USING (COVERING )?INDEX audit_records_execution/],
     ['execution, limited reader', { executionId: 'exe-1' }, LIMITED, /USING (COVERING )?INDEX audit_records_execution/],
-    ['a time range', { fromIso: '2026-11-23T00:00:00.000Z', toIso: '2026-11-23T23:59:59.999Z' }, ALL, /USING (COVERING )?INDEX audit_records_ts/],
+    ['a time range, read as its seq window', { fromIso: '2026-11-23T00:00:00.000Z', toIso: '2026-11-23T23:59:59.999Z', seqWindow: { from: 10, to: 900 } }, ALL, /USING INTEGER PRIMARY KEY \(rowid>\? AND rowid<\?\)/],
+    ['a time range and a type', { type: 'step.result' as const, fromIso: '2026-11-23T00:00:00.000Z', seqWindow: { from: 10, to: 900 } }, ALL, /USING INDEX audit_records_type \(event_type=\? AND rowid>\? AND rowid<\?\)/],
+    ['a limited reader who sees many executions walks the log', {}, LIMITED, /SCAN audit_records|USING INTEGER PRIMARY KEY/],
+    ['a limited reader who sees few executions reads them by execution', { fewExecutions: true }, LIMITED, /USING INDEX audit_records_execution \(execution_id=\?/],
   ])('%s', async (_name, filter, scope, plan) => {
     const dir = await workspace('hr-trail-plan-');
     const data = await openDataDir(join(dir, 'data'));
@@ -178,7 +181,7 @@ describe('the trail queries read an index range in page order', () => {
       const rows = (await data.db.all<{ detail: string }>(`EXPLAIN QUERY PLAN ${sql}`, params)).map((r) => r.detail);
       expect(rows.join('\n')).toMatch(plan);
       // Newest first straight from the index: no sort of everything that matched.
-      if (!('fromIso' in filter)) expect(rows.join('\n')).not.toMatch(/USE TEMP B-TREE FOR ORDER BY/);
+      if (!('fewExecutions' in filter)) expect(rows.join('\n')).not.toMatch(/USE TEMP B-TREE FOR ORDER BY/);
     } finally {
       await data.close();
       await rm(dir, { recursive: true, force: true });

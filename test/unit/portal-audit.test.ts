@@ -12,6 +12,8 @@ import { bundleItems } from '../../coordinator/audit/bundle.js';
 import { verifyItems } from '../../coordinator/audit/verify-stream.js';
 import { parseRange, type VerifyExpectation } from '../../coordinator/audit/verify.js';
 import { cookiesOf, csrfIn, form, PortalHarness, T0 } from '../helpers/portal-app.js';
+import { trailRows } from '../../coordinator/store/audit-trail-queries.js';
+import { auditTrailScope, type AuditTrailScope } from '../../coordinator/policy/visibility.js';
 
 const ORIGIN = 'http://localhost';
 const HOSTILE = `<script>alert(1)</script>"><img src=x onerror=alert(2)>`;
@@ -53,6 +55,12 @@ async function page(cookie: string, path: string): Promise<{ status: number; htm
 
 async function api(cookie: string, path: string, init: RequestInit = {}): Promise<Response> {
   return h.api.request(`${ORIGIN}${path}`, { ...init, headers: { cookie, ...(init.headers ?? {}) } });
+}
+
+/** A user's audit scope under the loaded policies (the same rule the routes ask for). */
+function visibilityOf(name: string): AuditTrailScope {
+  const runbooks = h.catalog.list().map((l) => ({ id: l.runbook.metadata.id, tags: l.runbook.metadata.tags, owner: l.runbook.metadata.owner }));
+  return auditTrailScope(h.catalog.policyList(), { user: name, groups: USERS[name] ?? [] }, runbooks);
 }
 
 const seqsIn = (html: string): number[] => [...html.matchAll(/<article class="record" data-seq="(\d+)"/g)].map((m) => Number(m[1]));
@@ -374,6 +382,18 @@ describe('audit API authorization (each role × each route)', () => {
     // The record list holds exactly what the page shows.
     const list = (await (await api(c, '/api/v1/audit/records')).json()) as { records: Array<{ seq: number }> };
     expect(list.records.map((r) => r.seq)).toEqual(seqsIn((await page(c, '/audit')).html));
+  });
+
+  it('a limited reader gets the same records whether the log is walked or their executions are looked up one by one', async () => {
+    for (const name of ['alice', 'carol', 'nobody']) {
+      const scope = visibilityOf(name);
+      expect(scope.all).toBe(false);
+      for (const q of [{ limit: 50 }, { limit: 2, before: 4 }, { limit: 50, type: 'execution.completed' as const }]) {
+        const walked = (await trailRows(h.data.db, q, scope)).map((r) => r.seq);
+        const looked = (await trailRows(h.data.db, { ...q, fewExecutions: true }, scope)).map((r) => r.seq);
+        expect(looked, `${name} ${JSON.stringify(q)}`).toEqual(walked);
+      }
+    }
   });
 
   it('POST /verifications needs an API token (the session cookie only reads) and a whole-trail reader', async () => {
