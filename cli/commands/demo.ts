@@ -42,7 +42,7 @@ const DEMO_AGENTS = [
   { name: 'db-1', labels: 'role=db,env=demo,zone=a' },
 ];
 
-/** The demo's people, as the example policy (runbooks/policy.yaml) knows them; it has no auditor role. */
+/** The demo's people, as the example policy (runbooks/policy.yaml) knows them; its compliance group (the whole audit trail) has no demo user. */
 export const DEMO_USERS = [
   { name: 'alice', groups: ['support'], role: 'support (L1)' },
   { name: 'bob', groups: ['web-leads'], role: 'approver (web leads)' },

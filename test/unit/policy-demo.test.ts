@@ -4,6 +4,7 @@ import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { decide, validatePolicy, visibleRunbooks, type Policy, type PolicyAction, type RunbookRef, type TargetAgent } from '../../coordinator/policy/policy.js';
 import { matches, parseSelector } from '../../core/selector.js';
+import { auditTrailScope } from '../../coordinator/policy/visibility.js';
 import { ROOT } from '../helpers/processes.js';
 
 // The demo's policy against the demo's runbooks, agents and users (cli/commands/demo.ts).
@@ -31,7 +32,13 @@ const agents: TargetAgent[] = [
   { id: 'agt-2', name: 'web-2', labels: { role: 'web', env: 'demo', zone: 'b' } },
   { id: 'agt-3', name: 'db-1', labels: { role: 'db', env: 'demo', zone: 'a' } },
 ];
-const users = { alice: { user: 'alice', groups: ['support'] }, bob: { user: 'bob', groups: [] as string[] }, admin: { user: 'admin', groups: ['admins', 'ops-admins'] } };
+const users = {
+  alice: { user: 'alice', groups: ['support'] },
+  bob: { user: 'bob', groups: [] as string[] },
+  admin: { user: 'admin', groups: ['admins', 'ops-admins'] },
+  // Not a demo login: `handrail user add audra --group compliance` makes one.
+  audra: { user: 'audra', groups: ['compliance'] },
+};
 
 function request(user: keyof typeof users, action: PolicyAction, id: string | undefined) {
   const rb = id === undefined ? undefined : runbooks.get(id);
@@ -60,6 +67,11 @@ describe('the demo policy', () => {
     ['bob', 'run', 'diagnostics-bundle', false, undefined],
     ['admin', 'admin', undefined, true, 'demo/ops-admins-everything'],
     ['admin', 'run', 'rollback-release', true, 'demo/ops-admins-everything'],
+    ['audra', 'view', 'rollback-release', true, 'demo/compliance-reads-audit-trail'],
+    ['audra', 'view', undefined, true, 'demo/compliance-reads-audit-trail'],
+    ['audra', 'run', 'diagnostics-bundle', false, undefined],
+    ['audra', 'approve', 'restart-web', false, undefined],
+    ['audra', 'admin', undefined, false, undefined],
   ])('%s %s %s → %s by %s', (user, action, id, allowed, rule) => {
     const d = decide(policies, request(user, action, id));
     expect({ allowed: d.allowed, rule: d.rule }, d.reason).toEqual({ allowed, rule });
@@ -71,5 +83,12 @@ describe('the demo policy', () => {
     expect(ids('alice')).toEqual(['clear-cache', 'diagnostics-bundle', 'free-disk-space', 'restart-web']);
     expect(ids('bob')).toEqual(['clear-cache', 'restart-web', 'rollback-release']);
     expect(ids('admin')).toHaveLength(5);
+    expect(ids('audra')).toHaveLength(5);
+  });
+
+  it('opens the whole audit trail to admins and compliance, and only their executions\' records to the others', () => {
+    const refs = [...runbooks.values()].map((r) => r.ref);
+    const whole = (u: keyof typeof users): boolean => auditTrailScope(policies, users[u], refs).all;
+    expect([whole('alice'), whole('bob'), whole('admin'), whole('audra')]).toEqual([false, false, true, true]);
   });
 });
