@@ -21,7 +21,7 @@ import { AUDIT_EVENT_TYPES, type AuditEventType } from '../../coordinator/audit/
 import { exportPlan, trailFilter, TRAIL_MAX_PAGE, TRAIL_PAGE_SIZE, type TrailFilter, type TrailFilterInput } from '../../coordinator/audit/trail-filter.js';
 import { HandrailError, invalidArgument, notFound } from '../../core/errors.js';
 import { apiRouter, type ApiEnv } from './router.js';
-import { errorResponses, handrailId, json, NOTHING, queryInt, strictObject } from '../validation/schemas.js';
+import { errorResponses, handrailId, json, NOTHING, optionalBody, queryInt, strictObject } from '../validation/schemas.js';
 import type { Expect, Same } from '../validation/same.js';
 
 const TIME = z.string().max(40, { error: 'is not a time: use YYYY-MM-DD, YYYY-MM-DDTHH:MM or ISO 8601', abort: true });
@@ -181,7 +181,7 @@ const verifyRoute = createRoute({
   path: '/verifications',
   tags: ['audit'],
   summary: 'Verify the whole live log now, as `handrail audit verify --data-dir` does; the result is kept and audited (audit.verified)',
-  request: { query: NOTHING },
+  request: { query: NOTHING, body: optionalBody(NOTHING) },
   responses: { 202: json(VerifyStarted, 'started (or joined the one running)'), ...errorResponses(403) },
 });
 
