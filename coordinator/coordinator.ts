@@ -22,6 +22,7 @@ import { AccessControl } from './policy/access-control.js';
 import { SecretBox } from './pki/secret-box.js';
 import { AuditEvents } from './audit/events.js';
 import { RefusalLog } from './audit/refusal-log.js';
+import { AuditTrail } from './audit/audit-trail.js';
 import { RateLimiter } from '../core/rate-limiter.js';
 import { HandrailError } from '../core/errors.js';
 import { join } from 'node:path';
@@ -101,6 +102,8 @@ export interface RunningCoordinator {
   recordAuthFailure(remote: string, reason: string): void;
   /** Audits requests refused for authorization reasons (rate-limited per user, action and rule). */
   readonly refusals: RefusalLog;
+  /** The audit trail for readers: filtered pages, exports, verifications of the live log. */
+  readonly auditTrail: AuditTrail;
   /** Marks the coordinator as shutting down (/readyz 503, gRPC health NOT_SERVING) before stop(). */
   beginDrain(): void;
   /**
@@ -226,6 +229,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
     reloadCatalog({ kind: 'system', id: 'file-watch' }).catch((e: unknown) => log.error({ event: 'runbooks.reload_failed', err: e }, 'reloading runbooks failed'));
   });
   const refusals = new RefusalLog(data.db, data.audit, log, now);
+  const auditTrail = new AuditTrail({ db: data.db, audit: data.audit, caPem: ca.caCertPem, now });
   const engine = new ExecutionEngine({
     db: data.db,
     audit: data.audit,
@@ -309,6 +313,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
       gateway.health.set('not_serving');
     },
     refusals,
+    auditTrail,
     async stop() {
       phase = 'draining';
       stopWatching();

@@ -114,6 +114,7 @@ export async function startServer(config: ServerConfig, log: Logger, now: () => 
     reloadCatalog: (user) => coordinator.reloadCatalog({ kind: 'user', id: user.name }),
     feed: { follow: (id, after, signal) => feed.follow(id, after, signal) },
     access: coordinator.executionAccess,
+    auditTrail: coordinator.auditTrail,
     counters,
     notifications: coordinator.notifications,
     authz: access,

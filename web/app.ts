@@ -54,6 +54,8 @@ import type { PasswordLogin } from '../coordinator/auth/password-login.js';
 import type { ClientTrust } from './auth/client-request.js';
 import { sessionOrBearer } from './auth/session-or-bearer.js';
 import { reportRoutes } from './api/reports.js';
+import { auditRoutes } from './api/audit.js';
+import type { AuditTrail } from '../coordinator/audit/audit-trail.js';
 import { portalRoutes } from './pages/portal.js';
 
 export interface WebDeps {
@@ -68,6 +70,8 @@ export interface WebDeps {
   readonly feed: FeedSource;
   /** Who may see which executions and agents. */
   readonly access: ExecutionAccess;
+  /** The audit trail for readers (GET /api/v1/audit/…, the portal's /audit page). */
+  readonly auditTrail: AuditTrail;
   readonly counters: Counters;
   /** Outbound notification subscriptions (admin). */
   readonly notifications: NotificationAdmin;
@@ -191,6 +195,7 @@ export function createApp(d: WebDeps): OpenAPIHono<ApiEnv> {
   );
   api.route('/webhooks', webhookRoutes(d.webhooks, d.authz));
   api.route('/reports', reportRoutes(d.db, d.access, d.catalog, d.now));
+  api.route('/audit', auditRoutes(d.auditTrail, d.access));
   app.route('/api/v1', api);
   app.route('/', portalRoutes(d));
   return app;

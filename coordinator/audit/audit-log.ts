@@ -104,6 +104,16 @@ export class AuditLog {
     return sealed;
   }
 
+  /**
+   * Forgets the head kept in memory: the next transaction reads it from the store. For a log
+   * whose records were removed under it (a guard against duplicate seqs cannot see a shorter
+   * log), e.g. a test that starts a fresh timeline in a store that already has records.
+   */
+  forgetHead(): void {
+    this.committed = undefined;
+    this.cached = undefined;
+  }
+
   /** The last record's seq and hash (seq 0 and 64 zeros for an empty log). */
   async head(): Promise<AuditHead> {
     return this.readHead(this.db);

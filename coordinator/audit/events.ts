@@ -58,6 +58,7 @@ export const AuditEvents = {
   storeRestored: 'store.restored',
   caRotationPlanned: 'ca.rotation_planned',
   requestRefused: 'request.refused',
+  auditVerified: 'audit.verified',
 } as const;
 
 export type AuditEventType = (typeof AuditEvents)[keyof typeof AuditEvents];
@@ -109,6 +110,7 @@ export const AUDIT_CODES: Readonly<Record<AuditEventType, string>> = {
   'store.restored': 'HR6006',
   'ca.rotation_planned': 'HR6007',
   'request.refused': 'HR2005',
+  'audit.verified': 'HR6010',
 };
 
 /** Every event type, in catalog order. */
@@ -238,6 +240,14 @@ export interface AuditPayloads {
    * the refusals of that key not recorded since its previous record.
    */
   'request.refused': { requestId: string | null; user: string; action: string; targetId: string | null; runbookId: string | null; rule: string; reason: string; suppressed: number };
+  /**
+   * A verification of the whole live log (the portal's Audit trail page, POST
+   * /api/v1/audit/verifications): the chain, every signature, agent certificates and outputs, as
+   * `handrail audit verify --data-dir` checks them. `verificationId`: its row in
+   * audit_verifications; `records`/`lastSeq`: what was checked (this record comes after them);
+   * `firstBadSeq`/`reason`: the first bad record (seq null: a problem of the log as a whole), null when ok.
+   */
+  'audit.verified': { verificationId: number; ok: boolean; records: number; firstSeq: number | null; lastSeq: number | null; firstBadSeq: number | null; reason: string | null; source: string };
 }
 
 /**

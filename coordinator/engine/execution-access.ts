@@ -7,7 +7,7 @@
 import type { Database } from '../store/database.js';
 import type { AgentRecord } from '../registry/agent-registry.js';
 import type { Policy, RunbookRef, Subject } from '../policy/model.js';
-import { executionScope, viewExecutionDecision, visibleAgents, type ExecutionScope, type TargetableRunbook, type ViewDecision } from '../policy/visibility.js';
+import { auditTrailScope, executionScope, viewExecutionDecision, type AuditTrailScope, visibleAgents, type ExecutionScope, type TargetableRunbook, type ViewDecision } from '../policy/visibility.js';
 import { decide } from '../policy/evaluate.js';
 import { recordedRunbook, recordedRunbooks, type ExecutionOwner } from '../store/execution-queries.js';
 import { hostLabels, type Requester } from './engine.js';
@@ -19,6 +19,8 @@ export interface ExecutionAccess {
   viewDecision(user: Requester, e: ExecutionOwner): Promise<ViewDecision>;
   /** What the history query may return to `user`. */
   scope(user: Requester): Promise<ExecutionScope>;
+  /** Which audit records `user` may see (coordinator/policy/visibility.ts, auditTrailScope). */
+  auditScope(user: Requester): Promise<AuditTrailScope>;
   /** Whether `user` may approve executions of this runbook (policy; the two-person rule aside). */
   canApprove(user: Requester, runbookId: string): Promise<boolean>;
   /** 'all', or the ids of the agents `user` may see. */
@@ -34,6 +36,12 @@ export function executionAccess(db: Database, policies: () => readonly Policy[],
   const subject = (u: Requester): Subject => ({ user: u.name, groups: u.groups });
   /** The runbook as loaded now; else as it was when it last ran; else known by id alone. */
   const ref = async (id: string): Promise<RunbookRef> => runbooks.get(id)?.ref ?? (await recordedRunbook(db, id)) ?? { id, tags: [], owner: '' };
+  /** Runbooks executions may refer to: loaded now, or run before and since removed. */
+  const everyRunbook = async (): Promise<RunbookRef[]> => {
+    const loaded = runbooks.list().map((r) => r.ref);
+    const known = new Set(loaded.map((r) => r.id));
+    return [...loaded, ...(await recordedRunbooks(db)).filter((r) => !known.has(r.id))];
+  };
   const viewDecision = async (user: Requester, e: ExecutionOwner): Promise<ViewDecision> => {
     const runbook = e.kind === 'runbook' && e.runbookId !== null ? await ref(e.runbookId) : null;
     return viewExecutionDecision(policies(), subject(user), { kind: e.kind, runbook, requestedBy: e.requestedBy });
@@ -44,10 +52,10 @@ export function executionAccess(db: Database, policies: () => readonly Policy[],
     },
     viewDecision,
     async scope(user) {
-      const loaded = runbooks.list().map((r) => r.ref);
-      const known = new Set(loaded.map((r) => r.id));
-      const removed = (await recordedRunbooks(db)).filter((r) => !known.has(r.id));
-      return executionScope(policies(), subject(user), [...loaded, ...removed]);
+      return executionScope(policies(), subject(user), await everyRunbook());
+    },
+    async auditScope(user) {
+      return auditTrailScope(policies(), subject(user), await everyRunbook());
     },
     async canApprove(user, runbookId) {
       return decide(policies(), { subject: subject(user), action: 'approve', runbook: await ref(runbookId) }).allowed;

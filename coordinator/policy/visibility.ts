@@ -5,6 +5,10 @@
  *    they are asked to approve); an ad-hoc one only with `admin`;
  *  - the execution history: the same, as a scope a query can apply (visibleRunbooks and own
  *    executions), so that filtering happens before paging, never after;
+ *  - the audit trail: all of it with `admin`, or with `view` granted over every runbook (a rule
+ *    with no `runbooks`, or ids ["*"]: view "about no runbook in particular", as a compliance
+ *    role is given); otherwise only the records of executions they may see (the history's
+ *    scope), never records of no execution (logins, tokens, keys);
  *  - agents: with `admin`, all of them; otherwise the agents some runbook they may run could
  *    target under the policy (each agent decided as a run would decide it).
  *
@@ -70,6 +74,19 @@ export function executionScope(policies: readonly Policy[], subject: Subject, ru
   const runbookIds = runbooks.filter((rb) => canViewRunbookExecutions(policies, subject, rb)).map((rb) => rb.id);
   if (adhoc && runbookIds.length === runbooks.length) return { all: true };
   return { all: false, user: subject.user, runbookIds, adhoc };
+}
+
+/** Which audit records a reader may see. */
+export type AuditTrailScope = { readonly all: true } | { readonly all: false; readonly executions: ExecutionScope };
+
+/**
+ * The whole trail for `admin` or for `view` over every runbook (decided about no runbook in
+ * particular, as admin operations are); otherwise the records of the executions in their
+ * history scope. `runbooks`: as for executionScope.
+ */
+export function auditTrailScope(policies: readonly Policy[], subject: Subject, runbooks: readonly RunbookRef[]): AuditTrailScope {
+  if (decide(policies, { subject, action: 'admin' }).allowed || decide(policies, { subject, action: 'view' }).allowed) return { all: true };
+  return { all: false, executions: executionScope(policies, subject, runbooks) };
 }
 
 /** A runbook as far as targeting goes. */

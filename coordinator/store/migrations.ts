@@ -327,7 +327,36 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX executions_state_created ON executions (state, created_at DESC, id DESC);
   CREATE INDEX executions_runbook_requester ON executions (runbook_id, requested_by, created_at DESC, id DESC);
   `,
-  // 10 (the lead renumbers): the history filtered by team. An execution keeps the team that owned
+  // 9: the portal's audit trail filters records by type, actor, execution and time. Those live
+  // inside the signed payload bytes, which are never rewritten: virtual generated columns read
+  // them out, and their indexes (seq is the rowid, so each index is also in seq order) let a
+  // filtered page read an index range newest first. Verification runs of the live log are kept
+  // (coordinator/audit/audit-trail.ts), each also an audit.verified record.
+  `
+  ALTER TABLE audit_records ADD COLUMN event_type TEXT GENERATED ALWAYS AS (json_extract(CAST(payload AS TEXT), '$.type')) VIRTUAL;
+  ALTER TABLE audit_records ADD COLUMN actor_id TEXT GENERATED ALWAYS AS (json_extract(CAST(payload AS TEXT), '$.actor.id')) VIRTUAL;
+  ALTER TABLE audit_records ADD COLUMN execution_id TEXT GENERATED ALWAYS AS (json_extract(CAST(payload AS TEXT), '$.data.executionId')) VIRTUAL;
+  ALTER TABLE audit_records ADD COLUMN ts TEXT GENERATED ALWAYS AS (json_extract(CAST(payload AS TEXT), '$.ts')) VIRTUAL;
+  CREATE INDEX audit_records_type ON audit_records (event_type);
+  CREATE INDEX audit_records_actor ON audit_records (actor_id);
+  CREATE INDEX audit_records_execution ON audit_records (execution_id) WHERE execution_id IS NOT NULL;
+  CREATE INDEX audit_records_ts ON audit_records (ts);
+  CREATE TABLE audit_verifications (
+    id INTEGER PRIMARY KEY,
+    started_at INTEGER NOT NULL,
+    finished_at INTEGER NOT NULL,
+    actor_kind TEXT NOT NULL,
+    actor_id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    ok INTEGER NOT NULL,
+    records INTEGER NOT NULL,
+    first_seq INTEGER,
+    last_seq INTEGER,
+    first_bad_seq INTEGER,
+    reason TEXT
+  );
+  `,
+  // 10: the history filtered by team. An execution keeps the team that owned
   // its runbook when it was requested (a runbook handed to another team keeps its past with the
   // old one); runbook_teams lists every (team, runbook) pair ever recorded, so a team filter reads
   // one executions_runbook range per runbook the team ever owned, with no new index on the big

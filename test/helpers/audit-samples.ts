@@ -47,4 +47,5 @@ export const AUDIT_SAMPLES: { readonly [T in AuditEventType]: AuditPayloads[T] }
   'store.restored': { takenAt: '2026-11-23T05:00:00.000Z', auditSeq: 1042, auditHash: 'ab'.repeat(32), storeSha256: 'cd'.repeat(32), forced: false },
   'ca.rotation_planned': { currentFingerprint256: 'AA:BB', nextFingerprint256: 'CC:DD', nextSubject: 'CN=Handrail Handrail CA 2026-11-23, O=Handrail', nextNotAfter: '2036-11-21T05:00:00.000Z' },
   'request.refused': { requestId: 'req-0123456789abcdef', user: 'mallory', action: 'approve', targetId: 'exe-1', runbookId: 'restart-web', rule: 'default-deny', reason: 'no rule allows mallory (groups: none) to approve restart-web; default deny', suppressed: 0 },
+  'audit.verified': { verificationId: 3, ok: false, records: 1041, firstSeq: 1, lastSeq: 1041, firstBadSeq: 17, reason: 'hash mismatch: the record was changed after it was written', source: 'portal' },
 };

@@ -19,6 +19,9 @@ import { LoginThrottle, type LoginThrottleRules } from '../../coordinator/auth/l
 import { portalRoutes, type PortalExecutions } from '../../web/pages/portal.js';
 import type { PortalEnv } from '../../web/pages/portal-env.js';
 import { reportRoutes } from '../../web/api/reports.js';
+import { auditRoutes } from '../../web/api/audit.js';
+import { AuditTrail } from '../../coordinator/audit/audit-trail.js';
+import { initCa, loadCa } from '../../coordinator/pki/ca.js';
 import { HandrailError } from '../../core/errors.js';
 import { errorResponse } from '../../web/errors.js';
 import { sessionOrBearer } from '../../web/auth/session-or-bearer.js';
@@ -56,6 +59,8 @@ const NO_FEED: FeedSource = { follow: () => ({ [Symbol.asyncIterator]: () => ({ 
 
 export class PortalHarness {
   clock = T0;
+  /** When set, audit records take this time instead of `clock` (seeding a timeline while sessions stay fresh). */
+  auditClock: number | undefined;
   readonly starts: StartCall[] = [];
   readonly cancels: string[] = [];
   readonly decisions: Array<{ id: string; user: string; decision: string; comment: string }> = [];
@@ -66,6 +71,8 @@ export class PortalHarness {
   readonly subscriptions: Subscriptions;
   /** A small API stand-in behind sessionOrBearer: GET/POST /api/v1/whoami. */
   readonly api: Hono<{ Variables: AuthVariables }>;
+  /** The audit trail the page and the API read (a real CA in the temp dir's certs/). */
+  readonly auditTrail: AuditTrail;
 
   private constructor(
     readonly dir: string,
@@ -75,6 +82,7 @@ export class PortalHarness {
     throttle: LoginThrottleRules | undefined,
     secrets: SecretBox,
     installSetup: InstallSetup,
+    caPem: string,
   ) {
     const log = pino({ level: 'silent' });
     const now = (): number => this.clock;
@@ -140,12 +148,13 @@ export class PortalHarness {
             createToken: (input, t) => data.tokens.create(input, t),
             now,
           };
+    this.auditTrail = new AuditTrail({ db: data.db, audit: data.audit, caPem, now });
     this.app = new Hono<PortalEnv>();
     this.app.route(
       '/',
       portalRoutes({
         db: data.db, users: data.users, sessions: data.sessions, logins, catalog, authz: access, access: visibility, executions, registry: data.registry, isOnline: () => true, now, trust: { trustProxy }, log,
-        notifications, webhooks, install,
+        notifications, webhooks, install, auditTrail: this.auditTrail,
       }),
     );
     this.api = new Hono<{ Variables: AuthVariables }>();
@@ -159,14 +168,17 @@ export class PortalHarness {
       '/api/v1/executions',
       executionRoutes(data.db, { ...executions, start: async () => Promise.reject(new Error('not in this harness')), waitFinished: async () => undefined } as ExecutionControl, NO_FEED, visibility, log),
     );
-    // Authentication refusals as before (401); the routes' own errors as the app answers them.
+    this.api.route('/api/v1/audit', auditRoutes(this.auditTrail, visibility));
+    // Refusals as before (401); Handrail errors (bad input, not found, forbidden) as the app answers them.
     this.api.onError((e, c) => (e instanceof HandrailError && e.kind !== 'unauthenticated' ? errorResponse(c, e) : c.json({ error: e.message }, 401)));
   }
 
   /** `extraRunbooks`: YAML documents loaded beside the portal test runbooks (a copy of them). */
   static async create(o: { trustProxy?: boolean; throttle?: LoginThrottleRules; extraRunbooks?: string; install?: InstallSetup } = {}): Promise<PortalHarness> {
     const dir = await workspace('hr-portal-');
-    const data = await openDataDir(join(dir, 'data'), () => T0);
+    // Audit records take their time from the harness clock (T0 until the harness exists).
+    const holder: { h?: PortalHarness } = {};
+    const data = await openDataDir(join(dir, 'data'), () => holder.h?.auditClock ?? holder.h?.clock ?? T0);
     let runbooks = PORTAL_RUNBOOKS;
     if (o.extraRunbooks !== undefined) {
       runbooks = join(dir, 'runbooks');
@@ -176,7 +188,9 @@ export class PortalHarness {
     const catalog = new Catalog(runbooks);
     await catalog.reload();
     const secrets = await SecretBox.open(join(dir, 'data', 'keys', 'secrets.key'));
-    return new PortalHarness(dir, data, catalog, o.trustProxy ?? false, o.throttle, secrets, o.install ?? 'https');
+    const caPem = await sharedCaPem();
+    holder.h = new PortalHarness(dir, data, catalog, o.trustProxy ?? false, o.throttle, secrets, o.install ?? 'https', caPem);
+    return holder.h;
   }
 
   async addUser(name: string, groups: readonly string[], password: string): Promise<void> {
@@ -228,6 +242,19 @@ export class PortalHarness {
     await this.data.close();
     await rm(this.dir, { recursive: true, force: true });
   }
+}
+
+let caOnce: Promise<string> | undefined;
+/** One CA certificate for every harness of a test file (made once: RSA keys take a moment). */
+function sharedCaPem(): Promise<string> {
+  caOnce ??= (async () => {
+    const dir = await workspace('hr-portal-ca-');
+    await initCa({ certsDir: dir });
+    const pem = (await loadCa(dir)).caCertPem;
+    await rm(dir, { recursive: true, force: true });
+    return pem;
+  })();
+  return caOnce;
 }
 
 /** A cookie jar of one: the `Set-Cookie` headers of a response as `name=value` pairs. */

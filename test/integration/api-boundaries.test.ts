@@ -193,7 +193,7 @@ describe('the REST API at its boundaries', () => {
       expect(r.status).toBe(200);
       const doc = JSON.parse(r.text) as { openapi: string; paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: { $ref?: string } }> } }>>; components: { schemas: Record<string, { additionalProperties?: unknown; required?: string[] }> } };
       expect(doc.openapi).toBe('3.1.0');
-      for (const p of ['/api/v1/executions', '/api/v1/executions/{id}', '/api/v1/executions/{id}/events', '/api/v1/executions/{id}/approve', '/api/v1/adhoc', '/api/v1/agents', '/api/v1/approvals', '/api/v1/runbooks/{id}', '/api/v1/reports/toil']) expect(Object.keys(doc.paths)).toContain(p);
+      for (const p of ['/api/v1/executions', '/api/v1/executions/{id}', '/api/v1/executions/{id}/events', '/api/v1/executions/{id}/approve', '/api/v1/adhoc', '/api/v1/agents', '/api/v1/approvals', '/api/v1/runbooks/{id}', '/api/v1/reports/toil', '/api/v1/audit/records', '/api/v1/audit/records/{seq}', '/api/v1/audit/export', '/api/v1/audit/verifications']) expect(Object.keys(doc.paths)).toContain(p);
       const start = doc.components.schemas['StartExecution'];
       expect(start?.additionalProperties).toBe(false);
       expect(start?.required).toEqual(['runbook']);

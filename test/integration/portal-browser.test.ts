@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { Fleet } from '../helpers/fleet.js';
 import { PORTAL_RUNBOOKS } from '../helpers/portal-app.js';
+import { cli, waitFor } from '../helpers/processes.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const HOSTILE = `<script>alert(1)</script>"><img src=x onerror=alert(2)>`;
@@ -26,6 +27,7 @@ let browser: Browser;
 let url: string;
 let attacker: Server | undefined;
 let carolToken = '';
+let aliceToken = '';
 /** Dialogs any page opened (an executed alert() would land here). */
 const dialogs: string[] = [];
 
@@ -61,7 +63,7 @@ beforeAll(async () => {
   fleet = await Fleet.create();
   await fleet.startCoordinator(['--runbooks-dir', PORTAL_RUNBOOKS]);
   await fleet.ensureAdmin();
-  await fleet.user('alice', ['support-a'], { password: 'alice-password' });
+  aliceToken = await fleet.user('alice', ['support-a'], { password: 'alice-password' });
   carolToken = await fleet.user('carol', ['team-b'], { password: 'carol-password' });
   await fleet.user('dave', ['support-a'], { password: 'dave-password' });
   await fleet.user('erin', ['support-a'], { password: 'erin-password' });
@@ -161,6 +163,66 @@ describe('the portal in a browser', () => {
     expect(await page.locator('[data-testid="options"] td', { hasText: HOSTILE }).count()).toBe(1);
     expect(await page.locator('img').count()).toBe(0);
     expect(dialogs).toEqual([]);
+  });
+
+  it("opens the audit trail from the execution page and sees that execution's records, hostile values as text", async () => {
+    const { page } = alice;
+    await page.goto(`${url}/executions/${executionId}`);
+    await Promise.all([page.waitForURL(`${url}/audit?execution=${executionId}`), page.click('[data-testid="audit-link"]')]);
+    expect(await page.getAttribute('nav a[href="/audit"]', 'aria-current')).toBe('page');
+    const owners = await page.locator('[data-testid="record-execution"]').evaluateAll((els) => els.map((e) => e.textContent));
+    expect(owners.length).toBeGreaterThan(0);
+    expect(new Set(owners)).toEqual(new Set([executionId]));
+    const types = await page.locator('article.record').evaluateAll((els) => els.map((e) => e.getAttribute('data-type')));
+    // Two hosts: the request, the decision, a signed request and an agent-signed result each, the end.
+    expect(types).toContain('execution.requested');
+    expect(types.filter((t) => t === 'step.result').length).toBeGreaterThanOrEqual(2);
+    expect(await page.locator('dd code', { hasText: HOSTILE }).count()).toBeGreaterThan(0);
+    expect(await page.locator('img').count()).toBe(0);
+    expect(dialogs).toEqual([]);
+    // And from a record back to its execution.
+    await Promise.all([page.waitForURL(`${url}/executions/${executionId}`), page.locator('[data-testid="record-execution"]').first().click()]);
+  });
+
+  it("exports the execution's records through the API, and the real `handrail audit verify` accepts them with the flag the download names", async () => {
+    const res = await fetch(`${url}/api/v1/audit/export?execution=${executionId}`, { headers: { authorization: `Bearer ${aliceToken}` } });
+    expect(res.status).toBe(200);
+    const verify = res.headers.get('x-handrail-verify') ?? '';
+    expect(verify).toBe(`handrail audit verify handrail-audit-${executionId}.jsonl --execution ${executionId}`);
+    const file = join(fleet.dir, `handrail-audit-${executionId}.jsonl`);
+    await writeFile(file, Buffer.from(await res.arrayBuffer()));
+    const ok = await cli(['audit', 'verify', file, '--execution', executionId]);
+    expect(ok.code, ok.stderr + ok.stdout).toBe(0);
+    expect(ok.stdout).toMatch(/^OK: \d+ records .*records of execution/);
+    expect(ok.stdout).toMatch(/ [2-9]\d* agent-signed results with their output/);
+    // The same file is not the whole log: verified as one, it fails.
+    expect((await cli(['audit', 'verify', file])).code).toBe(1);
+
+    // A time range, for an admin: the flag in the header is the one the CLI needs.
+    const admin = await fleet.ensureAdmin();
+    const range = await fetch(`${url}/api/v1/audit/export?to=${encodeURIComponent(new Date().toISOString())}`, { headers: { authorization: `Bearer ${admin}` } });
+    expect(range.status).toBe(200);
+    const flag = (range.headers.get('x-handrail-verify') ?? '').split(' ').slice(4);
+    const rangeFile = join(fleet.dir, 'range.jsonl');
+    await writeFile(rangeFile, Buffer.from(await range.arrayBuffer()));
+    const rangeOk = await cli(['audit', 'verify', rangeFile, ...flag]);
+    expect(rangeOk.code, rangeOk.stderr + rangeOk.stdout).toBe(0);
+
+    // Alice may not export a time range, nor another team's execution (not found).
+    expect((await fetch(`${url}/api/v1/audit/export`, { headers: { authorization: `Bearer ${aliceToken}` } })).status).toBe(403);
+  });
+
+  it('verifies the live log through the API and keeps the result with its time', async () => {
+    const admin = await fleet.ensureAdmin();
+    const started = await fleet.api<{ started: boolean }>('POST', '/api/v1/audit/verifications', undefined, admin);
+    expect(started.status).toBe(202);
+    const last = await waitFor(async () => {
+      const r = await fleet.api<{ last: { ok: boolean; records: number; by: { id: string }; finishedAt: string } | null; running: unknown }>('GET', '/api/v1/audit/verifications', undefined, admin);
+      return r.body.running === null && r.body.last !== null ? r.body.last : undefined;
+    });
+    expect(last).toMatchObject({ ok: true, by: { id: 'root' } });
+    expect(last.records).toBeGreaterThan(5);
+    expect((await fleet.api('POST', '/api/v1/audit/verifications', undefined, aliceToken)).status).toBe(403);
   });
 
   it('opens the toil report from the nav and sees their team\'s row, with the chart', async () => {

@@ -76,6 +76,20 @@ describe('appending', () => {
     expect(r.records).toBe(28);
   });
 
+  it('keeps chaining from its head in memory when records vanish under it, and from the store once told to forget it', async () => {
+    await data.db.write((tx) => data.audit.append(tx, [filler(0), filler(1), filler(2), filler(3)]));
+    await data.db.write((tx) => tx.run('DELETE FROM audit_records WHERE seq > 2'));
+    // A log cut short under a running coordinator stays cut: the next record names the lost head.
+    await data.db.write((tx) => data.audit.append(tx, filler(4)));
+    expect(await seqs(data.db)).toEqual([1, 2, 5]);
+    expect((await verifyDatabase(dbPath(), testPki().caPem)).firstBad?.seq).toBe(5);
+    await data.db.write((tx) => tx.run('DELETE FROM audit_records WHERE seq > 2'));
+    data.audit.forgetHead();
+    await data.db.write((tx) => data.audit.append(tx, filler(5)));
+    expect(await seqs(data.db)).toEqual([1, 2, 3]);
+    expect((await verifyDatabase(dbPath(), testPki().caPem)).ok).toBe(true);
+  });
+
   it('chains appends started concurrently in one transaction, and those of many db.batch callers', async () => {
     await data.db.write(async (tx) => {
       await Promise.all([data.audit.append(tx, [filler(0), filler(1)]), data.audit.append(tx, filler(2)), data.audit.append(tx, [filler(3), filler(4)])]);

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { allowedActions, decide, executionScope, validatePolicy, visibleRunbooks, type Policy, type PolicyAction, type RunbookRef, type TargetAgent } from '../../coordinator/policy/policy.js';
 import { DEMO_USERS } from '../../cli/commands/demo.js';
 import { matches, parseSelector } from '../../core/selector.js';
+import { auditTrailScope } from '../../coordinator/policy/visibility.js';
 import { ROOT } from '../helpers/processes.js';
 
 // The demo's policy against the demo's runbooks, agents and users (cli/commands/demo.ts).
@@ -86,6 +87,12 @@ describe('the demo policy', () => {
     expect(ids('bob')).toEqual(['clear-cache', 'restart-web', 'rollback-release']);
     expect(ids('carol')).toHaveLength(5);
     expect(ids('admin')).toHaveLength(5);
+  });
+
+  it('opens the whole audit trail to admins and security, and only their executions\' records to the others', () => {
+    const refs = [...runbooks.values()].map((r) => r.ref);
+    const whole = (u: keyof typeof users): boolean => auditTrailScope(policies, users[u], refs).all;
+    expect([whole('alice'), whole('bob'), whole('carol'), whole('admin')]).toEqual([false, false, true, true]);
   });
 
   it('lets security see every runbook execution, whoever started it, but not ad-hoc commands (admin only)', () => {

@@ -12,6 +12,7 @@ import type { PasswordLogin } from '../../coordinator/auth/password-login.js';
 import type { Catalog } from '../../coordinator/runbooks/catalog.js';
 import type { AgentRegistry } from '../../coordinator/registry/agent-registry.js';
 import type { ExecutionAccess } from '../../coordinator/engine/execution-access.js';
+import type { AuditTrail } from '../../coordinator/audit/audit-trail.js';
 import type { Authorizer } from '../auth/authorizer.js';
 import type { ClientTrust } from '../auth/client-request.js';
 import type { SessionVariables } from '../auth/session.js';
@@ -37,6 +38,8 @@ export interface PortalDeps {
   readonly authz: Authorizer;
   /** Who may see which executions and agents: the same rules as the API's. */
   readonly access: ExecutionAccess;
+  /** The audit trail (the /audit page): records under the reader's scope, exports, verifications. */
+  readonly auditTrail: AuditTrail;
   readonly executions: PortalExecutions;
   readonly registry: AgentRegistry;
   readonly isOnline: (agentId: string) => boolean;

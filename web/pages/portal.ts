@@ -11,6 +11,7 @@
  *   hosts/      GET /hosts; for admins revoke (/hosts/:id/revoke) and the install form (/hosts/install)
  *   admin/      /admin/notifications, /admin/webhooks: admins only (404 for everyone else)
  *   toil/       GET /toil: the toil report (hours saved per team), an SVG chart and its table
+ *   audit/      GET /audit, /audit/:seq, /audit/export, POST /audit/verify: the audit trail
  *   layout/     the page frame and small shared pieces
  *
  * Sessions and CSRF live in web/auth/ (session.ts, csrf.ts); the stylesheet and the one
@@ -26,6 +27,7 @@ import { executionRoutes } from './execution/execution.js';
 import { historyRoutes } from './history/history.js';
 import { hostRoutes } from './hosts/hosts.js';
 import { toilRoutes } from './toil/toil.js';
+import { auditRoutes } from './audit/audit.js';
 import { approvalRoutes } from './approvals/approvals.js';
 import { notificationPageRoutes } from './admin/notifications.js';
 import { webhookPageRoutes } from './admin/webhooks.js';
@@ -47,6 +49,7 @@ export function portalRoutes(d: PortalDeps): Hono<PortalEnv> {
   app.route('/', approvalRoutes(d));
   app.route('/', hostRoutes(d));
   app.route('/', toilRoutes(d));
+  app.route('/', auditRoutes(d));
   app.route('/', notificationPageRoutes(d));
   app.route('/', webhookPageRoutes(d));
   return app;

@@ -77,6 +77,11 @@ textarea.copy { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, mono
 ol.steps { padding-left: 1.4rem; }
 ol.steps li { margin: 0 0 .75rem; }
 .login { max-width: 24rem; margin: 3rem auto; }
+article.record { border: 1px solid var(--line); border-radius: 6px; padding: .25rem 1rem .5rem; margin: 0 0 1rem; }
+article.record h2 { font-size: 1.05rem; margin: .5rem 0; }
+dl.data { border-top: 1px solid var(--line); padding-top: .5rem; }
+details.hash summary { cursor: pointer; }
+details.hash > code { display: block; overflow-wrap: anywhere; }
 @media (max-width: 40rem) {
   header.top .who { margin-left: 0; }
   dl.facts { grid-template-columns: 1fr; }

@@ -184,6 +184,13 @@ function ExecutionPage(p: ExecutionPageData & { csrfToken: string }) {
             <dd>{v.canceledBy}</dd>
           </>
         ) : null}
+        <dt>Audit records</dt>
+        <dd>
+          {/* Whoever may see an execution may see its records (coordinator/policy/visibility.ts). */}
+          <a href={`/audit?execution=${encodeURIComponent(v.id)}`} data-testid="audit-link">
+            The signed audit records of this execution
+          </a>
+        </dd>
       </dl>
       {active && p.canCancel ? (
         <form method="post" action={`/executions/${encodeURIComponent(v.id)}/cancel`}>

@@ -11,7 +11,7 @@ import { assetUrl } from '../../static/assets.js';
 import { CSRF_FIELD } from '../../auth/csrf.js';
 import { stateClass, stateLabel, stateLook } from './states.js';
 
-export type Section = 'runbooks' | 'executions' | 'approvals' | 'hosts' | 'toil' | 'notifications' | 'webhooks';
+export type Section = 'runbooks' | 'executions' | 'approvals' | 'hosts' | 'toil' | 'audit' | 'notifications' | 'webhooks';
 
 export interface Viewer {
   readonly name: string;
@@ -35,6 +35,7 @@ const NAV: ReadonlyArray<{ section: Section; href: string; label: string; admin?
   { section: 'approvals', href: '/approvals', label: 'Approvals' },
   { section: 'hosts', href: '/hosts', label: 'Hosts' },
   { section: 'toil', href: '/toil', label: 'Toil' },
+  { section: 'audit', href: '/audit', label: 'Audit trail' },
   { section: 'notifications', href: '/admin/notifications', label: 'Notifications', admin: true },
   { section: 'webhooks', href: '/admin/webhooks', label: 'Webhooks', admin: true },
 ];
