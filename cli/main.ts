@@ -25,6 +25,8 @@ const REGISTRY: ReadonlyArray<{ readonly name: string; readonly load: () => Prom
   { name: 'ca init', load: async () => { const m = await import('./commands/ca.js'); return { spec: m.caInit, run: m.runCaInit }; } },
   { name: 'ca rotate', load: async () => { const m = await import('./commands/ca.js'); return { spec: m.caRotate, run: m.runCaRotate }; } },
   { name: 'ca status', load: async () => { const m = await import('./commands/ca.js'); return { spec: m.caStatus, run: m.runCaStatus }; } },
+  { name: 'ca switch', load: async () => { const m = await import('./commands/ca.js'); return { spec: m.caSwitch, run: m.runCaSwitch }; } },
+  { name: 'ca retire', load: async () => { const m = await import('./commands/ca.js'); return { spec: m.caRetire, run: m.runCaRetire }; } },
   { name: 'coordinator', load: async () => { const m = await import('./commands/coordinator.js'); return { spec: m.coordinatorCommand, run: m.runCoordinator }; } },
   { name: 'token create', load: async () => { const m = await import('./commands/token.js'); return { spec: m.tokenCreate, run: m.runTokenCreate }; } },
   { name: 'token ls', load: async () => { const m = await import('./commands/token.js'); return { spec: m.tokenList, run: m.runTokenList }; } },

@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import { openDataDir, type DataDir } from './data-dir.js';
-import { loadCa } from './pki/ca.js';
+import { CaSource } from './pki/ca-source.js';
 import { Gateway } from './gateway/gateway.js';
 import { Enroller } from './registry/enrollment.js';
 import { StepDispatcher } from './engine/step-dispatcher.js';
@@ -111,7 +111,7 @@ export interface RunningCoordinator {
 }
 
 export async function startCoordinator(config: CoordinatorConfig, log: Logger, now: () => number = Date.now): Promise<RunningCoordinator> {
-  const ca = await loadCa(config.certsDir);
+  const ca = await CaSource.open(config.certsDir);
   const data = await openDataDir(config.dataDir, now, log);
   let phase: CoordinatorPhase = 'starting';
   let catalogLoaded = false;
@@ -126,7 +126,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
   const outputSeq = await OutputSequence.open(data.db);
   const enroller = new Enroller({
     db: data.db,
-    ca,
+    ca: () => ca.current,
     tokens: data.tokens,
     registry: data.registry,
     audit: data.audit,

@@ -80,6 +80,11 @@ export class TlsFrontDoor {
     });
   }
 
+  /** New connections get this trust and server certificate (a CA roll-over step); live ones keep theirs. */
+  updateCredentials(o: { caPem: string; certPem: string; keyPem: string }): void {
+    this.server.setSecureContext({ key: o.keyPem, cert: o.certPem, ca: o.caPem, minVersion: 'TLSv1.2' });
+  }
+
   /** Refuses new connections; established ones stay until close() (which waits for them to end). */
   stopAccepting(): void {
     if (!this.closing) this.closing = new Promise((resolve) => this.server.close(() => resolve()));

@@ -288,6 +288,27 @@ export class AgentRegistry {
     );
     return rows.map((r) => ({ agentId: r.id, name: r.name, online: r.connected === 1, version: r.dispatch_keys_version }));
   }
+
+  /** The CA bundle version an agent said it holds (only ever raised). */
+  recordCaBundleHeld(agentId: string, version: number): Promise<void> {
+    return this.db.batch(async (tx) => {
+      await tx.run('UPDATE agents SET ca_bundle_version = ? WHERE id = ? AND (ca_bundle_version IS NULL OR ca_bundle_version < ?)', [version, agentId, version]);
+    });
+  }
+
+  /** Every enrolled, unrevoked agent with the CA bundle version it last acknowledged and its current certificate. */
+  async caBundleHolders(): Promise<CaBundleHolder[]> {
+    const rows = await this.db.all<{ id: string; name: string; connected: number; ca_bundle_version: number | null; certificate_pem: string | null }>(
+      'SELECT a.id, a.name, a.connected, a.ca_bundle_version, c.certificate_pem FROM agents a LEFT JOIN agent_certificates c ON c.serial = a.cert_serial WHERE a.revoked_at IS NULL ORDER BY a.name, a.id',
+    );
+    return rows.map((r) => ({ agentId: r.id, name: r.name, online: r.connected === 1, version: r.ca_bundle_version, certificatePem: r.certificate_pem ?? '' }));
+  }
+}
+
+/** An agent as a CA roll-over sees it: the CA bundle it acknowledged and its current certificate. */
+export interface CaBundleHolder extends DispatchKeyHolder {
+  /** PEM of the agent's current certificate (which CA issued it decides whether retiring a CA locks it out). */
+  readonly certificatePem: string;
 }
 
 export interface DispatchKeyHolder {

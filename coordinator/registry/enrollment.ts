@@ -36,7 +36,8 @@ export interface EnrollOutput {
 
 export interface EnrollerDeps {
   readonly db: Database;
-  readonly ca: CertificateAuthority;
+  /** The issuing CA now (a CA roll-over switches it under a running coordinator). */
+  readonly ca: () => CertificateAuthority;
   readonly tokens: TokenStore;
   readonly registry: AgentRegistry;
   readonly audit: AuditLog;
@@ -102,7 +103,7 @@ export class Enroller {
       }
       const pinned = verdict.token.labels;
       const labels = { ...input.labels, ...pinned };
-      const cert = issueAgentCertificate(d.ca, csr, agentId, agentCertValidity(now, d.certTtlMs));
+      const cert = issueAgentCertificate(d.ca(), csr, agentId, agentCertValidity(now, d.certTtlMs));
       await d.registry.insertEnrolled(
         tx,
         { id: agentId, name: csr.commonName, labels, pinnedLabels: pinned, facts, tokenId: verdict.token.id, cert },

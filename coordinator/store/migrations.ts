@@ -327,6 +327,11 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX executions_state_created ON executions (state, created_at DESC, id DESC);
   CREATE INDEX executions_runbook_requester ON executions (runbook_id, requested_by, created_at DESC, id DESC);
   `,
+  // 9: CA roll-over: the CA bundle version each agent acknowledged, so `handrail ca switch`
+  // moves issuing to the next CA only once agents trust it (coordinator/pki/ca-rollover.ts).
+  `
+  ALTER TABLE agents ADD COLUMN ca_bundle_version INTEGER;
+  `,
 ];
 
 /** The schema version this build writes: the number of migrations it knows. */
