@@ -22,6 +22,7 @@ import { AccessControl } from './policy/access-control.js';
 import { SecretBox } from './pki/secret-box.js';
 import { AuditEvents } from './audit/events.js';
 import { RefusalLog } from './audit/refusal-log.js';
+import { VersionRefusalLog } from './audit/version-refusal-log.js';
 import { RateLimiter } from '../core/rate-limiter.js';
 import { HandrailError } from '../core/errors.js';
 import { join } from 'node:path';
@@ -124,9 +125,11 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
     if (audited) counters.inc('audit_records_appended_total', {}, audited);
   });
   const outputSeq = await OutputSequence.open(data.db);
+  const versionRefusals = new VersionRefusalLog(data.db, data.audit, log, now);
   const enroller = new Enroller({
     db: data.db,
     ca: () => ca.current,
+    versionRefusals,
     tokens: data.tokens,
     registry: data.registry,
     audit: data.audit,
@@ -143,6 +146,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
     registry: data.registry,
     enroller,
     audit: data.audit,
+    versionRefusals,
     log,
     counters,
     now,
@@ -315,6 +319,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
       if (checkpointTimer) clearInterval(checkpointTimer);
       await gateway.close();
       await refusals.settled();
+      await versionRefusals.settled();
       await notificationSender.stop();
       await data.db.drain();
       // Last: the checkpoint then covers every record this process wrote.

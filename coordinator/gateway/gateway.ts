@@ -33,6 +33,7 @@ import { HANDRAIL_VERSION, MIN_AGENT_VERSION } from '../../core/version.js';
 import { judgeVersions } from '../../core/version-compat.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import { AuditEvents } from '../audit/events.js';
+import type { VersionRefusalLog } from '../audit/version-refusal-log.js';
 
 /** How often the certs dir is reread for CA roll-over steps. */
 const CA_POLL_MS = 1000;
@@ -67,6 +68,7 @@ export interface GatewayDeps {
   readonly registry: AgentRegistry;
   readonly enroller: Enroller;
   readonly audit: AuditLog;
+  readonly versionRefusals: VersionRefusalLog;
   readonly log: Logger;
   readonly counters: Counters;
   readonly now: () => number;
@@ -320,6 +322,7 @@ export class Gateway implements SessionHandler {
     if (!verdict.ok) {
       d.counters.inc('connections_refused_total', { reason: 'agent_version' });
       d.log.warn({ event: 'agent.version_refused', agentId: session.agentId, agentVersion: agentVersion.slice(0, 40), upgrade: verdict.upgrade }, verdict.message);
+      d.versionRefusals.record({ stage: 'stream', agentId: session.agentId, name: null, agentVersion, coordinatorVersion: HANDRAIL_VERSION, upgrade: verdict.upgrade, remote: session.identity.remote });
       session.close(verdict.message, status.FAILED_PRECONDITION, verdict.upgrade);
       return;
     }
