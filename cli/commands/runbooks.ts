@@ -8,16 +8,16 @@ import { ApiClient } from '../api-client.js';
 import { agentsMatching, type FleetAgent } from '../agent-targets.js';
 import { printTable, type CliIo } from '../io.js';
 import { bool, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
-import { API_TOKEN, JSON_OUTPUT, RUNBOOKS_DIR, SERVER } from '../settings.js';
+import { API_TOKEN, JSON_OUTPUT, RUNBOOKS_DIR, SERVER, SERVER_CA } from '../settings.js';
 import { stat } from 'node:fs/promises';
 
-const client = (p: ParsedCommand): ApiClient => new ApiClient(str(p.values, 'server') as string, str(p.values, 'token'));
+const client = (p: ParsedCommand): ApiClient => new ApiClient(str(p.values, 'server') as string, str(p.values, 'token'), str(p.values, 'ca'));
 
 export const runbooksList: CommandSpec = {
   name: 'runbooks ls',
   usage: 'runbooks ls [--json]',
   summary: 'List the runbooks you may see: id, title, owner, whether you may run them, whether a run needs approval, and their targets.',
-  options: { server: SERVER, token: API_TOKEN, json: JSON_OUTPUT },
+  options: { server: SERVER, ca: SERVER_CA, token: API_TOKEN, json: JSON_OUTPUT },
 };
 
 const approvalText = (a: RunbookView['approval']): string => (a === null || a.required === 0 ? 'no' : `${a.required} from ${a.from.join(', ') || 'anyone'}`);
@@ -45,7 +45,7 @@ export const runbooksShow: CommandSpec = {
   name: 'runbooks show',
   usage: 'runbooks show RUNBOOK_ID [--json]',
   summary: 'Show one runbook: its options (type, required, default, pattern, allowed values), the targets it may touch and the agents they match now, whether a run needs approval, and its steps.',
-  options: { server: SERVER, token: API_TOKEN, json: JSON_OUTPUT },
+  options: { server: SERVER, ca: SERVER_CA, token: API_TOKEN, json: JSON_OUTPUT },
   allowPositionals: true,
 };
 
@@ -135,11 +135,11 @@ export const runbooksReload: CommandSpec = {
   name: 'runbooks reload',
   usage: 'runbooks reload',
   summary: 'Make the coordinator reload runbooks and policies now (it also reloads when files change). A broken file never replaces the good version.',
-  options: { server: SERVER, token: API_TOKEN, json: JSON_OUTPUT },
+  options: { server: SERVER, ca: SERVER_CA, token: API_TOKEN, json: JSON_OUTPUT },
 };
 
 export async function runRunbooksReload(p: ParsedCommand, io: CliIo): Promise<number> {
-  const api = new ApiClient(str(p.values, 'server') as string, str(p.values, 'token'));
+  const api = new ApiClient(str(p.values, 'server') as string, str(p.values, 'token'), str(p.values, 'ca'));
   const r = await api.request<{ added: Array<{ id: string }>; updated: Array<{ id: string }>; removed: string[]; kept: string[]; problems: string[] }>('POST', '/api/v1/runbooks/reload');
   if (bool(p.values, 'json')) {
     io.out(JSON.stringify(r) + '\n');
