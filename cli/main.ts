@@ -26,6 +26,7 @@ const REGISTRY: ReadonlyArray<{ readonly name: string; readonly load: () => Prom
   { name: 'ca rotate', load: async () => { const m = await import('./commands/ca.js'); return { spec: m.caRotate, run: m.runCaRotate }; } },
   { name: 'ca status', load: async () => { const m = await import('./commands/ca.js'); return { spec: m.caStatus, run: m.runCaStatus }; } },
   { name: 'ca switch', load: async () => { const m = await import('./commands/ca.js'); return { spec: m.caSwitch, run: m.runCaSwitch }; } },
+  { name: 'ca issue-probe', load: async () => { const m = await import('./commands/ca.js'); return { spec: m.caIssueProbe, run: m.runCaIssueProbe }; } },
   { name: 'ca retire', load: async () => { const m = await import('./commands/ca.js'); return { spec: m.caRetire, run: m.runCaRetire }; } },
   { name: 'coordinator', load: async () => { const m = await import('./commands/coordinator.js'); return { spec: m.coordinatorCommand, run: m.runCoordinator }; } },
   { name: 'token create', load: async () => { const m = await import('./commands/token.js'); return { spec: m.tokenCreate, run: m.runTokenCreate }; } },

@@ -1,19 +1,19 @@
 /**
- * `handrail ca init|rotate|switch|retire|status`: the coordinator CA, its server certificate,
+ * `handrail ca init|rotate|switch|retire|status|issue-probe`: the coordinator CA, its server certificate,
  * and a CA roll-over with agents online (coordinator/pki/ca-rollover.ts has the file steps,
  * ca-rollover-decisions.ts when each may happen). A running coordinator takes each step up
  * from the certs dir within a second.
  */
-import { stat } from 'node:fs/promises';
+import { generateKeyPairSync } from 'node:crypto';
+import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CA_FILES, CA_NEXT_FILES, initCa } from '../../coordinator/pki/ca.js';
+import { CA_FILES, CA_NEXT_FILES, initCa, issueProbeCertificate, loadCa } from '../../coordinator/pki/ca.js';
 import { planCaRotation, readRollover, retireCa, switchCa, type CaRollover } from '../../coordinator/pki/ca-rollover.js';
 import { agentsIssuedBy, decideCaRetire, decideCaSwitch, lackingBundle, type CaBundleHolder } from '../../coordinator/pki/ca-rollover-decisions.js';
 import { names } from '../../coordinator/pki/dispatch-rotation.js';
 import { STORE_FILE } from '../../coordinator/data-dir.js';
 import { AuditEvents } from '../../coordinator/audit/events.js';
-import { readFile } from 'node:fs/promises';
 import { withDataDir } from '../data-dir.js';
 import { ALLOW_KEYS_IN_GIT, refuseKeysInWorkTree } from '../git-guard.js';
 import type { CliIo } from '../io.js';
@@ -250,4 +250,50 @@ export async function runCaStatus(p: ParsedCommand, io: CliIo): Promise<number> 
   if (agents && agents.lackingBundle.length > 0) io.out(`lacking the CA bundle: ${names(agents.lackingBundle, 50)}\n`);
   if (agents && agents.onOldCa.length > 0) io.out(`still on the old CA: ${names(agents.onOldCa, 50)}\n`);
   return 0;
+}
+
+export const caIssueProbe: CommandSpec = {
+  name: 'ca issue-probe',
+  usage: 'ca issue-probe --out DIR [--name NAME] [--ttl 90d]',
+  summary:
+    'Issue a client certificate for a monitoring probe: with it, grpc.health.v1 and server reflection on the agent port answer (grpcurl, buf curl, Prometheus blackbox); the agent stream refuses it. Writes probe.pem, probe.key (0600) and ca.pem into DIR.',
+  options: {
+    'certs-dir': CERTS_DIR,
+    'data-dir': DATA_DIR,
+    out: { type: 'string', placeholder: 'DIR', description: 'directory for probe.pem, probe.key and ca.pem (created 0700)' },
+    name: { type: 'string', default: 'monitoring', placeholder: 'NAME', description: 'who probes (letters, digits, . _ -), recorded in the certificate and the audit record' },
+    ttl: { type: 'string', default: '90d', placeholder: 'DURATION', description: 'certificate lifetime (at most 400d)' },
+  },
+};
+
+export async function runCaIssueProbe(p: ParsedCommand, io: CliIo): Promise<number> {
+  const out = str(p.values, 'out');
+  if (!out) throw new UsageError('--out DIR is required', 'e.g. handrail ca issue-probe --out /etc/prometheus/handrail-probe');
+  const name = str(p.values, 'name') as string;
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(name)) throw new UsageError(`--name "${name.slice(0, 80)}" is invalid`, 'use letters, digits, . _ - (at most 63 characters)');
+  const ttlMs = durationSetting(p, 'ttl', 60_000);
+  if (ttlMs > 400 * 86_400_000) throw new UsageError(`--ttl ${str(p.values, 'ttl') ?? ''} is longer than 400 days`, 'issue a shorter one and renew it');
+  await refuseKeysInWorkTree([join(out, 'probe.key')], false);
+  const dir = str(p.values, 'certs-dir') as string;
+  const ca = await loadCa(dir);
+  return withDataDir(p, io, async (data) => {
+    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const now = io.now();
+    const cert = issueProbeCertificate(ca, name, publicKey.export({ type: 'spki', format: 'pem' }).toString(), { notBefore: now - 60_000, notAfter: now + ttlMs });
+    await mkdir(out, { recursive: true, mode: 0o700 });
+    await writeFile(join(out, 'probe.key'), privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), { mode: 0o600 });
+    await chmod(join(out, 'probe.key'), 0o600);
+    await writeFile(join(out, 'probe.pem'), cert.pem, { mode: 0o644 });
+    await writeFile(join(out, 'ca.pem'), ca.trustPem, { mode: 0o644 });
+    await data.db.write((tx) =>
+      data.audit.append(tx, {
+        type: AuditEvents.caProbeIssued,
+        actor: actor(io),
+        data: { name, certificateSerial: cert.serial, certificateFingerprint256: cert.fingerprint256, notAfter: new Date(cert.notAfter).toISOString() },
+      }),
+    );
+    io.out(`probe certificate for "${name}" in ${out}: probe.pem, probe.key (0600), ca.pem; valid until ${new Date(cert.notAfter).toISOString()}\n`);
+    io.out(`  e.g. buf curl --protocol grpc --cacert ${join(out, 'ca.pem')} --cert ${join(out, 'probe.pem')} --key ${join(out, 'probe.key')} https://COORDINATOR:7443/grpc.health.v1.Health/Check\n`);
+    return 0;
+  });
 }

@@ -19,7 +19,7 @@ import { toGrpcError } from './grpc-status.js';
 import { transportWatch } from './transport-watch.js';
 import type { AgentRegistry } from '../registry/agent-registry.js';
 import type { Enroller } from '../registry/enrollment.js';
-import { agentCertValidity, caSummary, issueAgentCertificate, normalizeSerial, parseCsr } from '../pki/ca.js';
+import { agentCertValidity, caSummary, isProbeCertificate, issueAgentCertificate, normalizeSerial, parseCsr } from '../pki/ca.js';
 import type { CaSource } from '../pki/ca-source.js';
 import { signedCaBundleToWire } from '../../proto/codec/ca-bundle-codec.js';
 import { dispatchSetVersion, type Keyring } from '../pki/keyring.js';
@@ -278,6 +278,12 @@ export class Gateway implements SessionHandler {
     if (!peer) {
       d.counters.inc('connections_refused_total', { reason: 'no_client_certificate' });
       call.emit('error', { code: status.UNAUTHENTICATED, details: 'client certificate required' });
+      return;
+    }
+    if (isProbeCertificate(peer.subjectaltname)) {
+      d.counters.inc('connections_refused_total', { reason: 'probe_certificate' });
+      d.log.warn({ event: 'gateway.connection_refused', reason: 'probe_certificate', remote, subject: peer.subject?.CN }, 'agent stream with a probe certificate refused');
+      call.emit('error', { code: status.PERMISSION_DENIED, details: 'a probe certificate serves health and reflection only, not an agent stream' });
       return;
     }
     const agentId = typeof peer.subject?.CN === 'string' ? peer.subject.CN : '';

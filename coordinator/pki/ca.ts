@@ -281,6 +281,43 @@ export function issueAgentCertificate(
   };
 }
 
+/** The subject alternative name that marks a monitoring probe's certificate (issued only by `ca issue-probe`). */
+export const PROBE_URN_PREFIX = 'urn:handrail:probe:';
+
+/** Whether a peer certificate (as Node reports subjectaltname) is a probe's: health and reflection only, never an agent stream. */
+export function isProbeCertificate(subjectAltName: string | undefined): boolean {
+  return (subjectAltName ?? '').split(', ').some((n) => n.startsWith(`URI:${PROBE_URN_PREFIX}`));
+}
+
+/**
+ * A client certificate for a monitoring probe (grpc.health.v1, reflection on the agent port):
+ * CN probe-<name>, OU probe, SAN urn:handrail:probe:<name>. The gateway routes it to health and
+ * reflection and refuses it an agent stream; no agent certificate carries that name.
+ */
+export function issueProbeCertificate(ca: CertificateAuthority, name: string, publicKeyPem: string, validity: { notBefore: number; notAfter: number }): IssuedCertificate {
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = forge.pki.publicKeyFromPem(publicKeyPem);
+  cert.serialNumber = newSerialHex();
+  cert.validity.notBefore = new Date(validity.notBefore);
+  cert.validity.notAfter = new Date(validity.notAfter);
+  cert.setSubject([
+    { name: 'commonName', value: `probe-${name}` },
+    { name: 'organizationName', value: 'Handrail' },
+    { name: 'organizationalUnitName', value: 'probe' },
+  ]);
+  cert.setIssuer(ca.caCert.subject.attributes);
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: false, critical: true },
+    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
+    { name: 'extKeyUsage', clientAuth: true },
+    { name: 'subjectAltName', altNames: [{ type: 6, value: `${PROBE_URN_PREFIX}${name}` }] },
+    { name: 'authorityKeyIdentifier', keyIdentifier: ca.caCert.generateSubjectKeyIdentifier().getBytes() },
+  ]);
+  cert.sign(forgeSigner(ca.caKey), forge.md.sha256.create());
+  const pem = forge.pki.certificateToPem(cert);
+  const x = new X509Certificate(pem);
+  return { pem, serial: normalizeSerial(x.serialNumber), fingerprint256: x.fingerprint256, notBefore: Date.parse(x.validFrom), notAfter: Date.parse(x.validTo) };
+}
 
 export function makeCaCertificate(org: string, now: number, days: number, label = ''): { caKeys: { privateKey: KeyObject; publicKey: KeyObject }; caCert: forge.pki.Certificate; caCertPem: string } {
   const caKeys = generateKeyPairSync('rsa', { modulusLength: 3072 });
