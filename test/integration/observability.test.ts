@@ -44,13 +44,7 @@ async function scrape(): Promise<{ text: string; families: Map<string, Family> }
   expect(res.status).toBe(200);
   expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
   const text = await res.text();
-  return { text, families: parseMetrics(text) };
-}
-
-/** A labelled histogram's _count, read from the text (the parser loses labelled histogram series). */
-function histogramCount(text: string, name: string, labels: string): number {
-  const m = new RegExp(`^${name}_count\\{${labels.replace(/[{}"]/g, (c) => `\\${c}`)}\\} (\\d+)$`, 'm').exec(text);
-  return m ? Number(m[1]) : 0;
+  return { text, families: await parseMetrics(text) };
 }
 
 async function run(runbook: string, options: Record<string, string>): Promise<ExecutionResult> {
@@ -81,7 +75,8 @@ describe('/metrics', () => {
     const f = after.families;
     expect(v(f, 'handrail_steps_dispatched_total') - v(before.families, 'handrail_steps_dispatched_total')).toBe(2);
     expect(v(f, 'handrail_results_stored_total') - v(before.families, 'handrail_results_stored_total')).toBe(2);
-    expect(histogramCount(after.text, 'handrail_step_duration_seconds', 'status="succeeded"') - histogramCount(before.text, 'handrail_step_duration_seconds', 'status="succeeded"')).toBe(2);
+    expect(v(f, 'handrail_step_duration_seconds', { status: 'succeeded' }) - v(before.families, 'handrail_step_duration_seconds', { status: 'succeeded' })).toBe(2);
+    expect(sampleValue(f, 'handrail_step_duration_seconds', { status: 'succeeded' }, 'sum')).toBeGreaterThan(sampleValue(before.families, 'handrail_step_duration_seconds', { status: 'succeeded' }, 'sum') ?? 0);
     expect(v(f, 'handrail_dispatch_latency_seconds') - v(before.families, 'handrail_dispatch_latency_seconds')).toBe(2);
     // Records for the request, the policy decision, two dispatches, two results, the completion…
     expect(v(f, 'handrail_audit_records_appended_total') - v(before.families, 'handrail_audit_records_appended_total')).toBeGreaterThanOrEqual(6);
@@ -90,11 +85,11 @@ describe('/metrics', () => {
     expect(v(f, 'handrail_agents_online')).toBe(1);
     expect(v(f, 'handrail_queue_length', { queue: 'steps_in_flight' })).toBe(0);
     expect(v(f, 'process_resident_memory_bytes')).toBeGreaterThan(10 * 1024 * 1024);
-    expect(f.get('nodejs_eventloop_lag_seconds')?.type).toBe('GAUGE');
+    expect(f.get('nodejs_eventloop_lag_seconds')?.type).toBe('gauge');
     // Conventions: every family documented; counters end in _total; no label carries an id.
     for (const [name, fam] of f) {
       expect(fam.help, name).toMatch(/\S/);
-      if (fam.type === 'COUNTER') expect(name).toMatch(/_total$/);
+      if (fam.type === 'counter') expect(name).toMatch(/_total$/);
     }
     expect(after.text).not.toMatch(/="(exe|agt|sr|req)-[a-z0-9]+"/);
     expect(after.text).not.toContain(SECRET);
