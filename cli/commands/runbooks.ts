@@ -2,6 +2,7 @@
  * `handrail runbooks ls|show` (what the token's user may see and run, through the API),
  * `handrail runbooks lint DIR` (for a runbook repository's CI) and `handrail runbooks reload`.
  */
+import { dirname } from 'node:path';
 import { lintDirectory } from '../../coordinator/runbooks/catalog.js';
 import type { RunbookView } from '../../web/api/runbooks.js';
 import { ApiClient } from '../api-client.js';
@@ -115,11 +116,9 @@ export const runbooksLint: CommandSpec = {
 
 export async function runRunbooksLint(p: ParsedCommand, io: CliIo): Promise<number> {
   const dir = p.positionals[0] ?? (str(p.values, 'runbooks-dir') as string);
-  try {
-    if (!(await stat(dir)).isDirectory()) throw new Error();
-  } catch {
-    throw new UsageError(`${dir} is not a directory`);
-  }
+  const st = await stat(dir).catch(() => undefined);
+  if (!st) throw new UsageError(`${dir}: no such directory`, 'give the directory that holds your runbooks and policies, e.g. handrail runbooks lint runbooks/ (or --runbooks-dir / HANDRAIL_RUNBOOKS_DIR)');
+  if (!st.isDirectory()) throw new UsageError(`${dir} is a file; runbooks lint checks a directory (every .yaml file under it, policies included)`, `give its directory: handrail runbooks lint ${dirname(dir)}`);
   const r = await lintDirectory(dir);
   if (bool(p.values, 'json')) io.out(JSON.stringify({ ok: r.lines.length === 0, runbooks: r.runbooks, policies: r.policies, problems: r.lines }) + '\n');
   else {
