@@ -16,7 +16,9 @@ import { NonceStore } from './nonce-store.js';
 import { DispatchTrust } from './dispatch-trust.js';
 import { decodeDispatchKeySet } from '../proto/codec/dispatch-key-set-codec.js';
 import { Spool } from './spool.js';
-import { StateDir, type AgentCredentials } from './state-dir.js';
+import { IdentityUpdater, StateDir, type AgentCredentials } from './state-dir.js';
+import { CaTrust } from './ca-trust.js';
+import { decodeCaBundle } from '../proto/codec/ca-bundle-codec.js';
 import { StepExecutor, type DrainSummary } from './step-executor.js';
 
 /** After the last step stopped: how long a stopping agent waits for the coordinator to acknowledge results. */
@@ -116,13 +118,22 @@ export async function startAgent(config: AgentConfig, log: Logger, now: () => nu
     );
   }
   const identity = await state.readIdentity();
-  const caPem = await state.readCa();
+  const identityFile = new IdentityUpdater(state, identity);
+  const caTrust = new CaTrust({
+    caPem: await state.readCa(),
+    version: identity.caBundleVersion ?? 0,
+    decode: decodeCaBundle,
+    persist: async (pem, version) => {
+      await state.writeCa(pem);
+      await identityFile.update({ caBundleVersion: version });
+    },
+  });
   const trust = new DispatchTrust({
     identity,
-    caPem,
+    caPublicKeys: () => caTrust.publicKeys(),
     allowCaRecovery: config.allowCaKeyRecovery ?? false,
     decode: decodeDispatchKeySet,
-    persist: (next) => state.writeIdentity(next),
+    persist: (next) => identityFile.update({ dispatchKeys: next.dispatchKeys, ...(next.dispatchKeySetVersion !== undefined ? { dispatchKeySetVersion: next.dispatchKeySetVersion } : {}) }),
   });
   const localPolicy = await loadLocalPolicy(config.localPolicyFile, config.allowAdhoc);
 
@@ -153,12 +164,13 @@ export async function startAgent(config: AgentConfig, log: Logger, now: () => nu
   const labels = { ...identity.labels, ...config.labels };
   connection = new AgentConnection({
     address,
-    caPem,
+    caPem: () => caTrust.pem(),
     credentials: () => creds,
     saveCredentials: async (keyPem, certPem) => {
       creds = await state.writeCredentials(keyPem, certPem);
     },
     offerDispatchKeys: (signed) => trust.offer(signed),
+    offerCaBundle: (signed) => caTrust.offer(signed, creds.certPem),
     agentId: identity.agentId,
     facts: collectFacts,
     labels,

@@ -9,8 +9,10 @@ import type { Logger } from 'pino';
 import { AgentGatewayServiceClient, type ConnectRequest, type ConnectResponse } from '../proto/gen/handrail/v1/gateway.js';
 import { envelopeFromWire } from '../proto/codec/step-codec.js';
 import { signedKeySetFromWire } from '../proto/codec/dispatch-key-set-codec.js';
-import type { SignedDispatchKeySet as WireSignedKeySet } from '../proto/gen/handrail/v1/common.js';
+import type { SignedCaBundle as WireSignedCaBundle, SignedDispatchKeySet as WireSignedKeySet } from '../proto/gen/handrail/v1/common.js';
 import type { KeySetVerdict, SignedDispatchKeySet } from '../core/dispatch-key-set.js';
+import type { CaBundleVerdict, SignedCaBundle } from '../core/ca-bundle.js';
+import { signedCaBundleFromWire } from '../proto/codec/ca-bundle-codec.js';
 import { judgeIssuedCertificate } from './issued-certificate.js';
 import { HANDRAIL_VERSION, MIN_COORDINATOR_VERSION } from '../core/version.js';
 import { judgeVersions } from '../core/version-compat.js';
@@ -23,12 +25,15 @@ import type { Link, StepExecutor } from './step-executor.js';
 
 export interface ConnectionDeps {
   readonly address: CoordinatorAddress;
-  readonly caPem: string;
+  /** The CAs trusted now (PEM; several during a CA roll-over): read at every connection. */
+  readonly caPem: () => string;
   readonly credentials: () => AgentCredentials;
   /** Persists renewed credentials and makes them current. */
   readonly saveCredentials: (keyPem: string, certPem: string) => Promise<void>;
   /** Judges a signed dispatch key set and, if it is newer and properly signed, makes it current. */
   readonly offerDispatchKeys: (signed: SignedDispatchKeySet) => Promise<KeySetVerdict>;
+  /** Judges a signed CA bundle and, if it is newer and properly signed, makes it current. */
+  readonly offerCaBundle: (signed: SignedCaBundle) => Promise<CaBundleVerdict>;
   readonly agentId: string;
   readonly facts: () => HostFacts;
   readonly labels: Labels;
@@ -54,7 +59,9 @@ export class AgentConnection {
   private streamingSince = 0;
   /** The coordinator said it reads DispatchKeysHeld (Welcome.accepts_dispatch_keys_held). */
   private acksKeySets = false;
-  private renewPending: { keyPem: string; sentAt: number } | undefined;
+  /** The coordinator said it reads CaBundleHeld (Welcome.accepts_ca_bundle_held). */
+  private acksCaBundles = false;
+  private renewPending: { keyPem: string; sentAt: number; generation: number } | undefined;
   private reconnectWhenIdle = false;
   /** Set when the agent itself ends a healthy stream (to pick up a renewed certificate). */
   private intentionalReconnect = false;
@@ -96,7 +103,7 @@ export class AgentConnection {
     this.machine.move('connecting');
     const client = new AgentGatewayServiceClient(
       d.address.target,
-      credentials.createSsl(Buffer.from(d.caPem), Buffer.from(creds.keyPem), Buffer.from(creds.certPem)),
+      credentials.createSsl(Buffer.from(d.caPem()), Buffer.from(creds.keyPem), Buffer.from(creds.certPem)),
       channelOptions(d.address, d.channelOptions),
     );
     this.client = client;
@@ -121,8 +128,10 @@ export class AgentConnection {
           return;
         }
         this.acksKeySets = msg.value.acceptsDispatchKeysHeld;
+        this.acksCaBundles = msg.value.acceptsCaBundleHeld;
         this.onWelcome(call, msg.value.heartbeatIntervalMs);
         this.onDispatchKeys(msg.value.dispatchKeySet, 'welcome');
+        this.onCaBundle(msg.value.caBundle, 'welcome').catch(() => undefined);
         return;
       }
       this.onMessage(msg);
@@ -164,9 +173,18 @@ export class AgentConnection {
       case 'ack':
         d.executor.acknowledge(msg.value.stepId, msg.value.refused);
         return;
-      case 'renewed':
-        this.onRenewed(msg.value.certificatePem).catch((e: unknown) => d.log.error({ event: 'agent.renew_save_failed', err: e }, 'saving the renewed certificate failed'));
+      case 'renewed': {
+        // The bundle first: a certificate from the next CA is judged against the bundle that names it.
+        const bundle = msg.value.caBundle;
+        const certificatePem = msg.value.certificatePem;
+        this.onCaBundle(bundle, 'renewal')
+          .then(() => this.onRenewed(certificatePem))
+          .catch((e: unknown) => d.log.error({ event: 'agent.renew_save_failed', err: e }, 'saving the renewed certificate failed'));
         this.onDispatchKeys(msg.value.dispatchKeySet, 'renewal');
+        return;
+      }
+      case 'caBundle':
+        this.onCaBundle(msg.value, 'rollover').catch(() => undefined);
         return;
       case 'dispatchKeys':
         this.onDispatchKeys(msg.value, 'rotation');
@@ -204,10 +222,11 @@ export class AgentConnection {
     const lifetime = creds.notAfter - creds.notBefore;
     const remaining = creds.notAfter - now;
     if (remaining > lifetime * (d.renewAtRemainingFraction ?? 1 / 3)) return;
-    if (this.renewPending && now - this.renewPending.sentAt < 30_000) return;
+    // A request sent on a stream that has since dropped got no answer: ask again on this one at once.
+    if (this.renewPending && this.renewPending.generation === this.generation && now - this.renewPending.sentAt < 30_000) return;
     const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
     const keyPem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-    this.renewPending = { keyPem, sentAt: now };
+    this.renewPending = { keyPem, sentAt: now, generation: this.generation };
     d.log.info({ event: 'agent.renew_requested', notAfter: new Date(creds.notAfter).toISOString() }, 'requesting a new certificate');
     // node-forge is loaded only when a CSR is needed, to keep the idle agent small.
     void import('../core/csr.js')
@@ -218,7 +237,7 @@ export class AgentConnection {
   private async onRenewed(certPem: string): Promise<void> {
     const pending = this.renewPending;
     if (!pending) return;
-    const verdict = judgeIssuedCertificate({ certPem, caPem: this.d.caPem, agentId: this.d.agentId, privateKey: createPrivateKey(pending.keyPem), now: this.d.now() });
+    const verdict = judgeIssuedCertificate({ certPem, caPem: this.d.caPem(), agentId: this.d.agentId, privateKey: createPrivateKey(pending.keyPem), now: this.d.now() });
     if (!verdict.ok) {
       // Keep the identity we have; a fresh key and CSR go out at the next renewal attempt.
       this.d.log.error({ event: 'agent.renewal_refused', agentId: this.d.agentId, reason: verdict.reason }, `renewed certificate refused, keeping the current one: ${verdict.reason}`);
@@ -254,7 +273,27 @@ export class AgentConnection {
       .catch((e: unknown) => d.log.error({ event: 'agent.dispatch_keys_save_failed', agentId: d.agentId, err: e }, 'saving the dispatch key set failed; keeping the trusted keys'));
   }
 
-  private reportTrustRefused(what: 'certificate' | 'dispatch_keys', reason: string): void {
+  /** A CA bundle the coordinator sent (welcome, renewal, roll-over): taken only if signed by a CA we trust. Never rejects. */
+  private async onCaBundle(wire: WireSignedCaBundle | undefined, source: 'welcome' | 'renewal' | 'rollover'): Promise<void> {
+    const { d } = this;
+    if (!wire) return;
+    try {
+      const verdict = await d.offerCaBundle(signedCaBundleFromWire(wire));
+      if (!verdict.ok) {
+        d.log.error({ event: 'agent.ca_bundle_refused', agentId: d.agentId, source, reason: verdict.reason }, `CA bundle refused, keeping the trusted CAs: ${verdict.reason}`);
+        this.reportTrustRefused('ca_bundle', verdict.reason);
+        return;
+      }
+      if (this.acksCaBundles) this.currentLink?.send({ msg: { $case: 'caBundleHeld', value: { version: verdict.bundle.version, fingerprints: [...verdict.fingerprints] } } }).catch(() => undefined);
+      if (verdict.changed) {
+        d.log.info({ event: 'agent.ca_bundle_updated', agentId: d.agentId, source, version: verdict.bundle.version, fingerprints: verdict.fingerprints, signer: verdict.signer }, 'trusted CAs updated');
+      }
+    } catch (e) {
+      d.log.error({ event: 'agent.ca_bundle_save_failed', agentId: d.agentId, err: e }, 'saving the CA bundle failed; keeping the trusted CAs');
+    }
+  }
+
+  private reportTrustRefused(what: 'certificate' | 'dispatch_keys' | 'ca_bundle', reason: string): void {
     this.currentLink?.send({ msg: { $case: 'trustRefused', value: { what, reason: reason.slice(0, 500) } } }).catch(() => undefined);
   }
 

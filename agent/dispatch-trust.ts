@@ -8,7 +8,8 @@ import type { AgentIdentityFile } from './state-dir.js';
 
 export interface DispatchTrustDeps {
   readonly identity: AgentIdentityFile;
-  readonly caPem: string;
+  /** The keys of the CAs the agent trusts now (they change during a CA roll-over). */
+  readonly caPublicKeys: () => readonly KeyObject[];
   readonly allowCaRecovery: boolean;
   readonly decode: (payload: Uint8Array) => DispatchKeySet;
   readonly persist: (identity: AgentIdentityFile) => Promise<void>;
@@ -17,14 +18,12 @@ export interface DispatchTrustDeps {
 export class DispatchTrust {
   private identity: AgentIdentityFile;
   private byId: Map<string, KeyObject>;
-  private readonly caPublicKey: KeyObject;
   /** Offers are judged one at a time, each against the outcome of the one before. */
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly d: DispatchTrustDeps) {
     this.identity = d.identity;
     this.byId = toKeyMap(d.identity.dispatchKeys);
-    this.caPublicKey = createPublicKey(d.caPem);
   }
 
   keys(): ReadonlyMap<string, KeyObject> {
@@ -47,7 +46,7 @@ export class DispatchTrust {
   /** Judges a signed set; a newer, properly signed one is saved, then used. */
   offer(signed: SignedDispatchKeySet): Promise<KeySetVerdict> {
     const next = this.queue.then(async (): Promise<KeySetVerdict> => {
-      const verdict = judgeDispatchKeySet({ signed, decode: this.d.decode, current: this.trusted, caPublicKey: this.caPublicKey, allowCaRecovery: this.d.allowCaRecovery });
+      const verdict = judgeDispatchKeySet({ signed, decode: this.d.decode, current: this.trusted, caPublicKeys: this.d.caPublicKeys(), allowCaRecovery: this.d.allowCaRecovery });
       if (!verdict.ok || !verdict.changed) return verdict;
       const identity: AgentIdentityFile = {
         ...this.identity,

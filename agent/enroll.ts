@@ -10,6 +10,7 @@ import { channelOptions, type CoordinatorAddress } from './coordinator-address.j
 import type { StateDir } from './state-dir.js';
 import { judgeIssuedCertificate } from './issued-certificate.js';
 import { judgeDispatchKeySet } from '../core/dispatch-key-set.js';
+import { splitPems } from '../core/ca-bundle.js';
 import { decodeDispatchKeySet, signedKeySetFromWire } from '../proto/codec/dispatch-key-set-codec.js';
 
 export interface EnrollOptions {
@@ -87,7 +88,7 @@ function checkAnswer(res: EnrollResponse, keyPem: string, o: EnrollOptions): Che
   const cert = judgeIssuedCertificate({ certPem: res.certificatePem, caPem: o.caPem, agentId: res.agentId, privateKey: createPrivateKey(keyPem), now: (o.now ?? Date.now)() });
   if (!cert.ok) return cert;
   if (!res.dispatchKeySet) return { ok: false, reason: 'the answer carries no signed dispatch key set (is the coordinator older than this agent? upgrade the coordinator)' };
-  const keys = judgeDispatchKeySet({ signed: signedKeySetFromWire(res.dispatchKeySet), decode: decodeDispatchKeySet, current: undefined, caPublicKey: createPublicKey(o.caPem), allowCaRecovery: false });
+  const keys = judgeDispatchKeySet({ signed: signedKeySetFromWire(res.dispatchKeySet), decode: decodeDispatchKeySet, current: undefined, caPublicKeys: splitPems(o.caPem).map((pem) => createPublicKey(pem)), allowCaRecovery: false });
   if (!keys.ok) return keys;
   return { ok: true, keys: keys.set.keys.map((k) => ({ keyId: k.keyId, publicKeyPem: k.publicKeyPem })), version: keys.set.version };
 }

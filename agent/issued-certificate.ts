@@ -1,9 +1,10 @@
 /**
  * Whether a certificate the coordinator issued (at enrollment or renewal) may become this
- * agent's identity: it chains to the pinned CA, names this agent, is a client certificate with
+ * agent's identity: it chains to the pinned CA (or a CA of the agent's CA bundle), names this agent, is a client certificate with
  * a sane validity window, and belongs to the key the agent just made. Pure: takes values.
  */
 import { createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
+import { splitPems } from '../core/ca-bundle.js';
 
 /** Clock skew tolerated between coordinator and agent for notBefore. */
 const SKEW_MS = 5 * 60_000;
@@ -13,6 +14,7 @@ const CLIENT_AUTH_OID = '1.3.6.1.5.5.7.3.2';
 
 export interface IssuedCertificateInput {
   readonly certPem: string;
+  /** The CAs the agent trusts (one PEM, or several: the CA bundle of a roll-over). */
   readonly caPem: string;
   readonly agentId: string;
   readonly privateKey: KeyObject;
@@ -26,18 +28,19 @@ export function judgeIssuedCertificate(input: IssuedCertificateInput): Certifica
   const pems = input.certPem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
   if (pems.length !== 1) return refuse(`expected exactly one PEM certificate, got ${pems.length}`);
   let cert: X509Certificate;
-  let ca: X509Certificate;
+  const cas: X509Certificate[] = [];
   try {
     cert = new X509Certificate(pems[0] as string);
   } catch (e) {
     return refuse(`the certificate does not parse: ${(e as Error).message}`);
   }
   try {
-    ca = new X509Certificate(input.caPem);
+    for (const pem of splitPems(input.caPem)) cas.push(new X509Certificate(pem));
   } catch (e) {
     return refuse(`the pinned CA certificate does not parse: ${(e as Error).message}`);
   }
-  if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) return refuse(`the certificate is not issued by the pinned CA (issuer: ${oneLine(cert.issuer)})`);
+  // During a CA roll-over the agent trusts both CAs of its bundle: renewals come from the next one.
+  if (!cas.some((ca) => cert.checkIssued(ca) && cert.verify(ca.publicKey))) return refuse(`the certificate is not issued by the pinned CA or a CA of its bundle (issuer: ${oneLine(cert.issuer)})`);
   if (cert.ca) return refuse('the certificate is a CA certificate, not an agent certificate');
   const cn = /(?:^|\n)CN=([^\n]*)/.exec(cert.subject)?.[1];
   if (cn !== input.agentId) return refuse(`the certificate names ${JSON.stringify(cn ?? '')}, not this agent (${input.agentId})`);

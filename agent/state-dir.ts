@@ -1,7 +1,7 @@
 /**
  * The agent's state directory:
  *   identity/agent.pem   private key + certificate (0600; replaced atomically on renewal)
- *   identity/ca.pem      the coordinator CA it trusts
+ *   identity/ca.pem      the coordinator CA(s) it trusts (two during a CA roll-over)
  *   identity/agent.json  agent id, name, coordinator address, trusted dispatch keys
  *   spool/               steps in flight and results not yet acknowledged (see spool.ts)
  *   nonces.log           nonces of accepted steps, until they expire (replay protection)
@@ -18,6 +18,8 @@ export interface AgentIdentityFile {
   readonly dispatchKeys: ReadonlyArray<{ keyId: string; publicKeyPem: string }>;
   /** Version of the signed key set the keys came from (absent: enrolled before signed sets). */
   readonly dispatchKeySetVersion?: number;
+  /** Version of the CA bundle identity/ca.pem came from (absent: the CA pinned at enrollment). */
+  readonly caBundleVersion?: number;
   readonly labels: Readonly<Record<string, string>>;
 }
 
@@ -94,6 +96,33 @@ export class StateDir {
     const creds = parseCredentials(keyPem.trimEnd() + '\n' + certPem);
     await atomicWrite(this.credentialsFile, keyPem.trimEnd() + '\n' + certPem, 0o600);
     return creds;
+  }
+}
+
+/**
+ * agent.json has more than one writer (dispatch keys, CA bundle version): each change goes
+ * through here, one at a time, onto the latest content, so that neither undoes the other.
+ */
+export class IdentityUpdater {
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly state: StateDir,
+    private current: AgentIdentityFile,
+  ) {}
+
+  get identity(): AgentIdentityFile {
+    return this.current;
+  }
+
+  update(change: Partial<Omit<AgentIdentityFile, 'agentId'>>): Promise<void> {
+    const next = this.queue.then(async () => {
+      const id = { ...this.current, ...change };
+      await this.state.writeIdentity(id);
+      this.current = id;
+    });
+    this.queue = next.catch(() => undefined);
+    return next;
   }
 }
 

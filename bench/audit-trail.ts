@@ -169,7 +169,7 @@ async function main(): Promise<void> {
     s = await seed(data.db, now);
     out(`seeded in ${(s.ms / 1000).toFixed(1)} s`);
   }
-  const trail = new AuditTrail({ db: data.db, audit: data.audit, caPem: '', now: () => now });
+  const trail = new AuditTrail({ db: data.db, audit: data.audit, caPem: () => '', now: () => now });
   out('');
   out('case | plan | rows | p50 ms | p95 ms | CPU ms/query');
   for (const c of cases(s)) {

@@ -1,5 +1,7 @@
 /** The CLI's client for the coordinator HTTP API: errors come back as HandrailErrors with the server's message. */
+import { readFile } from 'node:fs/promises';
 import { HandrailError, type ErrorKind } from '../core/errors.js';
+import { fetchTrusting, type Fetch } from './https-fetch.js';
 
 /**
  * A --server value must be an http(s) URL: "localhost:8080" parses as a URL with the scheme
@@ -18,11 +20,31 @@ export function checkServerUrl(base: string): void {
 }
 
 export class ApiClient {
+  private fetcher: Promise<Fetch> | undefined;
+
+  /** `caFile`: the CA to trust for an https --server (--ca / HANDRAIL_CA), e.g. the coordinator's ca.pem. */
   constructor(
     private readonly base: string,
     private readonly token: string | undefined,
+    private readonly caFile?: string,
   ) {
     checkServerUrl(base);
+  }
+
+  /** Plain fetch, or one trusting --ca for an https server (read once, on first use). */
+  private fetchFn(): Promise<Fetch> {
+    const file = this.caFile;
+    if (!file || !this.base.startsWith('https:')) return Promise.resolve(fetch as Fetch);
+    this.fetcher ??= readFile(file, 'utf8').then(
+      (pem) => {
+        if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new HandrailError('invalid_argument', `--ca ${file} holds no PEM certificate`, { hint: "pass the coordinator's ca.pem (its certs dir)" });
+        return fetchTrusting(pem);
+      },
+      (e: NodeJS.ErrnoException) => {
+        throw new HandrailError('invalid_argument', `cannot read the CA file ${file} (--ca / HANDRAIL_CA): ${e.code === 'ENOENT' ? 'no such file' : e.message}`, { hint: "pass the coordinator's ca.pem (its certs dir)" });
+      },
+    );
+    return this.fetcher;
   }
 
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
@@ -52,17 +74,30 @@ export class ApiClient {
         hint: 'an admin issues one on the coordinator host with `handrail user token YOUR_NAME`',
       });
     }
+    const fetchFn = await this.fetchFn();
     try {
-      return await fetch(`${this.base.replace(/\/$/, '')}${path}`, {
+      return await fetchFn(`${this.base.replace(/\/$/, '')}${path}`, {
         method,
         headers: { authorization: `Bearer ${this.token}`, accept, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...extra.headers },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
         ...(extra.signal ? { signal: extra.signal } : {}),
       });
     } catch (e) {
-      throw new HandrailError('unavailable', `cannot reach the coordinator at ${this.base}: ${(e as Error).cause instanceof Error ? ((e as Error).cause as Error).message : (e as Error).message}`, {
+      const cause = (e as Error).cause instanceof Error ? ((e as Error).cause as Error & { code?: string }) : (e as Error & { code?: string });
+      if (isCertificateError(cause)) {
+        throw new HandrailError('unavailable', `cannot verify the coordinator's certificate at ${this.base}: ${cause.message}`, {
+          hint: this.caFile ? `${this.caFile} (--ca) is not the CA that issued it: pass the coordinator's ca.pem` : "pass the coordinator's CA with --ca FILE (or HANDRAIL_CA=FILE): ca.pem from its certs dir",
+        });
+      }
+      throw new HandrailError('unavailable', `cannot reach the coordinator at ${this.base}: ${cause.message}`, {
         hint: 'is `handrail coordinator` running? check --server / HANDRAIL_SERVER',
       });
     }
   }
+}
+
+const CERTIFICATE_ERRORS = new Set(['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_SIGNATURE_FAILURE', 'CERT_HAS_EXPIRED', 'ERR_TLS_CERT_ALTNAME_INVALID']);
+
+function isCertificateError(e: Error & { code?: string }): boolean {
+  return e.code !== undefined && CERTIFICATE_ERRORS.has(e.code);
 }

@@ -8,6 +8,7 @@ export const GRPC_LISTEN: OptionSpec = { type: 'string', env: 'HANDRAIL_GRPC_LIS
 export const HTTP_LISTEN: OptionSpec = { type: 'string', env: 'HANDRAIL_HTTP_LISTEN', configKey: 'httpListen', default: '127.0.0.1:8080', placeholder: 'HOST:PORT', description: 'web page and REST API' };
 export const RUNBOOKS_DIR: OptionSpec = { type: 'string', env: 'HANDRAIL_RUNBOOKS_DIR', configKey: 'runbooksDir', default: './runbooks', placeholder: 'DIR', description: 'runbooks and policies (YAML)' };
 export const SERVER: OptionSpec = { type: 'string', env: 'HANDRAIL_SERVER', configKey: 'server', default: 'http://127.0.0.1:8080', placeholder: 'URL', description: 'coordinator HTTP API' };
+export const SERVER_CA: OptionSpec = { type: 'string', env: 'HANDRAIL_CA', configKey: 'ca', placeholder: 'FILE', description: "CA certificate to trust for an https --server (the coordinator's ca.pem, with --http-tls)" };
 export const API_TOKEN: OptionSpec = { type: 'string', env: 'HANDRAIL_TOKEN', configKey: 'token', placeholder: 'TOKEN', description: 'API token (`handrail user token NAME`)' };
 export const JSON_OUTPUT: OptionSpec = { type: 'boolean', description: 'print JSON instead of a table' };
 export const LOG_LEVEL: OptionSpec = { type: 'string', env: 'HANDRAIL_LOG_LEVEL', configKey: 'logLevel', default: 'info', placeholder: 'LEVEL', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], description: 'how much the process logs (on stderr)' };

@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import { openDataDir, type DataDir } from './data-dir.js';
-import { loadCa } from './pki/ca.js';
+import { CaSource } from './pki/ca-source.js';
 import { Gateway } from './gateway/gateway.js';
 import { Enroller } from './registry/enrollment.js';
 import { StepDispatcher } from './engine/step-dispatcher.js';
@@ -23,6 +23,7 @@ import { SecretBox } from './pki/secret-box.js';
 import { AuditEvents } from './audit/events.js';
 import { RefusalLog } from './audit/refusal-log.js';
 import { AuditTrail } from './audit/audit-trail.js';
+import { VersionRefusalLog } from './audit/version-refusal-log.js';
 import { RateLimiter } from '../core/rate-limiter.js';
 import { HandrailError } from '../core/errors.js';
 import { join } from 'node:path';
@@ -114,7 +115,7 @@ export interface RunningCoordinator {
 }
 
 export async function startCoordinator(config: CoordinatorConfig, log: Logger, now: () => number = Date.now): Promise<RunningCoordinator> {
-  const ca = await loadCa(config.certsDir);
+  const ca = await CaSource.open(config.certsDir);
   const data = await openDataDir(config.dataDir, now, log);
   let phase: CoordinatorPhase = 'starting';
   let catalogLoaded = false;
@@ -127,9 +128,11 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
     if (audited) counters.inc('audit_records_appended_total', {}, audited);
   });
   const outputSeq = await OutputSequence.open(data.db);
+  const versionRefusals = new VersionRefusalLog(data.db, data.audit, log, now);
   const enroller = new Enroller({
     db: data.db,
-    ca,
+    ca: () => ca.current,
+    versionRefusals,
     tokens: data.tokens,
     registry: data.registry,
     audit: data.audit,
@@ -146,6 +149,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
     registry: data.registry,
     enroller,
     audit: data.audit,
+    versionRefusals,
     log,
     counters,
     now,
@@ -229,7 +233,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
     reloadCatalog({ kind: 'system', id: 'file-watch' }).catch((e: unknown) => log.error({ event: 'runbooks.reload_failed', err: e }, 'reloading runbooks failed'));
   });
   const refusals = new RefusalLog(data.db, data.audit, log, now);
-  const auditTrail = new AuditTrail({ db: data.db, audit: data.audit, caPem: ca.caCertPem, now });
+  const auditTrail = new AuditTrail({ db: data.db, audit: data.audit, caPem: () => ca.current.caCertPem, now });
   const engine = new ExecutionEngine({
     db: data.db,
     audit: data.audit,
@@ -320,6 +324,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
       if (checkpointTimer) clearInterval(checkpointTimer);
       await gateway.close();
       await refusals.settled();
+      await versionRefusals.settled();
       await notificationSender.stop();
       await data.db.drain();
       // Last: the checkpoint then covers every record this process wrote.

@@ -51,7 +51,8 @@ export interface JudgeKeySetInput {
   readonly decode: (payload: Uint8Array) => DispatchKeySet;
   /** undefined at enrollment: then only the CA's signature can vouch for the set. */
   readonly current: TrustedDispatchKeys | undefined;
-  readonly caPublicKey: KeyObject;
+  /** The keys of the CAs the agent trusts (the pinned CA, or the CAs of its CA bundle). */
+  readonly caPublicKeys: readonly KeyObject[];
   /** The host owner allowed a CA-signed set to replace the current one (lost dispatch keys). */
   readonly allowCaRecovery: boolean;
 }
@@ -106,7 +107,7 @@ function trustedSigner(input: JudgeKeySetInput): { ok: true; name: string } | { 
     signers.push(s.signer);
     if (s.signer === CA_SIGNER) {
       sawCa = true;
-      if (caCounts && verifyPayload(DISPATCH_KEY_SET_TYPE, signed.payload, s.signature, input.caPublicKey)) return { ok: true, name: CA_SIGNER };
+      if (caCounts && input.caPublicKeys.some((k) => verifyPayload(DISPATCH_KEY_SET_TYPE, signed.payload, s.signature, k))) return { ok: true, name: CA_SIGNER };
       continue;
     }
     const key = byId.get(s.signer);

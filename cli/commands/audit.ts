@@ -130,8 +130,8 @@ async function trustAnchors(p: ParsedCommand): Promise<NonNullable<VerifyOptions
   }
   const file = str(p.values, 'trust-file');
   if (file !== undefined) {
-    const text = await readFile(file, 'utf8').catch(() => {
-      throw new UsageError(`cannot read ${file}`);
+    const text = await readFile(file, 'utf8').catch((e: NodeJS.ErrnoException) => {
+      throw new UsageError(`cannot read the trust file ${file} (--trust-file): ${why(e)}`, 'give the file of pinned key ids and CA fingerprints you keep apart from the coordinator');
     });
     const { anchors, problems } = parseTrustAnchors(text);
     const first = problems[0];
@@ -147,8 +147,8 @@ async function trustAnchors(p: ParsedCommand): Promise<NonNullable<VerifyOptions
 async function externalCheckpoints(p: ParsedCommand): Promise<BundleCheckpoint[]> {
   const cpFile = str(p.values, 'checkpoints');
   if (!cpFile) return [];
-  const text = await readFile(cpFile, 'utf8').catch(() => {
-    throw new UsageError(`cannot read ${cpFile}`);
+  const text = await readFile(cpFile, 'utf8').catch((e: NodeJS.ErrnoException) => {
+    throw new UsageError(`cannot read the checkpoints file ${cpFile} (--checkpoints): ${why(e)}`, 'give the audit.checkpoint lines you shipped from the coordinator log');
   });
   const out: BundleCheckpoint[] = [];
   text.split('\n').forEach((l, i) => {
@@ -191,11 +191,18 @@ export async function runAuditVerify(p: ParsedCommand, io: CliIo): Promise<numbe
       io.err(`handrail audit verify: ${file ?? ''}: ${e.message}\n`);
       return 1;
     }
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'EISDIR') throw new UsageError(`cannot read ${file ?? ''}`);
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'EISDIR') {
+      throw new UsageError(`cannot read the audit bundle ${file ?? ''}: ${why(e as NodeJS.ErrnoException)}`, 'give a file written by `handrail audit export --out FILE`, or verify the store itself with `handrail audit verify --data-dir DIR`');
+    }
     throw e;
   }
   const secs = (performance.now() - started) / 1000;
   if (bool(p.values, 'json')) io.out(JSON.stringify({ ...report, seconds: Number(secs.toFixed(3)) }) + '\n');
   else io.out(reportLines(report, secs, { externalCheckpoints: options.externalCheckpoints.length > 0 }).join('\n') + '\n');
   return report.ok ? 0 : 1;
+}
+
+/** Why a file could not be read, in words. */
+function why(e: NodeJS.ErrnoException): string {
+  return e.code === 'ENOENT' ? 'no such file' : e.code === 'EISDIR' ? 'it is a directory' : e.code === 'EACCES' ? 'permission denied' : e.message;
 }

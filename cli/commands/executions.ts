@@ -2,18 +2,18 @@
 import { ApiClient } from '../api-client.js';
 import { printTable, type CliIo } from '../io.js';
 import { bool, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
-import { API_TOKEN, JSON_OUTPUT, SERVER } from '../settings.js';
+import { API_TOKEN, JSON_OUTPUT, SERVER, SERVER_CA } from '../settings.js';
 import { EXECUTION_STATES, type ExecutionSummary, type ExecutionView } from '../../coordinator/store/execution-queries.js';
 import { followExecution } from '../follow.js';
 
-const api = (p: ParsedCommand): ApiClient => new ApiClient(str(p.values, 'server') as string, str(p.values, 'token'));
+const api = (p: ParsedCommand): ApiClient => new ApiClient(str(p.values, 'server') as string, str(p.values, 'token'), str(p.values, 'ca'));
 
 export const executionsList: CommandSpec = {
   name: 'executions ls',
   usage: 'executions ls [--state S] [--runbook ID] [--user NAME] [--team TEAM] [--from WHEN] [--to WHEN] [--limit 20] [--json]',
   summary: 'List executions, newest first.',
   options: {
-    server: SERVER,
+    server: SERVER, ca: SERVER_CA,
     token: API_TOKEN,
     state: { type: 'string', placeholder: 'STATE', choices: EXECUTION_STATES, description: 'only executions in this state' },
     runbook: { type: 'string', placeholder: 'ID', description: 'only this runbook' },
@@ -47,7 +47,7 @@ export const executionsShow: CommandSpec = {
   name: 'executions show',
   usage: 'executions show EXECUTION_ID [--output] [--json]',
   summary: 'Show an execution: per-node and per-step state, exit codes, errors; --output prints stored output.',
-  options: { server: SERVER, token: API_TOKEN, output: { type: 'boolean', description: 'print each step\'s stored stdout/stderr' }, json: JSON_OUTPUT },
+  options: { server: SERVER, ca: SERVER_CA, token: API_TOKEN, output: { type: 'boolean', description: 'print each step\'s stored stdout/stderr' }, json: JSON_OUTPUT },
   allowPositionals: true,
 };
 
@@ -119,7 +119,7 @@ export const executionsFollow: CommandSpec = {
   name: 'executions follow',
   usage: 'executions follow EXECUTION_ID [--json]',
   summary: 'Print an execution\'s output and progress from its start until it ends (attaches to a running or a finished one); exits 0 only if it succeeded.',
-  options: { server: SERVER, token: API_TOKEN, json: { type: 'boolean', description: 'print each event as a JSON line' } },
+  options: { server: SERVER, ca: SERVER_CA, token: API_TOKEN, json: { type: 'boolean', description: 'print each event as a JSON line' } },
   allowPositionals: true,
 };
 
@@ -140,7 +140,7 @@ export const executionsCancel: CommandSpec = {
   name: 'executions cancel',
   usage: 'executions cancel EXECUTION_ID',
   summary: 'Cancel an execution: no further dispatch, running steps are killed on their agents.',
-  options: { server: SERVER, token: API_TOKEN },
+  options: { server: SERVER, ca: SERVER_CA, token: API_TOKEN },
   allowPositionals: true,
 };
 

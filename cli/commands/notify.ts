@@ -7,9 +7,9 @@ import type { DeliveryView, SubscriptionView } from '../../web/api/notifications
 import { ApiClient } from '../api-client.js';
 import { printTable, type CliIo } from '../io.js';
 import { bool, list, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
-import { API_TOKEN, JSON_OUTPUT, SERVER } from '../settings.js';
+import { API_TOKEN, JSON_OUTPUT, SERVER, SERVER_CA } from '../settings.js';
 
-const client = (p: ParsedCommand): ApiClient => new ApiClient(str(p.values, 'server') as string, str(p.values, 'token'));
+const client = (p: ParsedCommand): ApiClient => new ApiClient(str(p.values, 'server') as string, str(p.values, 'token'), str(p.values, 'ca'));
 const API = '/api/v1/notifications';
 const EVENTS = ['execution.started', 'execution.waiting_approval', 'execution.finished'];
 const scopeText = (s: SubscriptionView): string => (s.scope === 'all' ? 'all' : s.scope === 'runbook' ? `runbook:${s.runbook ?? ''}` : `team:${s.team ?? ''}`);
@@ -25,7 +25,7 @@ export const notifyAdd: CommandSpec = {
   usage: 'notify add URL [--runbook ID | --team TEAM] [--event EVENT]... [--disabled] [--description TEXT]',
   summary: 'Subscribe a URL to signed execution notifications (HMAC-SHA256). Prints the secret once.',
   options: {
-    server: SERVER,
+    server: SERVER, ca: SERVER_CA,
     token: API_TOKEN,
     runbook: { type: 'string', placeholder: 'ID', description: 'only executions of this runbook' },
     team: { type: 'string', placeholder: 'TEAM', description: 'only executions of runbooks this team owns (metadata.owner)' },
@@ -63,7 +63,7 @@ export const notifyList: CommandSpec = {
   name: 'notify ls',
   usage: 'notify ls [--json]',
   summary: 'List notification subscriptions (never their secrets).',
-  options: { server: SERVER, token: API_TOKEN, json: JSON_OUTPUT },
+  options: { server: SERVER, ca: SERVER_CA, token: API_TOKEN, json: JSON_OUTPUT },
 };
 
 export async function runNotifyList(p: ParsedCommand, io: CliIo): Promise<number> {
@@ -77,7 +77,7 @@ export const notifyRemove: CommandSpec = {
   name: 'notify rm',
   usage: 'notify rm SUBSCRIPTION_ID',
   summary: 'Remove a subscription; deliveries still pending for it are canceled.',
-  options: { server: SERVER, token: API_TOKEN, json: JSON_OUTPUT },
+  options: { server: SERVER, ca: SERVER_CA, token: API_TOKEN, json: JSON_OUTPUT },
   allowPositionals: true,
 };
 
@@ -94,7 +94,7 @@ function switchSpec(on: boolean): CommandSpec {
     name: `notify ${on ? 'enable' : 'disable'}`,
     usage: `notify ${on ? 'enable' : 'disable'} SUBSCRIPTION_ID`,
     summary: on ? 'Switch a subscription back on: events queue deliveries for it again.' : 'Switch a subscription off: events queue no deliveries for it (those already queued still go out).',
-    options: { server: SERVER, token: API_TOKEN, json: JSON_OUTPUT },
+    options: { server: SERVER, ca: SERVER_CA, token: API_TOKEN, json: JSON_OUTPUT },
     allowPositionals: true,
   };
 }
@@ -117,7 +117,7 @@ export const notifyRotate: CommandSpec = {
   name: 'notify rotate',
   usage: 'notify rotate SUBSCRIPTION_ID',
   summary: 'Replace a subscription\'s secret at once and print the new one (once).',
-  options: { server: SERVER, token: API_TOKEN, json: JSON_OUTPUT },
+  options: { server: SERVER, ca: SERVER_CA, token: API_TOKEN, json: JSON_OUTPUT },
   allowPositionals: true,
 };
 
@@ -136,7 +136,7 @@ export const notifyDeliveries: CommandSpec = {
   name: 'notify deliveries',
   usage: 'notify deliveries SUBSCRIPTION_ID [--limit N] [--json]',
   summary: 'Recent deliveries of one subscription, newest first: state, attempts, last status or error.',
-  options: { server: SERVER, token: API_TOKEN, limit: { type: 'string', default: '20', placeholder: 'N', description: 'how many (at most 500)' }, json: JSON_OUTPUT },
+  options: { server: SERVER, ca: SERVER_CA, token: API_TOKEN, limit: { type: 'string', default: '20', placeholder: 'N', description: 'how many (at most 500)' }, json: JSON_OUTPUT },
   allowPositionals: true,
 };
 

@@ -2,22 +2,23 @@
  * `handrail runbooks ls|show` (what the token's user may see and run, through the API),
  * `handrail runbooks lint DIR` (for a runbook repository's CI) and `handrail runbooks reload`.
  */
+import { dirname } from 'node:path';
 import { lintDirectory } from '../../coordinator/runbooks/catalog.js';
 import type { RunbookView } from '../../web/api/runbooks.js';
 import { ApiClient } from '../api-client.js';
 import { agentsMatching, type FleetAgent } from '../agent-targets.js';
 import { printTable, type CliIo } from '../io.js';
 import { bool, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
-import { API_TOKEN, JSON_OUTPUT, RUNBOOKS_DIR, SERVER } from '../settings.js';
+import { API_TOKEN, JSON_OUTPUT, RUNBOOKS_DIR, SERVER, SERVER_CA } from '../settings.js';
 import { stat } from 'node:fs/promises';
 
-const client = (p: ParsedCommand): ApiClient => new ApiClient(str(p.values, 'server') as string, str(p.values, 'token'));
+const client = (p: ParsedCommand): ApiClient => new ApiClient(str(p.values, 'server') as string, str(p.values, 'token'), str(p.values, 'ca'));
 
 export const runbooksList: CommandSpec = {
   name: 'runbooks ls',
   usage: 'runbooks ls [--json]',
   summary: 'List the runbooks you may see: id, title, owner, whether you may run them, whether a run needs approval, and their targets.',
-  options: { server: SERVER, token: API_TOKEN, json: JSON_OUTPUT },
+  options: { server: SERVER, ca: SERVER_CA, token: API_TOKEN, json: JSON_OUTPUT },
 };
 
 const approvalText = (a: RunbookView['approval']): string => (a === null || a.required === 0 ? 'no' : `${a.required} from ${a.from.join(', ') || 'anyone'}`);
@@ -45,7 +46,7 @@ export const runbooksShow: CommandSpec = {
   name: 'runbooks show',
   usage: 'runbooks show RUNBOOK_ID [--json]',
   summary: 'Show one runbook: its options (type, required, default, pattern, allowed values), the targets it may touch and the agents they match now, whether a run needs approval, and its steps.',
-  options: { server: SERVER, token: API_TOKEN, json: JSON_OUTPUT },
+  options: { server: SERVER, ca: SERVER_CA, token: API_TOKEN, json: JSON_OUTPUT },
   allowPositionals: true,
 };
 
@@ -115,11 +116,9 @@ export const runbooksLint: CommandSpec = {
 
 export async function runRunbooksLint(p: ParsedCommand, io: CliIo): Promise<number> {
   const dir = p.positionals[0] ?? (str(p.values, 'runbooks-dir') as string);
-  try {
-    if (!(await stat(dir)).isDirectory()) throw new Error();
-  } catch {
-    throw new UsageError(`${dir} is not a directory`);
-  }
+  const st = await stat(dir).catch(() => undefined);
+  if (!st) throw new UsageError(`${dir}: no such directory`, 'give the directory that holds your runbooks and policies, e.g. handrail runbooks lint runbooks/ (or --runbooks-dir / HANDRAIL_RUNBOOKS_DIR)');
+  if (!st.isDirectory()) throw new UsageError(`${dir} is a file; runbooks lint checks a directory (every .yaml file under it, policies included)`, `give its directory: handrail runbooks lint ${dirname(dir)}`);
   const r = await lintDirectory(dir);
   if (bool(p.values, 'json')) io.out(JSON.stringify({ ok: r.lines.length === 0, runbooks: r.runbooks, policies: r.policies, problems: r.lines }) + '\n');
   else {
@@ -135,11 +134,11 @@ export const runbooksReload: CommandSpec = {
   name: 'runbooks reload',
   usage: 'runbooks reload',
   summary: 'Make the coordinator reload runbooks and policies now (it also reloads when files change). A broken file never replaces the good version.',
-  options: { server: SERVER, token: API_TOKEN, json: JSON_OUTPUT },
+  options: { server: SERVER, ca: SERVER_CA, token: API_TOKEN, json: JSON_OUTPUT },
 };
 
 export async function runRunbooksReload(p: ParsedCommand, io: CliIo): Promise<number> {
-  const api = new ApiClient(str(p.values, 'server') as string, str(p.values, 'token'));
+  const api = new ApiClient(str(p.values, 'server') as string, str(p.values, 'token'), str(p.values, 'ca'));
   const r = await api.request<{ added: Array<{ id: string }>; updated: Array<{ id: string }>; removed: string[]; kept: string[]; problems: string[] }>('POST', '/api/v1/runbooks/reload');
   if (bool(p.values, 'json')) {
     io.out(JSON.stringify(r) + '\n');

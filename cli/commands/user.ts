@@ -17,7 +17,7 @@ export const userAdd: CommandSpec = {
 
 export async function runUserAdd(p: ParsedCommand, io: CliIo): Promise<number> {
   const name = p.positionals[0];
-  if (!name) throw new UsageError('give the user name');
+  if (!name) throw new UsageError('give the user name', 'e.g. handrail user add alice --group ops');
   return withDataDir(p, io, async (data) => {
     const u = await data.users.add(name, list(p.values, 'group'), actor(io), io.now());
     io.out(`user ${u.name} added${u.groups.length ? ` (groups: ${u.groups.join(', ')})` : ''}\n`);
@@ -36,7 +36,7 @@ export const userPassword: CommandSpec = {
 
 export async function runUserPassword(p: ParsedCommand, io: CliIo): Promise<number> {
   const name = p.positionals[0];
-  if (!name) throw new UsageError('give the user name');
+  if (!name) throw new UsageError('give the user name', 'e.g. handrail user password alice');
   const generate = bool(p.values, 'generate');
   let password: string;
   if (generate) password = generatePassword();
@@ -70,7 +70,7 @@ export const userToken: CommandSpec = {
 
 export async function runUserToken(p: ParsedCommand, io: CliIo): Promise<number> {
   const name = p.positionals[0];
-  if (!name) throw new UsageError('give the user name');
+  if (!name) throw new UsageError('give the user name', 'e.g. handrail user token alice');
   const ttl = durationSetting(p, 'ttl', 1_000);
   return withDataDir(p, io, async (data) => {
     const t = await data.users.issueToken(name, ttl, str(p.values, 'description') ?? null, actor(io), io.now());

@@ -7,10 +7,10 @@ import type { WebhookView } from '../../coordinator/webhooks/webhook-admin.js';
 import { ApiClient } from '../api-client.js';
 import { printTable, type CliIo } from '../io.js';
 import { bool, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
-import { API_TOKEN, JSON_OUTPUT, SERVER } from '../settings.js';
+import { API_TOKEN, JSON_OUTPUT, SERVER, SERVER_CA } from '../settings.js';
 import { parseOpts } from './run.js';
 
-const client = (p: ParsedCommand): ApiClient => new ApiClient(str(p.values, 'server') as string, str(p.values, 'token'));
+const client = (p: ParsedCommand): ApiClient => new ApiClient(str(p.values, 'server') as string, str(p.values, 'token'), str(p.values, 'ca'));
 const many = (p: ParsedCommand, name: string): string[] => {
   const v = p.values[name];
   return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : typeof v === 'string' ? [v] : [];
@@ -21,7 +21,7 @@ export const webhookAdd: CommandSpec = {
   usage: 'webhook add --runbook ID --run-as USER [--map OPTION=JSONPATH]... [--default OPTION=VALUE]... [--set OPTION=VALUE]... [--target LABEL=JSONPATH] [--description TEXT] [--json]',
   summary: 'Define an inbound webhook that runs a runbook as a service user (admin). Prints its secret once.',
   options: {
-    server: SERVER,
+    server: SERVER, ca: SERVER_CA,
     token: API_TOKEN,
     runbook: { type: 'string', placeholder: 'ID', description: 'the runbook the hook starts' },
     'run-as': { type: 'string', placeholder: 'USER', description: 'the service user it runs as (policy decides what that user may run)' },
@@ -78,7 +78,7 @@ export const webhookList: CommandSpec = {
   name: 'webhook ls',
   usage: 'webhook ls [--json]',
   summary: 'List inbound webhooks (admin): id, runbook, run-as user, mapping. Never their secrets.',
-  options: { server: SERVER, token: API_TOKEN, json: JSON_OUTPUT },
+  options: { server: SERVER, ca: SERVER_CA, token: API_TOKEN, json: JSON_OUTPUT },
 };
 
 export async function runWebhookList(p: ParsedCommand, io: CliIo): Promise<number> {
@@ -109,7 +109,7 @@ export const webhookRemove: CommandSpec = {
   name: 'webhook rm',
   usage: 'webhook rm ID',
   summary: 'Remove an inbound webhook (admin): its deliveries are refused from then on.',
-  options: { server: SERVER, token: API_TOKEN },
+  options: { server: SERVER, ca: SERVER_CA, token: API_TOKEN },
   allowPositionals: true,
 };
 
@@ -124,7 +124,7 @@ export const webhookRotate: CommandSpec = {
   name: 'webhook rotate',
   usage: 'webhook rotate ID [--revoke-previous] [--json]',
   summary: 'Give a webhook a new secret (admin), printed once; the old one is accepted for 24 hours more unless --revoke-previous.',
-  options: { server: SERVER, token: API_TOKEN, 'revoke-previous': { type: 'boolean', description: 'refuse the old secret at once (it leaked) instead of for 24 hours more' }, json: JSON_OUTPUT },
+  options: { server: SERVER, ca: SERVER_CA, token: API_TOKEN, 'revoke-previous': { type: 'boolean', description: 'refuse the old secret at once (it leaked) instead of for 24 hours more' }, json: JSON_OUTPUT },
   allowPositionals: true,
 };
 

@@ -59,6 +59,10 @@ export const AuditEvents = {
   caRotationPlanned: 'ca.rotation_planned',
   requestRefused: 'request.refused',
   auditVerified: 'audit.verified',
+  caSwitched: 'ca.switched',
+  caRetired: 'ca.retired',
+  caProbeIssued: 'ca.probe_certificate_issued',
+  agentVersionRefused: 'agent.version_refused',
 } as const;
 
 export type AuditEventType = (typeof AuditEvents)[keyof typeof AuditEvents];
@@ -111,6 +115,10 @@ export const AUDIT_CODES: Readonly<Record<AuditEventType, string>> = {
   'ca.rotation_planned': 'HR6007',
   'request.refused': 'HR2005',
   'audit.verified': 'HR6010',
+  'ca.switched': 'HR6020',
+  'ca.retired': 'HR6021',
+  'ca.probe_certificate_issued': 'HR6022',
+  'agent.version_refused': 'HR1106',
 };
 
 /** Every event type, in catalog order. */
@@ -228,8 +236,12 @@ export interface AuditPayloads {
   'store.backup_taken': { file: string; auditSeq: number; auditHash: string; storeSha256: string; storeBytes: number; keyFiles: number };
   /** `handrail restore`: written into the restored store, after the records the backup held. */
   'store.restored': { takenAt: string; auditSeq: number; auditHash: string; storeSha256: string; forced: boolean };
-  /** `handrail ca rotate`: the next CA, trusted beside the current one from the coordinator's next start. */
-  'ca.rotation_planned': { currentFingerprint256: string; nextFingerprint256: string; nextSubject: string; nextNotAfter: string };
+  /**
+   * `handrail ca rotate`: the next CA, trusted beside the current one; `bundleVersion`: the CA
+   * bundle (both CAs) the running coordinator sends every agent (absent in records of releases
+   * that did not send one).
+   */
+  'ca.rotation_planned': { currentFingerprint256: string; nextFingerprint256: string; nextSubject: string; nextNotAfter: string; bundleVersion?: number };
   /**
    * A state-changing API request refused for authorization reasons (policy, the two-person
    * rule, not an approver, or an execution the user may not see, which they were told is not
@@ -248,6 +260,25 @@ export interface AuditPayloads {
    * `firstBadSeq`/`reason`: the first bad record (seq null: a problem of the log as a whole), null when ok.
    */
   'audit.verified': { verificationId: number; ok: boolean; records: number; firstSeq: number | null; lastSeq: number | null; firstBadSeq: number | null; reason: string | null; source: string };
+  /**
+   * `handrail ca switch`: the next CA now issues (server certificate, enrollments, renewals); the
+   * previous one stays trusted. `agentsLacking`: agents that did not hold the CA bundle (forced).
+   */
+  'ca.switched': { currentFingerprint256: string; previousFingerprint256: string; bundleVersion: number; serverNames: readonly string[]; forced: boolean; agentsLacking: readonly string[] };
+  /**
+   * `handrail ca retire`: the previous CA is trusted no more (its key deleted); agents get a
+   * bundle naming the current CA alone. `agentsLeftBehind`: agents whose certificate the retired
+   * CA issued (forced): they must enroll again.
+   */
+  'ca.retired': { retiredFingerprint256: string; currentFingerprint256: string; bundleVersion: number; forced: boolean; agentsLeftBehind: readonly string[] };
+  /** `handrail ca issue-probe`: a client certificate for health and reflection only (never an agent stream). */
+  'ca.probe_certificate_issued': { name: string; certificateSerial: string; certificateFingerprint256: string; notAfter: string };
+  /**
+   * An agent refused for its version (at enrollment or on its stream): `upgrade` names the side
+   * to upgrade. At most a few per remote address a minute: `suppressed` counts the refusals not
+   * recorded since the previous record of that address.
+   */
+  'agent.version_refused': { agentId: string | null; name: string | null; agentVersion: string; coordinatorVersion: string; upgrade: string; stage: string; remote: string; suppressed: number };
 }
 
 /**

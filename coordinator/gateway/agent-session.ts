@@ -16,6 +16,8 @@ export interface SessionIdentity {
   readonly serial: string;
   readonly certNotAfter: number;
   readonly remote: string;
+  /** SHA-256 fingerprint (hex) of the CA that issued its certificate ('' if unknown). */
+  readonly caFingerprint: string;
 }
 
 /** What a session hands inbound messages to; the gateway wires these. */

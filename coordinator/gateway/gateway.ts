@@ -19,7 +19,9 @@ import { toGrpcError } from './grpc-status.js';
 import { transportWatch } from './transport-watch.js';
 import type { AgentRegistry } from '../registry/agent-registry.js';
 import type { Enroller } from '../registry/enrollment.js';
-import { agentCertValidity, caSummary, issueAgentCertificate, normalizeSerial, parseCsr, type CertificateAuthority } from '../pki/ca.js';
+import { agentCertValidity, caSummary, isProbeCertificate, issueAgentCertificate, normalizeSerial, parseCsr } from '../pki/ca.js';
+import type { CaSource } from '../pki/ca-source.js';
+import { signedCaBundleToWire } from '../../proto/codec/ca-bundle-codec.js';
 import { dispatchSetVersion, type Keyring } from '../pki/keyring.js';
 import { currentDispatchKeySet } from '../pki/dispatch-key-set.js';
 import { signedKeySetToWire } from '../../proto/codec/dispatch-key-set-codec.js';
@@ -31,6 +33,10 @@ import { HANDRAIL_VERSION, MIN_AGENT_VERSION } from '../../core/version.js';
 import { judgeVersions } from '../../core/version-compat.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import { AuditEvents } from '../audit/events.js';
+import type { VersionRefusalLog } from '../audit/version-refusal-log.js';
+
+/** How often the certs dir is reread for CA roll-over steps. */
+const CA_POLL_MS = 1000;
 
 /** Hard cap enforced by grpc-js itself; see maxMessageBytes for the limit that is logged. */
 const HARD_MESSAGE_CAP = 8 * 1024 * 1024;
@@ -56,11 +62,13 @@ export interface GatewayConfig {
 
 export interface GatewayDeps {
   readonly db: Database;
-  readonly ca: CertificateAuthority;
+  /** The CA, reread from the certs dir while running (CA roll-over). */
+  readonly ca: CaSource;
   readonly keyring: Keyring;
   readonly registry: AgentRegistry;
   readonly enroller: Enroller;
   readonly audit: AuditLog;
+  readonly versionRefusals: VersionRefusalLog;
   readonly log: Logger;
   readonly counters: Counters;
   readonly now: () => number;
@@ -83,6 +91,9 @@ export class Gateway implements SessionHandler {
   /** The dispatch key set version agents were last sent; a higher one in the store is broadcast. */
   private keySetVersion = 0;
   private pollingKeys = false;
+  /** The CA bundle version agents were last sent (0: none). */
+  private caBundleVersion = 0;
+  private pollingCa = false;
 
   constructor(private readonly d: GatewayDeps) {
     const common = {
@@ -168,7 +179,7 @@ export class Gateway implements SessionHandler {
     await d.registry.warm();
     this.frontDoor = new TlsFrontDoor(
       // During a CA roll-over, agent certificates of the next CA are accepted too.
-      { caPem: d.ca.trustPem, certPem: d.ca.serverCertPem, keyPem: d.ca.serverKeyPem },
+      { caPem: d.ca.current.trustPem, certPem: d.ca.current.serverCertPem, keyPem: d.ca.current.serverKeyPem },
       this.enrollServer.createConnectionInjector(ServerCredentials.createInsecure()),
       this.agentServer.createConnectionInjector(ServerCredentials.createInsecure()),
       d.registry,
@@ -177,9 +188,9 @@ export class Gateway implements SessionHandler {
       d.now,
     );
     const bound = await this.frontDoor.listen(host, port);
-    if (d.ca.nextCaCertPem) {
-      d.log.info({ event: 'gateway.ca_overlap', current: caSummary(d.ca.caCertPem).fingerprint256, next: caSummary(d.ca.nextCaCertPem).fingerprint256 }, 'CA roll-over planned: agent certificates of both CAs are accepted');
-    }
+    this.logCaOverlap();
+    this.caBundleVersion = d.ca.current.bundle?.version ?? 0;
+    this.intervals.push(setInterval(() => this.pollCa().catch(() => undefined), CA_POLL_MS));
     // Both catch and log their own failures; the catch here only keeps lint and Node honest.
     this.intervals.push(setInterval(() => this.pollRevocations().catch(() => undefined), d.config.revocationPollMs));
     this.keySetVersion = dispatchSetVersion(await d.keyring.publicKeys('dispatch'));
@@ -242,11 +253,11 @@ export class Gateway implements SessionHandler {
       .enroll({ token: req.token, csrPem: req.csrPem, labels: req.labels, facts: req.facts, remote })
       .then(async (out) => {
         // The CA vouches for the dispatch keys here: the new agent trusts nothing else yet.
-        const keySet = await currentDispatchKeySet(this.d.keyring, this.d.now(), this.d.ca);
+        const keySet = await currentDispatchKeySet(this.d.keyring, this.d.now(), this.d.ca.current);
         cb(null, {
           agentId: out.agentId,
           certificatePem: out.certificatePem,
-          caPem: this.d.ca.caCertPem,
+          caPem: this.d.ca.current.caCertPem,
           dispatchKeys: [],
           labels: out.labels,
           dispatchKeySet: signedKeySetToWire(keySet),
@@ -269,6 +280,12 @@ export class Gateway implements SessionHandler {
       call.emit('error', { code: status.UNAUTHENTICATED, details: 'client certificate required' });
       return;
     }
+    if (isProbeCertificate(peer.subjectaltname)) {
+      d.counters.inc('connections_refused_total', { reason: 'probe_certificate' });
+      d.log.warn({ event: 'gateway.connection_refused', reason: 'probe_certificate', remote, subject: peer.subject?.CN }, 'agent stream with a probe certificate refused');
+      call.emit('error', { code: status.PERMISSION_DENIED, details: 'a probe certificate serves health and reflection only, not an agent stream' });
+      return;
+    }
     const agentId = typeof peer.subject?.CN === 'string' ? peer.subject.CN : '';
     const serial = normalizeSerial(peer.serialNumber ?? '');
     const now = d.now();
@@ -283,7 +300,7 @@ export class Gateway implements SessionHandler {
         }
         const session = new AgentSession(
           call,
-          { agentId, serial, certNotAfter: verdict.cert.notAfter, remote },
+          { agentId, serial, certNotAfter: verdict.cert.notAfter, remote, caFingerprint: peer.raw ? (d.ca.issuerOf(peer.raw) ?? '') : '' },
           this,
           { helloTimeoutMs: d.config.helloTimeoutMs, maxQueuedMessages: 4096, maxQueuedBytes: 16 * 1024 * 1024, pauseAfterPendingWrites: 64, maxMessageBytes: d.config.maxMessageBytes },
           d.log,
@@ -311,6 +328,7 @@ export class Gateway implements SessionHandler {
     if (!verdict.ok) {
       d.counters.inc('connections_refused_total', { reason: 'agent_version' });
       d.log.warn({ event: 'agent.version_refused', agentId: session.agentId, agentVersion: agentVersion.slice(0, 40), upgrade: verdict.upgrade }, verdict.message);
+      d.versionRefusals.record({ stage: 'stream', agentId: session.agentId, name: null, agentVersion, coordinatorVersion: HANDRAIL_VERSION, upgrade: verdict.upgrade, remote: session.identity.remote });
       session.close(verdict.message, status.FAILED_PRECONDITION, verdict.upgrade);
       return;
     }
@@ -332,6 +350,8 @@ export class Gateway implements SessionHandler {
           dispatchKeySet: signedKeySetToWire(keySet),
           coordinatorVersion: HANDRAIL_VERSION,
           acceptsDispatchKeysHeld: true,
+          caBundle: this.wireCaBundle(),
+          acceptsCaBundleHeld: true,
         },
       },
     });
@@ -360,8 +380,11 @@ export class Gateway implements SessionHandler {
       case 'dispatchKeysHeld':
         this.keysHeld(session, msg.value.version);
         return;
+      case 'caBundleHeld':
+        this.caBundleHeld(session, msg.value.version);
+        return;
       case 'trustRefused':
-        this.d.counters.inc('agent_trust_refusals_total', { what: msg.value.what === 'certificate' ? 'certificate' : 'dispatch_keys' });
+        this.d.counters.inc('agent_trust_refusals_total', { what: msg.value.what === 'certificate' || msg.value.what === 'ca_bundle' ? msg.value.what : 'dispatch_keys' });
         this.d.log.warn(
           { event: 'agent.trust_refused', agentId: session.agentId, what: msg.value.what.slice(0, 40), reason: msg.value.reason.slice(0, 500) },
           `agent refused a ${msg.value.what.slice(0, 40)} update: ${msg.value.reason.slice(0, 500)}`,
@@ -395,7 +418,7 @@ export class Gateway implements SessionHandler {
     this.lastRenewal.set(session.agentId, now);
     const csr = parseCsr(csrPem);
     if (csr.commonName !== session.agentId) throw new Error(`renewal CSR names ${csr.commonName}, expected ${session.agentId}`);
-    const cert = issueAgentCertificate(d.ca, csr, session.agentId, agentCertValidity(now, d.config.certTtlMs));
+    const cert = issueAgentCertificate(d.ca.current, csr, session.agentId, agentCertValidity(now, d.config.certTtlMs));
     await d.db.write(async (tx) => {
       await d.registry.recordRenewal(tx, session.agentId, cert, now);
       await d.audit.append(tx, {
@@ -405,7 +428,7 @@ export class Gateway implements SessionHandler {
       });
     });
     const keySet = await currentDispatchKeySet(d.keyring, now);
-    session.send({ msg: { $case: 'renewed', value: { certificatePem: cert.pem, dispatchKeys: [], dispatchKeySet: signedKeySetToWire(keySet) } } });
+    session.send({ msg: { $case: 'renewed', value: { certificatePem: cert.pem, dispatchKeys: [], dispatchKeySet: signedKeySetToWire(keySet), caBundle: this.wireCaBundle() } } });
     d.counters.inc('renewals_total');
     d.log.info({ event: 'agent.renewed', agentId: session.agentId, serial: cert.serial, notAfter: cert.notAfter }, 'agent certificate renewed');
   }
@@ -414,6 +437,69 @@ export class Gateway implements SessionHandler {
     if (!Number.isSafeInteger(version) || version < 1) return;
     this.d.log.info({ event: 'agent.dispatch_keys_held', agentId: session.agentId, version }, 'agent holds the dispatch key set');
     this.d.registry.recordDispatchKeysHeld(session.agentId, version).catch((e: unknown) => this.d.log.error({ event: 'agent.dispatch_keys_held_failed', agentId: session.agentId, err: e }, 'recording the dispatch key set an agent holds failed'));
+  }
+
+  private caBundleHeld(session: AgentSession, version: number): void {
+    if (!Number.isSafeInteger(version) || version < 1) return;
+    this.d.log.info({ event: 'agent.ca_bundle_held', agentId: session.agentId, version }, 'agent holds the CA bundle');
+    this.d.registry.recordCaBundleHeld(session.agentId, version).catch((e: unknown) => this.d.log.error({ event: 'agent.ca_bundle_held_failed', agentId: session.agentId, err: e }, 'recording the CA bundle an agent holds failed'));
+  }
+
+  private wireCaBundle(): ReturnType<typeof signedCaBundleToWire> | undefined {
+    const b = this.d.ca.signedBundle();
+    return b ? signedCaBundleToWire(b) : undefined;
+  }
+
+  private logCaOverlap(): void {
+    const ca = this.d.ca.current;
+    const other = ca.nextCaCertPem ?? ca.previousCaCertPem;
+    if (!other) return;
+    this.d.log.info(
+      { event: 'gateway.ca_overlap', current: caSummary(ca.caCertPem).fingerprint256, [ca.nextCaCertPem ? 'next' : 'previous']: caSummary(other).fingerprint256, bundleVersion: ca.bundle?.version ?? null },
+      'CA roll-over under way: agent certificates of both CAs are accepted',
+    );
+  }
+
+  /**
+   * Takes up CA changes made by `handrail ca rotate|switch|retire` (another process, the certs
+   * dir): the TLS front door gets the new trust and server certificate, a new bundle goes to
+   * every live stream, and streams whose certificate no trusted CA issued any more are ended.
+   */
+  private async pollCa(): Promise<void> {
+    if (this.pollingCa) return;
+    this.pollingCa = true;
+    const { d } = this;
+    try {
+      if (!(await d.ca.refresh())) return;
+      const ca = d.ca.current;
+      this.frontDoor?.updateCredentials({ caPem: ca.trustPem, certPem: ca.serverCertPem, keyPem: ca.serverKeyPem });
+      d.log.info({ event: 'gateway.ca_reloaded', issuing: caSummary(ca.caCertPem).fingerprint256, trusted: ca.trustedCaPems.length, bundleVersion: ca.bundle?.version ?? null }, 'CA files changed: trust, server certificate and issuing CA reloaded');
+      this.logCaOverlap();
+      const trusted = new Set(d.ca.trustedFingerprints());
+      for (const s of [...this.sessions.values()]) {
+        if (s.identity.caFingerprint !== '' && !trusted.has(s.identity.caFingerprint)) {
+          d.counters.inc('connections_refused_total', { reason: 'untrusted' });
+          d.log.warn({ event: 'agent.retired_ca_stream_closed', agentId: s.agentId, caFingerprint: s.identity.caFingerprint }, 'stream of an agent whose certificate a retired CA issued closed');
+          s.close('the CA that issued this agent certificate was retired: enroll again', status.PERMISSION_DENIED);
+        }
+      }
+      const version = ca.bundle?.version ?? 0;
+      if (version === this.caBundleVersion) return;
+      this.caBundleVersion = version;
+      const bundle = this.wireCaBundle();
+      if (!bundle) return;
+      let sent = 0;
+      for (const s of this.sessions.values()) {
+        if (s.state !== 'ready') continue;
+        s.send({ msg: { $case: 'caBundle', value: bundle } });
+        sent++;
+      }
+      d.log.info({ event: 'gateway.ca_bundle_sent', version, agents: sent }, `CA bundle ${version} sent to ${sent} online agent(s)`);
+    } catch (e) {
+      d.log.warn({ event: 'gateway.ca_reload_failed', reason: describeError(e) }, 'the CA files do not fit together (a roll-over step may be under way); keeping the CA loaded before');
+    } finally {
+      this.pollingCa = false;
+    }
   }
 
   /**

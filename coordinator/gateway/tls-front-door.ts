@@ -6,6 +6,8 @@
  *  - no client certificate            → the enrollment server (only Enroll is served there;
  *                                        a Connect attempt is refused as unauthenticated);
  *  - a certificate that chains to the CA, current, not revoked → the agent gateway server;
+ *  - a probe certificate (`ca issue-probe`) that chains to the CA → the same server, where it
+ *    reaches health and reflection only (Connect refuses it);
  *  - anything else (foreign CA, expired, revoked, unknown) → closed, logged and counted.
  *
  * So a bad certificate never reaches HTTP/2 parsing, and every refusal has a logged reason.
@@ -15,7 +17,7 @@ import type { ConnectionInjector } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { Counters } from '../metrics/counters.js';
 import type { AgentRegistry } from '../registry/agent-registry.js';
-import { normalizeSerial } from '../pki/ca.js';
+import { isProbeCertificate, normalizeSerial } from '../pki/ca.js';
 
 const MAX_UNAUTHENTICATED_PER_ADDRESS = 64;
 
@@ -80,6 +82,11 @@ export class TlsFrontDoor {
     });
   }
 
+  /** New connections get this trust and server certificate (a CA roll-over step); live ones keep theirs. */
+  updateCredentials(o: { caPem: string; certPem: string; keyPem: string }): void {
+    this.server.setSecureContext({ key: o.keyPem, cert: o.certPem, ca: o.caPem, minVersion: 'TLSv1.2' });
+  }
+
   /** Refuses new connections; established ones stay until close() (which waits for them to end). */
   stopAccepting(): void {
     if (!this.closing) this.closing = new Promise((resolve) => this.server.close(() => resolve()));
@@ -124,6 +131,12 @@ export class TlsFrontDoor {
       const why = String(socket.authorizationError ?? 'unverified');
       const reason = why === 'CERT_HAS_EXPIRED' ? 'expired' : why === 'CERT_NOT_YET_VALID' ? 'not_yet_valid' : 'untrusted';
       this.refuse(socket, remote, reason, `client certificate rejected: ${why}`, { subject: cert.subject?.CN, fingerprint256: cert.fingerprint256 });
+      return;
+    }
+    if (isProbeCertificate(cert.subjectaltname)) {
+      // A monitoring probe: health and reflection live on the agent server; its Connect refuses probes.
+      this.counters.inc('connections_total', { kind: 'probe' });
+      this.gateway.injectConnection(socket);
       return;
     }
     const agentId = typeof cert.subject?.CN === 'string' ? cert.subject.CN : '';

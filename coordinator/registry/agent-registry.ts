@@ -257,6 +257,25 @@ export class AgentRegistry {
     const rows = await q.dispatchKeyVersions(this.db);
     return rows.map((r) => ({ agentId: r.id, name: r.name, online: r.connected === 1, version: r.dispatch_keys_version }));
   }
+
+  /** The CA bundle version an agent said it holds (only ever raised). */
+  recordCaBundleHeld(agentId: string, version: number): Promise<void> {
+    return this.db.batch(async (tx) => {
+      await q.raiseCaBundleVersion(tx, agentId, version);
+    });
+  }
+
+  /** Every enrolled, unrevoked agent with the CA bundle version it last acknowledged and its current certificate. */
+  async caBundleHolders(): Promise<CaBundleHolder[]> {
+    const rows = await q.caBundleVersions(this.db);
+    return rows.map((r) => ({ agentId: r.id, name: r.name, online: r.connected === 1, version: r.ca_bundle_version, certificatePem: r.certificate_pem ?? '' }));
+  }
+}
+
+/** An agent as a CA roll-over sees it: the CA bundle it acknowledged and its current certificate. */
+export interface CaBundleHolder extends DispatchKeyHolder {
+  /** PEM of the agent's current certificate (which CA issued it decides whether retiring a CA locks it out). */
+  readonly certificatePem: string;
 }
 
 export interface DispatchKeyHolder {

@@ -13,6 +13,7 @@ import { boundFacts, labelProblems, type HostFacts, type Labels } from '../../co
 import { failedPrecondition, HandrailError, invalidArgument, permissionDenied } from '../../core/errors.js';
 import { HANDRAIL_VERSION, MIN_AGENT_VERSION } from '../../core/version.js';
 import { judgeVersions } from '../../core/version-compat.js';
+import { remoteHost, type VersionRefusalLog } from '../audit/version-refusal-log.js';
 import { newId } from '../../core/ids.js';
 import { RateLimiter } from '../../core/rate-limiter.js';
 import type { AuditLog } from '../audit/audit-log.js';
@@ -36,7 +37,10 @@ export interface EnrollOutput {
 
 export interface EnrollerDeps {
   readonly db: Database;
-  readonly ca: CertificateAuthority;
+  /** The issuing CA now (a CA roll-over switches it under a running coordinator). */
+  readonly ca: () => CertificateAuthority;
+  /** Audits version refusals (rate-limited); optional for tools that enroll without one. */
+  readonly versionRefusals?: VersionRefusalLog;
   readonly tokens: TokenStore;
   readonly registry: AgentRegistry;
   readonly audit: AuditLog;
@@ -98,11 +102,12 @@ export class Enroller {
         // Only to a holder of a good token (the message names this coordinator's release), and
         // thrown so that the transaction rolls back: the token stays unspent for an upgraded agent.
         d.log.warn({ event: 'enroll.refused', reason: 'agent_version', name: csr.commonName, agentVersion: facts.agentVersion, tokenId: verdict.token.id, remote: input.remote }, version.message);
+        d.versionRefusals?.record({ stage: 'enrollment', agentId: null, name: csr.commonName, agentVersion: facts.agentVersion, coordinatorVersion: HANDRAIL_VERSION, upgrade: version.upgrade, remote: input.remote });
         throw failedPrecondition(version.message);
       }
       const pinned = verdict.token.labels;
       const labels = { ...input.labels, ...pinned };
-      const cert = issueAgentCertificate(d.ca, csr, agentId, agentCertValidity(now, d.certTtlMs));
+      const cert = issueAgentCertificate(d.ca(), csr, agentId, agentCertValidity(now, d.certTtlMs));
       await d.registry.insertEnrolled(
         tx,
         { id: agentId, name: csr.commonName, labels, pinnedLabels: pinned, facts, tokenId: verdict.token.id, cert },
@@ -138,7 +143,3 @@ export class Enroller {
 }
 
 /** "ipv4:10.0.0.5:1234" / "ipv6:[::1]:1234" (grpc-js peers) → the address without the port. */
-function remoteHost(peer: string): string {
-  const m = /^(?:ipv[46]:)?\[?([^\]]*?)\]?:\d+$/.exec(peer);
-  return m?.[1] ?? peer;
-}

@@ -125,6 +125,18 @@ export function dispatchKeyVersions(q: Queryable): Promise<Array<{ id: string; n
 
 // ---- certificates
 
+/** The CA bundle version an agent acknowledged: only ever raised (CA roll-over, migration 11). */
+export function raiseCaBundleVersion(q: Queryable, agentId: string, version: number): Promise<RunResult> {
+  return q.run('UPDATE agents SET ca_bundle_version = ? WHERE id = ? AND (ca_bundle_version IS NULL OR ca_bundle_version < ?)', [version, agentId, version]);
+}
+
+/** Unrevoked agents with the CA bundle version each acknowledged and its current certificate. */
+export function caBundleVersions(q: Queryable): Promise<Array<{ id: string; name: string; connected: number; ca_bundle_version: number | null; certificate_pem: string | null }>> {
+  return q.all(
+    'SELECT a.id, a.name, a.connected, a.ca_bundle_version, c.certificate_pem FROM agents a LEFT JOIN agent_certificates c ON c.serial = a.cert_serial WHERE a.revoked_at IS NULL ORDER BY a.name, a.id',
+  );
+}
+
 export function insertCertificate(q: Queryable, agentId: string, cert: CertificateToStore, issuedAt: number): Promise<RunResult> {
   return q.run(
     `INSERT INTO agent_certificates (serial, agent_id, fingerprint256, not_before, not_after, certificate_pem, issued_at)

@@ -375,6 +375,11 @@ export const MIGRATIONS: readonly string[] = [
   INSERT OR IGNORE INTO runbook_teams (team, runbook_id) SELECT owner, id FROM runbook_refs WHERE owner <> '';
   CREATE INDEX executions_runbook_state ON executions (runbook_id, state, created_at DESC, id DESC);
   `,
+  // 11: CA roll-over: the CA bundle version each agent acknowledged, so `handrail ca switch`
+  // moves issuing to the next CA only once agents trust it (coordinator/pki/ca-rollover.ts).
+  `
+  ALTER TABLE agents ADD COLUMN ca_bundle_version INTEGER;
+  `,
 ];
 
 /** The schema version this build writes: the number of migrations it knows. */

@@ -48,4 +48,8 @@ export const AUDIT_SAMPLES: { readonly [T in AuditEventType]: AuditPayloads[T] }
   'ca.rotation_planned': { currentFingerprint256: 'AA:BB', nextFingerprint256: 'CC:DD', nextSubject: 'CN=Handrail Handrail CA 2026-11-23, O=Handrail', nextNotAfter: '2036-11-21T05:00:00.000Z' },
   'request.refused': { requestId: 'req-0123456789abcdef', user: 'mallory', action: 'approve', targetId: 'exe-1', runbookId: 'restart-web', rule: 'default-deny', reason: 'no rule allows mallory (groups: none) to approve restart-web; default deny', suppressed: 0 },
   'audit.verified': { verificationId: 3, ok: false, records: 1041, firstSeq: 1, lastSeq: 1041, firstBadSeq: 17, reason: 'hash mismatch: the record was changed after it was written', source: 'portal' },
+  'ca.switched': { currentFingerprint256: 'CC:DD', previousFingerprint256: 'AA:BB', bundleVersion: 1795410600000, serverNames: ['localhost', '127.0.0.1', 'handrail-coordinator'], forced: false, agentsLacking: [] },
+  'ca.retired': { retiredFingerprint256: 'AA:BB', currentFingerprint256: 'CC:DD', bundleVersion: 1795410700000, forced: false, agentsLeftBehind: [] },
+  'ca.probe_certificate_issued': { name: 'prometheus', certificateSerial: '1A2B3C', certificateFingerprint256: 'EE:FF', notAfter: '2026-12-23T05:00:00.000Z' },
+  'agent.version_refused': { agentId: 'agt-0123456789ab', name: 'web-1', agentVersion: '0.0.9', coordinatorVersion: '0.1.0', upgrade: 'agent', stage: 'stream', remote: '10.0.0.5:51234', suppressed: 0 },
 };

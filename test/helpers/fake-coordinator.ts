@@ -22,8 +22,8 @@ export class FakeCoordinator {
   port = 0;
   private waiters: Array<() => void> = [];
 
-  /** `coordinatorVersion`: the release its Welcome reports (this one by default). */
-  static async start(certsDir: string, o: { coordinatorVersion?: string } = {}): Promise<FakeCoordinator> {
+  /** `coordinatorVersion`: the release its Welcome reports (this one by default); `acceptsCaBundleHeld`: whether agents should acknowledge CA bundles. */
+  static async start(certsDir: string, o: { coordinatorVersion?: string; acceptsCaBundleHeld?: boolean } = {}): Promise<FakeCoordinator> {
     const f = new FakeCoordinator();
     const ca = await readFile(join(certsDir, 'ca.pem'));
     const cert = await readFile(join(certsDir, 'server.pem'));
@@ -35,7 +35,7 @@ export class FakeCoordinator {
           if (!req.msg) return;
           f.received.push(req.msg);
           if (req.msg.$case === 'hello') {
-            call.write({ msg: { $case: 'welcome', value: { agentId: 'fake', serverTimeMs: Date.now(), heartbeatIntervalMs: 1000, certificateNotAfterMs: Date.now() + 3_600_000, dispatchKeySet: undefined, coordinatorVersion: o.coordinatorVersion ?? HANDRAIL_VERSION, acceptsDispatchKeysHeld: false } } });
+            call.write({ msg: { $case: 'welcome', value: { agentId: 'fake', serverTimeMs: Date.now(), heartbeatIntervalMs: 1000, certificateNotAfterMs: Date.now() + 3_600_000, dispatchKeySet: undefined, coordinatorVersion: o.coordinatorVersion ?? HANDRAIL_VERSION, acceptsDispatchKeysHeld: false, caBundle: undefined, acceptsCaBundleHeld: o.acceptsCaBundleHeld ?? false } } });
           }
           const w = f.waiters;
           f.waiters = [];

@@ -1,6 +1,6 @@
 /**
  * What an attacker (or the real CA, for control cases) can make: certificates for a CSR's key
- * or any other key, from any CA, and dispatch key sets signed by any key or by nobody.
+ * or any other key, from any CA, and dispatch key sets and CA bundles signed by any key or by nobody.
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -10,6 +10,10 @@ import { signDispatchKeySet, type DispatchKeySet, type SignedDispatchKeySet } fr
 import { encodeDispatchKeySet, signedKeySetToWire } from '../../proto/codec/dispatch-key-set-codec.js';
 import type { SignedDispatchKeySet as WireSignedKeySet } from '../../proto/gen/handrail/v1/common.js';
 import { workspace } from './processes.js';
+import forge from 'node-forge';
+import { signCaBundle, type SignedCaBundle } from '../../core/ca-bundle.js';
+import { encodeCaBundle, signedCaBundleToWire } from '../../proto/codec/ca-bundle-codec.js';
+import type { SignedCaBundle as WireSignedCaBundle } from '../../proto/gen/handrail/v1/common.js';
 
 export { loadCa, parseCsr, type CertificateAuthority, type ParsedCsr };
 
@@ -52,4 +56,29 @@ export function keySet(version: number, keys: readonly DispatchKey[], signers: R
 
 export function wire(s: SignedDispatchKeySet): WireSignedKeySet {
   return signedKeySetToWire(s);
+}
+
+/** A CA from its certificate and key files (enough to issue certificates with certFor). */
+export function caFromPem(caCertPem: string, caKeyPem: string): CertificateAuthority {
+  return {
+    caCertPem,
+    caKey: createPrivateKey(caKeyPem),
+    caCert: forge.pki.certificateFromPem(caCertPem),
+    serverCertPem: '',
+    serverKeyPem: '',
+    nextCaCertPem: undefined,
+    previousCaCertPem: undefined,
+    trustedCaPems: [caCertPem],
+    trustPem: caCertPem,
+    bundle: undefined,
+  };
+}
+
+/** A CA bundle as an attacker (or, for control cases, the real coordinator) can sign it. */
+export function caBundle(version: number, caPems: readonly string[], signers: ReadonlyArray<{ caPem: string; privateKey: KeyObject }>): SignedCaBundle {
+  return signCaBundle(encodeCaBundle({ version, issuedAtMs: Date.now(), caPems }), signers);
+}
+
+export function wireCaBundle(s: SignedCaBundle): WireSignedCaBundle {
+  return signedCaBundleToWire(s);
 }

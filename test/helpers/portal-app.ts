@@ -148,7 +148,7 @@ export class PortalHarness {
             createToken: (input, t) => data.tokens.create(input, t),
             now,
           };
-    this.auditTrail = new AuditTrail({ db: data.db, audit: data.audit, caPem, now });
+    this.auditTrail = new AuditTrail({ db: data.db, audit: data.audit, caPem: () => caPem, now });
     this.app = new Hono<PortalEnv>();
     this.app.route(
       '/',

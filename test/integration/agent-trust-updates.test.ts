@@ -112,7 +112,7 @@ describe('what an agent trusts changes only through statements signed by what it
     // The attack as reported: a foreign-CA certificate for the agent's new key, and the attacker's key as the only dispatch key.
     fake.sendMessage({
       $case: 'renewed',
-      value: { certificatePem: certFor(attackerCa, csrKeyPem, agentId, hour), dispatchKeys: [{ keyId: attacker.keyId, publicKeyPem: attacker.publicKeyPem }], dispatchKeySet: wire(keySet(version + 1, [attacker], [{ signer: attacker.keyId, privateKey: attacker.privateKey }])) },
+      value: { certificatePem: certFor(attackerCa, csrKeyPem, agentId, hour), dispatchKeys: [{ keyId: attacker.keyId, publicKeyPem: attacker.publicKeyPem }], dispatchKeySet: wire(keySet(version + 1, [attacker], [{ signer: attacker.keyId, privateKey: attacker.privateKey }])), caBundle: undefined },
     });
     expect(await nextRefusal('certificate')).toMatch(/not issued by the pinned CA/);
     expect(await nextRefusal('dispatch_keys')).toMatch(/not signed by a trusted dispatch key/);
@@ -127,7 +127,7 @@ describe('what an agent trusts changes only through statements signed by what it
       ['garbage', '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n', /does not parse/],
     ];
     for (const [label, certificatePem, why] of certificates) {
-      fake.sendMessage({ $case: 'renewed', value: { certificatePem, dispatchKeys: [], dispatchKeySet: undefined } });
+      fake.sendMessage({ $case: 'renewed', value: { certificatePem, dispatchKeys: [], dispatchKeySet: undefined, caBundle: undefined } });
       expect(await nextRefusal('certificate'), label).toMatch(why);
     }
 
@@ -187,7 +187,7 @@ describe('what an agent trusts changes only through statements signed by what it
 
     const now = Date.now();
     const genuine = certFor(realCa, csrKeyPem, agentId, { notBefore: now - 60_000, notAfter: now + 3_600_000 });
-    fake.sendMessage({ $case: 'renewed', value: { certificatePem: genuine, dispatchKeys: [], dispatchKeySet: undefined } });
+    fake.sendMessage({ $case: 'renewed', value: { certificatePem: genuine, dispatchKeys: [], dispatchKeySet: undefined, caBundle: undefined } });
     await agent.waitForLog((l) => l.event === 'agent.renewed');
     expect((await state().readCredentials()).certPem.trim()).toBe(genuine.trim());
   });

@@ -6,7 +6,10 @@
  * SIGTERM shutdown that ends with a signed checkpoint covering every record.
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
+import { credentials, status, type ServiceError } from '@grpc/grpc-js';
+import { AgentGatewayServiceClient } from '../../proto/gen/handrail/v1/gateway.js';
+import { Database } from '../../coordinator/store/database.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -41,13 +44,7 @@ async function scrape(): Promise<{ text: string; families: Map<string, Family> }
   expect(res.status).toBe(200);
   expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
   const text = await res.text();
-  return { text, families: parseMetrics(text) };
-}
-
-/** A labelled histogram's _count, read from the text (the parser loses labelled histogram series). */
-function histogramCount(text: string, name: string, labels: string): number {
-  const m = new RegExp(`^${name}_count\\{${labels.replace(/[{}"]/g, (c) => `\\${c}`)}\\} (\\d+)$`, 'm').exec(text);
-  return m ? Number(m[1]) : 0;
+  return { text, families: await parseMetrics(text) };
 }
 
 async function run(runbook: string, options: Record<string, string>): Promise<ExecutionResult> {
@@ -78,7 +75,8 @@ describe('/metrics', () => {
     const f = after.families;
     expect(v(f, 'handrail_steps_dispatched_total') - v(before.families, 'handrail_steps_dispatched_total')).toBe(2);
     expect(v(f, 'handrail_results_stored_total') - v(before.families, 'handrail_results_stored_total')).toBe(2);
-    expect(histogramCount(after.text, 'handrail_step_duration_seconds', 'status="succeeded"') - histogramCount(before.text, 'handrail_step_duration_seconds', 'status="succeeded"')).toBe(2);
+    expect(v(f, 'handrail_step_duration_seconds', { status: 'succeeded' }) - v(before.families, 'handrail_step_duration_seconds', { status: 'succeeded' })).toBe(2);
+    expect(sampleValue(f, 'handrail_step_duration_seconds', { status: 'succeeded' }, 'sum')).toBeGreaterThan(sampleValue(before.families, 'handrail_step_duration_seconds', { status: 'succeeded' }, 'sum') ?? 0);
     expect(v(f, 'handrail_dispatch_latency_seconds') - v(before.families, 'handrail_dispatch_latency_seconds')).toBe(2);
     // Records for the request, the policy decision, two dispatches, two results, the completion…
     expect(v(f, 'handrail_audit_records_appended_total') - v(before.families, 'handrail_audit_records_appended_total')).toBeGreaterThanOrEqual(6);
@@ -87,11 +85,11 @@ describe('/metrics', () => {
     expect(v(f, 'handrail_agents_online')).toBe(1);
     expect(v(f, 'handrail_queue_length', { queue: 'steps_in_flight' })).toBe(0);
     expect(v(f, 'process_resident_memory_bytes')).toBeGreaterThan(10 * 1024 * 1024);
-    expect(f.get('nodejs_eventloop_lag_seconds')?.type).toBe('GAUGE');
+    expect(f.get('nodejs_eventloop_lag_seconds')?.type).toBe('gauge');
     // Conventions: every family documented; counters end in _total; no label carries an id.
     for (const [name, fam] of f) {
       expect(fam.help, name).toMatch(/\S/);
-      if (fam.type === 'COUNTER') expect(name).toMatch(/_total$/);
+      if (fam.type === 'counter') expect(name).toMatch(/_total$/);
     }
     expect(after.text).not.toMatch(/="(exe|agt|sr|req)-[a-z0-9]+"/);
     expect(after.text).not.toContain(SECRET);
@@ -156,6 +154,50 @@ describe('gRPC health and reflection on the agent port', () => {
     expect(foreign.code).not.toBe(0);
     expect(foreign.out).not.toContain('grpc.health.v1.Health');
     await fleet.coordinator!.proc.waitForLog((l) => l.event === 'gateway.connection_refused' && l['reason'] === 'untrusted', 30_000, 'the foreign certificate refused');
+  });
+});
+
+describe('a probe certificate (ca issue-probe)', () => {
+  const url = (): string => `https://127.0.0.1:${fleet.coordinator!.grpcPort}`;
+
+  it('reaches health and reflection with a certificate no agent holds, is audited, and opens no agent stream', async () => {
+    const dir = join(await mkdtemp(join(tmpdir(), 'hr-probe-')), 'probe');
+    const r = await fleet.admin(['ca', 'issue-probe', '--out', dir, '--name', 'prometheus', '--ttl', '1h', '--certs-dir', fleet.certsDir]);
+    expect(r.code, r.stderr).toBe(0);
+    expect((await stat(join(dir, 'probe.key'))).mode & 0o777).toBe(0o600);
+    const tls = ['--cacert', join(dir, 'ca.pem'), '--cert', join(dir, 'probe.pem'), '--key', join(dir, 'probe.key')];
+    const list = await bufCurl([...tls, '--list-services', url()]);
+    expect(list.code, list.out).toBe(0);
+    expect(list.out).toContain('grpc.health.v1.Health');
+    const check = await bufCurl([...tls, `${url()}/grpc.health.v1.Health/Check`]);
+    expect(check.code, check.out).toBe(0);
+    expect(JSON.parse(check.out)).toEqual({ status: 'SERVING' });
+
+    // The agent stream refuses it, with a reason of its own (grpc-js, real mTLS).
+    const creds = credentials.createSsl(await readFile(join(dir, 'ca.pem')), await readFile(join(dir, 'probe.key')), await readFile(join(dir, 'probe.pem')));
+    const client = new AgentGatewayServiceClient(`127.0.0.1:${fleet.coordinator!.grpcPort}`, creds, { 'grpc.ssl_target_name_override': 'handrail-coordinator', 'grpc.default_authority': 'handrail-coordinator' });
+    const call = client.connect();
+    const ended = new Promise<ServiceError>((resolve) => call.on('error', (e: ServiceError) => resolve(e)));
+    call.write({ msg: { $case: 'hello', value: { facts: undefined, labels: {}, spooledResults: 0, agentVersion: '0.1.0' } } });
+    const e = await ended;
+    client.close();
+    expect(e.code).toBe(status.PERMISSION_DENIED);
+    expect(e.details).toMatch(/probe certificate serves health and reflection only/);
+    await fleet.coordinator!.proc.waitForLog((l) => l.event === 'gateway.connection_refused' && l['reason'] === 'probe_certificate');
+    expect(fleet.coordinator!.proc.events('agent.connected').filter((l) => String(l['agentId'] ?? '').startsWith('probe'))).toEqual([]);
+
+    const db = await Database.open(join(fleet.dataDir, 'handrail.db'), { readonly: true });
+    try {
+      const rows = await db.all<{ payload: Buffer | string }>('SELECT payload FROM audit_records ORDER BY seq');
+      const issued = rows.map((row) => JSON.parse(row.payload.toString()) as { type: string; code: string; data: { name: string } }).filter((x) => x.type === 'ca.probe_certificate_issued');
+      expect(issued.map((x) => [x.code, x.data.name])).toEqual([['HR6022', 'prometheus']]);
+    } finally {
+      await db.close();
+    }
+
+    const bad = await fleet.admin(['ca', 'issue-probe', '--out', dir, '--name', 'no spaces', '--certs-dir', fleet.certsDir]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--name "no spaces" is invalid/);
   });
 });
 

@@ -15,7 +15,9 @@ import { EnrollmentServiceClient } from '../../proto/gen/handrail/v1/enrollment.
 import { AgentGatewayServiceClient, type ConnectResponse } from '../../proto/gen/handrail/v1/gateway.js';
 import { FakeCoordinator } from '../helpers/fake-coordinator.js';
 import { Fleet } from '../helpers/fleet.js';
-import { BACKSTOP_MS, spawnCli, type Proc } from '../helpers/processes.js';
+import { BACKSTOP_MS, spawnCli, waitFor, type Proc } from '../helpers/processes.js';
+import { join } from 'node:path';
+import { Database } from '../../coordinator/store/database.js';
 
 const TOO_OLD = '0.0.9';
 const TLS_NAME = { 'grpc.ssl_target_name_override': 'handrail-coordinator', 'grpc.default_authority': 'handrail-coordinator', 'grpc.use_local_subchannel_pool': 1 };
@@ -84,5 +86,37 @@ describe('the version handshake', () => {
     // It never counts itself connected, and keeps retrying (an upgraded coordinator is picked up by itself).
     await agent.waitForLog((l) => l.event === 'agent.disconnected' && String(l['reason']).includes('upgrade the coordinator'));
     expect(agent.events('agent.connected')).toEqual([]);
+  });
+
+  it('audits each refusal with the side to upgrade, at most five per address and stage a minute', async () => {
+    // A flood of enrollments with an old release, on a good token that is never spent.
+    const token = await fleet.token(['--uses', '1']);
+    const client = new EnrollmentServiceClient(fleet.coordinator!.address, credentials.createSsl(Buffer.from(caPem)), TLS_NAME);
+    const csrPem = createCsr(generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey, 'old-flood');
+    for (let i = 0; i < 8; i++) {
+      const err = await new Promise<ServiceError | null>((resolve) => client.enroll({ token, csrPem, labels: {}, facts: facts(TOO_OLD) }, new Metadata(), (e) => resolve(e)));
+      expect(err?.code).toBe(status.FAILED_PRECONDITION);
+    }
+    client.close();
+    const proc = fleet.coordinator!.proc;
+    await waitFor(() => proc.events('enroll.refused').filter((l) => l['reason'] === 'agent_version').length >= 9, undefined, 'nine enrollment refusals');
+    // The records are written in the background: stop the coordinator, which waits for them.
+    await proc.stop();
+    const db = await Database.open(join(fleet.dataDir, 'handrail.db'), { readonly: true });
+    let records: Array<{ code: string; data: { stage: string; upgrade: string; agentVersion: string; coordinatorVersion: string; name: string | null; agentId: string | null; suppressed: number } }>;
+    try {
+      const rows = await db.all<{ payload: Buffer | string }>('SELECT payload FROM audit_records ORDER BY seq');
+      records = rows.map((r) => JSON.parse(r.payload.toString()) as { type: string }).filter((r) => r.type === 'agent.version_refused') as unknown as typeof records;
+    } finally {
+      await db.close();
+    }
+    const enrollment = records.filter((r) => r.data.stage === 'enrollment');
+    const stream = records.filter((r) => r.data.stage === 'stream');
+    // 1 + 8 refused enrollments from one address: the first five are recorded, the rest counted.
+    expect(enrollment).toHaveLength(5);
+    expect(enrollment[0]).toMatchObject({ code: 'HR1106', data: { upgrade: 'agent', agentVersion: TOO_OLD, coordinatorVersion: HANDRAIL_VERSION, name: 'old-agent', agentId: null, suppressed: 0 } });
+    expect(stream).toHaveLength(1);
+    expect(stream[0]!.data).toMatchObject({ upgrade: 'agent', agentVersion: TOO_OLD, name: null, suppressed: 0 });
+    expect(stream[0]!.data.agentId).toMatch(/^agt-/);
   });
 });

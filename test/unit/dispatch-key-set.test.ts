@@ -18,7 +18,7 @@ const current: TrustedDispatchKeys = { version: 100, keys: [{ keyId: 'dispatch-1
 const set = (version: number, keys: Array<[string, string]>): Uint8Array => encodeDispatchKeySet({ version, issuedAtMs: 1, keys: keys.map(([keyId, publicKeyPem]) => ({ keyId, publicKeyPem })) });
 const signed = (payload: Uint8Array, ...signers: Array<[string, KeyObject]>): SignedDispatchKeySet => signDispatchKeySet(payload, signers.map(([signer, privateKey]) => ({ signer, privateKey })));
 const judge = (s: SignedDispatchKeySet, o: { current?: TrustedDispatchKeys | 'enrollment'; recovery?: boolean; decode?: (p: Uint8Array) => DispatchKeySet } = {}) =>
-  judgeDispatchKeySet({ signed: s, decode: o.decode ?? decodeDispatchKeySet, current: o.current === 'enrollment' ? undefined : (o.current ?? current), caPublicKey: ca.publicKey, allowCaRecovery: o.recovery ?? false });
+  judgeDispatchKeySet({ signed: s, decode: o.decode ?? decodeDispatchKeySet, current: o.current === 'enrollment' ? undefined : (o.current ?? current), caPublicKeys: [ca.publicKey], allowCaRecovery: o.recovery ?? false });
 
 const next = set(101, [['dispatch-1', k1.pem], ['dispatch-2', k2.pem]]);
 

@@ -194,8 +194,10 @@ describe('the owner-team migration', () => {
     try {
       // A store as the release before this migration left it.
       await db.exec('CREATE TABLE schema_version (version INTEGER NOT NULL)');
-      for (const m of MIGRATIONS.slice(0, -1)) await db.exec(m);
-      await db.run('INSERT INTO schema_version (version) VALUES (?)', [MIGRATIONS.length - 1]);
+      const before = MIGRATIONS.findIndex((m) => m.includes('ADD COLUMN owner_team'));
+      expect(before).toBeGreaterThan(0);
+      for (const m of MIGRATIONS.slice(0, before)) await db.exec(m);
+      await db.run('INSERT INTO schema_version (version) VALUES (?)', [before]);
       await db.run("INSERT INTO runbook_refs (id, owner, tags_json, updated_at) VALUES ('web-echo', 'web', '[]', 1), ('legacy', '', '[]', 0)");
       await db.run(
         `INSERT INTO executions (id, kind, runbook_id, requested_by, state, created_at) VALUES

@@ -61,6 +61,29 @@ export interface SignedDispatchKeySet {
   signatures: TrustSignature[];
 }
 
+/**
+ * The CA certificates an agent trusts (for the coordinator's server certificate and its own
+ * renewed certificates) during and after a CA roll-over. An agent replaces its bundle only with
+ * a higher version signed by a CA it trusts now, that still holds the CA of its own certificate.
+ */
+export interface CaBundle {
+  /** Strictly increasing: an agent never goes back to a lower version. */
+  version: number;
+  issuedAtMs: number;
+  /** Self-signed CA certificates, PEM, one per entry. */
+  caPems: string[];
+}
+
+/**
+ * payload is an encoded CaBundle (payload type "application/vnd.handrail.ca-bundle.v1+proto");
+ * each signature is made by a CA key, its signer "ca:" and the CA certificate's SHA-256
+ * fingerprint (lower-case hex, no colons).
+ */
+export interface SignedCaBundle {
+  payload: Buffer;
+  signatures: TrustSignature[];
+}
+
 function createBaseAgentFacts(): AgentFacts {
   return { hostname: "", os: "", platform: "", arch: "", cpus: 0, memoryBytes: 0, agentVersion: "", kernelRelease: "" };
 }
@@ -391,6 +414,131 @@ export const SignedDispatchKeySet: MessageFns<SignedDispatchKeySet> = {
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseSignedDispatchKeySet();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.payload = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.signatures.push(TrustSignature.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseCaBundle(): CaBundle {
+  return { version: 0, issuedAtMs: 0, caPems: [] };
+}
+
+export const CaBundle: MessageFns<CaBundle> = {
+  encode(message: CaBundle, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.version !== 0) {
+      writer.uint32(8).uint64(message.version);
+    }
+    if (message.issuedAtMs !== 0) {
+      writer.uint32(16).int64(message.issuedAtMs);
+    }
+    for (const v of message.caPems) {
+      writer.uint32(26).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CaBundle {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCaBundle();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.version = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.issuedAtMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.caPems.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseSignedCaBundle(): SignedCaBundle {
+  return { payload: Buffer.alloc(0), signatures: [] };
+}
+
+export const SignedCaBundle: MessageFns<SignedCaBundle> = {
+  encode(message: SignedCaBundle, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.payload.length !== 0) {
+      writer.uint32(10).bytes(message.payload);
+    }
+    for (const v of message.signatures) {
+      TrustSignature.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SignedCaBundle {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSignedCaBundle();
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {

@@ -17,7 +17,7 @@ import {
   type Metadata,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import { AgentFacts, PublicKey, SignedDispatchKeySet } from "./common.js";
+import { AgentFacts, PublicKey, SignedCaBundle, SignedDispatchKeySet } from "./common.js";
 
 export const protobufPackage = "handrail.v1";
 
@@ -75,6 +75,7 @@ export interface ConnectRequest {
     | { $case: "accepted"; value: StepAccepted }
     | { $case: "trustRefused"; value: TrustRefused }
     | { $case: "dispatchKeysHeld"; value: DispatchKeysHeld }
+    | { $case: "caBundleHeld"; value: CaBundleHeld }
     | undefined;
 }
 
@@ -90,6 +91,9 @@ export interface ConnectResponse {
     | //
     /** A newer set of dispatch keys (key rotation); the agent applies the same checks as at renewal. */
     { $case: "dispatchKeys"; value: SignedDispatchKeySet }
+    | //
+    /** A newer CA bundle (CA roll-over); the agent applies the same checks as at welcome. */
+    { $case: "caBundle"; value: SignedCaBundle }
     | undefined;
 }
 
@@ -127,6 +131,12 @@ export interface Welcome {
   coordinatorVersion: string;
   /** The coordinator reads DispatchKeysHeld (older ones end a stream on a message they do not know). */
   acceptsDispatchKeysHeld: boolean;
+  /** The CA bundle of a CA roll-over (unset when none ever happened), signed by the CA keys. */
+  caBundle:
+    | SignedCaBundle
+    | undefined;
+  /** The coordinator reads CaBundleHeld. */
+  acceptsCaBundleHeld: boolean;
 }
 
 export interface Heartbeat {
@@ -266,7 +276,11 @@ export interface RenewResponse {
    * @deprecated
    */
   dispatchKeys: PublicKey[];
-  dispatchKeySet: SignedDispatchKeySet | undefined;
+  dispatchKeySet:
+    | SignedDispatchKeySet
+    | undefined;
+  /** The CA bundle (unset when no CA roll-over ever happened). */
+  caBundle: SignedCaBundle | undefined;
 }
 
 /**
@@ -274,7 +288,7 @@ export interface RenewResponse {
  * certificate or a dispatch key set), and keeps what it had.
  */
 export interface TrustRefused {
-  /** "certificate" or "dispatch_keys". */
+  /** "certificate", "dispatch_keys" or "ca_bundle". */
   what: string;
   reason: string;
 }
@@ -286,6 +300,16 @@ export interface TrustRefused {
 export interface DispatchKeysHeld {
   version: number;
   keyIds: string[];
+}
+
+/**
+ * The CA bundle the agent trusts now, sent after every bundle it accepted (at welcome, renewal
+ * and roll-over, changed or not): `handrail ca switch` waits until agents hold the bundle.
+ */
+export interface CaBundleHeld {
+  version: number;
+  /** SHA-256 fingerprints (lower-case hex, no colons) of the CAs in it. */
+  fingerprints: string[];
 }
 
 export interface Disconnect {
@@ -330,6 +354,9 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
         break;
       case "dispatchKeysHeld":
         DispatchKeysHeld.encode(message.msg.value, writer.uint32(74).fork()).join();
+        break;
+      case "caBundleHeld":
+        CaBundleHeld.encode(message.msg.value, writer.uint32(82).fork()).join();
         break;
     }
     return writer;
@@ -420,6 +447,14 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
             message.msg = { $case: "dispatchKeysHeld", value: DispatchKeysHeld.decode(reader, reader.uint32()) };
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.msg = { $case: "caBundleHeld", value: CaBundleHeld.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -460,6 +495,9 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
         break;
       case "dispatchKeys":
         SignedDispatchKeySet.encode(message.msg.value, writer.uint32(58).fork()).join();
+        break;
+      case "caBundle":
+        SignedCaBundle.encode(message.msg.value, writer.uint32(66).fork()).join();
         break;
     }
     return writer;
@@ -532,6 +570,14 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
             }
 
             message.msg = { $case: "dispatchKeys", value: SignedDispatchKeySet.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.msg = { $case: "caBundle", value: SignedCaBundle.decode(reader, reader.uint32()) };
             continue;
           }
         }
@@ -695,6 +741,8 @@ function createBaseWelcome(): Welcome {
     dispatchKeySet: undefined,
     coordinatorVersion: "",
     acceptsDispatchKeysHeld: false,
+    caBundle: undefined,
+    acceptsCaBundleHeld: false,
   };
 }
 
@@ -720,6 +768,12 @@ export const Welcome: MessageFns<Welcome> = {
     }
     if (message.acceptsDispatchKeysHeld !== false) {
       writer.uint32(56).bool(message.acceptsDispatchKeysHeld);
+    }
+    if (message.caBundle !== undefined) {
+      SignedCaBundle.encode(message.caBundle, writer.uint32(66).fork()).join();
+    }
+    if (message.acceptsCaBundleHeld !== false) {
+      writer.uint32(72).bool(message.acceptsCaBundleHeld);
     }
     return writer;
   },
@@ -791,6 +845,22 @@ export const Welcome: MessageFns<Welcome> = {
             }
 
             message.acceptsDispatchKeysHeld = reader.bool();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.caBundle = SignedCaBundle.decode(reader, reader.uint32());
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.acceptsCaBundleHeld = reader.bool();
             continue;
           }
         }
@@ -2003,7 +2073,7 @@ export const RenewRequest: MessageFns<RenewRequest> = {
 };
 
 function createBaseRenewResponse(): RenewResponse {
-  return { certificatePem: "", dispatchKeys: [], dispatchKeySet: undefined };
+  return { certificatePem: "", dispatchKeys: [], dispatchKeySet: undefined, caBundle: undefined };
 }
 
 export const RenewResponse: MessageFns<RenewResponse> = {
@@ -2016,6 +2086,9 @@ export const RenewResponse: MessageFns<RenewResponse> = {
     }
     if (message.dispatchKeySet !== undefined) {
       SignedDispatchKeySet.encode(message.dispatchKeySet, writer.uint32(26).fork()).join();
+    }
+    if (message.caBundle !== undefined) {
+      SignedCaBundle.encode(message.caBundle, writer.uint32(34).fork()).join();
     }
     return writer;
   },
@@ -2055,6 +2128,14 @@ export const RenewResponse: MessageFns<RenewResponse> = {
             }
 
             message.dispatchKeySet = SignedDispatchKeySet.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.caBundle = SignedCaBundle.decode(reader, reader.uint32());
             continue;
           }
         }
@@ -2169,6 +2250,63 @@ export const DispatchKeysHeld: MessageFns<DispatchKeysHeld> = {
             }
 
             message.keyIds.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseCaBundleHeld(): CaBundleHeld {
+  return { version: 0, fingerprints: [] };
+}
+
+export const CaBundleHeld: MessageFns<CaBundleHeld> = {
+  encode(message: CaBundleHeld, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.version !== 0) {
+      writer.uint32(8).uint64(message.version);
+    }
+    for (const v of message.fingerprints) {
+      writer.uint32(18).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CaBundleHeld {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCaBundleHeld();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.version = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.fingerprints.push(reader.string());
             continue;
           }
         }
