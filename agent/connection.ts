@@ -15,7 +15,7 @@ import { judgeIssuedCertificate } from './issued-certificate.js';
 import { HANDRAIL_VERSION, MIN_COORDINATOR_VERSION } from '../core/version.js';
 import { judgeVersions } from '../core/version-compat.js';
 import type { HostFacts, Labels } from '../core/labels.js';
-import { backoffDelay, DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js';
+import { reconnectDelay, DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js';
 import { ConnectionStateMachine } from './connection-state.js';
 import { channelOptions, type CoordinatorAddress } from './coordinator-address.js';
 import type { AgentCredentials } from './state-dir.js';
@@ -263,11 +263,13 @@ export class AgentConnection {
     const lasted = this.streamingSince > 0 ? this.d.now() - this.streamingSince : 0;
     this.teardown(new Error(why));
     if (this.machine.state === 'stopped') return;
-    // A stream that held for a while was healthy: start the backoff over.
-    if (lasted > 5_000) this.attempt = 0;
     const intentional = this.intentionalReconnect;
     this.intentionalReconnect = false;
-    const delay = intentional ? 0 : backoffDelay(this.attempt++, this.d.backoff ?? DEFAULT_BACKOFF, this.d.random);
+    // A stream that held for a while was healthy: the backoff starts over (reconnectDelay).
+    const next = reconnectDelay(this.attempt, lasted, this.d.backoff ?? DEFAULT_BACKOFF, this.d.random);
+    // An intentional reconnect (a renewed certificate) goes at once and counts no attempt.
+    const delay = intentional ? 0 : next.ms;
+    this.attempt = intentional ? next.nextAttempt - 1 : next.nextAttempt;
     this.d.log.warn({ event: 'agent.disconnected', reason: why, retryInMs: delay, attempt: this.attempt }, `disconnected (${why}); retrying in ${delay} ms`);
     for (const l of this.listeners) l('disconnected', why);
     this.machine.move('backoff');
