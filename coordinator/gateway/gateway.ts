@@ -276,6 +276,7 @@ export class Gateway implements SessionHandler {
       .checkPeer(agentId, serial, now, peer.fingerprint256)
       .then((verdict) => {
         if (!verdict.ok) {
+          this.frontDoor?.admitted(remote);
           d.counters.inc('connections_refused_total', { reason: verdict.reason });
           d.log.warn({ event: 'gateway.connection_refused', agentId, serial, remote, reason: verdict.reason }, 'agent stream refused');
           call.emit('error', { code: status.PERMISSION_DENIED, details: `agent ${agentId} refused: ${verdict.reason.replace(/_/g, ' ')}` });
@@ -296,6 +297,7 @@ export class Gateway implements SessionHandler {
         session.start(now);
       })
       .catch((e: unknown) => {
+        this.frontDoor?.admitted(remote);
         d.log.error({ event: 'gateway.connect_failed', agentId, err: e }, 'connect failed');
         call.emit('error', { code: status.INTERNAL, details: 'internal error' });
       });
@@ -335,6 +337,8 @@ export class Gateway implements SessionHandler {
         },
       },
     });
+    // Welcomed: the next waiting connection may start its handshake.
+    this.frontDoor?.admitted(session.identity.remote);
     d.counters.inc('sessions_started_total');
     d.log.info(
       { event: 'agent.connected', agentId: session.agentId, name: record.name, remote: session.identity.remote, version: facts.agentVersion, spooled: hello.spooledResults },
@@ -377,6 +381,7 @@ export class Gateway implements SessionHandler {
   }
 
   closed(session: AgentSession, reason: string): void {
+    this.frontDoor?.admitted(session.identity.remote);
     if (this.sessions.get(session.agentId) === session) {
       this.sessions.delete(session.agentId);
       const now = this.d.now();

@@ -9,13 +9,23 @@
  *  - anything else (foreign CA, expired, revoked, unknown) → closed, logged and counted.
  *
  * So a bad certificate never reaches HTTP/2 parsing, and every refusal has a logged reason.
+ *
+ * Admission: TCP connections are accepted by a plain listener and handed to the TLS server only
+ * while fewer than `maxAdmitting` connections are between accept and their agent's Welcome (or
+ * their end); the rest wait, untouched, in arrival order (admission.ts). After a coordinator
+ * restart every agent dials at once: without this the handshakes of thousands of connections
+ * interleave, each takes longer than the clients wait, and the work is thrown away
+ * (congestion collapse; measured in bench/reconnect.ts). With it the coordinator works at full
+ * rate on connections it can finish, and a Welcome is not starved by new handshakes.
  */
+import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import { createServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { ConnectionInjector } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { Counters } from '../metrics/counters.js';
 import type { AgentRegistry } from '../registry/agent-registry.js';
 import { normalizeSerial } from '../pki/ca.js';
+import { AdmissionQueue } from './admission.js';
 
 const MAX_UNAUTHENTICATED_PER_ADDRESS = 64;
 
@@ -25,11 +35,25 @@ export interface FrontDoorOptions {
   readonly keyPem: string;
   readonly handshakeTimeoutMs?: number;
   readonly maxConnections?: number;
+  /** Connections between TCP accept and Welcome (or end) at once; the rest wait their turn. */
+  readonly maxAdmitting?: number;
+  /** A connection that waited longer than this is dropped unserved (its agent has given up and redials). */
+  readonly maxQueueWaitMs?: number;
+  /** Connections waiting beyond this are refused at once (closed before TLS). */
+  readonly maxQueued?: number;
+  /** An admitted connection gives its slot back after this long even without a Welcome (a peer that opens no stream cannot hold it). */
+  readonly maxAdmittingMs?: number;
 }
 
 export class TlsFrontDoor {
   private readonly server: TlsServer;
+  private readonly listener: TcpServer;
+  private readonly admission: AdmissionQueue<Socket>;
+  /** Admitted agent connections by remote address, until their Welcome or end. */
+  private readonly admittedAgents = new Map<string, () => void>();
   private readonly sockets = new Set<TLSSocket>();
+  private readonly raw = new Set<Socket>();
+  private readonly maxAdmittingMs: number;
   private readonly unauthenticated = new Map<string, number>();
   private closing: Promise<void> | undefined;
 
@@ -53,7 +77,22 @@ export class TlsFrontDoor {
       minVersion: 'TLSv1.2',
       handshakeTimeout: options.handshakeTimeoutMs ?? 10_000,
     });
-    this.server.maxConnections = options.maxConnections ?? 20_000;
+    const maxConnections = options.maxConnections ?? 20_000;
+    this.maxAdmittingMs = options.maxAdmittingMs ?? 2 * (options.handshakeTimeoutMs ?? 10_000);
+    this.admission = new AdmissionQueue<Socket>({
+      maxActive: options.maxAdmitting ?? 64,
+      maxQueued: options.maxQueued ?? maxConnections,
+      maxWaitMs: options.maxQueueWaitMs ?? 15_000,
+      now: () => performance.now(),
+      alive: (s) => !s.destroyed && s.readable,
+      drop: (s, why) => {
+        this.counters.inc('connections_refused_total', { reason: `admission_${why}` });
+        s.destroy();
+      },
+    });
+    // The TLS server never listens: connections reach it from the plain listener, once admitted.
+    this.listener = createTcpServer({ pauseOnConnect: true }, (socket) => this.accept(socket));
+    this.listener.maxConnections = maxConnections;
     this.server.on('secureConnection', (socket: TLSSocket) => {
       this.route(socket).catch((e: unknown) => {
         this.log.error({ err: e, event: 'gateway.route_failed' }, 'routing a connection failed');
@@ -71,24 +110,76 @@ export class TlsFrontDoor {
 
   listen(host: string, port: number): Promise<number> {
     return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        const addr = this.server.address();
+      this.listener.once('error', reject);
+      this.listener.listen(port, host, () => {
+        this.listener.off('error', reject);
+        const addr = this.listener.address();
         resolve(typeof addr === 'object' && addr ? addr.port : port);
       });
     });
   }
 
+  /** Connections admitted and not yet welcomed or ended, and connections waiting (for metrics and tests). */
+  admissionState(): { admitting: number; queued: number } {
+    return { admitting: this.admission.active, queued: this.admission.queued };
+  }
+
+  /**
+   * The agent connection from `remote` is through (its Welcome was sent, or its stream was
+   * refused or ended): the next waiting connection may start its handshake.
+   */
+  admitted(remote: string): void {
+    const release = this.admittedAgents.get(remote);
+    if (release) release();
+  }
+
   /** Refuses new connections; established ones stay until close() (which waits for them to end). */
   stopAccepting(): void {
-    if (!this.closing) this.closing = new Promise((resolve) => this.server.close(() => resolve()));
+    if (!this.closing) {
+      this.closing = new Promise((resolve) => this.listener.close(() => resolve()));
+      for (const s of this.admission.drain()) s.destroy();
+    }
   }
 
   close(): Promise<void> {
     this.stopAccepting();
     for (const s of this.sockets) s.destroy();
+    for (const s of this.raw) s.destroy();
     return this.closing ?? Promise.resolve();
+  }
+
+  private accept(socket: Socket): void {
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    this.raw.add(socket);
+    socket.once('close', () => this.raw.delete(socket));
+    // A waiting connection that errors (its client gave up) is skipped when its turn comes.
+    socket.on('error', () => undefined);
+    const verdict = this.admission.offer(socket, (s, release) => this.start(s, release));
+    if (verdict === 'refused') {
+      this.counters.inc('connections_refused_total', { reason: 'admission_queue_full' });
+      this.log.warn({ event: 'gateway.connection_refused', remote: socket.remoteAddress, reason: 'admission_queue_full' }, 'too many connections waiting for admission; closed before TLS');
+      socket.destroy();
+    }
+  }
+
+  /** Hands an admitted TCP connection to the TLS server; `release` frees its admission slot (once). */
+  private start(socket: Socket, release: () => void): void {
+    const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    let released = false;
+    const done = (): void => {
+      if (released) return;
+      released = true;
+      if (this.admittedAgents.get(remote) === done) this.admittedAgents.delete(remote);
+      release();
+    };
+    this.admittedAgents.set(remote, done);
+    socket.once('close', done);
+    setTimeout(done, this.maxAdmittingMs).unref();
+    this.server.emit('connection', socket);
+    socket.resume();
   }
 
   private async route(socket: TLSSocket): Promise<void> {
@@ -117,6 +208,7 @@ export class TlsFrontDoor {
         else this.unauthenticated.set(host, left);
       });
       this.counters.inc('connections_total', { kind: 'enrollment' });
+      this.admitted(remote);
       this.enrollment.injectConnection(socket);
       return;
     }
