@@ -4,7 +4,8 @@
  * jittered exponential backoff; its life is an explicit state machine (connection-state.ts).
  */
 import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
-import { credentials, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
+import type { ChannelCredentials, ClientDuplexStream, ServiceError } from '@grpc/grpc-js';
+import { agentChannelCredentials, TlsSessionCache } from './tls-session.js';
 import type { Logger } from 'pino';
 import { AgentGatewayServiceClient, type ConnectRequest, type ConnectResponse } from '../proto/gen/handrail/v1/gateway.js';
 import { envelopeFromWire } from '../proto/codec/step-codec.js';
@@ -15,7 +16,7 @@ import { judgeIssuedCertificate } from './issued-certificate.js';
 import { HANDRAIL_VERSION, MIN_COORDINATOR_VERSION } from '../core/version.js';
 import { judgeVersions } from '../core/version-compat.js';
 import type { HostFacts, Labels } from '../core/labels.js';
-import { reconnectDelay, DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js';
+import { reconnectDelay, DEFAULT_BACKOFF, HEALTHY_STREAM_MS, type BackoffPolicy } from './backoff.js';
 import { ConnectionStateMachine } from './connection-state.js';
 import { channelOptions, type CoordinatorAddress } from './coordinator-address.js';
 import type { AgentCredentials } from './state-dir.js';
@@ -52,6 +53,8 @@ export class AgentConnection {
   private timers: NodeJS.Timeout[] = [];
   private retryTimer: NodeJS.Timeout | undefined;
   private streamingSince = 0;
+  /** When the last healthy stream was lost (retries stay close together for a while after: backoff.ts). */
+  private healthyLostAt = Number.NEGATIVE_INFINITY;
   /** The coordinator said it reads DispatchKeysHeld (Welcome.accepts_dispatch_keys_held). */
   private acksKeySets = false;
   private renewPending: { keyPem: string; sentAt: number } | undefined;
@@ -59,6 +62,7 @@ export class AgentConnection {
   /** Set when the agent itself ends a healthy stream (to pick up a renewed certificate). */
   private intentionalReconnect = false;
   private heartbeatMs = 10_000;
+  private tls: { readonly certPem: string; readonly sessions: TlsSessionCache; readonly credentials: ChannelCredentials } | undefined;
   private readonly listeners: Array<(event: 'welcome' | 'disconnected' | 'expired', detail: string) => void> = [];
 
   constructor(private readonly d: ConnectionDeps) {}
@@ -82,6 +86,23 @@ export class AgentConnection {
     this.teardown(new Error('agent stopping'));
   }
 
+  /**
+   * mTLS credentials that resume the last TLS session made with this certificate (a restart
+   * storm costs the coordinator a fraction of full handshakes). A renewed certificate starts
+   * a fresh session cache: a ticket stands for the identity it was made under.
+   */
+  private channelCredentials(creds: AgentCredentials): ChannelCredentials {
+    if (this.tls?.certPem !== creds.certPem) {
+      const sessions = new TlsSessionCache();
+      this.tls = {
+        certPem: creds.certPem,
+        sessions,
+        credentials: agentChannelCredentials({ caPem: Buffer.from(this.d.caPem), keyPem: Buffer.from(creds.keyPem), certPem: Buffer.from(creds.certPem), tlsName: this.d.address.tlsName, sessions }),
+      };
+    }
+    return this.tls.credentials;
+  }
+
   private connect(): void {
     if (this.machine.state === 'stopped') return;
     const { d } = this;
@@ -94,11 +115,7 @@ export class AgentConnection {
       return;
     }
     this.machine.move('connecting');
-    const client = new AgentGatewayServiceClient(
-      d.address.target,
-      credentials.createSsl(Buffer.from(d.caPem), Buffer.from(creds.keyPem), Buffer.from(creds.certPem)),
-      channelOptions(d.address, d.channelOptions),
-    );
+    const client = new AgentGatewayServiceClient(d.address.target, this.channelCredentials(creds), channelOptions(d.address, d.channelOptions));
     this.client = client;
     const call = client.connect();
     this.call = call;
@@ -145,7 +162,7 @@ export class AgentConnection {
     this.generation++;
     this.heartbeatMs = heartbeatMs > 0 ? heartbeatMs : 10_000;
     this.currentLink = makeLink(call, this.generation);
-    this.d.log.info({ event: 'agent.connected', agentId: this.d.agentId, coordinator: this.d.address.target, generation: this.generation }, 'connected to coordinator');
+    this.d.log.info({ event: 'agent.connected', agentId: this.d.agentId, coordinator: this.d.address.target, generation: this.generation, tlsResumed: this.tls?.sessions.lastResumed ?? false }, 'connected to coordinator');
     this.timers.push(setInterval(() => this.tick(), this.heartbeatMs));
     this.maybeRenew();
     this.d.executor.onConnected();
@@ -266,7 +283,8 @@ export class AgentConnection {
     const intentional = this.intentionalReconnect;
     this.intentionalReconnect = false;
     // A stream that held for a while was healthy: the backoff starts over (reconnectDelay).
-    const next = reconnectDelay(this.attempt, lasted, this.d.backoff ?? DEFAULT_BACKOFF, this.d.random);
+    if (lasted > HEALTHY_STREAM_MS) this.healthyLostAt = this.d.now();
+    const next = reconnectDelay(this.attempt, lasted, this.d.backoff ?? DEFAULT_BACKOFF, this.d.random, this.d.now() - this.healthyLostAt);
     // An intentional reconnect (a renewed certificate) goes at once and counts no attempt.
     const delay = intentional ? 0 : next.ms;
     this.attempt = intentional ? next.nextAttempt - 1 : next.nextAttempt;

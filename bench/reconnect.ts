@@ -50,6 +50,7 @@ const { values: args } = parseArgs({
     'state-dir': { type: 'string', default: '.bench/reconnect' },
     profile: { type: 'string' },
     'no-resume': { type: 'boolean', default: false },
+    'old-backoff': { type: 'boolean', default: false },
     'idle-seconds': { type: 'string', default: '0' },
     'spread-ms': { type: 'string', default: '5000' },
     'log-level': { type: 'string', default: 'info' },
@@ -293,7 +294,7 @@ async function main(): Promise<void> {
   const [l1, l5] = loadavg();
   out(`# Handrail reconnect-storm benchmark — ${availableParallelism()} cores (${cpus()[0]?.model ?? '?'}), Node ${process.version}, load ${l1?.toFixed(2)}/${l5?.toFixed(2)} at start`);
   out(`# coordinator: ${CLI}`);
-  out(`# ${N} simulated agents in ${WORKERS} worker process(es), client TLS session resumption ${RESUME ? 'on' : 'off'}; ${HOLD} of them hold a result across each restart`);
+  out(`# ${N} simulated agents in ${WORKERS} worker process(es), client TLS session resumption ${RESUME ? 'on' : 'off'}, ${args['old-backoff'] ? 'old' : 'current'} reconnect backoff; ${HOLD} of them hold a result across each restart`);
   const ports = { grpc: await freePort(), http: await freePort() };
   const fleet = await prepare(ports);
   const caPem = await readFile(join(STATE, 'certs', 'ca.pem'), 'utf8');
@@ -313,7 +314,7 @@ async function main(): Promise<void> {
   const held = fleet.ids.slice(0, HOLD).map((i) => i.agentId);
   await Promise.all(
     workers.map((w, k) =>
-      w.ask({ type: 'init', ids: fleet.ids.filter((_, i) => i % WORKERS === k), keyPem: fleet.keyPem, caPem, address: `127.0.0.1:${ports.grpc}`, hold: held, resume: RESUME, spreadMs: Number(args['spread-ms']) }),
+      w.ask({ type: 'init', ids: fleet.ids.filter((_, i) => i % WORKERS === k), keyPem: fleet.keyPem, caPem, address: `127.0.0.1:${ports.grpc}`, hold: held, resume: RESUME, spreadMs: Number(args['spread-ms']), oldBackoff: Boolean(args['old-backoff']) }),
     ),
   );
   let t0 = performance.now();

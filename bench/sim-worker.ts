@@ -23,7 +23,7 @@ import { sha256, signPayload } from '../core/envelope.js';
 import { STEP_RESULT_TYPE } from '../core/step.js';
 import { channelOptions, parseCoordinatorAddress, type CoordinatorAddress } from '../agent/coordinator-address.js';
 import { agentChannelCredentials, TlsSessionCache } from '../agent/tls-session.js';
-import { reconnectDelay, DEFAULT_BACKOFF } from '../agent/backoff.js';
+import { reconnectDelay, DEFAULT_BACKOFF, HEALTHY_STREAM_MS, type BackoffPolicy } from '../agent/backoff.js';
 import { HANDRAIL_VERSION } from '../core/version.js';
 
 export interface WorkerIdentity {
@@ -33,7 +33,7 @@ export interface WorkerIdentity {
 }
 
 export type ToWorker =
-  | { type: 'init'; ids: WorkerIdentity[]; keyPem: string; caPem: string; address: string; hold: string[]; resume: boolean; spreadMs: number }
+  | { type: 'init'; ids: WorkerIdentity[]; keyPem: string; caPem: string; address: string; hold: string[]; resume: boolean; spreadMs: number; oldBackoff: boolean }
   | { type: 'connect' }
   | { type: 'stats' }
   | { type: 'stop' };
@@ -50,6 +50,7 @@ interface Shared {
   readonly keyPem: Buffer;
   readonly privateKey: KeyObject;
   readonly resume: boolean;
+  readonly backoff: BackoffPolicy;
   readonly stats: { welcomes: number; attempts: number; failures: Map<string, number>; resultsSent: number; resumed: number };
 }
 
@@ -59,6 +60,7 @@ class ReconnectingSim {
   private heartbeat: NodeJS.Timeout | undefined;
   private retry: NodeJS.Timeout | undefined;
   private attempt = 0;
+  private healthyLostAt = Number.NEGATIVE_INFINITY;
   private streamingSince = 0;
   private stopped = false;
   private keys = new Map<string, KeyObject>();
@@ -88,7 +90,7 @@ class ReconnectingSim {
   private credentials(): ChannelCredentials {
     if (!this.creds) {
       this.creds = this.s.resume
-        ? agentChannelCredentials({ caPem: this.s.caPem, keyPem: this.s.keyPem, certPem: Buffer.from(this.id.certPem), sessions: this.sessions })
+        ? agentChannelCredentials({ caPem: this.s.caPem, keyPem: this.s.keyPem, certPem: Buffer.from(this.id.certPem), tlsName: this.s.address.tlsName, sessions: this.sessions })
         : credentials.createSsl(this.s.caPem, this.s.keyPem, Buffer.from(this.id.certPem));
     }
     return this.creds;
@@ -188,7 +190,8 @@ class ReconnectingSim {
     const lasted = this.streamingSince > 0 ? Date.now() - this.streamingSince : 0;
     this.teardown();
     if (this.stopped) return;
-    const delay = reconnectDelay(this.attempt, lasted, DEFAULT_BACKOFF);
+    if (lasted > HEALTHY_STREAM_MS) this.healthyLostAt = Date.now();
+    const delay = reconnectDelay(this.attempt, lasted, this.s.backoff, Math.random, Date.now() - this.healthyLostAt);
     this.attempt = delay.nextAttempt;
     this.retry = setTimeout(() => this.dial(), delay.ms);
   }
@@ -234,6 +237,8 @@ process.on('message', (m: ToWorker) => {
         keyPem: Buffer.from(m.keyPem),
         privateKey,
         resume: m.resume,
+        // --old-backoff: the agent's schedule before recovery retries (the full 30 s ceiling at once).
+        backoff: m.oldBackoff ? { initialMs: DEFAULT_BACKOFF.initialMs, maxMs: DEFAULT_BACKOFF.maxMs, factor: DEFAULT_BACKOFF.factor } : DEFAULT_BACKOFF,
         stats: { welcomes: 0, attempts: 0, failures: new Map(), resultsSent: 0, resumed: 0 },
       };
       const hold = new Set(m.hold);

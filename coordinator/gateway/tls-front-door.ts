@@ -18,6 +18,7 @@
  * (congestion collapse; measured in bench/reconnect.ts). With it the coordinator works at full
  * rate on connections it can finish, and a Welcome is not starved by new handshakes.
  */
+import { createHash, hkdfSync } from 'node:crypto';
 import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import { createServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { ConnectionInjector } from '@grpc/grpc-js';
@@ -28,6 +29,27 @@ import { normalizeSerial } from '../pki/ca.js';
 import { AdmissionQueue } from './admission.js';
 
 const MAX_UNAUTHENTICATED_PER_ADDRESS = 64;
+
+/** How long a session ticket can be resumed (TLS 1.3 allows at most 7 days). */
+const SESSION_LIFETIME_S = 7 * 24 * 3600;
+
+/**
+ * Ticket keys that survive a restart (so agents resume after one) without a new secret file:
+ * derived from the server key, and from the trust and server certificates so that a CA
+ * roll-over or a new server certificate voids every ticket (the next handshakes are full and
+ * verify the chain again).
+ */
+function sessionTicketKeys(o: { readonly keyPem: string; readonly caPem: string; readonly certPem: string }): Buffer {
+  const salt = createHash('sha256').update(o.caPem).update('\0').update(o.certPem).digest();
+  return Buffer.from(hkdfSync('sha256', o.keyPem, salt, 'handrail agent-port TLS session tickets v1', 48));
+}
+
+/** The certificate an admitted agent connection presented, as the front door read and checked it. */
+export interface PeerIdentity {
+  readonly agentId: string;
+  readonly serial: string;
+  readonly fingerprint256: string;
+}
 
 export interface FrontDoorOptions {
   readonly caPem: string;
@@ -51,6 +73,8 @@ export class TlsFrontDoor {
   private readonly admission: AdmissionQueue<Socket>;
   /** Admitted agent connections by remote address, until their Welcome or end. */
   private readonly admittedAgents = new Map<string, () => void>();
+  /** Agent connections routed to the gateway, by remote address, while they are open. */
+  private readonly identities = new Map<string, PeerIdentity>();
   private readonly sockets = new Set<TLSSocket>();
   private readonly raw = new Set<Socket>();
   private readonly maxAdmittingMs: number;
@@ -76,6 +100,13 @@ export class TlsFrontDoor {
       ALPNProtocols: ['h2'],
       minVersion: 'TLSv1.2',
       handshakeTimeout: options.handshakeTimeoutMs ?? 10_000,
+      // Session resumption across coordinator restarts (agent/tls-session.ts is the client side):
+      // a resumed handshake skips both certificate signatures. The ticket binds the agent's
+      // certificate, which route() checks against the registry like any other (revocation,
+      // expiry, serial and fingerprint), so resuming grants nothing a full handshake would not.
+      ticketKeys: sessionTicketKeys(options),
+      sessionTimeout: SESSION_LIFETIME_S,
+      sessionIdContext: 'handrail-agent-port',
     });
     const maxConnections = options.maxConnections ?? 20_000;
     this.maxAdmittingMs = options.maxAdmittingMs ?? 2 * (options.handshakeTimeoutMs ?? 10_000);
@@ -117,6 +148,14 @@ export class TlsFrontDoor {
         resolve(typeof addr === 'object' && addr ? addr.port : port);
       });
     });
+  }
+
+  /**
+   * The identity the agent connection from `remote` presented at its handshake: the gateway
+   * checks it per stream without parsing the certificate again (getPeerCertificate is costly).
+   */
+  identity(remote: string): PeerIdentity | undefined {
+    return this.identities.get(remote);
   }
 
   /** Connections admitted and not yet welcomed or ended, and connections waiting (for metrics and tests). */
@@ -226,6 +265,11 @@ export class TlsFrontDoor {
       return;
     }
     this.counters.inc('connections_total', { kind: 'agent' });
+    const identity: PeerIdentity = { agentId, serial, fingerprint256: cert.fingerprint256 };
+    this.identities.set(remote, identity);
+    socket.once('close', () => {
+      if (this.identities.get(remote) === identity) this.identities.delete(remote);
+    });
     this.gateway.injectConnection(socket);
   }
 
