@@ -308,7 +308,7 @@ async function main(): Promise<void> {
   if (profileDir) await mkdir(profileDir, { recursive: true });
   let coord = new Coordinator(ports, {});
   await coord.listening;
-  out(`coordinator pid ${coord.pid} on 127.0.0.1:${ports.grpc}, idle RSS ${mb(rssBytes(coord.pid))}`);
+  out(`coordinator pid ${coord.pid} on 127.0.0.1:${ports.grpc} (HTTP ${ports.http}), idle RSS ${mb(rssBytes(coord.pid))}`);
 
   const workers = Array.from({ length: WORKERS }, () => new Worker());
   const held = fleet.ids.slice(0, HOLD).map((i) => i.agentId);

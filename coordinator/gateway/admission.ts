@@ -1,10 +1,12 @@
 /**
  * Admission of new connections: at most `maxActive` are being served at once (TLS handshake,
- * peer check, Hello, registry write, Welcome); the others wait in arrival order. An entry that
- * waited past `maxWaitMs`, or whose peer went away, is dropped when its turn comes instead of
- * being served (its client has given up and will dial again). Beyond `maxQueued` waiting, a new
- * connection is refused at once. No I/O here: the front door supplies the clock, the liveness
- * test and what "serve" means.
+ * peer check, Hello, registry write, Welcome); the others wait. The newest waiting connection
+ * is served first: under overload the oldest have the least patience left (a client that gave
+ * up has dialed again and is waiting as a new entry), so serving them first would spend the
+ * coordinator's work on connections nobody waits for any more. Entries that waited past
+ * `maxWaitMs`, or whose peer went away, are dropped unserved. Beyond `maxQueued` waiting, a
+ * new connection is refused at once. No I/O here: the front door supplies the clock, the
+ * liveness test and what "serve" and "drop" mean.
  */
 
 export interface AdmissionOptions<T> {
@@ -28,8 +30,8 @@ interface Waiting<T> {
 
 export class AdmissionQueue<T> {
   private running = 0;
-  private readonly waiting: Array<Waiting<T> | undefined> = [];
-  private head = 0;
+  /** Oldest first; served from the end. */
+  private readonly waiting: Array<Waiting<T>> = [];
   /** Entries dropped unserved because they waited too long or their peer left. */
   dropped = 0;
 
@@ -40,16 +42,17 @@ export class AdmissionQueue<T> {
   }
 
   get queued(): number {
-    return this.waiting.length - this.head;
+    return this.waiting.length;
   }
 
   /** Serves `item` now or queues it; 'refused' when the queue is full (the caller closes it). */
   offer(item: T, serve: Serve<T>): 'served' | 'queued' | 'refused' {
-    if (this.running < this.o.maxActive && this.queued === 0) {
+    this.expire();
+    if (this.running < this.o.maxActive && this.waiting.length === 0) {
       this.run(item, serve);
       return 'served';
     }
-    if (this.queued >= this.o.maxQueued) return 'refused';
+    if (this.waiting.length >= this.o.maxQueued) return 'refused';
     this.waiting.push({ item, since: this.o.now(), serve });
     this.pump();
     return 'queued';
@@ -57,14 +60,7 @@ export class AdmissionQueue<T> {
 
   /** Empties the queue (shutdown); returns what was waiting. */
   drain(): T[] {
-    const left: T[] = [];
-    for (let i = this.head; i < this.waiting.length; i++) {
-      const w = this.waiting[i];
-      if (w) left.push(w.item);
-    }
-    this.waiting.length = 0;
-    this.head = 0;
-    return left;
+    return this.waiting.splice(0).map((w) => w.item);
   }
 
   private run(item: T, serve: Serve<T>): void {
@@ -78,23 +74,27 @@ export class AdmissionQueue<T> {
     });
   }
 
+  /** Drops the entries that waited too long (they are the oldest, at the front). */
+  private expire(): void {
+    const limit = this.o.now() - this.o.maxWaitMs;
+    let n = 0;
+    while (n < this.waiting.length && (this.waiting[n] as Waiting<T>).since < limit) n++;
+    for (const w of this.waiting.splice(0, n)) {
+      this.dropped++;
+      this.o.drop(w.item, 'waited_too_long');
+    }
+  }
+
   private pump(): void {
-    while (this.running < this.o.maxActive && this.head < this.waiting.length) {
-      const w = this.waiting[this.head] as Waiting<T>;
-      this.waiting[this.head] = undefined;
-      this.head++;
-      const gone = !this.o.alive(w.item);
-      if (gone || this.o.now() - w.since > this.o.maxWaitMs) {
+    this.expire();
+    while (this.running < this.o.maxActive && this.waiting.length > 0) {
+      const w = this.waiting.pop() as Waiting<T>;
+      if (!this.o.alive(w.item)) {
         this.dropped++;
-        this.o.drop(w.item, gone ? 'gone' : 'waited_too_long');
+        this.o.drop(w.item, 'gone');
         continue;
       }
       this.run(w.item, w.serve);
-    }
-    // Compact now and then so the array does not grow without bound.
-    if (this.head > 1024 && this.head * 2 > this.waiting.length) {
-      this.waiting.splice(0, this.head);
-      this.head = 0;
     }
   }
 }

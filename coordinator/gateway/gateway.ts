@@ -225,6 +225,11 @@ export class Gateway implements SessionHandler {
     return n;
   }
 
+  /** Agent-port connections being admitted (accept to Welcome) and waiting for admission. */
+  admissionState(): { admitting: number; queued: number } {
+    return this.frontDoor?.admissionState() ?? { admitting: 0, queued: 0 };
+  }
+
   /** Messages queued behind slow agents, over every session. */
   queuedMessages(): number {
     let n = 0;

@@ -12,7 +12,7 @@
  *
  * Admission: TCP connections are accepted by a plain listener and handed to the TLS server only
  * while fewer than `maxAdmitting` connections are between accept and their agent's Welcome (or
- * their end); the rest wait, untouched, in arrival order (admission.ts). After a coordinator
+ * their end); the rest wait, untouched (admission.ts: newest first, dropped after 15 s). After a coordinator
  * restart every agent dials at once: without this the handshakes of thousands of connections
  * interleave, each takes longer than the clients wait, and the work is thrown away
  * (congestion collapse; measured in bench/reconnect.ts). With it the coordinator works at full
