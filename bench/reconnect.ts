@@ -128,7 +128,7 @@ class Coordinator {
         if (/agents on port (\d+)/.test(buf)) res(performance.now());
         if (buf.length > 100_000) buf = buf.slice(-10_000);
       });
-      void this.exited.then((c) => rej(new Error(`coordinator exited ${c}: ${buf.slice(-2000)}`)));
+      this.exited.then((c) => rej(new Error(`coordinator exited ${c}: ${buf.slice(-2000)}`)), () => undefined);
     });
   }
 
@@ -317,7 +317,7 @@ async function main(): Promise<void> {
       w.ask({ type: 'init', ids: fleet.ids.filter((_, i) => i % WORKERS === k), keyPem: fleet.keyPem, caPem, address: `127.0.0.1:${ports.grpc}`, hold: held, resume: RESUME, spreadMs: Number(args['spread-ms']), oldBackoff: Boolean(args['old-backoff']) }),
     ),
   );
-  let t0 = performance.now();
+  const t0 = performance.now();
   let c0 = cpuMs(coord.pid);
   for (const w of workers) w.tell({ type: 'connect' });
   await waitOnline(ports.http, workers, N, t0);

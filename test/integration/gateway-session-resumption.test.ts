@@ -42,7 +42,7 @@ function openStream(address: string, caPem: string, id: { keyPem: string; certPe
     call.on('data', (r: ConnectResponse) => {
       if (r.msg?.$case === 'welcome') resolve();
     });
-    void ended.then((s) => reject(new Error(`stream ended before a Welcome: ${s.code} ${s.details}`)));
+    ended.then((s) => reject(new Error(`stream ended before a Welcome: ${s.code} ${s.details}`)), () => undefined);
   });
   welcomed.catch(() => undefined);
   const facts = { hostname: 'resumer', os: 'Linux', platform: 'linux', arch: 'x64', cpus: 1, memoryBytes: 1, agentVersion: HANDRAIL_VERSION, kernelRelease: '' };
