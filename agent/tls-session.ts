@@ -16,6 +16,8 @@ import { CallCredentials, ChannelCredentials } from '@grpc/grpc-js';
 
 type SecureConnector = ReturnType<ChannelCredentials['_createSecureConnector']>;
 
+const NETWORK_ERRORS = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED']);
+
 /** The last session ticket the coordinator issued on this identity's connections. */
 export class TlsSessionCache {
   private session: Buffer | undefined;
@@ -92,9 +94,11 @@ class ResumingChannelCredentials extends ChannelCredentials {
           );
           // TLS 1.3 tickets arrive after the handshake; the newest one is used next time.
           tls.on('session', (s: Buffer) => sessions.store(s));
-          tls.on('error', (e) => {
-            // A resumed attempt that failed may have failed because of the ticket: the next one is full.
-            if (session) sessions.clear();
+          tls.on('error', (e: Error & { code?: string }) => {
+            // A resumed handshake the server failed may have failed because of the ticket: the next
+            // one is full. A reset or timeout (a coordinator going down, or shedding load) says
+            // nothing about the ticket: keep it.
+            if (session && !NETWORK_ERRORS.has(e.code ?? '')) sessions.clear();
             reject(e);
           });
         });
