@@ -11,7 +11,7 @@
  * So a bad certificate never reaches HTTP/2 parsing, and every refusal has a logged reason.
  *
  * Admission: TCP connections are accepted by a plain listener and handed to the TLS server only
- * while fewer than `maxAdmitting` connections are between accept and their agent's Welcome (or
+ * while fewer than `maxAdmitting` (256) connections are between accept and their agent's Welcome (or
  * their end); the rest wait, untouched (admission.ts: newest first, dropped after 15 s). After a coordinator
  * restart every agent dials at once: without this the handshakes of thousands of connections
  * interleave, each takes longer than the clients wait, and the work is thrown away
@@ -111,7 +111,7 @@ export class TlsFrontDoor {
     const maxConnections = options.maxConnections ?? 20_000;
     this.maxAdmittingMs = options.maxAdmittingMs ?? 2 * (options.handshakeTimeoutMs ?? 10_000);
     this.admission = new AdmissionQueue<Socket>({
-      maxActive: options.maxAdmitting ?? 64,
+      maxActive: options.maxAdmitting ?? 256,
       maxQueued: options.maxQueued ?? maxConnections,
       maxWaitMs: options.maxQueueWaitMs ?? 15_000,
       now: () => performance.now(),
