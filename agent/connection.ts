@@ -4,7 +4,8 @@
  * jittered exponential backoff; its life is an explicit state machine (connection-state.ts).
  */
 import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
-import { credentials, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
+import type { ChannelCredentials, ClientDuplexStream, ServiceError } from '@grpc/grpc-js';
+import { agentChannelCredentials, TlsSessionCache } from './tls-session.js';
 import type { Logger } from 'pino';
 import { AgentGatewayServiceClient, type ConnectRequest, type ConnectResponse } from '../proto/gen/handrail/v1/gateway.js';
 import { envelopeFromWire } from '../proto/codec/step-codec.js';
@@ -17,7 +18,7 @@ import { judgeIssuedCertificate } from './issued-certificate.js';
 import { HANDRAIL_VERSION, MIN_COORDINATOR_VERSION } from '../core/version.js';
 import { judgeVersions } from '../core/version-compat.js';
 import type { HostFacts, Labels } from '../core/labels.js';
-import { backoffDelay, DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js';
+import { reconnectDelay, DEFAULT_BACKOFF, HEALTHY_STREAM_MS, type BackoffPolicy } from './backoff.js';
 import { ConnectionStateMachine } from './connection-state.js';
 import { channelOptions, type CoordinatorAddress } from './coordinator-address.js';
 import type { AgentCredentials } from './state-dir.js';
@@ -57,6 +58,8 @@ export class AgentConnection {
   private timers: NodeJS.Timeout[] = [];
   private retryTimer: NodeJS.Timeout | undefined;
   private streamingSince = 0;
+  /** When the last healthy stream was lost (retries stay close together for a while after: backoff.ts). */
+  private healthyLostAt = Number.NEGATIVE_INFINITY;
   /** The coordinator said it reads DispatchKeysHeld (Welcome.accepts_dispatch_keys_held). */
   private acksKeySets = false;
   /** The coordinator said it reads CaBundleHeld (Welcome.accepts_ca_bundle_held). */
@@ -66,6 +69,7 @@ export class AgentConnection {
   /** Set when the agent itself ends a healthy stream (to pick up a renewed certificate). */
   private intentionalReconnect = false;
   private heartbeatMs = 10_000;
+  private tls: { readonly certPem: string; readonly caPem: string; readonly sessions: TlsSessionCache; readonly credentials: ChannelCredentials } | undefined;
   private readonly listeners: Array<(event: 'welcome' | 'disconnected' | 'expired', detail: string) => void> = [];
 
   constructor(private readonly d: ConnectionDeps) {}
@@ -89,6 +93,26 @@ export class AgentConnection {
     this.teardown(new Error('agent stopping'));
   }
 
+  /**
+   * mTLS credentials that resume the last TLS session made with this certificate (a restart
+   * storm costs the coordinator a fraction of full handshakes). A renewed certificate starts
+   * a fresh session cache: a ticket stands for the identity it was made under.
+   */
+  private channelCredentials(creds: AgentCredentials): ChannelCredentials {
+    // A new certificate or a new CA bundle (a CA roll-over) means new credentials and new sessions.
+    const caPem = this.d.caPem();
+    if (this.tls?.certPem !== creds.certPem || this.tls.caPem !== caPem) {
+      const sessions = new TlsSessionCache();
+      this.tls = {
+        certPem: creds.certPem,
+        caPem,
+        sessions,
+        credentials: agentChannelCredentials({ caPem: Buffer.from(caPem), keyPem: Buffer.from(creds.keyPem), certPem: Buffer.from(creds.certPem), tlsName: this.d.address.tlsName, sessions }),
+      };
+    }
+    return this.tls.credentials;
+  }
+
   private connect(): void {
     if (this.machine.state === 'stopped') return;
     const { d } = this;
@@ -101,11 +125,7 @@ export class AgentConnection {
       return;
     }
     this.machine.move('connecting');
-    const client = new AgentGatewayServiceClient(
-      d.address.target,
-      credentials.createSsl(Buffer.from(d.caPem()), Buffer.from(creds.keyPem), Buffer.from(creds.certPem)),
-      channelOptions(d.address, d.channelOptions),
-    );
+    const client = new AgentGatewayServiceClient(d.address.target, this.channelCredentials(creds), channelOptions(d.address, d.channelOptions));
     this.client = client;
     const call = client.connect();
     this.call = call;
@@ -154,7 +174,7 @@ export class AgentConnection {
     this.generation++;
     this.heartbeatMs = heartbeatMs > 0 ? heartbeatMs : 10_000;
     this.currentLink = makeLink(call, this.generation);
-    this.d.log.info({ event: 'agent.connected', agentId: this.d.agentId, coordinator: this.d.address.target, generation: this.generation }, 'connected to coordinator');
+    this.d.log.info({ event: 'agent.connected', agentId: this.d.agentId, coordinator: this.d.address.target, generation: this.generation, tlsResumed: this.tls?.sessions.lastResumed ?? false }, 'connected to coordinator');
     this.timers.push(setInterval(() => this.tick(), this.heartbeatMs));
     this.maybeRenew();
     this.d.executor.onConnected();
@@ -302,11 +322,14 @@ export class AgentConnection {
     const lasted = this.streamingSince > 0 ? this.d.now() - this.streamingSince : 0;
     this.teardown(new Error(why));
     if (this.machine.state === 'stopped') return;
-    // A stream that held for a while was healthy: start the backoff over.
-    if (lasted > 5_000) this.attempt = 0;
     const intentional = this.intentionalReconnect;
     this.intentionalReconnect = false;
-    const delay = intentional ? 0 : backoffDelay(this.attempt++, this.d.backoff ?? DEFAULT_BACKOFF, this.d.random);
+    // A stream that held for a while was healthy: the backoff starts over (reconnectDelay).
+    if (lasted > HEALTHY_STREAM_MS) this.healthyLostAt = this.d.now();
+    const next = reconnectDelay(this.attempt, lasted, this.d.backoff ?? DEFAULT_BACKOFF, this.d.random, this.d.now() - this.healthyLostAt);
+    // An intentional reconnect (a renewed certificate) goes at once and counts no attempt.
+    const delay = intentional ? 0 : next.ms;
+    this.attempt = intentional ? next.nextAttempt - 1 : next.nextAttempt;
     this.d.log.warn({ event: 'agent.disconnected', reason: why, retryInMs: delay, attempt: this.attempt }, `disconnected (${why}); retrying in ${delay} ms`);
     for (const l of this.listeners) l('disconnected', why);
     this.machine.move('backoff');

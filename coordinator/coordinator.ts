@@ -261,7 +261,8 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
   counters.gauge('agents_online', () => gateway.onlineCount());
   counters.gauge('queue_length', () => {
     const q = dispatcher.queueDepths();
-    return { steps_in_flight: q.stepsInFlight, steps_deferred: q.stepsDeferred, store_writes: data.db.pendingWrites, agent_send: gateway.queuedMessages() };
+    const a = gateway.admissionState();
+    return { steps_in_flight: q.stepsInFlight, steps_deferred: q.stepsDeferred, store_writes: data.db.pendingWrites, agent_send: gateway.queuedMessages(), agent_connections_admitting: a.admitting, agent_connections_waiting: a.queued };
   });
   const grpcPort = await gateway.listen(config.grpcListen.host, config.grpcListen.port).catch((e: unknown) => {
     throw listenError(e, config.grpcListen, '--grpc-listen');

@@ -13,7 +13,7 @@ import {
 } from '../../proto/gen/handrail/v1/gateway.js';
 import { EnrollmentServiceService, type EnrollRequest, type EnrollResponse } from '../../proto/gen/handrail/v1/enrollment.js';
 import { AgentSession, type SessionHandler } from './agent-session.js';
-import { TlsFrontDoor } from './tls-front-door.js';
+import { TlsFrontDoor, type PeerIdentity } from './tls-front-door.js';
 import { addHealthAndReflection, HealthStatus } from './health-service.js';
 import { toGrpcError } from './grpc-status.js';
 import { transportWatch } from './transport-watch.js';
@@ -25,6 +25,7 @@ import { signedCaBundleToWire } from '../../proto/codec/ca-bundle-codec.js';
 import { dispatchSetVersion, type Keyring } from '../pki/keyring.js';
 import { currentDispatchKeySet } from '../pki/dispatch-key-set.js';
 import { signedKeySetToWire } from '../../proto/codec/dispatch-key-set-codec.js';
+import type { SignedDispatchKeySet as WireSignedKeySet } from '../../proto/gen/handrail/v1/common.js';
 import type { Database } from '../store/database.js';
 import type { Counters } from '../metrics/counters.js';
 import { boundFacts, labelProblems } from '../../core/labels.js';
@@ -37,6 +38,9 @@ import type { VersionRefusalLog } from '../audit/version-refusal-log.js';
 
 /** How often the certs dir is reread for CA roll-over steps. */
 const CA_POLL_MS = 1000;
+
+/** How long the key set made for one Welcome is reused for the next ones (its issued-at is informational). */
+const WELCOME_KEY_SET_REUSE_MS = 60_000;
 
 /** Hard cap enforced by grpc-js itself; see maxMessageBytes for the limit that is logged. */
 const HARD_MESSAGE_CAP = 8 * 1024 * 1024;
@@ -94,6 +98,12 @@ export class Gateway implements SessionHandler {
   /** The CA bundle version agents were last sent (0: none). */
   private caBundleVersion = 0;
   private pollingCa = false;
+  /**
+   * The signed dispatch key set sent with every Welcome, made once and reused while the set is
+   * unchanged (pollKeys drops it on any key change): making it per connection cost two queries
+   * and a signature per reconnecting agent.
+   */
+  private welcomeKeySet: { readonly version: number; readonly at: number; readonly set: Promise<WireSignedKeySet> } | undefined;
 
   constructor(private readonly d: GatewayDeps) {
     const common = {
@@ -226,6 +236,11 @@ export class Gateway implements SessionHandler {
     return n;
   }
 
+  /** Agent-port connections being admitted (accept to Welcome) and waiting for admission. */
+  admissionState(): { admitting: number; queued: number } {
+    return this.frontDoor?.admissionState() ?? { admitting: 0, queued: 0 };
+  }
+
   /** Messages queued behind slow agents, over every session. */
   queuedMessages(): number {
     let n = 0;
@@ -273,26 +288,27 @@ export class Gateway implements SessionHandler {
 
   private connect(call: ServerDuplexStream<Buffer, ConnectResponse>): void {
     const { d } = this;
-    const peer = call.getAuthContext().sslPeerCertificate;
     const remote = call.getPeer();
+    const peer = this.peerIdentity(call, remote);
     if (!peer) {
       d.counters.inc('connections_refused_total', { reason: 'no_client_certificate' });
       call.emit('error', { code: status.UNAUTHENTICATED, details: 'client certificate required' });
       return;
     }
-    if (isProbeCertificate(peer.subjectaltname)) {
+    if (peer.probe) {
       d.counters.inc('connections_refused_total', { reason: 'probe_certificate' });
-      d.log.warn({ event: 'gateway.connection_refused', reason: 'probe_certificate', remote, subject: peer.subject?.CN }, 'agent stream with a probe certificate refused');
+      d.log.warn({ event: 'gateway.connection_refused', reason: 'probe_certificate', remote }, 'agent stream with a probe certificate refused');
       call.emit('error', { code: status.PERMISSION_DENIED, details: 'a probe certificate serves health and reflection only, not an agent stream' });
       return;
     }
-    const agentId = typeof peer.subject?.CN === 'string' ? peer.subject.CN : '';
-    const serial = normalizeSerial(peer.serialNumber ?? '');
+    const { agentId, serial } = peer;
     const now = d.now();
+    // Checked again per stream (a revocation may land between handshake and stream).
     d.registry
       .checkPeer(agentId, serial, now, peer.fingerprint256)
       .then((verdict) => {
         if (!verdict.ok) {
+          this.frontDoor?.admitted(remote);
           d.counters.inc('connections_refused_total', { reason: verdict.reason });
           d.log.warn({ event: 'gateway.connection_refused', agentId, serial, remote, reason: verdict.reason }, 'agent stream refused');
           call.emit('error', { code: status.PERMISSION_DENIED, details: `agent ${agentId} refused: ${verdict.reason.replace(/_/g, ' ')}` });
@@ -313,9 +329,19 @@ export class Gateway implements SessionHandler {
         session.start(now);
       })
       .catch((e: unknown) => {
+        this.frontDoor?.admitted(remote);
         d.log.error({ event: 'gateway.connect_failed', agentId, err: e }, 'connect failed');
         call.emit('error', { code: status.INTERNAL, details: 'internal error' });
       });
+  }
+
+  /** The certificate of this stream's connection: as the front door read it, else from the TLS socket. */
+  private peerIdentity(call: ServerDuplexStream<Buffer, ConnectResponse>, remote: string): PeerIdentity | undefined {
+    const known = this.frontDoor?.identity(remote);
+    if (known) return known;
+    const peer = call.getAuthContext().sslPeerCertificate;
+    if (!peer) return undefined;
+    return { agentId: typeof peer.subject?.CN === 'string' ? peer.subject.CN : '', serial: normalizeSerial(peer.serialNumber ?? ''), fingerprint256: peer.fingerprint256, probe: isProbeCertificate(peer.subjectaltname), raw: peer.raw };
   }
 
   async hello(session: AgentSession, hello: Hello): Promise<void> {
@@ -336,8 +362,10 @@ export class Gateway implements SessionHandler {
     if (labelProblems(hello.labels).length > 0) {
       d.log.warn({ event: 'session.bad_labels', agentId: session.agentId, problems: labelProblems(hello.labels) }, 'agent reported invalid labels; ignored');
     }
-    const record = await d.registry.markConnected(session.agentId, { facts, ownLabels, address: session.identity.remote, heartbeatIntervalMs: d.config.heartbeatIntervalMs }, now);
-    const keySet = await currentDispatchKeySet(d.keyring, now);
+    const [record, keySet] = await Promise.all([
+      d.registry.markConnected(session.agentId, { facts, ownLabels, address: session.identity.remote, heartbeatIntervalMs: d.config.heartbeatIntervalMs }, now),
+      this.keySetForWelcome(now),
+    ]);
     if (session.state !== 'ready') return;
     session.send({
       msg: {
@@ -347,7 +375,7 @@ export class Gateway implements SessionHandler {
           serverTimeMs: now,
           heartbeatIntervalMs: d.config.heartbeatIntervalMs,
           certificateNotAfterMs: session.identity.certNotAfter,
-          dispatchKeySet: signedKeySetToWire(keySet),
+          dispatchKeySet: keySet,
           coordinatorVersion: HANDRAIL_VERSION,
           acceptsDispatchKeysHeld: true,
           caBundle: this.wireCaBundle(),
@@ -355,6 +383,8 @@ export class Gateway implements SessionHandler {
         },
       },
     });
+    // Welcomed: the next waiting connection may start its handshake.
+    this.frontDoor?.admitted(session.identity.remote);
     d.counters.inc('sessions_started_total');
     d.log.info(
       { event: 'agent.connected', agentId: session.agentId, name: record.name, remote: session.identity.remote, version: facts.agentVersion, spooled: hello.spooledResults },
@@ -362,6 +392,18 @@ export class Gateway implements SessionHandler {
     );
     for (const fn of this.readyListeners) fn(session.agentId);
     this.traffic?.agentReady(session.agentId);
+  }
+
+  private keySetForWelcome(now: number): Promise<WireSignedKeySet> {
+    const c = this.welcomeKeySet;
+    if (c && c.version === this.keySetVersion && now - c.at < WELCOME_KEY_SET_REUSE_MS) return c.set;
+    const set = currentDispatchKeySet(this.d.keyring, now).then(signedKeySetToWire);
+    const entry = { version: this.keySetVersion, at: now, set };
+    this.welcomeKeySet = entry;
+    set.catch(() => {
+      if (this.welcomeKeySet === entry) this.welcomeKeySet = undefined;
+    });
+    return set;
   }
 
   message(session: AgentSession, msg: NonNullable<ConnectRequest['msg']>): void {
@@ -400,6 +442,7 @@ export class Gateway implements SessionHandler {
   }
 
   closed(session: AgentSession, reason: string): void {
+    this.frontDoor?.admitted(session.identity.remote);
     if (this.sessions.get(session.agentId) === session) {
       this.sessions.delete(session.agentId);
       const now = this.d.now();
@@ -512,9 +555,11 @@ export class Gateway implements SessionHandler {
     try {
       const { d } = this;
       const changed = await d.keyring.refresh();
+      if (changed.length > 0) this.welcomeKeySet = undefined;
       for (const purpose of changed) d.log.info({ event: 'keys.active_changed', purpose, keyId: d.keyring.active(purpose).keyId }, `now signing with ${purpose} key ${d.keyring.active(purpose).keyId}`);
       const version = dispatchSetVersion(await d.keyring.publicKeys('dispatch'));
       if (version === this.keySetVersion) return;
+      this.welcomeKeySet = undefined;
       const keySet = signedKeySetToWire(await currentDispatchKeySet(d.keyring, d.now()));
       this.keySetVersion = version;
       let sent = 0;

@@ -44,13 +44,14 @@ export function transportWatch(o: {
       warned = true;
       return new ServerInterceptingCall(call);
     }
-    const peer = call.getAuthContext().sslPeerCertificate;
-    const agentId = typeof peer?.subject?.CN === 'string' ? peer.subject.CN : '';
     const scanner = new GrpcFrameScanner(o.capBytes);
     let ended = false;
     const refuse = (reason: TransportRefusal['reason'], detail: string, code: status): void => {
       if (ended) return;
       ended = true;
+      // Read only on a refusal: getAuthContext parses the peer certificate again, on every stream.
+      const peer = call.getAuthContext().sslPeerCertificate;
+      const agentId = typeof peer?.subject?.CN === 'string' ? peer.subject.CN : '';
       o.onRefused({ agentId, remote: call.getPeer(), reason, detail });
       call.sendStatus({ code, details: detail });
     };

@@ -60,7 +60,7 @@ export const METRICS = {
   store_commit_duration_seconds: { type: 'histogram', buckets: FAST_BUCKETS, help: 'Store write transactions, BEGIN to COMMIT (including the fsync).' },
   // gauges (read at scrape time from the sources given to gauge())
   agents_online: { type: 'gauge', help: 'Agents with a live stream to this coordinator.' },
-  queue_length: { type: 'gauge', label: 'queue', help: 'Work waiting, by queue: steps_in_flight (dispatched, no result yet), steps_deferred (busy agent, re-offer pending), store_writes (queued for the next commit), agent_send (messages queued behind slow agents).' },
+  queue_length: { type: 'gauge', label: 'queue', help: 'Work waiting, by queue: steps_in_flight (dispatched, no result yet), steps_deferred (busy agent, re-offer pending), store_writes (queued for the next commit), agent_send (messages queued behind slow agents), agent_connections_admitting (agent-port connections between accept and Welcome), agent_connections_waiting (accepted, waiting for admission).' },
 } as const satisfies Record<string, MetricSpec>;
 
 type MetricName = keyof typeof METRICS;

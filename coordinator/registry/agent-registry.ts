@@ -59,9 +59,40 @@ export interface KnownCertificate {
   readonly serial: string;
   readonly agentId: string;
   readonly fingerprint256: string;
+  /** Parsed from the certificate on first use (a peer check does not need it; verifying a result does). */
   readonly publicKey: KeyObject;
   readonly notAfter: number;
   readonly revoked: boolean;
+}
+
+/**
+ * A cached certificate whose public key is parsed only when a result is verified: after a
+ * restart every agent's first connection misses the cache, and parsing each PEM there was
+ * about 1 ms of the coordinator's CPU per reconnecting agent (bench/reconnect.ts profile).
+ */
+function knownCertificate(c: Omit<KnownCertificate, 'publicKey'>, pem: string): KnownCertificate {
+  let key: KeyObject | undefined;
+  return {
+    ...c,
+    get publicKey(): KeyObject {
+      key ??= new X509Certificate(pem).publicKey;
+      return key;
+    },
+  };
+}
+
+/** The same certificate marked revoked (a spread would read, and so parse, the lazy public key). */
+function revokedCopy(c: KnownCertificate): KnownCertificate {
+  return {
+    serial: c.serial,
+    agentId: c.agentId,
+    fingerprint256: c.fingerprint256,
+    notAfter: c.notAfter,
+    revoked: true,
+    get publicKey(): KeyObject {
+      return c.publicKey;
+    },
+  };
 }
 
 const MAX_CACHED_CERTIFICATES = 20_000;
@@ -115,14 +146,7 @@ export class AgentRegistry {
 
   private async insertCertificate(tx: Tx, agentId: string, cert: IssuedCertificate, now: number): Promise<void> {
     await q.insertCertificate(tx, agentId, cert, now);
-    this.remember({
-      serial: cert.serial,
-      agentId,
-      fingerprint256: cert.fingerprint256,
-      publicKey: new X509Certificate(cert.pem).publicKey,
-      notAfter: cert.notAfter,
-      revoked: false,
-    });
+    this.remember(knownCertificate({ serial: cert.serial, agentId, fingerprint256: cert.fingerprint256, notAfter: cert.notAfter, revoked: false }, cert.pem));
   }
 
   /** The certificate cache keeps recently used ones only (every renewal adds one). */
@@ -155,7 +179,7 @@ export class AgentRegistry {
 
   private markRevokedInMemory(agentId: string): void {
     this.revokedAgents.add(agentId);
-    for (const [serial, c] of this.certs) if (c.agentId === agentId) this.certs.set(serial, { ...c, revoked: true });
+    for (const [serial, c] of this.certs) if (c.agentId === agentId) this.certs.set(serial, revokedCopy(c));
   }
 
   /**
@@ -185,14 +209,10 @@ export class AgentRegistry {
     }
     const r = await q.findCertificate(this.db, serial);
     if (!r) return undefined;
-    const c: KnownCertificate = {
-      serial: r.serial,
-      agentId: r.agent_id,
-      fingerprint256: r.fingerprint256,
-      publicKey: new X509Certificate(r.certificate_pem).publicKey,
-      notAfter: r.not_after,
-      revoked: r.revoked_at !== null || this.revokedAgents.has(r.agent_id),
-    };
+    const c = knownCertificate(
+      { serial: r.serial, agentId: r.agent_id, fingerprint256: r.fingerprint256, notAfter: r.not_after, revoked: r.revoked_at !== null || this.revokedAgents.has(r.agent_id) },
+      r.certificate_pem,
+    );
     this.remember(c);
     return c;
   }

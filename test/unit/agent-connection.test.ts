@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { backoffDelay } from '../../agent/backoff.js';
+import { backoffDelay, DEFAULT_BACKOFF, reconnectDelay } from '../../agent/backoff.js';
 import { ConnectionStateMachine } from '../../agent/connection-state.js';
 import { parseCoordinatorAddress, channelOptions } from '../../agent/coordinator-address.js';
 
@@ -18,6 +18,26 @@ describe('agent reconnect backoff', () => {
   it('spreads a fleet out (jitter)', () => {
     const values = new Set(Array.from({ length: 50 }, () => backoffDelay(4)));
     expect(values.size).toBeGreaterThan(10);
+  });
+});
+
+describe('agent reconnect schedule', () => {
+  const full = () => 1;
+  it.each([
+    // attempt, how long the lost stream lasted, ms since a healthy stream was lost → delay, next attempt
+    ['a healthy stream lost: start over, quickly', 7, 60_000, Infinity, 500, 1],
+    ['dials failing right after a healthy loss: at most 4 s apart', 6, 0, 30_000, 4_000, 7],
+    ['dials failing long after a healthy loss: up to the 30 s ceiling', 6, 0, 200_000, 30_000, 7],
+    ['never connected (first start): the full schedule', 6, 0, Infinity, 30_000, 7],
+    ['a stream that did not hold: no reset', 2, 1_000, 30_000, 2_000, 3],
+  ])('%s', (_what, attempt, lasted, sinceHealthyLoss, ms, next) => {
+    expect(reconnectDelay(attempt, lasted, DEFAULT_BACKOFF, full, sinceHealthyLoss)).toEqual({ ms, nextAttempt: next });
+  });
+
+  it('keeps the jitter in recovery (a fleet does not come back in lockstep)', () => {
+    const values = new Set(Array.from({ length: 50 }, () => reconnectDelay(8, 0, DEFAULT_BACKOFF, Math.random, 1_000).ms));
+    expect(values.size).toBeGreaterThan(10);
+    for (const v of values) expect(v).toBeGreaterThanOrEqual(2_000);
   });
 });
 

@@ -1,0 +1,137 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ClientDuplexStream, ServiceError } from '@grpc/grpc-js';
+import { Fleet } from '../helpers/fleet.js';
+import { waitFor } from '../helpers/processes.js';
+import { AgentGatewayServiceClient, type ConnectRequest, type ConnectResponse } from '../../proto/gen/handrail/v1/gateway.js';
+import { agentChannelCredentials, TlsSessionCache } from '../../agent/tls-session.js';
+import { channelOptions, parseCoordinatorAddress } from '../../agent/coordinator-address.js';
+import { HANDRAIL_VERSION } from '../../core/version.js';
+
+/** The agent's own key and certificate, as its state dir holds them. */
+async function identity(stateDir: string): Promise<{ keyPem: string; certPem: string }> {
+  const text = await readFile(join(stateDir, 'identity', 'agent.pem'), 'utf8');
+  const key = /-----BEGIN PRIVATE KEY-----[\s\S]+?-----END PRIVATE KEY-----\n?/.exec(text);
+  const cert = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/.exec(text);
+  if (!key || !cert) throw new Error('no identity in the agent state dir');
+  return { keyPem: key[0], certPem: cert[0] };
+}
+
+interface Stream {
+  readonly call: ClientDuplexStream<ConnectRequest, ConnectResponse>;
+  readonly client: AgentGatewayServiceClient;
+  /** Resolves with the Welcome, rejects if the stream ends first. */
+  readonly welcomed: Promise<void>;
+  /** Resolves with the status the stream ended with. */
+  readonly ended: Promise<{ code: number; details: string }>;
+}
+
+/** An agent stream as the agent opens it: Hello first, over credentials that resume sessions. */
+function openStream(address: string, caPem: string, id: { keyPem: string; certPem: string }, sessions: TlsSessionCache): Stream {
+  const addr = parseCoordinatorAddress(address);
+  const creds = agentChannelCredentials({ caPem: Buffer.from(caPem), keyPem: Buffer.from(id.keyPem), certPem: Buffer.from(id.certPem), tlsName: addr.tlsName, sessions });
+  const client = new AgentGatewayServiceClient(addr.target, creds, channelOptions(addr, { 'grpc.use_local_subchannel_pool': 1 }));
+  const call = client.connect();
+  const ended = new Promise<{ code: number; details: string }>((resolve) => {
+    call.on('error', (e: ServiceError) => resolve({ code: e.code, details: e.details }));
+    call.on('end', () => resolve({ code: 0, details: 'ended' }));
+  });
+  const welcomed = new Promise<void>((resolve, reject) => {
+    call.on('data', (r: ConnectResponse) => {
+      if (r.msg?.$case === 'welcome') resolve();
+    });
+    ended.then((s) => reject(new Error(`stream ended before a Welcome: ${s.code} ${s.details}`)), () => undefined);
+  });
+  welcomed.catch(() => undefined);
+  const facts = { hostname: 'resumer', os: 'Linux', platform: 'linux', arch: 'x64', cpus: 1, memoryBytes: 1, agentVersion: HANDRAIL_VERSION, kernelRelease: '' };
+  call.write({ msg: { $case: 'hello', value: { facts, labels: {}, spooledResults: 0, agentVersion: HANDRAIL_VERSION } } });
+  return { call, client, welcomed, ended };
+}
+
+function close(s: Stream): void {
+  s.call.on('error', () => undefined);
+  s.call.cancel();
+  s.client.close();
+}
+
+describe('TLS session resumption on the agent port', () => {
+  let fleet: Fleet;
+  let caPem: string;
+  let agentId: string;
+  let id: { keyPem: string; certPem: string };
+  const sessions = new TlsSessionCache();
+
+  beforeAll(async () => {
+    fleet = await Fleet.create();
+    await fleet.startCoordinator();
+    caPem = await readFile(fleet.caFile, 'utf8');
+    // A real enrollment; then the agent process stops and the test speaks with its identity.
+    await fleet.startAgent('resumer');
+    agentId = await fleet.waitOnline('resumer');
+    const agent = fleet.agents.get('resumer')!;
+    await agent.proc.stop();
+    id = await identity(agent.stateDir);
+  });
+  afterAll(async () => {
+    await fleet?.close();
+  });
+
+  it('resumes the session after a coordinator restart, and the stream is the agent\'s', async () => {
+    const first = openStream(fleet.coordinator!.address, caPem, id, sessions);
+    await first.welcomed;
+    expect(sessions.lastResumed).toBe(false);
+    expect(sessions.take()).toBeInstanceOf(Buffer);
+    close(first);
+    // Tickets outlive the process: their keys are derived from the server key, not drawn at start.
+    await fleet.coordinator!.proc.stop('SIGKILL');
+    await fleet.startCoordinator();
+    const second = openStream(fleet.coordinator!.address, caPem, id, sessions);
+    await second.welcomed;
+    expect(sessions.lastResumed).toBe(true);
+    const line = await fleet.coordinator!.proc.waitForLog((l) => l.event === 'agent.connected' && l['agentId'] === agentId);
+    expect(line['name']).toBe('resumer');
+    close(second);
+  });
+
+  it('cuts a revoked agent\'s resumed stream at once and refuses its resumed handshakes after', async () => {
+    const live = openStream(fleet.coordinator!.address, caPem, id, sessions);
+    await live.welcomed;
+    expect(sessions.lastResumed).toBe(true);
+    const ticket = sessions.take();
+    expect(ticket).toBeInstanceOf(Buffer);
+
+    const r = await fleet.admin(['agents', 'revoke', agentId, '--reason', 'stolen host']);
+    expect(r.code, r.stderr).toBe(0);
+    // The live stream, made over a resumed session, ends because of the revocation.
+    const end = await live.ended;
+    expect(end.code).toBe(7); // PERMISSION_DENIED
+    expect(end.details).toMatch(/revoked/);
+    close(live);
+
+    // A new handshake with the old ticket resumes at the TLS layer, and the front door refuses it anyway.
+    const revokedRefusals = (): number => fleet.coordinator!.proc.logs.filter((l) => l.event === 'gateway.connection_refused' && l['reason'] === 'revoked' && l['agentId'] === agentId).length;
+    const refusedBefore = revokedRefusals();
+    const socket = tlsConnect({
+      host: '127.0.0.1',
+      port: fleet.coordinator!.grpcPort,
+      ca: caPem,
+      key: id.keyPem,
+      cert: id.certPem,
+      servername: parseCoordinatorAddress(fleet.coordinator!.address).tlsName,
+      ALPNProtocols: ['h2'],
+      session: ticket,
+    });
+    socket.on('error', () => undefined);
+    await new Promise<void>((resolve) => socket.once('secureConnect', () => resolve()));
+    expect(socket.isSessionReused()).toBe(true);
+    await new Promise<void>((resolve) => (socket.closed ? resolve() : socket.once('close', () => resolve())));
+    await waitFor(() => revokedRefusals() > refusedBefore, undefined, 'the resumed connection to be refused as revoked');
+
+    // And over gRPC as the agent dials: no Welcome, the stream fails.
+    const again = openStream(fleet.coordinator!.address, caPem, id, sessions);
+    await expect(again.welcomed).rejects.toThrow(/stream ended before a Welcome/);
+    close(again);
+  });
+});
