@@ -60,8 +60,6 @@ function isPidRecord(v: unknown): v is PidRecord {
   return Number.isSafeInteger(r['pid']) && (r['processStart'] === undefined || typeof r['processStart'] === 'string') && (r['bootId'] === undefined || typeof r['bootId'] === 'string');
 }
 
-/** The files an entry may hold (what remove() deletes without listing the directory first). */
-const ENTRY_FILES = ['result.bin', 'stdout', 'stderr', 'pid.json', 'request.bin', 'meta.json'] as const;
 
 export type StreamName = 'stdout' | 'stderr';
 
@@ -70,18 +68,27 @@ export class SpoolEntry {
   /** The signed result this process wrote (what deliver sends), so it is not read back from disk. */
   private result: Uint8Array | undefined;
 
+  /**
+   * The files this process wrote into the entry, when it created the entry (begin): remove()
+   * deletes them without listing the directory. Undefined for an entry found on disk.
+   */
+  private readonly written: Set<string> | undefined;
+
   /** `request`: the payload begin() wrote, kept so seal() need not read it back. */
   constructor(
     readonly dir: string,
     readonly meta: SpoolMeta,
     private readonly request?: Uint8Array,
-  ) {}
+  ) {
+    this.written = request ? new Set(['request.bin', 'meta.json']) : undefined;
+  }
 
   async append(stream: StreamName, data: Uint8Array): Promise<void> {
     let fh = this.handles.get(stream);
     if (!fh) {
       fh = await open(join(this.dir, stream), 'a', 0o600);
       this.handles.set(stream, fh);
+      this.written?.add(stream);
     }
     await fh.write(data);
   }
@@ -101,6 +108,7 @@ export class SpoolEntry {
   async setPid(pid: number): Promise<void> {
     const identity = await processIdentity(pid);
     const record: PidRecord = { pid, ...(identity ?? {}) };
+    this.written?.add('pid.json');
     await writeFile(join(this.dir, 'pid.json'), JSON.stringify(record), { mode: 0o600 });
   }
 
@@ -114,6 +122,7 @@ export class SpoolEntry {
 
   async writeResult(encodedSignedResult: Uint8Array): Promise<void> {
     await this.closeStreams();
+    this.written?.add('result.bin');
     await atomicWrite(join(this.dir, 'result.bin'), encodedSignedResult, 0o600);
     this.result = encodedSignedResult;
   }
@@ -163,12 +172,17 @@ export class SpoolEntry {
 
   async remove(): Promise<void> {
     await this.closeStreams();
-    // The known files, then the directory: fewer calls than rm -r's stat-and-list walk. Anything
+    // Its files, then the directory: fewer calls than rm -r's stat-and-list walk. Anything
     // else in it (an older agent's leftovers, a stray temp file) falls back to rm -r.
     try {
-      await Promise.all(ENTRY_FILES.map((f) => unlink(join(this.dir, f)).catch((e: NodeJS.ErrnoException) => {
-        if (e.code !== 'ENOENT') throw e;
-      })));
+      const files = this.written ?? new Set(await readdir(this.dir));
+      await Promise.all(
+        [...files].map((f) =>
+          unlink(join(this.dir, f)).catch((e: NodeJS.ErrnoException) => {
+            if (e.code !== 'ENOENT') throw e;
+          }),
+        ),
+      );
       await rmdir(this.dir);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;

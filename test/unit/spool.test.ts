@@ -55,6 +55,11 @@ describe('the result spool', () => {
     const b = await spool.begin(meta('s5'), new Uint8Array([1]));
     await writeFile(join(b.dir, 'stray.tmp-123'), 'x');
     await b.remove();
+    const c = await spool.begin(meta('s6'), new Uint8Array([1]));
+    await c.append('stderr', Buffer.from('err'));
+    await c.closeStreams();
+    const [found] = await new Spool(root).entries(); // an entry found on disk after a restart
+    await found!.remove();
     expect(await readdir(root)).toEqual([]);
     await a.remove(); // already gone: no error
   });
