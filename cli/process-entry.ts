@@ -22,9 +22,10 @@ export function runAsProcess(entry: (argv: readonly string[], io: CliIo) => Prom
       // The command is done (long-running ones return after their shutdown): exit once what it
       // wrote is handed to the OS, without waiting on stray handles (a keep-alive socket of
       // fetch's pool, the rest of an event stream) — a user timing `handrail run` sees this.
-      void flushed(process.stdout)
+      const exit = (): never => process.exit(code);
+      flushed(process.stdout)
         .then(() => flushed(process.stderr))
-        .then(() => process.exit(code));
+        .then(exit, exit);
     },
     (e: unknown) => {
       process.stderr.write(`handrail: ${String(e)}\n`);
