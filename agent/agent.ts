@@ -197,6 +197,7 @@ export async function startAgent(config: AgentConfig, log: Logger, now: () => nu
       const drained = await executor.drain(options.graceMs ?? 0);
       const spooled = await executor.waitDelivered(ACK_WAIT_MS);
       await connection?.stop();
+      await nonces.close().catch((e: unknown) => log.warn({ event: 'nonce.close_failed', err: e }, 'closing the replay log failed'));
       return { ...drained, spooled };
     },
     interruptNow() {

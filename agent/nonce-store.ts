@@ -7,7 +7,7 @@
  * forgot (`prunedThroughMs`), and a request that expires at or before it is refused as expired
  * whatever the clock says, so a clock set back cannot revive an envelope whose nonce is gone.
  */
-import { open, readFile } from 'node:fs/promises';
+import { open, readFile, type FileHandle } from 'node:fs/promises';
 import { atomicWrite } from './state-dir.js';
 
 const WATERMARK = 'pruned-through';
@@ -19,6 +19,11 @@ export class NonceStore {
   private pending: string[] = [];
   private appended = 0;
   private watermark = 0;
+  /**
+   * The log, open for appending between flushes: an open and a close per step cost more CPU
+   * than the write. Closed before a compaction replaces the file (the next flush opens the new one).
+   */
+  private appendHandle: FileHandle | undefined;
 
   constructor(private readonly file: string) {}
 
@@ -63,13 +68,31 @@ export class NonceStore {
     if (this.pending.length === 0) return;
     const lines = this.pending.join('');
     this.pending = [];
-    const fh = await open(this.file, 'a', 0o600);
+    this.appendHandle ??= await open(this.file, 'a', 0o600);
+    const fh = this.appendHandle;
     try {
       await fh.write(lines);
       await fh.datasync();
-    } finally {
-      await fh.close();
+    } catch (e) {
+      // A failed write or sync (disk full): start over with a fresh handle next time.
+      this.appendHandle = undefined;
+      await fh.close().catch(() => undefined);
+      throw e;
     }
+  }
+
+  /** Closes the log file (pending adds are flushed first). The store may still be used: it reopens. */
+  close(): Promise<void> {
+    return this.serial(async () => {
+      await this.flush();
+      await this.closeAppendHandle();
+    });
+  }
+
+  private async closeAppendHandle(): Promise<void> {
+    const fh = this.appendHandle;
+    this.appendHandle = undefined;
+    await fh?.close();
   }
 
   private serial<T>(op: () => Promise<T>): Promise<T> {
@@ -101,6 +124,7 @@ export class NonceStore {
   private compact(): Promise<void> {
     return this.serial(async () => {
       await this.flush();
+      await this.closeAppendHandle();
       const lines = `${WATERMARK} ${this.watermark}\n` + [...this.seen].map(([k, t]) => `${k} ${t}\n`).join('');
       await atomicWrite(this.file, lines, 0o600);
     });

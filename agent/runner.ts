@@ -97,10 +97,8 @@ export async function runStep(spec: RunSpec, sink: OutputSink, options: RunOptio
   const invalid = specProblem(spec);
   if (invalid) return notStarted('error', invalid);
   if (options.signal?.aborted) return notStarted('canceled', 'canceled before it started');
-  if (spec.workingDir) {
-    const problem = await workingDirProblem(spec.workingDir);
-    if (problem) return notStarted('error', problem);
-  }
+  // The working directory is looked at only when the spawn fails (spawn reports a missing cwd
+  // as ENOENT, like a missing command): a stat before every step costs CPU for the rare case.
   let script: ScriptFile | undefined;
   if (spec.script) {
     try {
@@ -171,8 +169,9 @@ async function supervise(
       windowsHide: true,
     });
   } catch (e) {
-    // Synchronous refusals: NUL bytes in argv or env, and the like.
-    return { ...notRun(startedAtMs, now), error: `cannot start ${command}: ${errorMessage(e)}` };
+    // Synchronous refusals: NUL bytes in argv or env, a cwd that is not a directory, and the like.
+    const cwdProblem = spec.workingDir ? await workingDirProblem(spec.workingDir) : undefined;
+    return { ...notRun(startedAtMs, now), error: cwdProblem ?? `cannot start ${command}: ${errorMessage(e)}` };
   }
   const exited = new Promise<Outcome>((resolve) => {
     child.once('exit', (code, signal) => resolve({ code, signal }));
@@ -187,7 +186,8 @@ async function supervise(
     out.cut();
     err.cut();
     await Promise.all([out.done, err.done]);
-    const error = 'error' in outcome ? await describeSpawnError(outcome.error, command) : `cannot start ${command}`;
+    const cwdProblem = spec.workingDir ? await workingDirProblem(spec.workingDir) : undefined;
+    const error = cwdProblem ?? ('error' in outcome ? await describeSpawnError(outcome.error, command) : `cannot start ${command}`);
     return { ...notRun(startedAtMs, now), error };
   }
   const group = pid;

@@ -348,6 +348,8 @@ export class StepExecutor {
 
   private async execute(run: Running): Promise<void> {
     const { request, entry } = run;
+    // Sealed only after the pid is on record, so the entry cannot be removed under that write.
+    let pidRecorded: Promise<void> = Promise.resolve();
     let result: RunResult;
     try {
       result = await runStep(
@@ -374,7 +376,7 @@ export class StepExecutor {
           now: this.d.now,
           tempDir: this.d.tempDir,
           onStarted: (pid) => {
-            this.background(entry.setPid(pid), 'spool.set_pid_failed', request.stepId);
+            pidRecorded = entry.setPid(pid).catch((e: unknown) => this.d.log.error({ event: 'spool.set_pid_failed', stepRunId: request.stepId, err: e }, 'spool set pid failed'));
             this.background(this.sendLive({ msg: { $case: 'accepted', value: { executionId: request.executionId, stepId: request.stepId, startedAtMs: this.d.now(), pid } } }), 'step.accepted_send_failed', request.stepId);
           },
         },
@@ -396,6 +398,7 @@ export class StepExecutor {
     }
     // Stopped by the agent's shutdown, not by a cancel or the step itself: say so.
     const interrupted = run.abort.signal.aborted && run.abort.signal.reason === SHUTDOWN && result.status === 'canceled';
+    await pidRecorded;
     await this.seal(entry, request, {
       status: interrupted ? 'interrupted' : result.status,
       exitCode: result.exitCode ?? -1,

@@ -9,7 +9,7 @@ import { reportError } from './command-errors.js';
 import { agentCommand, runAgent } from './commands/agent.js';
 import type { CliIo } from './io.js';
 import { renderAgentConfig } from './agent-config-file.js';
-import { helpText, parseCommand } from './options.js';
+import { helpText, loadConfigParser, parseCommand } from './options.js';
 import { ed25519Choice } from './settings.js';
 
 export async function agentMain(argv: readonly string[], io: CliIo): Promise<number> {
@@ -18,8 +18,13 @@ export async function agentMain(argv: readonly string[], io: CliIo): Promise<num
     io.out(`handrail-agent ${HANDRAIL_VERSION}\n`);
     return 0;
   }
-  if (argv[0] === 'config-template') return configTemplate(argv.slice(1), io);
+  if (argv[0] === 'config-template') {
+    await loadConfigParser();
+    return configTemplate(argv.slice(1), io);
+  }
   try {
+    // An agent reads its config file more often than not (the installed unit does).
+    await loadConfigParser();
     const parsed = parseCommand(agentCommand, argv, io.env);
     if (parsed.values['help'] === true) {
       io.out(helpText(agentCommand));

@@ -1,7 +1,47 @@
-/** The CLI's client for the coordinator HTTP API: errors come back as HandrailErrors with the server's message. */
+/**
+ * The CLI's client for the coordinator HTTP API: errors come back as HandrailErrors with the
+ * server's message. On node:http(s), not fetch: the first fetch loads Node's bundled undici
+ * (~35 ms of CPU on every CLI start, a third of `handrail run`'s own start-up).
+ */
 import { readFile } from 'node:fs/promises';
+import type { IncomingMessage, RequestOptions } from 'node:http';
 import { HandrailError, type ErrorKind } from '../core/errors.js';
-import { fetchTrusting, type Fetch } from './https-fetch.js';
+
+/** What the CLI reads of an HTTP response. */
+export interface ApiResponse {
+  readonly ok: boolean;
+  readonly status: number;
+  /** The body as it arrives (read it once: with this, or with text or json). */
+  readonly body: AsyncIterable<Uint8Array>;
+  text(): Promise<string>;
+  json(): Promise<unknown>;
+}
+
+class NodeResponse implements ApiResponse {
+  constructor(private readonly res: IncomingMessage) {}
+
+  get ok(): boolean {
+    return this.status >= 200 && this.status < 300;
+  }
+
+  get status(): number {
+    return this.res.statusCode ?? 0;
+  }
+
+  get body(): AsyncIterable<Uint8Array> {
+    return this.res;
+  }
+
+  async text(): Promise<string> {
+    const chunks: Buffer[] = [];
+    for await (const c of this.res) chunks.push(c as Buffer);
+    return Buffer.concat(chunks).toString('utf8');
+  }
+
+  async json(): Promise<unknown> {
+    return JSON.parse(await this.text());
+  }
+}
 
 /**
  * A --server value must be an http(s) URL: "localhost:8080" parses as a URL with the scheme
@@ -20,7 +60,7 @@ export function checkServerUrl(base: string): void {
 }
 
 export class ApiClient {
-  private fetcher: Promise<Fetch> | undefined;
+  private trusted: Promise<string | undefined> | undefined;
 
   /** `caFile`: the CA to trust for an https --server (--ca / HANDRAIL_CA), e.g. the coordinator's ca.pem. */
   constructor(
@@ -31,20 +71,20 @@ export class ApiClient {
     checkServerUrl(base);
   }
 
-  /** Plain fetch, or one trusting --ca for an https server (read once, on first use). */
-  private fetchFn(): Promise<Fetch> {
+  /** The --ca PEM for an https server (read once, on first use); undefined: the system's roots. */
+  private caPem(https: boolean): Promise<string | undefined> {
     const file = this.caFile;
-    if (!file || !this.base.startsWith('https:')) return Promise.resolve(fetch as Fetch);
-    this.fetcher ??= readFile(file, 'utf8').then(
+    if (!file || !https) return Promise.resolve(undefined);
+    this.trusted ??= readFile(file, 'utf8').then(
       (pem) => {
         if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new HandrailError('invalid_argument', `--ca ${file} holds no PEM certificate`, { hint: "pass the coordinator's ca.pem (its certs dir)" });
-        return fetchTrusting(pem);
+        return pem;
       },
       (e: NodeJS.ErrnoException) => {
         throw new HandrailError('invalid_argument', `cannot read the CA file ${file} (--ca / HANDRAIL_CA): ${e.code === 'ENOENT' ? 'no such file' : e.message}`, { hint: "pass the coordinator's ca.pem (its certs dir)" });
       },
     );
-    return this.fetcher;
+    return this.trusted;
   }
 
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
@@ -67,24 +107,38 @@ export class ApiClient {
   }
 
   /** `headers`: more request headers (e.g. Last-Event-ID); `signal` aborts the request. */
-  async raw(method: string, path: string, body?: unknown, accept = 'application/json', extra: { headers?: Record<string, string>; signal?: AbortSignal } = {}): Promise<Response> {
+  async raw(method: string, path: string, body?: unknown, accept = 'application/json', extra: { headers?: Record<string, string>; signal?: AbortSignal } = {}): Promise<ApiResponse> {
     // Bad usage (exit 2), not a failed request: say what to type.
     if (!this.token) {
       throw new HandrailError('invalid_argument', 'no API token: pass --token TOKEN or set HANDRAIL_TOKEN=TOKEN', {
         hint: 'an admin issues one on the coordinator host with `handrail user token YOUR_NAME`',
       });
     }
-    const fetchFn = await this.fetchFn();
+    const url = new URL(`${this.base.replace(/\/$/, '')}${path}`);
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const headers: Record<string, string> = {
+      authorization: `Bearer ${this.token}`,
+      accept,
+      ...(payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(payload)) }),
+      ...extra.headers,
+    };
+    const https = url.protocol === 'https:';
+    const ca = await this.caPem(https);
     try {
-      return await fetchFn(`${this.base.replace(/\/$/, '')}${path}`, {
-        method,
-        headers: { authorization: `Bearer ${this.token}`, accept, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...extra.headers },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        ...(extra.signal ? { signal: extra.signal } : {}),
+      // https only when asked for: TLS is the heavier load.
+      const { request } = https ? await import('node:https') : await import('node:http');
+      const options: RequestOptions & { ca?: string } = { method, headers, ...(extra.signal ? { signal: extra.signal } : {}), ...(ca ? { ca } : {}) };
+      const res = await new Promise<IncomingMessage>((resolve, reject) => {
+        const req = request(url, options, resolve);
+        req.once('error', reject);
+        req.end(payload);
       });
+      // A connection dropped mid-body fails the body's read with that error, as fetch's did.
+      return new NodeResponse(res);
     } catch (e) {
-      const cause = (e as Error).cause instanceof Error ? ((e as Error).cause as Error & { code?: string }) : (e as Error & { code?: string });
-      if (isCertificateError(cause)) {
+      if (extra.signal?.aborted) throw e;
+      const cause = e as Error & { code?: string };
+      if (cause.code !== undefined && CERTIFICATE_ERRORS.has(cause.code)) {
         throw new HandrailError('unavailable', `cannot verify the coordinator's certificate at ${this.base}: ${cause.message}`, {
           hint: this.caFile ? `${this.caFile} (--ca) is not the CA that issued it: pass the coordinator's ca.pem` : "pass the coordinator's CA with --ca FILE (or HANDRAIL_CA=FILE): ca.pem from its certs dir",
         });
@@ -97,7 +151,3 @@ export class ApiClient {
 }
 
 const CERTIFICATE_ERRORS = new Set(['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_SIGNATURE_FAILURE', 'CERT_HAS_EXPIRED', 'ERR_TLS_CERT_ALTNAME_INVALID']);
-
-function isCertificateError(e: Error & { code?: string }): boolean {
-  return e.code !== undefined && CERTIFICATE_ERRORS.has(e.code);
-}

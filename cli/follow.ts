@@ -7,7 +7,7 @@
  */
 import { TextDecoder } from 'node:util';
 import { HandrailError, type ErrorKind } from '../core/errors.js';
-import type { ApiClient } from './api-client.js';
+import type { ApiClient, ApiResponse } from './api-client.js';
 import { readSse, type SseEvent } from './sse.js';
 import type { CliIo } from './io.js';
 import type { ExecutionView } from '../coordinator/store/execution-queries.js';
@@ -111,7 +111,7 @@ export class FollowPrinter {
   }
 }
 
-async function errorOf(res: Response): Promise<HandrailError> {
+async function errorOf(res: ApiResponse): Promise<HandrailError> {
   let err: { kind?: ErrorKind; message?: string; hint?: string } | undefined;
   try {
     err = ((await res.json()) as { error?: typeof err }).error;

@@ -6,7 +6,7 @@
 import { useEd25519Backend } from '../core/ed25519.js';
 import { HANDRAIL_VERSION } from '../core/version.js';
 import type { CliIo } from './io.js';
-import { helpText, parseCommand, type CommandSpec, type ParsedCommand } from './options.js';
+import { helpText, loadConfigParser, mayReadConfigFile, parseCommand, type CommandSpec, type ParsedCommand } from './options.js';
 import { ed25519Choice } from './settings.js';
 import { suggest } from './suggest.js';
 import { reportError } from './command-errors.js';
@@ -172,6 +172,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   }
   const rest = argv.slice(cmd.spec.name.split(' ').length);
   try {
+    if (mayReadConfigFile(rest, io.env)) await loadConfigParser();
     const parsed = parseCommand(cmd.spec, rest, io.env);
     if (parsed.values['help'] === true) {
       io.out(helpText(cmd.spec));

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { parse as parseYaml } from 'yaml';
+import type { parse as ParseYaml } from 'yaml';
 import { describeParseError } from './parse-error.js';
 import { HandrailError } from '../core/errors.js';
 import { parseDuration } from '../core/duration.js';
@@ -52,6 +52,23 @@ export const COMMON_OPTIONS: OptionSpecs = {
   config: { type: 'string', env: 'HANDRAIL_CONFIG', description: 'YAML config file (keys as listed in the README)', placeholder: 'FILE' },
   help: { type: 'boolean', short: 'h', description: 'show this help' },
 };
+
+/** Loaded by loadConfigParser: the yaml package costs ~50 ms of CPU to load, on every CLI start. */
+let parseYaml: typeof ParseYaml | undefined;
+
+/**
+ * Loads the YAML parser that config files need. Entry points call it before parseCommand when a
+ * config file may be read (mayReadConfigFile), so `handrail run` without one never loads yaml.
+ * A dynamic import of a literal, so the bundled agent still carries yaml inside it.
+ */
+export async function loadConfigParser(): Promise<void> {
+  parseYaml ??= (await import('yaml')).parse;
+}
+
+/** Whether parseCommand may read a config file for these arguments (--config or HANDRAIL_CONFIG). */
+export function mayReadConfigFile(argv: readonly string[], env: NodeJS.ProcessEnv): boolean {
+  return Boolean(env['HANDRAIL_CONFIG']) || argv.some((a) => a === '--config' || a.startsWith('--config='));
+}
 
 export interface ParsedCommand {
   readonly values: OptionValues;
@@ -152,7 +169,7 @@ function readConfigFile(file: string): Record<string, unknown> {
   }
   let doc: unknown;
   try {
-    // A static import (not a lazy require) so that the bundled agent carries yaml inside it.
+    if (!parseYaml) throw new Error('internal error: the YAML parser was not loaded (loadConfigParser) before a config file was read');
     doc = parseYaml(text);
   } catch (e) {
     throw new UsageError(`config file ${file} is not valid YAML: ${(e as Error).message}`);

@@ -19,14 +19,27 @@ export function runAsProcess(entry: (argv: readonly string[], io: CliIo) => Prom
   entry(process.argv.slice(2), io).then(
     (code) => {
       process.exitCode = code;
-      // Long-running commands return after shutdown; short ones must not wait on stray handles.
-      setTimeout(() => process.exit(code), 200).unref();
+      // The command is done (long-running ones return after their shutdown): exit once what it
+      // wrote is handed to the OS, without waiting on stray handles (a keep-alive socket of
+      // fetch's pool, the rest of an event stream) — a user timing `handrail run` sees this.
+      const exit = (): never => process.exit(code);
+      flushed(process.stdout)
+        .then(() => flushed(process.stderr))
+        .then(exit, exit);
     },
     (e: unknown) => {
       process.stderr.write(`handrail: ${String(e)}\n`);
       process.exit(1);
     },
   );
+}
+
+/** Resolves once everything written to the stream so far has been handed to the OS (or it failed). */
+function flushed(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.destroyed || !stream.writable) resolve();
+    else stream.write('', () => resolve());
+  });
 }
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<string> {

@@ -7,7 +7,8 @@ export interface SseEvent {
   readonly id?: string;
 }
 
-export async function* readSse(res: Response): AsyncGenerator<SseEvent> {
+/** `res`: a fetch Response or the CLI's ApiResponse (anything whose body iterates as bytes). */
+export async function* readSse(res: { readonly body: unknown }): AsyncGenerator<SseEvent> {
   if (!res.body) return;
   const decoder = new TextDecoder();
   let buf = '';

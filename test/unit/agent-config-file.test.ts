@@ -1,11 +1,13 @@
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { renderAgentConfig } from '../../cli/agent-config-file.js';
 import { agentCommand } from '../../cli/commands/agent.js';
-import { parseCommand } from '../../cli/options.js';
+import { loadConfigParser, parseCommand } from '../../cli/options.js';
+
+beforeAll(loadConfigParser);
 
 describe("the agent's documented config file", () => {
   const given = { coordinator: 'c.example:7443', ca: '/etc/handrail-agent/ca.pem', 'state-dir': '/var/lib/handrail-agent', 'token-file': '/var/lib/handrail-agent/enroll-token', 'allow-adhoc': true, labels: 'role=web' };

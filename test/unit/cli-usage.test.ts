@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../cli/main.js';
-import { parseCommand, UsageError, type CommandSpec } from '../../cli/options.js';
+import { loadConfigParser, mayReadConfigFile, parseCommand, UsageError, type CommandSpec } from '../../cli/options.js';
 import { tokenState } from '../../cli/commands/token.js';
 import { openDataDir } from '../../coordinator/data-dir.js';
 import { ROOT } from '../helpers/processes.js';
@@ -16,6 +16,7 @@ import { ROOT } from '../helpers/processes.js';
 let dir: string;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'hr-cli-usage-'));
+  await loadConfigParser();
 });
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
@@ -172,5 +173,26 @@ describe('run --opt', () => {
     const r = await cli(['run', 'restart-web', '--opt', opt, '--token', 't']);
     expect(r.code).toBe(2);
     expect(r.err.split('\n')[0]).toBe(line);
+  });
+});
+
+describe('when the CLI loads the YAML parser (only when a config file may be read)', () => {
+  it.each([
+    [['run', 'rb', '--follow'], {}, false],
+    [['--config', 'f.yaml'], {}, true],
+    [['--config=f.yaml', '--follow'], {}, true],
+    [['--follow'], { HANDRAIL_CONFIG: 'f.yaml' }, true],
+    [['--follow'], { HANDRAIL_CONFIG: '' }, false],
+    [['--configure'], {}, false],
+  ] as const)('%j with env %j: %s', (argv, env, expected) => {
+    expect(mayReadConfigFile(argv, env)).toBe(expected);
+  });
+
+  it('reads a config file given to a command through main()', async () => {
+    const file = join(dir, 'run-config.yaml');
+    await writeFile(file, 'server: ftp://nope\n');
+    const r = await cli(['run', 'rb', '--config', file], { HANDRAIL_TOKEN: 'x' });
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('ftp://nope');
   });
 });

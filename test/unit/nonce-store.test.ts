@@ -74,4 +74,22 @@ describe('the replay log on disk', () => {
     );
     expect((await readFile(file, 'utf8')).trim().split('\n')).toHaveLength(40); // one line each, no more
   });
+
+  it('keeps appending to the new log after a compaction replaced the file, and after close', async () => {
+    const file = join(await mkdtemp(join(tmpdir(), 'hr-nonce-')), 'nonces.log');
+    const s = new NonceStore(file);
+    await s.load(0);
+    for (let i = 0; i < 1100; i++) await s.add(randomBytes(16), 1000);
+    s.prune(2000);
+    await s.compactIfLarge(); // the file is replaced (rename) under the open append handle
+    const after = randomBytes(16);
+    await s.add(after, 10 ** 13);
+    await s.close();
+    const late = randomBytes(16);
+    await s.add(late, 10 ** 13); // a closed store reopens the log
+    await s.close();
+    const text = await readFile(file, 'utf8');
+    expect(text).toContain(after.toString('hex'));
+    expect(text).toContain(late.toString('hex'));
+  });
 });
