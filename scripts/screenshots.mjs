@@ -32,7 +32,7 @@ const PAGES = [
   { file: 'hosts', as: 'admin', path: '/hosts' },
   { file: 'toil-report', as: 'admin', path: '/toil' },
   { file: 'catalog-phone', as: 'alice', path: '/runbooks', viewport: { width: 390, height: 844 } },
-  // When the audit trail page lands: { file: 'audit-trail', as: 'carol', path: '/audit' },
+  { file: 'audit-trail', as: 'carol', path: '/audit' },
 ];
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
