@@ -7,7 +7,7 @@
 import type { Database } from '../store/database.js';
 import type { AgentRecord } from '../registry/agent-registry.js';
 import type { Policy, RunbookRef, Subject } from '../policy/model.js';
-import { auditTrailScope, executionScope, viewExecutionDecision, type AuditTrailScope, visibleAgents, type ExecutionScope, type TargetableRunbook, type ViewDecision } from '../policy/visibility.js';
+import { auditTrailScope, executionScope, viewExecutionDecision, viewRunbookDecision, type AuditTrailScope, visibleAgents, type ExecutionScope, type TargetableRunbook, type ViewDecision } from '../policy/visibility.js';
 import { decide } from '../policy/evaluate.js';
 import { recordedRunbook, recordedRunbooks, type ExecutionOwner } from '../store/execution-queries.js';
 import { hostLabels, type Requester } from './engine.js';
@@ -17,6 +17,8 @@ export interface ExecutionAccess {
   canView(user: Requester, e: ExecutionOwner): Promise<boolean>;
   /** The same, with the rule and reason (for the audit record of a refusal it hides). */
   viewDecision(user: Requester, e: ExecutionOwner): Promise<ViewDecision>;
+  /** Whether `user` may see runbook `runbookId` (view or run it); undefined: no such runbook is loaded. */
+  runbookDecision(user: Requester, runbookId: string): ViewDecision | undefined;
   /** What the history query may return to `user`. */
   scope(user: Requester): Promise<ExecutionScope>;
   /** Which audit records `user` may see (coordinator/policy/visibility.ts, auditTrailScope). */
@@ -51,6 +53,10 @@ export function executionAccess(db: Database, policies: () => readonly Policy[],
       return (await viewDecision(user, e)).allowed;
     },
     viewDecision,
+    runbookDecision(user, runbookId) {
+      const rb = runbooks.get(runbookId);
+      return rb ? viewRunbookDecision(policies(), subject(user), rb.ref) : undefined;
+    },
     async scope(user) {
       return executionScope(policies(), subject(user), await everyRunbook());
     },

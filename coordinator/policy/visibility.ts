@@ -48,6 +48,18 @@ export function viewExecutionDecision(policies: readonly Policy[], subject: Subj
   return pick(approve.allowed ? approve : view);
 }
 
+/**
+ * Whether a subject may see a runbook at all: view or run it (the catalog's rule, evaluate.ts
+ * visibleRunbooks). A runbook they may not see is "not found" to them, also when they ask to run it.
+ */
+export function viewRunbookDecision(policies: readonly Policy[], subject: Subject, runbook: RunbookRef): ViewDecision {
+  const pick = (d: ViewDecision): ViewDecision => ({ allowed: d.allowed, rule: d.rule, reason: d.reason });
+  const view = decide(policies, { subject, action: 'view', runbook });
+  if (view.allowed) return pick(view);
+  const run = decide(policies, { subject, action: 'run', runbook });
+  return pick(run.allowed ? run : view);
+}
+
 export function canViewExecution(policies: readonly Policy[], subject: Subject, e: ExecutionRef): boolean {
   return viewExecutionDecision(policies, subject, e).allowed;
 }

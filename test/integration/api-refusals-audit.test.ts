@@ -182,15 +182,23 @@ describe('refused requests are audited, and the caller sees nothing of it', () =
     expect(new Set(answers.map((a) => a.status))).toEqual(new Set([404]));
     const lines = await Promise.all(answers.map((a) => refusedLog(a.requestId)));
     expect(lines.filter((l) => l['audited'] === true)).toHaveLength(5);
-    // Refused runs (recorded as policy.decided) are rated the same way.
-    const runs = await Promise.all(Array.from({ length: 20 }, () => answer('POST', '/api/v1/executions', nina, { runbook: 'db-long' })));
+    // Refused runs are rated the same way: of a runbook dan may see but not run (403, policy.decided),
+    // and of one nina may not even see (404 as for a missing runbook, request.refused).
+    const runs = await Promise.all(Array.from({ length: 20 }, () => answer('POST', '/api/v1/executions', dan, { runbook: 'db-long' })));
     expect(new Set(runs.map((a) => a.status))).toEqual(new Set([403]));
+    const hidden = await Promise.all(Array.from({ length: 20 }, () => answer('POST', '/api/v1/executions', nina, { runbook: 'db-long' })));
+    expect(new Set(hidden.map((a) => a.status))).toEqual(new Set([404]));
+    const missing = await answer('POST', '/api/v1/executions', nina, { runbook: 'db-lung' });
+    expect(hidden[0]!.body.error.message.replace('db-long', 'X')).toBe(missing.body.error.message.replace('db-lung', 'X'));
+    await Promise.all(hidden.map((a) => refusedLog(a.requestId)));
     const { path, refused, text } = await exportRecords('flood');
     expect(refused.filter((r) => r.user === 'nina' && r.action === 'cancel')).toHaveLength(5);
+    expect(refused.filter((r) => r.user === 'nina' && r.action === 'run' && r.runbookId === 'db-long' && r.rule === 'default-deny')).toHaveLength(5);
     const decided = text.trim().split('\n').slice(1).map((l) => JSON.parse(l) as { t: string; payload?: string }).filter((l) => l.t === 'record')
       .map((l) => JSON.parse(Buffer.from(l.payload!, 'base64').toString('utf8')) as { type: string; data: { user: string; allowed: boolean } })
-      .filter((r) => r.type === 'policy.decided' && r.data.user === 'nina' && !r.data.allowed);
-    expect(decided).toHaveLength(5);
+      .filter((r) => r.type === 'policy.decided' && !r.data.allowed);
+    expect(decided.filter((r) => r.data.user === 'dan')).toHaveLength(5);
+    expect(decided.filter((r) => r.data.user === 'nina')).toHaveLength(0);
     const v = await cli(['audit', 'verify', path]);
     expect(v.code, v.stdout + v.stderr).toBe(0);
     expect((await api('POST', `/api/v1/executions/${long}/cancel`, undefined, dora)).status).toBe(202);

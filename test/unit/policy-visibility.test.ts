@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { validatePolicy, type Policy, type RunbookRef, type Subject, type TargetAgent } from '../../coordinator/policy/policy.js';
-import { canViewExecution, executionScope, viewExecutionDecision, visibleAgents, type ExecutionRef, type TargetableRunbook } from '../../coordinator/policy/visibility.js';
+import { canViewExecution, executionScope, viewExecutionDecision, viewRunbookDecision, visibleAgents, type ExecutionRef, type TargetableRunbook } from '../../coordinator/policy/visibility.js';
 import { EVERYTHING, parseSelector } from '../../core/selector.js';
 
 function policy(rules: unknown[], groups?: unknown[]): Policy {
@@ -115,5 +115,22 @@ describe('the view decision names what refused it (for the audit record of a hid
     expect({ allowed: d.allowed, rule: d.rule }).toEqual({ allowed, rule });
     expect(canViewExecution(P, subject, e)).toBe(allowed);
     if (!allowed && rule === undefined) expect(d.reason).toMatch(/default deny$/);
+  });
+});
+
+describe('viewRunbookDecision: who may see a runbook at all (a run of one they may not is "not found")', () => {
+  it.each([
+    ['an admin sees every runbook', admin, rb.db, true, 'p/admins'],
+    ['the web team views its runbooks', wendy, rb.web, true, 'p/web-team'],
+    ['the web team does not see the db team\'s', wendy, rb.db, false, undefined],
+    ['a runner without view still sees what it may run', sam, rb.diag, true, 'p/sre-diagnostics'],
+    ['auditors view everything', ada, rb.db, true, 'p/auditors'],
+    ['a deny on view hides it, whatever allows it elsewhere', ada, rb.secret, false, 'p/no-secret-view'],
+    ['no rule at all: the default deny', nina, rb.web, false, undefined],
+    ['approving alone does not show a runbook to run', will, rb.web, false, undefined],
+  ] as const)('%s', (_what, subject, runbook, allowed, rule) => {
+    const d = viewRunbookDecision(P, subject, runbook);
+    expect({ allowed: d.allowed, rule: d.rule }).toEqual({ allowed, rule });
+    if (!allowed) expect(d.reason).not.toBe('');
   });
 });

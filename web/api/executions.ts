@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import { HandrailError, notFound, RefusedError } from '../../core/errors.js';
 import { DEFAULT_DENY_RULE } from '../../coordinator/audit/events.js';
 import { parseDuration } from '../../core/duration.js';
+import { echo } from '../../core/echo.js';
 import type { ExecutionAccess } from '../../coordinator/engine/execution-access.js';
 import { ACTIVE_EXECUTION_STATES, executionOwner, hasStepRun, listExecutions, loadExecution, readOutput, type ExecutionView } from '../../coordinator/store/execution-queries.js';
 import { executionEventStream, type FeedSource } from './execution-events.js';
@@ -140,7 +141,16 @@ export function executionRoutes(db: Database, control: ExecutionControl, feed: F
     // A null-prototype object: no option name can reach Object.prototype.
     const options: Record<string, string> = Object.create(null) as Record<string, string>;
     for (const [k, v] of Object.entries(body.options ?? {})) options[k] = String(v);
-    const out = await control.start({ runbookId: body.runbook, options, targets: body.targets, reason: body.reason, user: c.get('user'), requestId: c.get('requestId') });
+    // A runbook the caller may not see is answered as a missing one, before its options or
+    // targets are judged (their errors would describe it); the refusal is audited.
+    const user = c.get('user');
+    const sees = access.runbookDecision(user, body.runbook);
+    if (sees && !sees.allowed) {
+      throw new RefusedError('not_found', `no runbook ${echo(body.runbook)} (see GET /api/v1/runbooks or \`handrail runbooks lint\`)`, {
+        action: 'run', targetId: body.runbook, runbookId: body.runbook, rule: sees.rule ?? DEFAULT_DENY_RULE, reason: sees.reason,
+      });
+    }
+    const out = await control.start({ runbookId: body.runbook, options, targets: body.targets, reason: body.reason, user, requestId: c.get('requestId') });
     return c.json(out, 201);
   });
 
