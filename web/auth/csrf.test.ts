@@ -4,7 +4,7 @@
  * Content-Security-Policy and no-store.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { form, ORIGIN, PortalHarness, teamsPortal } from '../../test/helpers/portal-app.js';
+import { form, ORIGIN, type PortalHarness, teamsPortal } from '../../test/helpers/portal-app.js';
 
 let h: PortalHarness;
 beforeEach(async () => (h = await teamsPortal()));

@@ -3,7 +3,7 @@
  * `app.request()`.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ORIGIN, PortalHarness, teamsPortal } from '../../test/helpers/portal-app.js';
+import { ORIGIN, type PortalHarness, teamsPortal } from '../../test/helpers/portal-app.js';
 
 let h: PortalHarness;
 beforeEach(async () => (h = await teamsPortal()));

@@ -3,7 +3,7 @@
  * logout (with its CSRF token) and revocation, forged cookies.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { cookiesOf, form, IDLE_MS, MAX_MS, ORIGIN, PortalHarness, teamsPortal } from '../../test/helpers/portal-app.js';
+import { cookiesOf, form, IDLE_MS, MAX_MS, ORIGIN, type PortalHarness, teamsPortal } from '../../test/helpers/portal-app.js';
 
 let h: PortalHarness;
 beforeEach(async () => (h = await teamsPortal()));

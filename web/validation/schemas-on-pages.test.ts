@@ -3,7 +3,7 @@
  * reason and an execution id are refused (or not found) as the API would, naming the field.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { HOSTILE, PortalHarness, teamsPortal } from '../../test/helpers/portal-app.js';
+import { HOSTILE, type PortalHarness, teamsPortal } from '../../test/helpers/portal-app.js';
 
 let h: PortalHarness;
 beforeEach(async () => (h = await teamsPortal()));

@@ -3,7 +3,7 @@
  * 404 for non-admins.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { HOSTILE, PortalHarness, teamsPortal } from '../../../test/helpers/portal-app.js';
+import { HOSTILE, type PortalHarness, teamsPortal } from '../../../test/helpers/portal-app.js';
 
 let h: PortalHarness;
 afterEach(() => h.close());

@@ -3,7 +3,7 @@
  * requester never their own; deciding needs the CSRF token and shows on the execution page.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { form, HOSTILE, ORIGIN, PortalHarness, teamsPortal } from '../../../test/helpers/portal-app.js';
+import { form, HOSTILE, ORIGIN, type PortalHarness, teamsPortal } from '../../../test/helpers/portal-app.js';
 
 let h: PortalHarness;
 beforeEach(async () => (h = await teamsPortal()));

@@ -3,7 +3,7 @@
  * and filters from the query string, hostile queries escaped.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { HOSTILE, PortalHarness, teamsPortal } from '../../../test/helpers/portal-app.js';
+import { HOSTILE, type PortalHarness, teamsPortal } from '../../../test/helpers/portal-app.js';
 
 let h: PortalHarness;
 beforeEach(async () => (h = await teamsPortal()));

@@ -4,7 +4,7 @@
  * token, and the re-run prefill.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { fieldHtml, form, HOSTILE, ORIGIN, PortalHarness, teamsPortal } from '../../../test/helpers/portal-app.js';
+import { fieldHtml, form, HOSTILE, ORIGIN, type PortalHarness, teamsPortal } from '../../../test/helpers/portal-app.js';
 
 let h: PortalHarness;
 beforeEach(async () => (h = await teamsPortal()));

@@ -4,7 +4,7 @@
  * one-line 400 naming the field.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { HOSTILE, ORIGIN, PortalHarness, T0, teamsPortal } from '../../../test/helpers/portal-app.js';
+import { HOSTILE, ORIGIN, type PortalHarness, T0, teamsPortal } from '../../../test/helpers/portal-app.js';
 
 let h: PortalHarness;
 afterEach(() => h.close());

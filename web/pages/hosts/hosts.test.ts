@@ -4,7 +4,7 @@
  * non-admins, a clear message without HTTPS or a bundle).
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { HOSTILE, type InstallSetup, ORIGIN, PortalHarness, teamsPortal } from '../../../test/helpers/portal-app.js';
+import { HOSTILE, type InstallSetup, ORIGIN, type PortalHarness, teamsPortal } from '../../../test/helpers/portal-app.js';
 
 let h: PortalHarness;
 afterEach(() => h.close());

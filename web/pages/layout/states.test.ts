@@ -3,7 +3,7 @@
  * and the history filter's states.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { PortalHarness, teamsPortal } from '../../../test/helpers/portal-app.js';
+import { type PortalHarness, teamsPortal } from '../../../test/helpers/portal-app.js';
 
 let h: PortalHarness;
 beforeEach(async () => (h = await teamsPortal()));

@@ -5,7 +5,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HandrailError } from '../../../core/errors.js';
-import { fieldHtml, HOSTILE, PortalHarness, teamsPortal } from '../../../test/helpers/portal-app.js';
+import { fieldHtml, HOSTILE, type PortalHarness, teamsPortal } from '../../../test/helpers/portal-app.js';
 
 let h: PortalHarness;
 beforeEach(async () => (h = await teamsPortal()));
