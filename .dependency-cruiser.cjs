@@ -8,11 +8,14 @@
  *     └──────> agent/ ────────────────┼─> proto/codec ─> proto/gen
  *                                     └─> core/ (pure)
  *
- * test/ and bench/ may import anything; nothing in production imports them.
+ * test/, bench/ and the tests beside web/'s code (`*.test.ts`) may import anything; nothing in
+ * production imports them.
  */
 
-/** Production source folders (everything but test/ and bench/). */
+/** Production source folders (everything but test/ and bench/); the TESTS inside them are not production. */
 const PRODUCTION = '^(agent|cli|coordinator|core|proto|server|web)/';
+/** Tests that sit beside the code they test (web/pages/catalog/catalog.test.ts): not production. */
+const TESTS = '[.]test[.]tsx?$';
 
 /**
  * The gRPC edges: the only modules that may touch the ts-proto output under proto/gen/. Each is
@@ -49,71 +52,71 @@ module.exports = {
       name: 'core-is-pure',
       severity: 'error',
       comment: 'core/ is the few pure pieces both sides share: it imports no other Handrail folder.',
-      from: { path: '^core/' },
+      from: { path: '^core/', pathNot: TESTS },
       to: { path: '^(agent|coordinator|proto|web)/' },
     },
     {
       name: 'core-does-no-io',
       severity: 'error',
       comment: 'core/ takes values and returns values: no files, sockets, processes, gRPC, SQLite or HTTP (node:crypto and node-forge are fine).',
-      from: { path: '^core/' },
+      from: { path: '^core/', pathNot: TESTS },
       to: { path: [IO_BUILTINS, IO_PACKAGES] },
     },
     {
       name: 'agent-not-coordinator',
       severity: 'error',
       comment: 'The agent runs on fleet hosts: it never loads coordinator or web code (SQLite, Hono, the CA).',
-      from: { path: '^agent/' },
+      from: { path: '^agent/', pathNot: TESTS },
       to: { path: '^(coordinator|web)/' },
     },
     {
       name: 'coordinator-not-agent',
       severity: 'error',
       comment: 'The coordinator process (coordinator/, web/, server/) shares only core/ and proto/ with the agent.',
-      from: { path: '^(coordinator|server|web)/' },
+      from: { path: '^(coordinator|server|web)/', pathNot: TESTS },
       to: { path: '^agent/' },
     },
     {
       name: 'coordinator-not-web',
       severity: 'error',
       comment: 'The coordinator does not know its HTTP layer; server/ wires the two together.',
-      from: { path: '^coordinator/' },
+      from: { path: '^coordinator/', pathNot: TESTS },
       to: { path: '^web/' },
     },
     {
       name: 'web-not-proto',
       severity: 'error',
       comment: 'web/ sees plain domain values: no protobuf, generated or codec (coordinator/ decodes for it).',
-      from: { path: '^web/' },
+      from: { path: '^web/', pathNot: TESTS },
       to: { path: '^proto/' },
     },
     {
       name: 'proto-gen-only-in-transport',
       severity: 'error',
       comment: 'Generated proto code is imported only by the transport modules listed in TRANSPORT_MODULES; domain code sees plain TypeScript types.',
-      from: { path: PRODUCTION, pathNot: TRANSPORT_MODULES },
+      from: { path: PRODUCTION, pathNot: [...TRANSPORT_MODULES, TESTS] },
       to: { path: '^proto/gen/' },
     },
     {
       name: 'proto-is-wire-only',
       severity: 'error',
       comment: 'proto/ is the wire format: it may use core/ types, nothing above it.',
-      from: { path: '^proto/' },
+      from: { path: '^proto/', pathNot: TESTS },
       to: { path: '^(agent|coordinator|web)/' },
     },
     {
       name: 'only-cli-above-server',
       severity: 'error',
       comment: 'cli/ is the top; server/ is the composition root under it, started only by cli/ (and tests, bench).',
-      from: { path: '^(agent|coordinator|core|proto|web)/' },
+      from: { path: '^(agent|coordinator|core|proto|web)/', pathNot: TESTS },
       to: { path: '^(server|cli)/' },
     },
     {
       name: 'no-test-code-in-production',
       severity: 'error',
       comment: 'Test helpers and benchmarks are not reachable from production code.',
-      from: { path: PRODUCTION },
-      to: { path: '^(test|bench)/' },
+      from: { path: PRODUCTION, pathNot: TESTS },
+      to: { path: ['^(test|bench)/', TESTS] },
     },
     {
       name: 'not-to-unresolvable',

@@ -8,7 +8,8 @@
  *   - type-only imports say so (`import type`).
  *   - no `any`.
  *   - only cli/ reads process.env; everything below gets typed config.
- *   - no `.only` / `.skip` in tests: a focused or disabled test must not reach main.
+ *   - no `.only` / `.skip` in tests (test/, and the `*.test.ts` beside web/'s code): a focused or
+ *     disabled test must not reach main.
  */
 import { defineConfig } from 'eslint/config';
 import tseslint from 'typescript-eslint';
@@ -33,12 +34,14 @@ export default defineConfig(
   },
   {
     files: ['{agent,coordinator,core,proto,server,web}/**/*.ts', '{agent,coordinator,core,proto,server,web}/**/*.tsx'],
+    // Tests beside the code are not production: like test/, they may read the environment.
+    ignores: ['**/*.test.ts', '**/*.test.tsx'],
     rules: {
       'no-restricted-properties': ['error', { object: 'process', property: 'env', message: 'Only cli/ reads the environment: take the value as typed config (cli/settings.ts).' }],
     },
   },
   {
-    files: ['test/**/*.ts'],
+    files: ['test/**/*.ts', '**/*.test.ts', '**/*.test.tsx'],
     plugins: { vitest },
     rules: {
       'vitest/no-focused-tests': 'error',

@@ -2,7 +2,8 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
+    // test/ holds the harnesses and the suites that span folders; web/'s page and middleware tests sit beside their code.
+    include: ['test/**/*.test.ts', 'web/**/*.test.{ts,tsx}'],
     // Backstops only: tests wait for observable states, never for time to pass (see test/helpers/processes.ts).
     testTimeout: 120_000,
     hookTimeout: 120_000,

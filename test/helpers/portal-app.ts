@@ -8,6 +8,7 @@ import { cp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { Hono } from 'hono';
+import { expect } from 'vitest';
 import { openDataDir, type DataDir } from '../../coordinator/data-dir.js';
 import { Catalog } from '../../coordinator/runbooks/catalog.js';
 import { AccessControl } from '../../coordinator/policy/access-control.js';
@@ -43,6 +44,10 @@ import type { WebhookControl } from '../../web/api/webhooks.js';
 export type InstallSetup = 'none' | 'no-bundle' | 'http' | 'https';
 
 export const PORTAL_RUNBOOKS = join(ROOT, 'test', 'fixtures', 'portal');
+/** Where the tests' requests say they come from (plain HTTP: no `__Host-` cookies). */
+export const ORIGIN = 'http://localhost';
+/** Markup that would run if a page echoed it unescaped. */
+export const HOSTILE = `<script>alert(1)</script>"><img src=x onerror=alert(2)>`;
 export const T0 = Date.UTC(2026, 10, 23, 9, 0, 0);
 export const IDLE_MS = 30 * 60_000;
 export const MAX_MS = 12 * 3_600_000;
@@ -56,6 +61,23 @@ export interface StartCall {
 
 /** No live events here: the execution routes' event stream is not what these tests are about. */
 const NO_FEED: FeedSource = { follow: () => ({ [Symbol.asyncIterator]: () => ({ next: async () => ({ done: true as const, value: undefined }) }) }) };
+
+/** A browser logged in to the portal: its session cookie, the CSRF token its pages carry, and requests that send both. */
+export interface PortalSession {
+  readonly cookie: string;
+  readonly csrf: string;
+  get(path: string): Promise<{ status: number; html: string }>;
+  /** A same-origin form post with the session's token; `csrf: null` leaves the token out, `origin` claims another. */
+  post(path: string, fields: Record<string, string>, o?: { csrf?: string | null; origin?: string }): Promise<Response>;
+}
+
+export interface HarnessOptions {
+  trustProxy?: boolean;
+  throttle?: LoginThrottleRules;
+  /** YAML documents loaded beside the portal test runbooks (a copy of them). */
+  extraRunbooks?: string;
+  install?: InstallSetup;
+}
 
 export class PortalHarness {
   clock = T0;
@@ -173,8 +195,7 @@ export class PortalHarness {
     this.api.onError((e, c) => (e instanceof HandrailError && e.kind !== 'unauthenticated' ? errorResponse(c, e) : c.json({ error: e.message }, 401)));
   }
 
-  /** `extraRunbooks`: YAML documents loaded beside the portal test runbooks (a copy of them). */
-  static async create(o: { trustProxy?: boolean; throttle?: LoginThrottleRules; extraRunbooks?: string; install?: InstallSetup } = {}): Promise<PortalHarness> {
+  static async create(o: HarnessOptions = {}): Promise<PortalHarness> {
     const dir = await workspace('hr-portal-');
     // Audit records take their time from the harness clock (T0 until the harness exists).
     const holder: { h?: PortalHarness } = {};
@@ -196,6 +217,31 @@ export class PortalHarness {
   async addUser(name: string, groups: readonly string[], password: string): Promise<void> {
     await this.data.users.add(name, groups, { kind: 'cli', id: 'test' }, this.clock);
     await this.data.users.setPassword(name, password, { kind: 'cli', id: 'test' });
+  }
+
+  /** Logs in through the login form as a browser does; the password is `<user>-password` unless given. */
+  async login(user: string, password = `${user}-password`): Promise<PortalSession> {
+    const page = await this.app.request(`${ORIGIN}/login`);
+    const nonce = cookiesOf(page).get('hr_login')?.value as string;
+    const f = form({ _csrf: csrfIn(await page.text()), user, password, next: '/' });
+    const res = await this.app.request(`${ORIGIN}/login`, { method: 'POST', body: f.body, headers: { ...f.headers, cookie: `hr_login=${nonce}`, origin: ORIGIN, 'sec-fetch-site': 'same-origin' } });
+    expect(res.status, `login as ${user}: ${await res.clone().text()}`).toBe(303);
+    const cookie = `hr_session=${cookiesOf(res).get('hr_session')?.value}`;
+    const get = async (path: string): Promise<{ status: number; html: string }> => {
+      const r = await this.app.request(`${ORIGIN}${path}`, { headers: { cookie } });
+      return { status: r.status, html: await r.text() };
+    };
+    const csrf = csrfIn((await get('/runbooks')).html);
+    return {
+      cookie,
+      csrf,
+      get,
+      post: async (path, fields, o = {}) => {
+        const token = o.csrf === undefined ? csrf : o.csrf;
+        const p = form({ ...(token === null ? {} : { _csrf: token }), ...fields });
+        return this.app.request(`${ORIGIN}${path}`, { method: 'POST', body: p.body, headers: { ...p.headers, cookie, origin: o.origin ?? ORIGIN, 'sec-fetch-site': 'same-origin' } });
+      },
+    };
   }
 
   /** The notification subscriptions as stored (removed ones left out). */
@@ -277,4 +323,26 @@ export function csrfIn(html: string): string {
 
 export function form(fields: Record<string, string>): { body: string; headers: Record<string, string> } {
   return { body: new URLSearchParams(fields).toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } };
+}
+
+/**
+ * The people and hosts most page tests start from (passwords `<name>-password`): alice
+ * (support-a: team A's runbooks), carol (team-b), root (admins), nina (in no group); agents
+ * web-1 and web-2 (role=web) and db-1 (role=db).
+ */
+export async function teamsPortal(o: HarnessOptions = {}): Promise<PortalHarness> {
+  const h = await PortalHarness.create(o);
+  for (const [name, groups] of [['alice', ['support-a']], ['carol', ['team-b']], ['root', ['admins']], ['nina', []]] as const) await h.addUser(name, groups, `${name}-password`);
+  await h.insertAgent('agt-web1', 'web-1', { role: 'web' });
+  await h.insertAgent('agt-web2', 'web-2', { role: 'web' });
+  await h.insertAgent('agt-db1', 'db-1', { role: 'db' });
+  return h;
+}
+
+/** The HTML of one option's field in a runbook form (a crude slice, enough for assertions). */
+export function fieldHtml(html: string, option: string): string {
+  const start = html.indexOf(`data-option="${option}"`);
+  expect(start, `field ${option}`).toBeGreaterThan(0);
+  const next = html.indexOf('data-option=', start + 10);
+  return html.slice(start, next > 0 ? next : html.indexOf('</fieldset>', start));
 }

@@ -2,7 +2,9 @@
  * One owner of the store: SQL lives only in coordinator/store/. Everything else calls its query
  * modules with domain values, so that batching writes, caching and a second store
  * implementation (PostgreSQL for several coordinators) each have one place to change. This
- * reads every production source file and fails on SQL text or raw row queueing outside it.
+ * reads every production source file and fails on SQL text or raw row queueing outside it;
+ * the tests that sit beside their code (`*.test.ts` under web/) are not production and may
+ * seed rows as test/ does.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -11,6 +13,8 @@ import { describe, expect, it } from 'vitest';
 const ROOT = join(import.meta.dirname, '..', '..');
 const PRODUCTION = ['agent', 'cli', 'coordinator', 'core', 'proto', 'server', 'web'];
 const STORE = 'coordinator/store/';
+/** A test beside the code it tests (web/pages/catalog/catalog.test.ts): not shipped, not production. */
+const TEST_FILE = /\.test\.tsx?$/;
 
 /** SQL statements as they appear in string literals, and the transaction's raw row writers. */
 const SQL = [
@@ -28,7 +32,7 @@ function sources(dir: string): string[] {
   return readdirSync(join(ROOT, dir), { withFileTypes: true }).flatMap((e) => {
     const path = join(dir, e.name);
     if (e.isDirectory()) return e.name === 'gen' ? [] : sources(path);
-    return /\.tsx?$/.test(e.name) && !e.name.endsWith('.d.ts') ? [path] : [];
+    return /\.tsx?$/.test(e.name) && !e.name.endsWith('.d.ts') && !TEST_FILE.test(e.name) ? [path] : [];
   });
 }
 

@@ -1,6 +1,8 @@
 /**
  * The self-service portal: server-rendered pages (hono/jsx) for the people who run runbooks,
- * one folder per page group, on the same policy, engine and store as the REST API.
+ * one folder per page group, on the same policy, engine and store as the REST API. Each group's
+ * `app.request()` tests sit beside it (catalog/catalog.test.ts, over test/helpers/portal-app.ts);
+ * the browser tests are in test/integration/portal-browser.test.ts.
  *
  *   login/      GET/POST /login, POST /logout
  *   catalog/    GET / and /runbooks: what this user may run
@@ -14,9 +16,9 @@
  *   audit/      GET /audit, /audit/:seq, /audit/export, POST /audit/verify: the audit trail
  *   layout/     the page frame and small shared pieces
  *
- * Sessions and CSRF live in web/auth/ (session.ts, csrf.ts); the stylesheet and the one
- * script in web/static/. Every page sets a strict Content-Security-Policy, so the script is a
- * file of our own and nothing inline runs.
+ * Sessions and CSRF live in web/auth/ (session.ts, csrf.ts, their tests beside them); the
+ * stylesheet and the one script in web/static/. Every page sets a strict
+ * Content-Security-Policy, so the script is a file of our own and nothing inline runs.
  */
 import { Hono } from 'hono';
 import { staticRoutes } from '../static/assets.js';

@@ -7,16 +7,14 @@
  * names, and a one-line 400 for a bad filter.
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { auditEvent, AuditEvents, type AuditEventInput } from '../../coordinator/audit/events.js';
-import { bundleItems } from '../../coordinator/audit/bundle.js';
-import { verifyItems } from '../../coordinator/audit/verify-stream.js';
-import { parseRange, type VerifyExpectation } from '../../coordinator/audit/verify.js';
-import { cookiesOf, csrfIn, form, PortalHarness, T0 } from '../helpers/portal-app.js';
-import { trailRows } from '../../coordinator/store/audit-trail-queries.js';
-import { auditTrailScope, type AuditTrailScope } from '../../coordinator/policy/visibility.js';
+import { auditEvent, AuditEvents, type AuditEventInput } from '../../../coordinator/audit/events.js';
+import { bundleItems } from '../../../coordinator/audit/bundle.js';
+import { verifyItems } from '../../../coordinator/audit/verify-stream.js';
+import { parseRange, type VerifyExpectation } from '../../../coordinator/audit/verify.js';
+import { csrfIn, form, HOSTILE, ORIGIN, PortalHarness, T0 } from '../../../test/helpers/portal-app.js';
+import { trailRows } from '../../../coordinator/store/audit-trail-queries.js';
+import { auditTrailScope, type AuditTrailScope } from '../../../coordinator/policy/visibility.js';
 
-const ORIGIN = 'http://localhost';
-const HOSTILE = `<script>alert(1)</script>"><img src=x onerror=alert(2)>`;
 const HOUR = 3_600_000;
 let h: PortalHarness;
 
@@ -39,14 +37,6 @@ const USERS: Record<string, readonly string[]> = { admin: ['admins'], audra: ['a
 const cookies = new Map<string, string>();
 const cookieOf = async (name: string): Promise<string> => cookies.get(name) as string;
 
-async function logIn(user: string): Promise<string> {
-  const page = await h.app.request(`${ORIGIN}/login`);
-  const nonce = cookiesOf(page).get('hr_login')?.value as string;
-  const f = form({ _csrf: csrfIn(await page.text()), user, password: `${user}-password`, next: '/' });
-  const res = await h.app.request(`${ORIGIN}/login`, { method: 'POST', body: f.body, headers: { ...f.headers, cookie: `hr_login=${nonce}`, origin: ORIGIN } });
-  expect(res.status).toBe(303);
-  return `hr_session=${cookiesOf(res).get('hr_session')?.value}`;
-}
 
 async function page(cookie: string, path: string): Promise<{ status: number; html: string }> {
   const r = await h.app.request(`${ORIGIN}${path}`, { headers: { cookie } });
@@ -98,7 +88,7 @@ async function setup(): Promise<void> {
   for (const [name, groups] of Object.entries(USERS)) await h.addUser(name, groups, `${name}-password`);
   await h.insertExecution({ id: 'exe-a1', runbookId: 'portal-echo', requestedBy: 'alice', options: {}, state: 'succeeded' });
   await h.insertExecution({ id: 'exe-b1', runbookId: 'portal-other', requestedBy: 'carol', options: {}, state: 'succeeded' });
-  for (const name of Object.keys(USERS)) cookies.set(name, await logIn(name));
+  for (const name of Object.keys(USERS)) cookies.set(name, (await h.login(name)).cookie);
   // Users and logins wrote records: the timeline starts a fresh log (seq 1 at T0).
   expect((await h.data.audit.head()).seq).toBeGreaterThan(0);
   await h.data.db.run('DELETE FROM audit_records');

@@ -4,10 +4,8 @@
  * title renders escaped in the table and in the SVG chart, bad dates are a clear 400.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { cookiesOf, csrfIn, form, PortalHarness, T0 } from '../helpers/portal-app.js';
+import { HOSTILE, ORIGIN, PortalHarness, T0 } from '../../../test/helpers/portal-app.js';
 
-const ORIGIN = 'http://localhost';
-const HOSTILE = `<script>alert(1)</script>"><img src=x onerror=alert(2)>`;
 const DAY = 86_400_000;
 let h: PortalHarness;
 
@@ -26,14 +24,7 @@ spec:
       run: ["true"]
 `;
 
-async function cookieOf(user: string, password: string): Promise<string> {
-  const page = await h.app.request(`${ORIGIN}/login`);
-  const nonce = cookiesOf(page).get('hr_login')?.value as string;
-  const f = form({ _csrf: csrfIn(await page.text()), user, password, next: '/' });
-  const res = await h.app.request(`${ORIGIN}/login`, { method: 'POST', body: f.body, headers: { ...f.headers, cookie: `hr_login=${nonce}`, origin: ORIGIN } });
-  expect(res.status).toBe(303);
-  return `hr_session=${cookiesOf(res).get('hr_session')?.value}`;
-}
+const cookieOf = async (user: string, password: string): Promise<string> => (await h.login(user, password)).cookie;
 
 async function page(cookie: string, path: string): Promise<{ status: number; html: string }> {
   const r = await h.app.request(`${ORIGIN}${path}`, { headers: { cookie } });
