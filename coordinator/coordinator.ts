@@ -6,6 +6,7 @@
 import type { Logger } from 'pino';
 import { openDataDir, type DataDir } from './data-dir.js';
 import { CaSource } from './pki/ca-source.js';
+import { allCaPems } from './pki/ca-rollover.js';
 import { Gateway } from './gateway/gateway.js';
 import { Enroller } from './registry/enrollment.js';
 import { StepDispatcher } from './engine/step-dispatcher.js';
@@ -233,7 +234,11 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
     reloadCatalog({ kind: 'system', id: 'file-watch' }).catch((e: unknown) => log.error({ event: 'runbooks.reload_failed', err: e }, 'reloading runbooks failed'));
   });
   const refusals = new RefusalLog(data.db, data.audit, log, now);
-  const auditTrail = new AuditTrail({ db: data.db, audit: data.audit, caPem: () => ca.current.caCertPem, now });
+  const auditTrail = new AuditTrail({ db: data.db, audit: data.audit, caPem: async () => {
+    // Every CA of every roll-over (retired ones kept as ca-retired-*.pem): old records chain to them.
+    const all = await allCaPems(config.certsDir);
+    return [ca.current.caCertPem, ...all, ...ca.current.trustedCaPems];
+  }, now });
   const engine = new ExecutionEngine({
     db: data.db,
     audit: data.audit,

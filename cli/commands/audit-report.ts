@@ -3,7 +3,7 @@
  * or CA is said to be so, with the flag that pins it), and every checkpoint that could not be
  * checked against the records asked for. Pure: a report in, lines out.
  */
-import { formatRange, type TrustedKey, type VerifyReport } from '../../coordinator/audit/verify.js';
+import { formatRange, type TrustedCa, type TrustedKey, type VerifyReport } from '../../coordinator/audit/verify.js';
 
 /** Unchecked checkpoints listed one by one up to this many (--json lists them all). */
 const LIST_UNCHECKED = 5;
@@ -19,11 +19,24 @@ function keyLine(k: TrustedKey): string {
   }
 }
 
+function caLine(c: TrustedCa): string {
+  switch (c.how) {
+    case 'pinned':
+      return `trusted CA ${c.fingerprint256} (pinned)`;
+    case 'first-use':
+      return `trusted CA ${c.fingerprint256} (unpinned: pass --trust-ca-fingerprint ${c.fingerprint256} to pin)`;
+    case 'rotation':
+      return `trusted CA ${c.fingerprint256} (introduced at record ${c.seq ?? '?'} by a ${c.event ?? '?'} record beside trusted CA ${c.by ?? '?'})`;
+  }
+}
+
 export function trustLines(r: VerifyReport): string[] {
   const lines = r.trust.keys.map(keyLine);
   if (r.trust.keys.length === 0) lines.push('trusted audit key: none (no record was checked)');
+  for (const c of r.trust.cas) lines.push(caLine(c));
   const fp = r.trust.ca.fingerprint256;
-  if (fp !== null) lines.push(r.trust.ca.pinned ? `trusted CA ${fp} (pinned)` : `trusted CA ${fp} (unpinned: pass --trust-ca-fingerprint ${fp} to pin)`);
+  // No agent result needed a CA (and none was pinned): say which CA the bundle names.
+  if (r.trust.cas.length === 0 && fp !== null) lines.push(`trusted CA ${fp} (unpinned: pass --trust-ca-fingerprint ${fp} to pin)`);
   return lines;
 }
 

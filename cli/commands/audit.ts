@@ -7,6 +7,7 @@ import { openDataDir, STORE_FILE } from '../../coordinator/data-dir.js';
 import { BundleFormatError, exportBundle, parseCheckpointLine, type BundleCheckpoint } from '../../coordinator/audit/bundle.js';
 import { verifyBundleFile, verifyDatabase } from '../../coordinator/audit/export.js';
 import { parseTrustAnchors } from '../../coordinator/audit/trust-anchors.js';
+import { allCaPems } from '../../coordinator/pki/ca-rollover.js';
 import { FULL_LOG, formatRange, isAuditKeyId, normalizeFingerprint, parseRange, type VerifyExpectation, type VerifyOptions, type VerifyReport } from '../../coordinator/audit/verify.js';
 import type { CliIo } from '../io.js';
 import { bool, list, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
@@ -42,9 +43,7 @@ export async function runAuditExport(p: ParsedCommand, io: CliIo): Promise<numbe
   const toMs = time(p, 'to');
   const executionId = str(p.values, 'execution');
   if (executionId && (fromMs !== undefined || toMs !== undefined)) throw new UsageError('give either --execution or --from/--to, not both');
-  const caPem = await readFile(join(str(p.values, 'certs-dir') as string, 'ca.pem'), 'utf8').catch(() => {
-    throw new UsageError(`cannot read ${join(str(p.values, 'certs-dir') as string, 'ca.pem')} (pass --certs-dir)`);
-  });
+  const caPem = await caCertificates(str(p.values, 'certs-dir') as string);
   const dataDir = str(p.values, 'data-dir') as string;
   if (!(await access(join(dataDir, STORE_FILE)).then(() => true, () => false))) throw new UsageError(`no Handrail store in ${dataDir} (pass --data-dir)`);
   const data = await openDataDir(dataDir, io.now);
@@ -81,22 +80,30 @@ const RECORD_SEQ = /^\{"t":"record","seq":(\d+),/;
 
 export const auditVerify: CommandSpec = {
   name: 'audit verify',
-  usage: 'audit verify FILE [--range FROM..TO | --execution ID] [--checkpoints FILE] [--trust-key KEYID]… [--trust-ca-fingerprint SHA256] [--trust-file FILE] | audit verify [--data-dir DIR] [--certs-dir DIR]',
+  usage: 'audit verify FILE [--range FROM..TO | --execution ID] [--checkpoints FILE] [--trust-key KEYID]… [--trust-ca-fingerprint SHA256]… [--trust-file FILE] | audit verify [--data-dir DIR] [--certs-dir DIR]',
   summary:
     'Verify audit records offline: the hash chain, every coordinator and agent signature, agent certificates against the CA, outputs against signed digests, and checkpoints. ' +
     'A bundle must hold the whole log unless --range or --execution says otherwise (its header is not signed, so its own word is not taken). ' +
     'Audit keys are trusted only when pinned (--trust-key, --trust-file) or introduced by a key.rotated record signed with a trusted key; with no pin, the first record\'s key is trusted on first use, and the report says so. ' +
+    'Likewise CAs (a bundle carries every CA of a CA roll-over): pinned (--trust-ca-fingerprint, --trust-file), introduced by a signed ca.rotation_planned or ca.switched record, or, with none pinned, the first CA the log uses. ' +
     'Exits 1 naming the first bad record.',
   options: {
     'data-dir': { ...DATA_DIR, description: 'verify the live store in this data dir (when no bundle FILE is given)' },
     db: { type: 'string', placeholder: 'PATH', description: 'deprecated: use --data-dir (a data dir, or its handrail.db)' },
-    'certs-dir': { ...CERTS_DIR, description: 'where the CA certificate (ca.pem) is, for --data-dir' },
+    'certs-dir': { ...CERTS_DIR, description: 'where the CA certificates (ca.pem and those of CA roll-overs) are, for --data-dir' },
     range: { type: 'string', placeholder: 'FROM..TO', description: 'the bundle holds records FROM..TO only (FROM.. = from FROM to the head of the log); a checkpoint past TO is reported, not failed' },
     execution: { type: 'string', placeholder: 'ID', description: 'the bundle holds the records of execution ID only (`audit export --execution ID`)' },
     checkpoints: { type: 'string', placeholder: 'FILE', description: 'checkpoint lines kept elsewhere (from `handrail audit checkpoint`): detects a shortened or rewritten log' },
     'trust-key': { type: 'string', multiple: true, env: 'HANDRAIL_AUDIT_TRUST_KEYS', configKey: 'auditTrustKeys', placeholder: 'KEYID', description: 'trust this audit key id from the first record (repeatable); other keys only through key.rotated records signed with a trusted key' },
-    'trust-ca-fingerprint': { type: 'string', env: 'HANDRAIL_AUDIT_TRUST_CA', configKey: 'auditTrustCaFingerprint', placeholder: 'SHA256', description: 'the CA certificate\'s SHA-256 fingerprint (`openssl x509 -noout -fingerprint -sha256 -in ca.pem`)' },
-    'trust-file': { type: 'string', env: 'HANDRAIL_AUDIT_TRUST_FILE', configKey: 'auditTrustFile', placeholder: 'FILE', description: 'trust anchors, one per line: audit key ids and the CA fingerprint (# comments)' },
+    'trust-ca-fingerprint': {
+      type: 'string',
+      multiple: true,
+      env: 'HANDRAIL_AUDIT_TRUST_CA',
+      configKey: 'auditTrustCaFingerprint',
+      placeholder: 'SHA256',
+      description: 'a CA certificate\'s SHA-256 fingerprint (`openssl x509 -noout -fingerprint -sha256 -in ca.pem`), repeatable; other CAs only through ca.rotation_planned/ca.switched records signed with a trusted audit key',
+    },
+    'trust-file': { type: 'string', env: 'HANDRAIL_AUDIT_TRUST_FILE', configKey: 'auditTrustFile', placeholder: 'FILE', description: 'trust anchors, one per line: audit key ids and CA fingerprints (# comments)' },
     json: JSON_OUTPUT,
   },
   allowPositionals: true,
@@ -122,8 +129,7 @@ async function trustAnchors(p: ParsedCommand): Promise<NonNullable<VerifyOptions
   const keyIds = list(p.values, 'trust-key');
   for (const k of keyIds) if (!isAuditKeyId(k)) throw new UsageError(`--trust-key "${k}" is not an audit key id (audit- and 16 hex digits, as \`audit verify\` prints it)`);
   const cas: string[] = [];
-  const caFlag = str(p.values, 'trust-ca-fingerprint');
-  if (caFlag !== undefined) {
+  for (const caFlag of list(p.values, 'trust-ca-fingerprint')) {
     const fp = normalizeFingerprint(caFlag);
     if (!fp) throw new UsageError(`--trust-ca-fingerprint "${caFlag}" is not a SHA-256 fingerprint (64 hex digits, colons optional)`);
     cas.push(fp);
@@ -140,8 +146,7 @@ async function trustAnchors(p: ParsedCommand): Promise<NonNullable<VerifyOptions
     cas.push(...anchors.caFingerprints);
   }
   const ca = [...new Set(cas)];
-  if (ca.length > 1) throw new UsageError(`more than one CA fingerprint to trust (${ca.join(', ')}): give one`);
-  return { ...(keyIds.length > 0 ? { keyIds: [...new Set(keyIds)] } : {}), ...(ca[0] !== undefined ? { caFingerprint256: ca[0] } : {}) };
+  return { ...(keyIds.length > 0 ? { keyIds: [...new Set(keyIds)] } : {}), ...(ca.length > 0 ? { caFingerprints256: ca } : {}) };
 }
 
 async function externalCheckpoints(p: ParsedCommand): Promise<BundleCheckpoint[]> {
@@ -181,10 +186,7 @@ export async function runAuditVerify(p: ParsedCommand, io: CliIo): Promise<numbe
       const path = dataDir.endsWith('.db') ? dataDir : join(dataDir, STORE_FILE);
       if (!(await access(path).then(() => true, () => false))) throw new UsageError(`no Handrail store at ${path} (pass --data-dir DIR, or a bundle FILE)`);
       const certsDir = str(p.values, 'certs-dir') as string;
-      const caPem = await readFile(join(certsDir, 'ca.pem'), 'utf8').catch(() => {
-        throw new UsageError(`cannot read the CA certificate ${join(certsDir, 'ca.pem')} (pass --certs-dir)`);
-      });
-      report = await verifyDatabase(path, caPem, options);
+      report = await verifyDatabase(path, await caCertificates(certsDir), options);
     }
   } catch (e) {
     if (e instanceof BundleFormatError) {
@@ -200,6 +202,18 @@ export async function runAuditVerify(p: ParsedCommand, io: CliIo): Promise<numbe
   if (bool(p.values, 'json')) io.out(JSON.stringify({ ...report, seconds: Number(secs.toFixed(3)) }) + '\n');
   else io.out(reportLines(report, secs, { externalCheckpoints: options.externalCheckpoints.length > 0 }).join('\n') + '\n');
   return report.ok ? 0 : 1;
+}
+
+/**
+ * The CA certificates a bundle carries: ca.pem (the issuing CA) first, then every CA of a
+ * roll-over (ca-next.pem, ca-previous.pem, ca-retired-*.pem). The verifier trusts them only
+ * when pinned or introduced by signed roll-over records.
+ */
+async function caCertificates(certsDir: string): Promise<string[]> {
+  const current = await readFile(join(certsDir, 'ca.pem'), 'utf8').catch(() => {
+    throw new UsageError(`cannot read the CA certificate ${join(certsDir, 'ca.pem')} (pass --certs-dir)`);
+  });
+  return [current, ...(await allCaPems(certsDir))];
 }
 
 /** Why a file could not be read, in words. */

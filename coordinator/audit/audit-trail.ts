@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import type { Database } from '../store/database.js';
 import type { AuditLog } from './audit-log.js';
 import { AuditEvents, type Actor } from './events.js';
-import { exportBundle } from './bundle.js';
+import { exportBundle, type BundleCas } from './bundle.js';
 import { databaseItems } from './export.js';
 import { verifyItems } from './verify-stream.js';
 import type { AuditTrailScope } from '../policy/visibility.js';
@@ -57,8 +57,11 @@ export interface RunningVerification {
 export interface AuditTrailDeps {
   readonly db: Database;
   readonly audit: AuditLog;
-  /** The CA certificate agent certificates are checked against (certs/ca.pem), as it is now (a CA switch changes it). */
-  readonly caPem: () => string;
+  /**
+   * The CA certificates agent certificates are checked against, as they are now: the issuing CA
+   * (certs/ca.pem) first, then every other CA the coordinator trusted (a roll-over adds some).
+   */
+  readonly caPem: () => BundleCas | Promise<BundleCas>;
   readonly now: () => number;
   /** Signature threads for a verification (default 1: this thread, leaving the others to the coordinator). */
   readonly verifyThreads?: number;
@@ -115,7 +118,7 @@ export class AuditTrail {
       const out = createWriteStream(path, { mode: 0o600 });
       try {
         let header = true;
-        for await (const line of exportBundle(this.d.db, this.d.caPem(), sel, this.d.now())) {
+        for await (const line of exportBundle(this.d.db, await this.d.caPem(), sel, this.d.now())) {
           if (header) toHead = (JSON.parse(line) as { toHead: boolean }).toHead;
           header = false;
           const seq = RECORD_SEQ.exec(line)?.[1];
@@ -194,7 +197,7 @@ export class AuditTrail {
   private async run(info: RunningVerification, source: string): Promise<VerificationRun> {
     let result: Omit<VerificationRun, 'id' | 'startedAt' | 'finishedAt' | 'actor' | 'source'>;
     try {
-      const r = await verifyItems(databaseItems(this.d.db, this.d.caPem(), info.startedAt), { threads: this.d.verifyThreads ?? 1 });
+      const r = await verifyItems(databaseItems(this.d.db, await this.d.caPem(), info.startedAt), { threads: this.d.verifyThreads ?? 1 });
       result = { ok: r.ok, records: r.records, firstSeq: r.firstSeq, lastSeq: r.lastSeq, firstBadSeq: r.ok ? null : (r.firstBad?.seq ?? null), reason: r.ok ? null : (r.firstBad?.reason ?? 'failed') };
     } catch (e) {
       // A log that cannot even be read is a failed verification, said in one line.

@@ -28,8 +28,14 @@ export interface BundleHeader {
   readonly first: { readonly seq: number; readonly prev: string } | null;
   /** True when the records run to the head of the log (checkpoints then prove no tail is missing). */
   readonly toHead: boolean;
-  /** The CA certificate, DER, base64. */
+  /** The coordinator's issuing CA certificate when it exported, DER, base64. */
   readonly ca: string;
+  /**
+   * Every CA certificate the coordinator has trusted (issuing, next, previous, retired), DER,
+   * base64; absent in bundles from before CA roll-over. Not trusted for being listed: see
+   * docs/audit-format.md, "Trust".
+   */
+  readonly cas?: readonly string[];
   readonly keys: readonly BundleKey[];
   readonly agentCertificates: ReadonlyArray<{ readonly serial: string; readonly agentId: string; readonly der: string }>;
 }
@@ -76,8 +82,22 @@ export interface ExportSelection {
   readonly executionId?: string;
 }
 
+/**
+ * The CA certificates a bundle carries: the issuing CA first (the header's `ca`), then every
+ * other CA the coordinator trusted (allCaPems in pki/ca-rollover.ts), each once.
+ */
+export type BundleCas = string | readonly string[];
+
+export function headerCas(cas: BundleCas): { ca: string; cas: string[] } {
+  const list = typeof cas === 'string' ? [cas] : cas;
+  const ders = [...new Set(list.map((p) => pemToDer(p).toString('base64')))];
+  const first = ders[0];
+  if (first === undefined) throw new Error('an audit export needs the CA certificate (certs/ca.pem)');
+  return { ca: first, cas: ders };
+}
+
 /** Streams a bundle's lines from the store (records in seq order). */
-export async function* exportBundle(db: Database, caPem: string, sel: ExportSelection, now: number): AsyncGenerator<string> {
+export async function* exportBundle(db: Database, caPem: BundleCas, sel: ExportSelection, now: number): AsyncGenerator<string> {
   // Checkpoints before the head: each then covers a record this export holds, so one past the
   // end of the records is evidence of truncation, never one written while exporting.
   const cps = await listCheckpoints(db);
@@ -134,7 +154,7 @@ export async function* exportBundle(db: Database, caPem: string, sel: ExportSele
     },
     first,
     toHead: !seqs && toSeq === lastSeq,
-    ca: pemToDer(caPem).toString('base64'),
+    ...headerCas(caPem),
     keys: keys.map((k) => ({
       kid: k.key_id,
       alg: 'ed25519',
@@ -195,6 +215,7 @@ function parseHeader(v: Record<string, unknown>, n: number): BundleHeader {
   const first = v['first'] as Record<string, unknown> | null | undefined;
   if (first !== null && (typeof first !== 'object' || typeof first['seq'] !== 'number' || !isString(first['prev']))) throw new BundleFormatError(n, 'header needs first {seq, prev} or null');
   if (typeof v['toHead'] !== 'boolean' || !isString(v['ca'])) throw new BundleFormatError(n, 'header needs toHead and ca');
+  if (v['cas'] !== undefined && (!Array.isArray(v['cas']) || !v['cas'].every(isString))) throw new BundleFormatError(n, 'header cas must be a list of base64 certificates');
   const keys = v['keys'];
   if (!Array.isArray(keys) || !keys.every((k: Record<string, unknown>) => isString(k['kid']) && isString(k['spki']))) throw new BundleFormatError(n, 'header needs keys [{kid, spki}]');
   const certs = v['agentCertificates'];

@@ -12,13 +12,13 @@ import { Database } from '../store/database.js';
 import { auditKeys, auditRecordsInRange, lastAuditSeq, listCheckpoints } from '../store/audit-queries.js';
 import { allCertificates } from '../store/agent-queries.js';
 import { stepOutputOfMany } from '../store/execution-store.js';
-import { BUNDLE_FORMAT, bundleItems, exportBundle, parseCheckpointLine, pemToDer, type BundleCheckpoint, type BundleHeader, type BundleItem, type ExportSelection } from './bundle.js';
+import { BUNDLE_FORMAT, bundleItems, exportBundle, headerCas, parseCheckpointLine, pemToDer, type BundleCas, type BundleCheckpoint, type BundleHeader, type BundleItem, type ExportSelection } from './bundle.js';
 import { GENESIS_PREV } from './record.js';
 import { verifyItems, type StreamVerifyOptions } from './verify-stream.js';
 import type { VerifyReport } from './verify.js';
 
 /** Writes a bundle of the store's records (all, a time range, or one execution) to `path`. */
-export async function writeBundleFile(db: Database, caPem: string, selection: ExportSelection, now: number, path: string): Promise<{ lines: number }> {
+export async function writeBundleFile(db: Database, caPem: BundleCas, selection: ExportSelection, now: number, path: string): Promise<{ lines: number }> {
   const out = createWriteStream(path, { mode: 0o644 });
   let lines = 0;
   try {
@@ -63,10 +63,10 @@ const RESULT_MARK = Buffer.from('"type":"step.result"');
 
 /**
  * The whole log in the store as bundle items: a header (every audit key, every agent
- * certificate, the given CA), the records up to the head as it was when reading began, the
+ * certificate, the given CAs), the records up to the head as it was when reading began, the
  * output of every step result, and the checkpoints stored by then.
  */
-export async function* databaseItems(db: Database, caPem: string, now: number = Date.now()): AsyncGenerator<BundleItem> {
+export async function* databaseItems(db: Database, caPem: BundleCas, now: number = Date.now()): AsyncGenerator<BundleItem> {
   // Checkpoints before the head (see exportBundle): one past the last record means truncation.
   const cps = await listCheckpoints(db);
   const last = await lastAuditSeq(db);
@@ -78,7 +78,7 @@ export async function* databaseItems(db: Database, caPem: string, now: number = 
     selection: { from: null, to: null, execution: null },
     first: last > 0 ? { seq: 1, prev: GENESIS_PREV } : null,
     toHead: true,
-    ca: pemToDer(caPem).toString('base64'),
+    ...headerCas(caPem),
     keys: keys.map((k) => ({
       kid: k.key_id,
       alg: 'ed25519',
@@ -109,8 +109,8 @@ export async function* databaseItems(db: Database, caPem: string, now: number = 
   for (const c of cps) yield { t: 'checkpoint', checkpoint: { kid: c.key_id, payload: c.payload, sig: c.signature } };
 }
 
-/** Verifies the store at `dbPath` (opened read-only) against the CA certificate `caPem`. */
-export async function verifyDatabase(dbPath: string, caPem: string, opts: StreamVerifyOptions = {}): Promise<VerifyReport> {
+/** Verifies the store at `dbPath` (opened read-only) against the CA certificates `caPem` (issuing CA first). */
+export async function verifyDatabase(dbPath: string, caPem: BundleCas, opts: StreamVerifyOptions = {}): Promise<VerifyReport> {
   const db = await Database.open(dbPath, { readonly: true });
   try {
     return await verifyItems(databaseItems(db, caPem), opts);

@@ -91,9 +91,31 @@ export interface TrustedKey {
   readonly by: string | null;
 }
 
+/** How a CA came to be trusted for agent certificates. */
+export interface TrustedCa {
+  /** SHA-256 fingerprint, AA:BB:… */
+  readonly fingerprint256: string;
+  /**
+   * `pinned` by the caller; `first-use`: with no CA pinned, the first CA the log uses (the issuer
+   * of the first agent result's certificate, or the CA a first roll-over record starts from);
+   * `rotation`: named by a ca.rotation_planned or ca.switched record (signed with a trusted audit
+   * key) beside a CA already trusted.
+   */
+  readonly how: 'pinned' | 'first-use' | 'rotation';
+  /** The record it was first used at (first-use) or introduced by (rotation). */
+  readonly seq: number | null;
+  /** The record type that introduced it (rotation). */
+  readonly event: string | null;
+  /** The trusted CA the introducing record names beside it (rotation). */
+  readonly by: string | null;
+}
+
 export interface TrustReport {
   readonly keys: readonly TrustedKey[];
+  /** The bundle header's `ca` (the coordinator's issuing CA when it exported), and whether it was pinned. */
   readonly ca: { readonly fingerprint256: string | null; readonly pinned: boolean };
+  /** Every CA trusted for agent certificates, in the order it became trusted. */
+  readonly cas: readonly TrustedCa[];
 }
 
 /** A verified checkpoint of a record the bundle does not hold, so it proves nothing here. */
@@ -115,7 +137,7 @@ export interface VerifyReport {
   readonly outputsChecked: number;
   readonly checkpoints: number;
   readonly keysUsed: readonly string[];
-  /** SHA-256 fingerprint of the CA certificate agent certificates were checked against (AA:BB:…). */
+  /** SHA-256 fingerprint of the bundle header's `ca` (AA:BB:…); every CA trusted is in `trust.cas`. */
   readonly caFingerprint256: string | null;
   /** What was trusted, and why: print it, so that an unpinned key is never trusted silently. */
   readonly trust: TrustReport;
@@ -137,8 +159,10 @@ export interface VerifyOptions {
   readonly trust?: {
     /** Audit key ids (`audit-…`, a digest of the key) trusted from the start; others only through key.rotated records they sign. */
     readonly keyIds?: readonly string[];
-    /** The CA certificate's SHA-256 fingerprint, as `openssl x509 -fingerprint -sha256` prints it (colons and case optional). */
+    /** A CA certificate's SHA-256 fingerprint, as `openssl x509 -fingerprint -sha256` prints it (colons and case optional). */
     readonly caFingerprint256?: string;
+    /** More pinned CAs (the CAs of a roll-over you hold); others only through signed roll-over records. */
+    readonly caFingerprints256?: readonly string[];
   };
 }
 
@@ -197,7 +221,8 @@ interface AgentCert {
   readonly agentId: string;
   readonly serial: string;
   readonly cn: string | undefined;
-  readonly chainOk: boolean;
+  /** Fingerprint (normalized) of the bundle CA that issued it, or undefined when none did. */
+  readonly issuer: string | undefined;
   readonly notBefore: number;
   readonly notAfter: number;
 }
@@ -241,6 +266,8 @@ class HashIndex {
 }
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+/** A normalized fingerprint as AA:BB:… (how Node and openssl print one). */
+const colons = (fp: string): string => fp.match(/../g)?.join(':') ?? fp;
 const short = (h: unknown): string => (typeof h === 'string' ? `${h.slice(0, 16)}…` : JSON.stringify(h));
 
 /** The key id a key must carry: purpose `audit-` and 16 hex digits of SHA-256 over its SPKI DER. */
@@ -260,6 +287,11 @@ export class AuditVerifier {
   private readonly certs = new Map<string, AgentCert>();
   private readonly ca: X509Certificate | undefined;
   private readonly caPinned: boolean;
+  /** The bundle's CA certificates by normalized fingerprint (header `ca` and `cas`; not trusted by being listed). */
+  private readonly caCerts = new Map<string, X509Certificate>();
+  /** Trusted CAs by normalized fingerprint, in the order they became trusted. */
+  private readonly trustedCas = new Map<string, TrustedCa>();
+  private readonly caPins: readonly string[];
   private setupFailure: Failure | undefined;
   private recordFailure: Failure | undefined;
   private readonly hashes = new HashIndex();
@@ -293,16 +325,34 @@ export class AuditVerifier {
     this.pinned = pins.length > 0;
     for (const kid of pins) this.trusted.set(kid, { kid, how: 'pinned', seq: null, by: null });
     for (const k of header.keys) this.addKey(k);
-    const pinnedCa = options.trust?.caFingerprint256;
-    this.caPinned = pinnedCa !== undefined;
+    const pinText = [...(options.trust?.caFingerprint256 !== undefined ? [options.trust.caFingerprint256] : []), ...(options.trust?.caFingerprints256 ?? [])];
+    this.caPins = [...new Set(pinText.map((t) => normalizeFingerprint(t) ?? t))];
     try {
       this.ca = new X509Certificate(Buffer.from(header.ca, 'base64'));
     } catch {
+      this.caPinned = false;
       this.setupFailure ??= { seq: null, reason: "the bundle's CA certificate does not parse" };
       return;
     }
-    if (pinnedCa !== undefined && (normalizeFingerprint(pinnedCa) ?? pinnedCa) !== normalizeFingerprint(this.ca.fingerprint256)) {
-      this.setupFailure ??= { seq: null, reason: `the bundle's CA certificate (${this.ca.fingerprint256}) is not the trusted CA (${pinnedCa})` };
+    this.caPinned = this.caPins.includes(normalizeFingerprint(this.ca.fingerprint256) ?? '');
+    for (const [i, der] of [header.ca, ...(header.cas ?? [])].entries()) {
+      let x: X509Certificate;
+      try {
+        x = new X509Certificate(Buffer.from(der, 'base64'));
+      } catch {
+        this.setupFailure ??= { seq: null, reason: `the bundle's CA certificate cas[${i - 1}] does not parse` };
+        continue;
+      }
+      this.caCerts.set(normalizeFingerprint(x.fingerprint256) ?? x.fingerprint256, x);
+    }
+    for (const fp of this.caPins) {
+      const x = this.caCerts.get(fp);
+      if (x) this.trustedCas.set(fp, { fingerprint256: x.fingerprint256, how: 'pinned', seq: null, event: null, by: null });
+    }
+    if (this.caPins.length > 0 && this.trustedCas.size === 0) {
+      const held = [...this.caCerts.values()].map((x) => x.fingerprint256);
+      const what = held.length === 1 ? `the bundle's CA certificate (${held.join(', ')}) is not the trusted CA` : `none of the bundle's CA certificates (${held.join(', ')}) is a trusted CA`;
+      this.setupFailure ??= { seq: null, reason: `${what} (${pinText.join(', ')})` };
     }
     for (const c of header.agentCertificates) this.addCert(c);
   }
@@ -332,7 +382,7 @@ export class AuditVerifier {
       agentId: c.agentId,
       serial,
       cn: /(?:^|\n)CN=([^\n]+)/.exec(cert.subject)?.[1],
-      chainOk: cert.checkIssued(this.ca) && cert.verify(this.ca.publicKey),
+      issuer: [...this.caCerts].find(([, ca]) => cert.checkIssued(ca) && cert.verify(ca.publicKey))?.[0],
       notBefore: Date.parse(cert.validFrom),
       notAfter: Date.parse(cert.validTo),
     });
@@ -398,6 +448,7 @@ export class AuditVerifier {
       if (problem) return fail(problem);
     }
     if (body.type === 'key.rotated') this.introduce(r, body.data);
+    if (body.type === 'ca.rotation_planned' || body.type === 'ca.switched') this.introduceCa(r.seq, body.type, body.data);
     const hash = createHash('sha256').update(r.payload).digest();
     this.hashes.set(r.seq, hash);
     this.prevHash = hash.toString('hex');
@@ -411,6 +462,36 @@ export class AuditVerifier {
     const d = (data ?? {}) as { purpose?: unknown; keyId?: unknown };
     if (d.purpose !== 'audit' || typeof d.keyId !== 'string' || this.trusted.has(d.keyId)) return;
     this.trusted.set(d.keyId, { kid: d.keyId, how: 'rotation', seq: r.seq, by: r.kid });
+  }
+
+  /**
+   * A verified roll-over record (signed with a trusted audit key) names two CAs: the one rolled
+   * from and the one rolled to. When one of them is trusted, the other is trusted from this
+   * record on. With nothing pinned and no CA trusted yet, the CA the roll-over starts from is
+   * the first CA the log uses.
+   */
+  private introduceCa(seq: number, event: string, data: unknown): void {
+    const d = (data ?? {}) as { currentFingerprint256?: unknown; nextFingerprint256?: unknown; previousFingerprint256?: unknown };
+    const [fromText, toText] = event === 'ca.switched' ? [d.previousFingerprint256, d.currentFingerprint256] : [d.currentFingerprint256, d.nextFingerprint256];
+    const from = typeof fromText === 'string' ? normalizeFingerprint(fromText) : undefined;
+    const to = typeof toText === 'string' ? normalizeFingerprint(toText) : undefined;
+    if (from === undefined || to === undefined) return;
+    if (this.caPins.length === 0 && this.trustedCas.size === 0) this.trustCa(from, { how: 'first-use', seq, event: null, by: null });
+    for (const [a, b] of [[from, to], [to, from]] as const) {
+      const by = this.trustedCas.get(a);
+      if (by && !this.trustedCas.has(b)) this.trustCa(b, { how: 'rotation', seq, event, by: by.fingerprint256 });
+    }
+  }
+
+  private trustCa(fp: string, how: Omit<TrustedCa, 'fingerprint256'>): void {
+    this.trustedCas.set(fp, { fingerprint256: this.caCerts.get(fp)?.fingerprint256 ?? colons(fp), ...how });
+  }
+
+  private untrustedCaWhy(fp: string): string {
+    const trusted = [...this.trustedCas.values()].map((c) => c.fingerprint256).join(', ');
+    return this.caPins.length > 0
+      ? `not pinned (trusted: ${trusted}) and no ca.rotation_planned or ca.switched record signed with a trusted audit key introduces it before this record`
+      : `the log starts with CA ${trusted} (trusted on first use) and no ca.rotation_planned or ca.switched record signed with a trusted audit key introduces ${colons(fp)} before this record`;
   }
 
   private untrustedWhy(r: BundleRecord): string {
@@ -439,7 +520,10 @@ export class AuditVerifier {
     const serial = normalizeSerial(d.certificateSerial);
     const c = this.certs.get(serial);
     if (!c) return `the agent certificate ${d.certificateSerial} is not in the bundle`;
-    if (!c.chainOk) return `the agent certificate ${d.certificateSerial} was not issued by the CA`;
+    if (c.issuer === undefined) return `the agent certificate ${d.certificateSerial} was not issued by the CA${this.caCerts.size > 1 ? ' (by none of the bundle\'s CAs)' : ''}`;
+    // Trust on first use: with no CA pinned, the CA the first result's certificate chains to.
+    if (this.caPins.length === 0 && this.trustedCas.size === 0) this.trustCa(c.issuer, { how: 'first-use', seq, event: null, by: null });
+    if (!this.trustedCas.has(c.issuer)) return `the agent certificate ${d.certificateSerial} was issued by CA ${colons(c.issuer)}, which is not trusted: ${this.untrustedCaWhy(c.issuer)}`;
     if (c.cn !== d.agentId) return `result attributed to agent ${d.agentId} but certificate ${d.certificateSerial} belongs to ${c.cn ?? '?'}`;
     const payload = Buffer.from(d.payload, 'base64');
     if (!verifyPayload(STEP_RESULT_TYPE, payload, Buffer.from(d.signature, 'base64'), c.cert.publicKey)) {
@@ -528,7 +612,7 @@ export class AuditVerifier {
       checkpoints: this.checkpointsSeen.length,
       keysUsed: [...this.used],
       caFingerprint256: this.ca?.fingerprint256 ?? null,
-      trust: { keys: [...this.trusted.values()], ca: { fingerprint256: this.ca?.fingerprint256 ?? null, pinned: this.caPinned } },
+      trust: { keys: [...this.trusted.values()], ca: { fingerprint256: this.ca?.fingerprint256 ?? null, pinned: this.caPinned }, cas: [...this.trustedCas.values()] },
       unchecked,
       ...(firstBad ? { firstBad } : {}),
       ...(hint ? { hint } : {}),

@@ -112,7 +112,7 @@ describe('audit verify: what is trusted', () => {
     expect(r.out).toContain(`\ntrusted audit key ${KEY.kid} (unpinned, trusted on first use at record 1: pass --trust-key ${KEY.kid} to pin)\n`);
     expect(r.out).toContain(`\ntrusted CA ${caFingerprint} (unpinned: pass --trust-ca-fingerprint ${caFingerprint} to pin)\n`);
     const json = JSON.parse((await cli(['audit', 'verify', await file('whole.jsonl', bundleText(full)), '--json'])).out) as { trust: unknown };
-    expect(json.trust).toEqual({ keys: [{ kid: KEY.kid, how: 'first-use', seq: 1, by: null }], ca: { fingerprint256: caFingerprint, pinned: false } });
+    expect(json.trust).toEqual({ keys: [{ kid: KEY.kid, how: 'first-use', seq: 1, by: null }], ca: { fingerprint256: caFingerprint, pinned: false }, cas: [] });
   });
 
   it('rejects a tail re-signed with a new key listed in the header, naming the first re-signed record', async () => {
