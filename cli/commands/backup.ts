@@ -129,10 +129,14 @@ async function keyFiles(keysDir: string): Promise<ArchiveFile[]> {
   return out;
 }
 
+/** Certificates of CAs a roll-over kept (`ca retire` keeps the retired one's as ca-retired-<date>-<fingerprint>.pem). */
+const RETIRED_CA = /^ca-retired-[0-9a-z-]+\.pem$/;
+const isRolloverCaCert = (name: string): boolean => name === CA_NEXT_FILES.caCert || name === CA_PREVIOUS_FILES.caCert || RETIRED_CA.test(name);
+
 /** The CA files, and those of a CA roll-over under way or done (next, previous, retired CAs, the bundle version). */
 async function caFiles(certsDir: string): Promise<ArchiveFile[]> {
   const out: ArchiveFile[] = [];
-  const retired = (await readdir(certsDir).catch(() => [] as string[])).filter((n) => /^ca-retired-[0-9a-z-]+\.pem$/.test(n)).sort();
+  const retired = (await readdir(certsDir).catch(() => [] as string[])).filter((n) => RETIRED_CA.test(n)).sort();
   for (const name of [...Object.values(CA_FILES), ...Object.values(CA_NEXT_FILES), ...Object.values(CA_PREVIOUS_FILES), CA_BUNDLE_FILE, ...retired]) {
     const f = join(certsDir, name);
     if (await exists(f)) out.push({ path: `certs/${name}`, mode: name.endsWith('.key') ? 0o600 : 0o644, data: await readFile(f) });
@@ -171,7 +175,9 @@ export async function runRestore(p: ParsedCommand, io: CliIo): Promise<number> {
   await writeFile(staged, store.data, { mode: 0o600 });
   const caPem = certs.find((f) => f.path === `certs/${CA_FILES.caCert}`)?.data.toString('utf8') ?? (await readFile(join(certsDir, CA_FILES.caCert), 'utf8').catch(() => undefined));
   if (caPem) {
-    const report = await verifyDatabase(staged, caPem);
+    // Every CA of a roll-over the backup holds: step results before a switch chain to the old one.
+    const rolloverCas = certs.filter((f) => isRolloverCaCert(basename(f.path))).map((f) => f.data.toString('utf8'));
+    const report = await verifyDatabase(staged, [caPem, ...rolloverCas]);
     if (!report.ok) {
       await rm(staged, { force: true });
       io.err(`handrail restore: the audit log in ${file} does not verify: ${report.firstBad ? `record ${report.firstBad.seq ?? '?'}: ${report.firstBad.reason}` : 'see `handrail audit verify`'}; nothing was replaced\n`);

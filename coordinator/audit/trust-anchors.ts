@@ -1,6 +1,6 @@
 /**
  * Trust anchors for offline verification, as a user keeps them outside the coordinator: audit
- * key ids (`audit-` + 16 hex digits) and the CA certificate's SHA-256 fingerprint. A trust file
+ * key ids (`audit-` + 16 hex digits) and CA certificates' SHA-256 fingerprints. A trust file
  * holds one per line, in either form; `#` starts a comment. Pure: text in, values out.
  */
 import { isAuditKeyId, normalizeFingerprint } from './verify.js';

@@ -5,7 +5,7 @@
  * verify-workers.ts), then outputs and checkpoints, and ask for the report. It checks, record by
  * record: sequence, hash chain, the coordinator's Ed25519 signature with the key the record
  * names, and for each agent result: the agent's signature against its certificate, that
- * certificate chaining to the CA and naming the agent, its validity when the result was signed,
+ * certificate chaining to a trusted CA and naming the agent, its validity when the result was signed,
  * and the stored output against the digests the agent signed. Checkpoints (in the bundle or kept
  * elsewhere) expose a log cut short or rewritten. The report names the first bad record and what
  * is wrong with it. No store, no files, no network.
@@ -14,7 +14,10 @@
  * must be (the whole log, a range of it, one execution's records) is what the caller asks for
  * (`VerifyOptions.expect`), never what the header says; an audit key is trusted only when the
  * caller pins it or a key.rotated record signed with a trusted key introduces it (with no pin,
- * the key of the first record is trusted on first use, and the report says so).
+ * the key of the first record is trusted on first use, and the report says so). CAs alike: the
+ * header lists every CA of a roll-over, but one is trusted only when pinned or named beside a
+ * trusted CA by a verified ca.rotation_planned / ca.switched record (with no CA pinned, the
+ * first CA the log uses is trusted on first use).
  */
 import { createHash, createPublicKey, X509Certificate, type Hash, type KeyObject } from 'node:crypto';
 import { ed25519Verify } from '../../core/ed25519.js';

@@ -45,7 +45,17 @@ interface Header {
 }
 
 /** Archive paths a backup may hold: anything else is refused before a byte is written. */
-const ALLOWED = [/^store\/handrail\.db$/, /^keys\/secrets\.key$/, /^keys\/(dispatch|audit)\/[A-Za-z0-9._-]{1,100}\.key$/, /^certs\/(ca|server)\.(pem|key)$/];
+const ALLOWED = [
+  /^store\/handrail\.db$/,
+  /^keys\/secrets\.key$/,
+  /^keys\/(dispatch|audit)\/[A-Za-z0-9._-]{1,100}\.key$/,
+  /^certs\/(ca|server)\.(pem|key)$/,
+  // A CA roll-over under way or done (backup's caFiles): its CAs, the bundle version, and the
+  // certificates of retired CAs that agent certificates in older audit records chain to.
+  /^certs\/ca-(next|previous)\.(pem|key)$/,
+  /^certs\/ca-bundle\.json$/,
+  /^certs\/ca-retired-[0-9a-z-]{1,100}\.pem$/,
+];
 
 export function allowedPath(path: string): boolean {
   return ALLOWED.some((re) => re.test(path));

@@ -1,10 +1,10 @@
 import { generateKeyPairSync, X509Certificate } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Fleet } from '../helpers/fleet.js';
-import type { cli } from '../helpers/processes.js';
+import { cli } from '../helpers/processes.js';
 import { caFromPem, certFor } from '../helpers/forged-pki.js';
 import { splitPems } from '../../core/ca-bundle.js';
 import { StateDir } from '../../agent/state-dir.js';
@@ -198,6 +198,41 @@ describe('CA roll-over with agents online', () => {
     expect(refusedAgents).toEqual([]);
     const types = await auditTypes();
     expect(types.filter((t) => t.startsWith('ca.'))).toEqual(['ca.rotation_planned', 'ca.switched', 'ca.retired']);
+  });
+
+  it('the audit log across the roll-over verifies offline with the old CA pinned: the export carries both CAs, the signed roll-over records introduce the new one', async () => {
+    const bundle = join(fleet.dir, 'audit-after-rollover.jsonl');
+    const exported = await fleet.admin(['audit', 'export', '--certs-dir', fleet.certsDir, '--out', bundle]);
+    expect(exported.code, exported.stderr).toBe(0);
+    const header = JSON.parse((await readFile(bundle, 'utf8')).split('\n')[0]!) as { ca: string; cas: string[] };
+    const der = (pem: string): string => new X509Certificate(pem).raw.toString('base64');
+    expect(header.ca).toBe(der(nextCaPem));
+    expect(header.cas).toEqual([der(nextCaPem), der(oldCaPem)]);
+    const verified = await fleet.admin(['audit', 'verify', bundle, '--trust-ca-fingerprint', fp(oldCaPem), '--json']);
+    expect(verified.code, verified.stdout + verified.stderr).toBe(0);
+    const report = JSON.parse(verified.stdout) as { ok: boolean; stepResults: number; trust: { cas: Array<{ fingerprint256: string; how: string; event: string | null }> } };
+    expect(report.stepResults).toBeGreaterThan(4);
+    expect(report.trust.cas.map((c) => [c.fingerprint256, c.how, c.event])).toEqual([
+      [fp(oldCaPem), 'pinned', null],
+      [fp(nextCaPem), 'rotation', 'ca.rotation_planned'],
+    ]);
+    // The live store the same way (every CA from the certs dir).
+    const live = await fleet.admin(['audit', 'verify', '--certs-dir', fleet.certsDir]);
+    expect(live.code, live.stdout + live.stderr).toBe(0);
+    expect(live.stdout).toContain(`trusted CA ${fp(nextCaPem)} (introduced at record `);
+  });
+
+  it('a backup taken after the roll-over restores: its audit log verifies against the CAs it carries (the retired one too)', async () => {
+    const pass = join(fleet.dir, 'backup-pass');
+    await writeFile(pass, 'a long test passphrase\n', { mode: 0o600 });
+    const backup = join(fleet.dir, 'after-rollover.hrbk');
+    const taken = await fleet.admin(['backup', '--out', backup, '--certs-dir', fleet.certsDir, '--passphrase-file', pass]);
+    expect(taken.code, taken.stderr).toBe(0);
+    const certs = join(fleet.dir, 'restored-certs');
+    const restored = await cli(['restore', backup, '--data-dir', join(fleet.dir, 'restored-data'), '--certs-dir', certs, '--passphrase-file', pass]);
+    expect(restored.code, restored.stdout + restored.stderr).toBe(0);
+    expect(restored.stdout).toMatch(/audit log verifies: \d+ record\(s\)/);
+    expect((await readdir(certs)).filter((f) => f.startsWith('ca-retired-'))).toHaveLength(1);
   });
 
   /** Waits until the agent's certificate on disk was issued by the CA with fingerprint `caFp`. */

@@ -41,6 +41,12 @@ describe('the sealed backup file', () => {
     ['keys/../../etc/passwd', false],
     ['/etc/cron.d/x', false],
     ['keys/dispatch/../../../x.key', false],
+    ['certs/ca-next.key', true],
+    ['certs/ca-previous.pem', true],
+    ['certs/ca-bundle.json', true],
+    ['certs/ca-retired-20261207-0123456789abcdef.pem', true],
+    ['certs/ca-retired-../../x.pem', false],
+    ['certs/ca-retired-x.key', false],
     ['certs/other.pem', false],
     ['store/handrail.db-wal', false],
   ] as const)('archive path %s allowed: %s', (path, ok) => {
