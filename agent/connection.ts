@@ -248,7 +248,7 @@ export class AgentConnection {
     const keyPem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
     this.renewPending = { keyPem, sentAt: now, generation: this.generation };
     d.log.info({ event: 'agent.renew_requested', notAfter: new Date(creds.notAfter).toISOString() }, 'requesting a new certificate');
-    // node-forge is loaded only when a CSR is needed, to keep the idle agent small.
+    // The CSR code is loaded only when a CSR is needed (enrollment, renewal).
     void import('../core/csr.js')
       .then(({ createCsr }) => this.currentLink?.send({ msg: { $case: 'renew', value: { csrPem: createCsr(privateKey, d.agentId) } } }))
       .catch(() => undefined);

@@ -40,7 +40,7 @@ export class EnrollError extends Error {
 export async function enroll(state: StateDir, o: EnrollOptions): Promise<EnrollResponse> {
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const keyPem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-  // node-forge is loaded only when a CSR is needed, to keep the idle agent small.
+  // The CSR code is loaded only when a CSR is needed (enrollment, renewal).
   const { createCsr } = await import('../core/csr.js');
   const csrPem = createCsr(privateKey, o.name);
   const client = new EnrollmentServiceClient(o.address.target, credentials.createSsl(Buffer.from(o.caPem)), channelOptions(o.address));

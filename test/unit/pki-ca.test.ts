@@ -62,6 +62,20 @@ describe('certificate authority', () => {
     expect(() => parseCsr(pem)).toThrow(message);
   });
 
+  it('writes a PKCS#10 request that openssl verifies, with the name and the key it was given', () => {
+    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    for (const name of ['web-1', 'agt-0123456789abcdef', 'h'.repeat(200), 'höst-ü']) {
+      const pem = createCsr(privateKey, name);
+      const text = execFileSync('openssl', ['req', '-verify', '-noout', '-subject', '-pubkey', '-nameopt', 'utf8,sep_comma_plus'], { input: pem, stdio: ['pipe', 'pipe', 'pipe'] }).toString('utf8');
+      expect(text).toContain(`subject=CN=${name}`);
+      expect(text).toContain(publicKey.export({ type: 'spki', format: 'pem' }).toString().trim());
+      // Agent names are ASCII (enrollment refuses others); forge hands back UTF-8 bytes undecoded.
+      if (/^[\x20-\x7e]*$/.test(name)) expect(parseCsr(pem).commonName).toBe(name);
+    }
+    // Only RSA keys: the coordinator accepts nothing else.
+    expect(() => createCsr(generateKeyPairSync('ed25519').privateKey, 'x')).toThrow(/RSA/);
+  });
+
   it('rejects a CSR with a weak key or a forged signature', () => {
     const weak = generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey;
     expect(() => parseCsr(createCsr(weak, 'x'))).toThrow(/at least 2048/);
