@@ -275,6 +275,36 @@ export class PortalHarness {
     await this.data.db.run('INSERT INTO approvals (execution_id, gate, approver, decision, comment, decided_at) VALUES (?, -1, ?, ?, ?, ?)', [executionId, approver, decision, comment, this.clock]);
   }
 
+  /** A node of an execution in the given state (no steps). */
+  async insertNode(executionId: string, index: number, agentId: string, agentName: string, state: string): Promise<void> {
+    await this.data.db.run('INSERT INTO execution_nodes (execution_id, agent_id, node_index, agent_name, state) VALUES (?, ?, ?, ?, ?)', [executionId, agentId, index, agentName, state]);
+  }
+
+  /** A step run of a node's first step, dispatched at `dispatchedAt`. */
+  async insertStepRun(r: { id: string; executionId: string; agentId: string; attempt: number; name: string; state: string; dispatchedAt: number }): Promise<void> {
+    await this.data.db.run('INSERT INTO step_runs (id, execution_id, agent_id, step_index, attempt, name, state, dispatched_at) VALUES (?, ?, ?, 0, ?, ?, ?, ?)', [r.id, r.executionId, r.agentId, r.attempt, r.name, r.state, r.dispatchedAt]);
+  }
+
+  /** Empties the audit log, so that a test's records start at seq 1. */
+  async clearAuditLog(): Promise<void> {
+    await this.data.db.run('DELETE FROM audit_records');
+    this.data.audit.forgetHead();
+  }
+
+  /** Rewrites a stored record's signed payload (text replaced), as an attacker with the database would. */
+  async tamperAuditPayload(seq: number, from: string, to: string): Promise<void> {
+    const row = await this.data.db.get<{ payload: Buffer }>('SELECT payload FROM audit_records WHERE seq = ?', [seq]);
+    if (!row) throw new Error(`no audit record ${seq}`);
+    const text = row.payload.toString('utf8');
+    if (!text.includes(from)) throw new Error(`audit record ${seq} does not hold ${from}`);
+    await this.data.db.run('UPDATE audit_records SET payload = ? WHERE seq = ?', [Buffer.from(text.replace(from, to)), seq]);
+  }
+
+  /** The web_sessions rows as stored, every column. */
+  async webSessionRows(): Promise<Array<Record<string, unknown>>> {
+    return this.data.db.all<Record<string, unknown>>('SELECT * FROM web_sessions');
+  }
+
   /** Audit records of one type, as their data members. */
   async audited(type: string): Promise<Array<Record<string, unknown>>> {
     const rows = await this.data.db.all<{ payload: Buffer }>('SELECT payload FROM audit_records ORDER BY seq');

@@ -91,8 +91,7 @@ async function setup(): Promise<void> {
   for (const name of Object.keys(USERS)) cookies.set(name, (await h.login(name)).cookie);
   // Users and logins wrote records: the timeline starts a fresh log (seq 1 at T0).
   expect((await h.data.audit.head()).seq).toBeGreaterThan(0);
-  await h.data.db.run('DELETE FROM audit_records');
-  h.data.audit.forgetHead();
+  await h.clearAuditLog();
   await seedRecords();
 }
 
@@ -264,8 +263,7 @@ describe('verifying the live log from the page', () => {
   });
 
   it('names the first bad record when the log was changed', async () => {
-    const row = await h.data.db.get<{ payload: Buffer }>('SELECT payload FROM audit_records WHERE seq = 3');
-    await h.data.db.run('UPDATE audit_records SET payload = ? WHERE seq = 3', [Buffer.from((row?.payload as Buffer).toString('utf8').replace('"allowed":true', '"allowed":false'))]);
+    await h.tamperAuditPayload(3, '"allowed":true', '"allowed":false');
     const run = await h.auditTrail.verify({ kind: 'user', id: 'admin' }, 'portal').done;
     expect(run.ok).toBe(false);
     expect(run.firstBadSeq).toBe(3);

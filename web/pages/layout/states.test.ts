@@ -16,10 +16,10 @@ describe('every state main has, as the pages show it', () => {
   it('draws each execution, node and step-run state with its tone and meaning; an interrupted step says it runs again', async () => {
     await h.insertExecution({ id: 'exe-states', runbookId: 'portal-echo', requestedBy: 'alice', options: {}, state: 'running' });
     for (const [i, state] of NODE_STATES.entries()) {
-      await h.data.db.run('INSERT INTO execution_nodes (execution_id, agent_id, node_index, agent_name, state) VALUES (?, ?, ?, ?, ?)', ['exe-states', `agt-n${i}`, i, `node-${i}`, state]);
+      await h.insertNode('exe-states', i, `agt-n${i}`, `node-${i}`, state);
     }
     for (const [i, state] of STEP_STATES.entries()) {
-      await h.data.db.run('INSERT INTO step_runs (id, execution_id, agent_id, step_index, attempt, name, state, dispatched_at) VALUES (?, ?, ?, 0, ?, ?, ?, ?)', [`sr-s${i}`, 'exe-states', 'agt-n1', i + 1, `step-${state}`, state, h.clock + i]);
+      await h.insertStepRun({ id: `sr-s${i}`, executionId: 'exe-states', agentId: 'agt-n1', attempt: i + 1, name: `step-${state}`, state, dispatchedAt: h.clock + i });
     }
     const a = await h.login('alice', 'alice-password');
     const { status, html } = await a.get('/executions/exe-states');

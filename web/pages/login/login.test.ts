@@ -80,7 +80,7 @@ describe('portal login', () => {
   it('stores only a hash of the session secret and audits the login', async () => {
     const res = await postLogin('alice', 'alice-password', { headers: { 'user-agent': 'test-browser' } });
     const secret = cookiesOf(res).get('hr_session')?.value as string;
-    const rows = await h.data.db.all<Record<string, unknown>>('SELECT * FROM web_sessions');
+    const rows = await h.webSessionRows();
     expect(rows).toHaveLength(1);
     expect(JSON.stringify(rows)).not.toContain(secret);
     const [ok] = await h.audited('login.succeeded');
