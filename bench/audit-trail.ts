@@ -22,6 +22,7 @@ import { trailQuery } from '../coordinator/store/audit-trail-queries.js';
 import type { TrailPageQuery } from '../coordinator/audit/trail-filter.js';
 import type { AuditTrailScope } from '../coordinator/policy/visibility.js';
 import { median, percentile } from './proc-stats.js';
+import { prng, RowWriter } from './seed-rows.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -38,40 +39,7 @@ const out = (s: string): void => void process.stdout.write(s + '\n');
 const YEAR_MS = 365 * 86_400_000;
 const TEAMS = ['a', 'b', 'c', 'd', 'e'];
 
-/** mulberry32: every run seeds the same log. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
-/** Multi-row INSERTs: one statement per `per` rows. */
-class Rows {
-  private rows: SqlValue[] = [];
-  private n = 0;
-  constructor(
-    private readonly run: (sql: string, p: SqlValue[]) => Promise<unknown>,
-    private readonly table: string,
-    private readonly cols: readonly string[],
-    private readonly per: number,
-  ) {}
-  async add(v: SqlValue[]): Promise<void> {
-    this.rows.push(...v);
-    if (++this.n === this.per) await this.flush();
-  }
-  async flush(): Promise<void> {
-    if (this.n === 0) return;
-    const one = `(${this.cols.map(() => '?').join(', ')})`;
-    await this.run(`INSERT INTO ${this.table} (${this.cols.join(', ')}) VALUES ${Array.from({ length: this.n }, () => one).join(', ')}`, this.rows);
-    this.rows = [];
-    this.n = 0;
-  }
-}
 
 interface Seeded {
   readonly t0: number;
@@ -88,8 +56,8 @@ async function seed(db: Database, now: number): Promise<Seeded> {
   let sampleExecution = '';
   await db.write(async (tx) => {
     const run = (sql: string, p: SqlValue[]): Promise<unknown> => tx.run(sql, p);
-    const ex = new Rows(run, 'executions', ['id', 'kind', 'runbook_id', 'runbook_digest', 'requested_by', 'options_json', 'targets', 'state', 'created_at'], 500);
-    const recs = new Rows(run, 'audit_records', ['seq', 'payload', 'hash', 'key_id', 'signature'], 500);
+    const ex = new RowWriter(run, 'executions', ['id', 'kind', 'runbook_id', 'runbook_digest', 'requested_by', 'options_json', 'targets', 'state', 'created_at'], 500);
+    const recs = new RowWriter(run, 'audit_records', ['seq', 'payload', 'hash', 'key_id', 'signature'], 500);
     const sig = Buffer.alloc(64, 1);
     const hash = 'ab'.repeat(32);
     let seq = 0;

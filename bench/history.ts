@@ -23,6 +23,7 @@ import { stringify } from 'yaml';
 import { initCa } from '../coordinator/pki/ca.js';
 import { openDataDir } from '../coordinator/data-dir.js';
 import { Database, type SqlValue } from '../coordinator/store/database.js';
+import { prng, RowWriter } from './seed-rows.js';
 import { MIGRATIONS } from '../coordinator/store/migrations.js';
 import { historyQuery, listExecutions, type ExecutionListQuery } from '../coordinator/store/execution-queries.js';
 import { executionScope, validatePolicy, type Policy, type RunbookRef } from '../coordinator/policy/policy.js';
@@ -53,17 +54,6 @@ const USERS_PER_TEAM = 40;
 const AGENTS = 100;
 const YEAR_MS = 365 * 86_400_000;
 
-/** mulberry32: a fixed seed, so every run seeds the same history. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz';
 const idOf = (prefix: string, rnd: () => number): string => {
   let s = `${prefix}-`;
@@ -104,32 +94,6 @@ const pickState = (r: number): string => {
 
 // ------------------------------------------------------------------ seeding
 
-class RowWriter {
-  private rows: SqlValue[] = [];
-  private count = 0;
-  inserted = 0;
-  constructor(
-    private readonly run: (sql: string, params: SqlValue[]) => Promise<unknown>,
-    private readonly table: string,
-    private readonly columns: readonly string[],
-    private readonly perStatement: number,
-    /** Rows this table's rows refer to (foreign keys): written first. */
-    private readonly after?: RowWriter,
-  ) {}
-  async add(values: readonly SqlValue[]): Promise<void> {
-    this.rows.push(...values);
-    if (++this.count === this.perStatement) await this.flush();
-  }
-  async flush(): Promise<void> {
-    if (this.count === 0) return;
-    await this.after?.flush();
-    const one = `(${this.columns.map(() => '?').join(', ')})`;
-    await this.run(`INSERT INTO ${this.table} (${this.columns.join(', ')}) VALUES ${Array.from({ length: this.count }, () => one).join(', ')}`, this.rows);
-    this.inserted += this.count;
-    this.rows = [];
-    this.count = 0;
-  }
-}
 
 interface Seeded {
   readonly ms: number;
