@@ -13,7 +13,7 @@ import { HandrailError, invalidArgument, notFound } from '../../../core/errors.j
 import { CreateSubscriptionBody, scopeCatalogOf, subscribe, subscriptionView, type SubscriptionView } from '../../api/notifications.js';
 import { handrailId } from '../../validation/schemas.js';
 import { describeIssues } from '../../validation/issues.js';
-import { CsrfField, Page, render, Time } from '../layout/layout.js';
+import { CsrfField, Notice, Page, render, Time } from '../layout/layout.js';
 import { ShownOnce } from '../layout/shown-once.js';
 import { pageMiddleware } from '../page-middleware.js';
 import { viewerOf, type PortalDeps, type PortalEnv } from '../portal-env.js';
@@ -62,11 +62,7 @@ function NotificationsPage(p: ViewProps) {
     <>
       <h1>Notifications</h1>
       <p class="muted">Receivers that get an HMAC-signed JSON POST when an execution starts, waits for approval or ends.</p>
-      {p.notice ? (
-        <p class="info" role="status">
-          {p.notice}
-        </p>
-      ) : null}
+      <Notice text={p.notice} />
       {p.secret ? (
         <ShownOnce id="new-secret" label={`Signing secret of ${p.secret.id}`} value={p.secret.secret} rows={2}>
           The receiver checks the <code>x-handrail-signature</code> header with it.

@@ -12,7 +12,7 @@ import { HandrailError, notFound } from '../../../core/errors.js';
 import { DefineWebhookBody } from '../../api/webhooks.js';
 import { handrailId } from '../../validation/schemas.js';
 import { describeIssues } from '../../validation/issues.js';
-import { CsrfField, Page, render, Time } from '../layout/layout.js';
+import { CsrfField, Notice, Page, render, Time } from '../layout/layout.js';
 import { ShownOnce } from '../layout/shown-once.js';
 import { pageMiddleware } from '../page-middleware.js';
 import { viewerOf, type PortalDeps, type PortalEnv } from '../portal-env.js';
@@ -58,11 +58,7 @@ function WebhooksPage(p: ViewProps) {
       <p class="muted">
         An HMAC-signed POST to <code>/hooks/ID</code> starts the hook's runbook as its service user, under policy.
       </p>
-      {p.notice ? (
-        <p class="info" role="status">
-          {p.notice}
-        </p>
-      ) : null}
+      <Notice text={p.notice} />
       {p.secret ? (
         <ShownOnce id="new-secret" label={`Secret of ${p.secret.id}`} value={p.secret.secret} rows={2}>
           Sign deliveries to <code>/hooks/{p.secret.id}</code> with it (HMAC-SHA256).

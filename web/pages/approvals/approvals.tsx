@@ -11,7 +11,7 @@ import type { User } from '../../../coordinator/auth/user-store.js';
 import type { AwaitingApproval } from '../../../coordinator/store/execution-queries.js';
 import { approvalInbox } from '../../../coordinator/engine/approval-inbox.js';
 import { invalidArgument, notFound } from '../../../core/errors.js';
-import { CsrfField, Page, render, Time } from '../layout/layout.js';
+import { CsrfField, Notice, Page, render, Time } from '../layout/layout.js';
 import { pageMiddleware } from '../page-middleware.js';
 import { viewerOf, type PortalDeps, type PortalEnv } from '../portal-env.js';
 
@@ -43,11 +43,7 @@ function InboxPage(p: { items: readonly InboxItem[]; csrfToken: string; notice: 
   return (
     <>
       <h1>Approvals waiting for you</h1>
-      {p.notice ? (
-        <p class="info" role="status">
-          {p.notice}
-        </p>
-      ) : null}
+      <Notice text={p.notice} />
       {p.items.length === 0 ? <p>Nothing is waiting for your approval.</p> : null}
       <ul class="cards" data-testid="approvals">
         {p.items.map((i) => {

@@ -14,7 +14,7 @@ import { MASK } from '../../../coordinator/runbooks/options.js';
 import { notFound } from '../../../core/errors.js';
 import { echo } from '../../../core/echo.js';
 import { ExecutionIdParam } from '../../api/execution-schemas.js';
-import { CsrfField, duration, Page, render, StateBadge, Time } from '../layout/layout.js';
+import { CsrfField, duration, Notice, Page, render, StateBadge, Time } from '../layout/layout.js';
 import { STATE_LOOKS, stateClass, stateLabel, stateLook } from '../layout/states.js';
 import { pageMiddleware } from '../page-middleware.js';
 import { viewerOf, type PortalDeps, type PortalEnv } from '../portal-env.js';
@@ -106,11 +106,7 @@ function ExecutionPage(p: ExecutionPageData & { csrfToken: string }) {
       <h1>
         {p.title} <StateBadge state={v.state} attrs={{ 'data-execution-state': '' }} />
       </h1>
-      {p.notice ? (
-        <p class="info" role="status">
-          {p.notice}
-        </p>
-      ) : null}
+      <Notice text={p.notice} />
       {active ? (
         <p class="muted" data-live-status="" aria-live="polite">
           This execution is still going: reload the page to see its progress.

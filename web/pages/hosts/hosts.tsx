@@ -21,7 +21,7 @@ import { HandrailError, notFound } from '../../../core/errors.js';
 import { revokeAgent, AgentIdParam, RevokeBody } from '../../api/agents.js';
 import { InstallCommandBody, installUnavailable, mintInstallCommand, type InstallCommand } from '../../api/install-command.js';
 import { describeIssues } from '../../validation/issues.js';
-import { CsrfField, Page, render, StateBadge, Time } from '../layout/layout.js';
+import { CsrfField, Notice, Page, render, StateBadge, Time } from '../layout/layout.js';
 import { ShownOnce } from '../layout/shown-once.js';
 import { pageMiddleware } from '../page-middleware.js';
 import { runnableRunbooks } from '../catalog/catalog.js';
@@ -122,11 +122,7 @@ function HostsPage(p: { hosts: ReadonlyArray<{ agent: AgentRecord; state: string
   return (
     <>
       <h1>Hosts</h1>
-      {p.notice ? (
-        <p class="info" role="status">
-          {p.notice}
-        </p>
-      ) : null}
+      <Notice text={p.notice} />
       <p class="muted">{p.all ? 'Every enrolled agent.' : 'The hosts your runbooks can run on.'}</p>
       {p.hosts.length === 0 ? (
         <p>No host to show.</p>

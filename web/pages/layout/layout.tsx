@@ -89,6 +89,15 @@ export function Page(p: PageProps) {
   );
 }
 
+/** What the last action did (a redirect's ?notice=…), announced politely to screen readers. */
+export function Notice(p: { text: string | undefined }) {
+  return p.text ? (
+    <p class="info" role="status">
+      {p.text}
+    </p>
+  ) : null;
+}
+
 export function Time(p: { iso: string | null; empty?: string }) {
   if (p.iso === null) return <span class="muted">{p.empty ?? '—'}</span>;
   return <time datetime={p.iso}>{p.iso.replace('T', ' ').replace(/\.\d+Z$/, ' UTC')}</time>;

@@ -6,7 +6,7 @@
  */
 import { Hono, type Context } from 'hono';
 import { getCookie, setCookie, deleteCookie } from 'hono/cookie';
-import { CsrfField, Page, render } from '../layout/layout.js';
+import { CsrfField, Notice, Page, render } from '../layout/layout.js';
 import { checkSameOrigin, CsrfRefusal, formFields, newLoginNonce, tokensEqual } from '../../auth/csrf.js';
 import { clearSessionCookie, currentSession, safeNext, setSessionCookie } from '../../auth/session.js';
 import { clientAddress, isHttps } from '../../auth/client-request.js';
@@ -30,11 +30,7 @@ function LoginPage(p: LoginView) {
     <Page title="Log in">
       <div class="login">
         <h1>Log in to Handrail</h1>
-        {p.notice ? (
-          <p class="info" role="status">
-            {p.notice}
-          </p>
-        ) : null}
+        <Notice text={p.notice} />
         {p.error ? (
           <p class="alert" role="alert" id="login-error">
             {p.error}
