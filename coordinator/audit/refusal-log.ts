@@ -57,11 +57,25 @@ export class RefusalThrottle {
   }
 }
 
+/** Record writes that run after the refusal was answered; settled() waits for those under way. */
+export class PendingWrites {
+  private readonly pending = new Set<Promise<void>>();
+
+  track(write: Promise<void>): void {
+    const p: Promise<void> = write.finally(() => this.pending.delete(p));
+    this.pending.add(p);
+  }
+
+  async settled(): Promise<void> {
+    await Promise.all([...this.pending]);
+  }
+}
+
 const refusalKey = (user: string, action: string, rule: string): string => JSON.stringify([user, action, rule]);
 
 export class RefusalLog {
   private readonly throttle: RefusalThrottle;
-  private readonly pending = new Set<Promise<void>>();
+  private readonly pending = new PendingWrites();
 
   constructor(
     private readonly db: Database,
@@ -86,13 +100,12 @@ export class RefusalLog {
    * failed write is logged; settled() waits for the writes under way.
    */
   record(r: RefusalRecord): void {
-    const p: Promise<void> = this.write(r).finally(() => this.pending.delete(p));
-    this.pending.add(p);
+    this.pending.track(this.write(r));
   }
 
   /** Resolves when every record under way is written (before the store closes). */
   async settled(): Promise<void> {
-    await Promise.all([...this.pending]);
+    await this.pending.settled();
   }
 
   private async write(r: RefusalRecord): Promise<void> {

@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import type { Database } from '../store/database.js';
 import type { AuditLog } from './audit-log.js';
 import { AuditEvents } from './events.js';
-import { RefusalThrottle, type RefusalLogOptions } from './refusal-log.js';
+import { PendingWrites, RefusalThrottle, type RefusalLogOptions } from './refusal-log.js';
 
 export interface VersionRefusal {
   readonly stage: 'enrollment' | 'stream';
@@ -24,7 +24,7 @@ export interface VersionRefusal {
 
 export class VersionRefusalLog {
   private readonly throttle: RefusalThrottle;
-  private readonly pending = new Set<Promise<void>>();
+  private readonly pending = new PendingWrites();
 
   constructor(
     private readonly db: Database,
@@ -37,12 +37,11 @@ export class VersionRefusalLog {
   }
 
   record(r: VersionRefusal): void {
-    const p: Promise<void> = this.write(r).finally(() => this.pending.delete(p));
-    this.pending.add(p);
+    this.pending.track(this.write(r));
   }
 
   async settled(): Promise<void> {
-    await Promise.all([...this.pending]);
+    await this.pending.settled();
   }
 
   private async write(r: VersionRefusal): Promise<void> {
