@@ -274,12 +274,6 @@ export class TlsFrontDoor {
     if (isProbeCertificate(cert.subjectaltname)) {
       // A monitoring probe: health and reflection live on the agent server; its Connect refuses probes.
       this.counters.inc('connections_total', { kind: 'probe' });
-      this.gateway.injectConnection(socket);
-      return;
-    }
-    if (isProbeCertificate(cert.subjectaltname)) {
-      // A monitoring probe: health and reflection live on the agent server; its Connect refuses probes.
-      this.counters.inc('connections_total', { kind: 'probe' });
       this.admitted(remote);
       this.remember(socket, remote, { agentId: '', serial: normalizeSerial(cert.serialNumber ?? ''), fingerprint256: cert.fingerprint256, probe: true, raw: cert.raw });
       this.gateway.injectConnection(socket);
