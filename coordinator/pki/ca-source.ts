@@ -16,11 +16,15 @@ const WATCHED = [...Object.values(CA_FILES), ...Object.values(CA_NEXT_FILES), ..
 export class CaSource {
   private digest = '';
   private signed: { version: number; bundle: SignedCaBundle } | undefined;
+  /** The trusted CAs parsed once per CA change: issuerOf runs for every agent stream. */
+  private trusted: ReadonlyArray<{ readonly x509: X509Certificate; readonly fingerprint: string }>;
 
   private constructor(
     private readonly certsDir: string,
     private ca: CertificateAuthority,
-  ) {}
+  ) {
+    this.trusted = parseTrusted(ca);
+  }
 
   static async open(certsDir: string): Promise<CaSource> {
     const s = new CaSource(certsDir, await loadCa(certsDir));
@@ -43,6 +47,7 @@ export class CaSource {
     const digest = await this.filesDigest();
     if (digest === this.digest) return false;
     const ca = await loadCa(this.certsDir);
+    this.trusted = parseTrusted(ca);
     this.ca = ca;
     this.digest = digest;
     return true;
@@ -67,15 +72,11 @@ export class CaSource {
     } catch {
       return undefined;
     }
-    for (const pem of this.ca.trustedCaPems) {
-      const ca = new X509Certificate(pem);
-      if (cert.checkIssued(ca) && cert.verify(ca.publicKey)) return caFingerprint(pem);
-    }
-    return undefined;
+    return this.trusted.find(({ x509 }) => cert.checkIssued(x509) && cert.verify(x509.publicKey))?.fingerprint;
   }
 
   trustedFingerprints(): string[] {
-    return this.ca.trustedCaPems.map(caFingerprint);
+    return this.trusted.map((t) => t.fingerprint);
   }
 
   private async filesDigest(): Promise<string> {
@@ -83,4 +84,8 @@ export class CaSource {
     for (const f of WATCHED) h.update(f).update('\0').update((await readFile(join(this.certsDir, f)).catch(() => Buffer.alloc(0))) as Uint8Array).update('\0');
     return h.digest('hex');
   }
+}
+
+function parseTrusted(ca: CertificateAuthority): Array<{ x509: X509Certificate; fingerprint: string }> {
+  return ca.trustedCaPems.map((pem) => ({ x509: new X509Certificate(pem), fingerprint: caFingerprint(pem) }));
 }
