@@ -5,7 +5,7 @@
  * the store; parsing one is pure.
  */
 import type { Database } from '../store/database.js';
-import { auditKeys, auditRecordsBySeqs, auditRecordsInRange, auditRecordTimes, auditSeqsOfExecution, lastAuditSeq, listCheckpoints } from '../store/audit-queries.js';
+import { auditKeys, auditRecordsBySeqs, auditRecordsInRange, auditSeqRangeByTime, auditSeqsOfExecution, lastAuditSeq, listCheckpoints } from '../store/audit-queries.js';
 import { allCertificates } from '../store/agent-queries.js';
 import { stepOutputChunks } from '../store/execution-store.js';
 
@@ -96,6 +96,11 @@ export function headerCas(cas: BundleCas): { ca: string; cas: string[] } {
   return { ca: first, cas: ders };
 }
 
+// Years 0000-9999: where toISOString() keeps the fixed format records' `ts` have.
+const FIRST_ISO_MS = Date.parse('0000-01-01T00:00:00.000Z');
+const LAST_ISO_MS = Date.parse('9999-12-31T23:59:59.999Z');
+const isoBound = (ms: number): string => new Date(Math.min(LAST_ISO_MS, Math.max(FIRST_ISO_MS, ms))).toISOString();
+
 /** Streams a bundle's lines from the store (records in seq order). */
 export async function* exportBundle(db: Database, caPem: BundleCas, sel: ExportSelection, now: number): AsyncGenerator<string> {
   // Checkpoints before the head: each then covers a record this export holds, so one past the
@@ -106,10 +111,9 @@ export async function* exportBundle(db: Database, caPem: BundleCas, sel: ExportS
   let fromSeq = 1;
   let toSeq = lastSeq;
   if (sel.fromMs !== undefined || sel.toMs !== undefined) {
-    const rows = await auditRecordTimes(db);
-    const inRange = rows.filter((r) => (sel.fromMs === undefined || Date.parse(r.ts) >= sel.fromMs) && (sel.toMs === undefined || Date.parse(r.ts) <= sel.toMs));
-    fromSeq = inRange[0]?.seq ?? lastSeq + 1;
-    toSeq = inRange.at(-1)?.seq ?? 0;
+    const range = await auditSeqRangeByTime(db, { ...(sel.fromMs !== undefined ? { fromIso: isoBound(sel.fromMs) } : {}), ...(sel.toMs !== undefined ? { toIso: isoBound(sel.toMs) } : {}) });
+    fromSeq = range?.from ?? lastSeq + 1;
+    toSeq = range?.to ?? 0;
   }
   let seqs: number[] | undefined;
   if (sel.executionId !== undefined) {

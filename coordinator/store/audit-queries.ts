@@ -43,14 +43,21 @@ export async function lastAuditSeq(q: Queryable): Promise<number> {
   return (await q.get<{ seq: number | null }>('SELECT max(seq) AS seq FROM audit_records'))?.seq ?? 0;
 }
 
-/** Every record's seq and its payload's `ts`, in order (time-bounded exports). */
-export function auditRecordTimes(q: Queryable): Promise<Array<{ seq: number; ts: string }>> {
-  return q.all<{ seq: number; ts: string }>("SELECT seq, json_extract(CAST(payload AS TEXT), '$.ts') AS ts FROM audit_records ORDER BY seq");
+/**
+ * The first and last seq of the records whose `ts` lies in [fromIso, toIso] (either bound may be
+ * absent), through the `ts` index; null when none does. `ts` is always toISOString()'s fixed
+ * format, so string order is time order.
+ */
+export async function auditSeqRangeByTime(q: Queryable, b: { readonly fromIso?: string; readonly toIso?: string }): Promise<{ from: number; to: number } | null> {
+  const where = [...(b.fromIso !== undefined ? ['ts >= ?'] : []), ...(b.toIso !== undefined ? ['ts <= ?'] : [])];
+  const params = [...(b.fromIso !== undefined ? [b.fromIso] : []), ...(b.toIso !== undefined ? [b.toIso] : [])];
+  const row = await q.get<{ lo: number | null; hi: number | null }>(`SELECT min(seq) AS lo, max(seq) AS hi FROM audit_records${where.length ? ` WHERE ${where.join(' AND ')}` : ''}`, params);
+  return row?.lo == null || row.hi == null ? null : { from: row.lo, to: row.hi };
 }
 
 /** The seqs of the records about one execution, in order. */
 export async function auditSeqsOfExecution(q: Queryable, executionId: string): Promise<number[]> {
-  return (await q.all<{ seq: number }>("SELECT seq FROM audit_records WHERE json_extract(CAST(payload AS TEXT), '$.data.executionId') = ? ORDER BY seq", [executionId])).map((r) => r.seq);
+  return (await q.all<{ seq: number }>('SELECT seq FROM audit_records WHERE execution_id = ? ORDER BY seq', [executionId])).map((r) => r.seq);
 }
 
 /** The records with these seqs (at most a few hundred at a time), in order. */
