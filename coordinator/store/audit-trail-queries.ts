@@ -114,16 +114,6 @@ export async function trailRecordRow(db: Database, seq: number, scope: AuditTrai
   return row ? stored(row) : undefined;
 }
 
-/** The last record's seq (0 for an empty log). */
-export async function auditHeadSeq(db: Database): Promise<number> {
-  return (await db.get<{ seq: number | null }>('SELECT max(seq) AS seq FROM audit_records'))?.seq ?? 0;
-}
-
-/** Whether an execution with this id exists (an export of an unknown one is "not found"). */
-export async function executionRecordCount(db: Database, executionId: string): Promise<number> {
-  return (await db.get<{ n: number }>('SELECT count(*) AS n FROM audit_records WHERE execution_id = ?', [executionId]))?.n ?? 0;
-}
-
 // ------------------------------------------------------------------ verification runs
 
 export interface VerificationRun {
@@ -142,9 +132,7 @@ export interface VerificationRun {
 
 /** Stores a finished run in `tx` (with its audit record beside it); returns its id. */
 export async function insertVerification(tx: Tx, v: Omit<VerificationRun, 'id'>): Promise<number> {
-  const id = ((await tx.get<{ id: number | null }>('SELECT max(id) AS id FROM audit_verifications'))?.id ?? 0) + 1;
-  await tx.run('INSERT INTO audit_verifications (id, started_at, finished_at, actor_kind, actor_id, source, ok, records, first_seq, last_seq, first_bad_seq, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)', [
-    id,
+  const { lastID } = await tx.run('INSERT INTO audit_verifications (started_at, finished_at, actor_kind, actor_id, source, ok, records, first_seq, last_seq, first_bad_seq, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)', [
     v.startedAt,
     v.finishedAt,
     v.actor.kind,
@@ -157,7 +145,8 @@ export async function insertVerification(tx: Tx, v: Omit<VerificationRun, 'id'>)
     v.firstBadSeq,
     v.reason,
   ]);
-  return id;
+  // INTEGER PRIMARY KEY: SQLite gives max(id) + 1.
+  return lastID;
 }
 
 export async function lastVerification(db: Database): Promise<VerificationRun | undefined> {

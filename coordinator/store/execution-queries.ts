@@ -9,6 +9,7 @@ import type { Database, SqlValue } from './database.js';
 import type { StepResult } from '../../core/step.js';
 import { invalidArgument } from '../../core/errors.js';
 import { decodeStepResult } from '../../proto/codec/step-codec.js';
+import { stepOutputChunks } from './execution-store.js';
 import type { ExecutionScope } from '../policy/visibility.js';
 import type { RunbookRef } from '../policy/model.js';
 
@@ -175,8 +176,7 @@ function reportedOutput(payload: Buffer | null): Pick<StepResult, 'stdoutTruncat
 }
 
 export async function readOutput(db: Database, stepRunId: string, stream: 1 | 2): Promise<Buffer> {
-  const rows = await db.all<{ data: Buffer }>('SELECT data FROM step_output WHERE step_run_id = ? AND stream = ? ORDER BY offset', [stepRunId, stream]);
-  return Buffer.concat(rows.map((r) => r.data));
+  return Buffer.concat(await stepOutputChunks(db, stepRunId, stream));
 }
 
 export interface ExecutionSummary {
