@@ -278,7 +278,7 @@ export function hostRoutes(d: PortalDeps): Hono<PortalEnv> {
   app.get('/hosts/:id/revoke', page, async (c) => {
     mustAdmin(c);
     const id = agentId(c);
-    const agent = (await d.registry.list()).find((a) => a.id === id);
+    const agent = await d.registry.get(id);
     if (!agent) throw notFound(`no agent ${id}`);
     if (agent.revokedAt !== null) return c.redirect('/hosts?notice=already-revoked', 303);
     return render(
