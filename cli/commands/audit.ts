@@ -1,5 +1,5 @@
 /** `handrail audit export|verify`: signed execution records, exported and verified offline. */
-import { createWriteStream } from 'node:fs';
+import { constants, createWriteStream } from 'node:fs';
 import { access, readFile } from 'node:fs/promises';
 import { once } from 'node:events';
 import { join } from 'node:path';
@@ -210,10 +210,11 @@ export async function runAuditVerify(p: ParsedCommand, io: CliIo): Promise<numbe
  * when pinned or introduced by signed roll-over records.
  */
 async function caCertificates(certsDir: string): Promise<string[]> {
-  const current = await readFile(join(certsDir, 'ca.pem'), 'utf8').catch(() => {
+  await access(join(certsDir, 'ca.pem'), constants.R_OK).catch(() => {
     throw new UsageError(`cannot read the CA certificate ${join(certsDir, 'ca.pem')} (pass --certs-dir)`);
   });
-  return [current, ...(await allCaPems(certsDir))];
+  // ca.pem first, then the CAs of any roll-over.
+  return allCaPems(certsDir);
 }
 
 /** Why a file could not be read, in words. */

@@ -15,6 +15,7 @@ import { Database } from '../../coordinator/store/database.js';
 import { schemaVersion } from '../../coordinator/store/migrations.js';
 import { openBackup, sealBackup, sha256Hex, type ArchiveFile } from '../../coordinator/store/backup-archive.js';
 import { CA_BUNDLE_FILE, CA_FILES, CA_NEXT_FILES, CA_PREVIOUS_FILES } from '../../coordinator/pki/ca.js';
+import { RETIRED_CA_FILE } from '../../coordinator/pki/ca-rollover.js';
 import { HANDRAIL_VERSION } from '../../core/version.js';
 import type { CliIo } from '../io.js';
 import { bool, str, UsageError, type CommandSpec, type OptionSpec, type ParsedCommand } from '../options.js';
@@ -129,14 +130,13 @@ async function keyFiles(keysDir: string): Promise<ArchiveFile[]> {
   return out;
 }
 
-/** Certificates of CAs a roll-over kept (`ca retire` keeps the retired one's as ca-retired-<date>-<fingerprint>.pem). */
-const RETIRED_CA = /^ca-retired-[0-9a-z-]+\.pem$/;
-const isRolloverCaCert = (name: string): boolean => name === CA_NEXT_FILES.caCert || name === CA_PREVIOUS_FILES.caCert || RETIRED_CA.test(name);
+/** Certificates of CAs a roll-over kept: next, previous and retired. */
+const isRolloverCaCert = (name: string): boolean => name === CA_NEXT_FILES.caCert || name === CA_PREVIOUS_FILES.caCert || RETIRED_CA_FILE.test(name);
 
 /** The CA files, and those of a CA roll-over under way or done (next, previous, retired CAs, the bundle version). */
 async function caFiles(certsDir: string): Promise<ArchiveFile[]> {
   const out: ArchiveFile[] = [];
-  const retired = (await readdir(certsDir).catch(() => [] as string[])).filter((n) => RETIRED_CA.test(n)).sort();
+  const retired = (await readdir(certsDir).catch(() => [] as string[])).filter((n) => RETIRED_CA_FILE.test(n)).sort();
   for (const name of [...Object.values(CA_FILES), ...Object.values(CA_NEXT_FILES), ...Object.values(CA_PREVIOUS_FILES), CA_BUNDLE_FILE, ...retired]) {
     const f = join(certsDir, name);
     if (await exists(f)) out.push({ path: `certs/${name}`, mode: name.endsWith('.key') ? 0o600 : 0o644, data: await readFile(f) });

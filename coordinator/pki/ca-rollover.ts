@@ -153,10 +153,13 @@ export async function retireCa(certsDir: string, now: number): Promise<{ retired
   return { retired: caSummary(previousPem), keptAs, bundle };
 }
 
+/** A retired CA's certificate as `ca retire` keeps it: ca-retired-<yyyymmdd>-<fingerprint>.pem. */
+export const RETIRED_CA_FILE = /^ca-retired-[0-9a-z-]+\.pem$/;
+
 /** Every CA certificate this certs dir ever trusted: current, next, previous and retired ones. */
 export async function allCaPems(certsDir: string): Promise<string[]> {
   const names = await readdir(certsDir).catch(() => [] as string[]);
-  const files = [CA_FILES.caCert, CA_NEXT_FILES.caCert, CA_PREVIOUS_FILES.caCert, ...names.filter((n) => /^ca-retired-.*\.pem$/.test(n)).sort()];
+  const files = [CA_FILES.caCert, CA_NEXT_FILES.caCert, CA_PREVIOUS_FILES.caCert, ...names.filter((n) => RETIRED_CA_FILE.test(n)).sort()];
   const out: string[] = [];
   for (const f of files) {
     const pem = await readOptional(pathIn(certsDir, f));
