@@ -5,7 +5,7 @@
  */
 import type { Env, MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import { HandrailError } from '../../core/errors.js';
+import { HandrailError, notFound } from '../../core/errors.js';
 import { verifyFormPost } from '../auth/csrf.js';
 import { sessionAuth } from '../auth/session.js';
 import type { PortalDeps, PortalEnv } from './portal-env.js';
@@ -60,3 +60,9 @@ export function pageMiddleware(d: PortalDeps): { readonly page: MiddlewareHandle
   const headers = pageHeaders as MiddlewareHandler<PortalEnv>;
   return { page: chain(headers, session, admin), post: chain(headers, limit, session, admin, csrf) };
 }
+
+/** After `page` or `post` on an admin route: it does not exist for anyone else (404, as for anything policy hides). */
+export const adminOnly: MiddlewareHandler<PortalEnv> = async (c, next) => {
+  if (c.get('isAdmin') !== true) throw notFound('no such page');
+  await next();
+};

@@ -15,7 +15,7 @@ import { handrailId } from '../../validation/schemas.js';
 import { describeIssues } from '../../validation/issues.js';
 import { CsrfField, Notice, Page, render, Time } from '../layout/layout.js';
 import { ShownOnce } from '../layout/shown-once.js';
-import { pageMiddleware } from '../page-middleware.js';
+import { adminOnly, pageMiddleware } from '../page-middleware.js';
 import { viewerOf, type PortalDeps, type PortalEnv } from '../portal-env.js';
 
 const ID = handrailId('ntf', 'a notification subscription id');
@@ -197,9 +197,6 @@ const NOTICES: Readonly<Record<string, string>> = { on: 'Switched on.', off: 'Sw
 export function notificationPageRoutes(d: PortalDeps): Hono<PortalEnv> {
   const app = new Hono<PortalEnv>();
   const { page, post } = pageMiddleware(d);
-  const mustAdmin = (c: Context<PortalEnv>): void => {
-    if (c.get('isAdmin') !== true) throw notFound('no such page');
-  };
   const idOf = (c: Context<PortalEnv>): string => {
     const p = ID.safeParse(c.req.param('id'));
     if (!p.success) throw notFound('no such subscription');
@@ -224,12 +221,10 @@ export function notificationPageRoutes(d: PortalDeps): Hono<PortalEnv> {
       status,
     );
   };
-  app.get('/admin/notifications', page, (c) => {
-    mustAdmin(c);
+  app.get('/admin/notifications', page, adminOnly, (c) => {
     return show(c);
   });
-  app.post('/admin/notifications', post, async (c) => {
-    mustAdmin(c);
+  app.post('/admin/notifications', post, adminOnly, async (c) => {
     const form = c.get('form');
     // One checkbox per event, each its own field (a repeated field would keep only its last value).
     const events = NOTIFICATION_EVENTS.filter((e) => form[`event:${e}`] === 'on');
@@ -245,21 +240,18 @@ export function notificationPageRoutes(d: PortalDeps): Hono<PortalEnv> {
       throw e;
     }
   });
-  app.post('/admin/notifications/:id/enabled', post, async (c) => {
-    mustAdmin(c);
+  app.post('/admin/notifications/:id/enabled', post, adminOnly, async (c) => {
     const id = idOf(c);
     const v = c.get('form')['enabled'];
     if (v !== 'true' && v !== 'false') throw invalidArgument('enabled must be true or false');
     await d.notifications.setEnabled(id, v === 'true', { kind: 'user', id: c.get('user').name });
     return c.redirect(`/admin/notifications?notice=${v === 'true' ? 'on' : 'off'}`, 303);
   });
-  app.post('/admin/notifications/:id/rotate', post, async (c) => {
-    mustAdmin(c);
+  app.post('/admin/notifications/:id/rotate', post, adminOnly, async (c) => {
     const r = await d.notifications.rotate(idOf(c), { kind: 'user', id: c.get('user').name });
     return show(c, { secret: { id: r.subscription.id, secret: r.secret }, notice: `New secret for ${r.subscription.id}; the old one no longer signs.` });
   });
-  app.post('/admin/notifications/:id/remove', post, async (c) => {
-    mustAdmin(c);
+  app.post('/admin/notifications/:id/remove', post, adminOnly, async (c) => {
     await d.notifications.remove(idOf(c), { kind: 'user', id: c.get('user').name });
     return c.redirect('/admin/notifications?notice=removed', 303);
   });

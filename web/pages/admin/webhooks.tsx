@@ -14,7 +14,7 @@ import { handrailId } from '../../validation/schemas.js';
 import { describeIssues } from '../../validation/issues.js';
 import { CsrfField, Notice, Page, render, Time } from '../layout/layout.js';
 import { ShownOnce } from '../layout/shown-once.js';
-import { pageMiddleware } from '../page-middleware.js';
+import { adminOnly, pageMiddleware } from '../page-middleware.js';
 import { viewerOf, type PortalDeps, type PortalEnv } from '../portal-env.js';
 
 const ID = handrailId('whk', 'a webhook id');
@@ -181,9 +181,6 @@ function WebhooksPage(p: ViewProps) {
 export function webhookPageRoutes(d: PortalDeps): Hono<PortalEnv> {
   const app = new Hono<PortalEnv>();
   const { page, post } = pageMiddleware(d);
-  const mustAdmin = (c: Context<PortalEnv>): void => {
-    if (c.get('isAdmin') !== true) throw notFound('no such page');
-  };
   const idOf = (c: Context<PortalEnv>): string => {
     const p = ID.safeParse(c.req.param('id'));
     if (!p.success) throw notFound('no such webhook');
@@ -207,12 +204,10 @@ export function webhookPageRoutes(d: PortalDeps): Hono<PortalEnv> {
       </Page>,
       status,
     );
-  app.get('/admin/webhooks', page, (c) => {
-    mustAdmin(c);
+  app.get('/admin/webhooks', page, adminOnly, (c) => {
     return show(c);
   });
-  app.post('/admin/webhooks', post, async (c) => {
-    mustAdmin(c);
+  app.post('/admin/webhooks', post, adminOnly, async (c) => {
     const form = c.get('form');
     const fields: HookFields = { runbook: form['runbook'] ?? '', runAs: form['runAs'] ?? '', mapping: form['mapping'] ?? '', description: form['description'] ?? '' };
     const b = hookBodyOf(fields);
@@ -229,14 +224,12 @@ export function webhookPageRoutes(d: PortalDeps): Hono<PortalEnv> {
       throw e;
     }
   });
-  app.post('/admin/webhooks/:id/rotate', post, async (c) => {
-    mustAdmin(c);
+  app.post('/admin/webhooks/:id/rotate', post, adminOnly, async (c) => {
     const keepPrevious = c.get('form')['revokePrevious'] !== 'on';
     const r = await d.webhooks.rotate(idOf(c), c.get('user'), keepPrevious);
     return show(c, { secret: { id: r.hook.id, secret: r.secret }, notice: keepPrevious ? `New secret for ${r.hook.id}; the old one is accepted for 24 hours more.` : `New secret for ${r.hook.id}; the old one is refused from now.` });
   });
-  app.post('/admin/webhooks/:id/remove', post, async (c) => {
-    mustAdmin(c);
+  app.post('/admin/webhooks/:id/remove', post, adminOnly, async (c) => {
     await d.webhooks.remove(idOf(c), c.get('user'));
     return c.redirect('/admin/webhooks?notice=removed', 303);
   });

@@ -23,7 +23,7 @@ import { InstallCommandBody, installUnavailable, mintInstallCommand, type Instal
 import { describeIssues } from '../../validation/issues.js';
 import { CsrfField, Notice, Page, render, StateBadge, Time } from '../layout/layout.js';
 import { ShownOnce } from '../layout/shown-once.js';
-import { pageMiddleware } from '../page-middleware.js';
+import { adminOnly, pageMiddleware } from '../page-middleware.js';
 import { runnableRunbooks } from '../catalog/catalog.js';
 import { viewerOf, type PortalDeps, type PortalEnv } from '../portal-env.js';
 
@@ -250,10 +250,6 @@ const NOTICES: Readonly<Record<string, string>> = { revoked: 'Revoked: its conne
 export function hostRoutes(d: PortalDeps): Hono<PortalEnv> {
   const app = new Hono<PortalEnv>();
   const { page, post } = pageMiddleware(d);
-  /** Admin pages do not exist for anyone else (404, as for anything policy hides). */
-  const mustAdmin = (c: Context<PortalEnv>): void => {
-    if (c.get('isAdmin') !== true) throw notFound('no such page');
-  };
   const agentId = (c: Context<PortalEnv>): string => {
     const p = AgentIdParam.safeParse({ id: c.req.param('id') });
     if (!p.success) throw notFound('no such agent');
@@ -275,8 +271,7 @@ export function hostRoutes(d: PortalDeps): Hono<PortalEnv> {
     );
   };
   app.get('/hosts', page, (c) => show(c, undefined));
-  app.get('/hosts/:id/revoke', page, async (c) => {
-    mustAdmin(c);
+  app.get('/hosts/:id/revoke', page, adminOnly, async (c) => {
     const id = agentId(c);
     const agent = await d.registry.get(id);
     if (!agent) throw notFound(`no agent ${id}`);
@@ -288,8 +283,7 @@ export function hostRoutes(d: PortalDeps): Hono<PortalEnv> {
       </Page>,
     );
   });
-  app.post('/hosts/:id/revoke', post, async (c) => {
-    mustAdmin(c);
+  app.post('/hosts/:id/revoke', post, adminOnly, async (c) => {
     const id = agentId(c);
     const reason = (c.get('form')['reason'] ?? '').trim();
     const body = RevokeBody.safeParse(reason ? { reason } : {});
@@ -297,8 +291,7 @@ export function hostRoutes(d: PortalDeps): Hono<PortalEnv> {
     const changed = await revokeAgent(d.registry, d.authz, c.get('user'), id, body.data.reason, d.now());
     return c.redirect(`/hosts?notice=${changed ? 'revoked' : 'already-revoked'}`, 303);
   });
-  app.post('/hosts/install', post, async (c) => {
-    mustAdmin(c);
+  app.post('/hosts/install', post, adminOnly, async (c) => {
     const form = c.get('form');
     const fields: InstallFields = { labels: form['labels'] ?? '', ttl: form['ttl'] ?? '', namePattern: form['namePattern'] ?? '', uses: form['uses'] ?? '' };
     const again = (error: string): Promise<Response> => show(c, { fields, error, made: undefined }, 400);
