@@ -21,7 +21,7 @@ import { shortHash, type TrailRecord } from '../../../coordinator/audit/trail-re
 import type { RunningVerification, VerificationRun } from '../../../coordinator/audit/audit-trail.js';
 import { HandrailError, notFound } from '../../../core/errors.js';
 import { echo } from '../../../core/echo.js';
-import { bundleHeaders, exportFor, filterOf, TrailQuery, ExportQuery } from '../../api/audit.js';
+import { bundleHeaders, exportFor, filterOf, requireWholeTrail, TrailQuery, ExportQuery } from '../../api/audit.js';
 import { describeIssues } from '../../validation/issues.js';
 import { CsrfField, Page, render, Time } from '../layout/layout.js';
 import { pageMiddleware } from '../page-middleware.js';
@@ -289,7 +289,7 @@ export function auditRoutes(d: PortalDeps): Hono<PortalEnv> {
 
   app.post('/audit/verify', post, async (c) => {
     const user = c.get('user');
-    if (!(await d.access.auditScope(user)).all) throw new HandrailError('permission_denied', 'verifying the audit log needs view on the whole audit trail');
+    requireWholeTrail(await d.access.auditScope(user), 'verifying the audit log');
     const v = d.auditTrail.verify({ kind: 'user', id: user.name }, 'portal');
     // The run records its own result (or failure); the page shows it when it is done.
     v.done.catch((e: unknown) => d.log.error({ event: 'audit.verify_failed', err: e }, 'recording an audit verification failed'));
