@@ -4,7 +4,7 @@
  * a sane validity window, and belongs to the key the agent just made. Pure: takes values.
  */
 import { createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
-import { splitPems } from '../core/ca-bundle.js';
+import { issuedBy, splitPems } from '../core/ca-bundle.js';
 
 /** Clock skew tolerated between coordinator and agent for notBefore. */
 const SKEW_MS = 5 * 60_000;
@@ -40,7 +40,7 @@ export function judgeIssuedCertificate(input: IssuedCertificateInput): Certifica
     return refuse(`the pinned CA certificate does not parse: ${(e as Error).message}`);
   }
   // During a CA roll-over the agent trusts both CAs of its bundle: renewals come from the next one.
-  if (!cas.some((ca) => cert.checkIssued(ca) && cert.verify(ca.publicKey))) return refuse(`the certificate is not issued by the pinned CA or a CA of its bundle (issuer: ${oneLine(cert.issuer)})`);
+  if (!cas.some((ca) => issuedBy(cert, ca))) return refuse(`the certificate is not issued by the pinned CA or a CA of its bundle (issuer: ${oneLine(cert.issuer)})`);
   if (cert.ca) return refuse('the certificate is a CA certificate, not an agent certificate');
   const cn = /(?:^|\n)CN=([^\n]*)/.exec(cert.subject)?.[1];
   if (cn !== input.agentId) return refuse(`the certificate names ${JSON.stringify(cn ?? '')}, not this agent (${input.agentId})`);

@@ -126,13 +126,18 @@ function shapeOf(bundle: CaBundle): { ok: true; certs: X509Certificate[]; finger
       return refuse(`the CA bundle's entry ${i + 1} does not parse: ${(e as Error).message}`);
     }
     if (!x.ca) return refuse(`the CA bundle's entry ${i + 1} (${oneLine(x.subject)}) is not a CA certificate`);
-    if (!x.checkIssued(x) || !x.verify(x.publicKey)) return refuse(`the CA bundle's entry ${i + 1} (${oneLine(x.subject)}) is not a self-signed root`);
+    if (!issuedBy(x, x)) return refuse(`the CA bundle's entry ${i + 1} (${oneLine(x.subject)}) is not a self-signed root`);
     const fp = caFingerprint(pem);
     if (fingerprints.includes(fp)) return refuse(`the CA bundle names the CA ${fp.slice(0, 16)}… twice`);
     certs.push(x);
     fingerprints.push(fp);
   }
   return { ok: true, certs, fingerprints };
+}
+
+/** Whether `ca` issued `cert`: the names chain and the CA's key verifies the certificate's signature. */
+export function issuedBy(cert: X509Certificate, ca: X509Certificate): boolean {
+  return cert.checkIssued(ca) && cert.verify(ca.publicKey);
 }
 
 function issuerOf(certPem: string, cas: readonly X509Certificate[]): X509Certificate | undefined {
@@ -142,7 +147,7 @@ function issuerOf(certPem: string, cas: readonly X509Certificate[]): X509Certifi
   } catch {
     return undefined;
   }
-  return cas.find((ca) => cert.checkIssued(ca) && cert.verify(ca.publicKey));
+  return cas.find((ca) => issuedBy(cert, ca));
 }
 
 function issuerName(certPem: string): string {

@@ -25,6 +25,7 @@ import { decodeStepResult } from '../../proto/codec/step-codec.js';
 import { verifyPayload } from '../../core/envelope.js';
 import { STEP_RESULT_TYPE } from '../../core/step.js';
 import { normalizeSerial } from '../../core/x509-serial.js';
+import { issuedBy } from '../../core/ca-bundle.js';
 import type { Bundle, BundleCheckpoint, BundleHeader, BundleKey, BundleRecord } from './bundle.js';
 import { GENESIS_PREV } from './record.js';
 
@@ -385,7 +386,7 @@ export class AuditVerifier {
       agentId: c.agentId,
       serial,
       cn: /(?:^|\n)CN=([^\n]+)/.exec(cert.subject)?.[1],
-      issuer: [...this.caCerts].find(([, ca]) => cert.checkIssued(ca) && cert.verify(ca.publicKey))?.[0],
+      issuer: [...this.caCerts].find(([, ca]) => issuedBy(cert, ca))?.[0],
       notBefore: Date.parse(cert.validFrom),
       notAfter: Date.parse(cert.validTo),
     });

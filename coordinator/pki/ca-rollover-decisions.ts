@@ -10,6 +10,7 @@
 import { X509Certificate } from 'node:crypto';
 import type { CaBundleHolder } from '../registry/agent-registry.js';
 import { names } from './dispatch-rotation.js';
+import { issuedBy } from '../../core/ca-bundle.js';
 
 export type { CaBundleHolder };
 
@@ -54,7 +55,7 @@ export function agentsIssuedBy(holders: readonly CaBundleHolder[], caPem: string
     if (h.certificatePem === '') return false;
     try {
       const c = new X509Certificate(h.certificatePem);
-      return c.checkIssued(ca) && c.verify(ca.publicKey);
+      return issuedBy(c, ca);
     } catch {
       return false;
     }

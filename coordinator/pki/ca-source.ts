@@ -7,7 +7,7 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { caFingerprint, signCaBundle, type SignedCaBundle } from '../../core/ca-bundle.js';
+import { caFingerprint, issuedBy, signCaBundle, type SignedCaBundle } from '../../core/ca-bundle.js';
 import { encodeCaBundle } from '../../proto/codec/ca-bundle-codec.js';
 import { CA_BUNDLE_FILE, CA_FILES, CA_NEXT_FILES, CA_PREVIOUS_FILES, loadCa, type CertificateAuthority } from './ca.js';
 
@@ -72,7 +72,7 @@ export class CaSource {
     } catch {
       return undefined;
     }
-    return this.trusted.find(({ x509 }) => cert.checkIssued(x509) && cert.verify(x509.publicKey))?.fingerprint;
+    return this.trusted.find(({ x509 }) => issuedBy(cert, x509))?.fingerprint;
   }
 
   trustedFingerprints(): string[] {

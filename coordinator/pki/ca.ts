@@ -10,7 +10,7 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import forge from 'node-forge';
 import { failedPrecondition, invalidArgument } from '../../core/errors.js';
-import { caFingerprint } from '../../core/ca-bundle.js';
+import { caFingerprint, issuedBy } from '../../core/ca-bundle.js';
 import { forgeSigner } from '../../core/rsa-forge-signer.js';
 import { normalizeSerial } from '../../core/x509-serial.js';
 
@@ -150,7 +150,7 @@ export async function loadCa(certsDir: string): Promise<CertificateAuthority> {
   if (!caX.checkPrivateKey(caKey)) throw failedPrecondition(`${path(CA_FILES.caKey)} is not the key of ${path(CA_FILES.caCert)}`, 'a CA roll-over step may be half done: see `handrail ca status`');
   const serverX = new X509Certificate(serverCertPem);
   if (!serverX.checkPrivateKey(createPrivateKey(serverKeyPem))) throw failedPrecondition(`${path(CA_FILES.serverKey)} is not the key of ${path(CA_FILES.serverCert)}`, 'a CA roll-over step may be half done: see `handrail ca status`');
-  if (!serverX.checkIssued(caX) || !serverX.verify(caX.publicKey)) throw failedPrecondition(`${path(CA_FILES.serverCert)} is not issued by ${path(CA_FILES.caCert)}`, 'a CA roll-over step may be half done: see `handrail ca status`');
+  if (!issuedBy(serverX, caX)) throw failedPrecondition(`${path(CA_FILES.serverCert)} is not issued by ${path(CA_FILES.caCert)}`, 'a CA roll-over step may be half done: see `handrail ca status`');
   const trustedCaPems = [caCertPem, ...(nextCaCertPem ? [nextCaCertPem] : []), ...(previousCaCertPem ? [previousCaCertPem] : [])];
   const signers: Array<{ caPem: string; privateKey: KeyObject }> = [{ caPem: caCertPem, privateKey: caKey }];
   for (const [pem, keyFile] of [
