@@ -19,6 +19,7 @@ import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { AGENT_NODE_FLAGS } from '../agent/node-flags.js';
+import { readSse } from '../cli/sse.js';
 import { CLI, out, sleep, startBench, type Bench } from './harness.js';
 import { median, percentile } from './proc-stats.js';
 
@@ -63,20 +64,19 @@ async function nodeReader(b: Bench, id: string): Promise<{ opened: number; lines
   const opened = nowMs();
   if (!res.ok || !res.body) throw new Error(`events: ${res.status}`);
   const lines: Array<[string, number]> = [];
-  const decoder = new TextDecoder();
-  let buf = '';
-  for await (const chunk of res.body) {
-    const at = nowMs();
-    buf += decoder.decode(chunk as Uint8Array, { stream: true });
-    let cut: number;
-    while ((cut = buf.indexOf('\n\n')) >= 0) {
-      const block = buf.slice(0, cut);
-      buf = buf.slice(cut + 2);
-      const event = /^event: (.*)$/m.exec(block)?.[1];
-      const data = [...block.matchAll(/^data: ?(.*)$/gm)].map((m) => m[1]).join('\n');
-      if (event === 'end') return { opened, lines };
-      if (event === 'output') lines.push([(JSON.parse(data) as { data: string }).data, at]);
+  // An event's arrival time is that of the chunk that completed it (readSse parses a chunk's
+  // events before it pulls the next one), not the moment the parser reached it.
+  let at = 0;
+  const body = res.body;
+  const timed = (async function* (): AsyncGenerator<Uint8Array> {
+    for await (const chunk of body) {
+      at = nowMs();
+      yield chunk as Uint8Array;
     }
+  })();
+  for await (const ev of readSse({ body: timed })) {
+    if (ev.event === 'end') break;
+    if (ev.event === 'output') lines.push([(JSON.parse(ev.data) as { data: string }).data, at]);
   }
   return { opened, lines };
 }

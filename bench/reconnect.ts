@@ -32,13 +32,12 @@ import { EnrollmentServiceClient, type EnrollResponse } from '../proto/gen/handr
 import { channelOptions, parseCoordinatorAddress } from '../agent/coordinator-address.js';
 import { HANDRAIL_VERSION } from '../core/version.js';
 import { cpuMs, mb, median, rssBytes } from './proc-stats.js';
+import { out, sleep } from './harness.js';
 import { formatProfile, summariseProfile } from './cpu-profile.js';
 import type { FromWorker, ToWorker, WorkerIdentity } from './sim-worker.js';
 
 const OWN_CLI = resolve(import.meta.dirname, '..', 'cli', 'main.js');
 const WORKER = resolve(import.meta.dirname, 'sim-worker.js');
-const out = (s: string): void => void process.stdout.write(s + '\n');
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 const { values: args } = parseArgs({
   options: {

@@ -5,7 +5,7 @@
  * share one RSA key to keep setup fast; each has its own certificate and identity.
  */
 import { credentials, type ClientDuplexStream } from '@grpc/grpc-js';
-import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import { AgentGatewayServiceClient, OutputStream, type ConnectRequest, type ConnectResponse } from '../proto/gen/handrail/v1/gateway.js';
 import { envelopeFromWire, decodeStepRequest, encodeStepResult } from '../proto/codec/step-codec.js';
 import { checkStepEnvelope } from '../core/step-check.js';
@@ -20,7 +20,7 @@ export interface SimIdentity {
   readonly serial: string;
 }
 
-const EMPTY = createHash('sha256').digest();
+const EMPTY = sha256(new Uint8Array(0));
 
 export class SimAgent {
   private call: ClientDuplexStream<ConnectRequest, ConnectResponse> | undefined;
@@ -90,7 +90,7 @@ export class SimAgent {
       signal: '',
       startedAtMs: now,
       finishedAtMs: Date.now(),
-      stdoutSha256: stdout.length > 0 ? createHash('sha256').update(stdout).digest() : EMPTY,
+      stdoutSha256: stdout.length > 0 ? sha256(stdout) : EMPTY,
       stderrSha256: EMPTY,
       stdoutBytes: stdout.length,
       stderrBytes: 0,

@@ -23,7 +23,7 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { HANDRAIL_VERSION } from '../core/version.js';
-import { cpuMs } from './proc-stats.js';
+import { cpuMs, median } from './proc-stats.js';
 import { CLI, out } from './harness.js';
 import { debVersion, installMissing } from './vs-ssh/apt.js';
 import { Cleanup } from './vs-ssh/cleanup.js';
@@ -31,7 +31,7 @@ import { selfTimeBySource, type CpuProfile } from './vs-ssh/cpu-profile-summary.
 import { RUNBOOK_ID, startHandrailFleet } from './vs-ssh/handrail-fleet.js';
 import { pidCpuMs, pidsNaming, runCpuMs } from './vs-ssh/proc-tree.js';
 import { timeline, timelineLines, type Milestone } from './vs-ssh/profile.js';
-import { markdownTable, median, rows, targetLines, type Sample } from './vs-ssh/report.js';
+import { markdownTable, rows, targetLines, type Sample } from './vs-ssh/report.js';
 import { createBenchUser, startSshHosts } from './vs-ssh/ssh-hosts.js';
 import { handrailTool, sshTools, type Invocation, type Tool } from './vs-ssh/tools.js';
 

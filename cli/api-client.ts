@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, RequestOptions } from 'node:http';
 import { HandrailError, type ErrorKind } from '../core/errors.js';
+import { str, type ParsedCommand } from './options.js';
 
 /** What the CLI reads of an HTTP response. */
 export interface ApiResponse {
@@ -57,6 +58,11 @@ export function checkServerUrl(base: string): void {
   if (url && (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '') return;
   const bare = base.replace(/^[a-z]+:\/\//i, '');
   throw new HandrailError('invalid_argument', `--server "${base}" is not an http(s) URL`, { hint: `give the scheme, e.g. --server http://${bare || '127.0.0.1:8080'} (or HANDRAIL_SERVER=http://${bare || '127.0.0.1:8080'})` });
+}
+
+/** The client for a command whose spec spreads API_OPTIONS (settings.ts): --server, --token, --ca. */
+export function apiClientFor(p: ParsedCommand): ApiClient {
+  return new ApiClient(str(p.values, 'server') as string, str(p.values, 'token'), str(p.values, 'ca'));
 }
 
 export class ApiClient {

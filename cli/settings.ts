@@ -10,6 +10,8 @@ export const RUNBOOKS_DIR: OptionSpec = { type: 'string', env: 'HANDRAIL_RUNBOOK
 export const SERVER: OptionSpec = { type: 'string', env: 'HANDRAIL_SERVER', configKey: 'server', default: 'http://127.0.0.1:8080', placeholder: 'URL', description: 'coordinator HTTP API' };
 export const SERVER_CA: OptionSpec = { type: 'string', env: 'HANDRAIL_CA', configKey: 'ca', placeholder: 'FILE', description: "CA certificate to trust for an https --server (the coordinator's ca.pem, with --http-tls)" };
 export const API_TOKEN: OptionSpec = { type: 'string', env: 'HANDRAIL_TOKEN', configKey: 'token', placeholder: 'TOKEN', description: 'API token (`handrail user token NAME`)' };
+/** What every command that calls the HTTP API takes, in this order (its --help lists them so); read by apiClientFor (api-client.ts). */
+export const API_OPTIONS = { server: SERVER, ca: SERVER_CA, token: API_TOKEN } as const satisfies Record<string, OptionSpec>;
 export const JSON_OUTPUT: OptionSpec = { type: 'boolean', description: 'print JSON instead of a table' };
 export const LOG_LEVEL: OptionSpec = { type: 'string', env: 'HANDRAIL_LOG_LEVEL', configKey: 'logLevel', default: 'info', placeholder: 'LEVEL', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], description: 'how much the process logs (on stderr)' };
 export const LOG_FORMAT: OptionSpec = { type: 'string', env: 'HANDRAIL_LOG_FORMAT', configKey: 'logFormat', default: 'auto', placeholder: 'FORMAT', choices: ['auto', 'json', 'pretty'], description: 'log lines as JSON or pretty text; auto: pretty when stderr is a terminal, else JSON' };

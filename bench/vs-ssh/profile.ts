@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { Database } from '../../coordinator/store/database.js';
 import { StepResultPayload } from '../../proto/gen/handrail/v1/gateway.js';
-import { median } from './report.js';
+import { median } from '../proc-stats.js';
 
 interface TraceEvent {
   readonly event: string;

@@ -3,6 +3,7 @@
  * command and CPU time of every process it involved, and how many times slower than
  * `handrail run` each tool was. Pure: samples in, text out.
  */
+import { median } from '../proc-stats.js';
 
 export interface Sample {
   readonly tool: string;
@@ -21,13 +22,6 @@ export interface Row {
   /** This tool's median wall time over Handrail's at the same N (null for Handrail itself). */
   readonly slowerThanHandrail: number | null;
   readonly cpuOverHandrail: number | null;
-}
-
-export function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  if (s.length === 0) return NaN;
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 }
 
 const stats = (xs: readonly number[]): Row['wall'] => ({ median: median(xs), min: Math.min(...xs), max: Math.max(...xs) });

@@ -1,9 +1,9 @@
 /** `handrail agent install-command`: the one line that installs and enrolls an agent on a host. */
-import { ApiClient } from '../api-client.js';
+import { apiClientFor } from '../api-client.js';
 import { parseLabelList } from '../../core/labels.js';
 import type { CliIo } from '../io.js';
 import { bool, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
-import { API_TOKEN, JSON_OUTPUT, SERVER, SERVER_CA } from '../settings.js';
+import { API_OPTIONS, JSON_OUTPUT } from '../settings.js';
 
 export const agentInstallCommand: CommandSpec = {
   name: 'agent install-command',
@@ -17,8 +17,7 @@ export const agentInstallCommand: CommandSpec = {
     uses: { type: 'string', default: '1', placeholder: 'N', description: 'how many hosts may enroll with the line' },
     'public-url': { type: 'string', placeholder: 'URL', description: 'the https:// address hosts reach the coordinator\'s web port at (default: its --public-url, else --server)' },
     'agent-address': { type: 'string', placeholder: 'HOST:PORT', description: 'the agent port as hosts reach it (default: its --agent-address, else the public URL\'s host)' },
-    server: SERVER, ca: SERVER_CA,
-    token: API_TOKEN,
+    ...API_OPTIONS,
     json: JSON_OUTPUT,
   },
 };
@@ -53,7 +52,7 @@ export async function runAgentInstallCommand(p: ParsedCommand, io: CliIo): Promi
     ...(str(p.values, 'public-url') ? { server: str(p.values, 'public-url') as string } : {}),
     ...(str(p.values, 'agent-address') ? { coordinator: str(p.values, 'agent-address') as string } : {}),
   };
-  const api = new ApiClient(str(p.values, 'server') as string, str(p.values, 'token'), str(p.values, 'ca'));
+  const api = apiClientFor(p);
   const a = await api.request<Answer>('POST', '/api/v1/agents/install-command', body);
   if (bool(p.values, 'json')) {
     io.out(JSON.stringify(a) + '\n');

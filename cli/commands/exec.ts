@@ -2,11 +2,11 @@
  * `handrail exec --agent NAME|ID --targets SELECTOR -- CMD ARGS…`: an ad-hoc command on the
  * agents named or selected (resolved through GET /api/v1/agents); an admin action.
  */
-import { ApiClient } from '../api-client.js';
+import { apiClientFor } from '../api-client.js';
 import { resolveAgents, type FleetAgent } from '../agent-targets.js';
 import type { CliIo } from '../io.js';
 import { bool, list, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
-import { API_TOKEN, JSON_OUTPUT, SERVER, SERVER_CA } from '../settings.js';
+import { API_OPTIONS, JSON_OUTPUT } from '../settings.js';
 import type { ExecutionView } from '../../coordinator/store/execution-queries.js';
 
 export const execCommand: CommandSpec = {
@@ -14,8 +14,7 @@ export const execCommand: CommandSpec = {
   usage: 'exec (--agent NAME|ID)... | --targets SELECTOR [--timeout 60s] -- COMMAND [ARG]...',
   summary: 'Run one command (no shell) on the agents named (by name or id) or selected by labels, wait, and print each agent\'s output. Agents must allow ad-hoc commands.',
   options: {
-    server: SERVER, ca: SERVER_CA,
-    token: API_TOKEN,
+    ...API_OPTIONS,
     agent: { type: 'string', multiple: true, placeholder: 'NAME|ID', description: 'target agent, by name or id (repeatable)' },
     targets: { type: 'string', placeholder: 'SELECTOR', description: 'target the agents whose labels (or name, id) match, e.g. "role=web,zone=a"' },
     timeout: { type: 'string', default: '60s', placeholder: 'DURATION', description: 'step timeout on the agent' },
@@ -29,7 +28,7 @@ export async function runExec(p: ParsedCommand, io: CliIo): Promise<number> {
   const selector = str(p.values, 'targets');
   if (refs.length === 0 && !selector) throw new UsageError('name the agents: --agent NAME (repeatable) or --targets SELECTOR', 'e.g. handrail exec --agent web-1 -- uptime, or handrail exec --targets role=web -- uptime');
   if (p.positionals.length === 0) throw new UsageError('give the command after --, e.g. handrail exec --agent web-1 -- uptime');
-  const api = new ApiClient(str(p.values, 'server') as string, str(p.values, 'token'), str(p.values, 'ca'));
+  const api = apiClientFor(p);
   const fleet = await api.request<{ agents: FleetAgent[] }>('GET', '/api/v1/agents');
   const agents = resolveAgents(fleet.agents, refs, selector);
   const names = new Map(fleet.agents.map((a) => [a.id, a.name]));

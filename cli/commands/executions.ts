@@ -1,20 +1,17 @@
 /** `handrail executions ls|show|follow|cancel`: execution history and control, through the HTTP API. */
-import { ApiClient } from '../api-client.js';
+import { apiClientFor } from '../api-client.js';
 import { printTable, type CliIo } from '../io.js';
 import { bool, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
-import { API_TOKEN, JSON_OUTPUT, SERVER, SERVER_CA } from '../settings.js';
+import { API_OPTIONS, JSON_OUTPUT } from '../settings.js';
 import { EXECUTION_STATES, type ExecutionSummary, type ExecutionView } from '../../coordinator/store/execution-queries.js';
 import { followExecution } from '../follow.js';
-
-const api = (p: ParsedCommand): ApiClient => new ApiClient(str(p.values, 'server') as string, str(p.values, 'token'), str(p.values, 'ca'));
 
 export const executionsList: CommandSpec = {
   name: 'executions ls',
   usage: 'executions ls [--state S] [--runbook ID] [--user NAME] [--team TEAM] [--from WHEN] [--to WHEN] [--limit 20] [--json]',
   summary: 'List executions, newest first.',
   options: {
-    server: SERVER, ca: SERVER_CA,
-    token: API_TOKEN,
+    ...API_OPTIONS,
     state: { type: 'string', placeholder: 'STATE', choices: EXECUTION_STATES, description: 'only executions in this state' },
     runbook: { type: 'string', placeholder: 'ID', description: 'only this runbook' },
     user: { type: 'string', placeholder: 'NAME', description: 'only executions this user requested' },
@@ -33,7 +30,7 @@ export async function runExecutionsList(p: ParsedCommand, io: CliIo): Promise<nu
     const v = str(p.values, flag);
     if (v) q.set(param, v);
   }
-  const res = await api(p).request<{ executions: ExecutionSummary[]; next: string | null }>('GET', `/api/v1/executions?${q.toString()}`);
+  const res = await apiClientFor(p).request<{ executions: ExecutionSummary[]; next: string | null }>('GET', `/api/v1/executions?${q.toString()}`);
   if (bool(p.values, 'json')) {
     io.out(JSON.stringify(res) + '\n');
     return 0;
@@ -47,14 +44,14 @@ export const executionsShow: CommandSpec = {
   name: 'executions show',
   usage: 'executions show EXECUTION_ID [--output] [--json]',
   summary: 'Show an execution: per-node and per-step state, exit codes, errors; --output prints stored output.',
-  options: { server: SERVER, ca: SERVER_CA, token: API_TOKEN, output: { type: 'boolean', description: 'print each step\'s stored stdout/stderr' }, json: JSON_OUTPUT },
+  options: { ...API_OPTIONS, output: { type: 'boolean', description: 'print each step\'s stored stdout/stderr' }, json: JSON_OUTPUT },
   allowPositionals: true,
 };
 
 export async function runExecutionsShow(p: ParsedCommand, io: CliIo): Promise<number> {
   const id = p.positionals[0];
   if (!id) throw new UsageError('give the execution id (see `handrail executions ls`)');
-  const client = api(p);
+  const client = apiClientFor(p);
   const v = await client.request<ExecutionView>('GET', `/api/v1/executions/${encodeURIComponent(id)}`);
   if (bool(p.values, 'json')) {
     io.out(JSON.stringify(v) + '\n');
@@ -119,14 +116,14 @@ export const executionsFollow: CommandSpec = {
   name: 'executions follow',
   usage: 'executions follow EXECUTION_ID [--json]',
   summary: 'Print an execution\'s output and progress from its start until it ends (attaches to a running or a finished one); exits 0 only if it succeeded.',
-  options: { server: SERVER, ca: SERVER_CA, token: API_TOKEN, json: { type: 'boolean', description: 'print each event as a JSON line' } },
+  options: { ...API_OPTIONS, json: { type: 'boolean', description: 'print each event as a JSON line' } },
   allowPositionals: true,
 };
 
 export async function runExecutionsFollow(p: ParsedCommand, io: CliIo): Promise<number> {
   const id = p.positionals[0];
   if (!id) throw new UsageError('give the execution id (see `handrail executions ls`)');
-  const client = api(p);
+  const client = apiClientFor(p);
   const json = bool(p.values, 'json');
   let final = await followExecution(client, id, io, { json });
   while (!final || ['queued', 'running', 'awaiting_approval'].includes(final.state)) {
@@ -140,14 +137,14 @@ export const executionsCancel: CommandSpec = {
   name: 'executions cancel',
   usage: 'executions cancel EXECUTION_ID',
   summary: 'Cancel an execution: no further dispatch, running steps are killed on their agents.',
-  options: { server: SERVER, ca: SERVER_CA, token: API_TOKEN },
+  options: { ...API_OPTIONS },
   allowPositionals: true,
 };
 
 export async function runExecutionsCancel(p: ParsedCommand, io: CliIo): Promise<number> {
   const id = p.positionals[0];
   if (!id) throw new UsageError('give the execution id');
-  await api(p).request('POST', `/api/v1/executions/${encodeURIComponent(id)}/cancel`);
+  await apiClientFor(p).request('POST', `/api/v1/executions/${encodeURIComponent(id)}/cancel`);
   io.out(`execution ${id}: cancel requested\n`);
   return 0;
 }

@@ -4,12 +4,11 @@
  * `add` and `rotate` print the secret once, on stdout alone, so it can be piped into a vault.
  */
 import type { DeliveryView, SubscriptionView } from '../../web/api/notifications.js';
-import { ApiClient } from '../api-client.js';
+import { apiClientFor } from '../api-client.js';
 import { printTable, type CliIo } from '../io.js';
 import { bool, list, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
-import { API_TOKEN, JSON_OUTPUT, SERVER, SERVER_CA } from '../settings.js';
+import { API_OPTIONS, JSON_OUTPUT } from '../settings.js';
 
-const client = (p: ParsedCommand): ApiClient => new ApiClient(str(p.values, 'server') as string, str(p.values, 'token'), str(p.values, 'ca'));
 const API = '/api/v1/notifications';
 const EVENTS = ['execution.started', 'execution.waiting_approval', 'execution.finished'];
 const scopeText = (s: SubscriptionView): string => (s.scope === 'all' ? 'all' : s.scope === 'runbook' ? `runbook:${s.runbook ?? ''}` : `team:${s.team ?? ''}`);
@@ -25,8 +24,7 @@ export const notifyAdd: CommandSpec = {
   usage: 'notify add URL [--runbook ID | --team TEAM] [--event EVENT]... [--disabled] [--description TEXT]',
   summary: 'Subscribe a URL to signed execution notifications (HMAC-SHA256). Prints the secret once.',
   options: {
-    server: SERVER, ca: SERVER_CA,
-    token: API_TOKEN,
+    ...API_OPTIONS,
     runbook: { type: 'string', placeholder: 'ID', description: 'only executions of this runbook' },
     team: { type: 'string', placeholder: 'TEAM', description: 'only executions of runbooks this team owns (metadata.owner)' },
     event: { type: 'string', multiple: true, placeholder: 'EVENT', description: `${EVENTS.join(', ')} (repeatable; default execution.finished and execution.waiting_approval)` },
@@ -50,7 +48,7 @@ export async function runNotifyAdd(p: ParsedCommand, io: CliIo): Promise<number>
     ...(bool(p.values, 'disabled') ? { enabled: false } : {}),
     ...(str(p.values, 'description') !== undefined ? { description: str(p.values, 'description') } : {}),
   };
-  const r = await client(p).request<{ subscription: SubscriptionView; secret: string }>('POST', API, body);
+  const r = await apiClientFor(p).request<{ subscription: SubscriptionView; secret: string }>('POST', API, body);
   if (bool(p.values, 'json')) io.out(JSON.stringify(r) + '\n');
   else {
     io.out(`${r.secret}\n`);
@@ -63,11 +61,11 @@ export const notifyList: CommandSpec = {
   name: 'notify ls',
   usage: 'notify ls [--json]',
   summary: 'List notification subscriptions (never their secrets).',
-  options: { server: SERVER, ca: SERVER_CA, token: API_TOKEN, json: JSON_OUTPUT },
+  options: { ...API_OPTIONS, json: JSON_OUTPUT },
 };
 
 export async function runNotifyList(p: ParsedCommand, io: CliIo): Promise<number> {
-  const r = await client(p).request<{ subscriptions: SubscriptionView[] }>('GET', API);
+  const r = await apiClientFor(p).request<{ subscriptions: SubscriptionView[] }>('GET', API);
   if (bool(p.values, 'json')) io.out(JSON.stringify(r) + '\n');
   else printTable(io, ['ID', 'SCOPE', 'EVENTS', 'STATE', 'URL'], r.subscriptions.map((s) => [s.id, scopeText(s), s.events.join(','), s.enabled ? 'enabled' : 'disabled', s.url]));
   return 0;
@@ -77,13 +75,13 @@ export const notifyRemove: CommandSpec = {
   name: 'notify rm',
   usage: 'notify rm SUBSCRIPTION_ID',
   summary: 'Remove a subscription; deliveries still pending for it are canceled.',
-  options: { server: SERVER, ca: SERVER_CA, token: API_TOKEN, json: JSON_OUTPUT },
+  options: { ...API_OPTIONS, json: JSON_OUTPUT },
   allowPositionals: true,
 };
 
 export async function runNotifyRemove(p: ParsedCommand, io: CliIo): Promise<number> {
   const id = idArg(p);
-  const r = await client(p).request<{ id: string; canceledDeliveries: number }>('DELETE', `${API}/${encodeURIComponent(id)}`);
+  const r = await apiClientFor(p).request<{ id: string; canceledDeliveries: number }>('DELETE', `${API}/${encodeURIComponent(id)}`);
   if (bool(p.values, 'json')) io.out(JSON.stringify(r) + '\n');
   else io.out(`subscription ${id} removed${r.canceledDeliveries > 0 ? ` (${r.canceledDeliveries} pending deliveries canceled)` : ''}\n`);
   return 0;
@@ -94,7 +92,7 @@ function switchSpec(on: boolean): CommandSpec {
     name: `notify ${on ? 'enable' : 'disable'}`,
     usage: `notify ${on ? 'enable' : 'disable'} SUBSCRIPTION_ID`,
     summary: on ? 'Switch a subscription back on: events queue deliveries for it again.' : 'Switch a subscription off: events queue no deliveries for it (those already queued still go out).',
-    options: { server: SERVER, ca: SERVER_CA, token: API_TOKEN, json: JSON_OUTPUT },
+    options: { ...API_OPTIONS, json: JSON_OUTPUT },
     allowPositionals: true,
   };
 }
@@ -104,7 +102,7 @@ export const notifyDisable = switchSpec(false);
 
 async function runSwitch(p: ParsedCommand, io: CliIo, enabled: boolean): Promise<number> {
   const id = idArg(p);
-  const r = await client(p).request<SubscriptionView>('PATCH', `${API}/${encodeURIComponent(id)}`, { enabled });
+  const r = await apiClientFor(p).request<SubscriptionView>('PATCH', `${API}/${encodeURIComponent(id)}`, { enabled });
   if (bool(p.values, 'json')) io.out(JSON.stringify(r) + '\n');
   else io.out(`subscription ${id} ${r.enabled ? 'enabled' : 'disabled'}\n`);
   return 0;
@@ -117,13 +115,13 @@ export const notifyRotate: CommandSpec = {
   name: 'notify rotate',
   usage: 'notify rotate SUBSCRIPTION_ID',
   summary: 'Replace a subscription\'s secret at once and print the new one (once).',
-  options: { server: SERVER, ca: SERVER_CA, token: API_TOKEN, json: JSON_OUTPUT },
+  options: { ...API_OPTIONS, json: JSON_OUTPUT },
   allowPositionals: true,
 };
 
 export async function runNotifyRotate(p: ParsedCommand, io: CliIo): Promise<number> {
   const id = idArg(p);
-  const r = await client(p).request<{ subscription: SubscriptionView; secret: string }>('POST', `${API}/${encodeURIComponent(id)}/rotate-secret`);
+  const r = await apiClientFor(p).request<{ subscription: SubscriptionView; secret: string }>('POST', `${API}/${encodeURIComponent(id)}/rotate-secret`);
   if (bool(p.values, 'json')) io.out(JSON.stringify(r) + '\n');
   else {
     io.out(`${r.secret}\n`);
@@ -136,7 +134,7 @@ export const notifyDeliveries: CommandSpec = {
   name: 'notify deliveries',
   usage: 'notify deliveries SUBSCRIPTION_ID [--limit N] [--json]',
   summary: 'Recent deliveries of one subscription, newest first: state, attempts, last status or error.',
-  options: { server: SERVER, ca: SERVER_CA, token: API_TOKEN, limit: { type: 'string', default: '20', placeholder: 'N', description: 'how many (at most 500)' }, json: JSON_OUTPUT },
+  options: { ...API_OPTIONS, limit: { type: 'string', default: '20', placeholder: 'N', description: 'how many (at most 500)' }, json: JSON_OUTPUT },
   allowPositionals: true,
 };
 
@@ -144,7 +142,7 @@ export async function runNotifyDeliveries(p: ParsedCommand, io: CliIo): Promise<
   const id = idArg(p);
   const limit = str(p.values, 'limit') as string;
   if (!/^[0-9]{1,3}$/.test(limit) || Number(limit) < 1 || Number(limit) > 500) throw new UsageError('--limit must be a whole number from 1 to 500');
-  const r = await client(p).request<{ deliveries: DeliveryView[] }>('GET', `${API}/${encodeURIComponent(id)}/deliveries?limit=${limit}`);
+  const r = await apiClientFor(p).request<{ deliveries: DeliveryView[] }>('GET', `${API}/${encodeURIComponent(id)}/deliveries?limit=${limit}`);
   if (bool(p.values, 'json')) io.out(JSON.stringify(r) + '\n');
   else {
     printTable(

@@ -4,11 +4,11 @@
  * start, reconnecting if the stream drops) until it ends. Exits 0 only when the execution
  * succeeded.
  */
-import { ApiClient } from '../api-client.js';
+import { apiClientFor } from '../api-client.js';
 import { followExecution } from '../follow.js';
 import type { CliIo } from '../io.js';
 import { bool, list, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
-import { API_TOKEN, JSON_OUTPUT, SERVER, SERVER_CA } from '../settings.js';
+import { API_OPTIONS, JSON_OUTPUT } from '../settings.js';
 import type { ExecutionView } from '../../coordinator/store/execution-queries.js';
 
 export const runCommand: CommandSpec = {
@@ -16,8 +16,7 @@ export const runCommand: CommandSpec = {
   usage: 'run RUNBOOK [--opt NAME=VALUE]... [--targets SELECTOR] [--reason TEXT] [--follow] [--json]',
   summary: 'Run a runbook as the API token\'s user; policy, option validation and approvals apply.',
   options: {
-    server: SERVER, ca: SERVER_CA,
-    token: API_TOKEN,
+    ...API_OPTIONS,
     opt: { type: 'string', multiple: true, placeholder: 'NAME=VALUE', description: 'an option value (repeatable); values are passed as env vars or whole arguments, never through a shell' },
     targets: { type: 'string', placeholder: 'SELECTOR', description: 'narrow the runbook\'s targets, e.g. "zone=a,!canary"' },
     reason: { type: 'string', placeholder: 'TEXT', description: 'why (recorded with the execution)' },
@@ -50,7 +49,7 @@ export async function runRun(p: ParsedCommand, io: CliIo): Promise<number> {
   // --opt values may contain commas: take them whole rather than splitting.
   const raw = p.values['opt'];
   const opts = parseOpts(Array.isArray(raw) ? raw : typeof raw === 'string' ? [raw] : list(p.values, 'opt'));
-  const api = new ApiClient(str(p.values, 'server') as string, str(p.values, 'token'), str(p.values, 'ca'));
+  const api = apiClientFor(p);
   const started = await api.request<{ executionId: string; state: string }>('POST', '/api/v1/executions', {
     runbook,
     options: opts,

@@ -5,26 +5,24 @@
 import { dirname } from 'node:path';
 import { lintDirectory } from '../../coordinator/runbooks/catalog.js';
 import type { RunbookView } from '../../web/api/runbooks.js';
-import { ApiClient } from '../api-client.js';
+import { apiClientFor } from '../api-client.js';
 import { agentsMatching, type FleetAgent } from '../agent-targets.js';
 import { printTable, type CliIo } from '../io.js';
 import { bool, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
-import { API_TOKEN, JSON_OUTPUT, RUNBOOKS_DIR, SERVER, SERVER_CA } from '../settings.js';
+import { API_OPTIONS, JSON_OUTPUT, RUNBOOKS_DIR } from '../settings.js';
 import { stat } from 'node:fs/promises';
-
-const client = (p: ParsedCommand): ApiClient => new ApiClient(str(p.values, 'server') as string, str(p.values, 'token'), str(p.values, 'ca'));
 
 export const runbooksList: CommandSpec = {
   name: 'runbooks ls',
   usage: 'runbooks ls [--json]',
   summary: 'List the runbooks you may see: id, title, owner, whether you may run them, whether a run needs approval, and their targets.',
-  options: { server: SERVER, ca: SERVER_CA, token: API_TOKEN, json: JSON_OUTPUT },
+  options: { ...API_OPTIONS, json: JSON_OUTPUT },
 };
 
 const approvalText = (a: RunbookView['approval']): string => (a === null || a.required === 0 ? 'no' : `${a.required} from ${a.from.join(', ') || 'anyone'}`);
 
 export async function runRunbooksList(p: ParsedCommand, io: CliIo): Promise<number> {
-  const r = await client(p).request<{ runbooks: RunbookView[] }>('GET', '/api/v1/runbooks');
+  const r = await apiClientFor(p).request<{ runbooks: RunbookView[] }>('GET', '/api/v1/runbooks');
   if (bool(p.values, 'json')) {
     io.out(JSON.stringify(r) + '\n');
     return 0;
@@ -46,7 +44,7 @@ export const runbooksShow: CommandSpec = {
   name: 'runbooks show',
   usage: 'runbooks show RUNBOOK_ID [--json]',
   summary: 'Show one runbook: its options (type, required, default, pattern, allowed values), the targets it may touch and the agents they match now, whether a run needs approval, and its steps.',
-  options: { server: SERVER, ca: SERVER_CA, token: API_TOKEN, json: JSON_OUTPUT },
+  options: { ...API_OPTIONS, json: JSON_OUTPUT },
   allowPositionals: true,
 };
 
@@ -65,7 +63,7 @@ export async function runRunbooksShow(p: ParsedCommand, io: CliIo): Promise<numb
   const id = p.positionals[0];
   if (!id) throw new UsageError('give the runbook id (see `handrail runbooks ls`)');
   if (p.positionals.length > 1) throw new UsageError(`unexpected argument "${p.positionals[1]}"`);
-  const api = client(p);
+  const api = apiClientFor(p);
   const b = await api.request<RunbookView>('GET', `/api/v1/runbooks/${encodeURIComponent(id)}`);
   // The agents the targets match now (a listing failure only loses this line).
   const fleet = await api.request<{ agents: FleetAgent[] }>('GET', '/api/v1/agents').then(
@@ -134,11 +132,11 @@ export const runbooksReload: CommandSpec = {
   name: 'runbooks reload',
   usage: 'runbooks reload',
   summary: 'Make the coordinator reload runbooks and policies now (it also reloads when files change). A broken file never replaces the good version.',
-  options: { server: SERVER, ca: SERVER_CA, token: API_TOKEN, json: JSON_OUTPUT },
+  options: { ...API_OPTIONS, json: JSON_OUTPUT },
 };
 
 export async function runRunbooksReload(p: ParsedCommand, io: CliIo): Promise<number> {
-  const api = new ApiClient(str(p.values, 'server') as string, str(p.values, 'token'), str(p.values, 'ca'));
+  const api = apiClientFor(p);
   const r = await api.request<{ added: Array<{ id: string }>; updated: Array<{ id: string }>; removed: string[]; kept: string[]; problems: string[] }>('POST', '/api/v1/runbooks/reload');
   if (bool(p.values, 'json')) {
     io.out(JSON.stringify(r) + '\n');

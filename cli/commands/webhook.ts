@@ -4,13 +4,12 @@
  * ever shows it again.
  */
 import type { WebhookView } from '../../coordinator/webhooks/webhook-admin.js';
-import { ApiClient } from '../api-client.js';
+import { apiClientFor } from '../api-client.js';
 import { printTable, type CliIo } from '../io.js';
 import { bool, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
-import { API_TOKEN, JSON_OUTPUT, SERVER, SERVER_CA } from '../settings.js';
+import { API_OPTIONS, JSON_OUTPUT } from '../settings.js';
 import { parseOpts } from './run.js';
 
-const client = (p: ParsedCommand): ApiClient => new ApiClient(str(p.values, 'server') as string, str(p.values, 'token'), str(p.values, 'ca'));
 const many = (p: ParsedCommand, name: string): string[] => {
   const v = p.values[name];
   return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : typeof v === 'string' ? [v] : [];
@@ -21,8 +20,7 @@ export const webhookAdd: CommandSpec = {
   usage: 'webhook add --runbook ID --run-as USER [--map OPTION=JSONPATH]... [--default OPTION=VALUE]... [--set OPTION=VALUE]... [--target LABEL=JSONPATH] [--description TEXT] [--json]',
   summary: 'Define an inbound webhook that runs a runbook as a service user (admin). Prints its secret once.',
   options: {
-    server: SERVER, ca: SERVER_CA,
-    token: API_TOKEN,
+    ...API_OPTIONS,
     runbook: { type: 'string', placeholder: 'ID', description: 'the runbook the hook starts' },
     'run-as': { type: 'string', placeholder: 'USER', description: 'the service user it runs as (policy decides what that user may run)' },
     map: { type: 'string', multiple: true, placeholder: 'OPTION=JSONPATH', description: 'an option from a payload field, e.g. host=$.alerts[0].labels.instance (repeatable)' },
@@ -56,7 +54,7 @@ export async function runWebhookAdd(p: ParsedCommand, io: CliIo): Promise<number
     target = { label: targetText.slice(0, eq), path: targetText.slice(eq + 1) };
   }
   const description = str(p.values, 'description');
-  const r = await client(p).request<WithSecret>('POST', '/api/v1/webhooks', { runbook, runAs, mapping: { options, ...(target ? { target } : {}) }, ...(description ? { description } : {}) });
+  const r = await apiClientFor(p).request<WithSecret>('POST', '/api/v1/webhooks', { runbook, runAs, mapping: { options, ...(target ? { target } : {}) }, ...(description ? { description } : {}) });
   return printSecret(r, p, io, 'defined');
 }
 
@@ -78,11 +76,11 @@ export const webhookList: CommandSpec = {
   name: 'webhook ls',
   usage: 'webhook ls [--json]',
   summary: 'List inbound webhooks (admin): id, runbook, run-as user, mapping. Never their secrets.',
-  options: { server: SERVER, ca: SERVER_CA, token: API_TOKEN, json: JSON_OUTPUT },
+  options: { ...API_OPTIONS, json: JSON_OUTPUT },
 };
 
 export async function runWebhookList(p: ParsedCommand, io: CliIo): Promise<number> {
-  const r = await client(p).request<{ webhooks: WebhookView[] }>('GET', '/api/v1/webhooks');
+  const r = await apiClientFor(p).request<{ webhooks: WebhookView[] }>('GET', '/api/v1/webhooks');
   if (bool(p.values, 'json')) {
     io.out(JSON.stringify(r) + '\n');
     return 0;
@@ -109,13 +107,13 @@ export const webhookRemove: CommandSpec = {
   name: 'webhook rm',
   usage: 'webhook rm ID',
   summary: 'Remove an inbound webhook (admin): its deliveries are refused from then on.',
-  options: { server: SERVER, ca: SERVER_CA, token: API_TOKEN },
+  options: { ...API_OPTIONS },
   allowPositionals: true,
 };
 
 export async function runWebhookRemove(p: ParsedCommand, io: CliIo): Promise<number> {
   const id = oneId(p, 'webhook rm');
-  await client(p).request('DELETE', `/api/v1/webhooks/${encodeURIComponent(id)}`);
+  await apiClientFor(p).request('DELETE', `/api/v1/webhooks/${encodeURIComponent(id)}`);
   io.err(`webhook ${id} removed\n`);
   return 0;
 }
@@ -124,12 +122,12 @@ export const webhookRotate: CommandSpec = {
   name: 'webhook rotate',
   usage: 'webhook rotate ID [--revoke-previous] [--json]',
   summary: 'Give a webhook a new secret (admin), printed once; the old one is accepted for 24 hours more unless --revoke-previous.',
-  options: { server: SERVER, ca: SERVER_CA, token: API_TOKEN, 'revoke-previous': { type: 'boolean', description: 'refuse the old secret at once (it leaked) instead of for 24 hours more' }, json: JSON_OUTPUT },
+  options: { ...API_OPTIONS, 'revoke-previous': { type: 'boolean', description: 'refuse the old secret at once (it leaked) instead of for 24 hours more' }, json: JSON_OUTPUT },
   allowPositionals: true,
 };
 
 export async function runWebhookRotate(p: ParsedCommand, io: CliIo): Promise<number> {
   const id = oneId(p, 'webhook rotate');
-  const r = await client(p).request<WithSecret>('POST', `/api/v1/webhooks/${encodeURIComponent(id)}/rotate-secret`, bool(p.values, 'revoke-previous') ? { keepPrevious: false } : undefined);
+  const r = await apiClientFor(p).request<WithSecret>('POST', `/api/v1/webhooks/${encodeURIComponent(id)}/rotate-secret`, bool(p.values, 'revoke-previous') ? { keepPrevious: false } : undefined);
   return printSecret(r, p, io, 'has a new secret');
 }

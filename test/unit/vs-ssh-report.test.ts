@@ -3,7 +3,8 @@
  * the table's medians and ratios, and how a CPU profile's script URLs are grouped.
  */
 import { describe, expect, it } from 'vitest';
-import { markdownTable, median, rows, targetLines, type Sample } from '../../bench/vs-ssh/report.js';
+import { markdownTable, rows, targetLines, type Sample } from '../../bench/vs-ssh/report.js';
+import { median } from '../../bench/proc-stats.js';
 import { selfTimeBySource, sourceOf } from '../../bench/vs-ssh/cpu-profile-summary.js';
 
 const tools = [
