@@ -14,17 +14,17 @@
  * secrets were masked before writing, and nothing here unmasks them. Filters and their
  * messages are the API's (web/api/audit.ts), so the two cannot disagree.
  */
-import { Hono, type Context } from 'hono';
+import { Hono } from 'hono';
 import { AUDIT_CODES, AUDIT_EVENT_TYPES } from '../../../coordinator/audit/events.js';
 import { isFiltered, TRAIL_PAGE_SIZE, type TrailFilter } from '../../../coordinator/audit/trail-filter.js';
 import { shortHash, type TrailRecord } from '../../../coordinator/audit/trail-record.js';
 import type { RunningVerification, VerificationRun } from '../../../coordinator/audit/audit-trail.js';
-import { HandrailError, notFound } from '../../../core/errors.js';
+import { notFound } from '../../../core/errors.js';
 import { echo } from '../../../core/echo.js';
 import { bundleHeaders, exportFor, filterOf, requireWholeTrail, TrailQuery, ExportQuery } from '../../api/audit.js';
-import { describeIssues } from '../../validation/issues.js';
 import { CsrfField, Page, render, Time } from '../layout/layout.js';
 import { pageMiddleware } from '../page-middleware.js';
+import { pageQuery } from '../page-query.js';
 import { viewerOf, type PortalDeps, type PortalEnv } from '../portal-env.js';
 
 /** The raw filter values, as the form shows them again. */
@@ -247,24 +247,12 @@ function TrailPage(p: { records: readonly TrailRecord[]; f: FormValues; filter: 
   );
 }
 
-/** The query string's fields, without the empty ones a filter form sends for untouched fields. */
-function givenQuery(c: Context<PortalEnv>): Record<string, string | string[]> {
-  return Object.fromEntries(
-    Object.entries(c.req.queries())
-      .filter(([, v]) => !(v.length === 1 && v[0] === ''))
-      .map(([k, v]) => [k, v.length === 1 ? (v[0] as string) : v]),
-  );
-}
-
 export function auditRoutes(d: PortalDeps): Hono<PortalEnv> {
   const app = new Hono<PortalEnv>();
   const { page, post } = pageMiddleware(d);
 
   app.get('/audit', page, async (c) => {
-    const given = givenQuery(c);
-    const parsed = TrailQuery.safeParse(given);
-    if (!parsed.success) throw new HandrailError('invalid_argument', describeIssues('query', parsed.error.issues, given).message);
-    const q = parsed.data;
+    const q = pageQuery(c, TrailQuery);
     const filter = filterOf(q);
     const user = c.get('user');
     const scope = await d.access.auditScope(user);
@@ -280,10 +268,7 @@ export function auditRoutes(d: PortalDeps): Hono<PortalEnv> {
   });
 
   app.get('/audit/export', page, async (c) => {
-    const given = givenQuery(c);
-    const parsed = ExportQuery.safeParse(given);
-    if (!parsed.success) throw new HandrailError('invalid_argument', describeIssues('query', parsed.error.issues, given).message);
-    const b = await exportFor(d.auditTrail, filterOf(parsed.data), await d.access.auditScope(c.get('user')));
+    const b = await exportFor(d.auditTrail, filterOf(pageQuery(c, ExportQuery)), await d.access.auditScope(c.get('user')));
     return c.body(b.body(), 200, bundleHeaders(b));
   });
 

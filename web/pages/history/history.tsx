@@ -10,11 +10,10 @@
 import { Hono } from 'hono';
 import { EXECUTION_STATES, listExecutions, recordedTeams, type ExecutionSummary } from '../../../coordinator/store/execution-queries.js';
 import { teamChoices } from '../../../coordinator/engine/history-filters.js';
-import { HandrailError } from '../../../core/errors.js';
 import { ListQuery, listQueryOf } from '../../api/execution-schemas.js';
-import { describeIssues } from '../../validation/issues.js';
 import { Page, render, StateBadge, Time } from '../layout/layout.js';
 import { pageMiddleware } from '../page-middleware.js';
+import { pageQuery } from '../page-query.js';
 import { viewerOf, type PortalDeps, type PortalEnv } from '../portal-env.js';
 
 export const HISTORY_PAGE_SIZE = 50;
@@ -139,12 +138,8 @@ export function historyRoutes(d: PortalDeps): Hono<PortalEnv> {
   const app = new Hono<PortalEnv>();
   const { page } = pageMiddleware(d);
   app.get('/executions', page, async (c) => {
-    // The API's own query schema (web/api/execution-schemas.ts): the same names, limits and messages.
-    // A filter form sends its untouched fields empty: those are not filters.
-    const given = Object.fromEntries(Object.entries(c.req.queries()).filter(([, v]) => !(v.length === 1 && v[0] === '')).map(([k, v]) => [k, v.length === 1 ? v[0] : v]));
-    const parsed = ListQuery.safeParse(given);
-    if (!parsed.success) throw new HandrailError('invalid_argument', describeIssues('query', parsed.error.issues, given).message);
-    const p = parsed.data;
+    // The API's own query schema (web/api/execution-schemas.ts).
+    const p = pageQuery(c, ListQuery);
     const filters: HistoryFilters = { runbook: p.runbook ?? '', user: p.user ?? '', state: p.state ?? '', team: p.team ?? '', from: p.from ?? '', to: p.to ?? '' };
     const before = p.before;
     const q = listQueryOf(p, HISTORY_PAGE_SIZE);

@@ -6,12 +6,11 @@
  * the API's (web/api/reports.ts: GET /api/v1/reports/toil), for what this user may see.
  */
 import { Hono } from 'hono';
-import { HandrailError } from '../../../core/errors.js';
 import { presetPeriod, type ToilPeriod, type ToilReport, type ToilRunbookRow, type ToilTeamRow } from '../../../coordinator/engine/toil-report.js';
 import { periodOf, toilFor, ToilQuery } from '../../api/reports.js';
-import { describeIssues } from '../../validation/issues.js';
 import { millis, Page, render } from '../layout/layout.js';
 import { pageMiddleware } from '../page-middleware.js';
+import { pageQuery } from '../page-query.js';
 import { viewerOf, type PortalDeps, type PortalEnv } from '../portal-env.js';
 
 const PRESETS = [7, 30, 90] as const;
@@ -163,11 +162,9 @@ export function toilRoutes(d: PortalDeps): Hono<PortalEnv> {
   const { page } = pageMiddleware(d);
   app.get('/toil', page, async (c) => {
     // The API's own query schema; a date field left empty is not given.
-    const given = Object.fromEntries(Object.entries(c.req.queries()).filter(([, v]) => !(v.length === 1 && v[0] === '')).map(([k, v]) => [k, v.length === 1 ? v[0] : v]));
-    const parsed = ToilQuery.safeParse(given);
-    if (!parsed.success) throw new HandrailError('invalid_argument', describeIssues('query', parsed.error.issues, given).message);
+    const query = pageQuery(c, ToilQuery);
     const now = d.now();
-    const period = periodOf(parsed.data, now);
+    const period = periodOf(query, now);
     const report = await toilFor(d.db, d.access, d.catalog, c.get('user'), period);
     return render(
       c,
