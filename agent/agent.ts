@@ -12,10 +12,10 @@ import { AgentConnection } from './connection.js';
 import { parseCoordinatorAddress } from './coordinator-address.js';
 import { enroll, EnrollError } from './enroll.js';
 import { collectFacts } from './facts.js';
-import { NonceStore } from './nonce-store.js';
 import { DispatchTrust } from './dispatch-trust.js';
 import { decodeDispatchKeySet } from '../proto/codec/dispatch-key-set-codec.js';
 import { Spool } from './spool.js';
+import { StepJournal } from './step-journal.js';
 import { IdentityUpdater, StateDir, type AgentCredentials } from './state-dir.js';
 import { CaTrust } from './ca-trust.js';
 import { decodeCaBundle } from '../proto/codec/ca-bundle-codec.js';
@@ -137,8 +137,9 @@ export async function startAgent(config: AgentConfig, log: Logger, now: () => nu
   });
   const localPolicy = await loadLocalPolicy(config.localPolicyFile, config.allowAdhoc);
 
-  const nonces = new NonceStore(state.noncesFile);
-  await nonces.load(now());
+  const journal = new StepJournal(state.journalFile);
+  // An agent upgraded in place brings its older nonces.log and spool entries into the journal.
+  await journal.load(now(), { noncesFile: state.legacyNoncesFile, spoolDir: state.spoolDir });
   const workDir = config.workDir ?? join(config.stateDir, 'work');
   await mkdir(workDir, { recursive: true, mode: 0o700 });
   await rm(join(config.stateDir, 'tmp'), { recursive: true, force: true }); // scripts left by a crash
@@ -149,8 +150,8 @@ export async function startAgent(config: AgentConfig, log: Logger, now: () => nu
     dispatchKeys: () => trust.keys(),
     dispatchKeysSettled: () => trust.settled(),
     localPolicy: () => localPolicy,
-    nonces,
-    spool: new Spool(state.spoolDir),
+    nonces: journal,
+    spool: new Spool(state.spoolDir, journal),
     link: () => connection?.link(),
     log: log.child({ agentId: identity.agentId }),
     now,
@@ -180,8 +181,8 @@ export async function startAgent(config: AgentConfig, log: Logger, now: () => nu
     ...(config.channelOptions ? { channelOptions: config.channelOptions } : {}),
   });
   const pruner = setInterval(() => {
-    nonces.prune(now());
-    void nonces.compactIfLarge().catch((e: unknown) => log.error({ event: 'nonce.compact_failed', err: e }, 'compacting the replay log failed'));
+    journal.prune(now());
+    void journal.compactIfLarge().catch((e: unknown) => log.error({ event: 'nonce.compact_failed', err: e }, 'compacting the step journal failed'));
   }, 60_000);
   pruner.unref();
   const fatal = new Promise<string>((resolve) => connection?.on((event, detail) => event === 'expired' && resolve(detail)));
@@ -197,7 +198,7 @@ export async function startAgent(config: AgentConfig, log: Logger, now: () => nu
       const drained = await executor.drain(options.graceMs ?? 0);
       const spooled = await executor.waitDelivered(ACK_WAIT_MS);
       await connection?.stop();
-      await nonces.close().catch((e: unknown) => log.warn({ event: 'nonce.close_failed', err: e }, 'closing the replay log failed'));
+      await journal.close().catch((e: unknown) => log.warn({ event: 'nonce.close_failed', err: e }, 'closing the step journal failed'));
       return { ...drained, spooled };
     },
     interruptNow() {

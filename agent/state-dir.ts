@@ -3,8 +3,10 @@
  *   identity/agent.pem   private key + certificate (0600; replaced atomically on renewal)
  *   identity/ca.pem      the coordinator CA(s) it trusts (two during a CA roll-over)
  *   identity/agent.json  agent id, name, coordinator address, trusted dispatch keys
- *   spool/               steps in flight and results not yet acknowledged (see spool.ts)
- *   nonces.log           nonces of accepted steps, until they expire (replay protection)
+ *   journal.log          nonces (replay protection), and the signed request, pid and signed
+ *                        result of every step not yet acknowledged (see step-journal.ts)
+ *   spool/               captured output of those steps, and refused results (see spool.ts)
+ *   nonces.log           (agents before the journal) read once into the journal, then removed
  */
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { chmod, mkdir, open, readFile, rename, stat } from 'node:fs/promises';
@@ -50,7 +52,11 @@ export class StateDir {
   get spoolDir(): string {
     return join(this.root, 'spool');
   }
-  get noncesFile(): string {
+  get journalFile(): string {
+    return join(this.root, 'journal.log');
+  }
+  /** Where agents before the step journal kept their nonces. */
+  get legacyNoncesFile(): string {
     return join(this.root, 'nonces.log');
   }
 

@@ -12,8 +12,8 @@ import { STEP_RESULT_TYPE, type Envelope, type RejectReason, type StepRequest, t
 import { checkLocalPolicy, type LocalPolicy } from '../core/local-policy.js';
 import { decodeStepRequest, decodeStepResult, encodeStepResult, rejectReasonToWire } from '../proto/codec/step-codec.js';
 import { OutputStream, SignedResult, type ConnectRequest } from '../proto/gen/handrail/v1/gateway.js';
-import type { NonceStore } from './nonce-store.js';
 import { processIdentity, type Spool, type SpoolEntry, type SpoolMeta, type StreamName } from './spool.js';
+import type { StepJournal } from './step-journal.js';
 import { runStep, type RunResult } from './runner.js';
 
 /** The current stream to the coordinator, if any. */
@@ -35,7 +35,8 @@ export interface ExecutorDeps {
   /** Resolves when the key sets offered so far are judged (DispatchTrust.settled). */
   readonly dispatchKeysSettled?: () => Promise<void>;
   readonly localPolicy: () => LocalPolicy;
-  readonly nonces: NonceStore;
+  /** The replay log: the nonces of steps taken on or refused after their checks. */
+  readonly nonces: Pick<StepJournal, 'has' | 'add' | 'prunedThroughMs'>;
   readonly spool: Spool;
   readonly link: () => Link | undefined;
   readonly log: Logger;
@@ -315,11 +316,8 @@ export class StepExecutor {
     this.starting.add(request.stepId);
     let entry: SpoolEntry;
     try {
-      await this.d.nonces.add(request.nonce, request.notAfterMs);
-      entry = await this.d.spool.begin(
-        { executionId: request.executionId, stepId: request.stepId, startedAtMs: now, pid: null, maxOutputBytes: request.maxOutputBytes },
-        env.payload,
-      );
+      // The nonce and the request in one synced record: durable before the step can start.
+      entry = await this.d.spool.begin({ executionId: request.executionId, stepId: request.stepId, startedAtMs: now, maxOutputBytes: request.maxOutputBytes }, env.payload, request.nonce, request.notAfterMs);
     } catch (e) {
       this.starting.delete(request.stepId);
       this.settled();

@@ -6,7 +6,7 @@ import { Fleet } from '../helpers/fleet.js';
 import { FakeCoordinator } from '../helpers/fake-coordinator.js';
 import { gateWaitSh, openGate } from '../helpers/gate.js';
 import { spawnCli, waitFor, type Proc } from '../helpers/processes.js';
-import { Spool } from '../../agent/spool.js';
+import { StepJournal } from '../../agent/step-journal.js';
 import { signEnvelope } from '../../core/envelope.js';
 import { STEP_REQUEST_TYPE, type StepRequest } from '../../core/step.js';
 import { decodeStepResult, encodeStepRequest } from '../../proto/codec/step-codec.js';
@@ -82,8 +82,9 @@ describe('the agent refuses steps it must not run', () => {
     }
     for (const p of paths) expect(await exists(p), `${p} exists: the refused step ran`).toBe(false);
   };
-  /** The agent drops a step's spool entry once the coordinator acknowledged its result. */
-  const spoolEntryGone = async (executionId: string, stepId: string): Promise<boolean> => !(await exists(new Spool(join(stateDir(), 'spool')).dirFor(executionId, stepId)));
+  /** The agent's journal lets a step go once the coordinator acknowledged its result. */
+  const spoolEntryGone = async (executionId: string, stepId: string): Promise<boolean> =>
+    !(await StepJournal.readSteps(join(stateDir(), 'journal.log'))).some((s) => s.executionId === executionId && s.stepId === stepId);
 
   beforeAll(async () => {
     fleet = await Fleet.create();
@@ -192,6 +193,60 @@ describe('the agent refuses steps it must not run', () => {
     fake.send(env);
     expect((await rejection(req.stepId)).reason).toBe(RejectReason.REJECT_REASON_REPLAYED);
     await expectNeverRan(req.stepId, [ran], 1);
+  });
+
+  const policyArgs = (): string[] => ['--local-policy', join(fleet.dir, 'local-policy.yaml')];
+
+  it('never runs a step twice after a kill -9: its held result is resent, and once acknowledged the envelope is a replay', async () => {
+    const ran = marker('killed-after-result');
+    const req = request(touch(ran));
+    const env = signEnvelope(STEP_REQUEST_TYPE, encodeStepRequest(req), key);
+    fake.send(env);
+    const first = await fake.waitFor('result', (r) => decodeStepResult(r.payload).stepId === req.stepId);
+    expect(await exists(ran)).toBe(true);
+    await rm(ran);
+    // Killed before the acknowledgement: the restarted agent holds the step, resends the same
+    // signed result, and treats the same envelope as a redelivery, not as a step to run.
+    await agent.stop('SIGKILL');
+    fake.received.length = 0;
+    agent = await startAgentAgainstFake(policyArgs());
+    const resent = await fake.waitFor('result', (r) => decodeStepResult(r.payload).stepId === req.stepId);
+    expect(Buffer.from(resent.signature).equals(Buffer.from(first.signature))).toBe(true);
+    fake.received.length = 0;
+    fake.send(env);
+    const again = await fake.waitFor('result', (r) => decodeStepResult(r.payload).stepId === req.stepId);
+    expect(Buffer.from(again.signature).equals(Buffer.from(first.signature))).toBe(true);
+    fake.ack(req.executionId, req.stepId);
+    await waitFor(() => spoolEntryGone(req.executionId, req.stepId), undefined, 'the acknowledged step to leave the journal');
+    // Killed after the acknowledgement: only the nonce is left, and the envelope is a replay.
+    await agent.stop('SIGKILL');
+    fake.received.length = 0;
+    agent = await startAgentAgainstFake(policyArgs());
+    fake.send(env);
+    expect((await rejection(req.stepId)).reason).toBe(RejectReason.REJECT_REASON_REPLAYED);
+    await expectNeverRan(req.stepId, [ran], 1);
+  });
+
+  it('never runs a step again whose agent was killed with -9 while it ran', async () => {
+    const started = marker('killed-while-running-started');
+    const gate = marker('killed-while-running-gate');
+    const req = request({ argv: ['/bin/sh', '-c', `touch "$2"; ${gateWaitSh('"$1"')}`, 'gated-step', gate, started] });
+    const env = signEnvelope(STEP_REQUEST_TYPE, encodeStepRequest(req), key);
+    fake.send(env);
+    await waitFor(() => exists(started), undefined, 'the step to start');
+    await rm(started);
+    await agent.stop('SIGKILL');
+    fake.received.length = 0;
+    // The restarted agent stops what the step left running and reports it interrupted.
+    agent = await startAgentAgainstFake(policyArgs());
+    const interrupted = decodeStepResult((await fake.waitFor('result', (r) => decodeStepResult(r.payload).stepId === req.stepId)).payload);
+    expect(interrupted).toMatchObject({ status: 'error', error: expect.stringMatching(/agent restarted/) });
+    fake.ack(req.executionId, req.stepId);
+    await waitFor(() => spoolEntryGone(req.executionId, req.stepId), undefined, 'the acknowledged step to leave the journal');
+    fake.send(env);
+    expect((await rejection(req.stepId)).reason).toBe(RejectReason.REJECT_REASON_REPLAYED);
+    await openGate(gate);
+    await expectNeverRan(req.stepId, [started], 1);
   });
 
   it('refuses what its local policy does not allow, even when correctly signed', async () => {

@@ -15,6 +15,7 @@ import { normalizeSerial } from '../../core/x509-serial.js';
 import { decodeStepRequest, decodeStepResult, encodeStepRequest, encodeStepResult, envelopeFromWire } from '../../proto/codec/step-codec.js';
 import { ConnectRequest, ConnectResponse, OutputStream, SignedResult, type ResultAck } from '../../proto/gen/handrail/v1/gateway.js';
 import { HANDRAIL_VERSION } from '../../core/version.js';
+import { StepJournal, type JournalStep } from '../../agent/step-journal.js';
 
 /** An agent's key and certificate, as its state dir keeps them. */
 async function agentCredentials(stateDir: string): Promise<{ keyPem: string; certPem: string }> {
@@ -25,11 +26,11 @@ async function agentCredentials(stateDir: string): Promise<{ keyPem: string; cer
   };
 }
 
-/** Spool entries still holding a step (see agent/spool.ts), and anything set aside as refused. */
-async function spoolContents(stateDir: string): Promise<{ pending: string[]; refused: string[] }> {
-  const names = await readdir(join(stateDir, 'spool')).catch(() => [] as string[]);
+/** Steps the agent's journal still holds (see agent/step-journal.ts), and anything set aside as refused. */
+async function spoolContents(stateDir: string): Promise<{ pending: JournalStep[]; refused: string[] }> {
+  const pending = await StepJournal.readSteps(join(stateDir, 'journal.log'));
   const refused = await readdir(join(stateDir, 'spool', 'refused')).catch(() => [] as string[]);
-  return { pending: names.filter((n) => /^[0-9a-f]{32}$/.test(n)), refused };
+  return { pending, refused };
 }
 
 /** The agent stream spoken by hand, under an enrolled agent's own mTLS identity. */
@@ -180,7 +181,7 @@ describe('nothing is lost', () => {
       // not acknowledged: the signed result waits in the spool, exactly as it was sent
       const spooled = await spoolContents(stateDir);
       expect(spooled.pending).toHaveLength(1);
-      const onDisk = SignedResult.decode(await readFile(join(stateDir, 'spool', spooled.pending[0]!, 'result.bin')));
+      const onDisk = SignedResult.decode(spooled.pending[0]!.result!);
       expect(Buffer.from(onDisk.payload).equals(Buffer.from(first.payload))).toBe(true);
 
       const sameAsFirst = (again: SignedResult): void => {
