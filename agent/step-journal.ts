@@ -165,6 +165,11 @@ export class StepJournal {
     if (this.appended > 1000 && this.appended > 4 * (this.seen.size + this.live.size)) await this.compact();
   }
 
+  /** Resolves once every record appended so far is written (synced only where it asked to be). */
+  written(): Promise<void> {
+    return this.serial(() => this.flush());
+  }
+
   /** Closes the file (pending appends are written first). The journal may still be used: it reopens. */
   close(): Promise<void> {
     return this.serial(async () => {
