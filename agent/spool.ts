@@ -117,10 +117,15 @@ export class SpoolEntry {
     await this.journal.done(this.step.key);
   }
 
-  /** Stores the encoded SignedResult; durable (fdatasynced) when this resolves. */
-  async writeResult(encodedSignedResult: Uint8Array): Promise<void> {
+  /**
+   * Stores the encoded SignedResult: in the file (safe from a kill of the agent) when this
+   * resolves, synced (safe from a power loss) when `durable` does (see StepJournal.setResult).
+   */
+  async writeResult(encodedSignedResult: Uint8Array): Promise<{ durable: Promise<void> }> {
     await this.closeStreams();
-    await this.journal.setResult(this.step.key, encodedSignedResult);
+    const { written, durable } = this.journal.setResult(this.step.key, encodedSignedResult);
+    await written;
+    return { durable };
   }
 
   readResult(): Promise<Uint8Array | undefined> {

@@ -451,7 +451,12 @@ export class StepExecutor {
     const signature = signPayload(STEP_RESULT_TYPE, payload, identity.privateKey);
     const encoded = SignedResult.encode({ payloadType: STEP_RESULT_TYPE, payload: Buffer.from(payload), signature }).finish();
     try {
-      await entry.writeResult(encoded);
+      // Sent once in the file, while the sync runs: the sync is off the step's path.
+      const { durable } = await entry.writeResult(encoded);
+      durable.catch((e: unknown) => {
+        if (this.unacked.has(request.stepId)) this.inMemory.set(request.stepId, encoded);
+        this.d.log.error({ event: 'spool.write_failed', executionId: request.executionId, stepRunId: request.stepId, err: e }, 'could not sync the signed result; delivering it from memory');
+      });
     } catch (e) {
       // A full disk must not lose the result: keep it in memory and deliver it from there.
       this.inMemory.set(request.stepId, encoded);

@@ -59,6 +59,8 @@ export class StepJournal {
   private io: Promise<unknown> = Promise.resolve();
   private pending: Buffer[] = [];
   private pendingSync = false;
+  /** Called once the pending records are written (before their sync). */
+  private writtenWaiters: Array<() => void> = [];
   private appendHandle: FileHandle | undefined;
   /** Bytes of whole records in the file: a failed append is cut back to here. */
   private size = 0;
@@ -140,10 +142,24 @@ export class StepJournal {
   }
 
   /** The signed result; durable when this resolves. */
-  async setResult(key: string, result: Uint8Array): Promise<void> {
-    await this.append({ kind: 'result', key, result }, true);
-    const s = this.live.get(key);
-    if (s) s.result = result;
+  /**
+   * The signed result. `written` resolves once the record is in the file (it survives the agent
+   * being killed: the kernel holds it), `durable` once it is synced (it survives a power loss).
+   * The result may be sent once written: a power loss before the sync loses it on this side
+   * either way, and the coordinator stores the first result of a step it gets.
+   */
+  setResult(key: string, result: Uint8Array): { written: Promise<void>; durable: Promise<void> } {
+    let markWritten: () => void = () => undefined;
+    const signal = new Promise<void>((resolve) => (markWritten = resolve));
+    this.writtenWaiters.push(markWritten);
+    const durable = this.append({ kind: 'result', key, result }, true);
+    // A failed write rejects `durable` before the record is marked written.
+    const written = Promise.race([signal, durable]).then(() => {
+      const s = this.live.get(key);
+      if (s) s.result = result;
+    });
+    durable.catch(() => undefined); // the caller may only look at `written`
+    return { written, durable };
   }
 
   /** The step is finished with (acknowledged, or set aside); not synced. */
@@ -235,8 +251,10 @@ export class StepJournal {
     if (this.pending.length === 0) return;
     const records = this.pending;
     const sync = this.pendingSync;
+    const written = this.writtenWaiters;
     this.pending = [];
     this.pendingSync = false;
+    this.writtenWaiters = [];
     this.appendHandle ??= await open(this.file, 'a', 0o600);
     const fh = this.appendHandle;
     try {
@@ -249,6 +267,7 @@ export class StepJournal {
       await fh.write(data);
       this.torn = false;
       this.size += data.length;
+      for (const w of written) w();
       if (sync) await fh.datasync();
     } catch (e) {
       // A failed write or sync (disk full): cut back what may be half a record, and start over

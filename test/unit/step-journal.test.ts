@@ -82,6 +82,21 @@ describe('the step journal on disk', () => {
     expect((await loaded(file)).has(nonce)).toBe(true);
   });
 
+  it('marks a result written (in the file, safe from a kill) before it is synced, and durable after', async () => {
+    const file = await fresh();
+    const j = await loaded(file);
+    const s = await j.begin(step('s5'), randomBytes(16), FUTURE);
+    const order: string[] = [];
+    const { written, durable } = j.setResult(s.key, new Uint8Array([6, 6]));
+    await Promise.all([written.then(async () => {
+      order.push('written');
+      // Read by another process's view of the file, as a restarted agent would.
+      expect((await StepJournal.readSteps(file))[0]?.result).toEqual(new Uint8Array([6, 6]));
+    }), durable.then(() => order.push('durable'))]);
+    expect(order).toEqual(['written', 'durable']);
+    expect(j.steps()[0]?.result).toEqual(new Uint8Array([6, 6]));
+  });
+
   it('drops a torn record at the end, and appends after what stands', async () => {
     const file = await fresh();
     const j = await loaded(file);
