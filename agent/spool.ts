@@ -105,12 +105,18 @@ export class SpoolEntry {
   async setAside(): Promise<void> {
     await this.closeStreams();
     const dest = join(dirname(this.dir), 'refused', basename(this.dir));
-    if (this.outputDir) {
-      await mkdir(dirname(dest), { recursive: true, mode: 0o700 });
-      await rename(this.dir, dest);
-    } else {
-      await mkdir(dest, { recursive: true, mode: 0o700 });
-    }
+    await mkdir(dirname(dest), { recursive: true, mode: 0o700 });
+    // The output goes with it; a step found on disk may have had none (no directory).
+    const moved = this.outputDir
+      ? await rename(this.dir, dest).then(
+          () => true,
+          (e: NodeJS.ErrnoException) => {
+            if (e.code === 'ENOENT') return false;
+            throw e;
+          },
+        )
+      : false;
+    if (!moved) await mkdir(dest, { recursive: true, mode: 0o700 });
     await writeFile(join(dest, 'request.bin'), this.step.request, { mode: 0o600 });
     await writeFile(join(dest, 'meta.json'), JSON.stringify(this.meta), { mode: 0o600 });
     if (this.step.result) await writeFile(join(dest, 'result.bin'), this.step.result, { mode: 0o600 });

@@ -95,6 +95,15 @@ describe('the result spool', () => {
     expect(await (await openSpool(root)).spool.entries()).toEqual([]);
   });
 
+  it('sets aside a refused result of a step found on disk that wrote no output', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'hr-spool-'));
+    const entry = await (await openSpool(root)).spool.begin(meta('s8'), new Uint8Array([3]), randomBytes(16), FUTURE);
+    await entry.writeResult(new Uint8Array([8]));
+    const [found] = await (await openSpool(root)).spool.entries(); // after a restart
+    await found!.setAside();
+    expect((await readdir(join(root, 'spool', 'refused', entry.dir.slice(-32)))).sort()).toEqual(['meta.json', 'request.bin', 'result.bin']);
+  });
+
   it('takes over the spool entries and nonces.log an older agent left, and removes the old files', async () => {
     const root = await mkdtemp(join(tmpdir(), 'hr-spool-'));
     const spoolDir = join(root, 'spool');
