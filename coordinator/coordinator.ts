@@ -115,19 +115,12 @@ export interface RunningCoordinator {
   stop(): Promise<void>;
 }
 
-/**
- * While writes stream in (a fan-out's results), a batch commit waits up to this long after the
- * previous one to take in more: fewer fsyncs and WAL page rewrites per result (store/database.ts).
- */
-const GROUP_COMMIT_MS = 4;
-
 export async function startCoordinator(config: CoordinatorConfig, log: Logger, now: () => number = Date.now): Promise<RunningCoordinator> {
   const ca = await CaSource.open(config.certsDir);
   const data = await openDataDir(config.dataDir, now, log);
   let phase: CoordinatorPhase = 'starting';
   let catalogLoaded = false;
   const counters = new Counters({ processMetrics: true });
-  data.db.groupCommit(GROUP_COMMIT_MS);
   data.db.observeCommits((r) => {
     counters.inc('store_commits_total', { outcome: r.committed ? 'committed' : 'rolled_back' });
     if (!r.committed) return;

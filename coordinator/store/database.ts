@@ -71,9 +71,6 @@ interface SqliteBackup {
   finish(cb: (err: Error | null) => void): void;
 }
 
-/** A batch this large starts at once, without waiting for more (group commit). */
-const MAX_LINGER_GROUP = 512;
-
 /** SQLite's default limit on bound parameters per statement is 32766. */
 const MAX_PARAMS = 32_000;
 
@@ -96,10 +93,6 @@ export class Database {
   private txCounter = 0;
   private commitObserver: CommitObserver | undefined;
   private retryWhen: ((e: unknown) => boolean) | undefined;
-  /** Group commit (see groupCommit()): 0 = every batch starts as soon as the previous one ends. */
-  private lingerMs = 0;
-  /** Writes the last batch transaction took in, and when it ended (monotonic ms). */
-  private lastGroup = { size: 0, endedAt: -Infinity };
 
   private constructor(private readonly db: sqlite3.Database, readonly path: string) {}
 
@@ -129,18 +122,6 @@ export class Database {
   /** Told about every write transaction once it ends (metrics: commit latency, audit append rate). */
   observeCommits(fn: CommitObserver): void {
     this.commitObserver = fn;
-  }
-
-  /**
-   * Group commit for batch(): while writes stream in (the previous batch took in more than one
-   * write and ended less than `ms` ago), the next batch transaction waits until `ms` after it, so
-   * one commit takes in more writes. Every commit costs an fsync and rewrites the same B-tree
-   * pages (table, indexes) into the WAL, so ten writes per commit cost about three times as much
-   * CPU each as a hundred (bench/engine.ts). A lone write (a single step, a portal action) never
-   * waits. Each write still resolves only after its COMMIT: an acknowledgement waits with it.
-   */
-  groupCommit(ms: number): void {
-    this.lingerMs = Math.max(0, ms);
   }
 
   exec(sql: string): Promise<void> {
@@ -207,9 +188,7 @@ export class Database {
   private flush(): void {
     this.flushScheduled = false;
     const run = this.chain.then(async () => {
-      const wait = this.lingerFor();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      // Take what has accumulated by the time the previous transaction finished (or the linger ended).
+      // Take what has accumulated by the time the previous transaction finished.
       const group = this.pending;
       this.pending = [];
       if (group.length === 0) return;
@@ -228,17 +207,9 @@ export class Database {
             item.reject(e);
           }
         }
-      } finally {
-        this.lastGroup = { size: group.length, endedAt: performance.now() };
       }
     });
     this.chain = run.catch(() => undefined);
-  }
-
-  /** How long the next batch waits for more writes: only while writes stream in (see groupCommit()). */
-  private lingerFor(): number {
-    if (this.lingerMs === 0 || this.lastGroup.size < 2 || this.pending.length >= MAX_LINGER_GROUP) return 0;
-    return Math.max(0, Math.ceil(this.lastGroup.endedAt + this.lingerMs - performance.now()));
   }
 
   private async transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
