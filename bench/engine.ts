@@ -4,7 +4,10 @@
  * (policy, options, scheduler, signed dispatch, stored and audited results). Prints wall time,
  * engine overhead per node-step and store writes per second.
  *
- *   node dist/bench/engine.js [--rolling-agents 1000] [--concurrency 50] [--parallel-agents 2000] [--rounds 3] [--profile DIR]
+ *   node dist/bench/engine.js [--rolling-agents 1000] [--concurrency 50] [--parallel-agents 2000] [--rounds 3] [--warmup 0] [--profile DIR]
+ *
+ * Each round also prints the store commits it took (the coordinator's store_commits_total): one
+ * fsync and one WAL rewrite of the touched pages each, so fewer per node-step is cheaper.
  *
  * With --profile the coordinator runs under `node --cpu-prof`; each measured round prints a
  * `PROFILE-WINDOW <startUs> <endUs>` line on the monotonic clock (the profile's timebase), so
@@ -24,6 +27,8 @@ const { values: args } = parseArgs({
     concurrency: { type: 'string', default: '50' },
     'parallel-agents': { type: 'string', default: '2000' },
     rounds: { type: 'string', default: '3' },
+    /** Rounds run first and not counted: the JIT compiles the hot path in the first rounds (steady state after). */
+    warmup: { type: 'string', default: '0' },
     /** Directory for the coordinator's --cpu-prof output (see bench/cpu-profile-summary.ts). */
     profile: { type: 'string' },
   },
@@ -71,6 +76,13 @@ async function storeWrites(dataDir: string): Promise<number> {
   return a?.n ?? 0;
 }
 
+/** Committed store transactions so far, from the coordinator's /metrics. */
+async function commits(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const m = /^handrail_store_commits_total\{outcome="committed"\} (\d+)/m.exec(text);
+  return m ? Number(m[1]) : Number.NaN;
+}
+
 async function main(): Promise<void> {
   out(`# Handrail engine benchmark — ${availableParallelism()} cores, Node ${process.version}`);
   out('# simulated agents: real mTLS streams, real envelope verification and RSA-signed results, no process spawned');
@@ -93,7 +105,14 @@ async function main(): Promise<void> {
     const walls: number[] = [];
     const overheads: number[] = [];
     const writes: number[] = [];
-    for (let r = 0; r < Number(args.rounds); r++) {
+    const warmup = Number(args.warmup);
+    for (let r = -warmup; r < Number(args.rounds); r++) {
+      if (r < 0) {
+        const { view } = await b.runToEnd('/api/v1/executions', { runbook, ...(targets ? { targets } : {}) });
+        if (view.state !== 'succeeded') throw new Error(`${runbook} ended ${view.state}`);
+        continue;
+      }
+      const k0 = await commits(b.url);
       const w0 = await storeWrites(b.dataDir);
       const c0 = cpuMs(pid);
       const t0 = threadCpuMs(pid);
@@ -103,12 +122,14 @@ async function main(): Promise<void> {
       const threads = threadCpuDelta(threadCpuMs(pid), t0);
       if (args.profile) out(`PROFILE-WINDOW ${w0us} ${process.hrtime.bigint() / 1000n}`);
       const w1 = await storeWrites(b.dataDir);
+      const k = (await commits(b.url)) - k0;
       if (view.state !== 'succeeded') throw new Error(`${runbook} ended ${view.state}`);
       walls.push(ms);
       overheads.push((cpu / nodeSteps) * 1000);
       writes.push(((w1 - w0) / ms) * 1000);
-      out(`${name} over ${n} agents${runbook === 'bench-rolling' ? ` at concurrency ${C}` : ''}: ${ms.toFixed(0)} ms wall, coordinator CPU ${cpu.toFixed(0)} ms = ${((cpu / nodeSteps) * 1000).toFixed(0)} µs per node-step, ${(w1 - w0)} rows written = ${(((w1 - w0) / ms) * 1000).toFixed(0)} rows/s (threads: ${threads})`);
+      out(`${name} over ${n} agents${runbook === 'bench-rolling' ? ` at concurrency ${C}` : ''}: ${ms.toFixed(0)} ms wall, coordinator CPU ${cpu.toFixed(0)} ms = ${((cpu / nodeSteps) * 1000).toFixed(0)} µs per node-step, ${(w1 - w0)} rows written = ${(((w1 - w0) / ms) * 1000).toFixed(0)} rows/s, ${k} commits = ${(nodeSteps / k).toFixed(1)} node-steps per commit (threads: ${threads})`);
     }
+    if (warmup > 0) out(`(after ${warmup} warm-up round${warmup > 1 ? 's' : ''}, not counted)`);
     out(`ENGINE ${name} over ${n} agents: median wall ${median(walls).toFixed(0)} ms, median coordinator CPU per node-step ${median(overheads).toFixed(0)} µs, median store writes ${median(writes).toFixed(0)} rows/s`);
   }
   for (const s of sims) s.close();

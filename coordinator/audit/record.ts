@@ -4,7 +4,7 @@
  * those bytes, the next record's `prev` is that hash, and the signature is Ed25519 over
  * exactly those bytes. Verifiers check bytes first and parse second: no canonical JSON needed.
  */
-import { createHash, type KeyObject } from 'node:crypto';
+import { hash as digest, type KeyObject } from 'node:crypto';
 import { ed25519Sign } from '../../core/ed25519.js';
 import { AUDIT_CODES, type Actor, type AuditEventInput } from './events.js';
 import { scrubSecrets } from './secrets.js';
@@ -32,6 +32,13 @@ export interface SealedRecord {
   readonly signature: Buffer;
 }
 
+/** The last timestamp formatted: the records of one append share it (one `now()` per append). */
+let lastIso: { ms: number; iso: string } = { ms: Number.NaN, iso: '' };
+function isoTime(ms: number): string {
+  if (ms !== lastIso.ms) lastIso = { ms, iso: new Date(ms).toISOString() };
+  return lastIso.iso;
+}
+
 /**
  * Builds, hashes and signs record `seq`. Refuses a type outside the catalog (a record must be
  * decodable by every verifier) and scrubs secret-looking data before anything is serialised.
@@ -42,7 +49,7 @@ export function sealRecord(event: AuditEventInput, seq: number, prev: string, ts
   const body: AuditRecordBody = {
     v: RECORD_VERSION,
     seq,
-    ts: new Date(tsMs).toISOString(),
+    ts: isoTime(tsMs),
     type: event.type,
     code,
     actor: { kind: event.actor.kind, id: event.actor.id },
@@ -54,7 +61,7 @@ export function sealRecord(event: AuditEventInput, seq: number, prev: string, ts
   return {
     seq,
     payload,
-    hash: createHash('sha256').update(payload).digest('hex'),
+    hash: digest('sha256', payload, 'hex'),
     keyId: key.keyId,
     signature: ed25519Sign(payload, key.privateKey),
   };

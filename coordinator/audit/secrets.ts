@@ -45,8 +45,21 @@ const SECRET_NAME = /(?:token|password|passwd|secret|private_?key|api_?key|crede
 /** Handrail's own bearer secrets (bootstrap `hrt_…`, API `hru_…`, portal session `hrs_…`), notification secrets (`hrn_…`) and webhook secrets (`hrw_…`), wherever they appear in a string. */
 const HANDRAIL_TOKEN = /\bhr[nstuw]_[A-Za-z0-9_-]{16,}/g;
 
+/**
+ * Decisions per member name: the append path asks for every member of every record, and the
+ * names are few (event payload fields, option and env var names). Bounded: cleared when full.
+ */
+const secretNameCache = new Map<string, boolean>();
+const SECRET_NAME_CACHE_MAX = 4096;
+
 export function isSecretName(name: string): boolean {
-  return SECRET_NAME.test(name);
+  let secret = secretNameCache.get(name);
+  if (secret === undefined) {
+    secret = SECRET_NAME.test(name);
+    if (secretNameCache.size >= SECRET_NAME_CACHE_MAX) secretNameCache.clear();
+    secretNameCache.set(name, secret);
+  }
+  return secret;
 }
 
 /**
@@ -57,16 +70,18 @@ export function isSecretName(name: string): boolean {
  */
 export function scrubSecrets(value: unknown): unknown {
   if (typeof value === 'string') return scrubString(value);
+  if (typeof value !== 'object' || value === null) return value;
   if (Array.isArray(value)) return value.map(scrubSecrets);
-  if (value !== null && typeof value === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
-      if (v === undefined) continue;
-      out[k] = isSecretName(k) && v !== null ? (v === SECRET_MASK ? SECRET_MASK : REDACTED) : scrubSecrets(v);
-    }
-    return out;
+  const out: Record<string, unknown> = {};
+  const obj = value as Record<string, unknown>;
+  // for…in over own keys (no Object.entries pairs): this runs for every member of every record.
+  for (const k in obj) {
+    if (!Object.hasOwn(obj, k)) continue;
+    const v = obj[k];
+    if (v === undefined) continue;
+    out[k] = isSecretName(k) && v !== null ? (v === SECRET_MASK ? SECRET_MASK : REDACTED) : scrubSecrets(v);
   }
-  return value;
+  return out;
 }
 
 function scrubString(s: string): string {

@@ -440,7 +440,7 @@ export class StepDispatcher implements StepTraffic {
       // Fast path: the step is in flight in this process; decide without reading the store.
       if (entry.agentId !== session.agentId || entry.executionId !== result.executionId) {
         outcome = { ack: false, note: 'mismatch' };
-      } else if (!entry.requestSha256.equals(Buffer.from(result.requestSha256))) {
+      } else if (!entry.requestSha256.equals(result.requestSha256)) {
         outcome = { ack: false, note: 'request_digest' };
       } else {
         this.inflight.delete(result.stepId);
@@ -475,7 +475,7 @@ export class StepDispatcher implements StepTraffic {
       this.counters.inc('results_stored_total');
       this.counters.observe('step_duration_seconds', (result.finishedAtMs - result.startedAtMs) / 1000, { status: result.status });
       // Debug: a fan-out to thousands of agents would write thousands of lines; the audit log has each result.
-      this.log.debug(
+      if (this.log.isLevelEnabled('debug')) this.log.debug(
         { event: 'step.finished', executionId: result.executionId, stepRunId: result.stepId, agentId: session.agentId, status: result.status, exitCode: result.exitCode, ms: result.finishedAtMs - result.startedAtMs, lagMs: now - result.finishedAtMs },
         'step finished',
       );
@@ -496,8 +496,8 @@ export class StepDispatcher implements StepTraffic {
       finishedAt: result.finishedAtMs,
       exitCode: result.exitCode,
       signal: result.signal || null,
-      payload: Buffer.from(signed.payload),
-      signature: Buffer.from(signed.signature),
+      payload: asBuffer(signed.payload),
+      signature: asBuffer(signed.signature),
       certSerial: result.signerCertificateSerial,
       error: result.error || null,
       acceptedAt: result.startedAtMs,
@@ -563,8 +563,8 @@ export class StepDispatcher implements StepTraffic {
         exitCode: result.exitCode,
         certificateSerial: result.signerCertificateSerial,
         payloadType: signed.payloadType,
-        payload: Buffer.from(signed.payload).toString('base64'),
-        signature: Buffer.from(signed.signature).toString('base64'),
+        payload: asBuffer(signed.payload).toString('base64'),
+        signature: asBuffer(signed.signature).toString('base64'),
         ...(late ? { late: true } : {}),
       },
     });
@@ -666,4 +666,12 @@ export class StepDispatcher implements StepTraffic {
   static decodeRequest(payload: Uint8Array): StepRequest {
     return decodeStepRequest(payload);
   }
+}
+
+/**
+ * A Buffer over the same bytes, not a copy. The decoded message's byte fields are views of the
+ * message gRPC received, which nothing reuses; SQLite copies what it binds.
+ */
+function asBuffer(u: Uint8Array): Buffer {
+  return Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 }
