@@ -42,7 +42,8 @@ export class Fleet {
     return cli([...args, '--data-dir', this.dataDir]);
   }
 
-  async startCoordinator(extra: readonly string[] = []): Promise<Coordinator> {
+  /** `env`: extra environment for the coordinator process (e.g. TEST_CLOCK_OFFSET_ENV to start it later in time). */
+  async startCoordinator(extra: readonly string[] = [], env: Record<string, string> = {}): Promise<Coordinator> {
     // Reuse ports across restarts so agents find the coordinator again.
     const proc = spawnCli([
       'coordinator',
@@ -55,7 +56,7 @@ export class Fleet {
       // The test policy gives group admins every action (ad-hoc commands are an admin action).
       ...(extra.includes('--runbooks-dir') ? [] : ['--runbooks-dir', join(ROOT, 'test', 'fixtures', 'engine')]),
       ...extra,
-    ]);
+    ], env);
     const m = await proc.waitForText(/agents on port (\d+), HTTP on port (\d+)/);
     this.grpcPort = Number(m[1]);
     this.httpPort = Number(m[2]);
