@@ -1,5 +1,6 @@
 /** Runs a command-line entry point as this process: real streams, environment and clock; its result is the exit code. */
 import type { CliIo } from './io.js';
+import { processClock, TEST_CLOCK_FILE_ENV } from './test-clock.js';
 
 export function runAsProcess(entry: (argv: readonly string[], io: CliIo) => Promise<number>): void {
   // `handrail agents ls | head -1`: the reader went away; that is not an error worth a stack trace.
@@ -11,7 +12,7 @@ export function runAsProcess(entry: (argv: readonly string[], io: CliIo) => Prom
   }
   let now: () => number;
   try {
-    now = processClock(process.env[TEST_CLOCK_OFFSET_ENV]);
+    now = processClock(process.env[TEST_CLOCK_FILE_ENV]);
   } catch (e) {
     process.stderr.write(`handrail: ${(e as Error).message}\n`);
     process.exit(2);
@@ -39,22 +40,6 @@ export function runAsProcess(entry: (argv: readonly string[], io: CliIo) => Prom
       process.exit(1);
     },
   );
-}
-
-/**
- * Test-only: shifts this process's clock (io.now, which the coordinator and the agent are
- * given) by a whole number of milliseconds, so that an integration test can start a child
- * process at a later point in time, e.g. a restarted coordinator whose re-armed step
- * watchdogs are already due, instead of waiting for real seconds to pass. Timers and TLS
- * certificate checks keep real time. Production never sets it: unset, the clock is Date.now.
- */
-export const TEST_CLOCK_OFFSET_ENV = 'HANDRAIL_TEST_CLOCK_OFFSET_MS';
-
-export function processClock(offset: string | undefined): () => number {
-  if (offset === undefined || offset === '') return Date.now;
-  const ms = Number(offset);
-  if (!Number.isSafeInteger(ms)) throw new Error(`${TEST_CLOCK_OFFSET_ENV}=${JSON.stringify(offset.slice(0, 40))} is not a whole number of milliseconds; it is for tests only: unset it`);
-  return () => Date.now() + ms;
 }
 
 /** Resolves once everything written to the stream so far has been handed to the OS (or it failed). */

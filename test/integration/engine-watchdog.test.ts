@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Database } from '../../coordinator/store/database.js';
 import { Fleet, type ExecutionResult } from '../helpers/fleet.js';
 import { waitFor } from '../helpers/processes.js';
-import { TEST_CLOCK_OFFSET_ENV } from '../../cli/process-entry.js';
+import { TestClock } from '../helpers/test-clock.js';
 
 /**
  * Steps whose agent goes silent are given up as lost, on two clocks: once taken, after the
@@ -120,7 +120,8 @@ describe('steps nobody answers', () => {
       fleet.coordinator!.proc.kill('SIGKILL');
       await fleet.coordinator!.proc.wait();
       const killedAt = Date.now();
-      await startCoordinator('15s', { [TEST_CLOCK_OFFSET_ENV]: String(Math.max(0, notAfter - 2_000 - Date.now())) });
+      const clock = await TestClock.create(fleet.dir, 'coordinator', Math.max(0, notAfter - 2_000 - Date.now()));
+      await startCoordinator('15s', clock.env);
 
       const step = await settledStep(canceled.body.executionId, 'the canceled step to be closed');
       expect(step.state).toBe('canceled');
