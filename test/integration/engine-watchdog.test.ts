@@ -113,14 +113,16 @@ describe('steps nobody answers', () => {
       expect((await stepOf(canceled.body.executionId)).state).toBe('dispatched'); // the agent may still have it (the watchdog is 17 s off)
 
       // A restart loses the in-memory watchdogs; the new process re-arms them from the store.
-      // It starts with its clock 2 s short of the requests' not-after time (an injected clock,
-      // the real one for timers): the watchdogs are then due 2 s + 1 s + 1 s later, counted
-      // from not-after, instead of some 15 s of real time later.
+      // It starts with its clock 3 s short of the requests' not-after time (an injected clock,
+      // the real one for timers): the watchdogs are then due 3 s + 1 s + 1 s later, counted
+      // from not-after, instead of some 15 s of real time later. (A watchdog re-armed without
+      // the wait until not-after would close them before not-after + 2 s unless the restart
+      // itself took over 3 s: the check below catches it.)
       const notAfter = Math.max(...(await Promise.all([canceled, orphan].map(async (x) => (await timesOf(x.body.executionId)).not_after))));
       fleet.coordinator!.proc.kill('SIGKILL');
       await fleet.coordinator!.proc.wait();
       const killedAt = Date.now();
-      const clock = await TestClock.create(fleet.dir, 'coordinator', Math.max(0, notAfter - 2_000 - Date.now()));
+      const clock = await TestClock.create(fleet.dir, 'coordinator', Math.max(0, notAfter - 3_000 - Date.now()));
       await startCoordinator('15s', clock.env);
 
       const step = await settledStep(canceled.body.executionId, 'the canceled step to be closed');
