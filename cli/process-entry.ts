@@ -1,5 +1,6 @@
 /** Runs a command-line entry point as this process: real streams, environment and clock; its result is the exit code. */
 import type { CliIo } from './io.js';
+import { processClock, TEST_CLOCK_FILE_ENV } from './test-clock.js';
 
 export function runAsProcess(entry: (argv: readonly string[], io: CliIo) => Promise<number>): void {
   // `handrail agents ls | head -1`: the reader went away; that is not an error worth a stack trace.
@@ -9,11 +10,18 @@ export function runAsProcess(entry: (argv: readonly string[], io: CliIo) => Prom
       process.exitCode = 1;
     });
   }
+  let now: () => number;
+  try {
+    now = processClock(process.env[TEST_CLOCK_FILE_ENV]);
+  } catch (e) {
+    process.stderr.write(`handrail: ${(e as Error).message}\n`);
+    process.exit(2);
+  }
   const io: CliIo = {
     out: (t) => void process.stdout.write(t),
     err: (t) => void process.stderr.write(t),
     env: process.env,
-    now: Date.now,
+    now,
     ...(process.stdin.isTTY ? {} : { readStdin: () => readAll(process.stdin) }),
   };
   entry(process.argv.slice(2), io).then(

@@ -42,7 +42,8 @@ export class Fleet {
     return cli([...args, '--data-dir', this.dataDir]);
   }
 
-  async startCoordinator(extra: readonly string[] = []): Promise<Coordinator> {
+  /** `env`: extra environment for the coordinator process (e.g. a TestClock's). */
+  async startCoordinator(extra: readonly string[] = [], env: Record<string, string> = {}): Promise<Coordinator> {
     // Reuse ports across restarts so agents find the coordinator again.
     const proc = spawnCli([
       'coordinator',
@@ -55,7 +56,7 @@ export class Fleet {
       // The test policy gives group admins every action (ad-hoc commands are an admin action).
       ...(extra.includes('--runbooks-dir') ? [] : ['--runbooks-dir', join(ROOT, 'test', 'fixtures', 'engine')]),
       ...extra,
-    ]);
+    ], env);
     const m = await proc.waitForText(/agents on port (\d+), HTTP on port (\d+)/);
     this.grpcPort = Number(m[1]);
     this.httpPort = Number(m[2]);
@@ -93,7 +94,8 @@ export class Fleet {
   }
 
   /** Starts an agent process; enrolls it with a fresh token unless `token: null`. */
-  async startAgent(name: string, o: { token?: string | null; labels?: string; extra?: readonly string[]; stateDir?: string; agentBin?: boolean } = {}): Promise<Proc> {
+  /** `env`: extra environment for the agent process (e.g. a TestClock's). */
+  async startAgent(name: string, o: { token?: string | null; labels?: string; extra?: readonly string[]; stateDir?: string; agentBin?: boolean; env?: Record<string, string> } = {}): Promise<Proc> {
     if (!this.coordinator) throw new Error('start the coordinator first');
     const stateDir = o.stateDir ?? join(this.dir, `agent-${name}`);
     const token = o.token === undefined ? await this.token() : o.token;
@@ -102,7 +104,7 @@ export class Fleet {
     if (o.labels) args.push('--labels', o.labels);
     args.push(...(o.extra ?? []));
     // agentBin: the shipped `handrail-agent` executable (its #! line, its Node flags) instead of `handrail agent`.
-    const proc = o.agentBin ? spawnExecutable(AGENT_BIN, args.slice(1)) : spawnCli(args);
+    const proc = o.agentBin ? spawnExecutable(AGENT_BIN, args.slice(1), o.env) : spawnCli(args, o.env);
     this.agents.set(name, { proc, stateDir });
     return proc;
   }

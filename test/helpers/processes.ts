@@ -134,8 +134,8 @@ export class Proc {
 export const AGENT_BIN = join(ROOT, 'bin', 'handrail-agent.js');
 
 /** Runs an executable file as a user would (its #! line decides the interpreter and flags). */
-export function spawnExecutable(file: string, args: readonly string[]): Proc {
-  return new Proc(spawn(file, args, { cwd: ROOT, env: process.env, stdio: ['ignore', 'ignore', 'pipe'] }));
+export function spawnExecutable(file: string, args: readonly string[], env: Record<string, string> = {}): Proc {
+  return new Proc(spawn(file, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] }));
 }
 
 export function spawnCli(args: readonly string[], env: Record<string, string> = {}): Proc {

@@ -82,6 +82,17 @@ describe('the agent refuses steps it must not run', () => {
     }
     for (const p of paths) expect(await exists(p), `${p} exists: the refused step ran`).toBe(false);
   };
+  /**
+   * Acknowledges every result the agent has sent, as the real coordinator does: a stopping agent
+   * then has nothing to wait for (it waits up to 5 s for acknowledgements of delivered results).
+   */
+  const ackResults = (): void => {
+    for (const m of fake.received) {
+      if (m.$case !== 'result') continue;
+      const r = decodeStepResult(m.value.payload);
+      fake.ack(r.executionId, r.stepId);
+    }
+  };
   /** The agent's journal lets a step go once the coordinator acknowledged its result. */
   const spoolEntryGone = async (executionId: string, stepId: string): Promise<boolean> =>
     !(await StepJournal.readSteps(join(stateDir(), 'journal.log'))).some((s) => s.executionId === executionId && s.stepId === stepId);
@@ -187,6 +198,7 @@ describe('the agent refuses steps it must not run', () => {
     expect((await rejection(req.stepId)).reason).toBe(RejectReason.REJECT_REASON_REPLAYED);
     await expectNeverRan(req.stepId, [ran], 1);
     // same envelope, new agent process: the nonce log survives restarts
+    ackResults();
     await agent.stop();
     fake.received.length = 0;
     agent = await startAgentAgainstFake(['--local-policy', join(fleet.dir, 'local-policy.yaml')]);
@@ -285,6 +297,7 @@ describe('the agent refuses steps it must not run', () => {
   });
   // Last but one: it stops the agent.
   it('turns new steps away while it shuts down, and runs none of them', async () => {
+    ackResults();
     await agent.stop();
     fake.received.length = 0;
     // The kill grace is a backstop only: the running step holds the shutdown open until the test opens its gate.
@@ -310,7 +323,9 @@ describe('the agent refuses steps it must not run', () => {
     } finally {
       await openGate(gate);
     }
-    // The step ends and the agent exits (its result stays in the spool for the next start): it started nothing else meanwhile.
+    // The step ends, its result is acknowledged, and the agent exits: it started nothing else meanwhile.
+    await fake.waitFor('result', (r) => decodeStepResult(r.payload).stepId === long.stepId);
+    ackResults();
     expect(await agent.wait()).toBe(0);
     expect(agent.events('step.accepted').map((l) => l['stepRunId'])).toEqual([long.stepId]);
   });

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Fleet } from '../helpers/fleet.js';
 import { cli } from '../helpers/processes.js';
 import { caFromPem, certFor } from '../helpers/forged-pki.js';
+import { TestClock } from '../helpers/test-clock.js';
 import { splitPems } from '../../core/ca-bundle.js';
 import { StateDir } from '../../agent/state-dir.js';
 import { Database } from '../../coordinator/store/database.js';
@@ -39,6 +40,8 @@ describe('CA roll-over with agents online', () => {
   let oldCaPem: string;
   let oldCaKeyPem: string;
   let nextCaPem: string;
+  /** The first agents' clocks: moved to their renewal point once the new CA issues, instead of waiting for it. */
+  const clocks = new Map<string, TestClock>();
 
   const status = async (): Promise<CaStatus> => {
     const r = await fleet.admin(['ca', 'status', '--certs-dir', fleet.certsDir, '--json']);
@@ -87,10 +90,14 @@ describe('CA roll-over with agents online', () => {
     fleet = await Fleet.create();
     // Short certificates, so agents renew (at two thirds) within the test.
     await fleet.startCoordinator(['--agent-cert-ttl', '45s']);
-    for (const name of ['ca-a', 'ca-b', 'ca-sleeper']) {
-      await fleet.startAgent(name);
-      ids.set(name, await fleet.waitOnline(name));
-    }
+    await Promise.all(
+      ['ca-a', 'ca-b', 'ca-sleeper'].map(async (name) => {
+        const clock = await TestClock.create(fleet.dir, name);
+        clocks.set(name, clock);
+        await fleet.startAgent(name, { env: clock.env });
+        ids.set(name, await fleet.waitOnline(name));
+      }),
+    );
     // Offline from before the roll-over starts: the switch must wait for it.
     await fleet.agents.get('ca-sleeper')!.proc.stop();
     oldCaPem = await readFile(fleet.caFile, 'utf8');
@@ -136,7 +143,7 @@ describe('CA roll-over with agents online', () => {
     expect(refused.stderr).toMatch(/1 offline agent\(s\) do not hold the CA bundle .*ca-sleeper/);
     expect((await status()).phase).toBe('planned');
 
-    await fleet.startAgent('ca-sleeper', { token: null });
+    await fleet.startAgent('ca-sleeper', { token: null, env: clocks.get('ca-sleeper')!.env });
     await fleet.waitOnline('ca-sleeper');
     await fleet.agents.get('ca-sleeper')!.proc.waitForLog((l) => l.event === 'agent.ca_bundle_updated' && l['source'] === 'welcome');
     const r = await ca(['switch', '--wait', '40s']);
@@ -159,9 +166,17 @@ describe('CA roll-over with agents online', () => {
   });
 
   it('renewals and new enrollments come from the new CA; retiring waits for them', async () => {
+    // Each agent's clock moves to just past its certificate's renewal point (a third of its
+    // life left), where the agent itself renews at its next heartbeat, instead of the test
+    // waiting up to 30 s for that point; once renewed, its clock is put back.
+    for (const name of ['ca-a', 'ca-b', 'ca-sleeper']) {
+      const { notBefore, notAfter } = await stateOf(name).readCredentials();
+      await clocks.get(name)!.set(Math.max(0, notAfter - (notAfter - notBefore) / 3 + 1_000 - Date.now()));
+    }
     for (const name of ['ca-a', 'ca-b', 'ca-sleeper']) {
       const agent = fleet.agents.get(name)!.proc;
       await fleetRenewedOnto(name, fp(nextCaPem));
+      await clocks.get(name)!.set(0);
       // It reconnects with the new certificate, through the new server certificate.
       const renewedAt = agent.logs.lastIndexOf(agent.events('agent.renewed').at(-1)!);
       await agent.waitForLog((l) => l.event === 'agent.connected' && agent.logs.indexOf(l) > renewedAt, undefined, `${name} to reconnect`);

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Database } from '../../coordinator/store/database.js';
 import { Fleet, type ExecutionResult } from '../helpers/fleet.js';
 import { waitFor } from '../helpers/processes.js';
+import { TestClock } from '../helpers/test-clock.js';
 
 /**
  * Steps whose agent goes silent are given up as lost, on two clocks: once taken, after the
@@ -17,7 +18,8 @@ describe('steps nobody answers', () => {
   let agentId: string;
   const LOST_AFTER_MS = 1_000;
 
-  const startCoordinator = (requestTtl: string): ReturnType<Fleet['startCoordinator']> => fleet.startCoordinator(['--lost-after', '1s', '--request-ttl', requestTtl]);
+  const startCoordinator = (requestTtl: string, env: Record<string, string> = {}): ReturnType<Fleet['startCoordinator']> =>
+    fleet.startCoordinator(['--lost-after', '1s', '--request-ttl', requestTtl], env);
 
   beforeAll(async () => {
     fleet = await Fleet.create();
@@ -56,7 +58,10 @@ describe('steps nobody answers', () => {
     await waitFor(async () => (await stepOf(taken.body.executionId)).state === 'running', undefined, 'the coordinator to see the step taken');
     agent.child.kill('SIGSTOP'); // the agent can neither kill the step nor answer
 
-    const untaken = await fleet.api<{ executionId: string }>('POST', '/api/v1/adhoc', { agents: [agentId], argv: ['true'], timeout: '5s' });
+    // Its own timeout is shorter (nothing races it: the agent is stopped), and it is still given
+    // up later than the taken one, at its not-after time (4 s on) plus 2 s plus the grace.
+    const UNTAKEN_TIMEOUT_MS = 2_000;
+    const untaken = await fleet.api<{ executionId: string }>('POST', '/api/v1/adhoc', { agents: [agentId], argv: ['true'], timeout: '2s' });
 
     const lostTaken = await settledStep(taken.body.executionId, 'the taken step to be given up');
     expect(lostTaken.state).toBe('lost');
@@ -71,7 +76,7 @@ describe('steps nobody answers', () => {
     expect(lostUntaken.error).toBe('no agent took the step before it expired plus 1 s');
     const u = await timesOf(untaken.body.executionId);
     expect(u.accepted_at).toBeNull();
-    expect(u.finished_at! - u.not_after).toBeGreaterThanOrEqual(TIMEOUT_MS + LOST_AFTER_MS); // counted from its not-after time
+    expect(u.finished_at! - u.not_after).toBeGreaterThanOrEqual(UNTAKEN_TIMEOUT_MS + LOST_AFTER_MS); // counted from its not-after time
     expect(u.finished_at!).toBeGreaterThan(t.finished_at!);
 
     // The agent wakes up: it refuses the expired request, and the lost step stays lost.
@@ -108,10 +113,17 @@ describe('steps nobody answers', () => {
       expect((await stepOf(canceled.body.executionId)).state).toBe('dispatched'); // the agent may still have it (the watchdog is 17 s off)
 
       // A restart loses the in-memory watchdogs; the new process re-arms them from the store.
+      // It starts with its clock 3 s short of the requests' not-after time (an injected clock,
+      // the real one for timers): the watchdogs are then due 3 s + 1 s + 1 s later, counted
+      // from not-after, instead of some 15 s of real time later. (A watchdog re-armed without
+      // the wait until not-after would close them before not-after + 2 s unless the restart
+      // itself took over 3 s: the check below catches it.)
+      const notAfter = Math.max(...(await Promise.all([canceled, orphan].map(async (x) => (await timesOf(x.body.executionId)).not_after))));
       fleet.coordinator!.proc.kill('SIGKILL');
       await fleet.coordinator!.proc.wait();
       const killedAt = Date.now();
-      await startCoordinator('15s');
+      const clock = await TestClock.create(fleet.dir, 'coordinator', Math.max(0, notAfter - 3_000 - Date.now()));
+      await startCoordinator('15s', clock.env);
 
       const step = await settledStep(canceled.body.executionId, 'the canceled step to be closed');
       expect(step.state).toBe('canceled');

@@ -2,15 +2,20 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Fleet } from '../helpers/fleet.js';
 import { waitFor } from '../helpers/processes.js';
 
-describe('certificate renewal over the stream', () => {
+// The two fleets here are independent, and this one spends most of its time waiting for a
+// certificate's real lifetime to run out (TLS checks it against the real clock): both describes
+// are concurrent, so they run side by side (each has one test).
+describe.concurrent('certificate renewal over the stream', () => {
   let fleet: Fleet;
   let agentId: string;
 
   beforeAll(async () => {
     fleet = await Fleet.create();
-    // Short lifetimes so renewal happens within the test: agents renew with a third left, so
-    // the renewal (key generation, CSR, signing) has 10 s before the first certificate expires.
-    await fleet.startCoordinator(['--agent-cert-ttl', '30s']);
+    // Short lifetimes so renewal happens within the test: agents renew with a third left (of
+    // 16.5 s: the certificate is backdated by a tenth of the 15 s) and look at every 1 s
+    // heartbeat, so the renewal (key generation, CSR, signing) has at least 4.5 s before the
+    // first certificate expires.
+    await fleet.startCoordinator(['--agent-cert-ttl', '15s']);
     await fleet.startAgent('renewer');
     agentId = await fleet.waitOnline('renewer');
   });
@@ -41,7 +46,7 @@ describe('certificate renewal over the stream', () => {
 
 // A fleet of its own with long-lived certificates: a short-lived one could expire while the
 // coordinator is down here, and the agent would (rightly) give up.
-describe('reconnecting with backoff', () => {
+describe.concurrent('reconnecting with backoff', () => {
   let fleet: Fleet;
   let agentId: string;
 
