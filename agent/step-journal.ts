@@ -5,8 +5,8 @@
  * - `begin`: the nonce, ids and signed request, written and fdatasynced before the step starts,
  *   so a replay is refused after a restart, a kill -9 or a power loss;
  * - `pid`: who runs the step (not synced: it matters only within this boot);
- * - `result`: the signed result, written and fdatasynced before it is sent, so a result the
- *   coordinator has not acknowledged survives a kill -9 and a power loss;
+ * - `result`: the signed result, written before it is sent (a kill -9 cannot lose it) and
+ *   fdatasynced while it is sent (a power loss after the sync cannot either);
  * - `done`: the acknowledgement (not synced: a result brought back by a power loss is sent again,
  *   and the coordinator acknowledges it again).
  *
