@@ -179,10 +179,8 @@ export class AdhocRunner {
     const finalState = await this.db.batch(async (tx) => {
       store.queueAdhocNodeOutcome(tx, o.executionId, o.agentId, o.state, now, o.error);
       if (!done) return undefined;
-      const exec = await store.cancelRequestedAt(tx, o.executionId);
-      const state = exec?.cancel_requested_at != null ? 'canceled' : progress.failed > 0 ? 'failed' : 'succeeded';
-      const r = await store.finishRunningAdhoc(tx, o.executionId, state, now);
-      if (r.changes !== 1) return undefined;
+      const state = await store.finishRunningAdhoc(tx, o.executionId, progress.failed > 0 ? 'failed' : 'succeeded', now);
+      if (state === undefined) return undefined;
       await this.audit.append(tx, { type: AuditEvents.executionCompleted, actor: { kind: 'system', id: 'coordinator' }, data: { executionId: o.executionId, state } });
       await this.notifier?.queue(tx, 'execution.finished', o.executionId);
       return state;

@@ -15,6 +15,7 @@ import { DEFAULT_DENY_RULE } from '../../coordinator/audit/events.js';
 import { parseDuration } from '../../core/duration.js';
 import { echo } from '../../core/echo.js';
 import type { ExecutionAccess } from '../../coordinator/engine/execution-access.js';
+import type { FinishWatch } from '../../coordinator/engine/execution-events.js';
 import { ACTIVE_EXECUTION_STATES, executionOwner, hasStepRun, listExecutions, loadExecution, readOutput, type ExecutionView } from '../../coordinator/store/execution-queries.js';
 import { executionEventStream, type FeedSource } from './execution-events.js';
 import { apiRouter, type ApiEnv } from './router.js';
@@ -41,8 +42,8 @@ export interface ExecutionControl {
   start(req: { runbookId: string; options: Record<string, string>; targets: string | undefined; reason: string | undefined; user: User; requestId: string }): Promise<{ executionId: string; state: ExecutionView['state'] }>;
   decide(executionId: string, user: User, decision: 'approve' | 'deny', comment: string): Promise<{ state: ExecutionView['state']; remaining: number }>;
   cancel(executionId: string, user: User): Promise<boolean>;
-  /** Resolves when the execution finishes or the timeout passes. */
-  waitFinished(executionId: string, timeoutMs: number): Promise<void>;
+  /** Waits for the execution to finish or the timeout to pass; started before the state is read. */
+  watchFinished(executionId: string, timeoutMs: number): FinishWatch;
 }
 
 const ACTIVE = ACTIVE_EXECUTION_STATES;
@@ -163,19 +164,23 @@ export function executionRoutes(db: Database, control: ExecutionControl, feed: F
   app.openapi(showRoute, async (c) => {
     const { id } = c.req.valid('param');
     const { wait } = c.req.valid('query');
-    await visible(c.get('user'), id);
-    let view = await loadExecution(db, id);
-    if (!view) throw notFound(`no execution ${id}`);
-    if (wait !== undefined && ACTIVE.has(view.state)) {
-      const done = control.waitFinished(id, Math.min(parseDuration(wait), MAX_WAIT_MS));
-      // Re-read after subscribing: it may have finished in between.
-      view = (await loadExecution(db, id)) ?? view;
-      if (ACTIVE.has(view.state)) {
-        await done;
+    // Watching before the one read: a finish after the read wakes the watch, one before it
+    // shows in the read, so nothing is read twice. Visibility is judged on the view itself
+    // (its kind, runbook and requester), the same answer as a missing execution when refused.
+    const watch = wait === undefined ? undefined : control.watchFinished(id, Math.min(parseDuration(wait), MAX_WAIT_MS));
+    try {
+      let view = await loadExecution(db, id);
+      if (!view) throw notFound(`no execution ${id}`);
+      const d = await access.viewDecision(c.get('user'), { kind: view.kind, runbookId: view.runbookId, requestedBy: view.requestedBy });
+      if (!d.allowed) throw notFound(`no execution ${id}`);
+      if (watch && ACTIVE.has(view.state)) {
+        await watch.finished;
         view = (await loadExecution(db, id)) ?? view;
       }
+      return c.json(view, 200);
+    } finally {
+      watch?.cancel();
     }
-    return c.json(view, 200);
   });
 
   app.openapi(eventsRoute, async (c) => {
