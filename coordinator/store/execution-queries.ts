@@ -349,9 +349,9 @@ export interface ExecutionOwner {
   readonly requestedBy: string;
 }
 
-export async function executionOwner(db: Database, id: string): Promise<ExecutionOwner | undefined> {
-  const row = await db.get<{ kind: string; runbook_id: string | null; requested_by: string }>('SELECT kind, runbook_id, requested_by FROM executions WHERE id = ?', [id]);
-  return row ? { kind: row.kind, runbookId: row.runbook_id, requestedBy: row.requested_by } : undefined;
+export async function executionOwner(db: Database, id: string): Promise<(ExecutionOwner & { state: ExecutionState }) | undefined> {
+  const row = await db.get<{ kind: string; runbook_id: string | null; requested_by: string; state: ExecutionState }>('SELECT kind, runbook_id, requested_by, state FROM executions WHERE id = ?', [id]);
+  return row ? { kind: row.kind, runbookId: row.runbook_id, requestedBy: row.requested_by, state: row.state } : undefined;
 }
 
 /** Whether a step run belongs to an execution. */

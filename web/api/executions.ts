@@ -128,11 +128,11 @@ export function executionRoutes(db: Database, control: ExecutionControl, feed: F
    * 404 rather than 403: an execution one may not see is not disclosed. `audited`: the action
    * of a state-changing request, whose refusal is audited (the answer is the same 404).
    */
-  const visible = async (user: User, id: string, audited?: 'approve' | 'deny' | 'cancel'): Promise<void> => {
+  const visible = async (user: User, id: string, audited?: 'approve' | 'deny' | 'cancel'): Promise<{ state: ExecutionView['state'] }> => {
     const owner = await executionOwner(db, id);
     if (!owner) throw notFound(`no execution ${id}`);
     const d = await access.viewDecision(user, owner);
-    if (d.allowed) return;
+    if (d.allowed) return owner;
     if (audited === undefined) throw notFound(`no execution ${id}`);
     throw new RefusedError('not_found', `no execution ${id}`, { action: audited, targetId: id, runbookId: owner.runbookId, rule: d.rule ?? DEFAULT_DENY_RULE, reason: d.reason });
   };
@@ -164,22 +164,23 @@ export function executionRoutes(db: Database, control: ExecutionControl, feed: F
   app.openapi(showRoute, async (c) => {
     const { id } = c.req.valid('param');
     const { wait } = c.req.valid('query');
-    // Watching before the one read: a finish after the read wakes the watch, one before it
-    // shows in the read, so nothing is read twice. Visibility is judged on the view itself
-    // (its kind, runbook and requester), the same answer as a missing execution when refused.
-    const watch = wait === undefined ? undefined : control.watchFinished(id, Math.min(parseDuration(wait), MAX_WAIT_MS));
+    if (wait === undefined) {
+      const view = await loadExecution(db, id);
+      if (!view || !(await access.viewDecision(c.get('user'), view)).allowed) throw notFound(`no execution ${id}`);
+      return c.json(view, 200);
+    }
+    // A long-poll: watching before the first read means a finish after that read wakes the
+    // watch and one before it shows in the read, so the read can be the small one (who may see
+    // it, and its state), and the whole view is read once, when it is answered.
+    const watch = control.watchFinished(id, Math.min(parseDuration(wait), MAX_WAIT_MS));
     try {
-      let view = await loadExecution(db, id);
+      const { state } = await visible(c.get('user'), id);
+      if (ACTIVE.has(state)) await watch.finished;
+      const view = await loadExecution(db, id);
       if (!view) throw notFound(`no execution ${id}`);
-      const d = await access.viewDecision(c.get('user'), { kind: view.kind, runbookId: view.runbookId, requestedBy: view.requestedBy });
-      if (!d.allowed) throw notFound(`no execution ${id}`);
-      if (watch && ACTIVE.has(view.state)) {
-        await watch.finished;
-        view = (await loadExecution(db, id)) ?? view;
-      }
       return c.json(view, 200);
     } finally {
-      watch?.cancel();
+      watch.cancel();
     }
   });
 
