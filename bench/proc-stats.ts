@@ -50,6 +50,20 @@ export function threadCpuMs(pid: number): Record<string, number> {
   return out;
 }
 
+/** Context switches (voluntary + involuntary) of every thread of `pid`: each SQLite statement and each wake of the loop costs some. */
+export function contextSwitches(pid: number): number {
+  let n = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+      for (const m of status.matchAll(/^(?:non)?voluntary_ctxt_switches:\s+(\d+)$/gm)) n += Number(m[1]);
+    } catch {
+      // The thread ended between listing and reading.
+    }
+  }
+  return n;
+}
+
 /** `a - b` per key, formatted "main 120 ms, other threads 30 ms". */
 export function threadCpuDelta(a: Record<string, number>, b: Record<string, number>): string {
   return Object.keys(a)

@@ -7,10 +7,10 @@
  */
 import { parseArgs } from 'node:util';
 import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { out, simulatedFleet, sleep, startBench } from './harness.js';
-import { cpuMs, median, percentile } from './proc-stats.js';
+import { contextSwitches, cpuMs, median, percentile, threadCpuDelta, threadCpuMs } from './proc-stats.js';
 
 const { values: args } = parseArgs({ options: { n: { type: 'string', default: '200' }, profile: { type: 'string' } } });
 const N = Number(args.n);
@@ -37,12 +37,17 @@ async function main(): Promise<void> {
   for (let i = 0; i < 20; i++) await once();
   gets = 0;
   const c0 = cpuMs(pid);
+  const t0 = threadCpuMs(pid);
+  const s0 = contextSwitches(pid);
   const w0 = process.hrtime.bigint() / 1000n;
   const rtt: number[] = [];
   for (let i = 0; i < N; i++) rtt.push(await once());
   const cpu = cpuMs(pid) - c0;
+  const threads = threadCpuDelta(threadCpuMs(pid), t0);
+  const switches = (contextSwitches(pid) - s0) / N;
   if (args.profile) out(`PROFILE-WINDOW ${w0} ${process.hrtime.bigint() / 1000n}`);
-  out(`RTT ${N} sequential on one simulated agent: p50 ${percentile(rtt, 50).toFixed(1)} ms, p99 ${percentile(rtt, 99).toFixed(1)} ms, median ${median(rtt).toFixed(1)} ms; coordinator CPU ${(cpu / N).toFixed(2)} ms per round trip; ${(gets / N).toFixed(2)} GETs per round trip`);
+  out(`RTT ${N} sequential on one simulated agent: p50 ${percentile(rtt, 50).toFixed(1)} ms, p99 ${percentile(rtt, 99).toFixed(1)} ms, median ${median(rtt).toFixed(1)} ms; coordinator CPU ${(cpu / N).toFixed(2)} ms per round trip; ${(gets / N).toFixed(2)} GETs per round trip; load ${loadavg()[0]?.toFixed(1)}`);
+  out(`coordinator threads over the ${N} round trips: ${threads}; ${switches.toFixed(1)} context switches per round trip`);
   for (const s of sims) s.close();
   b.coord.kill('SIGTERM');
   await new Promise((r) => (b.coord.exitCode !== null ? r(undefined) : b.coord.once('exit', r)));

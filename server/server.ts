@@ -108,7 +108,7 @@ export async function startServer(config: ServerConfig, log: Logger, now: () => 
       start: (req) => engine.request({ runbookId: req.runbookId, options: req.options, targets: req.targets, user: req.user, requestId: req.requestId, ...(req.reason ? { reason: req.reason } : {}) }),
       decide: (id, user, decision, comment) => engine.decide(id, user, decision, comment),
       cancel: (id, user) => coordinator.cancelExecution(id, user),
-      waitFinished: (id, ms) => executionEvents.waitFinished(id, ms),
+      watchFinished: (id, ms) => executionEvents.watchFinished(id, ms),
     },
     catalog,
     reloadCatalog: (user) => coordinator.reloadCatalog({ kind: 'user', id: user.name }),

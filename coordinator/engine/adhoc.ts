@@ -4,7 +4,7 @@
  * policy allows ad-hoc commands.
  */
 import type { Logger } from 'pino';
-import type { Database } from '../store/database.js';
+import type { Database, Tx } from '../store/database.js';
 import * as store from '../store/execution-store.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import { AuditEvents } from '../audit/events.js';
@@ -31,6 +31,12 @@ export class AdhocRunner {
   /** Step runs still open and failures so far, per execution started here. */
   private readonly progress = new Map<string, { remaining: number; failed: number }>();
   private readonly kinds = new Map<string, Promise<string | undefined>>();
+  /**
+   * Step runs whose node (and execution, if it was the last) were closed in the result's own
+   * transaction, with the state the execution ended in: announced on the dispatcher's
+   * 'finished', outside the commit (a listener's error must not look like a failed commit).
+   */
+  private readonly closedWithResult = new Map<string, { finalState: string | undefined }>();
 
   constructor(
     private readonly db: Database,
@@ -43,6 +49,7 @@ export class AdhocRunner {
     /** Queues outbound notifications in the transaction of the state change they announce. */
     private readonly notifier?: ExecutionNotifier,
   ) {
+    dispatcher.onResultStoring((tx, o) => this.closeWithResult(tx, o));
     dispatcher.events.on('finished', (o) => {
       this.onFinished(o).catch((e: unknown) => this.log.error({ event: 'adhoc.finish_failed', executionId: o.executionId, err: e }, 'closing an ad-hoc execution failed'));
     });
@@ -149,7 +156,38 @@ export class AdhocRunner {
     return true;
   }
 
+  /**
+   * A result of a step this process dispatched for an ad-hoc execution it started: its node, and
+   * the execution when it was the last open step, are written in the transaction that stores the
+   * result (one commit). Other outcomes (refusals, given-up steps, results after a restart) are
+   * closed by onFinished once they are committed.
+   */
+  private async closeWithResult(tx: Tx, o: StepRunOutcome): Promise<void> {
+    const progress = this.progress.get(o.executionId);
+    if (!progress) return;
+    const failed = o.state !== 'succeeded';
+    progress.remaining--;
+    if (failed) progress.failed++;
+    // Several results of one execution can share the transaction: each counts on the last.
+    tx.afterRollback(() => {
+      progress.remaining++;
+      if (failed) progress.failed--;
+    });
+    const done = progress.remaining <= 0;
+    const finalState = await this.close(tx, o, done, progress.failed, this.now());
+    tx.afterCommit(() => {
+      this.closedWithResult.set(o.stepRunId, { finalState });
+      if (done) this.progress.delete(o.executionId);
+    });
+  }
+
   private async onFinished(o: StepRunOutcome): Promise<void> {
+    const closed = this.closedWithResult.get(o.stepRunId);
+    if (closed) {
+      this.closedWithResult.delete(o.stepRunId);
+      this.announce(o.executionId, closed.finalState);
+      return;
+    }
     let progress = this.progress.get(o.executionId);
     if (!progress) {
       // Most outcomes without a count here are runbook steps (the engine's): one lookup per
@@ -175,20 +213,28 @@ export class AdhocRunner {
     if (o.state !== 'succeeded') progress.failed++;
     const done = progress.remaining <= 0;
     if (done) this.progress.delete(o.executionId);
+    const failed = progress.failed;
     const now = this.now();
-    const finalState = await this.db.batch(async (tx) => {
-      store.queueAdhocNodeOutcome(tx, o.executionId, o.agentId, o.state, now, o.error);
-      if (!done) return undefined;
-      const exec = await store.cancelRequestedAt(tx, o.executionId);
-      const state = exec?.cancel_requested_at != null ? 'canceled' : progress.failed > 0 ? 'failed' : 'succeeded';
-      const r = await store.finishRunningAdhoc(tx, o.executionId, state, now);
-      if (r.changes !== 1) return undefined;
-      await this.audit.append(tx, { type: AuditEvents.executionCompleted, actor: { kind: 'system', id: 'coordinator' }, data: { executionId: o.executionId, state } });
-      await this.notifier?.queue(tx, 'execution.finished', o.executionId);
-      return state;
-    });
-    if (finalState) this.notifier?.committed();
-    if (finalState) this.events.finished({ executionId: o.executionId, state: finalState });
-    else this.events.changed(o.executionId);
+    const finalState = await this.db.batch((tx) => this.close(tx, o, done, failed, now));
+    this.announce(o.executionId, finalState);
+  }
+
+  /** Records a step's outcome on its node and, when `done`, ends the execution; the state it ended in. */
+  private async close(tx: Tx, o: StepRunOutcome, done: boolean, failed: number, now: number): Promise<string | undefined> {
+    store.queueAdhocNodeOutcome(tx, o.executionId, o.agentId, o.state, now, o.error);
+    if (!done) return undefined;
+    const state = await store.finishRunningAdhoc(tx, o.executionId, failed > 0 ? 'failed' : 'succeeded', now);
+    if (state === undefined) return undefined;
+    await this.audit.append(tx, { type: AuditEvents.executionCompleted, actor: { kind: 'system', id: 'coordinator' }, data: { executionId: o.executionId, state } });
+    await this.notifier?.queue(tx, 'execution.finished', o.executionId);
+    return state;
+  }
+
+  /** After the commit: the execution ended (in `finalState`) or one of its steps did. */
+  private announce(executionId: string, finalState: string | undefined): void {
+    if (finalState) {
+      this.notifier?.committed();
+      this.events.finished({ executionId, state: finalState });
+    } else this.events.changed(executionId);
   }
 }

@@ -98,6 +98,11 @@ interface InFlight {
 
 type StepRunRow = store.StepRunRow<StepRunState>;
 
+/** What a stored result tells the engines. */
+function outcomeOf(agentId: string, result: StepResult): StepRunOutcome {
+  return { stepRunId: result.stepId, executionId: result.executionId, agentId, state: result.status, exitCode: result.exitCode, error: result.error || null };
+}
+
 export class StepDispatcher implements StepTraffic {
   readonly events = new EventEmitter<{ finished: [StepRunOutcome]; output: [OutputEvent]; accepted: [string] }>();
   private readonly inflight = new Map<string, InFlight | Promise<InFlight | undefined>>();
@@ -110,6 +115,8 @@ export class StepDispatcher implements StepTraffic {
   private readonly resultWrites = new Map<string, Promise<unknown>>();
   /** Steps a busy agent turned away: how often, and the one pending re-offer (dropped once taken or ended). */
   private readonly deferred = new Map<string, { attempts: number; timer: NodeJS.Timeout | undefined }>();
+  /** Told of a result inside the transaction that stores it (see onResultStoring). */
+  private readonly storingListeners: Array<(tx: Tx, o: StepRunOutcome) => Promise<void>> = [];
   /** One per open step: gives it up when nobody answers (see watch()). */
   private readonly watchdogs = new Map<string, { timer: NodeJS.Timeout; timeoutMs: number; executionId: string; agentId: string }>();
 
@@ -126,6 +133,16 @@ export class StepDispatcher implements StepTraffic {
     private readonly outputSeq: OutputSequence,
   ) {
     this.events.setMaxListeners(0);
+  }
+
+  /**
+   * `fn` runs inside the transaction that stores a step's result (results of steps this
+   * process dispatched), so what it writes commits with the result: one commit, not two. It
+   * may run again if that transaction is retried, after an afterRollback. 'finished' is still
+   * emitted for every outcome once it is committed.
+   */
+  onResultStoring(fn: (tx: Tx, o: StepRunOutcome) => Promise<void>): void {
+    this.storingListeners.push(fn);
   }
 
   /** Throws (invalid argument) if a step with this content could not be sent in one message. */
@@ -449,6 +466,7 @@ export class StepDispatcher implements StepTraffic {
             this.db.batch(async (tx) => {
               store.queueStepResult(tx, result.stepId, this.resultColumns(signed, result));
               await this.appendResultAudit(tx, session.agentId, signed, result);
+              for (const fn of this.storingListeners) await fn(tx, outcomeOf(session.agentId, result));
             }),
           );
         } catch (e) {
@@ -479,14 +497,7 @@ export class StepDispatcher implements StepTraffic {
         { event: 'step.finished', executionId: result.executionId, stepRunId: result.stepId, agentId: session.agentId, status: result.status, exitCode: result.exitCode, ms: result.finishedAtMs - result.startedAtMs, lagMs: now - result.finishedAtMs },
         'step finished',
       );
-      this.emitFinished({
-        stepRunId: result.stepId,
-        executionId: result.executionId,
-        agentId: session.agentId,
-        state: result.status,
-        exitCode: result.exitCode,
-        error: result.error || null,
-      });
+      this.emitFinished(outcomeOf(session.agentId, result));
     }
   }
 

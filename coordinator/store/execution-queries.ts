@@ -91,24 +91,25 @@ export interface ExecutionView {
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
 export async function loadExecution(db: Database, id: string): Promise<ExecutionView | undefined> {
+  // The execution with its approvals and nodes in one statement (JSON arrays, in their order),
+  // and its step runs in a second: each statement is a round trip through libuv's pool.
   const e = await db.get<{
     id: string; kind: string; runbook_id: string | null; runbook_digest: string | null; requested_by: string; options_json: string; targets: string;
     state: string; reason: string | null; state_reason: string | null; created_at: number; started_at: number | null; finished_at: number | null;
-    canceled_by: string | null; gate: number | null; approval_json: string | null;
+    canceled_by: string | null; gate: number | null; approval_json: string | null; approvals: string; nodes: string;
   }>(
     `SELECT id, kind, runbook_id, runbook_digest, requested_by, options_json, targets, state, reason, state_reason, created_at, started_at, finished_at,
-       canceled_by, gate, approval_json FROM executions WHERE id = ?`,
+       canceled_by, gate, approval_json,
+       (SELECT json_group_array(json_array(a.gate, a.approver, a.decision, a.comment, a.decided_at) ORDER BY a.decided_at, a.approver)
+          FROM approvals a WHERE a.execution_id = executions.id) AS approvals,
+       (SELECT json_group_array(json_array(n.agent_id, n.agent_name, n.state, n.reason) ORDER BY n.node_index)
+          FROM execution_nodes n WHERE n.execution_id = executions.id) AS nodes
+     FROM executions WHERE id = ?`,
     [id],
   );
   if (!e) return undefined;
-  const decided = await db.all<{ gate: number; approver: string; decision: 'approve' | 'deny'; comment: string; decided_at: number }>(
-    'SELECT gate, approver, decision, comment, decided_at FROM approvals WHERE execution_id = ? ORDER BY decided_at, approver',
-    [id],
-  );
-  const nodes = await db.all<{ agent_id: string; agent_name: string; state: string; reason: string | null }>(
-    'SELECT agent_id, agent_name, state, reason FROM execution_nodes WHERE execution_id = ? ORDER BY node_index',
-    [id],
-  );
+  const decided = (JSON.parse(e.approvals) as Array<[number, string, 'approve' | 'deny', string, number]>).map(([gate, approver, decision, comment, decidedAt]) => ({ gate, approver, decision, comment, decided_at: decidedAt }));
+  const nodes = (JSON.parse(e.nodes) as Array<[string, string, string, string | null]>).map(([agentId, agentName, state, reason]) => ({ agent_id: agentId, agent_name: agentName, state, reason }));
   const steps = await db.all<{
     id: string; agent_id: string | null; step_index: number; attempt: number; handler: number; name: string; state: string; exit_code: number | null;
     error: string | null; dispatched_at: number | null; finished_at: number | null; stdout_bytes: number; stderr_bytes: number; result_payload: Buffer | null;
@@ -348,9 +349,9 @@ export interface ExecutionOwner {
   readonly requestedBy: string;
 }
 
-export async function executionOwner(db: Database, id: string): Promise<ExecutionOwner | undefined> {
-  const row = await db.get<{ kind: string; runbook_id: string | null; requested_by: string }>('SELECT kind, runbook_id, requested_by FROM executions WHERE id = ?', [id]);
-  return row ? { kind: row.kind, runbookId: row.runbook_id, requestedBy: row.requested_by } : undefined;
+export async function executionOwner(db: Database, id: string): Promise<(ExecutionOwner & { state: ExecutionState }) | undefined> {
+  const row = await db.get<{ kind: string; runbook_id: string | null; requested_by: string; state: ExecutionState }>('SELECT kind, runbook_id, requested_by, state FROM executions WHERE id = ?', [id]);
+  return row ? { kind: row.kind, runbookId: row.runbook_id, requestedBy: row.requested_by, state: row.state } : undefined;
 }
 
 /** Whether a step run belongs to an execution. */

@@ -104,10 +104,6 @@ export function executionApprovalState(q: Queryable, id: string): Promise<{ stat
   return q.get('SELECT state, gate, approval_json, requested_by, runbook_id FROM executions WHERE id = ?', [id]);
 }
 
-export function cancelRequestedAt(q: Queryable, id: string): Promise<{ cancel_requested_at: number | null } | undefined> {
-  return q.get<{ cancel_requested_at: number | null }>('SELECT cancel_requested_at FROM executions WHERE id = ?', [id]);
-}
-
 export function approvalsAtGate(q: Queryable, executionId: string, gate: number): Promise<Array<{ approver: string; decision: string }>> {
   return q.all('SELECT approver, decision FROM approvals WHERE execution_id = ? AND gate = ?', [executionId, gate]);
 }
@@ -137,8 +133,16 @@ export function cancelRunningAdhoc(q: Queryable, id: string, at: number, by: str
 }
 
 /** Ends a running ad-hoc execution; changes is 0 if it had ended already. */
-export function finishRunningAdhoc(q: Queryable, id: string, state: string, at: number): Promise<RunResult> {
-  return q.run("UPDATE executions SET state = ?, finished_at = ? WHERE id = ? AND state = 'running'", [state, at, id]);
+/**
+ * Ends a running ad-hoc execution: as canceled if a cancel was asked for, else in `state`. The
+ * state it ended in, or undefined if it was not running. One statement, not a read and a write.
+ */
+export async function finishRunningAdhoc(q: Queryable, id: string, state: string, at: number): Promise<string | undefined> {
+  const row = await q.get<{ state: string }>(
+    "UPDATE executions SET state = CASE WHEN cancel_requested_at IS NOT NULL THEN 'canceled' ELSE ? END, finished_at = ? WHERE id = ? AND state = 'running' RETURNING state",
+    [state, at, id],
+  );
+  return row?.state;
 }
 
 /** A running execution stops at an approval gate; changes is 0 if it was not running. */

@@ -123,12 +123,65 @@ interface DeliveryRow {
   finished_at: number | null;
 }
 
+/**
+ * Per database: which events any enabled subscription listens to, so a state change with no
+ * subscriber for its event costs no statement. Subscriptions are written only through this
+ * module (the admin API of the one coordinator on a data dir); each write drops the cache, and
+ * drops it again when its transaction commits or rolls back.
+ */
+interface ListenedEvents {
+  version: number;
+  events: Promise<ReadonlySet<string>> | undefined;
+}
+const listened = new WeakMap<Database, ListenedEvents>();
+
 export class NotificationStore {
   constructor(private readonly db: Database) {}
+
+  private listenedState(): ListenedEvents {
+    let l = listened.get(this.db);
+    if (!l) listened.set(this.db, (l = { version: 0, events: undefined }));
+    return l;
+  }
+
+  private subscriptionsChanging(tx: Tx): void {
+    const l = this.listenedState();
+    const drop = (): void => {
+      l.version++;
+      l.events = undefined;
+    };
+    drop();
+    tx.afterCommit(drop);
+    tx.afterRollback(drop);
+  }
+
+  /** The events some enabled subscription listens to (cached; see ListenedEvents). */
+  private listenedEvents(q: Pick<Tx, 'all'>): Promise<ReadonlySet<string>> {
+    const l = this.listenedState();
+    if (l.events) return l.events;
+    const version = l.version;
+    const loading = q.all<{ events_json: string }>('SELECT events_json FROM notification_subscriptions WHERE removed_at IS NULL AND enabled = 1').then((rows) => {
+      const events = new Set<string>();
+      for (const r of rows) for (const e of JSON.parse(r.events_json) as string[]) events.add(e);
+      return events as ReadonlySet<string>;
+    });
+    l.events = loading;
+    // A load that failed, or raced a subscription write, is not kept.
+    loading.then(
+      () => {
+        if (l.version !== version && l.events === loading) l.events = undefined;
+      },
+      () => {
+        if (l.events === loading) l.events = undefined;
+      },
+    );
+    return loading;
+  }
 
   // ------------------------------------------------------------- subscriptions
 
   async insertSubscription(tx: Tx, s: SubscriptionRecord, secretSealed: Buffer): Promise<void> {
+    this.subscriptionsChanging(tx);
     await tx.run(
       `INSERT INTO notification_subscriptions (id, url, scope_kind, scope_value, events_json, secret_sealed, enabled, description, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       [s.id, s.url, s.scope.kind, s.scope.kind === 'runbook' ? s.scope.runbookId : s.scope.kind === 'team' ? s.scope.team : null, JSON.stringify(s.events), secretSealed, s.enabled ? 1 : 0, s.description, s.createdBy, s.createdAt],
@@ -147,6 +200,7 @@ export class NotificationStore {
 
   /** Marks it removed and cancels its pending deliveries; returns how many were canceled, or null if there was none. */
   async removeSubscription(tx: Tx, id: string, now: number): Promise<number | null> {
+    this.subscriptionsChanging(tx);
     const r = await tx.run('UPDATE notification_subscriptions SET removed_at = ?, enabled = 0 WHERE id = ? AND removed_at IS NULL', [now, id]);
     if (r.changes !== 1) return null;
     const c = await tx.run("UPDATE notification_deliveries SET state = 'canceled', last_error = 'the subscription was removed', finished_at = ? WHERE subscription_id = ? AND state = 'pending'", [now, id]);
@@ -154,6 +208,7 @@ export class NotificationStore {
   }
 
   async setEnabled(tx: Tx, id: string, enabled: boolean): Promise<boolean> {
+    this.subscriptionsChanging(tx);
     const r = await tx.run('UPDATE notification_subscriptions SET enabled = ? WHERE id = ? AND removed_at IS NULL', [enabled ? 1 : 0, id]);
     return r.changes === 1;
   }
@@ -181,6 +236,7 @@ export class NotificationStore {
    * runbook's owner team, or all). One statement: it runs in every state change's transaction.
    */
   async matching(tx: Tx, event: NotificationEvent, executionId: string): Promise<string[]> {
+    if (!(await this.listenedEvents(tx)).has(event)) return [];
     const rows = await tx.all<{ id: string; events_json: string }>(
       `SELECT s.id, s.events_json FROM executions e LEFT JOIN runbook_refs r ON r.id = e.runbook_id
        JOIN notification_subscriptions s ON s.removed_at IS NULL AND s.enabled = 1

@@ -188,7 +188,7 @@ export class PortalHarness {
     this.api.route('/api/v1/agents', agentRoutes(data.registry, () => true, visibility, access, now));
     this.api.route(
       '/api/v1/executions',
-      executionRoutes(data.db, { ...executions, start: async () => Promise.reject(new Error('not in this harness')), waitFinished: async () => undefined } as ExecutionControl, NO_FEED, visibility, log),
+      executionRoutes(data.db, { ...executions, start: async () => Promise.reject(new Error('not in this harness')), watchFinished: () => ({ finished: Promise.resolve(), cancel: () => undefined }) } as ExecutionControl, NO_FEED, visibility, log),
     );
     this.api.route('/api/v1/audit', auditRoutes(this.auditTrail, visibility));
     // Refusals as before (401); Handrail errors (bad input, not found, forbidden) as the app answers them.

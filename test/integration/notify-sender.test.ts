@@ -357,6 +357,31 @@ describe('notification sender', () => {
     await expect(subs.setEnabled('ntf-nothere', true, ADMIN)).rejects.toThrow('no notification subscription ntf-nothere');
   });
 
+  it('a state change with no subscriber to its event runs no query; a subscription added, removed or rolled back is seen by the next one', async () => {
+    // Nothing subscribed yet: the answer (and the cached "nobody listens") comes first.
+    expect(await finishExecution('exe-none')).toBe(0);
+    // Subscribed to another event only: still nothing for execution.finished.
+    await subscribe(receiver.url, ['execution.started']);
+    expect(await finishExecution('exe-other-event')).toBe(0);
+    // A subscription whose transaction rolls back is never matched.
+    const store = new NotificationStore(data.db);
+    await expect(
+      data.db.write(async (tx) => {
+        await store.insertSubscription(tx, { id: 'ntf-rolledback', url: receiver.url, scope: { kind: 'all' }, events: ['execution.finished'], enabled: true, description: null, createdBy: 'admin', createdAt: T0, secretRotatedAt: null }, Buffer.alloc(1));
+        // Read inside the uncommitted transaction: the cache may hold the uncommitted row now.
+        expect(await store.matching(tx, 'execution.finished', 'exe-none')).toEqual(['ntf-rolledback']);
+        throw new Error('the subscription was not written');
+      }),
+    ).rejects.toThrow('the subscription was not written');
+    expect(await finishExecution('exe-after-rollback')).toBe(0);
+    // Added for real (through another store on the same database): the very next change matches.
+    const { id } = await subscribe();
+    expect(await finishExecution('exe-subscribed')).toBe(1);
+    // Removed: the next change matches nothing again.
+    await new Subscriptions(data.db, new NotificationStore(data.db), box, data.audit, log, time.now).remove(id, ADMIN);
+    expect(await finishExecution('exe-removed')).toBe(0);
+  });
+
   it('a rolled-back state change queues nothing', async () => {
     await subscribe();
     const outbox = new Outbox(new NotificationStore(data.db), 'https://handrail.example.com', time.now, () => undefined);

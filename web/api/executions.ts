@@ -15,6 +15,7 @@ import { DEFAULT_DENY_RULE } from '../../coordinator/audit/events.js';
 import { parseDuration } from '../../core/duration.js';
 import { echo } from '../../core/echo.js';
 import type { ExecutionAccess } from '../../coordinator/engine/execution-access.js';
+import type { FinishWatch } from '../../coordinator/engine/execution-events.js';
 import { ACTIVE_EXECUTION_STATES, executionOwner, hasStepRun, listExecutions, loadExecution, readOutput, type ExecutionView } from '../../coordinator/store/execution-queries.js';
 import { executionEventStream, type FeedSource } from './execution-events.js';
 import { apiRouter, type ApiEnv } from './router.js';
@@ -41,8 +42,8 @@ export interface ExecutionControl {
   start(req: { runbookId: string; options: Record<string, string>; targets: string | undefined; reason: string | undefined; user: User; requestId: string }): Promise<{ executionId: string; state: ExecutionView['state'] }>;
   decide(executionId: string, user: User, decision: 'approve' | 'deny', comment: string): Promise<{ state: ExecutionView['state']; remaining: number }>;
   cancel(executionId: string, user: User): Promise<boolean>;
-  /** Resolves when the execution finishes or the timeout passes. */
-  waitFinished(executionId: string, timeoutMs: number): Promise<void>;
+  /** Waits for the execution to finish or the timeout to pass; started before the state is read. */
+  watchFinished(executionId: string, timeoutMs: number): FinishWatch;
 }
 
 const ACTIVE = ACTIVE_EXECUTION_STATES;
@@ -127,11 +128,11 @@ export function executionRoutes(db: Database, control: ExecutionControl, feed: F
    * 404 rather than 403: an execution one may not see is not disclosed. `audited`: the action
    * of a state-changing request, whose refusal is audited (the answer is the same 404).
    */
-  const visible = async (user: User, id: string, audited?: 'approve' | 'deny' | 'cancel'): Promise<void> => {
+  const visible = async (user: User, id: string, audited?: 'approve' | 'deny' | 'cancel'): Promise<{ state: ExecutionView['state'] }> => {
     const owner = await executionOwner(db, id);
     if (!owner) throw notFound(`no execution ${id}`);
     const d = await access.viewDecision(user, owner);
-    if (d.allowed) return;
+    if (d.allowed) return owner;
     if (audited === undefined) throw notFound(`no execution ${id}`);
     throw new RefusedError('not_found', `no execution ${id}`, { action: audited, targetId: id, runbookId: owner.runbookId, rule: d.rule ?? DEFAULT_DENY_RULE, reason: d.reason });
   };
@@ -163,19 +164,24 @@ export function executionRoutes(db: Database, control: ExecutionControl, feed: F
   app.openapi(showRoute, async (c) => {
     const { id } = c.req.valid('param');
     const { wait } = c.req.valid('query');
-    await visible(c.get('user'), id);
-    let view = await loadExecution(db, id);
-    if (!view) throw notFound(`no execution ${id}`);
-    if (wait !== undefined && ACTIVE.has(view.state)) {
-      const done = control.waitFinished(id, Math.min(parseDuration(wait), MAX_WAIT_MS));
-      // Re-read after subscribing: it may have finished in between.
-      view = (await loadExecution(db, id)) ?? view;
-      if (ACTIVE.has(view.state)) {
-        await done;
-        view = (await loadExecution(db, id)) ?? view;
-      }
+    if (wait === undefined) {
+      const view = await loadExecution(db, id);
+      if (!view || !(await access.viewDecision(c.get('user'), view)).allowed) throw notFound(`no execution ${id}`);
+      return c.json(view, 200);
     }
-    return c.json(view, 200);
+    // A long-poll: watching before the first read means a finish after that read wakes the
+    // watch and one before it shows in the read, so the read can be the small one (who may see
+    // it, and its state), and the whole view is read once, when it is answered.
+    const watch = control.watchFinished(id, Math.min(parseDuration(wait), MAX_WAIT_MS));
+    try {
+      const { state } = await visible(c.get('user'), id);
+      if (ACTIVE.has(state)) await watch.finished;
+      const view = await loadExecution(db, id);
+      if (!view) throw notFound(`no execution ${id}`);
+      return c.json(view, 200);
+    } finally {
+      watch.cancel();
+    }
   });
 
   app.openapi(eventsRoute, async (c) => {
