@@ -10,7 +10,8 @@ import type { Duplex } from 'node:stream';
 import type { Server } from 'node:http';
 import { createApp } from '../web/app.js';
 import { clientErrorResponse } from '../web/client-error.js';
-import { ExecutionFeed } from '../coordinator/engine/execution-feed.js';
+import { DEFAULT_FEED_OPTIONS, ExecutionFeed } from '../coordinator/engine/execution-feed.js';
+import { Database } from '../coordinator/store/database.js';
 import { PasswordLogin } from '../coordinator/auth/password-login.js';
 import { createServer as createHttpsServer } from 'node:https';
 import { readFile } from 'node:fs/promises';
@@ -80,13 +81,22 @@ export interface RunningServer {
 export async function startServer(config: ServerConfig, log: Logger, now: () => number = Date.now): Promise<RunningServer> {
   const coordinator = await startCoordinator({ ...config, publicUrl: config.publicUrl ?? defaultPublicUrl(config.httpListen, config.httpTls === true) }, log, now);
   const { data, engine, gateway, dispatcher, executionEvents, catalog, access, counters } = coordinator;
-  const feed = new ExecutionFeed(data.db, {
-    onOutput: (fn) => {
-      dispatcher.events.on('output', fn);
-      return () => dispatcher.events.off('output', fn);
+  // The live feeds read through their own read-only connection: a state shows what has
+  // committed without waiting behind the writer's transactions (a fan-out's results).
+  const feedReader = await Database.open(data.db.path, { readonly: true });
+  const feed = new ExecutionFeed(
+    data.db,
+    {
+      onOutput: (fn) => {
+        dispatcher.events.on('output', fn);
+        return () => dispatcher.events.off('output', fn);
+      },
+      onChanged: (fn) => executionEvents.onChanged(fn),
     },
-    onChanged: (fn) => executionEvents.onChanged(fn),
-  });
+    DEFAULT_FEED_OPTIONS,
+    Date.now,
+    feedReader,
+  );
   const portal = { ...PORTAL_DEFAULTS, ...config.portal };
   const logins = new PasswordLogin({
     db: data.db,
@@ -149,6 +159,7 @@ export async function startServer(config: ServerConfig, log: Logger, now: () => 
     try {
       tls = { createServer: createHttpsServer, serverOptions: { cert: await readFile(join(config.certsDir, CA_FILES.serverCert)), key: await readFile(join(config.certsDir, CA_FILES.serverKey)) } };
     } catch (e) {
+      await feedReader.close();
       await coordinator.stop();
       throw failedPrecondition(`--http-tls: cannot read the server certificate in ${config.certsDir} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, 'run `handrail ca init` first (or point --certs-dir at the CA)');
     }
@@ -165,6 +176,7 @@ export async function startServer(config: ServerConfig, log: Logger, now: () => 
       socket.end(clientErrorResponse(err.code));
     });
   }).catch(async (e: unknown) => {
+    await feedReader.close();
     await coordinator.stop();
     throw e;
   });
@@ -186,6 +198,7 @@ export async function startServer(config: ServerConfig, log: Logger, now: () => 
       const grace = setTimeout(() => server.closeAllConnections(), config.shutdownGraceMs ?? 5_000);
       await closed;
       clearTimeout(grace);
+      await feedReader.close();
       await coordinator.stop();
     },
   };

@@ -17,7 +17,8 @@ export interface FinishWatch {
 }
 
 export class ExecutionEvents {
-  private readonly emitter = new EventEmitter<{ finished: [ExecutionFinished]; changed: [string] }>();
+  /** `changed` carries whether the change is the execution's end. */
+  private readonly emitter = new EventEmitter<{ finished: [ExecutionFinished]; changed: [string, boolean] }>();
   /**
    * Long-poll waiters by execution: a finish wakes only its own waiters, not every waiter on
    * the coordinator (hundreds of API clients each waiting on their own execution).
@@ -32,11 +33,11 @@ export class ExecutionEvents {
     const waiting = this.waiters.get(e.executionId);
     if (waiting) for (const done of [...waiting]) done();
     this.emitter.emit('finished', e);
-    this.emitter.emit('changed', e.executionId);
+    this.emitter.emit('changed', e.executionId, true);
   }
 
   changed(executionId: string): void {
-    this.emitter.emit('changed', executionId);
+    this.emitter.emit('changed', executionId, false);
   }
 
   onFinished(fn: (e: ExecutionFinished) => void): () => void {
@@ -44,7 +45,8 @@ export class ExecutionEvents {
     return () => this.emitter.off('finished', fn);
   }
 
-  onChanged(fn: (executionId: string) => void): () => void {
+  /** `ended`: the execution has finished (its last change). */
+  onChanged(fn: (executionId: string, ended: boolean) => void): () => void {
     this.emitter.on('changed', fn);
     return () => this.emitter.off('changed', fn);
   }

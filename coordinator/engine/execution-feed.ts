@@ -9,9 +9,18 @@
  * position. Every chunk is numbered in the tick it is queued for the store, so whatever the
  * store did not hold at the barrier arrives live, and what arrives live twice (stored and
  * queued) is skipped by its number. A follower that reads more slowly than output arrives does
- * not hold it in memory: past a bound its live queue is dropped and it goes back to the store.
- * Output a coordinator step stores without a live event (an http step's body) is picked up from
- * the store before every state.
+ * not hold it in memory: past a bound its live queue is dropped and it goes back to the store
+ * (behind a barrier again). Output a coordinator step stores without a live event (an http
+ * step's body) is picked up from the store before every state.
+ *
+ * States are read through a read-only connection when one is given (WAL: it sees only
+ * committed transactions and never waits for the writer), with no barrier: a state shows what
+ * had committed when it was read, however busy the write queue is. On the writer's connection
+ * a read would wait behind every statement of the transaction in progress and could see its
+ * uncommitted rows; behind a barrier it would wait for a whole commit per state, and during a
+ * fan-out, when every commit is slow, the first state came only after the last result. Changes
+ * are folded into at most one state per interval, except the execution's end: that is sent at
+ * once.
  */
 import type { Database } from '../store/database.js';
 import { ACTIVE_EXECUTION_STATES, loadExecution, nodeNames, outputAfter, type ExecutionView } from '../store/execution-queries.js';
@@ -46,7 +55,8 @@ export interface LiveOutput {
 
 export interface FeedSources {
   onOutput(fn: (e: LiveOutput) => void): () => void;
-  onChanged(fn: (executionId: string) => void): () => void;
+  /** `ended`: the change is the execution's end (its state is sent without waiting for the interval). */
+  onChanged(fn: (executionId: string, ended: boolean) => void): () => void;
 }
 
 export interface FeedOptions {
@@ -55,7 +65,7 @@ export interface FeedOptions {
   /** Live items, and bytes of output in them, held for a slow follower before it is sent back to the store. */
   readonly maxQueued: number;
   readonly maxQueuedBytes: number;
-  /** At most one state per this many milliseconds (changes in between are folded into it). */
+  /** At most one state per this many milliseconds (changes in between are folded into it); the end is not held back. */
   readonly stateIntervalMs: number;
   /** An `idle` event after this long without any. */
   readonly idleMs: number;
@@ -64,7 +74,7 @@ export interface FeedOptions {
 export const DEFAULT_FEED_OPTIONS: FeedOptions = { pageSize: 64, maxQueued: 2048, maxQueuedBytes: 4 * 1024 * 1024, stateIntervalMs: 100, idleMs: 15_000 };
 
 
-type Item = { readonly kind: 'output'; readonly e: LiveOutput } | { readonly kind: 'changed' };
+type Item = { readonly kind: 'output'; readonly e: LiveOutput } | { readonly kind: 'changed'; readonly ended: boolean };
 
 const sizeOf = (item: Item): number => (item.kind === 'output' ? item.e.data.length : 0);
 
@@ -124,11 +134,16 @@ class LiveQueue {
 }
 
 export class ExecutionFeed {
+  /**
+   * `db`: the store's (writer) connection, for the barriers; `reader`: a read-only connection
+   * to the same store for everything read (the writer's if none is given).
+   */
   constructor(
     private readonly db: Database,
     private readonly sources: FeedSources,
     private readonly options: FeedOptions = DEFAULT_FEED_OPTIONS,
     private readonly now: () => number = Date.now,
+    private readonly reader: Database = db,
   ) {}
 
   /**
@@ -136,18 +151,20 @@ export class ExecutionFeed {
    * `signal` aborts. Ends without events if there is no such execution.
    */
   async *follow(executionId: string, afterSeq: number, signal: AbortSignal): AsyncGenerator<FeedEvent> {
-    const { db, options } = this;
+    const { db, reader, options } = this;
+    /** Without a separate reader, reads share the writer's connection: they go behind a barrier as before. */
+    const ownReader = reader !== db;
     const queue = new LiveQueue(options.maxQueued, options.maxQueuedBytes);
     const offOutput = this.sources.onOutput((e) => {
       if (e.executionId === executionId) queue.push({ kind: 'output', e });
     });
-    const offChanged = this.sources.onChanged((id) => {
-      if (id === executionId) queue.push({ kind: 'changed' });
+    const offChanged = this.sources.onChanged((id, ended) => {
+      if (id === executionId) queue.push({ kind: 'changed', ended });
     });
     let cursor = afterSeq;
-    let names = await nodeNames(db, executionId);
+    let names = await nodeNames(reader, executionId);
     const nameOf = async (agentId: string): Promise<string> => {
-      if (!names.has(agentId)) names = await nodeNames(db, executionId);
+      if (!names.has(agentId)) names = await nodeNames(reader, executionId);
       return names.get(agentId) ?? agentId;
     };
     const output = async (o: { seq: number; stepRunId: string; agentId: string | null; stream: 'stdout' | 'stderr'; offset: number; data: Buffer }): Promise<FeedEvent> => {
@@ -157,10 +174,15 @@ export class ExecutionFeed {
     };
     /** Every write queued before now has committed (or failed) once this resolves. */
     const barrier = (): Promise<void> => db.batch(async () => undefined);
-    const stored = async function* (): AsyncGenerator<FeedEvent> {
-      await barrier();
+    /**
+     * Stored output after the cursor. `seam`: first wait for every write queued before now (on
+     * subscribing, and after an overflow: output announced before the live queue took it must
+     * be in the store). Before a state, what is committed is enough: what is not yet arrives live.
+     */
+    const stored = async function* (seam: boolean): AsyncGenerator<FeedEvent> {
+      if (seam || !ownReader) await barrier();
       for (;;) {
-        const page = await outputAfter(db, executionId, cursor, options.pageSize);
+        const page = await outputAfter(reader, executionId, cursor, options.pageSize);
         for (const o of page) {
           if (signal.aborted) return;
           yield await output(o);
@@ -171,9 +193,9 @@ export class ExecutionFeed {
     const now = this.now;
     let lastStateAt = 0;
     /** Stored output first, then the state; true when the execution has ended (or does not exist). */
-    const state = async function* (): AsyncGenerator<FeedEvent, boolean> {
-      yield* stored();
-      const view = await loadExecution(db, executionId);
+    const state = async function* (seam: boolean): AsyncGenerator<FeedEvent, boolean> {
+      yield* stored(seam);
+      const view = await loadExecution(reader, executionId);
       lastStateAt = now();
       if (!view) return true;
       yield { kind: 'state', view };
@@ -182,23 +204,26 @@ export class ExecutionFeed {
       return true;
     };
     try {
-      if (yield* state()) return;
+      if (yield* state(true)) return;
       let stateDue = false;
+      let endDue = false;
       for (;;) {
         // Due states go first, so that a flood of output cannot hold them back.
-        if (stateDue && now() - lastStateAt >= options.stateIntervalMs) {
+        if (endDue || (stateDue && now() - lastStateAt >= options.stateIntervalMs)) {
           stateDue = false;
-          if (yield* state()) return;
+          endDue = false;
+          if (yield* state(false)) return;
         }
         const next = await queue.next(stateDue ? lastStateAt + options.stateIntervalMs - now() : options.idleMs, signal);
         if (next === 'aborted') return;
         if (next === 'timeout') {
           if (!stateDue) yield { kind: 'idle' };
         } else if (next === 'overflow') {
-          yield* stored();
+          yield* stored(true);
           stateDue = true;
         } else if (next.kind === 'changed') {
           stateDue = true;
+          if (next.ended) endDue = true;
         } else if (next.e.seq > cursor) {
           yield await output(next.e);
         }

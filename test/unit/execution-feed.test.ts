@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Database } from '../../coordinator/store/database.js';
+import { Database } from '../../coordinator/store/database.js';
 import { ExecutionFeed, type FeedEvent, type FeedOptions, type LiveOutput } from '../../coordinator/engine/execution-feed.js';
 import { insertExecution, insertNode, insertStepRun, migratedStore } from '../helpers/store-fixture.js';
 
@@ -8,7 +8,7 @@ const EXE = 'exe-feed';
 
 /** The dispatcher's way: a number, the row queued for the store, the live event — all in one tick. */
 class Outputs {
-  readonly events = new EventEmitter<{ output: [LiveOutput]; changed: [string] }>();
+  readonly events = new EventEmitter<{ output: [LiveOutput]; changed: [string, boolean] }>();
   private seq = 0;
   private offset = new Map<string, number>();
   constructor(private readonly db: Database) {}
@@ -31,8 +31,8 @@ class Outputs {
     return stored;
   }
 
-  changed(): void {
-    this.events.emit('changed', EXE);
+  changed(ended = false): void {
+    this.events.emit('changed', EXE, ended);
   }
 
   sources(): ConstructorParameters<typeof ExecutionFeed>[1] {
@@ -51,8 +51,12 @@ class Outputs {
 
 const text = (e: FeedEvent): string => (e.kind === 'output' ? e.data.toString() : `<${e.kind}${e.kind === 'state' ? `:${e.view.state}` : ''}>`);
 
-describe('the lossless execution feed', () => {
+describe.each([
+  ['reading through the writer', false],
+  ['reading through a read-only connection', true],
+])('the lossless execution feed (%s)', (_how, withReader) => {
   let db: Database;
+  let reader: Database;
   let out: Outputs;
   let abort: AbortController;
   const options: FeedOptions = { pageSize: 2, maxQueued: 1000, maxQueuedBytes: 1024 * 1024, stateIntervalMs: 5, idleMs: 60_000 };
@@ -64,15 +68,18 @@ describe('the lossless execution feed', () => {
     await insertNode(db, EXE, 'agt-2', 'web-2', 1);
     await insertStepRun(db, 'sr-1', EXE, 'agt-1');
     await insertStepRun(db, 'sr-2', EXE, 'agt-2');
+    reader = withReader ? await Database.open(db.path, { readonly: true }) : db;
     out = new Outputs(db);
     abort = new AbortController();
   });
   afterEach(async () => {
     abort.abort();
+    if (reader !== db) await reader.close();
     await db.close();
   });
 
-  const follow = (after = 0, o: FeedOptions = options): AsyncIterator<FeedEvent> => new ExecutionFeed(db, out.sources(), o).follow(EXE, after, abort.signal)[Symbol.asyncIterator]();
+  const feed = (o: FeedOptions = options): ExecutionFeed => new ExecutionFeed(db, out.sources(), o, Date.now, reader);
+  const follow = (after = 0, o: FeedOptions = options): AsyncIterator<FeedEvent> => feed(o).follow(EXE, after, abort.signal)[Symbol.asyncIterator]();
   /** Events up to and including the first that satisfies `stop`, idle ones left out. */
   const until = async (it: AsyncIterator<FeedEvent>, stop: (e: FeedEvent) => boolean): Promise<FeedEvent[]> => {
     const seen: FeedEvent[] = [];
@@ -86,7 +93,7 @@ describe('the lossless execution feed', () => {
   };
   const finish = async (): Promise<void> => {
     await db.write((tx) => tx.run("UPDATE executions SET state = 'succeeded' WHERE id = ?", [EXE]));
-    out.changed();
+    out.changed(true);
   };
 
   it('sends what was stored before it was asked, labelled by host name, then the state, then live output, then the end', async () => {
@@ -163,13 +170,55 @@ describe('the lossless execution feed', () => {
     await out.emit('x\n');
     await db.write((tx) => tx.run("UPDATE executions SET state = 'failed' WHERE id = ?", [EXE]));
     const all: FeedEvent[] = [];
-    for await (const e of new ExecutionFeed(db, out.sources(), options).follow(EXE, 0, abort.signal)) all.push(e);
+    for await (const e of feed().follow(EXE, 0, abort.signal)) all.push(e);
     expect(all.map(text)).toEqual(['x\n', '<state:failed>', '<end>']);
   });
 
   it('sends nothing for an execution that does not exist', async () => {
     const all: FeedEvent[] = [];
-    for await (const e of new ExecutionFeed(db, out.sources(), options).follow('exe-nope', 0, abort.signal)) all.push(e);
+    for await (const e of feed().follow('exe-nope', 0, abort.signal)) all.push(e);
     expect(all).toEqual([]);
   });
+  it('sends the end at once, not held back by the interval between states', async () => {
+    const it = follow(0, { ...options, stateIntervalMs: 3_600_000 });
+    await until(it, (e) => e.kind === 'state');
+    out.changed(); // folded into the next state, an hour away
+    await finish();
+    expect((await until(it, (e) => e.kind === 'end')).map(text)).toEqual(['<state:succeeded>', '<end>']);
+  });
+
+  if (withReader) {
+    it('shows what has committed while a write is still in flight, and nothing it has not committed', async () => {
+      const it = follow();
+      await until(it, (e) => e.kind === 'state');
+      await db.write((tx) => tx.run("UPDATE execution_nodes SET state = 'succeeded' WHERE execution_id = ? AND agent_id = 'agt-1'", [EXE]));
+      // A transaction in progress (a fan-out's next group of results, a slow fsync): it has
+      // written agt-2's row but not committed, and every write queued after it waits.
+      let release!: () => void;
+      const held = new Promise<void>((r) => (release = r));
+      let written!: () => void;
+      const inside = new Promise<void>((r) => (written = r));
+      const inFlight = db.write(async (tx) => {
+        await tx.run("UPDATE execution_nodes SET state = 'failed' WHERE execution_id = ? AND agent_id = 'agt-2'", [EXE]);
+        written();
+        await held;
+      });
+      const queuedBehind = out.emit('queued behind the open transaction\n');
+      try {
+        await inside;
+        out.changed();
+        const seen = await until(it, (e) => e.kind === 'state');
+        expect(seen.map(text)).toEqual(['queued behind the open transaction\n', '<state:running>']);
+        const state = seen.at(-1);
+        expect(state?.kind === 'state' ? state.view.nodes.map((n) => `${n.agentName}:${n.state}`) : []).toEqual(['web-1:succeeded', 'web-2:running']);
+      } finally {
+        release();
+      }
+      await Promise.all([inFlight, queuedBehind]);
+      await finish();
+      const rest = await until(it, (e) => e.kind === 'end');
+      expect(rest.map(text)).toEqual(['<state:succeeded>', '<end>']);
+      expect(rest.flatMap((e) => (e.kind === 'state' ? e.view.nodes.map((n) => n.state) : []))).toEqual(['succeeded', 'failed']);
+    });
+  }
 });
