@@ -37,6 +37,21 @@ spec:
 ---
 apiVersion: handrail/v1
 kind: Runbook
+metadata: { id: staggered, title: One host waits for a gate, owner: team-web, tags: [web] }
+spec:
+  options:
+    - { name: gate, type: string, required: true }
+  targets: { selector: role=web }
+  strategy: parallel
+  concurrency: 100%
+  steps:
+    - name: wait
+      script: |
+        if [ "$HANDRAIL_HOST_NAME" = web-2 ]; then while [ ! -e "$HANDRAIL_OPT_GATE" ]; do sleep 0.05; done; fi
+      timeout: 60s
+---
+apiVersion: handrail/v1
+kind: Runbook
 metadata: { id: guarded, title: Needs a lead, owner: team-web, tags: [web] }
 spec:
   options:
@@ -184,6 +199,23 @@ describe('an execution, followed and read', () => {
     for (const host of ['web-1', 'web-2']) {
       expect(r.stdout.split('\n').filter((l) => l.startsWith(`${host} | `))).toEqual([`${host} | early 1 on ${host}`, `${host} | early 2 on ${host}`, `${host} | late 1 on ${host}`, `${host} | after on ${host}`]);
     }
+  });
+
+  it('shows progress while the fan-out runs: a state with one host done and the other still running, then the end', async () => {
+    const gate = join(fleet.dir, 'gate-staggered');
+    const started = await fleet.api<{ executionId: string }>('POST', '/api/v1/executions', { runbook: 'staggered', options: { gate } }, wendy);
+    expect(started.status, JSON.stringify(started.body)).toBe(201);
+    const id = started.body.executionId;
+    const nodes = (e: SseEvent): string => (JSON.parse(e.data) as ExecutionView).nodes.map((n) => `${n.agentName}:${n.state}`).join(' ');
+    // web-2's step holds until the gate opens, which happens only once the stream has shown web-1 done.
+    const stream = await events(id, { stop: (e) => e.event === 'state' && nodes(e) === 'web-1:succeeded web-2:running' });
+    expect(stream.all.at(-1)?.event).toBe('state');
+    await writeFile(gate, '');
+    const rest = await stream.rest();
+    expect(rest.at(-1)?.event).toBe('end');
+    const last = rest.filter((e) => e.event === 'state').at(-1);
+    expect(last && nodes(last)).toBe('web-1:succeeded web-2:succeeded');
+    expect((JSON.parse(last!.data) as ExecutionView).state).toBe('succeeded');
   });
 
   it('records who approved and what they said, and keeps the requester\'s reason', async () => {
