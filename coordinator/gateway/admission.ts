@@ -1,6 +1,6 @@
 /**
- * Admission of new connections: at most `maxActive` are being served at once (TLS handshake,
- * peer check, Hello, registry write, Welcome); the others wait. The newest waiting connection
+ * Admission of new connections: at most `maxActive` are being served at once (TLS handshake
+ * and certificate check); the others wait. The newest waiting connection
  * is served first: under overload the oldest have the least patience left (a client that gave
  * up has dialed again and is waiting as a new entry), so serving them first would spend the
  * coordinator's work on connections nobody waits for any more. Entries that waited past

@@ -236,7 +236,7 @@ export class Gateway implements SessionHandler {
     return n;
   }
 
-  /** Agent-port connections being admitted (accept to Welcome) and waiting for admission. */
+  /** Agent-port connections being admitted (accept to checked certificate) and waiting for admission. */
   admissionState(): { admitting: number; queued: number } {
     return this.frontDoor?.admissionState() ?? { admitting: 0, queued: 0 };
   }
@@ -308,7 +308,6 @@ export class Gateway implements SessionHandler {
       .checkPeer(agentId, serial, now, peer.fingerprint256)
       .then((verdict) => {
         if (!verdict.ok) {
-          this.frontDoor?.admitted(remote);
           d.counters.inc('connections_refused_total', { reason: verdict.reason });
           d.log.warn({ event: 'gateway.connection_refused', agentId, serial, remote, reason: verdict.reason }, 'agent stream refused');
           call.emit('error', { code: status.PERMISSION_DENIED, details: `agent ${agentId} refused: ${verdict.reason.replace(/_/g, ' ')}` });
@@ -329,7 +328,6 @@ export class Gateway implements SessionHandler {
         session.start(now);
       })
       .catch((e: unknown) => {
-        this.frontDoor?.admitted(remote);
         d.log.error({ event: 'gateway.connect_failed', agentId, err: e }, 'connect failed');
         call.emit('error', { code: status.INTERNAL, details: 'internal error' });
       });
@@ -383,8 +381,6 @@ export class Gateway implements SessionHandler {
         },
       },
     });
-    // Welcomed: the next waiting connection may start its handshake.
-    this.frontDoor?.admitted(session.identity.remote);
     d.counters.inc('sessions_started_total');
     d.log.info(
       { event: 'agent.connected', agentId: session.agentId, name: record.name, remote: session.identity.remote, version: facts.agentVersion, spooled: hello.spooledResults },
@@ -442,7 +438,6 @@ export class Gateway implements SessionHandler {
   }
 
   closed(session: AgentSession, reason: string): void {
-    this.frontDoor?.admitted(session.identity.remote);
     if (this.sessions.get(session.agentId) === session) {
       this.sessions.delete(session.agentId);
       const now = this.d.now();

@@ -13,12 +13,17 @@
  * So a bad certificate never reaches HTTP/2 parsing, and every refusal has a logged reason.
  *
  * Admission: TCP connections are accepted by a plain listener and handed to the TLS server only
- * while fewer than `maxAdmitting` (256) connections are between accept and their agent's Welcome (or
- * their end); the rest wait, untouched (admission.ts: newest first, dropped after 15 s). After a coordinator
+ * while fewer than `maxAdmitting` (256) connections are between accept and the end of their TLS
+ * handshake and certificate check (or their end); the rest wait, untouched (admission.ts: newest
+ * first, dropped after 15 s). After a coordinator
  * restart every agent dials at once: without this the handshakes of thousands of connections
  * interleave, each takes longer than the clients wait, and the work is thrown away
  * (congestion collapse; measured in bench/reconnect.ts). With it the coordinator works at full
- * rate on connections it can finish, and a Welcome is not starved by new handshakes.
+ * rate on connections it can finish. The slot is given back once the certificate is checked,
+ * not at the agent's Welcome: after a restart many connections finish TLS and never open a
+ * stream (dials their agents gave up on, still held by the client library), and holding their
+ * slots until the admitting timer stalled a 2,000-agent storm for 20 s at a time (reconnect
+ * bench: all online 30 s after a kill -9, 10 s with the slot given back here).
  */
 import { createHash, hkdfSync } from 'node:crypto';
 import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
@@ -63,13 +68,13 @@ export interface FrontDoorOptions {
   readonly keyPem: string;
   readonly handshakeTimeoutMs?: number;
   readonly maxConnections?: number;
-  /** Connections between TCP accept and Welcome (or end) at once; the rest wait their turn. */
+  /** Connections between TCP accept and their checked certificate (or end) at once; the rest wait their turn. */
   readonly maxAdmitting?: number;
   /** A connection that waited longer than this is dropped unserved (its agent has given up and redials). */
   readonly maxQueueWaitMs?: number;
   /** Connections waiting beyond this are refused at once (closed before TLS). */
   readonly maxQueued?: number;
-  /** An admitted connection gives its slot back after this long even without a Welcome (a peer that opens no stream cannot hold it). */
+  /** An admitted connection gives its slot back after this long even if its handshake has not ended. */
   readonly maxAdmittingMs?: number;
 }
 
@@ -77,7 +82,7 @@ export class TlsFrontDoor {
   private readonly server: TlsServer;
   private readonly listener: TcpServer;
   private readonly admission: AdmissionQueue<Socket>;
-  /** Admitted agent connections by remote address, until their Welcome or end. */
+  /** Admitted connections by remote address, until their certificate is checked or they end. */
   private readonly admittedAgents = new Map<string, () => void>();
   /** Agent connections routed to the gateway, by remote address, while they are open. */
   private readonly identities = new Map<string, PeerIdentity>();
@@ -172,16 +177,13 @@ export class TlsFrontDoor {
     return this.identities.get(remote);
   }
 
-  /** Connections admitted and not yet welcomed or ended, and connections waiting (for metrics and tests). */
+  /** Connections admitted and not yet through their handshake or ended, and connections waiting (for metrics and tests). */
   admissionState(): { admitting: number; queued: number } {
     return { admitting: this.admission.active, queued: this.admission.queued };
   }
 
-  /**
-   * The agent connection from `remote` is through (its Welcome was sent, or its stream was
-   * refused or ended): the next waiting connection may start its handshake.
-   */
-  admitted(remote: string): void {
+  /** The connection from `remote` is through its handshake: the next waiting connection may start its own. */
+  private admitted(remote: string): void {
     const release = this.admittedAgents.get(remote);
     if (release) release();
   }
@@ -289,6 +291,8 @@ export class TlsFrontDoor {
     this.counters.inc('connections_total', { kind: 'agent' });
     this.remember(socket, remote, { agentId, serial, fingerprint256: cert.fingerprint256, probe: false, raw: cert.raw });
     this.gateway.injectConnection(socket);
+    // The expensive part (handshake, certificate check) is done: the next connection may start.
+    this.admitted(remote);
   }
 
   /** The identity the gateway reads for this connection's streams, while it is open. */

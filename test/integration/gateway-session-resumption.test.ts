@@ -95,6 +95,32 @@ describe('TLS session resumption on the agent port', () => {
     close(second);
   });
 
+  it('gives back the admission slot of a connection that finished TLS but opens no stream', async () => {
+    // Such connections (dials their agents gave up on, still held by the client library) kept
+    // their slots until the 20 s admitting timer: after a restart 256 of them stalled every agent.
+    const socket = tlsConnect({
+      host: '127.0.0.1',
+      port: fleet.coordinator!.grpcPort,
+      ca: caPem,
+      key: id.keyPem,
+      cert: id.certPem,
+      servername: parseCoordinatorAddress(fleet.coordinator!.address).tlsName,
+      ALPNProtocols: ['h2'],
+    });
+    socket.on('error', () => undefined);
+    await new Promise<void>((resolve) => socket.once('secureConnect', () => resolve()));
+    const admitting = async (): Promise<number> => {
+      const text = await (await fetch(`${fleet.coordinator!.url}/metrics`)).text();
+      const m = /^handrail_queue_length\{queue="agent_connections_admitting"\} (\d+)$/m.exec(text);
+      if (!m) throw new Error('no agent_connections_admitting gauge on /metrics');
+      return Number(m[1]);
+    };
+    // Well inside the 20 s timer that used to free it.
+    await waitFor(async () => (await admitting()) === 0, 10_000, 'the idle connection to give its admission slot back');
+    expect(socket.destroyed).toBe(false);
+    socket.destroy();
+  });
+
   it('cuts a revoked agent\'s resumed stream at once and refuses its resumed handshakes after', async () => {
     const live = openStream(fleet.coordinator!.address, caPem, id, sessions);
     await live.welcomed;
