@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { connect as tlsConnect } from 'node:tls';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ClientDuplexStream, ServiceError } from '@grpc/grpc-js';
 import { Fleet } from '../helpers/fleet.js';
@@ -78,6 +78,22 @@ describe('TLS session resumption on the agent port', () => {
     await fleet?.close();
   });
 
+  /** A bare TLS connection to the agent port with the agent's identity (no gRPC on it). */
+  const rawConnection = (session?: Buffer): TLSSocket => {
+    const socket = tlsConnect({
+      host: '127.0.0.1',
+      port: fleet.coordinator!.grpcPort,
+      ca: caPem,
+      key: id.keyPem,
+      cert: id.certPem,
+      servername: parseCoordinatorAddress(fleet.coordinator!.address).tlsName,
+      ALPNProtocols: ['h2'],
+      ...(session ? { session } : {}),
+    });
+    socket.on('error', () => undefined);
+    return socket;
+  };
+
   it('resumes the session after a coordinator restart, and the stream is the agent\'s', async () => {
     const first = openStream(fleet.coordinator!.address, caPem, id, sessions);
     await first.welcomed;
@@ -98,16 +114,7 @@ describe('TLS session resumption on the agent port', () => {
   it('gives back the admission slot of a connection that finished TLS but opens no stream', async () => {
     // Such connections (dials their agents gave up on, still held by the client library) kept
     // their slots until the 20 s admitting timer: after a restart 256 of them stalled every agent.
-    const socket = tlsConnect({
-      host: '127.0.0.1',
-      port: fleet.coordinator!.grpcPort,
-      ca: caPem,
-      key: id.keyPem,
-      cert: id.certPem,
-      servername: parseCoordinatorAddress(fleet.coordinator!.address).tlsName,
-      ALPNProtocols: ['h2'],
-    });
-    socket.on('error', () => undefined);
+    const socket = rawConnection();
     await new Promise<void>((resolve) => socket.once('secureConnect', () => resolve()));
     const admitting = async (): Promise<number> => {
       const text = await (await fetch(`${fleet.coordinator!.url}/metrics`)).text();
@@ -139,17 +146,7 @@ describe('TLS session resumption on the agent port', () => {
     // A new handshake with the old ticket resumes at the TLS layer, and the front door refuses it anyway.
     const revokedRefusals = (): number => fleet.coordinator!.proc.logs.filter((l) => l.event === 'gateway.connection_refused' && l['reason'] === 'revoked' && l['agentId'] === agentId).length;
     const refusedBefore = revokedRefusals();
-    const socket = tlsConnect({
-      host: '127.0.0.1',
-      port: fleet.coordinator!.grpcPort,
-      ca: caPem,
-      key: id.keyPem,
-      cert: id.certPem,
-      servername: parseCoordinatorAddress(fleet.coordinator!.address).tlsName,
-      ALPNProtocols: ['h2'],
-      session: ticket,
-    });
-    socket.on('error', () => undefined);
+    const socket = rawConnection(ticket);
     await new Promise<void>((resolve) => socket.once('secureConnect', () => resolve()));
     expect(socket.isSessionReused()).toBe(true);
     await new Promise<void>((resolve) => (socket.closed ? resolve() : socket.once('close', () => resolve())));
