@@ -65,6 +65,8 @@ const children = new Set<ChildProcess>();
 process.on('exit', () => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
 });
+// Interrupted by hand (a 10,000-agent run is long): end the coordinator and workers too.
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(130));
 const CLI = args.cli ? resolve(String(args.cli)) : OWN_CLI;
 const N = Number(args.agents);
 const WORKERS = Math.max(1, Number(args.workers));
@@ -229,7 +231,8 @@ async function sumStats(workers: readonly Worker[]): Promise<{ streaming: number
 async function metric(http: number, name: string): Promise<number> {
   try {
     const text = await (await fetch(`http://127.0.0.1:${http}/metrics`)).text();
-    const m = new RegExp(`^handrail_${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text);
+    const full = name.startsWith('nodejs_') || name.startsWith('process_') ? name : `handrail_${name}`;
+    const m = new RegExp(`^${full}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text);
     return m ? Number(m[1]) : 0;
   } catch {
     return -1;
@@ -331,6 +334,8 @@ async function main(): Promise<void> {
     await sleep(idleS * 1000);
     const idle = cpuMs(coord.pid) - c0;
     const s1 = await sumStats(workers);
+    const heap = await Promise.all(['nodejs_heap_size_used_bytes', 'nodejs_heap_size_total_bytes', 'nodejs_external_memory_bytes'].map((m) => metric(ports.http, m)));
+    out(`coordinator memory while held: V8 heap used ${mb(heap[0] ?? 0)} of ${mb(heap[1] ?? 0)}, external ${mb(heap[2] ?? 0)}`);
     out(`HELD ${N} agents for ${idleS} s: coordinator RSS ${mb(rssBytes(coord.pid))} (${mb(r0)} at start; ${((rssBytes(coord.pid) / N) / 1024).toFixed(0)} KiB per agent overall), idle CPU ${idle.toFixed(0)} ms = ${((idle / (idleS * 1000)) * 100).toFixed(1)}% of a core (heartbeats every 10 s: ${((idle / ((idleS / 10) * N)) * 1000).toFixed(0)} µs per heartbeat), sim workers CPU ${(s1.cpuMs - s0.cpuMs).toFixed(0)} ms, RSS ${mb(s1.rss)}, streaming ${s1.streaming}`);
   }
 

@@ -112,6 +112,9 @@ export class Gateway implements SessionHandler {
       'grpc.keepalive_permit_without_calls': 1,
       'grpc.http2.min_ping_interval_without_data_ms': 10_000,
       'grpc.max_send_message_length': d.config.maxMessageBytes,
+      // Channelz keeps a tracker and trace per connection and call; nothing here reads it, and a
+      // coordinator holds thousands of agent connections (bench/reconnect.ts --idle-seconds).
+      'grpc.enable_channelz': 0,
     };
     // Unauthenticated peers: small messages, few streams, and idle connections are closed.
     this.enrollServer = new Server({
