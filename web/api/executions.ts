@@ -122,6 +122,7 @@ const cancelRoute = createRoute({
   responses: { 202: json(Canceling, 'cancel requested'), ...errorResponses(403, 404, 409, 413, 415) },
 });
 
+/** `db`: a read-only connection (committed data only); every change goes through `control`. */
 export function executionRoutes(db: Database, control: ExecutionControl, feed: FeedSource, access: ExecutionAccess, log: Logger): OpenAPIHono<ApiEnv> {
   const app = apiRouter();
   /**
