@@ -13,6 +13,7 @@ import { Database } from '../../coordinator/store/database.js';
 import { executionAccess } from '../../coordinator/engine/execution-access.js';
 import { finishRunningAdhoc, insertAdhocExecution } from '../../coordinator/store/execution-store.js';
 import type { User } from '../../coordinator/auth/user-store.js';
+import type { ExecutionOwner } from '../../coordinator/store/execution-queries.js';
 import { workspace } from '../../test/helpers/processes.js';
 import { errorResponse } from '../errors.js';
 import type { FeedSource } from './execution-events.js';
@@ -35,6 +36,8 @@ describe('execution API reads', () => {
   let reader: Database;
   /** What the next long-poll waits for (the finish, or its timeout); resolved by the test. */
   let watch: { promise: Promise<void>; fire: () => void };
+  /** What the next watch says of an execution started in this process (FinishWatch.running). */
+  let running: ExecutionOwner | undefined;
   let watched: { promise: Promise<void>; fire: () => void };
   let app: Hono<ApiEnv>;
   /** Transactions a test holds open, let go after it (also when it fails). */
@@ -47,10 +50,11 @@ describe('execution API reads', () => {
     reader = await Database.open(data.db.path, { readonly: true });
     watch = signal();
     watched = signal();
+    running = undefined;
     const control = {
       watchFinished: () => {
         watched.fire();
-        return { finished: watch.promise, cancel: () => undefined };
+        return { finished: watch.promise, cancel: () => undefined, ...(running ? { running } : {}) };
       },
     } as unknown as ExecutionControl;
     const access = executionAccess(data.db, () => [], { get: () => undefined, list: () => [] });
@@ -124,5 +128,20 @@ describe('execution API reads', () => {
     // As ExecutionEvents announces an execution's end: after its commit.
     watch.fire();
     expect(await waiting).toEqual({ status: 200, state: 'succeeded' });
+  });
+
+  it('waits on an execution started here without reading it first, and hides one the user may not see', async () => {
+    await data.db.write((tx) => insertAdhocExecution(tx, { id: 'exe-bob', requestedBy: 'bob', targets: 'agt-1', createdAt: 1 }));
+    running = { kind: 'adhoc', runbookId: null, requestedBy: 'bob' };
+    // Not sue's, and she is no admin: not found, as for any execution she may not see, without waiting.
+    expect(await get('/api/v1/executions/exe-bob?wait=30s')).toEqual({ status: 404 });
+
+    running = { kind: 'adhoc', runbookId: null, requestedBy: 'sue' };
+    await data.db.write((tx) => insertAdhocExecution(tx, { id: 'exe-sue', requestedBy: 'sue', targets: 'agt-1', createdAt: 1 }));
+    const waiting = get('/api/v1/executions/exe-sue?wait=30s');
+    await watched.promise;
+    await data.db.write((tx) => finishRunningAdhoc(tx, 'exe-sue', 'failed', 2));
+    watch.fire();
+    expect(await waiting).toEqual({ status: 200, state: 'failed' });
   });
 });
