@@ -115,6 +115,9 @@ export interface RunningCoordinator {
   stop(): Promise<void>;
 }
 
+/** How often changes an admin made from another process (revocations) are looked for in the store. */
+const FOREIGN_WRITES_POLL_MS = 250;
+
 export async function startCoordinator(config: CoordinatorConfig, log: Logger, now: () => number = Date.now): Promise<RunningCoordinator> {
   const ca = await CaSource.open(config.certsDir);
   const data = await openDataDir(config.dataDir, now, log);
@@ -158,7 +161,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
       heartbeatIntervalMs: config.heartbeatIntervalMs,
       certTtlMs: config.agentCertTtlMs,
       maxMessageBytes: config.maxMessageBytes,
-      revocationPollMs: 250,
+      revocationPollMs: FOREIGN_WRITES_POLL_MS,
       helloTimeoutMs: 10_000,
     },
   });
@@ -272,6 +275,9 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
   const grpcPort = await gateway.listen(config.grpcListen.host, config.grpcListen.port).catch((e: unknown) => {
     throw listenError(e, config.grpcListen, '--grpc-listen');
   });
+  // API tokens are remembered; a revocation from another process (the CLI) is noticed within
+  // the same poll interval as an agent's.
+  const stopTokenCache = await data.users.cacheTokens(FOREIGN_WRITES_POLL_MS);
   // Deliveries left pending by the last run go out now.
   notificationSender.start();
   phase = 'serving';
@@ -327,6 +333,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
     async stop() {
       phase = 'draining';
       stopWatching();
+      stopTokenCache();
       if (checkpointTimer) clearInterval(checkpointTimer);
       await gateway.close();
       await refusals.settled();

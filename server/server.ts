@@ -81,9 +81,10 @@ export interface RunningServer {
 export async function startServer(config: ServerConfig, log: Logger, now: () => number = Date.now): Promise<RunningServer> {
   const coordinator = await startCoordinator({ ...config, publicUrl: config.publicUrl ?? defaultPublicUrl(config.httpListen, config.httpTls === true) }, log, now);
   const { data, engine, gateway, dispatcher, executionEvents, catalog, access, counters } = coordinator;
-  // The live feeds read through their own read-only connection: a state shows what has
-  // committed without waiting behind the writer's transactions (a fan-out's results).
-  const feedReader = await Database.open(data.db.path, { readonly: true });
+  // The live feeds and the API's reads of executions go through their own read-only connection:
+  // they show what has committed, without waiting behind the writer's transactions (a fan-out's
+  // results) and without seeing a transaction's rows before it commits.
+  const reader = await Database.open(data.db.path, { readonly: true });
   const feed = new ExecutionFeed(
     data.db,
     {
@@ -95,7 +96,7 @@ export async function startServer(config: ServerConfig, log: Logger, now: () => 
     },
     DEFAULT_FEED_OPTIONS,
     Date.now,
-    feedReader,
+    reader,
   );
   const portal = { ...PORTAL_DEFAULTS, ...config.portal };
   const logins = new PasswordLogin({
@@ -111,6 +112,7 @@ export async function startServer(config: ServerConfig, log: Logger, now: () => 
   if (!install.kit) log.warn({ event: 'install.unavailable', reason: install.unavailable }, install.unavailable);
   const app = createApp({
     db: data.db,
+    reader,
     registry: data.registry,
     users: data.users,
     adhoc: coordinator.adhoc,
@@ -159,7 +161,7 @@ export async function startServer(config: ServerConfig, log: Logger, now: () => 
     try {
       tls = { createServer: createHttpsServer, serverOptions: { cert: await readFile(join(config.certsDir, CA_FILES.serverCert)), key: await readFile(join(config.certsDir, CA_FILES.serverKey)) } };
     } catch (e) {
-      await feedReader.close();
+      await reader.close();
       await coordinator.stop();
       throw failedPrecondition(`--http-tls: cannot read the server certificate in ${config.certsDir} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, 'run `handrail ca init` first (or point --certs-dir at the CA)');
     }
@@ -176,7 +178,7 @@ export async function startServer(config: ServerConfig, log: Logger, now: () => 
       socket.end(clientErrorResponse(err.code));
     });
   }).catch(async (e: unknown) => {
-    await feedReader.close();
+    await reader.close();
     await coordinator.stop();
     throw e;
   });
@@ -198,7 +200,7 @@ export async function startServer(config: ServerConfig, log: Logger, now: () => 
       const grace = setTimeout(() => server.closeAllConnections(), config.shutdownGraceMs ?? 5_000);
       await closed;
       clearTimeout(grace);
-      await feedReader.close();
+      await reader.close();
       await coordinator.stop();
     },
   };

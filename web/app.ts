@@ -60,6 +60,13 @@ import { portalRoutes } from './pages/portal.js';
 
 export interface WebDeps {
   readonly db: Database;
+  /**
+   * A read-only connection to the same store, for the API's reads of executions (one, the
+   * history, output, approvals, reports): it sees only what has committed. A read on the
+   * writer's connection would see the rows of a transaction still in progress, which may yet
+   * roll back, and would wait behind each of its statements.
+   */
+  readonly reader: Database;
   readonly registry: AgentRegistry;
   readonly users: UserStore;
   readonly adhoc: AdhocRunner;
@@ -187,14 +194,14 @@ export function createApp(d: WebDeps): OpenAPIHono<ApiEnv> {
   if (d.install) api.route('/agents', installCommandRoutes(d.install, d.authz));
   api.route('/adhoc', adhocRoutes(d.adhoc, d.authz, limits));
   api.route('/runbooks', runbookRoutes(d.catalog, d.authz, d.reloadCatalog));
-  api.route('/approvals', approvalRoutes(d.db, d.access));
-  api.route('/executions', executionRoutes(d.db, d.executions, d.feed, d.access, d.log));
+  api.route('/approvals', approvalRoutes(d.reader, d.access));
+  api.route('/executions', executionRoutes(d.reader, d.executions, d.feed, d.access, d.log));
   api.route(
     '/notifications',
     notificationRoutes(d.notifications, d.authz, scopeCatalogOf(d.catalog)),
   );
   api.route('/webhooks', webhookRoutes(d.webhooks, d.authz));
-  api.route('/reports', reportRoutes(d.db, d.access, d.catalog, d.now));
+  api.route('/reports', reportRoutes(d.reader, d.access, d.catalog, d.now));
   api.route('/audit', auditRoutes(d.auditTrail, d.access));
   app.route('/api/v1', api);
   app.route('/', portalRoutes(d));

@@ -1,6 +1,14 @@
 /**
  * Users, their groups, and API tokens (stored as SHA-256, expiring, revocable). Passwords,
  * when set, are scrypt hashes. Every change is audited.
+ *
+ * A running coordinator remembers the tokens it resolved (`cacheTokens`), so that an API
+ * request does not read the store twice before its own work. What could make a remembered
+ * token wrong is a write to users or tokens: one made here drops the cache when it commits;
+ * one made by another process on the data dir (the CLI's `user token revoke`, `user disable`)
+ * is noticed by polling the store's data version (SQLite's count of other connections'
+ * commits), as agent revocations are (coordinator/registry/agent-registry.ts). Expiry, revoked
+ * and disabled are judged on every request, from what was read.
  */
 import { randomBytes, scrypt as scryptCb, timingSafeEqual, createHash } from 'node:crypto';
 import { promisify } from 'node:util';
@@ -49,7 +57,16 @@ function toUser(r: UserRow): User {
 
 export type Actor = { kind: 'cli' | 'user' | 'system'; id: string };
 
+/** At most this many tokens are remembered (past it the cache starts again empty). */
+const MAX_CACHED_TOKENS = 10_000;
+
 export class UserStore {
+  /** Token hash → what the store said of it; only while foreign writes are watched (cacheTokens). */
+  private tokenCache: Map<string, q.UserWithTokenRow> | undefined;
+  /** Bumped whenever the cache is dropped: a read that started before may not fill it after. */
+  private tokenGeneration = 0;
+  private dataVersion: number | undefined;
+
   constructor(
     private readonly db: Database,
     private readonly audit: AuditLog,
@@ -64,6 +81,7 @@ export class UserStore {
       const existing = await q.findUser(tx, name);
       if (existing) throw new HandrailError('already_exists', `user ${name} already exists`, { hint: 'use `handrail user groups` to change groups' });
       await q.insertUser(tx, name, JSON.stringify([...new Set(groups)]), now);
+      tx.afterCommit(() => this.forgetTokens());
       await this.audit.append(tx, { type: AuditEvents.userCreated, actor, data: { user: name, groups: [...new Set(groups)] } });
       return { name, groups: [...new Set(groups)], createdAt: now, disabled: false, hasPassword: false };
     });
@@ -74,6 +92,7 @@ export class UserStore {
     await this.db.write(async (tx) => {
       const r = await q.setUserGroups(tx, name, JSON.stringify([...new Set(groups)]));
       if (r.changes === 0) throw notFound(`no user ${name}`);
+      tx.afterCommit(() => this.forgetTokens());
       await this.audit.append(tx, { type: AuditEvents.userChanged, actor, data: { user: name, change: 'groups', groups: [...new Set(groups)] } });
     });
   }
@@ -86,6 +105,7 @@ export class UserStore {
     await this.db.write(async (tx) => {
       const r = await q.setUserPasswordHash(tx, name, stored);
       if (r.changes === 0) throw notFound(`no user ${name}`);
+      tx.afterCommit(() => this.forgetTokens());
       await this.audit.append(tx, { type: AuditEvents.userChanged, actor, data: { user: name, change: 'password' } });
     });
   }
@@ -115,6 +135,7 @@ export class UserStore {
     await this.db.write(async (tx) => {
       const r = await q.setUserDisabledAt(tx, name, disabled ? now : null);
       if (r.changes === 0) throw notFound(`no user ${name}`);
+      tx.afterCommit(() => this.forgetTokens());
       await this.audit.append(tx, { type: AuditEvents.userChanged, actor, data: { user: name, change: disabled ? 'disabled' : 'enabled' } });
     });
   }
@@ -127,6 +148,7 @@ export class UserStore {
       const u = await q.findUser(tx, name);
       if (!u) throw notFound(`no user ${name} (add one with \`handrail user add ${name} --group GROUP\`)`);
       await q.insertApiToken(tx, { id, userName: name, tokenHash: sha256hex(token), description, createdAt: now, expiresAt });
+      tx.afterCommit(() => this.forgetTokens());
       await this.audit.append(tx, { type: AuditEvents.apiTokenCreated, actor, data: { user: name, tokenId: id, expiresAt: new Date(expiresAt).toISOString(), description } });
     });
     return { id, token, expiresAt };
@@ -136,6 +158,7 @@ export class UserStore {
     await this.db.write(async (tx) => {
       const r = await q.revokeApiToken(tx, id, now);
       if (r.changes === 0) throw notFound(`no active API token ${id}`);
+      tx.afterCommit(() => this.forgetTokens());
       await this.audit.append(tx, { type: AuditEvents.apiTokenRevoked, actor, data: { tokenId: id } });
     });
   }
@@ -148,15 +171,68 @@ export class UserStore {
   /** The user an API token belongs to, if the token is current. */
   async authenticateToken(token: string, now: number): Promise<User | undefined> {
     if (!token.startsWith(API_TOKEN_PREFIX) || token.length > 100) return undefined;
-    const r = await q.findUserByTokenHash(this.db, sha256hex(token));
-    if (!r || r.revoked_at !== null || r.expires_at <= now || r.disabled_at !== null) return undefined;
+    const hash = sha256hex(token);
+    let r = this.tokenCache?.get(hash);
+    if (!r) {
+      const generation = this.tokenGeneration;
+      r = await q.findUserByTokenHash(this.db, hash);
+      if (!r) return undefined;
+      if (this.tokenCache && generation === this.tokenGeneration) {
+        if (this.tokenCache.size >= MAX_CACHED_TOKENS) this.tokenCache.clear();
+        this.tokenCache.set(hash, r);
+      }
+    }
+    if (r.revoked_at !== null || r.expires_at <= now || r.disabled_at !== null) return undefined;
     if (r.last_used_at === null || now - r.last_used_at > 60_000) {
+      const tokenId = r.token_id;
+      r.last_used_at = now;
       // Best effort and off the request's path: a failure costs only the "last used" time.
       this.db
-        .batch((tx) => q.touchApiToken(tx, r.token_id, now))
-        .catch((e: unknown) => this.log?.warn({ event: 'api_token.touch_failed', tokenId: r.token_id, err: e }, "recording an API token's last use failed"));
+        .batch((tx) => q.touchApiToken(tx, tokenId, now))
+        .catch((e: unknown) => this.log?.warn({ event: 'api_token.touch_failed', tokenId, err: e }, "recording an API token's last use failed"));
     }
     return toUser(r);
+  }
+
+  /**
+   * Remembers resolved tokens from now on, and every `pollMs` drops them if another process
+   * has written to the store since the last look; the returned function stops both. Only a
+   * process that serves requests calls this (the coordinator); without it every request reads
+   * the store.
+   */
+  async cacheTokens(pollMs: number): Promise<() => void> {
+    await this.noticeForeignWrites();
+    this.tokenCache = new Map();
+    let polling = false;
+    const timer = setInterval(() => {
+      if (polling) return;
+      polling = true;
+      this.noticeForeignWrites()
+        .catch((e: unknown) => {
+          // Not knowing is treated as a change.
+          this.forgetTokens();
+          this.log?.warn({ event: 'api_token.poll_failed', err: e }, 'checking the store for other processes\' writes failed');
+        })
+        .finally(() => (polling = false));
+    }, pollMs);
+    timer.unref();
+    return () => {
+      clearInterval(timer);
+      this.tokenCache = undefined;
+      this.forgetTokens();
+    };
+  }
+
+  /** Drops the remembered tokens if another connection has committed to the store since the last call. */
+  async noticeForeignWrites(): Promise<void> {
+    const version = await q.dataVersion(this.db);
+    if (version !== this.dataVersion) this.forgetTokens();
+    this.dataVersion = version;
+  }
+
+  private forgetTokens(): void {
+    this.tokenGeneration++;
+    this.tokenCache?.clear();
   }
 }
 

@@ -98,6 +98,9 @@ export class AdhocRunner {
       });
       await this.notifier?.queue(tx, 'execution.started', executionId);
     });
+    // Once committed, and before any of its steps can have been answered: a long-poll on it can
+    // wait without reading who owns it (ExecutionEvents.started).
+    const announced = recorded.then(() => this.events.started(executionId, { kind: 'adhoc', runbookId: null, requestedBy: req.requestedBy }));
     // Dispatched together so the store commits them in a few batched transactions.
     const dispatched = Promise.all(
       agents.map(async (a) => {
@@ -122,7 +125,7 @@ export class AdhocRunner {
         if (!sent) this.log.info({ event: 'adhoc.agent_offline', executionId, agentId: a.id }, 'agent offline; the step is sent when it reconnects');
       }),
     );
-    const [execution, steps] = await Promise.allSettled([recorded, dispatched]);
+    const [execution, steps] = await Promise.allSettled([announced, dispatched]);
     if (execution.status === 'rejected') throw execution.reason;
     this.notifier?.committed();
     if (steps.status === 'rejected') throw steps.reason;

@@ -1,5 +1,6 @@
 /** In-process notifications about executions (finished, output), for long-polls and live views. */
 import { EventEmitter } from 'node:events';
+import type { ExecutionOwner } from '../store/execution-queries.js';
 
 export interface ExecutionFinished {
   readonly executionId: string;
@@ -14,7 +15,16 @@ export interface FinishWatch {
   readonly finished: Promise<void>;
   /** Stops waiting now (its timer too); `finished` resolves. Harmless after it resolved. */
   cancel(): void;
+  /**
+   * Set when this process started the execution and has not announced its end: who may see
+   * it, and that it has not finished before the watch began (its end wakes the watch), so a
+   * long-poll needs no read before it waits.
+   */
+  readonly running?: ExecutionOwner;
 }
+
+/** Running executions remembered for long-polls (past it, the oldest are forgotten: those polls read the store). */
+const MAX_RUNNING = 10_000;
 
 export class ExecutionEvents {
   /** `changed` carries whether the change is the execution's end. */
@@ -24,12 +34,24 @@ export class ExecutionEvents {
    * the coordinator (hundreds of API clients each waiting on their own execution).
    */
   private readonly waiters = new Map<string, Set<() => void>>();
+  /** Executions started here whose end has not been announced yet (see FinishWatch.running). */
+  private readonly running = new Map<string, ExecutionOwner>();
 
   constructor() {
     this.emitter.setMaxListeners(0);
   }
 
+  /**
+   * An execution this process started (committed) and will announce the end of with finished().
+   * Call it before anything can finish it (before its steps are sent).
+   */
+  started(executionId: string, owner: ExecutionOwner): void {
+    if (this.running.size >= MAX_RUNNING) this.running.delete(this.running.keys().next().value as string);
+    this.running.set(executionId, { kind: owner.kind, runbookId: owner.runbookId, requestedBy: owner.requestedBy });
+  }
+
   finished(e: ExecutionFinished): void {
+    this.running.delete(e.executionId);
     const waiting = this.waiters.get(e.executionId);
     if (waiting) for (const done of [...waiting]) done();
     this.emitter.emit('finished', e);
@@ -72,7 +94,8 @@ export class ExecutionEvents {
       this.waiters.set(executionId, set);
     }
     set.add(done);
-    return { finished, cancel: done };
+    const running = this.running.get(executionId);
+    return running ? { finished, cancel: done, running } : { finished, cancel: done };
   }
 
   /** Waiters not yet woken (a test's check that every long-poll let go of its execution). */

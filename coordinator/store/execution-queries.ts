@@ -91,32 +91,33 @@ export interface ExecutionView {
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
 export async function loadExecution(db: Database, id: string): Promise<ExecutionView | undefined> {
-  // The execution with its approvals and nodes in one statement (JSON arrays, in their order),
-  // and its step runs in a second: each statement is a round trip through libuv's pool.
+  // The execution with its approvals, nodes and step runs in one statement (JSON arrays, in
+  // their order; a signed result as hex): each statement is a round trip through libuv's pool.
   const e = await db.get<{
     id: string; kind: string; runbook_id: string | null; runbook_digest: string | null; requested_by: string; options_json: string; targets: string;
     state: string; reason: string | null; state_reason: string | null; created_at: number; started_at: number | null; finished_at: number | null;
-    canceled_by: string | null; gate: number | null; approval_json: string | null; approvals: string; nodes: string;
+    canceled_by: string | null; gate: number | null; approval_json: string | null; approvals: string; nodes: string; steps: string;
   }>(
     `SELECT id, kind, runbook_id, runbook_digest, requested_by, options_json, targets, state, reason, state_reason, created_at, started_at, finished_at,
        canceled_by, gate, approval_json,
        (SELECT json_group_array(json_array(a.gate, a.approver, a.decision, a.comment, a.decided_at) ORDER BY a.decided_at, a.approver)
           FROM approvals a WHERE a.execution_id = executions.id) AS approvals,
        (SELECT json_group_array(json_array(n.agent_id, n.agent_name, n.state, n.reason) ORDER BY n.node_index)
-          FROM execution_nodes n WHERE n.execution_id = executions.id) AS nodes
+          FROM execution_nodes n WHERE n.execution_id = executions.id) AS nodes,
+       (SELECT json_group_array(json_array(s.id, s.agent_id, s.step_index, s.attempt, s.handler, s.name, s.state, s.exit_code, s.error, s.dispatched_at,
+               s.finished_at, s.stdout_bytes, s.stderr_bytes, CASE WHEN s.result_payload IS NULL THEN NULL ELSE hex(s.result_payload) END) ORDER BY s.dispatched_at, s.id)
+          FROM step_runs s WHERE s.execution_id = executions.id) AS steps
      FROM executions WHERE id = ?`,
     [id],
   );
   if (!e) return undefined;
   const decided = (JSON.parse(e.approvals) as Array<[number, string, 'approve' | 'deny', string, number]>).map(([gate, approver, decision, comment, decidedAt]) => ({ gate, approver, decision, comment, decided_at: decidedAt }));
   const nodes = (JSON.parse(e.nodes) as Array<[string, string, string, string | null]>).map(([agentId, agentName, state, reason]) => ({ agent_id: agentId, agent_name: agentName, state, reason }));
-  const steps = await db.all<{
-    id: string; agent_id: string | null; step_index: number; attempt: number; handler: number; name: string; state: string; exit_code: number | null;
-    error: string | null; dispatched_at: number | null; finished_at: number | null; stdout_bytes: number; stderr_bytes: number; result_payload: Buffer | null;
-  }>(
-    'SELECT id, agent_id, step_index, attempt, handler, name, state, exit_code, error, dispatched_at, finished_at, stdout_bytes, stderr_bytes, result_payload FROM step_runs WHERE execution_id = ? ORDER BY dispatched_at, id',
-    [id],
-  );
+  type StepColumns = [string, string | null, number, number, number, string, string, number | null, string | null, number | null, number | null, number, number, string | null];
+  const steps = (JSON.parse(e.steps) as StepColumns[]).map(([sid, agentId, stepIndex, attempt, handler, name, state, exitCode, error, dispatchedAt, finishedAt, stdoutBytes, stderrBytes, resultHex]) => ({
+    id: sid, agent_id: agentId, step_index: stepIndex, attempt, handler, name, state, exit_code: exitCode, error, dispatched_at: dispatchedAt, finished_at: finishedAt,
+    stdout_bytes: stdoutBytes, stderr_bytes: stderrBytes, result_payload: resultHex === null ? null : Buffer.from(resultHex, 'hex'),
+  }));
   return {
     id: e.id,
     kind: e.kind,

@@ -82,6 +82,14 @@ export function findUserByTokenHash(q: Queryable, tokenHash: string): Promise<Us
   return q.get<UserWithTokenRow>('SELECT u.*, t.id AS token_id, t.expires_at, t.revoked_at, t.last_used_at FROM api_tokens t JOIN users u ON u.name = t.user_name WHERE t.token_hash = ?', [tokenHash]);
 }
 
+/**
+ * SQLite's data version for this connection: it changes when another connection (another
+ * process on the data dir) commits, never for this connection's own writes.
+ */
+export async function dataVersion(q: Queryable): Promise<number> {
+  return (await q.get<{ data_version: number }>('PRAGMA data_version'))?.data_version ?? 0;
+}
+
 export function touchApiToken(q: Queryable, id: string, at: number): Promise<RunResult> {
   return q.run('UPDATE api_tokens SET last_used_at = ? WHERE id = ?', [at, id]);
 }

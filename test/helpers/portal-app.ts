@@ -10,6 +10,7 @@ import { pino } from 'pino';
 import { Hono } from 'hono';
 import { expect } from 'vitest';
 import { openDataDir, type DataDir } from '../../coordinator/data-dir.js';
+import { Database } from '../../coordinator/store/database.js';
 import { Catalog } from '../../coordinator/runbooks/catalog.js';
 import { AccessControl } from '../../coordinator/policy/access-control.js';
 import { executionAccess } from '../../coordinator/engine/execution-access.js';
@@ -99,6 +100,8 @@ export class PortalHarness {
   private constructor(
     readonly dir: string,
     readonly data: DataDir,
+    /** A read-only connection, for the API's execution reads (as server/server.ts wires them). */
+    readonly reader: Database,
     readonly catalog: Catalog,
     trustProxy: boolean,
     throttle: LoginThrottleRules | undefined,
@@ -184,11 +187,11 @@ export class PortalHarness {
     this.api.get('/api/v1/whoami', (c) => c.json({ user: c.get('user').name }));
     this.api.post('/api/v1/whoami', (c) => c.json({ user: c.get('user').name }));
     // The real report, agent and execution routes, as web/app.ts mounts them (the engine calls stand in).
-    this.api.route('/api/v1/reports', reportRoutes(data.db, visibility, catalog, now));
+    this.api.route('/api/v1/reports', reportRoutes(reader, visibility, catalog, now));
     this.api.route('/api/v1/agents', agentRoutes(data.registry, () => true, visibility, access, now));
     this.api.route(
       '/api/v1/executions',
-      executionRoutes(data.db, { ...executions, start: async () => Promise.reject(new Error('not in this harness')), watchFinished: () => ({ finished: Promise.resolve(), cancel: () => undefined }) } as ExecutionControl, NO_FEED, visibility, log),
+      executionRoutes(reader, { ...executions, start: async () => Promise.reject(new Error('not in this harness')), watchFinished: () => ({ finished: Promise.resolve(), cancel: () => undefined }) } as ExecutionControl, NO_FEED, visibility, log),
     );
     this.api.route('/api/v1/audit', auditRoutes(this.auditTrail, visibility));
     // Refusals as before (401); Handrail errors (bad input, not found, forbidden) as the app answers them.
@@ -210,7 +213,7 @@ export class PortalHarness {
     await catalog.reload();
     const secrets = await SecretBox.open(join(dir, 'data', 'keys', 'secrets.key'));
     const caPem = await sharedCaPem();
-    holder.h = new PortalHarness(dir, data, catalog, o.trustProxy ?? false, o.throttle, secrets, o.install ?? 'https', caPem);
+    holder.h = new PortalHarness(dir, data, await Database.open(data.db.path, { readonly: true }), catalog, o.trustProxy ?? false, o.throttle, secrets, o.install ?? 'https', caPem);
     return holder.h;
   }
 
@@ -315,6 +318,7 @@ export class PortalHarness {
   }
 
   async close(): Promise<void> {
+    await this.reader.close();
     await this.data.close();
     await rm(this.dir, { recursive: true, force: true });
   }

@@ -186,6 +186,15 @@ describe('the REST API at its boundaries', () => {
       const plain = await raw('POST', '/api/v1/executions', { body: 'runbook=web-echo', headers: { 'content-type': 'text/plain' } });
       expect(plain.status).toBe(415);
       expect(errorOf(plain.text).kind).toBe('invalid_argument');
+      // Bytes without any content type (fetch sends none for a byte array): the body was read
+      // up front, and is still seen as one.
+      const undeclared = await raw('POST', '/api/v1/executions', { body: new TextEncoder().encode('{"runbook": "web-echo"}') });
+      expect(undeclared.status).toBe(415);
+      expect(errorOf(undeclared.text).kind).toBe('invalid_argument');
+      // A leading byte-order mark is not part of the JSON (as fetch's Request.text() decodes it).
+      const bom = await raw('POST', '/api/v1/executions', { body: new Uint8Array([0xef, 0xbb, 0xbf, ...new TextEncoder().encode('{"runbok": "web-echo"}')]), headers: { 'content-type': 'application/json' } });
+      expect(bom.status).toBe(400);
+      expect(errorOf(bom.text).message).toMatch(/unknown field "runbok"/);
     });
 
     it('publishes an OpenAPI 3.1 document generated from the same schemas, without a token', async () => {

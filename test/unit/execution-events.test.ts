@@ -70,4 +70,17 @@ describe('ExecutionEvents.watchFinished (long-poll waits)', () => {
     events.finished({ executionId: 'exe-a', state: 'canceled' });
     expect(seen).toEqual(['exe-a:canceled']);
   });
+
+  it('tells a watch who owns an execution started here until its end is announced, and never after', async () => {
+    const events = new ExecutionEvents();
+    expect(events.watchFinished('exe-a', 60_000).running).toBeUndefined();
+    events.started('exe-a', { kind: 'adhoc', runbookId: null, requestedBy: 'sue' });
+    const w = events.watchFinished('exe-a', 60_000);
+    expect(w.running).toEqual({ kind: 'adhoc', runbookId: null, requestedBy: 'sue' });
+    expect(events.watchFinished('exe-b', 60_000).running).toBeUndefined();
+    events.finished({ executionId: 'exe-a', state: 'succeeded' });
+    expect(await settled(w.finished)).toBe(true);
+    // Ended: a later watch must read the store (it would otherwise wait for an end already announced).
+    expect(events.watchFinished('exe-a', 60_000).running).toBeUndefined();
+  });
 });

@@ -122,6 +122,7 @@ const cancelRoute = createRoute({
   responses: { 202: json(Canceling, 'cancel requested'), ...errorResponses(403, 404, 409, 413, 415) },
 });
 
+/** `db`: a read-only connection (committed data only); every change goes through `control`. */
 export function executionRoutes(db: Database, control: ExecutionControl, feed: FeedSource, access: ExecutionAccess, log: Logger): OpenAPIHono<ApiEnv> {
   const app = apiRouter();
   /**
@@ -174,8 +175,14 @@ export function executionRoutes(db: Database, control: ExecutionControl, feed: F
     // it, and its state), and the whole view is read once, when it is answered.
     const watch = control.watchFinished(id, Math.min(parseDuration(wait), MAX_WAIT_MS));
     try {
-      const { state } = await visible(c.get('user'), id);
-      if (ACTIVE.has(state)) await watch.finished;
+      if (watch.running) {
+        // Started here and not ended before the watch began: who may see it is known, no read.
+        if (!(await access.viewDecision(c.get('user'), watch.running)).allowed) throw notFound(`no execution ${id}`);
+        await watch.finished;
+      } else {
+        const { state } = await visible(c.get('user'), id);
+        if (ACTIVE.has(state)) await watch.finished;
+      }
       const view = await loadExecution(db, id);
       if (!view) throw notFound(`no execution ${id}`);
       return c.json(view, 200);
