@@ -53,7 +53,25 @@ export interface OpenOptions {
 interface InsertGroup {
   sqlHead: string;
   width: number;
-  rows: SqlValue[][];
+  /** The queued rows' values, row after row (`width` each): bound as they are, no copy per flush. */
+  values: SqlValue[];
+}
+
+/** `INSERT [OR …] INTO table (columns) VALUES ` per column list (callers pass module constants) and table. */
+const insertHeads = new WeakMap<readonly string[], Map<string, string>>();
+function insertHead(table: string, columns: readonly string[], conflict: 'IGNORE' | 'REPLACE' | undefined): string {
+  let byTable = insertHeads.get(columns);
+  if (!byTable) {
+    byTable = new Map();
+    insertHeads.set(columns, byTable);
+  }
+  const key = conflict ? `${table} ${conflict}` : table;
+  let head = byTable.get(key);
+  if (head === undefined) {
+    head = `INSERT${conflict ? ` OR ${conflict}` : ''} INTO ${table} (${columns.join(', ')}) VALUES `;
+    byTable.set(key, head);
+  }
+  return head;
 }
 
 interface UpdateGroup {
@@ -255,13 +273,14 @@ export class Database {
       },
       queueInsert: (table, columns, values, conflict) => {
         queuedRows.set(table, (queuedRows.get(table) ?? 0) + 1);
-        const head = `INSERT${conflict ? ` OR ${conflict}` : ''} INTO ${table} (${columns.join(', ')}) VALUES `;
+        if (values.length !== columns.length) throw new Error(`${values.length} values for ${columns.length} columns of ${table}`);
+        const head = insertHead(table, columns, conflict);
         let g = inserts.get(head);
         if (!g) {
-          g = { sqlHead: head, width: columns.length, rows: [] };
+          g = { sqlHead: head, width: columns.length, values: [] };
           inserts.set(head, g);
         }
-        g.rows.push([...values]);
+        for (const v of values) g.values.push(v);
       },
       queueUpdate: (table, key, set, condition) => {
         const keyColumns = Object.keys(key);
@@ -314,11 +333,12 @@ export class Database {
 
   private async flushInserts(g: InsertGroup): Promise<void> {
     const tuple = `(${new Array(g.width).fill('?').join(', ')})`;
+    const rows = g.values.length / g.width;
     let i = 0;
-    for (const n of Database.chunks(g.rows.length, Math.floor(MAX_PARAMS / g.width))) {
-      const chunk = g.rows.slice(i, i + n);
+    for (const n of Database.chunks(rows, Math.floor(MAX_PARAMS / g.width))) {
+      const params = n === rows ? g.values : g.values.slice(i * g.width, (i + n) * g.width);
       i += n;
-      await this.run(g.sqlHead + new Array(n).fill(tuple).join(', '), chunk.flat());
+      await this.run(g.sqlHead + new Array(n).fill(tuple).join(', '), params);
     }
   }
 
