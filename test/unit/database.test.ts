@@ -69,6 +69,35 @@ describe('store batching', () => {
     expect(await db.all('SELECT id, v FROM u ORDER BY id')).toEqual([{ id: 1, v: 'u1' }, { id: 2, v: 'u2 again' }]);
   });
 
+  it('group commit: while the policy says more writes are coming, a batch waits for them and they share one commit', async () => {
+    const commits: number[] = [];
+    db.observeCommits((r) => commits.push(r.insertedRows.get('t') ?? 0));
+    const asked: number[] = [];
+    let late: Promise<void> | undefined;
+    db.groupCommit({
+      waitMs: 50,
+      worthWaiting: (pending) => {
+        asked.push(pending);
+        // A write that arrives while the first one waits (after its tick): it joins the same group.
+        late ??= db.batch(async (tx) => tx.queueInsert('t', ['id', 'v'], [2, 'late']));
+        return true;
+      },
+    });
+    let firstDone = false;
+    const first = db.batch(async (tx) => tx.queueInsert('t', ['id', 'v'], [1, 'first'])).then(() => {
+      firstDone = true;
+      // Acknowledged only once committed: the commit was observed before this runs.
+      expect(commits).toEqual([2]);
+    });
+    await first;
+    await late;
+    expect(firstDone).toBe(true);
+    expect(asked[0]).toBe(1);
+    expect(commits).toEqual([2]);
+    expect((await db.all<{ id: number }>('SELECT id FROM t ORDER BY id')).map((r) => r.id)).toEqual([1, 2]);
+    db.groupCommit(undefined);
+  });
+
   it('coalesces queued updates of one key and writes thousands of rows in a few statement shapes', async () => {
     await db.write(async (tx) => {
       for (let i = 0; i < 3000; i++) tx.queueInsert('t', ['id', 'v'], [i, 'a']);
