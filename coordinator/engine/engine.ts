@@ -657,16 +657,21 @@ export class ExecutionEngine {
   }
 
   private persistNodes(run: RunState): void {
-    const changed: Array<[number, NodeProgress]> = [];
-    run.progress.nodes.forEach((n, i) => {
-      if (run.persistedStatus[i] !== n.status) changed.push([i, n]);
-    });
-    if (changed.length === 0) return;
+    // Runs after every scheduler pass (once per group of results): a plain loop, no array unless something changed.
+    let changed: NodeProgress[] | undefined;
+    const nodes = run.progress.nodes;
+    for (let i = 0; i < nodes.length; i++) {
+      const n = nodes[i] as NodeProgress;
+      if (run.persistedStatus[i] === n.status) continue;
+      run.persistedStatus[i] = n.status;
+      (changed ??= []).push(n);
+    }
+    if (!changed) return;
     const now = this.d.now();
-    for (const [i, n] of changed) run.persistedStatus[i] = n.status;
+    const list = changed;
     this.d.db
       .batch(async (tx) => {
-        for (const [, n] of changed) {
+        for (const n of list) {
           const done = n.status !== 'pending' && n.status !== 'running';
           store.queueNodeState(tx, run.id, n.agentId, done ? { state: n.status, reason: n.reason, finishedAt: now } : { state: n.status, reason: n.reason, startedAt: now });
         }

@@ -76,10 +76,12 @@ export function concurrencyLimit(plan: Plan, nodeCount: number): number {
 }
 
 const isDone = (s: NodeStatus): boolean => s === 'succeeded' || s === 'failed' || s === 'skipped' || s === 'canceled';
-const failedCount = (p: Progress): number => p.nodes.filter((n) => n.status === 'failed').length;
 
+/** A new progress with node i patched: a copy of the node list (one memcpy-like slice, no callback per node). */
 function withNode(p: Progress, i: number, patch: Partial<NodeProgress>): Progress {
-  return { ...p, nodes: p.nodes.map((n, k) => (k === i ? { ...n, ...patch } : n)) };
+  const nodes = p.nodes.slice();
+  nodes[i] = { ...(nodes[i] as NodeProgress), ...patch };
+  return { ...p, nodes };
 }
 
 /** A node could not be reached (offline, revoked, refused): it fails without running handlers. */
@@ -134,31 +136,56 @@ export function cancel(p: Progress): Progress {
 /**
  * What to start now. The returned progress marks started nodes busy; the engine performs the
  * actions and later calls applyOutcome for each `run`.
+ *
+ * The engine calls this once per group of results, so in a fan-out to n nodes it runs about as
+ * often as results arrive: one counting pass over the nodes, no intermediate arrays, and the node
+ * list is copied only if a node changes (copy on first write, then patched in place). A pass
+ * that starts nothing returns the input itself. The input is never touched.
  */
 export function nextActions(plan: Plan, p0: Progress): { progress: Progress; actions: Action[] } {
-  // One copy of the node list, patched in place below: starting n nodes costs O(n), not the
-  // O(n²) of copying the list per node (2,000 nodes in parallel). The input is never touched.
-  let p: Progress = { ...p0, nodes: p0.nodes.slice() };
-  const withNode = (q: Progress, i: number, patch: Partial<NodeProgress>): Progress => {
-    const nodes = q.nodes as NodeProgress[];
+  const all = p0.nodes;
+  let p: Progress = p0;
+  let owned = false;
+  const withNode = (i: number, patch: Partial<NodeProgress>): void => {
+    if (!owned) {
+      p = { ...p0, nodes: all.slice() };
+      owned = true;
+    }
+    const nodes = p.nodes as NodeProgress[];
     nodes[i] = { ...(nodes[i] as NodeProgress), ...patch };
-    return q;
   };
   const actions: Action[] = [];
-  if (p.canceled) {
-    if (p.nodes.every((n) => !n.busy)) actions.push({ kind: 'finish', state: 'canceled', reason: 'canceled' });
-    return { progress: p, actions };
+  if (p0.canceled) {
+    if (!all.some((n) => n.busy)) actions.push({ kind: 'finish', state: 'canceled', reason: 'canceled' });
+    return { progress: p0, actions };
   }
-  const limit = concurrencyLimit(plan, p.nodes.length);
-  const tooManyErrors = failedCount(p) > plan.maxErrors;
+  const limit = concurrencyLimit(plan, all.length);
 
-  // Nodes in their onFailure handlers always proceed (cleanup is never throttled by maxErrors).
-  p.nodes.forEach((n, i) => {
+  // One pass: counts for the decisions below, and nodes in their onFailure handlers always
+  // proceed (cleanup is never throttled by maxErrors). Starting a handler changes only `busy`
+  // and `attempt` of a node in its handlers, which none of the counts look at.
+  let failed = 0;
+  let running = 0;
+  let live = 0;
+  let liveIdle = 0;
+  let phase = Number.POSITIVE_INFINITY;
+  let busyMain = 0;
+  for (let i = 0; i < all.length; i++) {
+    const n = all[i] as NodeProgress;
+    if (n.status === 'failed') failed++;
+    else if (n.status === 'running') running++;
+    if (n.busy && !n.inHandlers) busyMain++;
+    if (n.status === 'pending' || (n.status === 'running' && !n.inHandlers)) {
+      live++;
+      if (!n.busy) liveIdle++;
+      if (n.step < phase) phase = n.step;
+    }
     if (n.status === 'running' && n.inHandlers && !n.busy) {
       actions.push({ kind: 'run', node: i, step: n.step, attempt: 1, handler: true, delayMs: 0 });
-      p = withNode(p, i, { busy: true, attempt: 1 });
+      withNode(i, { busy: true, attempt: 1 });
     }
-  });
+  }
+  const tooManyErrors = failed > plan.maxErrors;
 
   const start = (i: number): void => {
     const n = p.nodes[i] as NodeProgress;
@@ -170,21 +197,22 @@ export function nextActions(plan: Plan, p0: Progress): { progress: Progress; act
     const attempt = n.attempt + 1;
     const delayMs = attempt > 1 ? step.retryBackoffMs * 2 ** (attempt - 2) : 0;
     actions.push({ kind: 'run', node: i, step: n.step, attempt, handler: false, delayMs });
-    p = withNode(p, i, { status: 'running', busy: true, attempt });
+    withNode(i, { status: 'running', busy: true, attempt });
   };
 
   if (plan.strategy === 'rolling') {
-    // Continue nodes already rolling, then start new ones up to the limit.
-    p.nodes.forEach((n, i) => {
+    // Continue nodes already rolling (they stay running), then start new ones up to the limit.
+    for (let i = 0; i < all.length; i++) {
+      const n = all[i] as NodeProgress;
       if (n.status === 'running' && !n.inHandlers && !n.busy) start(i);
-    });
-    let active = p.nodes.filter((n) => n.status === 'running').length;
-    for (let i = 0; i < p.nodes.length && active < limit; i++) {
+    }
+    let active = running;
+    for (let i = 0; i < all.length && active < limit; i++) {
       const n = p.nodes[i] as NodeProgress;
       if (n.status !== 'pending') continue;
       if (tooManyErrors) break;
       if (plan.steps.length === 0) {
-        p = withNode(p, i, { status: 'succeeded' });
+        withNode(i, { status: 'succeeded' });
         continue;
       }
       start(i);
@@ -192,46 +220,54 @@ export function nextActions(plan: Plan, p0: Progress): { progress: Progress; act
       else break; // waiting at a gate
     }
     if (tooManyErrors) {
-      p = { ...p, nodes: p.nodes.map((n) => (n.status === 'pending' ? { ...n, status: 'skipped', reason: `not started: more than ${plan.maxErrors} node(s) failed` } : n)) };
+      for (let i = 0; i < all.length; i++) {
+        const n = p.nodes[i] as NodeProgress;
+        if (n.status === 'pending') withNode(i, { status: 'skipped', reason: `not started: more than ${plan.maxErrors} node(s) failed` });
+      }
     }
   } else {
     // parallel: the slowest active node sets the pace; everyone finishes step k before k+1.
-    const live = p.nodes.filter((n) => n.status === 'pending' || (n.status === 'running' && !n.inHandlers));
-    const phase = live.length > 0 ? Math.min(...live.map((n) => n.step)) : 0;
+    if (live === 0) phase = 0;
     if (tooManyErrors) {
       // Let in-flight work finish, then stop: nobody starts another step.
-      const idle = live.filter((n) => !n.busy);
-      if (idle.length === live.length) {
-        p = {
-          ...p,
-          nodes: p.nodes.map((n) =>
-            n.status === 'pending' || (n.status === 'running' && !n.inHandlers && !n.busy)
-              ? { ...n, status: 'skipped', reason: `stopped: more than ${plan.maxErrors} node(s) failed` }
-              : n,
-          ),
-        };
+      if (liveIdle === live) {
+        for (let i = 0; i < all.length; i++) {
+          const n = p.nodes[i] as NodeProgress;
+          if (n.status === 'pending' || (n.status === 'running' && !n.inHandlers && !n.busy)) {
+            withNode(i, { status: 'skipped', reason: `stopped: more than ${plan.maxErrors} node(s) failed` });
+          }
+        }
       }
-    } else {
-      let busy = p.nodes.filter((n) => n.busy && !n.inHandlers).length;
-      p.nodes.forEach((n, i) => {
-        if (busy >= limit) return;
+    } else if (liveIdle > 0) {
+      let busy = busyMain;
+      for (let i = 0; i < all.length && busy < limit; i++) {
+        const n = p.nodes[i] as NodeProgress;
         const eligible = (n.status === 'pending' || (n.status === 'running' && !n.inHandlers)) && !n.busy && n.step === phase;
-        if (!eligible) return;
+        if (!eligible) continue;
         if (plan.steps.length === 0) {
-          p = withNode(p, i, { status: 'succeeded' });
-          return;
+          withNode(i, { status: 'succeeded' });
+          continue;
         }
         start(i);
         if ((p.nodes[i] as NodeProgress).busy) busy++;
-      });
+      }
     }
   }
 
-  if (p.nodes.every((n) => isDone(n.status))) {
-    const failed = p.nodes.filter((n) => n.status === 'failed').length;
-    const skipped = p.nodes.filter((n) => n.status === 'skipped').length;
-    if (failed === 0 && skipped === 0) actions.push({ kind: 'finish', state: 'succeeded', reason: null });
-    else actions.push({ kind: 'finish', state: 'failed', reason: `${failed} node(s) failed${skipped ? `, ${skipped} skipped` : ''}` });
+  let done = true;
+  let failedNow = 0;
+  let skipped = 0;
+  for (const n of p.nodes) {
+    if (!isDone(n.status)) {
+      done = false;
+      break;
+    }
+    if (n.status === 'failed') failedNow++;
+    else if (n.status === 'skipped') skipped++;
+  }
+  if (done) {
+    if (failedNow === 0 && skipped === 0) actions.push({ kind: 'finish', state: 'succeeded', reason: null });
+    else actions.push({ kind: 'finish', state: 'failed', reason: `${failedNow} node(s) failed${skipped ? `, ${skipped} skipped` : ''}` });
   }
   return { progress: p, actions };
 }

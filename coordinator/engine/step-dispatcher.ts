@@ -228,6 +228,11 @@ export class StepDispatcher implements StepTraffic {
     return { sent };
   }
 
+  /** Agent steps sent and not yet ended (each has a watchdog until its result is stored). */
+  get stepsInFlight(): number {
+    return this.watchdogs.size;
+  }
+
   /** Queue depths for metrics: steps waiting for a result, and busy-agent re-offers pending. */
   queueDepths(): { stepsInFlight: number; stepsDeferred: number } {
     let deferred = 0;

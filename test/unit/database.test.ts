@@ -45,6 +45,59 @@ describe('store batching', () => {
     expect((await db.all<{ id: number }>('SELECT id FROM t ORDER BY id')).map((r) => r.id)).toEqual([1, 2, 3]);
   });
 
+  it('refuses a queued row whose values do not match its columns, instead of shifting later rows', async () => {
+    await expect(db.write(async (tx) => {
+      tx.queueInsert('t', ['id', 'v'], [1, 'a']);
+      tx.queueInsert('t', ['id', 'v'], [2]);
+      tx.queueInsert('t', ['id', 'v'], [3, 'c']);
+    })).rejects.toThrow(/1 values for 2 columns of t/);
+    expect((await db.get<{ n: number }>('SELECT count(*) AS n FROM t'))?.n).toBe(0);
+  });
+
+  it('keeps queued rows of different tables, conflict clauses and column lists apart', async () => {
+    await db.exec('CREATE TABLE u (id INTEGER PRIMARY KEY, v TEXT)');
+    const cols = ['id', 'v'] as const;
+    await db.write(async (tx) => {
+      tx.queueInsert('t', cols, [1, 't1']);
+      tx.queueInsert('u', cols, [1, 'u1']);
+      tx.queueInsert('t', cols, [1, 'ignored'], 'IGNORE');
+      tx.queueInsert('t', ['id', 'n'], [2, 5]);
+      tx.queueInsert('u', cols, [2, 'u2'], 'REPLACE');
+    });
+    await db.write(async (tx) => tx.queueInsert('u', cols, [2, 'u2 again'], 'REPLACE'));
+    expect(await db.all('SELECT id, v, n FROM t ORDER BY id')).toEqual([{ id: 1, v: 't1', n: 0 }, { id: 2, v: null, n: 5 }]);
+    expect(await db.all('SELECT id, v FROM u ORDER BY id')).toEqual([{ id: 1, v: 'u1' }, { id: 2, v: 'u2 again' }]);
+  });
+
+  it('group commit: while the policy says more writes are coming, a batch waits for them and they share one commit', async () => {
+    const commits: number[] = [];
+    db.observeCommits((r) => commits.push(r.insertedRows.get('t') ?? 0));
+    const asked: number[] = [];
+    let late: Promise<void> | undefined;
+    db.groupCommit({
+      waitMs: 50,
+      worthWaiting: (pending) => {
+        asked.push(pending);
+        // A write that arrives while the first one waits (after its tick): it joins the same group.
+        late ??= db.batch(async (tx) => tx.queueInsert('t', ['id', 'v'], [2, 'late']));
+        return true;
+      },
+    });
+    let firstDone = false;
+    const first = db.batch(async (tx) => tx.queueInsert('t', ['id', 'v'], [1, 'first'])).then(() => {
+      firstDone = true;
+      // Acknowledged only once committed: the commit was observed before this runs.
+      expect(commits).toEqual([2]);
+    });
+    await first;
+    await late;
+    expect(firstDone).toBe(true);
+    expect(asked[0]).toBe(1);
+    expect(commits).toEqual([2]);
+    expect((await db.all<{ id: number }>('SELECT id FROM t ORDER BY id')).map((r) => r.id)).toEqual([1, 2]);
+    db.groupCommit(undefined);
+  });
+
   it('coalesces queued updates of one key and writes thousands of rows in a few statement shapes', async () => {
     await db.write(async (tx) => {
       for (let i = 0; i < 3000; i++) tx.queueInsert('t', ['id', 'v'], [i, 'a']);

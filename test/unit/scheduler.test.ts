@@ -177,3 +177,37 @@ describe('a step its agent stopped in the middle of (stepInterrupted)', () => {
   });
 });
 
+/** A progress whose every level is frozen: a scheduler that wrote into its input would throw (ESM is strict). */
+function frozen(p: Progress): Progress {
+  for (const n of p.nodes) Object.freeze(n);
+  Object.freeze(p.nodes);
+  Object.freeze(p.approvedGates);
+  return Object.freeze(p);
+}
+
+describe('scheduler purity (it copies nodes only when a pass changes one)', () => {
+  it.each(['rolling', 'parallel'] as const)('never writes into its input, %s, through starts, failures, handlers, maxErrors and the end', (strategy) => {
+    const pl = plan({ strategy, concurrency: { count: 2 }, maxErrors: 1, steps: [step('a', { retries: 1 }), step('b')], onFailure: [step('page')] });
+    let p = frozen(initialProgress(['agt-0', 'agt-1', 'agt-2', 'agt-3', 'agt-4']));
+    for (let round = 0; round < 50; round++) {
+      const r = nextActions(pl, p);
+      p = frozen(r.progress);
+      if (r.actions.some((a) => a.kind === 'finish')) break;
+      for (const a of r.actions) if (a.kind === 'run') p = frozen(applyOutcome(pl, p, a.node, a.node % 2 === 0 ? 'failed' : 'succeeded', 'exit 1'));
+    }
+    expect(p.nodes.every((n) => ['succeeded', 'failed', 'skipped'].includes(n.status))).toBe(true);
+  });
+
+  it('returns the same progress from a pass that starts nothing, and a new one from a pass that does', () => {
+    const pl = plan({ strategy: 'parallel', concurrency: { percent: 100 }, steps: [step('a')] });
+    const first = nextActions(pl, frozen(initialProgress(['agt-0', 'agt-1', 'agt-2'])));
+    expect(runs(first.actions)).toEqual(['0:0#1', '1:0#1', '2:0#1']);
+    const idle = nextActions(pl, first.progress);
+    expect(idle.actions).toEqual([]);
+    expect(idle.progress).toBe(first.progress);
+    const one = applyOutcome(pl, first.progress, 1, 'succeeded', null);
+    expect(one.nodes[0]).toBe(first.progress.nodes[0]);
+    expect(one.nodes[1]!.status).toBe('succeeded');
+    expect(first.progress.nodes[1]!.status).toBe('running');
+  });
+});
