@@ -20,6 +20,7 @@ import { IdentityUpdater, StateDir, type AgentCredentials } from './state-dir.js
 import { CaTrust } from './ca-trust.js';
 import { decodeCaBundle } from '../proto/codec/ca-bundle-codec.js';
 import { StepExecutor, type DrainSummary } from './step-executor.js';
+import { warmUpStepPath } from './warm-up.js';
 
 /** After the last step stopped: how long a stopping agent waits for the coordinator to acknowledge results. */
 const ACK_WAIT_MS = 5_000;
@@ -187,6 +188,8 @@ export async function startAgent(config: AgentConfig, log: Logger, now: () => nu
   pruner.unref();
   const fatal = new Promise<string>((resolve) => connection?.on((event, detail) => event === 'expired' && resolve(detail)));
   connection.start();
+  // While the handshake is in flight: the first step then costs what later ones do (warm-up.ts).
+  const warmedUp = warmUpStepPath({ privateKey: creds.privateKey, dispatchKeys: trust.keys().values(), path: config.baseEnv['PATH'] ?? '/usr/bin:/bin', workingDir: workDir });
   return {
     agentId: identity.agentId,
     connection,
@@ -194,6 +197,7 @@ export async function startAgent(config: AgentConfig, log: Logger, now: () => nu
     fatal,
     async stop(options = {}) {
       clearInterval(pruner);
+      await warmedUp;
       // Interrupted steps get TERM, then KILL after the kill grace, before the process may exit.
       const drained = await executor.drain(options.graceMs ?? 0);
       const spooled = await executor.waitDelivered(ACK_WAIT_MS);

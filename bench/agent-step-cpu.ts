@@ -5,7 +5,7 @@
  * agent writes a V8 CPU profile there when it stops (for `node --cpu-prof` reading of where its
  * per-step CPU goes).
  *
- *   npm run build && node dist/bench/agent-step-cpu.js [--steps 150] [--rounds 3] [--cpu-prof DIR]
+ *   npm run build && node dist/bench/agent-step-cpu.js [--steps 150] [--rounds 3] [--cpu-prof DIR [--cpu-prof-interval US]]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
@@ -13,12 +13,12 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { AGENT_NODE_FLAGS } from '../agent/node-flags.js';
 import { CLI, out, sleep, startBench } from './harness.js';
-import { cpuMs, median } from './proc-stats.js';
+import { contextSwitches, cpuMs, median, preciseCpuMs, threadCpuMs } from './proc-stats.js';
 
-const args = parseArgs({ options: { steps: { type: 'string', default: '150' }, rounds: { type: 'string', default: '3' }, 'cpu-prof': { type: 'string' } } }).values;
+const args = parseArgs({ options: { steps: { type: 'string', default: '150' }, rounds: { type: 'string', default: '3' }, 'cpu-prof': { type: 'string' }, 'cpu-prof-interval': { type: 'string', default: '1000' } } }).values;
 const steps = Number(args.steps);
 const rounds = Number(args.rounds);
-const prof = args['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', args['cpu-prof']] : [];
+const prof = args['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', args['cpu-prof'], '--cpu-prof-interval', args['cpu-prof-interval']] : [];
 
 const b = await startBench({ bootstrapUses: 10, logLevel: 'warn' });
 out(`cores: ${cpus().length}, node ${process.version}, load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
@@ -31,12 +31,30 @@ for (let t = 0; t < 240 && !id; t++) {
   id = agents.find((a) => a.name === 'step-cpu' && a.status === 'online')?.id;
 }
 if (!id) throw new Error('the agent did not come online');
-// Warm up (first spawn, lazily loaded modules, JIT).
-for (let i = 0; i < 10; i++) await b.runToEnd('/api/v1/adhoc', { agents: [id], argv: ['true'] });
+// The first steps run cold (code not yet compiled, modules loaded lazily), as in bench/vs-ssh
+// where each agent runs only a few: timed one by one (all threads, nanosecond counters).
+const agentPid = p.pid as number;
+const cold: number[] = [];
+const coldMain: number[] = [];
+for (let i = 0; i < 10; i++) {
+  await sleep(200); // let the agent settle (heartbeats, GC) so the step's CPU stands alone
+  const c0 = preciseCpuMs(agentPid);
+  const m0 = preciseCpuMs(agentPid, 'main');
+  const t0 = process.hrtime.bigint() / 1000n;
+  await b.runToEnd('/api/v1/adhoc', { agents: [id], argv: ['true'] });
+  cold.push(preciseCpuMs(agentPid) - c0);
+  coldMain.push(preciseCpuMs(agentPid, 'main') - m0);
+  // The step's time span on the monotonic clock the agent's profile uses (cpu-profile-summary --windows).
+  if (prof.length) out(`cold step ${i + 1}: PROFILE-WINDOW ${t0} ${process.hrtime.bigint() / 1000n}`);
+}
+out(`cold: step 1 ${cold[0]?.toFixed(2)} ms CPU, step 2 ${cold[1]?.toFixed(2)}, step 3 ${cold[2]?.toFixed(2)}, steps 4-10 median ${median(cold.slice(3)).toFixed(2)} (agent, all threads)`);
+out(`cold, main thread only: step 1 ${coldMain[0]?.toFixed(2)} ms CPU, step 2 ${coldMain[1]?.toFixed(2)}, step 3 ${coldMain[2]?.toFixed(2)}, steps 4-10 median ${median(coldMain.slice(3)).toFixed(2)}`);
 const perStep: number[] = [];
 const coordPerStep: number[] = [];
 for (let r = 0; r < rounds; r++) {
   const c0 = cpuMs(p.pid as number);
+  const t0 = threadCpuMs(p.pid as number);
+  const x0 = contextSwitches(p.pid as number);
   const k0 = cpuMs(b.coord.pid as number);
   for (let i = 0; i < steps; i++) {
     const run = await b.runToEnd('/api/v1/adhoc', { agents: [id], argv: ['true'] });
@@ -44,9 +62,12 @@ for (let r = 0; r < rounds; r++) {
   }
   const c = (cpuMs(p.pid as number) - c0) / steps;
   const k = (cpuMs(b.coord.pid as number) - k0) / steps;
+  const t = threadCpuMs(p.pid as number);
+  const mainMs = ((t['main'] ?? 0) - (t0['main'] ?? 0)) / steps;
+  const switches = (contextSwitches(p.pid as number) - x0) / steps;
   perStep.push(c);
   coordPerStep.push(k);
-  out(`round ${r + 1}: agent ${c.toFixed(2)} ms CPU per step, coordinator ${k.toFixed(2)} ms CPU per one-step execution (${steps} steps)`);
+  out(`round ${r + 1}: agent ${c.toFixed(2)} ms CPU per step (main thread ${mainMs.toFixed(2)}, other threads ${(c - mainMs).toFixed(2)}; ${switches.toFixed(1)} context switches), coordinator ${k.toFixed(2)} ms CPU per one-step execution (${steps} steps)`);
 }
 out(`AGENT STEP CPU: median ${median(perStep).toFixed(2)} ms per step (agent), ${median(coordPerStep).toFixed(2)} ms per execution (coordinator); load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
 p.kill('SIGTERM');

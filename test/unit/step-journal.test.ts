@@ -194,3 +194,23 @@ describe('the step journal on disk', () => {
     expect(again.has(second)).toBe(true);
   });
 });
+
+describe('journal appends, small and large', () => {
+  it('writes small records from the event loop and large ones through the pool, in order, both read back', async () => {
+    const file = await fresh();
+    const j = await loaded(file);
+    const large = new Uint8Array(200 * 1024).fill(7); // a long script in a request: over the synchronous-write size
+    await j.begin({ ...step('small-1') }, randomBytes(16), FUTURE);
+    await j.begin({ ...step('large'), request: large }, randomBytes(16), FUTURE);
+    await j.begin({ ...step('small-2') }, randomBytes(16), FUTURE);
+    const { written } = j.setResult(step('large').key, new Uint8Array([9]));
+    await written;
+    await j.written();
+    const steps = await StepJournal.readSteps(file);
+    expect(steps.map((s) => s.stepId)).toEqual(['small-1', 'large', 'small-2']);
+    expect(Buffer.from(steps[1]!.request).equals(Buffer.from(large))).toBe(true);
+    expect(steps[1]!.result).toEqual(new Uint8Array([9]));
+    expect(decodeRecords(await readFile(file)).validBytes).toBe((await stat(file)).size);
+    await j.close();
+  });
+});
