@@ -111,7 +111,6 @@ export async function startServer(config: ServerConfig, log: Logger, now: () => 
   const install = await loadInstallKit(config);
   if (!install.kit) log.warn({ event: 'install.unavailable', reason: install.unavailable }, install.unavailable);
   const app = createApp({
-    db: data.db,
     reader,
     registry: data.registry,
     users: data.users,

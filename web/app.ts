@@ -59,12 +59,13 @@ import type { AuditTrail } from '../coordinator/audit/audit-trail.js';
 import { portalRoutes } from './pages/portal.js';
 
 export interface WebDeps {
-  readonly db: Database;
   /**
-   * A read-only connection to the same store, for the API's reads of executions (one, the
-   * history, output, approvals, reports): it sees only what has committed. A read on the
-   * writer's connection would see the rows of a transaction still in progress, which may yet
-   * roll back, and would wait behind each of its statements.
+   * A read-only connection to the store, for every read the API and the portal make of it
+   * (executions, their history, output, approvals, reports, the pages that show them): it sees
+   * only what has committed. A read on the writer's connection would see the rows of a
+   * transaction still in progress, which may yet roll back, and would wait behind each of its
+   * statements. Writes go through the services (executions, registry, notifications, webhooks…),
+   * which answer once they have committed; a later read here sees them.
    */
   readonly reader: Database;
   readonly registry: AgentRegistry;

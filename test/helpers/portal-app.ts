@@ -10,7 +10,7 @@ import { pino } from 'pino';
 import { Hono } from 'hono';
 import { expect } from 'vitest';
 import { openDataDir, type DataDir } from '../../coordinator/data-dir.js';
-import { Database } from '../../coordinator/store/database.js';
+import { Database, type Queryable, type Tx } from '../../coordinator/store/database.js';
 import { Catalog } from '../../coordinator/runbooks/catalog.js';
 import { AccessControl } from '../../coordinator/policy/access-control.js';
 import { executionAccess } from '../../coordinator/engine/execution-access.js';
@@ -96,11 +96,13 @@ export class PortalHarness {
   readonly api: Hono<{ Variables: AuthVariables }>;
   /** The audit trail the page and the API read (a real CA in the temp dir's certs/). */
   readonly auditTrail: AuditTrail;
+  /** Ends each transaction openTransaction() left open (rolled back). */
+  private readonly openTransactions = new Set<() => Promise<void>>();
 
   private constructor(
     readonly dir: string,
     readonly data: DataDir,
-    /** A read-only connection, for the API's execution reads (as server/server.ts wires them). */
+    /** A read-only connection, for the pages' and the API's reads (as server/server.ts wires them). */
     readonly reader: Database,
     readonly catalog: Catalog,
     trustProxy: boolean,
@@ -178,7 +180,7 @@ export class PortalHarness {
     this.app.route(
       '/',
       portalRoutes({
-        db: data.db, users: data.users, sessions: data.sessions, logins, catalog, authz: access, access: visibility, executions, registry: data.registry, isOnline: () => true, now, trust: { trustProxy }, log,
+        reader, users: data.users, sessions: data.sessions, logins, catalog, authz: access, access: visibility, executions, registry: data.registry, isOnline: () => true, now, trust: { trustProxy }, log,
         notifications, webhooks, install, auditTrail: this.auditTrail,
       }),
     );
@@ -263,15 +265,45 @@ export class PortalHarness {
   /** `tookMs`: it finished that long after it started (both at the harness clock otherwise). */
   /** `stateReason`: why it ended as it did (the engine's words, apart from the requester's `reason`). */
   /** `team`: the runbook's owner when requested (default: its owner in the catalog, as the engine records it). */
-  async insertExecution(e: { id: string; runbookId: string; requestedBy: string; options: Record<string, string>; state: string; reason?: string; approval?: { required: number; from: string[] }; tookMs?: number; team?: string; at?: number; stateReason?: string }): Promise<void> {
+  /** `on`: a transaction to write it in (default: a transaction of its own, committed). */
+  async insertExecution(e: { id: string; runbookId: string; requestedBy: string; options: Record<string, string>; state: string; reason?: string; approval?: { required: number; from: string[] }; tookMs?: number; team?: string; at?: number; stateReason?: string }, on: Queryable = this.data.db): Promise<void> {
     const team = e.team ?? this.catalog.get(e.runbookId)?.runbook.metadata.owner ?? null;
     const at = e.at ?? this.clock;
-    await this.data.db.run(
+    await on.run(
       `INSERT INTO executions (id, kind, runbook_id, runbook_digest, requested_by, options_json, targets, state, reason, approval_json, gate, created_at, started_at, finished_at, owner_team) VALUES (?, 'runbook', ?, ?, ?, ?, 'role=web', ?, ?, ?, ?, ?, ?, ?, ?)`,
       [e.id, e.runbookId, 'ab'.repeat(32), e.requestedBy, JSON.stringify(e.options), e.approval ? 'awaiting_approval' : e.state, e.reason ?? null, e.approval ? JSON.stringify({ ...e.approval, message: 'approval to run it' }) : null, e.approval ? -1 : null, at, at, e.tookMs === undefined ? null : at + e.tookMs, team],
     );
-    if (e.stateReason !== undefined) await this.data.db.run('UPDATE executions SET state_reason = ? WHERE id = ?', [e.stateReason, e.id]);
-    if (team !== null) await this.data.db.run('INSERT OR IGNORE INTO runbook_teams (team, runbook_id) VALUES (?, ?)', [team, e.runbookId]);
+    if (e.stateReason !== undefined) await on.run('UPDATE executions SET state_reason = ? WHERE id = ?', [e.stateReason, e.id]);
+    if (team !== null) await on.run('INSERT OR IGNORE INTO runbook_teams (team, runbook_id) VALUES (?, ?)', [team, e.runbookId]);
+  }
+
+  /**
+   * A write transaction on the writer's connection (as the engine's are) that has run `fn` and
+   * stays open until `end`: then it commits, or rolls back. One left open is rolled back by close().
+   */
+  async openTransaction(fn: (tx: Tx) => Promise<void>): Promise<{ end(outcome: 'commit' | 'rollback'): Promise<void> }> {
+    let written = (): void => undefined;
+    const ready = new Promise<void>((r) => (written = r));
+    let decide = (_commit: boolean): void => undefined;
+    const decided = new Promise<boolean>((r) => (decide = r));
+    const ROLLBACK = new Error('the test rolls this transaction back');
+    const done = this.data.db
+      .write(async (tx) => {
+        await fn(tx);
+        written();
+        if (!(await decided)) throw ROLLBACK;
+      })
+      .catch((e: unknown) => {
+        if (e !== ROLLBACK) throw e;
+      });
+    // A failure before `fn` has written ends the wait too (and is thrown).
+    await Promise.race([ready, done]);
+    const end = async (outcome: 'commit' | 'rollback'): Promise<void> => {
+      decide(outcome === 'commit');
+      await done;
+    };
+    this.openTransactions.add(() => end('rollback'));
+    return { end };
   }
 
   async insertDecision(executionId: string, approver: string, decision: 'approve' | 'deny', comment: string): Promise<void> {
@@ -318,6 +350,7 @@ export class PortalHarness {
   }
 
   async close(): Promise<void> {
+    for (const end of this.openTransactions) await end();
     await this.reader.close();
     await this.data.close();
     await rm(this.dir, { recursive: true, force: true });

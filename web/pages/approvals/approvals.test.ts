@@ -50,4 +50,20 @@ describe('approvals inbox', () => {
     // Decided once: no longer in bob's inbox.
     expect((await b.get('/approvals')).html).not.toContain('data-approval="exe-wait1"');
   });
+
+  it('shows what has committed only: not a request whose transaction is open, nor one that rolled back', async () => {
+    const b = await h.login('bob', 'bob-password');
+    const request = { runbookId: 'portal-guarded', requestedBy: 'ann', options: {}, state: '', reason: 'not yet', approval: { required: 1, from: ['group:web-leads'] } };
+    const open = await h.openTransaction((tx) => h.insertExecution({ id: 'exe-wait2', ...request }, tx));
+    const inbox = (await b.get('/approvals')).html;
+    expect(inbox).toContain('data-approval="exe-wait1"');
+    expect(inbox).not.toContain('exe-wait2');
+    await open.end('rollback');
+    expect((await b.get('/approvals')).html).not.toContain('exe-wait2');
+
+    const later = await h.openTransaction((tx) => h.insertExecution({ id: 'exe-wait3', ...request }, tx));
+    expect((await b.get('/approvals')).html).not.toContain('exe-wait3');
+    await later.end('commit');
+    expect((await b.get('/approvals')).html).toContain('data-approval="exe-wait3"');
+  });
 });

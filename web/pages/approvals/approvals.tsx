@@ -26,7 +26,7 @@ export interface InboxItem {
 /** What `user` may decide now: the API's inbox (coordinator/engine/approval-inbox.ts), with what the page shows. */
 async function inboxFor(d: PortalDeps, user: User): Promise<InboxItem[]> {
   const out: InboxItem[] = [];
-  for (const w of await approvalInbox(d.db, d.access, user)) {
+  for (const w of await approvalInbox(d.reader, d.access, user)) {
     const meta = w.runbookId === null ? undefined : d.catalog.get(w.runbookId)?.runbook.metadata;
     // The rule is only shown; whether this user may decide was settled by the inbox.
     const rule = meta ? d.authz.decide(user, 'approve', { id: meta.id, tags: meta.tags, owner: meta.owner }).rule : null;

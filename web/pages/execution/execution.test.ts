@@ -89,4 +89,23 @@ describe('execution page', () => {
     // Another team's execution prefills nothing.
     expect((await a.get('/runbooks/portal-echo?rerun=exe-carol1')).html).not.toContain('team-b-output');
   });
+
+  it('shows what has committed only: not an execution whose transaction is open, nor one that rolled back', async () => {
+    const a = await h.login('alice', 'alice-password');
+    // An execution and the change of another, written by transactions still in progress (which may roll back).
+    const inserted = await h.openTransaction((tx) => h.insertExecution({ id: 'exe-open', runbookId: 'portal-echo', requestedBy: 'alice', options: { message: 'uncommitted', count: '1', token: '' }, state: 'running' }, tx));
+    expect((await a.get('/executions/exe-open')).status).toBe(404);
+    const rerun = await a.get('/runbooks/portal-echo?rerun=exe-open');
+    expect(rerun.status).toBe(200);
+    expect(rerun.html).not.toContain('uncommitted');
+    await inserted.end('rollback');
+    expect((await a.get('/executions/exe-open')).status).toBe(404);
+
+    const committed = await h.openTransaction((tx) => h.insertExecution({ id: 'exe-soon', runbookId: 'portal-echo', requestedBy: 'alice', options: { message: 'hi', count: '1', token: '' }, state: 'running' }, tx));
+    expect((await a.get('/executions/exe-soon')).status).toBe(404);
+    await committed.end('commit');
+    const page = await a.get('/executions/exe-soon');
+    expect(page.status).toBe(200);
+    expect(page.html).toContain('data-testid="requested-by">alice<');
+  });
 });

@@ -310,7 +310,7 @@ function ExecutionPage(p: ExecutionPageData & { csrfToken: string }) {
 async function stepOutput(d: PortalDeps, s: StepView, stream: 1 | 2): Promise<StepOutput> {
   const bytes = stream === 1 ? s.stdoutBytes : s.stderrBytes;
   if (bytes === 0) return { text: '', bytes: 0, cut: false };
-  const data = await readOutput(d.db, s.id, stream);
+  const data = await readOutput(d.reader, s.id, stream);
   const cut = data.length > MAX_SHOWN_BYTES;
   return { text: (cut ? data.subarray(0, MAX_SHOWN_BYTES) : data).toString('utf8'), bytes: data.length, cut };
 }
@@ -322,8 +322,8 @@ export function executionRoutes(d: PortalDeps): Hono<PortalEnv> {
   const visible = async (user: User, id: string): Promise<ExecutionView> => {
     // The API's id schema: anything that is not an execution id is simply not one.
     if (!ExecutionIdParam.safeParse({ id }).success) throw notFound(`no execution ${echo(id)} that you may see`);
-    const owner = await executionOwner(d.db, id);
-    const view = owner && (await d.access.canView(user, owner)) ? await loadExecution(d.db, id) : undefined;
+    const owner = await executionOwner(d.reader, id);
+    const view = owner && (await d.access.canView(user, owner)) ? await loadExecution(d.reader, id) : undefined;
     if (!view) throw notFound(`no execution ${echo(id)} that you may see`);
     return view;
   };

@@ -102,6 +102,29 @@ describe('history filtered by team and time', () => {
   });
 });
 
+describe('history reads what has committed', () => {
+  beforeEach(async () => {
+    h = await teamsPortal();
+    await h.insertExecution({ id: 'exe-done', runbookId: 'portal-echo', requestedBy: 'alice', options: {}, state: 'succeeded', at: T0 - 1000 });
+  });
+
+  it('does not list an execution whose transaction is open, nor one that rolled back; lists it once committed', async () => {
+    const root = await h.login('root', 'root-password');
+    const open = await h.openTransaction((tx) => h.insertExecution({ id: 'exe-open', runbookId: 'portal-other', requestedBy: 'carol', options: {}, state: 'running', team: 'team-uncommitted' }, tx));
+    const page = (await root.get('/executions')).html;
+    expect(rowsOf(page)).toEqual(['exe-done']);
+    // Nor the team only that transaction records.
+    expect(page).not.toContain('team-uncommitted');
+    await open.end('rollback');
+    expect(rowsOf((await root.get('/executions')).html)).toEqual(['exe-done']);
+
+    const later = await h.openTransaction((tx) => h.insertExecution({ id: 'exe-new', runbookId: 'portal-other', requestedBy: 'carol', options: {}, state: 'running' }, tx));
+    expect(rowsOf((await root.get('/executions')).html)).toEqual(['exe-done']);
+    await later.end('commit');
+    expect(rowsOf((await root.get('/executions')).html)).toEqual(['exe-new', 'exe-done']);
+  });
+});
+
 describe('GET /api/v1/executions with team and time, each role', () => {
   beforeEach(async () => {
     h = await teamsPortal();

@@ -145,9 +145,9 @@ export function historyRoutes(d: PortalDeps): Hono<PortalEnv> {
     const q = listQueryOf(p, HISTORY_PAGE_SIZE);
     const user = c.get('user');
     const scope = await d.access.scope(user);
-    const result = await listExecutions(d.db, q, scope);
+    const result = await listExecutions(d.reader, q, scope);
     const rows = result.executions;
-    const teams = teamChoices(await recordedTeams(d.db), scope);
+    const teams = teamChoices(await recordedTeams(d.reader), scope);
     const titles = new Map(d.catalog.list().map((l) => [l.runbook.metadata.id, l.runbook.metadata.title] as const));
     return render(
       c,

@@ -245,9 +245,9 @@ export function runbookRoutes(d: PortalDeps): Hono<PortalEnv> {
     const rerun = c.req.query('rerun');
     let prefill: Record<string, string> = {};
     if (rerun && ExecutionIdParam.safeParse({ id: rerun }).success) {
-      const owner = await executionOwner(d.db, rerun);
+      const owner = await executionOwner(d.reader, rerun);
       if (owner && owner.runbookId === a.loaded.runbook.metadata.id && (await d.access.canView(c.get('user'), owner))) {
-        const view = await loadExecution(d.db, rerun);
+        const view = await loadExecution(d.reader, rerun);
         for (const [k, v] of Object.entries(view?.options ?? {})) if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') prefill[k] = String(v);
       } else prefill = {};
     }

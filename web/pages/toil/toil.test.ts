@@ -76,6 +76,24 @@ describe('toil page', () => {
     expect(html).not.toContain('<script');
   });
 
+  it('counts what has committed only: not an execution whose transaction is open, nor one that rolled back', async () => {
+    const a = await cookieOf('alice', 'alice-password');
+    const echoRuns = async (): Promise<string> => {
+      const { html } = await page(a, '/toil');
+      const at = html.indexOf('<tr data-runbook="portal-echo">');
+      return html.slice(at, html.indexOf('</tr>', at));
+    };
+    expect(await echoRuns()).toContain('<td>3</td>');
+    const open = await h.openTransaction((tx) => h.insertExecution({ id: 'exe-a4', runbookId: 'portal-echo', requestedBy: 'alice', options: {}, state: 'succeeded', tookMs: 1000 }, tx));
+    expect(await echoRuns()).toContain('<td>3</td>');
+    await open.end('rollback');
+    expect(await echoRuns()).toContain('<td>3</td>');
+    const later = await h.openTransaction((tx) => h.insertExecution({ id: 'exe-a5', runbookId: 'portal-echo', requestedBy: 'alice', options: {}, state: 'succeeded', tookMs: 1000 }, tx));
+    expect(await echoRuns()).toContain('<td>3</td>');
+    await later.end('commit');
+    expect(await echoRuns()).toContain('<td>4</td>');
+  });
+
   it('renders a hostile runbook title escaped in the table and the chart', async () => {
     const a = await cookieOf('alice', 'alice-password');
     const { html } = await page(a, '/toil');

@@ -165,7 +165,7 @@ export function toilRoutes(d: PortalDeps): Hono<PortalEnv> {
     const query = pageQuery(c, ToilQuery);
     const now = d.now();
     const period = periodOf(query, now);
-    const report = await toilFor(d.db, d.access, d.catalog, c.get('user'), period);
+    const report = await toilFor(d.reader, d.access, d.catalog, c.get('user'), period);
     return render(
       c,
       <Page title="Toil report" viewer={viewerOf(c.var)} section="toil">
