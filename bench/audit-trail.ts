@@ -16,7 +16,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { openDataDir } from '../coordinator/data-dir.js';
-import type { Database, SqlValue } from '../coordinator/store/database.js';
+import { Database, type SqlValue } from '../coordinator/store/database.js';
 import { AuditTrail } from '../coordinator/audit/audit-trail.js';
 import { trailQuery } from '../coordinator/store/audit-trail-queries.js';
 import type { TrailPageQuery } from '../coordinator/audit/trail-filter.js';
@@ -137,7 +137,9 @@ async function main(): Promise<void> {
     s = await seed(data.db, now);
     out(`seeded in ${(s.ms / 1000).toFixed(1)} s`);
   }
-  const trail = new AuditTrail({ db: data.db, audit: data.audit, caPem: () => '', now: () => now });
+  // As the coordinator wires it: reads through a read-only connection.
+  const reader = await Database.open(data.db.path, { readonly: true });
+  const trail = new AuditTrail({ db: data.db, reader, audit: data.audit, caPem: () => '', now: () => now });
   out('');
   out('case | plan | rows | p50 ms | p95 ms | CPU ms/query');
   for (const c of cases(s)) {
@@ -170,6 +172,7 @@ async function main(): Promise<void> {
     }
     out(`${c.name} | ${plan} | ${rows} | ${median(p50s).toFixed(2)} | ${median(p95s).toFixed(2)} | ${median(cpus).toFixed(2)}`);
   }
+  await reader.close();
   await data.close();
   out(`(medians of ${RUNS} runs of ${REQUESTS} requests each; "walk" rows are 20 pages per request)`);
 }

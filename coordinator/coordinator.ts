@@ -5,6 +5,7 @@
  */
 import type { Logger } from 'pino';
 import { openDataDir, type DataDir } from './data-dir.js';
+import { Database } from './store/database.js';
 import { CaSource } from './pki/ca-source.js';
 import { allCaPems } from './pki/ca-rollover.js';
 import { Gateway } from './gateway/gateway.js';
@@ -76,6 +77,12 @@ export type CatalogActor = { kind: 'user' | 'system'; id: string };
 export interface RunningCoordinator {
   readonly grpcPort: number;
   readonly data: DataDir;
+  /**
+   * A read-only connection to the store, for readers outside the engine (the web layer's reads,
+   * the live feeds, who-may-see-what, the audit trail): it sees only what has committed, and
+   * does not wait behind the writer's transactions.
+   */
+  readonly reader: Database;
   readonly gateway: Gateway;
   readonly dispatcher: StepDispatcher;
   readonly adhoc: AdhocRunner;
@@ -121,6 +128,7 @@ const FOREIGN_WRITES_POLL_MS = 250;
 export async function startCoordinator(config: CoordinatorConfig, log: Logger, now: () => number = Date.now): Promise<RunningCoordinator> {
   const ca = await CaSource.open(config.certsDir);
   const data = await openDataDir(config.dataDir, now, log);
+  const reader = await Database.open(data.db.path, { readonly: true });
   let phase: CoordinatorPhase = 'starting';
   let catalogLoaded = false;
   const counters = new Counters({ processMetrics: true });
@@ -209,7 +217,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
   const catalog = new Catalog(config.runbooksDir);
   const access = new AccessControl(() => catalog.policyList());
   const targetable = (l: LoadedRunbook): TargetableRunbook => ({ ref: { id: l.runbook.metadata.id, tags: l.runbook.metadata.tags, owner: l.runbook.metadata.owner }, selector: l.runbook.spec.selector });
-  const visibility = executionAccess(data.db, () => catalog.policyList(), {
+  const visibility = executionAccess(reader, () => catalog.policyList(), {
     get: (id) => {
       const l = catalog.get(id);
       return l ? targetable(l) : undefined;
@@ -243,7 +251,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
     reloadCatalog({ kind: 'system', id: 'file-watch' }).catch((e: unknown) => log.error({ event: 'runbooks.reload_failed', err: e }, 'reloading runbooks failed'));
   });
   const refusals = new RefusalLog(data.db, data.audit, log, now);
-  const auditTrail = new AuditTrail({ db: data.db, audit: data.audit, caPem: async () => {
+  const auditTrail = new AuditTrail({ db: data.db, reader, audit: data.audit, caPem: async () => {
     // Every CA of every roll-over (retired ones kept as ca-retired-*.pem): old records chain to them.
     const all = await allCaPems(config.certsDir);
     return [ca.current.caCertPem, ...all, ...ca.current.trustedCaPems];
@@ -311,6 +319,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
   return {
     grpcPort,
     data,
+    reader,
     gateway,
     dispatcher,
     adhoc,
@@ -348,6 +357,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
       await data.db.drain();
       // Last: the checkpoint then covers every record this process wrote.
       await writeCheckpoint().catch(checkpointFailed);
+      await reader.close();
       await data.close();
       phase = 'stopped';
     },

@@ -11,7 +11,6 @@ import type { Server } from 'node:http';
 import { createApp } from '../web/app.js';
 import { clientErrorResponse } from '../web/client-error.js';
 import { DEFAULT_FEED_OPTIONS, ExecutionFeed } from '../coordinator/engine/execution-feed.js';
-import { Database } from '../coordinator/store/database.js';
 import { PasswordLogin } from '../coordinator/auth/password-login.js';
 import { createServer as createHttpsServer } from 'node:https';
 import { readFile } from 'node:fs/promises';
@@ -80,11 +79,10 @@ export interface RunningServer {
 
 export async function startServer(config: ServerConfig, log: Logger, now: () => number = Date.now): Promise<RunningServer> {
   const coordinator = await startCoordinator({ ...config, publicUrl: config.publicUrl ?? defaultPublicUrl(config.httpListen, config.httpTls === true) }, log, now);
-  const { data, engine, gateway, dispatcher, executionEvents, catalog, access, counters } = coordinator;
-  // The live feeds and the API's reads of executions go through their own read-only connection:
+  const { data, reader, engine, gateway, dispatcher, executionEvents, catalog, access, counters } = coordinator;
+  // The live feeds, the API and the portal read through the coordinator's read-only connection:
   // they show what has committed, without waiting behind the writer's transactions (a fan-out's
   // results) and without seeing a transaction's rows before it commits.
-  const reader = await Database.open(data.db.path, { readonly: true });
   const feed = new ExecutionFeed(
     data.db,
     {
@@ -160,7 +158,6 @@ export async function startServer(config: ServerConfig, log: Logger, now: () => 
     try {
       tls = { createServer: createHttpsServer, serverOptions: { cert: await readFile(join(config.certsDir, CA_FILES.serverCert)), key: await readFile(join(config.certsDir, CA_FILES.serverKey)) } };
     } catch (e) {
-      await reader.close();
       await coordinator.stop();
       throw failedPrecondition(`--http-tls: cannot read the server certificate in ${config.certsDir} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, 'run `handrail ca init` first (or point --certs-dir at the CA)');
     }
@@ -177,7 +174,6 @@ export async function startServer(config: ServerConfig, log: Logger, now: () => 
       socket.end(clientErrorResponse(err.code));
     });
   }).catch(async (e: unknown) => {
-    await reader.close();
     await coordinator.stop();
     throw e;
   });
@@ -199,7 +195,6 @@ export async function startServer(config: ServerConfig, log: Logger, now: () => 
       const grace = setTimeout(() => server.closeAllConnections(), config.shutdownGraceMs ?? 5_000);
       await closed;
       clearTimeout(grace);
-      await reader.close();
       await coordinator.stop();
     },
   };

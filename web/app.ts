@@ -68,6 +68,7 @@ export interface WebDeps {
    * which answer once they have committed; a later read here sees them.
    */
   readonly reader: Database;
+  /** Revocations; agents are read through `reader`. */
   readonly registry: AgentRegistry;
   readonly users: UserStore;
   readonly adhoc: AdhocRunner;
@@ -191,7 +192,7 @@ export function createApp(d: WebDeps): OpenAPIHono<ApiEnv> {
       return c.json({ user: { name: u.name, groups: [...u.groups] } }, 200);
     },
   );
-  api.route('/agents', agentRoutes(d.registry, d.isOnline, d.access, d.authz, d.now));
+  api.route('/agents', agentRoutes(d.registry, d.reader, d.isOnline, d.access, d.authz, d.now));
   if (d.install) api.route('/agents', installCommandRoutes(d.install, d.authz));
   api.route('/adhoc', adhocRoutes(d.adhoc, d.authz, limits));
   api.route('/runbooks', runbookRoutes(d.catalog, d.authz, d.reloadCatalog));

@@ -55,7 +55,15 @@ export interface RunningVerification {
 }
 
 export interface AuditTrailDeps {
+  /** The writer's connection: a verification's result and its audit record. */
   readonly db: Database;
+  /**
+   * A read-only connection to the same store, for every read (pages, records, exports, the
+   * verification's pass over the log): records as committed. On the writer's connection a read
+   * would meet the records of a transaction still in progress, which may yet roll back (and
+   * whose seq a later record then takes).
+   */
+  readonly reader: Database;
   readonly audit: AuditLog;
   /**
    * The CA certificates agent certificates are checked against, as they are now: the issuing CA
@@ -77,7 +85,7 @@ export class AuditTrail {
   async page(q: TrailPageQuery, scope: AuditTrailScope): Promise<TrailPage> {
     const query = await this.plan(q, scope);
     if (!query) return { records: [], next: null };
-    const { records, next } = pageOf(await trailRows(this.d.db, query, scope), q.limit);
+    const { records, next } = pageOf(await trailRows(this.d.reader, query, scope), q.limit);
     return { records: records.map(describeRecord), next };
   }
 
@@ -85,23 +93,23 @@ export class AuditTrail {
   async plan(q: TrailPageQuery, scope: AuditTrailScope): Promise<TrailPageQuery | null> {
     let query = q;
     if (q.fromIso !== undefined || q.toIso !== undefined) {
-      const w = await seqWindow(this.d.db, slackBounds(q));
+      const w = await seqWindow(this.d.reader, slackBounds(q));
       if (!w) return null;
       query = { ...query, seqWindow: w };
     }
-    if (!scope.all && (await seesFewExecutions(this.d.db, scope, FEW_EXECUTIONS))) query = { ...query, fewExecutions: true };
+    if (!scope.all && (await seesFewExecutions(this.d.reader, scope, FEW_EXECUTIONS))) query = { ...query, fewExecutions: true };
     return query;
   }
 
   /** Record `seq`, or undefined when it does not exist or is outside the reader's scope. */
   async record(seq: number, scope: AuditTrailScope): Promise<TrailRecord | undefined> {
-    const row = await trailRecordRow(this.d.db, seq, scope);
+    const row = await trailRecordRow(this.d.reader, seq, scope);
     return row ? describeRecord(row) : undefined;
   }
 
   /** Whether the reader may see any record of this execution (else it is "not found" to them). */
   async hasVisibleRecords(executionId: string, scope: AuditTrailScope): Promise<boolean> {
-    return (await trailRows(this.d.db, { executionId, limit: 0 }, scope)).length > 0;
+    return (await trailRows(this.d.reader, { executionId, limit: 0 }, scope)).length > 0;
   }
 
   /** Writes the bundle of an allowed plan to a temporary file and says what it holds. */
@@ -118,7 +126,7 @@ export class AuditTrail {
       const out = createWriteStream(path, { mode: 0o600 });
       try {
         let header = true;
-        for await (const line of exportBundle(this.d.db, await this.d.caPem(), sel, this.d.now())) {
+        for await (const line of exportBundle(this.d.reader, await this.d.caPem(), sel, this.d.now())) {
           if (header) toHead = (JSON.parse(line) as { toHead: boolean }).toHead;
           header = false;
           const seq = RECORD_SEQ.exec(line)?.[1];
@@ -176,7 +184,7 @@ export class AuditTrail {
 
   /** The last finished verification. */
   last(): Promise<VerificationRun | undefined> {
-    return lastVerification(this.d.db);
+    return lastVerification(this.d.reader);
   }
 
   /**
@@ -197,7 +205,7 @@ export class AuditTrail {
   private async run(info: RunningVerification, source: string): Promise<VerificationRun> {
     let result: Omit<VerificationRun, 'id' | 'startedAt' | 'finishedAt' | 'actor' | 'source'>;
     try {
-      const r = await verifyItems(databaseItems(this.d.db, await this.d.caPem(), info.startedAt), { threads: this.d.verifyThreads ?? 1 });
+      const r = await verifyItems(databaseItems(this.d.reader, await this.d.caPem(), info.startedAt), { threads: this.d.verifyThreads ?? 1 });
       result = { ok: r.ok, records: r.records, firstSeq: r.firstSeq, lastSeq: r.lastSeq, firstBadSeq: r.ok ? null : (r.firstBad?.seq ?? null), reason: r.ok ? null : (r.firstBad?.reason ?? 'failed') };
     } catch (e) {
       // A log that cannot even be read is a failed verification, said in one line.

@@ -5,7 +5,7 @@
  * store (an admin may revoke from another process via the data dir).
  */
 import { X509Certificate, type KeyObject } from 'node:crypto';
-import type { Database, Tx } from '../store/database.js';
+import type { Database, Queryable, Tx } from '../store/database.js';
 import * as q from '../store/agent-queries.js';
 import type { AgentRow } from '../store/agent-queries.js';
 import type { IssuedCertificate } from '../pki/ca.js';
@@ -99,6 +99,20 @@ const MAX_CACHED_CERTIFICATES = 20_000;
 
 export type PeerRefusal = 'unknown_agent' | 'unknown_certificate' | 'revoked' | 'expired' | 'wrong_agent';
 
+/**
+ * Every enrolled agent, read through `db`: the registry's own connection, or the web layer's
+ * read-only one (which sees only what has committed).
+ */
+export async function listAgentRecords(db: Queryable): Promise<AgentRecord[]> {
+  return (await q.listAgents(db)).map(fromRow);
+}
+
+/** One agent, read through `db` (see listAgentRecords). */
+export async function findAgentRecord(db: Queryable, id: string): Promise<AgentRecord | undefined> {
+  const r = await q.findAgent(db, id);
+  return r ? fromRow(r) : undefined;
+}
+
 export class AgentRegistry {
   private readonly certs = new Map<string, KnownCertificate>();
   private readonly revokedAgents = new Set<string>();
@@ -110,8 +124,7 @@ export class AgentRegistry {
   ) {}
 
   async list(): Promise<AgentRecord[]> {
-    const rows = await q.listAgents(this.db);
-    return rows.map(fromRow);
+    return listAgentRecords(this.db);
   }
 
   /** Several agents in one query (any number of ids). */
@@ -121,8 +134,7 @@ export class AgentRegistry {
   }
 
   async get(id: string): Promise<AgentRecord | undefined> {
-    const r = await q.findAgent(this.db, id);
-    return r ? fromRow(r) : undefined;
+    return findAgentRecord(this.db, id);
   }
 
   /** Records a new agent and its first certificate; call inside the enrollment transaction. */

@@ -146,7 +146,7 @@ export class PortalHarness {
     const access = new AccessControl(() => catalog.policyList());
     // As the coordinator wires it (coordinator/coordinator.ts).
     const targetable = (l: LoadedRunbook): TargetableRunbook => ({ ref: { id: l.runbook.metadata.id, tags: l.runbook.metadata.tags, owner: l.runbook.metadata.owner }, selector: l.runbook.spec.selector });
-    const visibility = executionAccess(data.db, () => catalog.policyList(), {
+    const visibility = executionAccess(reader, () => catalog.policyList(), {
       get: (id) => {
         const l = catalog.get(id);
         return l ? targetable(l) : undefined;
@@ -175,7 +175,7 @@ export class PortalHarness {
             createToken: (input, t) => data.tokens.create(input, t),
             now,
           };
-    this.auditTrail = new AuditTrail({ db: data.db, audit: data.audit, caPem: () => caPem, now });
+    this.auditTrail = new AuditTrail({ db: data.db, reader, audit: data.audit, caPem: () => caPem, now });
     this.app = new Hono<PortalEnv>();
     this.app.route(
       '/',
@@ -190,7 +190,7 @@ export class PortalHarness {
     this.api.post('/api/v1/whoami', (c) => c.json({ user: c.get('user').name }));
     // The real report, agent and execution routes, as web/app.ts mounts them (the engine calls stand in).
     this.api.route('/api/v1/reports', reportRoutes(reader, visibility, catalog, now));
-    this.api.route('/api/v1/agents', agentRoutes(data.registry, () => true, visibility, access, now));
+    this.api.route('/api/v1/agents', agentRoutes(data.registry, reader, () => true, visibility, access, now));
     this.api.route(
       '/api/v1/executions',
       executionRoutes(reader, { ...executions, start: async () => Promise.reject(new Error('not in this harness')), watchFinished: () => ({ finished: Promise.resolve(), cancel: () => undefined }) } as ExecutionControl, NO_FEED, visibility, log),
@@ -254,8 +254,9 @@ export class PortalHarness {
     return this.subscriptions.list();
   }
 
-  async insertAgent(id: string, name: string, labels: Record<string, string>): Promise<void> {
-    await this.data.db.run(
+  /** `on`: a transaction to write it in (default: a transaction of its own, committed). */
+  async insertAgent(id: string, name: string, labels: Record<string, string>, on: Queryable = this.data.db): Promise<void> {
+    await on.run(
       `INSERT INTO agents (id, name, labels_json, pinned_labels_json, facts_json, enrolled_at, cert_serial, cert_not_after) VALUES (?, ?, ?, '{}', '{}', ?, ?, ?)`,
       [id, name, JSON.stringify(labels), this.clock, `SER${id}`, this.clock + 86_400_000],
     );
@@ -284,7 +285,7 @@ export class PortalHarness {
   async openTransaction(fn: (tx: Tx) => Promise<void>): Promise<{ end(outcome: 'commit' | 'rollback'): Promise<void> }> {
     let written = (): void => undefined;
     const ready = new Promise<void>((r) => (written = r));
-    let decide = (_commit: boolean): void => undefined;
+    let decide: (commit: boolean) => void = () => undefined;
     const decided = new Promise<boolean>((r) => (decide = r));
     const ROLLBACK = new Error('the test rolls this transaction back');
     const done = this.data.db
@@ -318,6 +319,14 @@ export class PortalHarness {
   /** A step run of a node's first step, dispatched at `dispatchedAt`. */
   async insertStepRun(r: { id: string; executionId: string; agentId: string; attempt: number; name: string; state: string; dispatchedAt: number }): Promise<void> {
     await this.data.db.run('INSERT INTO step_runs (id, execution_id, agent_id, step_index, attempt, name, state, dispatched_at) VALUES (?, ?, ?, 0, ?, ?, ?, ?)', [r.id, r.executionId, r.agentId, r.attempt, r.name, r.state, r.dispatchedAt]);
+  }
+
+  /**
+   * Record `copyOf`'s row written again as record `seq`, in `on` (a transaction: the audit log
+   * queues its rows until just before COMMIT, so a test holding one open writes them itself).
+   */
+  async copyAuditRecord(on: Queryable, copyOf: number, seq: number): Promise<void> {
+    await on.run('INSERT INTO audit_records (seq, payload, hash, key_id, signature) SELECT ?, payload, hash, key_id, signature FROM audit_records WHERE seq = ?', [seq, copyOf]);
   }
 
   /** Empties the audit log, so that a test's records start at seq 1. */

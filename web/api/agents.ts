@@ -5,7 +5,8 @@
  * hosts page) with the effect and audit record of `handrail agents revoke`.
  */
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
-import type { AgentRecord, AgentRegistry } from '../../coordinator/registry/agent-registry.js';
+import { listAgentRecords, type AgentRecord, type AgentRegistry } from '../../coordinator/registry/agent-registry.js';
+import type { Database } from '../../coordinator/store/database.js';
 import type { ExecutionAccess } from '../../coordinator/engine/execution-access.js';
 import type { User } from '../../coordinator/auth/user-store.js';
 import { permissionDenied } from '../../core/errors.js';
@@ -114,7 +115,8 @@ const revokeRoute = createRoute({
   responses: { 200: json(z.object({ id: z.string(), status: z.literal('revoked'), alreadyRevoked: z.boolean() }).openapi('AgentRevoked'), 'revoked'), ...errorResponses(403, 404, 413, 415) },
 });
 
-export function agentRoutes(registry: AgentRegistry, isOnline: (id: string) => boolean, access: ExecutionAccess, authz: Authorizer, now: () => number): OpenAPIHono<ApiEnv> {
+/** `reader`: a read-only connection (the agents as committed); revocations go through `registry`. */
+export function agentRoutes(registry: AgentRegistry, reader: Database, isOnline: (id: string) => boolean, access: ExecutionAccess, authz: Authorizer, now: () => number): OpenAPIHono<ApiEnv> {
   const app = apiRouter();
   app.openapi(revokeRoute, async (c) => {
     const { id } = c.req.valid('param');
@@ -123,7 +125,7 @@ export function agentRoutes(registry: AgentRegistry, isOnline: (id: string) => b
     return c.json({ id, status: 'revoked' as const, alreadyRevoked: !changed }, 200);
   });
   app.openapi(listRoute, async (c) => {
-    const agents = await registry.list();
+    const agents = await listAgentRecords(reader);
     const visible = access.visibleAgents(c.get('user'), agents);
     const shown = visible === 'all' ? agents.map((a) => agentView(a, isOnline(a.id))) : agents.filter((a) => visible.has(a.id)).map((a) => ({ ...agentView(a, isOnline(a.id)), address: null }));
     return c.json({ agents: shown }, 200);

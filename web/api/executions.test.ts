@@ -57,7 +57,7 @@ describe('execution API reads', () => {
         return { finished: watch.promise, cancel: () => undefined, ...(running ? { running } : {}) };
       },
     } as unknown as ExecutionControl;
-    const access = executionAccess(data.db, () => [], { get: () => undefined, list: () => [] });
+    const access = executionAccess(reader, () => [], { get: () => undefined, list: () => [] });
     app = new Hono<ApiEnv>();
     app.use('*', async (c, next) => {
       c.set('user', SUE);

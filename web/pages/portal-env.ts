@@ -48,6 +48,7 @@ export interface PortalDeps {
   /** The audit trail (the /audit page): records under the reader's scope, exports, verifications. */
   readonly auditTrail: AuditTrail;
   readonly executions: PortalExecutions;
+  /** Revocations (hosts page); the pages read agents through `reader`. */
   readonly registry: AgentRegistry;
   readonly isOnline: (agentId: string) => boolean;
   readonly now: () => number;

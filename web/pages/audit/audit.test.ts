@@ -285,6 +285,25 @@ describe('verifying the live log from the page', () => {
   });
 });
 
+describe('records as committed', () => {
+  beforeEach(setup);
+  afterEach(() => h.close());
+
+  it('a record whose transaction is open is not on the page, by URL or in an export; after it rolls back, nor is it', async () => {
+    const admin = await cookieOf('admin');
+    // Record 7 (a copy of record 1, the failed login of mallory), written in a transaction still open.
+    const open = await h.openTransaction((tx) => h.copyAuditRecord(tx, 1, 7));
+    expect(seqsIn((await page(admin, '/audit')).html)).toEqual([6, 5, 4, 3, 2, 1]);
+    expect((await page(admin, '/audit/7')).status).toBe(404);
+    const all = await api(admin, '/api/v1/audit/export');
+    expect(all.headers.get('x-handrail-records')).toBe('1..6');
+    expect(await verifyDownload(all)).toEqual({ ok: true, records: 6, flag: '' });
+    await open.end('rollback');
+    expect(seqsIn((await page(admin, '/audit')).html)).toEqual([6, 5, 4, 3, 2, 1]);
+    expect((await page(admin, '/audit/7')).status).toBe(404);
+  });
+});
+
 /** Verifies a downloaded bundle as `handrail audit verify FILE FLAG` would. */
 async function verifyDownload(res: Response): Promise<{ ok: boolean; records: number; flag: string }> {
   const text = await res.text();

@@ -25,6 +25,35 @@ describe('hosts page', () => {
   });
 });
 
+describe('hosts as committed', () => {
+  beforeEach(async () => {
+    h = await teamsPortal();
+  });
+
+  it('does not show an agent whose enrollment has not committed, on the page or in the API, nor after it rolls back', async () => {
+    const root = await h.login('root', 'root-password');
+    const a = await h.login('alice', 'alice-password');
+    const apiIds = async (): Promise<string[]> => {
+      const res = await h.api.request(`${ORIGIN}/api/v1/agents`, { headers: { cookie: root.cookie } });
+      return ((await res.json()) as { agents: Array<{ id: string }> }).agents.map((a) => a.id).sort();
+    };
+    const open = await h.openTransaction((tx) => h.insertAgent('agt-web3', 'web-3', { role: 'web' }, tx));
+    expect((await root.get('/hosts')).html).not.toContain('data-host="web-3"');
+    expect((await root.get('/hosts/agt-web3/revoke')).status).toBe(404);
+    expect(await apiIds()).toEqual(['agt-db1', 'agt-web1', 'agt-web2']);
+    // Nor among the hosts a runbook's form says it would run on.
+    expect((await a.get('/runbooks/portal-echo')).html).not.toContain('web-3');
+    await open.end('rollback');
+    expect((await root.get('/hosts')).html).not.toContain('data-host="web-3"');
+
+    const later = await h.openTransaction((tx) => h.insertAgent('agt-web4', 'web-4', { role: 'web' }, tx));
+    expect(await apiIds()).toEqual(['agt-db1', 'agt-web1', 'agt-web2']);
+    await later.end('commit');
+    expect((await root.get('/hosts')).html).toContain('data-host="web-4"');
+    expect(await apiIds()).toEqual(['agt-db1', 'agt-web1', 'agt-web2', 'agt-web4']);
+  });
+});
+
 describe('revoking an agent', () => {
   beforeEach(async () => {
     h = await teamsPortal();

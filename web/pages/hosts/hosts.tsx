@@ -12,7 +12,7 @@
  */
 import { Hono } from 'hono';
 import type { Context } from 'hono';
-import type { AgentRecord } from '../../../coordinator/registry/agent-registry.js';
+import { findAgentRecord, listAgentRecords, type AgentRecord } from '../../../coordinator/registry/agent-registry.js';
 import type { User } from '../../../coordinator/auth/user-store.js';
 import { hostLabels } from '../../../coordinator/engine/engine.js';
 import { matches } from '../../../core/selector.js';
@@ -258,7 +258,7 @@ export function hostRoutes(d: PortalDeps): Hono<PortalEnv> {
   const show = async (c: Context<PortalEnv>, install: Omit<InstallPart, 'unavailable'> | undefined, status: 200 | 400 = 200): Promise<Response> => {
     const user = c.get('user');
     const all = c.get('isAdmin') === true;
-    const hosts = visibleHosts(d, user, await d.registry.list())
+    const hosts = visibleHosts(d, user, await listAgentRecords(d.reader))
       .sort((a, b) => a.name.localeCompare(b.name))
       .map((a) => ({ agent: a, state: a.revokedAt !== null ? 'revoked' : d.isOnline(a.id) ? 'online' : 'offline' }));
     const part: InstallPart | undefined = all ? { unavailable: installUnavailable(d.install, c.req.url), ...(install ?? { fields: NO_FIELDS, error: undefined, made: undefined }) } : undefined;
@@ -273,7 +273,7 @@ export function hostRoutes(d: PortalDeps): Hono<PortalEnv> {
   app.get('/hosts', page, (c) => show(c, undefined));
   app.get('/hosts/:id/revoke', page, adminOnly, async (c) => {
     const id = agentId(c);
-    const agent = await d.registry.get(id);
+    const agent = await findAgentRecord(d.reader, id);
     if (!agent) throw notFound(`no agent ${id}`);
     if (agent.revokedAt !== null) return c.redirect('/hosts?notice=already-revoked', 303);
     return render(

@@ -14,6 +14,7 @@ import { describeIssues, type DescribedIssues } from '../../validation/issues.js
 import type { User } from '../../../coordinator/auth/user-store.js';
 import { resolveOptions } from '../../../coordinator/runbooks/options.js';
 import { executionOwner, loadExecution } from '../../../coordinator/store/execution-queries.js';
+import { listAgentRecords } from '../../../coordinator/registry/agent-registry.js';
 import { hostLabels } from '../../../coordinator/engine/engine.js';
 import { matches } from '../../../core/selector.js';
 import { HandrailError, notFound, permissionDenied } from '../../../core/errors.js';
@@ -217,7 +218,7 @@ export function runbookRoutes(d: PortalDeps): Hono<PortalEnv> {
 
   const hostsFor = async (user: User, a: Access): Promise<{ hosts: HostPreview[]; refusal: string | undefined }> => {
     const rb = a.loaded.runbook;
-    const agents = (await d.registry.list()).filter((x) => x.revokedAt === null && matches(rb.spec.selector, hostLabels(x)));
+    const agents = (await listAgentRecords(d.reader)).filter((x) => x.revokedAt === null && matches(rb.spec.selector, hostLabels(x)));
     const hosts = agents.map((x) => ({ id: x.id, name: x.name, online: d.isOnline(x.id), labels: x.labels })).sort((x, y) => x.name.localeCompare(y.name));
     let refusal: string | undefined;
     if (a.canRun && agents.length > 0) {
