@@ -209,7 +209,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
     config: { ...DEFAULT_SENDER, ...config.notifications },
   });
   const outbox = new Outbox(notificationStore, config.publicUrl ?? DEFAULT_PUBLIC_URL, now, () => notificationSender.wake());
-  const notifications = new Subscriptions(data.db, notificationStore, secrets, data.audit, log, now);
+  const notifications = new Subscriptions(data.db, notificationStore, secrets, data.audit, log, now, new NotificationStore(reader));
   const adhoc = new AdhocRunner(data.db, data.audit, data.registry, dispatcher, log, now, executionEvents, outbox);
   executionEvents.onFinished((e) =>
     counters.inc('executions_total', e.runbook ? { kind: 'runbook', runbook: e.runbook.id, team: e.runbook.owner, status: e.state } : { kind: 'adhoc', runbook: '', team: '', status: e.state }),
@@ -275,7 +275,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
   });
   const webhookStore = new WebhookStore(data.db, secrets);
   const hookRunbooks: HookRunbooks = (id) => catalog.get(id)?.runbook.spec.options;
-  const webhookAdmin = new WebhookAdmin({ store: webhookStore, audit: data.audit, runbooks: hookRunbooks, userExists: async (name) => (await data.users.get(name)) !== undefined, now });
+  const webhookAdmin = new WebhookAdmin({ store: webhookStore, reads: new WebhookStore(reader, secrets), audit: data.audit, runbooks: hookRunbooks, userExists: async (name) => (await data.users.get(name)) !== undefined, now });
   const webhooks = new WebhookService({ store: webhookStore, audit: data.audit, runbooks: hookRunbooks, user: (name) => data.users.get(name), start: (req) => engine.request(req), counters, log, now });
   // Before agents can reconnect: their spooled results must find their executions loaded.
   await engine.resume();

@@ -56,10 +56,12 @@ export class Subscriptions {
     private readonly audit: AuditLog,
     private readonly log: Logger,
     private readonly now: () => number,
+    /** The same store over a read-only connection, for list() and deliveries() (committed rows only). */
+    private readonly reads: NotificationStore = store,
   ) {}
 
   list(): Promise<SubscriptionRecord[]> {
-    return this.store.listSubscriptions();
+    return this.reads.listSubscriptions();
   }
 
   async create(input: NewSubscription, actor: Actor): Promise<WithSecret> {
@@ -136,7 +138,7 @@ export class Subscriptions {
   }
 
   async deliveries(id: string, limit: number): Promise<Array<DeliveryRecord & { readonly attemptLog: AttemptRecord[] }>> {
-    if (!(await this.store.getSubscription(id))) throw notFound(`no notification subscription ${id} (see \`handrail notify ls\`)`);
-    return this.store.deliveriesOf(id, limit);
+    if (!(await this.reads.getSubscription(id))) throw notFound(`no notification subscription ${id} (see \`handrail notify ls\`)`);
+    return this.reads.deliveriesOf(id, limit);
   }
 }

@@ -61,6 +61,8 @@ export class WebhookAdmin {
   constructor(
     private readonly d: {
       readonly store: WebhookStore;
+      /** The same store over a read-only connection, for list() (committed hooks only); default `store`. */
+      readonly reads?: WebhookStore;
       readonly audit: AuditLog;
       readonly runbooks: HookRunbooks;
       readonly userExists: (name: string) => Promise<boolean>;
@@ -89,7 +91,7 @@ export class WebhookAdmin {
 
   async list(): Promise<WebhookView[]> {
     const now = this.d.now();
-    return (await this.d.store.list()).map((h) => webhookView(h, now));
+    return (await (this.d.reads ?? this.d.store).list()).map((h) => webhookView(h, now));
   }
 
   async remove(id: string, actor: Actor): Promise<void> {

@@ -154,9 +154,9 @@ export class PortalHarness {
       list: () => catalog.list().map(targetable),
     });
     // The real admin services over this store, as coordinator/coordinator.ts and server/server.ts wire them.
-    const notifications = new Subscriptions(data.db, new NotificationStore(data.db), secrets, data.audit, log, now);
+    const notifications = new Subscriptions(data.db, new NotificationStore(data.db), secrets, data.audit, log, now, new NotificationStore(reader));
     this.subscriptions = notifications;
-    const hookAdmin = new WebhookAdmin({ store: new WebhookStore(data.db, secrets), audit: data.audit, runbooks: (id) => catalog.get(id)?.runbook.spec.options, userExists: async (name) => (await data.users.get(name)) !== undefined, now });
+    const hookAdmin = new WebhookAdmin({ store: new WebhookStore(data.db, secrets), reads: new WebhookStore(reader, secrets), audit: data.audit, runbooks: (id) => catalog.get(id)?.runbook.spec.options, userExists: async (name) => (await data.users.get(name)) !== undefined, now });
     const webhooks: WebhookControl = {
       define: (input, user) => hookAdmin.define(input, { kind: 'user', id: user.name }),
       list: () => hookAdmin.list(),

@@ -2,7 +2,11 @@
  * The notification and webhook admin pages through `app.request()`: secrets shown once, CSRF,
  * 404 for non-admins.
  */
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { NotificationStore } from '../../../coordinator/store/notifications.js';
+import { WebhookStore } from '../../../coordinator/store/webhooks.js';
+import { SecretBox } from '../../../coordinator/pki/secret-box.js';
 import { HOSTILE, type PortalHarness, teamsPortal } from '../../../test/helpers/portal-app.js';
 
 let h: PortalHarness;
@@ -99,5 +103,34 @@ describe('notification and webhook admin pages', () => {
     expect((await root.get('/admin/webhooks')).html).not.toContain(next);
     expect((await root.post(`/admin/webhooks/${id}/remove`, {})).status).toBe(303);
     expect((await root.get('/admin/webhooks')).html).not.toContain(`data-webhook="${id}"`);
+  });
+});
+
+describe('admin lists as committed', () => {
+  beforeEach(async () => {
+    h = await teamsPortal();
+  });
+
+  it('do not show a subscription or a webhook whose transaction is open, nor after it rolls back; show them once committed', async () => {
+    const root = await h.login('root', 'root-password');
+    const subscriptions = new NotificationStore(h.data.db);
+    const hooks = new WebhookStore(h.data.db, await SecretBox.open(join(h.dir, 'data', 'keys', 'secrets.key')));
+    const write = (n: number) =>
+      h.openTransaction(async (tx) => {
+        await subscriptions.insertSubscription(tx, { id: `ntf-open${n}`, url: 'https://hooks.example/h', scope: { kind: 'all' }, events: ['execution.finished'], enabled: true, description: null, createdBy: 'root', createdAt: h.clock, secretRotatedAt: null }, Buffer.from('sealed'));
+        await hooks.insert(tx, { id: `whk-open${n}`, runbookId: 'portal-echo', runAs: 'nina', mapping: { options: {} }, description: null, createdBy: 'root', createdAt: h.clock }, 'whs_secret');
+      });
+    const shown = async (): Promise<{ subscription: boolean; webhook: boolean }> => ({
+      subscription: (await root.get('/admin/notifications')).html.includes('data-subscription="ntf-open'),
+      webhook: (await root.get('/admin/webhooks')).html.includes('data-webhook="whk-open'),
+    });
+    const open = await write(1);
+    expect(await shown()).toEqual({ subscription: false, webhook: false });
+    await open.end('rollback');
+    expect(await shown()).toEqual({ subscription: false, webhook: false });
+    const later = await write(2);
+    expect(await shown()).toEqual({ subscription: false, webhook: false });
+    await later.end('commit');
+    expect(await shown()).toEqual({ subscription: true, webhook: true });
   });
 });
