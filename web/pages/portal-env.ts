@@ -30,12 +30,12 @@ export interface PortalExecutions {
 
 export interface PortalDeps {
   /**
-   * A read-only connection to the store, for the read-side query modules
-   * (coordinator/store/execution-queries.ts, toil-queries.ts) only: the pages show what has
-   * committed. On the writer's connection a page would show the rows of a transaction still in
-   * progress, which may yet roll back, and would wait behind each of its statements. Every change
-   * a page makes goes through `executions` (or another service) and has committed before it
-   * answers, so the page it redirects to sees it here.
+   * A read-only connection to the store, for the read-side query modules only
+   * (coordinator/store/execution-queries.ts, toil-queries.ts, the registry's listAgentRecords):
+   * the pages show what has committed. On the writer's connection a page would show the rows of
+   * a transaction still in progress, which may yet roll back, and would wait behind each of its
+   * statements. Every change a page makes goes through `executions` (or another service) and has
+   * committed before it answers, so the page it redirects to sees it here.
    */
   readonly reader: Database;
   readonly users: UserStore;
