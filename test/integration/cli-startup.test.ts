@@ -12,6 +12,8 @@ import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { EXECUTION_STATES } from '../../coordinator/store/execution-queries.js';
 import { EXECUTION_STATE_CHOICES } from '../../cli/commands/executions.js';
+import { main } from '../../cli/main.js';
+import { ed25519Backend } from '../../core/ed25519.js';
 import { CLI, ROOT, workspace } from '../helpers/processes.js';
 
 const HEAVY = /\/node_modules\/(sqlite3|node-forge|@grpc|@bufbuild|zod|hono|@hono|pino|pino-pretty|yaml|prom-client)\/|\/dist\/(server|web)\//;
@@ -63,5 +65,13 @@ describe('handrail start-up', () => {
 
   it('`executions ls --state` offers exactly the store\'s execution states, in order', () => {
     expect([...EXECUTION_STATE_CHOICES]).toEqual([...EXECUTION_STATES]);
+  });
+
+  it('HANDRAIL_ED25519=openssl still picks the backend, and a later run without it goes back to the default', async () => {
+    const io = (env: NodeJS.ProcessEnv) => ({ out: () => {}, err: () => {}, env, now: () => 0 });
+    expect(await main(['--version'], io({ HANDRAIL_ED25519: 'openssl' }))).toBe(0);
+    expect(ed25519Backend()).toBe('openssl');
+    expect(await main(['--version'], io({}))).toBe(0);
+    expect(ed25519Backend()).toBe('libsodium');
   });
 });
