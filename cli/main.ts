@@ -3,7 +3,6 @@
  * file > default) and maps outcomes to exit codes: 0 ok, 1 the work failed, 2 bad usage or
  * input. A user mistake prints a message, never a stack trace; a typo gets "did you mean".
  */
-import { useEd25519Backend } from '../core/ed25519.js';
 import { HANDRAIL_VERSION } from '../core/version.js';
 import type { CliIo } from './io.js';
 import { helpText, loadConfigParser, mayReadConfigFile, parseCommand, type CommandSpec, type ParsedCommand } from './options.js';
@@ -80,6 +79,18 @@ const REGISTRY: ReadonlyArray<{ readonly name: string; readonly load: () => Prom
   { name: 'demo', load: async () => { const m = await import('./commands/demo.js'); return { spec: m.demoCommand, run: m.runDemo }; } },
 ];
 
+/**
+ * core/ed25519.ts starts on its default backend ('auto') and loads node:crypto: load it only once
+ * some run of main() asks for another backend (HANDRAIL_ED25519=openssl), not on every start.
+ */
+let ed25519Chosen = false;
+async function chooseEd25519(env: NodeJS.ProcessEnv): Promise<void> {
+  const choice = ed25519Choice(env);
+  if (choice === 'auto' && !ed25519Chosen) return;
+  ed25519Chosen = true;
+  (await import('../core/ed25519.js')).useEd25519Backend(choice);
+}
+
 const isHelp = (a: string | undefined): boolean => a === '--help' || a === '-h';
 
 function listing(commands: readonly Command[]): string[] {
@@ -109,7 +120,7 @@ function didYouMean(names: readonly string[]): string {
 }
 
 export async function main(argv: readonly string[], io: CliIo): Promise<number> {
-  useEd25519Backend(ed25519Choice(io.env));
+  await chooseEd25519(io.env);
   const [first, second] = argv;
   if (first === undefined) {
     io.err(await overview());

@@ -1,12 +1,11 @@
 /** `handrail agent`: enroll on first start (token + CA), then hold the stream and run steps. */
 import { hostname } from 'node:os';
-import { startAgent } from '../../agent/agent.js';
 import { StateDir } from '../../agent/state-dir.js';
 import { access, readFile, rm } from 'node:fs/promises';
 import { ALLOW_KEYS_IN_GIT, refuseKeysInWorkTree } from '../git-guard.js';
 import { parseLabelList } from '../../core/labels.js';
 import type { CliIo } from '../io.js';
-import { createLogger, type LogFormat } from '../logger.js';
+import type { LogFormat } from '../logger.js';
 import { bool, durationSetting, required, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
 import { LOG_FORMAT, LOG_LEVEL } from '../settings.js';
 
@@ -59,6 +58,8 @@ export const agentCommand: CommandSpec = {
 const STEP_ENV_KEEP = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ', 'USER', 'LOGNAME', 'TMPDIR', 'HANDRAIL_DEMO_ROOT'];
 
 export async function runAgent(p: ParsedCommand, io: CliIo): Promise<number> {
+  // The agent and pino load here, not with this module: `handrail --help` loads every command's module.
+  const { createLogger } = await import('../logger.js');
   const log = createLogger(str(p.values, 'log-level') as string, 'agent', { format: str(p.values, 'log-format') as LogFormat });
   let labels: Record<string, string>;
   try {
@@ -82,6 +83,7 @@ export async function runAgent(p: ParsedCommand, io: CliIo): Promise<number> {
   if (!enrolled) await refuseKeysInWorkTree([credentials], bool(p.values, 'allow-keys-in-git'));
   const tokenFile = str(p.values, 'token-file');
   const token = str(p.values, 'token') || (tokenFile && !enrolled ? await readTokenFile(tokenFile) : undefined);
+  const { startAgent } = await import('../../agent/agent.js');
   const agent = await startAgent(
     {
       coordinator: required(p.values, 'coordinator', agentCommand),

@@ -1,7 +1,6 @@
 /** `handrail agents ls|revoke`: the fleet as the store sees it (runs on the coordinator host). */
 import { withDataDir } from '../data-dir.js';
 import type { AgentRecord } from '../../coordinator/registry/agent-registry.js';
-import { agentView } from '../../web/api/agents.js';
 import { formatLabels } from '../../core/labels.js';
 import { ago, printTable, type CliIo } from '../io.js';
 import { bool, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
@@ -28,6 +27,8 @@ export function onlineFromStore(a: AgentRecord, now: number): boolean {
 }
 
 export async function runAgentsList(p: ParsedCommand, io: CliIo): Promise<number> {
+  // The API's view (with its zod schemas) loads here, not with this module: `handrail --help` loads every command's module.
+  const { agentView } = await import('../../web/api/agents.js');
   return withDataDir(p, io, async (data) => {
     const now = io.now();
     const agents = (await data.registry.list()).map((a) => agentView(a, onlineFromStore(a, now)));

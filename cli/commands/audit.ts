@@ -3,16 +3,13 @@ import { constants, createWriteStream } from 'node:fs';
 import { access, readFile } from 'node:fs/promises';
 import { once } from 'node:events';
 import { join } from 'node:path';
-import { openDataDir, STORE_FILE } from '../../coordinator/data-dir.js';
 import { BundleFormatError, exportBundle, parseCheckpointLine, type BundleCheckpoint } from '../../coordinator/audit/bundle.js';
-import { verifyBundleFile, verifyDatabase } from '../../coordinator/audit/export.js';
-import { parseTrustAnchors } from '../../coordinator/audit/trust-anchors.js';
-import { allCaPems } from '../../coordinator/pki/ca-rollover.js';
-import { FULL_LOG, formatRange, isAuditKeyId, normalizeFingerprint, parseRange, type VerifyExpectation, type VerifyOptions, type VerifyReport } from '../../coordinator/audit/verify.js';
+import type { VerifyExpectation, VerifyOptions, VerifyReport } from '../../coordinator/audit/verify.js';
 import type { CliIo } from '../io.js';
 import { bool, list, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
 import { CERTS_DIR, DATA_DIR, JSON_OUTPUT } from '../settings.js';
-import { reportLines } from './audit-report.js';
+// Heavier modules (node-forge, SQLite, YAML, codecs) load with `await import` in the functions
+// that use them, not with this module: `handrail --help` loads every command's module.
 
 export const auditExport: CommandSpec = {
   name: 'audit export',
@@ -37,6 +34,8 @@ function time(p: ParsedCommand, name: string): number | undefined {
 }
 
 export async function runAuditExport(p: ParsedCommand, io: CliIo): Promise<number> {
+  const { openDataDir, STORE_FILE } = await import('../../coordinator/data-dir.js');
+  const { formatRange } = await import('../../coordinator/audit/verify.js');
   const outFile = str(p.values, 'out');
   if (!outFile) throw new UsageError('--out FILE is required');
   const fromMs = time(p, 'from');
@@ -110,7 +109,8 @@ export const auditVerify: CommandSpec = {
 };
 
 /** What the bundle must hold: the whole log unless the user says it is partial. */
-function expectation(p: ParsedCommand): VerifyExpectation {
+async function expectation(p: ParsedCommand): Promise<VerifyExpectation> {
+  const { FULL_LOG, parseRange } = await import('../../coordinator/audit/verify.js');
   const rangeText = str(p.values, 'range');
   const execution = str(p.values, 'execution');
   if (rangeText !== undefined && execution !== undefined) throw new UsageError('give either --range or --execution, not both');
@@ -126,6 +126,8 @@ function expectation(p: ParsedCommand): VerifyExpectation {
 
 /** Pinned audit key ids and CA fingerprint, from the flags and a trust file. */
 async function trustAnchors(p: ParsedCommand): Promise<NonNullable<VerifyOptions['trust']>> {
+  const { parseTrustAnchors } = await import('../../coordinator/audit/trust-anchors.js');
+  const { isAuditKeyId, normalizeFingerprint } = await import('../../coordinator/audit/verify.js');
   const keyIds = list(p.values, 'trust-key');
   for (const k of keyIds) if (!isAuditKeyId(k)) throw new UsageError(`--trust-key "${k}" is not an audit key id (audit- and 16 hex digits, as \`audit verify\` prints it)`);
   const cas: string[] = [];
@@ -168,12 +170,15 @@ async function externalCheckpoints(p: ParsedCommand): Promise<BundleCheckpoint[]
 }
 
 export async function runAuditVerify(p: ParsedCommand, io: CliIo): Promise<number> {
+  const { STORE_FILE } = await import('../../coordinator/data-dir.js');
+  const { verifyBundleFile, verifyDatabase } = await import('../../coordinator/audit/export.js');
+  const { reportLines } = await import('./audit-report.js');
   const file = p.positionals[0];
   if (p.positionals.length > 1) throw new UsageError(`one bundle FILE at a time (got ${p.positionals.length})`);
   const dbFlag = str(p.values, 'db');
   if (file !== undefined && dbFlag !== undefined) throw new UsageError('give a bundle FILE or --data-dir DIR, not both');
   if (dbFlag !== undefined) io.err('handrail audit verify: --db is deprecated; use --data-dir DIR\n');
-  const expect = expectation(p);
+  const expect = await expectation(p);
   if (file === undefined && expect.kind !== 'full') throw new UsageError('--range and --execution apply to a bundle FILE: a store always holds the whole log');
   const options = { expect, trust: await trustAnchors(p), externalCheckpoints: await externalCheckpoints(p) };
   const started = performance.now();
@@ -210,6 +215,7 @@ export async function runAuditVerify(p: ParsedCommand, io: CliIo): Promise<numbe
  * when pinned or introduced by signed roll-over records.
  */
 async function caCertificates(certsDir: string): Promise<string[]> {
+  const { allCaPems } = await import('../../coordinator/pki/ca-rollover.js');
   await access(join(certsDir, 'ca.pem'), constants.R_OK).catch(() => {
     throw new UsageError(`cannot read the CA certificate ${join(certsDir, 'ca.pem')} (pass --certs-dir)`);
   });

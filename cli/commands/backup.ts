@@ -7,19 +7,16 @@ import { access, chmod, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, wri
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { withDataDir } from '../data-dir.js';
-import { openDataDir, STORE_FILE } from '../../coordinator/data-dir.js';
 import { AuditEvents } from '../../coordinator/audit/events.js';
-import { verifyDatabase } from '../../coordinator/audit/export.js';
 import { readAuditHead } from '../../coordinator/audit/audit-log.js';
-import { Database } from '../../coordinator/store/database.js';
 import { schemaVersion } from '../../coordinator/store/migrations.js';
 import { openBackup, sealBackup, sha256Hex, type ArchiveFile } from '../../coordinator/store/backup-archive.js';
-import { CA_BUNDLE_FILE, CA_FILES, CA_NEXT_FILES, CA_PREVIOUS_FILES } from '../../coordinator/pki/ca.js';
-import { RETIRED_CA_FILE } from '../../coordinator/pki/ca-rollover.js';
 import { HANDRAIL_VERSION } from '../../core/version.js';
 import type { CliIo } from '../io.js';
 import { bool, str, UsageError, type CommandSpec, type OptionSpec, type ParsedCommand } from '../options.js';
 import { CERTS_DIR, DATA_DIR } from '../settings.js';
+// Heavier modules (node-forge, SQLite, YAML, codecs) load with `await import` in the functions
+// that use them, not with this module: `handrail --help` loads every command's module.
 
 const PASSPHRASE_FILE: OptionSpec = {
   type: 'string',
@@ -74,6 +71,8 @@ async function passphrase(p: ParsedCommand, io: CliIo): Promise<string> {
 const exists = (p: string): Promise<boolean> => access(p).then(() => true, () => false);
 
 export async function runBackup(p: ParsedCommand, io: CliIo): Promise<number> {
+  const { STORE_FILE } = await import('../../coordinator/data-dir.js');
+  const { Database } = await import('../../coordinator/store/database.js');
   const out = str(p.values, 'out');
   if (!out) throw new UsageError('--out FILE is required');
   if (await exists(out)) throw new UsageError(`${out} already exists`, 'choose a new file name: a backup never overwrites one');
@@ -131,10 +130,15 @@ async function keyFiles(keysDir: string): Promise<ArchiveFile[]> {
 }
 
 /** Certificates of CAs a roll-over kept: next, previous and retired. */
-const isRolloverCaCert = (name: string): boolean => name === CA_NEXT_FILES.caCert || name === CA_PREVIOUS_FILES.caCert || RETIRED_CA_FILE.test(name);
+async function rolloverCaCertTest(): Promise<(name: string) => boolean> {
+  const [{ CA_NEXT_FILES, CA_PREVIOUS_FILES }, { RETIRED_CA_FILE }] = await Promise.all([import('../../coordinator/pki/ca.js'), import('../../coordinator/pki/ca-rollover.js')]);
+  return (name) => name === CA_NEXT_FILES.caCert || name === CA_PREVIOUS_FILES.caCert || RETIRED_CA_FILE.test(name);
+}
 
 /** The CA files, and those of a CA roll-over under way or done (next, previous, retired CAs, the bundle version). */
 async function caFiles(certsDir: string): Promise<ArchiveFile[]> {
+  const { CA_BUNDLE_FILE, CA_FILES, CA_NEXT_FILES, CA_PREVIOUS_FILES } = await import('../../coordinator/pki/ca.js');
+  const { RETIRED_CA_FILE } = await import('../../coordinator/pki/ca-rollover.js');
   const out: ArchiveFile[] = [];
   const retired = (await readdir(certsDir).catch(() => [] as string[])).filter((n) => RETIRED_CA_FILE.test(n)).sort();
   for (const name of [...Object.values(CA_FILES), ...Object.values(CA_NEXT_FILES), ...Object.values(CA_PREVIOUS_FILES), CA_BUNDLE_FILE, ...retired]) {
@@ -145,6 +149,10 @@ async function caFiles(certsDir: string): Promise<ArchiveFile[]> {
 }
 
 export async function runRestore(p: ParsedCommand, io: CliIo): Promise<number> {
+  const { openDataDir, STORE_FILE } = await import('../../coordinator/data-dir.js');
+  const { verifyDatabase } = await import('../../coordinator/audit/export.js');
+  const { CA_FILES } = await import('../../coordinator/pki/ca.js');
+  const isRolloverCaCert = await rolloverCaCertTest();
   const file = p.positionals[0];
   if (!file || p.positionals.length > 1) throw new UsageError('give one backup FILE', 'handrail restore FILE --data-dir DIR');
   const dataDir = str(p.values, 'data-dir') as string;

@@ -8,17 +8,17 @@ import { generateKeyPairSync } from 'node:crypto';
 import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CA_FILES, CA_NEXT_FILES, initCa, issueProbeCertificate, loadCa } from '../../coordinator/pki/ca.js';
-import { planCaRotation, readRollover, retireCa, switchCa, type CaRollover } from '../../coordinator/pki/ca-rollover.js';
+import type { CaRollover } from '../../coordinator/pki/ca-rollover.js';
 import { agentsIssuedBy, decideCaRetire, decideCaSwitch, lackingBundle, type CaBundleHolder } from '../../coordinator/pki/ca-rollover-decisions.js';
 import { names } from '../../coordinator/pki/dispatch-rotation.js';
-import { STORE_FILE } from '../../coordinator/data-dir.js';
 import { AuditEvents } from '../../coordinator/audit/events.js';
 import { withDataDir } from '../data-dir.js';
 import { ALLOW_KEYS_IN_GIT, refuseKeysInWorkTree } from '../git-guard.js';
 import type { CliIo } from '../io.js';
 import { bool, durationSetting, list, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
 import { CERTS_DIR, DATA_DIR, JSON_OUTPUT } from '../settings.js';
+// Heavier modules (node-forge, SQLite, YAML, codecs) load with `await import` in the functions
+// that use them, not with this module: `handrail --help` loads every command's module.
 
 export const caInit: CommandSpec = {
   name: 'ca init',
@@ -34,6 +34,7 @@ export const caInit: CommandSpec = {
 };
 
 export async function runCaInit(p: ParsedCommand, io: CliIo): Promise<number> {
+  const { CA_FILES, initCa } = await import('../../coordinator/pki/ca.js');
   const dir = str(p.values, 'certs-dir') as string;
   const days = Number(str(p.values, 'server-days'));
   if (!Number.isInteger(days) || days < 1 || days > 3650) throw new UsageError('--server-days must be a whole number of days from 1 to 3650');
@@ -92,6 +93,8 @@ export const caStatus: CommandSpec = {
 };
 
 export async function runCaRotate(p: ParsedCommand, io: CliIo): Promise<number> {
+  const { CA_NEXT_FILES } = await import('../../coordinator/pki/ca.js');
+  const { planCaRotation } = await import('../../coordinator/pki/ca-rollover.js');
   const dir = str(p.values, 'certs-dir') as string;
   const days = Number(str(p.values, 'days'));
   if (!Number.isInteger(days) || days < 30 || days > 7300) throw new UsageError('--days must be a whole number of days from 30 to 7300');
@@ -118,6 +121,8 @@ export async function runCaRotate(p: ParsedCommand, io: CliIo): Promise<number> 
 }
 
 export async function runCaSwitch(p: ParsedCommand, io: CliIo): Promise<number> {
+  const { CA_FILES } = await import('../../coordinator/pki/ca.js');
+  const { readRollover, switchCa } = await import('../../coordinator/pki/ca-rollover.js');
   const dir = str(p.values, 'certs-dir') as string;
   const waitMs = durationSetting(p, 'wait');
   const force = bool(p.values, 'force');
@@ -161,6 +166,7 @@ export async function runCaSwitch(p: ParsedCommand, io: CliIo): Promise<number> 
 }
 
 export async function runCaRetire(p: ParsedCommand, io: CliIo): Promise<number> {
+  const { readRollover, retireCa } = await import('../../coordinator/pki/ca-rollover.js');
   const dir = str(p.values, 'certs-dir') as string;
   const force = bool(p.values, 'force');
   const state = await readRollover(dir);
@@ -209,6 +215,9 @@ export function caRollOverSteps(state: Pick<CaRollover, 'phase'>, agents: Pick<C
 }
 
 export async function runCaStatus(p: ParsedCommand, io: CliIo): Promise<number> {
+  const { STORE_FILE } = await import('../../coordinator/data-dir.js');
+  const { CA_FILES } = await import('../../coordinator/pki/ca.js');
+  const { readRollover } = await import('../../coordinator/pki/ca-rollover.js');
   const dir = str(p.values, 'certs-dir') as string;
   const state = await readRollover(dir).catch(() => {
     throw new UsageError(`no CA in ${dir} (${join(dir, CA_FILES.caCert)} is missing or unreadable)`, 'pass --certs-dir, or run `handrail ca init`');
@@ -267,6 +276,7 @@ export const caIssueProbe: CommandSpec = {
 };
 
 export async function runCaIssueProbe(p: ParsedCommand, io: CliIo): Promise<number> {
+  const { issueProbeCertificate, loadCa } = await import('../../coordinator/pki/ca.js');
   const out = str(p.values, 'out');
   if (!out) throw new UsageError('--out DIR is required', 'e.g. handrail ca issue-probe --out /etc/prometheus/handrail-probe');
   const name = str(p.values, 'name') as string;

@@ -1,10 +1,9 @@
 /** `handrail coordinator`: run the coordinator (agent gateway, API, engine) until SIGINT/SIGTERM. */
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startServer } from '../../server/server.js';
 import { ALLOW_KEYS_IN_GIT, refuseKeysInWorkTree } from '../git-guard.js';
 import type { CliIo } from '../io.js';
-import { createLogger, type LogFormat } from '../logger.js';
+import type { LogFormat } from '../logger.js';
 import { parseListen } from '../listen-address.js';
 import { bool, durationSetting, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
 import { CERTS_DIR, DATA_DIR, GRPC_LISTEN, HTTP_LISTEN, LOG_FORMAT, LOG_LEVEL, RUNBOOKS_DIR } from '../settings.js';
@@ -54,6 +53,9 @@ function checkPublicUrl(text: string): void {
 }
 
 export async function runCoordinator(p: ParsedCommand, io: CliIo): Promise<number> {
+  // The server (store, engine, API, gateway) and pino load here, not with this module: `handrail
+  // --help` loads every command's module.
+  const { createLogger } = await import('../logger.js');
   const log = createLogger(str(p.values, 'log-level') as string, 'coordinator', { format: str(p.values, 'log-format') as LogFormat });
   const enrollRate = Number(str(p.values, 'enroll-rate-limit'));
   if (!Number.isInteger(enrollRate) || enrollRate < 0) throw new UsageError('--enroll-rate-limit must be a whole number (0 for no limit)');
@@ -65,6 +67,7 @@ export async function runCoordinator(p: ParsedCommand, io: CliIo): Promise<numbe
   // The first start makes the signing keys (dispatch, audit) under DATA_DIR/keys.
   const keysDir = join(dataDir, 'keys');
   if (!(await access(keysDir).then(() => true, () => false))) await refuseKeysInWorkTree([join(keysDir, 'dispatch', 'new.key')], bool(p.values, 'allow-keys-in-git'));
+  const { startServer } = await import('../../server/server.js');
   const server = await startServer(
     {
       dataDir,

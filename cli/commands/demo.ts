@@ -8,15 +8,11 @@ import { AGENT_NODE_FLAGS } from '../../agent/node-flags.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { access, chmod, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { initCa } from '../../coordinator/pki/ca.js';
-import { startServer } from '../../server/server.js';
-import { openDataDir } from '../../coordinator/data-dir.js';
-import { generatePassword, type UserStore } from '../../coordinator/auth/user-store.js';
+import type { UserStore } from '../../coordinator/auth/user-store.js';
 import type { SessionStore } from '../../coordinator/auth/session-store.js';
-import { listExecutions } from '../../coordinator/store/execution-queries.js';
 import { ALLOW_KEYS_IN_GIT, refuseKeysInWorkTree } from '../git-guard.js';
 import type { CliIo } from '../io.js';
-import { createLogger, type LogFormat } from '../logger.js';
+import type { LogFormat } from '../logger.js';
 import { parseListen } from '../listen-address.js';
 import { bool, str, type CommandSpec, type ParsedCommand } from '../options.js';
 import { LOG_FORMAT, LOG_LEVEL } from '../settings.js';
@@ -90,6 +86,7 @@ async function writeSecretFile(file: string, value: unknown): Promise<void> {
  * newly generated one (which ends the user's portal sessions, as `user password` does).
  */
 async function demoPasswords(data: { users: UserStore; sessions: SessionStore }, file: string, now: number): Promise<{ passwords: Record<string, string>; reused: number }> {
+  const { generatePassword } = await import('../../coordinator/auth/user-store.js');
   const saved = await readJsonObject(file);
   const actor = { kind: 'cli', id: 'demo' } as const;
   const passwords: Record<string, string> = {};
@@ -158,6 +155,14 @@ export async function runDemo(p: ParsedCommand, io: CliIo): Promise<number> {
   const dir = resolve(str(p.values, 'dir') as string);
   const certsDir = join(dir, 'certs');
   const dataDir = join(dir, 'data');
+  // The coordinator's modules and pino load here, not with this module: `handrail --help` loads every command's module.
+  const [{ createLogger }, { initCa }, { openDataDir }, { startServer }, { listExecutions }] = await Promise.all([
+    import('../logger.js'),
+    import('../../coordinator/pki/ca.js'),
+    import('../../coordinator/data-dir.js'),
+    import('../../server/server.js'),
+    import('../../coordinator/store/execution-queries.js'),
+  ]);
   const log = createLogger(str(p.values, 'log-level') as string, 'demo', { format: str(p.values, 'log-format') as LogFormat });
   const freshCa = !(await exists(join(certsDir, 'ca.pem')));
   const fresh = !(await exists(join(dataDir, 'handrail.db')));

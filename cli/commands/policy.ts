@@ -5,14 +5,14 @@
  */
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
-import { loadDirectory, formatProblem } from '../../coordinator/runbooks/catalog.js';
-import { openDataDir, STORE_FILE } from '../../coordinator/data-dir.js';
 import { ACTIONS, decide, explain, explainJson, type PolicyAction, type TargetAgent } from '../../coordinator/policy/policy.js';
 import { hostLabels } from '../../coordinator/engine/engine.js';
 import { EVERYTHING, intersect, matches, parseSelector, SelectorSyntaxError, formatSelector } from '../../core/selector.js';
 import type { CliIo } from '../io.js';
 import { bool, list, required, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
 import { DATA_DIR, JSON_OUTPUT, RUNBOOKS_DIR } from '../settings.js';
+// Heavier modules (node-forge, SQLite, YAML, codecs) load with `await import` in the functions
+// that use them, not with this module: `handrail --help` loads every command's module.
 
 export const policyExplain: CommandSpec = {
   name: 'policy explain',
@@ -31,6 +31,8 @@ export const policyExplain: CommandSpec = {
 };
 
 export async function runPolicyExplain(p: ParsedCommand, io: CliIo): Promise<number> {
+  const { loadDirectory, formatProblem } = await import('../../coordinator/runbooks/catalog.js');
+  const { openDataDir, STORE_FILE } = await import('../../coordinator/data-dir.js');
   const user = required(p.values, 'user', policyExplain);
   const action = str(p.values, 'action') as PolicyAction;
   const dir = str(p.values, 'runbooks-dir') as string;

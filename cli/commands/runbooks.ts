@@ -3,7 +3,6 @@
  * `handrail runbooks lint DIR` (for a runbook repository's CI) and `handrail runbooks reload`.
  */
 import { dirname } from 'node:path';
-import { lintDirectory } from '../../coordinator/runbooks/catalog.js';
 import type { RunbookView } from '../../web/api/runbooks.js';
 import { apiClientFor } from '../api-client.js';
 import { agentsMatching, type FleetAgent } from '../agent-targets.js';
@@ -11,6 +10,8 @@ import { printTable, type CliIo } from '../io.js';
 import { bool, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
 import { API_OPTIONS, JSON_OUTPUT, RUNBOOKS_DIR } from '../settings.js';
 import { stat } from 'node:fs/promises';
+// Heavier modules (node-forge, SQLite, YAML, codecs) load with `await import` in the functions
+// that use them, not with this module: `handrail --help` loads every command's module.
 
 export const runbooksList: CommandSpec = {
   name: 'runbooks ls',
@@ -113,6 +114,7 @@ export const runbooksLint: CommandSpec = {
 };
 
 export async function runRunbooksLint(p: ParsedCommand, io: CliIo): Promise<number> {
+  const { lintDirectory } = await import('../../coordinator/runbooks/catalog.js');
   const dir = p.positionals[0] ?? (str(p.values, 'runbooks-dir') as string);
   const st = await stat(dir).catch(() => undefined);
   if (!st) throw new UsageError(`${dir}: no such directory`, 'give the directory that holds your runbooks and policies, e.g. handrail runbooks lint runbooks/ (or --runbooks-dir / HANDRAIL_RUNBOOKS_DIR)');
