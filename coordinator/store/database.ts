@@ -27,6 +27,14 @@ export interface Tx {
   run(sql: string, params?: SqlParams): Promise<RunResult>;
   get<T>(sql: string, params?: SqlParams): Promise<T | undefined>;
   all<T>(sql: string, params?: SqlParams): Promise<T[]>;
+  /**
+   * all() for a statement that reads and writes only `tables`, and reaches no other table
+   * through a trigger or a foreign key check (an UPDATE that keeps the row's keys): it runs at
+   * once, ahead of rows queued for other tables (they are written at the next statement or at
+   * COMMIT, with the rows queued after it, so fewer statements). If any of `tables` has
+   * queued rows, everything queued is written first, as for all().
+   */
+  allOn<T>(tables: readonly string[], sql: string, params?: SqlParams): Promise<T[]>;
   /** A row written with the other rows of the same shape, in one statement, before COMMIT. */
   queueInsert(table: string, columns: readonly string[], values: readonly SqlValue[], conflict?: 'IGNORE' | 'REPLACE'): void;
   /**
@@ -51,6 +59,7 @@ export interface OpenOptions {
 }
 
 interface InsertGroup {
+  table: string;
   sqlHead: string;
   width: number;
   /** The queued rows' values, row after row (`width` each): bound as they are, no copy per flush. */
@@ -280,6 +289,11 @@ export class Database {
       updates.clear();
     };
     const queued = (): boolean => inserts.size > 0 || updates.size > 0;
+    const queuedFor = (tables: readonly string[]): boolean => {
+      for (const g of inserts.values()) if (tables.includes(g.table)) return true;
+      for (const g of updates.values()) if (tables.includes(g.table)) return true;
+      return false;
+    };
     const tx: Tx = {
       txId: ++this.txCounter,
       run: async (sql, params) => {
@@ -294,13 +308,17 @@ export class Database {
         if (queued()) await flushQueued();
         return this.all(sql, params);
       },
+      allOn: async (tables, sql, params) => {
+        if (queuedFor(tables)) await flushQueued();
+        return this.all(sql, params);
+      },
       queueInsert: (table, columns, values, conflict) => {
         queuedRows.set(table, (queuedRows.get(table) ?? 0) + 1);
         if (values.length !== columns.length) throw new Error(`${values.length} values for ${columns.length} columns of ${table}`);
         const head = insertHead(table, columns, conflict);
         let g = inserts.get(head);
         if (!g) {
-          g = { sqlHead: head, width: columns.length, values: [] };
+          g = { table, sqlHead: head, width: columns.length, values: [] };
           inserts.set(head, g);
         }
         for (const v of values) g.values.push(v);

@@ -137,8 +137,14 @@ export function cancelRunningAdhoc(q: Queryable, id: string, at: number, by: str
  * Ends a running ad-hoc execution: as canceled if a cancel was asked for, else in `state`. The
  * state it ended in, or undefined if it was not running. One statement, not a read and a write.
  */
-export async function finishRunningAdhoc(q: Queryable, id: string, state: string, at: number): Promise<string | undefined> {
-  const row = await q.get<{ state: string }>(
+/**
+ * Ends a running ad-hoc execution; the state it ended in, undefined if it was not running.
+ * Touches the executions row only (not its id), so it runs ahead of rows queued for other
+ * tables (the result's step run, node and audit record): one statement fewer per result.
+ */
+export async function finishRunningAdhoc(tx: Tx, id: string, state: string, at: number): Promise<string | undefined> {
+  const [row] = await tx.allOn<{ state: string }>(
+    ['executions'],
     "UPDATE executions SET state = CASE WHEN cancel_requested_at IS NOT NULL THEN 'canceled' ELSE ? END, finished_at = ? WHERE id = ? AND state = 'running' RETURNING state",
     [state, at, id],
   );

@@ -34,6 +34,25 @@ describe('store batching', () => {
     expect((await db.get<{ v: string }>('SELECT v FROM t WHERE id = 1'))?.v).toBe('by statement');
   });
 
+  it('allOn runs ahead of rows queued for other tables, which then go out together; rows queued for its own tables are written first', async () => {
+    await db.exec('CREATE TABLE u (id INTEGER PRIMARY KEY, v TEXT)');
+    await db.exec("INSERT INTO u (id, v) VALUES (1, 'before')");
+    const [ahead, after, own] = await db.write(async (tx) => {
+      tx.queueInsert('t', ['id', 'v'], [1, 'a']);
+      // Not written yet: allOn on u does not flush t.
+      const a = await tx.allOn<{ n: string }>(['u'], "UPDATE u SET v = (SELECT count(*) FROM t) WHERE id = 1 RETURNING v AS n");
+      tx.queueInsert('t', ['id', 'v'], [2, 'b']);
+      const b = await tx.get<{ n: number }>('SELECT count(*) AS n FROM t');
+      tx.queueInsert('u', ['id', 'v'], [2, 'queued']);
+      // u has a queued row: it is written before the statement runs.
+      const c = await tx.allOn<{ n: number }>(['u'], 'SELECT count(*) AS n FROM u');
+      return [a[0]?.n, b?.n, c[0]?.n];
+    });
+    expect(ahead).toBe('0');
+    expect(after).toBe(2);
+    expect(own).toBe(2);
+  });
+
   it('retries each write alone when the group fails, so one bad write does not sink the others', async () => {
     await db.write((tx) => tx.run('INSERT INTO t (id, v) VALUES (1, ?)', ['x']));
     const outcomes = await Promise.allSettled([
