@@ -2,22 +2,32 @@
  * Where a single step's round trip goes: a coordinator under `node --cpu-prof` with one
  * simulated agent, N sequential ad-hoc steps (POST /api/v1/adhoc, then GET ?wait until it
  * ends), coordinator CPU per round trip, and a PROFILE-WINDOW line for cpu-profile-summary.ts.
+ * With --trace-sql, the coordinator runs with bench/sql-trace.ts preloaded and the SQL
+ * statements of the measured round trips are counted (and the usual ones listed).
  *
- *   node dist/bench/rtt-profile.js [--n 200] [--profile DIR]
+ *   node dist/bench/rtt-profile.js [--n 200] [--profile DIR] [--trace-sql]
  */
 import { parseArgs } from 'node:util';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { out, simulatedFleet, sleep, startBench } from './harness.js';
+import { statementsIn } from './sql-trace.js';
 import { contextSwitches, cpuMs, median, percentile, threadCpuDelta, threadCpuMs } from './proc-stats.js';
 
-const { values: args } = parseArgs({ options: { n: { type: 'string', default: '200' }, profile: { type: 'string' } } });
+const { values: args } = parseArgs({ options: { n: { type: 'string', default: '200' }, profile: { type: 'string' }, 'trace-sql': { type: 'boolean', default: false } } });
 const N = Number(args.n);
 
 async function main(): Promise<void> {
   const rbDir = await mkdtemp(join(tmpdir(), 'hr-bench-policy-'));
   await writeFile(join(rbDir, 'policy.yaml'), 'apiVersion: handrail/v1\nkind: Policy\nmetadata: { name: bench }\nspec:\n  rules:\n    - { name: admins, effect: allow, actions: ["*"], subjects: [group:admins] }\n');
+  const traceFile = args['trace-sql'] ? join(rbDir, 'sql-trace.jsonl') : undefined;
+  if (traceFile) {
+    // Inherited by the coordinator startBench spawns (this process's own statements are done by then).
+    process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --import ${join(dirname(fileURLToPath(import.meta.url)), 'sql-trace.js')}`;
+    process.env.HANDRAIL_SQL_TRACE = traceFile;
+  }
   const b = await startBench({ bootstrapUses: 5, coordinatorArgs: ['--runbooks-dir', rbDir], logLevel: 'warn', ...(args.profile ? { profileDir: args.profile } : {}) });
   const { sims } = await simulatedFleet(b, 1);
   await sleep(500);
@@ -40,17 +50,26 @@ async function main(): Promise<void> {
   const t0 = threadCpuMs(pid);
   const s0 = contextSwitches(pid);
   const w0 = process.hrtime.bigint() / 1000n;
+  const wall0 = performance.timeOrigin + performance.now();
   const rtt: number[] = [];
   for (let i = 0; i < N; i++) rtt.push(await once());
   const cpu = cpuMs(pid) - c0;
   const threads = threadCpuDelta(threadCpuMs(pid), t0);
   const switches = (contextSwitches(pid) - s0) / N;
+  const wall1 = performance.timeOrigin + performance.now();
   if (args.profile) out(`PROFILE-WINDOW ${w0} ${process.hrtime.bigint() / 1000n}`);
   out(`RTT ${N} sequential on one simulated agent: p50 ${percentile(rtt, 50).toFixed(1)} ms, p99 ${percentile(rtt, 99).toFixed(1)} ms, median ${median(rtt).toFixed(1)} ms; coordinator CPU ${(cpu / N).toFixed(2)} ms per round trip; ${(gets / N).toFixed(2)} GETs per round trip; load ${loadavg()[0]?.toFixed(1)}`);
   out(`coordinator threads over the ${N} round trips: ${threads}; ${switches.toFixed(1)} context switches per round trip`);
   for (const s of sims) s.close();
   b.coord.kill('SIGTERM');
   await new Promise((r) => (b.coord.exitCode !== null ? r(undefined) : b.coord.once('exit', r)));
+  if (traceFile) {
+    const lines = statementsIn(await readFile(traceFile, 'utf8'), wall0, wall1);
+    const bySql = new Map<string, number>();
+    for (const [, , sql] of lines) bySql.set(sql, (bySql.get(sql) ?? 0) + 1);
+    out(`SQL statements: ${(lines.length / N).toFixed(2)} per round trip (${lines.length} over ${N})`);
+    for (const [sql, n] of [...bySql].sort((x, y) => y[1] - x[1])) if (n >= N / 10) out(`  ${(n / N).toFixed(2)}  ${sql.slice(0, 120)}`);
+  }
   process.exit(0);
 }
 
