@@ -17,7 +17,7 @@ import type { ExecutionEvents } from './execution-events.js';
 import type { OutputSequence } from './output-sequence.js';
 import type { ExecutionNotifier } from '../notify/outbox.js';
 import type { CompiledRunbook, RenderContext } from './compiled-runbook.js';
-import { applyOutcome, approveGate, cancel as cancelProgress, initialProgress, nextActions, nodeUnreachable, stepInterrupted, type Action, type NodeProgress, type NodeStatus, type Outcome, type Progress } from './scheduler.js';
+import { applyOutcome, approveGate, cancel as cancelProgress, initialProgress, isDone, nextActions, nodeUnreachable, stepInterrupted, type Action, type NodeProgress, type NodeStatus, type Outcome, type Progress } from './scheduler.js';
 import { checkApprover } from './approval-rules.js';
 import { runHttpStep } from './http-step.js';
 import { EVERYTHING, formatSelector, intersect, matches, parseSelector, SelectorSyntaxError, type Selector } from '../../core/selector.js';
@@ -137,6 +137,17 @@ interface RunState {
    * committed; dropped if their transaction rolls back.
    */
   readonly storedOutcomes: Map<string, StoredOutcome>;
+  /** Nodes of `progress` not done yet (counted again when it changes): endWithResult's cheap test. */
+  notDone: NotDone | undefined;
+}
+
+interface NotDone {
+  readonly of: Progress;
+  /** With a step (or a retry's wait) outstanding: each needs an outcome to be done. */
+  readonly busy: number;
+  /** Idle (pending, or between steps): done only when skipped after too many failures. */
+  readonly idle: number;
+  readonly failed: number;
 }
 
 interface StoredOutcome {
@@ -429,6 +440,7 @@ export class ExecutionEngine {
       pumpAgain: false,
       pumpQueued: false,
       storedOutcomes: new Map(),
+      notDone: undefined,
     };
     this.runs.set(id, run);
     return run;
@@ -662,7 +674,13 @@ export class ExecutionEngine {
     tx.afterRollback(() => {
       if (run.storedOutcomes.get(o.stepRunId) === stored) run.storedOutcomes.delete(o.stepRunId);
     });
+    // Working the end out costs a pass over every node per stored outcome: first a cheap test that
+    // it can be the end. Each outcome frees one busy node; idle ones end only if skipped, which
+    // takes more failures than maxErrors.
     const plan = run.runbook.plan;
+    const left = (run.notDone = run.notDone?.of === run.progress ? run.notDone : countNotDone(run.progress));
+    if (run.storedOutcomes.size < left.busy) return;
+    if (left.idle > 0 && left.failed <= plan.maxErrors && ![...run.storedOutcomes.values()].some((s) => s.outcome === 'failed')) return;
     let p = run.progress;
     for (const s of run.storedOutcomes.values()) p = applyOutcome(plan, p, s.node, s.outcome, s.reason);
     const { progress, actions } = nextActions(plan, p);
@@ -814,6 +832,19 @@ export class ExecutionEngine {
   }
 }
 
+function countNotDone(p: Progress): NotDone {
+  let busy = 0;
+  let idle = 0;
+  let failed = 0;
+  for (const n of p.nodes) {
+    if (n.status === 'failed') failed++;
+    else if (isDone(n.status)) continue;
+    else if (n.busy) busy++;
+    else idle++;
+  }
+  return { of: p, busy, idle, failed };
+}
+
 /** The state an execution ends in: one whose every failure was a timeout ended by timing out. */
 function endState(progress: Progress, state: 'succeeded' | 'failed' | 'canceled'): string {
   if (state !== 'failed') return state;
@@ -831,7 +862,7 @@ function reasonOf(o: StepRunOutcome): string | null {
 }
 
 function queueNodeState(tx: Tx, executionId: string, n: NodeProgress, now: number): void {
-  const done = n.status !== 'pending' && n.status !== 'running';
+  const done = isDone(n.status);
   store.queueNodeState(tx, executionId, n.agentId, done ? { state: n.status, reason: n.reason, finishedAt: now } : { state: n.status, reason: n.reason, startedAt: now });
 }
 
