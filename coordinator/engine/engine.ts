@@ -154,6 +154,8 @@ interface StoredOutcome {
   readonly node: number;
   readonly outcome: Outcome;
   readonly reason: string | null;
+  /** A failure, or the end of a handler (its node fails whatever the handler did). */
+  readonly mayFailNode: boolean;
 }
 
 /** An execution's end, as announced once it is committed. */
@@ -669,18 +671,18 @@ export class ExecutionEngine {
     if (!run || run.finished || run.progress.canceled || run.waitingGate !== null || o.state === 'interrupted') return;
     const open = run.open.get(o.stepRunId);
     if (!open) return;
-    const stored: StoredOutcome = { node: open.node, outcome: outcomeOf(o), reason: reasonOf(o) };
+    const stored: StoredOutcome = { node: open.node, outcome: outcomeOf(o), reason: reasonOf(o), mayFailNode: o.state !== 'succeeded' || open.handler };
     run.storedOutcomes.set(o.stepRunId, stored);
     tx.afterRollback(() => {
       if (run.storedOutcomes.get(o.stepRunId) === stored) run.storedOutcomes.delete(o.stepRunId);
     });
     // Working the end out costs a pass over every node per stored outcome: first a cheap test that
     // it can be the end. Each outcome frees one busy node; idle ones end only if skipped, which
-    // takes more failures than maxErrors.
+    // takes more failed nodes than maxErrors.
     const plan = run.runbook.plan;
     const left = (run.notDone = run.notDone?.of === run.progress ? run.notDone : countNotDone(run.progress));
     if (run.storedOutcomes.size < left.busy) return;
-    if (left.idle > 0 && left.failed <= plan.maxErrors && ![...run.storedOutcomes.values()].some((s) => s.outcome === 'failed')) return;
+    if (left.idle > 0 && left.failed <= plan.maxErrors && ![...run.storedOutcomes.values()].some((s) => s.mayFailNode)) return;
     let p = run.progress;
     for (const s of run.storedOutcomes.values()) p = applyOutcome(plan, p, s.node, s.outcome, s.reason);
     const { progress, actions } = nextActions(plan, p);
