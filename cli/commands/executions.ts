@@ -3,18 +3,9 @@ import { apiClientFor } from '../api-client.js';
 import { printTable, type CliIo } from '../io.js';
 import { bool, str, UsageError, type CommandSpec, type ParsedCommand } from '../options.js';
 import { API_OPTIONS, JSON_OUTPUT } from '../settings.js';
-import type { ExecutionState, ExecutionSummary, ExecutionView } from '../../coordinator/store/execution-queries.js';
-import type { Expect, Same } from '../../web/validation/same.js';
+import type { ExecutionSummary, ExecutionView } from '../../coordinator/store/execution-queries.js';
+import { EXECUTION_STATES } from '../../core/execution-state.js';
 import { followExecution } from '../follow.js';
-
-/**
- * What `--state` accepts: the store's EXECUTION_STATES, spelled out because importing them would
- * load the store's step codec (grpc-js, protobuf) with this module, and `handrail --help` loads
- * every command's module. The type below fails to compile if a state is missing or extra;
- * test/unit/cli-startup.test.ts checks the order too.
- */
-export const EXECUTION_STATE_CHOICES = ['queued', 'awaiting_approval', 'running', 'succeeded', 'failed', 'canceled', 'timed_out'] as const;
-export type StateChoicesMatchStore = Expect<Same<(typeof EXECUTION_STATE_CHOICES)[number], ExecutionState>>;
 
 export const executionsList: CommandSpec = {
   name: 'executions ls',
@@ -22,7 +13,7 @@ export const executionsList: CommandSpec = {
   summary: 'List executions, newest first.',
   options: {
     ...API_OPTIONS,
-    state: { type: 'string', placeholder: 'STATE', choices: EXECUTION_STATE_CHOICES, description: 'only executions in this state' },
+    state: { type: 'string', placeholder: 'STATE', choices: EXECUTION_STATES, description: 'only executions in this state' },
     runbook: { type: 'string', placeholder: 'ID', description: 'only this runbook' },
     user: { type: 'string', placeholder: 'NAME', description: 'only executions this user requested' },
     team: { type: 'string', placeholder: 'TEAM', description: 'only runbooks this team owned when they were requested' },

@@ -13,11 +13,9 @@ import { stepOutputChunks } from './execution-store.js';
 import type { ExecutionScope } from '../policy/visibility.js';
 import type { RunbookRef } from '../policy/model.js';
 
-/** Every state an execution can be in; the first three are active. */
-export const EXECUTION_STATES = ['queued', 'awaiting_approval', 'running', 'succeeded', 'failed', 'canceled', 'timed_out'] as const;
-export type ExecutionState = (typeof EXECUTION_STATES)[number];
-/** The states an execution has not ended in. */
-export const ACTIVE_EXECUTION_STATES: ReadonlySet<string> = new Set<ExecutionState>(['queued', 'awaiting_approval', 'running']);
+import type { ExecutionState } from '../../core/execution-state.js';
+
+export { ACTIVE_EXECUTION_STATES, EXECUTION_STATES, type ExecutionState } from '../../core/execution-state.js';
 
 /** A decision on an approval: gate -1 is the execution's own approval, N the approval step at index N. */
 export interface ApprovalRecord {

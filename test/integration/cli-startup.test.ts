@@ -10,8 +10,6 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { EXECUTION_STATES } from '../../coordinator/store/execution-queries.js';
-import { EXECUTION_STATE_CHOICES } from '../../cli/commands/executions.js';
 import { main } from '../../cli/main.js';
 import { ed25519Backend } from '../../core/ed25519.js';
 import { CLI, ROOT, workspace } from '../helpers/processes.js';
@@ -61,10 +59,6 @@ describe('handrail start-up', () => {
   it('a command that needs them still loads them when it runs (`handrail runbooks lint`)', async () => {
     const { loaded } = await loadedBy(['runbooks', 'lint', join(ROOT, 'runbooks')]);
     expect(loaded.some((u) => u.includes('/node_modules/yaml/'))).toBe(true);
-  });
-
-  it('`executions ls --state` offers exactly the store\'s execution states, in order', () => {
-    expect([...EXECUTION_STATE_CHOICES]).toEqual([...EXECUTION_STATES]);
   });
 
   it('HANDRAIL_ED25519=openssl still picks the backend, and a later run without it goes back to the default', async () => {
