@@ -29,6 +29,7 @@ import { errorResponse } from '../../web/errors.js';
 import { sessionOrBearer } from '../../web/auth/session-or-bearer.js';
 import type { AuthVariables } from '../../web/auth/bearer.js';
 import { ROOT, workspace } from './processes.js';
+import { openTransaction, type OpenTransaction } from './open-transaction.js';
 import { agentRoutes } from '../../web/api/agents.js';
 import { executionRoutes, type ExecutionControl } from '../../web/api/executions.js';
 import type { FeedSource } from '../../web/api/execution-events.js';
@@ -278,33 +279,11 @@ export class PortalHarness {
     if (team !== null) await on.run('INSERT OR IGNORE INTO runbook_teams (team, runbook_id) VALUES (?, ?)', [team, e.runbookId]);
   }
 
-  /**
-   * A write transaction on the writer's connection (as the engine's are) that has run `fn` and
-   * stays open until `end`: then it commits, or rolls back. One left open is rolled back by close().
-   */
-  async openTransaction(fn: (tx: Tx) => Promise<void>): Promise<{ end(outcome: 'commit' | 'rollback'): Promise<void> }> {
-    let written = (): void => undefined;
-    const ready = new Promise<void>((r) => (written = r));
-    let decide: (commit: boolean) => void = () => undefined;
-    const decided = new Promise<boolean>((r) => (decide = r));
-    const ROLLBACK = new Error('the test rolls this transaction back');
-    const done = this.data.db
-      .write(async (tx) => {
-        await fn(tx);
-        written();
-        if (!(await decided)) throw ROLLBACK;
-      })
-      .catch((e: unknown) => {
-        if (e !== ROLLBACK) throw e;
-      });
-    // A failure before `fn` has written ends the wait too (and is thrown).
-    await Promise.race([ready, done]);
-    const end = async (outcome: 'commit' | 'rollback'): Promise<void> => {
-      decide(outcome === 'commit');
-      await done;
-    };
-    this.openTransactions.add(() => end('rollback'));
-    return { end };
+  /** A write transaction that has run `fn` and stays open until `end` (open-transaction.ts); one left open is rolled back by close(). */
+  async openTransaction(fn: (tx: Tx) => Promise<void>): Promise<OpenTransaction> {
+    const open = await openTransaction(this.data.db, fn);
+    this.openTransactions.add(() => open.end('rollback'));
+    return open;
   }
 
   async insertDecision(executionId: string, approver: string, decision: 'approve' | 'deny', comment: string): Promise<void> {

@@ -3,6 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Database } from '../../coordinator/store/database.js';
 import { ExecutionFeed, type FeedEvent, type FeedOptions, type LiveOutput } from '../../coordinator/engine/execution-feed.js';
 import { insertExecution, insertNode, insertStepRun, migratedStore } from '../helpers/store-fixture.js';
+import { openTransaction } from '../helpers/open-transaction.js';
 
 const EXE = 'exe-feed';
 
@@ -194,27 +195,18 @@ describe.each([
       await db.write((tx) => tx.run("UPDATE execution_nodes SET state = 'succeeded' WHERE execution_id = ? AND agent_id = 'agt-1'", [EXE]));
       // A transaction in progress (a fan-out's next group of results, a slow fsync): it has
       // written agt-2's row but not committed, and every write queued after it waits.
-      let release!: () => void;
-      const held = new Promise<void>((r) => (release = r));
-      let written!: () => void;
-      const inside = new Promise<void>((r) => (written = r));
-      const inFlight = db.write(async (tx) => {
-        await tx.run("UPDATE execution_nodes SET state = 'failed' WHERE execution_id = ? AND agent_id = 'agt-2'", [EXE]);
-        written();
-        await held;
-      });
+      const inFlight = await openTransaction(db, (tx) => tx.run("UPDATE execution_nodes SET state = 'failed' WHERE execution_id = ? AND agent_id = 'agt-2'", [EXE]));
       const queuedBehind = out.emit('queued behind the open transaction\n');
       try {
-        await inside;
         out.changed();
         const seen = await until(it, (e) => e.kind === 'state');
         expect(seen.map(text)).toEqual(['queued behind the open transaction\n', '<state:running>']);
         const state = seen.at(-1);
         expect(state?.kind === 'state' ? state.view.nodes.map((n) => `${n.agentName}:${n.state}`) : []).toEqual(['web-1:succeeded', 'web-2:running']);
       } finally {
-        release();
+        await inFlight.end('commit');
       }
-      await Promise.all([inFlight, queuedBehind]);
+      await queuedBehind;
       await finish();
       const rest = await until(it, (e) => e.kind === 'end');
       expect(rest.map(text)).toEqual(['<state:succeeded>', '<end>']);

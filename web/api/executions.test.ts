@@ -15,6 +15,7 @@ import { finishRunningAdhoc, insertAdhocExecution } from '../../coordinator/stor
 import type { User } from '../../coordinator/auth/user-store.js';
 import type { ExecutionOwner } from '../../coordinator/store/execution-queries.js';
 import { workspace } from '../../test/helpers/processes.js';
+import { openTransaction } from '../../test/helpers/open-transaction.js';
 import { errorResponse } from '../errors.js';
 import type { FeedSource } from './execution-events.js';
 import { executionRoutes, type ExecutionControl } from './executions.js';
@@ -41,7 +42,7 @@ describe('execution API reads', () => {
   let watched: { promise: Promise<void>; fire: () => void };
   let app: Hono<ApiEnv>;
   /** Transactions a test holds open, let go after it (also when it fails). */
-  let held: Array<() => void>;
+  let held: Array<() => Promise<void>>;
 
   beforeEach(async () => {
     held = [];
@@ -68,7 +69,7 @@ describe('execution API reads', () => {
   });
 
   afterEach(async () => {
-    for (const f of held) f();
+    for (const f of held) await f();
     await reader.close();
     await data.close();
     await rm(dir, { recursive: true, force: true });
@@ -81,20 +82,11 @@ describe('execution API reads', () => {
   };
 
   it('does not show an execution whose transaction has not committed, nor one that rolled back', async () => {
-    const written = signal();
-    const release = signal();
-    held.push(release.fire);
-    const rolledBack = data.db.write(async (tx) => {
-      await insertAdhocExecution(tx, { id: 'exe-uncommitted', requestedBy: 'sue', targets: 'agt-1', createdAt: 1 });
-      written.fire();
-      await release.promise;
-      throw new Error('this transaction rolls back');
-    });
-    await written.promise;
+    const open = await openTransaction(data.db, (tx) => insertAdhocExecution(tx, { id: 'exe-uncommitted', requestedBy: 'sue', targets: 'agt-1', createdAt: 1 }));
+    held.push(() => open.end('rollback'));
     // The row is written, in a transaction that is still open: it does not exist for a reader.
     expect(await get('/api/v1/executions/exe-uncommitted')).toEqual({ status: 404 });
-    release.fire();
-    await expect(rolledBack).rejects.toThrow('rolls back');
+    await open.end('rollback');
     expect(await get('/api/v1/executions/exe-uncommitted')).toEqual({ status: 404 });
 
     await data.db.write((tx) => insertAdhocExecution(tx, { id: 'exe-committed', requestedBy: 'sue', targets: 'agt-1', createdAt: 1 }));
@@ -103,15 +95,8 @@ describe('execution API reads', () => {
 
   it('answers a long-poll with the state that has committed, and with the finish once it has', async () => {
     await data.db.write((tx) => insertAdhocExecution(tx, { id: 'exe-1', requestedBy: 'sue', targets: 'agt-1', createdAt: 1 }));
-    const finishing = signal();
-    const commit = signal();
-    held.push(commit.fire);
-    const finished = data.db.write(async (tx) => {
-      await finishRunningAdhoc(tx, 'exe-1', 'succeeded', 2);
-      finishing.fire();
-      await commit.promise;
-    });
-    await finishing.promise;
+    const finishing = await openTransaction(data.db, (tx) => finishRunningAdhoc(tx, 'exe-1', 'succeeded', 2));
+    held.push(() => finishing.end('rollback'));
     // The wait ends (its timeout) while the finish is written but not committed: the answer is
     // what has committed, the execution still running.
     const early = get('/api/v1/executions/exe-1?wait=30s');
@@ -123,8 +108,7 @@ describe('execution API reads', () => {
     watched = signal();
     const waiting = get('/api/v1/executions/exe-1?wait=30s');
     await watched.promise;
-    commit.fire();
-    await finished;
+    await finishing.end('commit');
     // As ExecutionEvents announces an execution's end: after its commit.
     watch.fire();
     expect(await waiting).toEqual({ status: 200, state: 'succeeded' });
