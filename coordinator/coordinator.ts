@@ -190,7 +190,8 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger, n
   // steps are out (never for a single step or a small rolling window). Measured with
   // bench/engine.ts on 2,000 agents (10 rounds each, shared machine, load 4-8): wall median
   // 1.80 s with it, 2.75 s without; commits per fan-out did not fall and CPU per node-step was
-  // not lower, so why it helps is not yet understood (issue 10): re-measure on a quiet machine.
+  // not lower. On a quiet machine (2026-12-07, 3 rounds each) both builds took 1,462 ms: it
+  // helps under load only, for a reason not yet understood (issue 10).
   data.db.groupCommit({ waitMs: 2, worthWaiting: (pending) => pending < 256 && dispatcher.stepsInFlight >= 64 });
   const executionEvents = new ExecutionEvents();
   const secrets = await SecretBox.open(join(config.dataDir, 'keys', 'secrets.key'));
