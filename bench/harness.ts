@@ -63,6 +63,10 @@ export async function startBench(o: { coordinatorArgs?: readonly string[]; boots
     [...profile, CLI, 'coordinator', '--data-dir', dataDir, '--certs-dir', certsDir, '--grpc-listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0', '--log-level', o.logLevel ?? 'info', '--heartbeat-interval', '10s', '--enroll-rate-limit', '0', ...(o.coordinatorArgs ?? [])],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
+  // A bench that fails (or exits without stopping it) must not leave its coordinator running.
+  process.once('exit', () => {
+    if (coord.exitCode === null && coord.signalCode === null) coord.kill('SIGKILL');
+  });
   const ports = await new Promise<{ grpc: number; http: number }>((res, rej) => {
     let buf = '';
     coord.stderr?.on('data', (d: Buffer) => {
