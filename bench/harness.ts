@@ -100,8 +100,11 @@ export async function startBench(o: { coordinatorArgs?: readonly string[]; boots
   };
 }
 
-/** Enrolls `n` simulated agents (one shared RSA key, one CSR and certificate each) and connects them. */
-export async function simulatedFleet(b: Bench, n: number, output?: (stepId: string) => Buffer): Promise<{ sims: SimAgent[]; enrollMs: number; connectMs: number }> {
+/**
+ * Enrolls `n` simulated agents (one shared RSA key, one CSR and certificate each) and connects
+ * them, to a bench's coordinator or any other (tests pass their own).
+ */
+export async function simulatedFleet(b: Pick<Bench, 'certsDir' | 'address' | 'bootstrap'>, n: number, output?: (stepId: string) => Buffer): Promise<{ sims: SimAgent[]; enrollMs: number; connectMs: number }> {
   const caPem = await readFile(join(b.certsDir, 'ca.pem'), 'utf8');
   const shared = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const keyPem = shared.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
