@@ -41,7 +41,8 @@ export interface Bench {
   readonly apiToken: string;
   api<T>(method: string, path: string, body?: unknown): Promise<T>;
   /** Runs an execution (runbook or ad-hoc) and long-polls until it ends. */
-  runToEnd(path: string, body: unknown): Promise<{ ms: number; view: { state: string; steps: Array<{ state: string }> } }>;
+  /** `endSeenAt`: wall clock (Date.now) when the long-poll returned the end. */
+  runToEnd(path: string, body: unknown): Promise<{ ms: number; executionId: string; endSeenAt: number; view: { state: string; steps: Array<{ state: string }> } }>;
 }
 
 export async function startBench(o: { coordinatorArgs?: readonly string[]; bootstrapUses: number; profileDir?: string; logLevel?: string; portalPassword?: string }): Promise<Bench> {
@@ -95,7 +96,7 @@ export async function startBench(o: { coordinatorArgs?: readonly string[]; boots
       let view: { state: string; steps: Array<{ state: string }> };
       do view = await api('GET', `/api/v1/executions/${executionId}?wait=60s`);
       while (view.state === 'running' || view.state === 'queued');
-      return { ms: performance.now() - t0, view };
+      return { ms: performance.now() - t0, executionId, endSeenAt: Date.now(), view };
     },
   };
 }
