@@ -7,7 +7,9 @@
  *   node dist/bench/engine.js [--rolling-agents 1000] [--concurrency 50] [--parallel-agents 2000] [--rounds 3] [--warmup 0] [--profile DIR]
  *
  * Each round also prints the store commits it took (the coordinator's store_commits_total): one
- * fsync and one WAL rewrite of the touched pages each, so fewer per node-step is cheaper.
+ * fsync and one WAL rewrite of the touched pages each, so fewer per node-step is cheaper; and
+ * how long after the last result was stored (its audit record's time) the execution's end was
+ * recorded (the execution.completed record's time) and seen by this script's long-poll.
  *
  * With --profile the coordinator runs under `node --cpu-prof`; each measured round prints a
  * `PROFILE-WINDOW <startUs> <endUs>` line on the monotonic clock (the profile's timebase), so
@@ -76,6 +78,31 @@ async function storeWrites(dataDir: string): Promise<number> {
   return a?.n ?? 0;
 }
 
+/** The last audit record's sequence number. */
+async function lastAuditSeq(dataDir: string): Promise<number> {
+  const db = await Database.open(join(dataDir, 'handrail.db'), { readonly: true });
+  const r = await db.get<{ seq: number | null }>('SELECT max(seq) AS seq FROM audit_records');
+  await db.close();
+  return r?.seq ?? 0;
+}
+
+/** When (ms, coordinator clock) the execution's last step.result record and its execution.completed record were written. */
+async function resultAndEndTimes(dataDir: string, afterSeq: number, executionId: string): Promise<{ lastResult: number; ended: number }> {
+  const db = await Database.open(join(dataDir, 'handrail.db'), { readonly: true });
+  const rows = await db.all<{ payload: Buffer }>('SELECT payload FROM audit_records WHERE seq > ?', [afterSeq]);
+  await db.close();
+  let lastResult = Number.NaN;
+  let ended = Number.NaN;
+  for (const r of rows) {
+    const rec = JSON.parse(r.payload.toString('utf8')) as { ts: string; type: string; data: { executionId?: string } };
+    if (rec.data.executionId !== executionId) continue;
+    const t = Date.parse(rec.ts);
+    if (rec.type === 'step.result' && !(t <= lastResult)) lastResult = t;
+    if (rec.type === 'execution.completed') ended = t;
+  }
+  return { lastResult, ended };
+}
+
 /** Committed store transactions so far, from the coordinator's /metrics. */
 async function commits(url: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
@@ -105,6 +132,9 @@ async function main(): Promise<void> {
     const walls: number[] = [];
     const overheads: number[] = [];
     const writes: number[] = [];
+    const commitCounts: number[] = [];
+    const toEnd: number[] = [];
+    const toSeen: number[] = [];
     const warmup = Number(args.warmup);
     for (let r = -warmup; r < Number(args.rounds); r++) {
       if (r < 0) {
@@ -114,23 +144,28 @@ async function main(): Promise<void> {
       }
       const k0 = await commits(b.url);
       const w0 = await storeWrites(b.dataDir);
+      const seq0 = await lastAuditSeq(b.dataDir);
       const c0 = cpuMs(pid);
       const t0 = threadCpuMs(pid);
       const w0us = process.hrtime.bigint() / 1000n;
-      const { ms, view } = await b.runToEnd('/api/v1/executions', { runbook, ...(targets ? { targets } : {}) });
+      const { ms, view, executionId, endSeenAt } = await b.runToEnd('/api/v1/executions', { runbook, ...(targets ? { targets } : {}) });
       const cpu = cpuMs(pid) - c0;
       const threads = threadCpuDelta(threadCpuMs(pid), t0);
       if (args.profile) out(`PROFILE-WINDOW ${w0us} ${process.hrtime.bigint() / 1000n}`);
       const w1 = await storeWrites(b.dataDir);
       const k = (await commits(b.url)) - k0;
       if (view.state !== 'succeeded') throw new Error(`${runbook} ended ${view.state}`);
+      const times = await resultAndEndTimes(b.dataDir, seq0, executionId);
       walls.push(ms);
       overheads.push((cpu / nodeSteps) * 1000);
       writes.push(((w1 - w0) / ms) * 1000);
-      out(`${name} over ${n} agents${runbook === 'bench-rolling' ? ` at concurrency ${C}` : ''}: ${ms.toFixed(0)} ms wall, coordinator CPU ${cpu.toFixed(0)} ms = ${((cpu / nodeSteps) * 1000).toFixed(0)} µs per node-step, ${(w1 - w0)} rows written = ${(((w1 - w0) / ms) * 1000).toFixed(0)} rows/s, ${k} commits = ${(nodeSteps / k).toFixed(1)} node-steps per commit (threads: ${threads})`);
+      commitCounts.push(k);
+      toEnd.push(times.ended - times.lastResult);
+      toSeen.push(endSeenAt - times.lastResult);
+      out(`${name} over ${n} agents${runbook === 'bench-rolling' ? ` at concurrency ${C}` : ''}: ${ms.toFixed(0)} ms wall, coordinator CPU ${cpu.toFixed(0)} ms = ${((cpu / nodeSteps) * 1000).toFixed(0)} µs per node-step, ${(w1 - w0)} rows written = ${(((w1 - w0) / ms) * 1000).toFixed(0)} rows/s, ${k} commits = ${(nodeSteps / k).toFixed(1)} node-steps per commit, last result stored -> end recorded ${times.ended - times.lastResult} ms, -> end seen ${endSeenAt - times.lastResult} ms (threads: ${threads})`);
     }
     if (warmup > 0) out(`(after ${warmup} warm-up round${warmup > 1 ? 's' : ''}, not counted)`);
-    out(`ENGINE ${name} over ${n} agents: median wall ${median(walls).toFixed(0)} ms, median coordinator CPU per node-step ${median(overheads).toFixed(0)} µs, median store writes ${median(writes).toFixed(0)} rows/s`);
+    out(`ENGINE ${name} over ${n} agents: median wall ${median(walls).toFixed(0)} ms, median coordinator CPU per node-step ${median(overheads).toFixed(0)} µs, median store writes ${median(writes).toFixed(0)} rows/s, median commits ${median(commitCounts)}, median last result stored -> end recorded ${median(toEnd).toFixed(0)} ms, -> end seen ${median(toSeen).toFixed(0)} ms`);
   }
   for (const s of sims) s.close();
   b.coord.kill('SIGTERM');

@@ -41,7 +41,8 @@ export interface Bench {
   readonly apiToken: string;
   api<T>(method: string, path: string, body?: unknown): Promise<T>;
   /** Runs an execution (runbook or ad-hoc) and long-polls until it ends. */
-  runToEnd(path: string, body: unknown): Promise<{ ms: number; view: { state: string; steps: Array<{ state: string }> } }>;
+  /** `endSeenAt`: wall clock (Date.now) when the long-poll returned the end. */
+  runToEnd(path: string, body: unknown): Promise<{ ms: number; executionId: string; endSeenAt: number; view: { state: string; steps: Array<{ state: string }> } }>;
 }
 
 export async function startBench(o: { coordinatorArgs?: readonly string[]; bootstrapUses: number; profileDir?: string; logLevel?: string; portalPassword?: string }): Promise<Bench> {
@@ -99,13 +100,16 @@ export async function startBench(o: { coordinatorArgs?: readonly string[]; boots
       let view: { state: string; steps: Array<{ state: string }> };
       do view = await api('GET', `/api/v1/executions/${executionId}?wait=60s`);
       while (view.state === 'running' || view.state === 'queued');
-      return { ms: performance.now() - t0, view };
+      return { ms: performance.now() - t0, executionId, endSeenAt: Date.now(), view };
     },
   };
 }
 
-/** Enrolls `n` simulated agents (one shared RSA key, one CSR and certificate each) and connects them. */
-export async function simulatedFleet(b: Bench, n: number, output?: (stepId: string) => Buffer): Promise<{ sims: SimAgent[]; enrollMs: number; connectMs: number }> {
+/**
+ * Enrolls `n` simulated agents (one shared RSA key, one CSR and certificate each) and connects
+ * them, to a bench's coordinator or any other (tests pass their own).
+ */
+export async function simulatedFleet(b: Pick<Bench, 'certsDir' | 'address' | 'bootstrap'>, n: number, output?: (stepId: string) => Buffer): Promise<{ sims: SimAgent[]; enrollMs: number; connectMs: number }> {
   const caPem = await readFile(join(b.certsDir, 'ca.pem'), 'utf8');
   const shared = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const keyPem = shared.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();

@@ -1,11 +1,13 @@
 /**
  * Where a single step's round trip goes: a coordinator under `node --cpu-prof` with one
  * simulated agent, N sequential ad-hoc steps (POST /api/v1/adhoc, then GET ?wait until it
- * ends), coordinator CPU per round trip, and a PROFILE-WINDOW line for cpu-profile-summary.ts.
- * With --trace-sql, the coordinator runs with bench/sql-trace.ts preloaded and the SQL
- * statements of the measured round trips are counted (and the usual ones listed).
+ * ends), coordinator CPU and store commits per round trip, and a PROFILE-WINDOW line for
+ * cpu-profile-summary.ts. With --runbook each round trip is a one-step runbook execution
+ * (POST /api/v1/executions) instead of an ad-hoc step. With --trace-sql, the coordinator runs
+ * with bench/sql-trace.ts preloaded and the SQL statements of the measured round trips are
+ * counted (and the usual ones listed).
  *
- *   node dist/bench/rtt-profile.js [--n 200] [--profile DIR] [--trace-sql]
+ *   node dist/bench/rtt-profile.js [--n 200] [--runbook] [--profile DIR] [--trace-sql]
  */
 import { parseArgs } from 'node:util';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
@@ -16,12 +18,13 @@ import { out, simulatedFleet, sleep, startBench } from './harness.js';
 import { statementsIn } from './sql-trace.js';
 import { contextSwitches, cpuMs, median, percentile, threadCpuDelta, threadCpuMs } from './proc-stats.js';
 
-const { values: args } = parseArgs({ options: { n: { type: 'string', default: '200' }, profile: { type: 'string' }, 'trace-sql': { type: 'boolean', default: false } } });
+const { values: args } = parseArgs({ options: { n: { type: 'string', default: '200' }, runbook: { type: 'boolean', default: false }, profile: { type: 'string' }, 'trace-sql': { type: 'boolean', default: false } } });
 const N = Number(args.n);
 
 async function main(): Promise<void> {
   const rbDir = await mkdtemp(join(tmpdir(), 'hr-bench-policy-'));
   await writeFile(join(rbDir, 'policy.yaml'), 'apiVersion: handrail/v1\nkind: Policy\nmetadata: { name: bench }\nspec:\n  rules:\n    - { name: admins, effect: allow, actions: ["*"], subjects: [group:admins] }\n');
+  await writeFile(join(rbDir, 'one.yaml'), 'apiVersion: handrail/v1\nkind: Runbook\nmetadata: { id: bench-one, title: One step, owner: team-bench }\nspec:\n  targets: { selector: bench=true }\n  steps:\n    - { name: only, run: ["true"] }\n');
   const traceFile = args['trace-sql'] ? join(rbDir, 'sql-trace.jsonl') : undefined;
   if (traceFile) {
     // Inherited by the coordinator startBench spawns (this process's own statements are done by then).
@@ -36,7 +39,9 @@ async function main(): Promise<void> {
   let gets = 0;
   const once = async (): Promise<number> => {
     const t0 = performance.now();
-    const { executionId } = await b.api<{ executionId: string }>('POST', '/api/v1/adhoc', { agents: [agentId], argv: ['true'] });
+    const { executionId } = args.runbook
+      ? await b.api<{ executionId: string }>('POST', '/api/v1/executions', { runbook: 'bench-one' })
+      : await b.api<{ executionId: string }>('POST', '/api/v1/adhoc', { agents: [agentId], argv: ['true'] });
     let v: { state: string };
     do {
       v = await b.api('GET', `/api/v1/executions/${executionId}?wait=30s`);
@@ -46,6 +51,7 @@ async function main(): Promise<void> {
   };
   for (let i = 0; i < 20; i++) await once();
   gets = 0;
+  const k0 = await commits(b.url);
   const c0 = cpuMs(pid);
   const t0 = threadCpuMs(pid);
   const s0 = contextSwitches(pid);
@@ -57,8 +63,9 @@ async function main(): Promise<void> {
   const threads = threadCpuDelta(threadCpuMs(pid), t0);
   const switches = (contextSwitches(pid) - s0) / N;
   const wall1 = performance.timeOrigin + performance.now();
+  const k = (await commits(b.url)) - k0;
   if (args.profile) out(`PROFILE-WINDOW ${w0} ${process.hrtime.bigint() / 1000n}`);
-  out(`RTT ${N} sequential on one simulated agent: p50 ${percentile(rtt, 50).toFixed(1)} ms, p99 ${percentile(rtt, 99).toFixed(1)} ms, median ${median(rtt).toFixed(1)} ms; coordinator CPU ${(cpu / N).toFixed(2)} ms per round trip; ${(gets / N).toFixed(2)} GETs per round trip; load ${loadavg()[0]?.toFixed(1)}`);
+  out(`RTT ${N} sequential ${args.runbook ? 'one-step runbook executions' : 'ad-hoc steps'} on one simulated agent: p50 ${percentile(rtt, 50).toFixed(1)} ms, p99 ${percentile(rtt, 99).toFixed(1)} ms, median ${median(rtt).toFixed(1)} ms; coordinator CPU ${(cpu / N).toFixed(2)} ms per round trip; ${(gets / N).toFixed(2)} GETs and ${(k / N).toFixed(2)} store commits per round trip; load ${loadavg()[0]?.toFixed(1)}`);
   out(`coordinator threads over the ${N} round trips: ${threads}; ${switches.toFixed(1)} context switches per round trip`);
   for (const s of sims) s.close();
   b.coord.kill('SIGTERM');
@@ -71,6 +78,13 @@ async function main(): Promise<void> {
     for (const [sql, n] of [...bySql].sort((x, y) => y[1] - x[1])) if (n >= N / 10) out(`  ${(n / N).toFixed(2)}  ${sql.slice(0, 120)}`);
   }
   process.exit(0);
+}
+
+/** Committed store transactions so far, from the coordinator's /metrics. */
+async function commits(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const m = /^handrail_store_commits_total\{outcome="committed"\} (\d+)/m.exec(text);
+  return m ? Number(m[1]) : Number.NaN;
 }
 
 main().catch((e: unknown) => {

@@ -17,7 +17,7 @@ import type { ExecutionEvents } from './execution-events.js';
 import type { OutputSequence } from './output-sequence.js';
 import type { ExecutionNotifier } from '../notify/outbox.js';
 import type { CompiledRunbook, RenderContext } from './compiled-runbook.js';
-import { applyOutcome, approveGate, cancel as cancelProgress, initialProgress, nextActions, nodeUnreachable, stepInterrupted, type Action, type NodeProgress, type NodeStatus, type Progress } from './scheduler.js';
+import { applyOutcome, approveGate, cancel as cancelProgress, initialProgress, isDone, nextActions, nodeUnreachable, stepInterrupted, type Action, type NodeProgress, type NodeStatus, type Outcome, type Progress } from './scheduler.js';
 import { checkApprover } from './approval-rules.js';
 import { runHttpStep } from './http-step.js';
 import { EVERYTHING, formatSelector, intersect, matches, parseSelector, SelectorSyntaxError, type Selector } from '../../core/selector.js';
@@ -116,7 +116,20 @@ interface RunState {
   readonly open: Map<string, OpenRun>;
   readonly timers: Set<NodeJS.Timeout>;
   readonly abort: AbortController;
+  /**
+   * Node statuses as written by committed transactions and by the one in progress (put back if
+   * it rolls back): what the next node-state write leaves out.
+   */
   persistedStatus: NodeStatus[];
+  /** The transaction that last wrote node states (persistedStatus is copied once per transaction, to put back). */
+  nodesTx: number;
+  /** A batch that writes the node states is queued and has not run yet (one at a time). */
+  nodesQueued: boolean;
+  /**
+   * The end is written with every node's final state, in the transaction in progress or a
+   * committed one: a node-state batch that runs after it writes nothing.
+   */
+  endWritten: boolean;
   /** Interruptions by agent shutdowns, per node and step (see MAX_INTERRUPTIONS). */
   readonly interruptions: Map<string, number>;
   /**
@@ -131,6 +144,39 @@ interface RunState {
   pumpAgain: boolean;
   /** A pump is queued for the next turn of the event loop (see schedulePump). */
   pumpQueued: boolean;
+  /**
+   * Outcomes of results stored (or being stored) by the dispatcher and not yet folded into
+   * `progress`, by step run: what endWithResult counts on. Folded in by onStepFinished once
+   * committed; dropped if their transaction rolls back.
+   */
+  readonly storedOutcomes: Map<string, StoredOutcome>;
+  /** Nodes of `progress` not done yet (counted again when it changes): endWithResult's cheap test. */
+  notDone: NotDone | undefined;
+}
+
+interface NotDone {
+  readonly of: Progress;
+  /** With a step (or a retry's wait) outstanding: each needs an outcome to be done. */
+  readonly busy: number;
+  /** Idle (pending, or between steps): done only when skipped after too many failures. */
+  readonly idle: number;
+  readonly failed: number;
+}
+
+interface StoredOutcome {
+  readonly node: number;
+  readonly outcome: Outcome;
+  readonly reason: string | null;
+  /** A failure, or the end of a handler (its node fails whatever the handler did). */
+  readonly mayFailNode: boolean;
+}
+
+/** An execution's end, as announced once it is committed. */
+interface Ending {
+  readonly executionId: string;
+  readonly state: string;
+  readonly reason: string | null;
+  readonly runbook: { readonly id: string; readonly owner: string };
 }
 
 /**
@@ -143,8 +189,14 @@ const interruptionKey = (node: number, step: number, handler: boolean): string =
 
 export class ExecutionEngine {
   private readonly runs = new Map<string, RunState>();
+  /**
+   * Executions ended in the transaction that stored their last result, by that result's step
+   * run: announced on the dispatcher's 'finished', after the commit and outside it.
+   */
+  private readonly endedWithResult = new Map<string, Ending>();
 
   constructor(private readonly d: EngineDeps) {
+    d.dispatcher.onResultStoring((tx, o) => this.endWithResult(tx, o));
     d.dispatcher.events.on('finished', (o) => this.onStepFinished(o));
   }
 
@@ -395,6 +447,9 @@ export class ExecutionEngine {
       timers: new Set(),
       abort: new AbortController(),
       persistedStatus: nodes.map(() => 'pending'),
+      nodesTx: 0,
+      nodesQueued: false,
+      endWritten: false,
       interruptions: new Map(),
       awaitingAgent: new Set(),
       waitingGate: null,
@@ -402,6 +457,8 @@ export class ExecutionEngine {
       pumping: false,
       pumpAgain: false,
       pumpQueued: false,
+      storedOutcomes: new Map(),
+      notDone: undefined,
     };
     this.runs.set(id, run);
     return run;
@@ -593,8 +650,15 @@ export class ExecutionEngine {
   }
 
   private onStepFinished(o: StepRunOutcome): void {
+    const ended = this.endedWithResult.get(o.stepRunId);
+    if (ended) {
+      this.endedWithResult.delete(o.stepRunId);
+      this.announceEnd(ended);
+      return;
+    }
     const run = this.runs.get(o.executionId);
     if (!run) return;
+    run.storedOutcomes.delete(o.stepRunId);
     const open = this.closeOpen(run, o.stepRunId);
     if (!open || run.finished) return;
     if (o.state === 'interrupted' && this.interrupted(run, open)) {
@@ -602,10 +666,62 @@ export class ExecutionEngine {
       this.pump(run);
       return;
     }
-    const reason = o.state === 'succeeded' ? null : `${o.state}${o.exitCode !== null && o.state === 'failed' ? ` (exit ${o.exitCode})` : ''}${o.error ? `: ${o.error}` : ''}`;
-    run.progress = applyOutcome(run.runbook.plan, run.progress, open.node, o.state === 'succeeded' ? 'succeeded' : 'failed', reason);
+    run.progress = applyOutcome(run.runbook.plan, run.progress, open.node, outcomeOf(o), reasonOf(o));
     this.d.events.changed(run.id);
     this.schedulePump(run);
+  }
+
+  /**
+   * Runs inside the transaction that stores a step's result (dispatcher.onResultStoring). When
+   * the result makes the execution's outcome final (every node done, counting the results
+   * stored before it and not yet folded in), the execution's end, its nodes and its audit
+   * record are written in that transaction: one commit, not two. The end carries every node
+   * state not written yet, and a node-state batch that runs after it writes nothing (see
+   * persistNodes), so no reader sees the execution ended with a node not final, and no node
+   * changes after. Nothing else in memory changes before the commit (a rollback puts back what
+   * did, and a retried transaction decides again); the end is announced on the dispatcher's
+   * 'finished' for that result.
+   *
+   * Anything else (an interruption, a run paused at a gate or being canceled, an outcome that
+   * starts more work) is left to onStepFinished and the scheduler as before.
+   */
+  private async endWithResult(tx: Tx, o: StepRunOutcome): Promise<void> {
+    const run = this.runs.get(o.executionId);
+    if (!run || run.finished || run.progress.canceled || run.waitingGate !== null || o.state === 'interrupted') return;
+    const open = run.open.get(o.stepRunId);
+    if (!open) return;
+    const stored: StoredOutcome = { node: open.node, outcome: outcomeOf(o), reason: reasonOf(o), mayFailNode: o.state !== 'succeeded' || open.handler };
+    run.storedOutcomes.set(o.stepRunId, stored);
+    tx.afterRollback(() => {
+      if (run.storedOutcomes.get(o.stepRunId) === stored) run.storedOutcomes.delete(o.stepRunId);
+    });
+    // Working the end out costs a pass over every node per stored outcome: first a cheap test that
+    // it can be the end. Each outcome frees one busy node; idle ones end only if skipped, which
+    // takes more failed nodes than maxErrors.
+    const plan = run.runbook.plan;
+    const left = (run.notDone = run.notDone?.of === run.progress ? run.notDone : countNotDone(run.progress));
+    if (run.storedOutcomes.size < left.busy) return;
+    if (left.idle > 0 && left.failed <= plan.maxErrors && ![...run.storedOutcomes.values()].some((s) => s.mayFailNode)) return;
+    let p = run.progress;
+    for (const s of run.storedOutcomes.values()) p = applyOutcome(plan, p, s.node, s.outcome, s.reason);
+    const { progress, actions } = nextActions(plan, p);
+    const end = actions.length === 1 && actions[0]?.kind === 'finish' ? actions[0] : undefined;
+    if (!end) return;
+    const state = endState(progress, end.state);
+    const now = this.d.now();
+    if (!(await this.recordEnd(tx, run.id, state, end.reason, now))) return;
+    this.writeNodeStates(tx, run, progress, now);
+    run.endWritten = true;
+    tx.afterRollback(() => {
+      run.endWritten = false;
+    });
+    tx.afterCommit(() => {
+      run.progress = progress;
+      run.storedOutcomes.clear();
+      run.open.clear();
+      this.closeRun(run);
+      this.endedWithResult.set(o.stepRunId, { executionId: run.id, state, reason: end.reason, runbook: { id: run.runbook.id, owner: run.runbook.owner } });
+    });
   }
 
   /**
@@ -656,27 +772,43 @@ export class ExecutionEngine {
     this.d.events.changed(run.id);
   }
 
+  /**
+   * Queues a write of the node states that changed (after every scheduler pass). What it writes
+   * is worked out when its transaction runs, from the progress of that moment, so a batch queued
+   * before an end written in a result's transaction (endWithResult) either runs before that end
+   * (in its transaction or an earlier one) or finds it written and writes nothing: no node state
+   * lands after the end. A node's 'running' commits with its first step's dispatch or before it
+   * (queued in the same pass after it, or earlier), so no transaction writes a node's 'running'
+   * and its final state both (two update shapes, which the store does not keep in order).
+   */
   private persistNodes(run: RunState): void {
-    // Runs after every scheduler pass (once per group of results): a plain loop, no array unless something changed.
-    let changed: NodeProgress[] | undefined;
-    const nodes = run.progress.nodes;
+    if (run.nodesQueued || !nodesChanged(run)) return;
+    run.nodesQueued = true;
+    this.d.db
+      .batch(async (tx) => {
+        run.nodesQueued = false;
+        if (!run.endWritten) this.writeNodeStates(tx, run, run.progress, this.d.now());
+      })
+      .catch((e: unknown) => this.d.log.error({ event: 'engine.persist_failed', executionId: run.id, err: e }, 'persisting node states failed'));
+  }
+
+  /** Queues in `tx` the nodes whose status in `progress` is not persisted yet, and marks them persisted (put back if `tx` rolls back). */
+  private writeNodeStates(tx: Tx, run: RunState, progress: Progress, now: number): void {
+    const nodes = progress.nodes;
     for (let i = 0; i < nodes.length; i++) {
       const n = nodes[i] as NodeProgress;
       if (run.persistedStatus[i] === n.status) continue;
+      if (run.nodesTx !== tx.txId) {
+        run.nodesTx = tx.txId;
+        const before = run.persistedStatus;
+        run.persistedStatus = [...before];
+        tx.afterRollback(() => {
+          run.persistedStatus = before;
+        });
+      }
+      queueNodeState(tx, run.id, n, now);
       run.persistedStatus[i] = n.status;
-      (changed ??= []).push(n);
     }
-    if (!changed) return;
-    const now = this.d.now();
-    const list = changed;
-    this.d.db
-      .batch(async (tx) => {
-        for (const n of list) {
-          const done = n.status !== 'pending' && n.status !== 'running';
-          store.queueNodeState(tx, run.id, n.agentId, done ? { state: n.status, reason: n.reason, finishedAt: now } : { state: n.status, reason: n.reason, startedAt: now });
-        }
-      })
-      .catch((e: unknown) => this.d.log.error({ event: 'engine.persist_failed', executionId: run.id, err: e }, 'persisting node states failed'));
   }
 
   private async stop(run: RunState, state: 'canceled', reason: string): Promise<void> {
@@ -693,35 +825,83 @@ export class ExecutionEngine {
 
   private async finish(run: RunState, state: 'succeeded' | 'failed' | 'canceled', reason: string | null): Promise<void> {
     if (run.finished) return;
+    this.closeRun(run);
+    this.persistNodes(run);
+    await this.markFinished(run.id, endState(run.progress, state), reason, { id: run.runbook.id, owner: run.runbook.owner });
+  }
+
+  /** This process stops driving the run (its end is recorded, or about to be). */
+  private closeRun(run: RunState): void {
     run.finished = true;
     for (const t of run.timers) clearTimeout(t);
     run.timers.clear();
     this.runs.delete(run.id);
-    // An execution whose every failure was a timeout ended by timing out.
-    let final: string = state;
-    if (state === 'failed') {
-      const failed = run.progress.nodes.filter((n) => n.status === 'failed');
-      if (failed.length > 0 && failed.every((n) => /timed_out|timed out/.test(n.reason ?? ''))) final = 'timed_out';
-    }
-    this.persistNodes(run);
-    await this.markFinished(run.id, final, reason, { id: run.runbook.id, owner: run.runbook.owner });
   }
 
   private async markFinished(executionId: string, state: string, reason: string | null, runbook?: { id: string; owner: string }): Promise<void> {
     const { d } = this;
     const now = d.now();
-    const changed = await d.db.batch(async (tx: Tx) => {
-      const r = await store.finishActiveExecution(tx, executionId, state, reason, now);
-      if (r.changes !== 1) return false;
-      await d.audit.append(tx, { type: AuditEvents.executionCompleted, actor: { kind: 'system', id: 'coordinator' }, data: { executionId, state, ...(reason ? { reason } : {}) } });
-      await d.notifier?.queue(tx, 'execution.finished', executionId);
-      return true;
-    });
-    if (!changed) return;
-    d.notifier?.committed();
-    d.log.info({ event: 'execution.finished', executionId, state, reason }, `execution ${state}`);
-    d.events.finished({ executionId, state, ...(runbook ? { runbook } : {}) });
+    const changed = await d.db.batch((tx: Tx) => this.recordEnd(tx, executionId, state, reason, now));
+    if (changed) this.announceEnd({ executionId, state, reason, ...(runbook ? { runbook } : {}) });
   }
+
+  /** Ends an active execution in `tx`, with its audit record and notification; false if it had ended already. */
+  private async recordEnd(tx: Tx, executionId: string, state: string, reason: string | null, now: number): Promise<boolean> {
+    const { d } = this;
+    if (!(await store.finishActiveExecution(tx, executionId, state, reason, now))) return false;
+    await d.audit.append(tx, { type: AuditEvents.executionCompleted, actor: { kind: 'system', id: 'coordinator' }, data: { executionId, state, ...(reason ? { reason } : {}) } });
+    await d.notifier?.queue(tx, 'execution.finished', executionId);
+    return true;
+  }
+
+  /** Once an execution's end is committed: notifications go out, long-polls and live views wake. */
+  private announceEnd(e: Omit<Ending, 'runbook'> & { readonly runbook?: Ending['runbook'] }): void {
+    const { d } = this;
+    d.notifier?.committed();
+    d.log.info({ event: 'execution.finished', executionId: e.executionId, state: e.state, reason: e.reason }, `execution ${e.state}`);
+    d.events.finished({ executionId: e.executionId, state: e.state, ...(e.runbook ? { runbook: e.runbook } : {}) });
+  }
+}
+
+/** Whether a node's status differs from the persisted one (after every scheduler pass: a plain loop). */
+function nodesChanged(run: RunState): boolean {
+  const nodes = run.progress.nodes;
+  for (let i = 0; i < nodes.length; i++) if (run.persistedStatus[i] !== (nodes[i] as NodeProgress).status) return true;
+  return false;
+}
+
+function countNotDone(p: Progress): NotDone {
+  let busy = 0;
+  let idle = 0;
+  let failed = 0;
+  for (const n of p.nodes) {
+    if (n.status === 'failed') failed++;
+    else if (isDone(n.status)) continue;
+    else if (n.busy) busy++;
+    else idle++;
+  }
+  return { of: p, busy, idle, failed };
+}
+
+/** The state an execution ends in: one whose every failure was a timeout ended by timing out. */
+function endState(progress: Progress, state: 'succeeded' | 'failed' | 'canceled'): string {
+  if (state !== 'failed') return state;
+  const failed = progress.nodes.filter((n) => n.status === 'failed');
+  return failed.length > 0 && failed.every((n) => /timed_out|timed out/.test(n.reason ?? '')) ? 'timed_out' : state;
+}
+
+function outcomeOf(o: StepRunOutcome): Outcome {
+  return o.state === 'succeeded' ? 'succeeded' : 'failed';
+}
+
+/** Why a step did not succeed, as a node's reason shows it (null when it did). */
+function reasonOf(o: StepRunOutcome): string | null {
+  return o.state === 'succeeded' ? null : `${o.state}${o.exitCode !== null && o.state === 'failed' ? ` (exit ${o.exitCode})` : ''}${o.error ? `: ${o.error}` : ''}`;
+}
+
+function queueNodeState(tx: Tx, executionId: string, n: NodeProgress, now: number): void {
+  const done = isDone(n.status);
+  store.queueNodeState(tx, executionId, n.agentId, done ? { state: n.status, reason: n.reason, finishedAt: now } : { state: n.status, reason: n.reason, startedAt: now });
 }
 
 /** Labels a selector sees: the agent's labels plus its name and id. */

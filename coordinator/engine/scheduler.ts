@@ -75,7 +75,8 @@ export function concurrencyLimit(plan: Plan, nodeCount: number): number {
   return Math.max(1, Math.min(nodeCount, Math.floor(c)));
 }
 
-const isDone = (s: NodeStatus): boolean => s === 'succeeded' || s === 'failed' || s === 'skipped' || s === 'canceled';
+/** A node in this status will run nothing more. */
+export const isDone = (s: NodeStatus): boolean => s === 'succeeded' || s === 'failed' || s === 'skipped' || s === 'canceled';
 
 /** A new progress with node i patched: a copy of the node list (one memcpy-like slice, no callback per node). */
 function withNode(p: Progress, i: number, patch: Partial<NodeProgress>): Progress {

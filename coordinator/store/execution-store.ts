@@ -158,11 +158,19 @@ export function awaitApprovalAt(q: Queryable, id: string, gate: number, approval
 
 const ACTIVE_STATES = ['queued', 'awaiting_approval', 'running'];
 
-/** Ends an active execution (its sealed secrets dropped); changes is 0 if it had ended already. */
-export function finishActiveExecution(q: Queryable, id: string, state: string, reason: string | null, at: number): Promise<RunResult> {
-  return q.run(`UPDATE executions SET state = ?, state_reason = ?, finished_at = ?, secrets_sealed = NULL, gate = NULL WHERE id = ? AND state IN (${ACTIVE_STATES.map(() => '?').join(', ')})`, [
-    state, reason, at, id, ...ACTIVE_STATES,
-  ]);
+/**
+ * Ends an active execution (its sealed secrets dropped); false if it had ended already. Touches
+ * the executions row only (not its id), so it runs ahead of rows queued for other tables (the
+ * last result's step run and audit record, node states): the audit record queued before it and
+ * the execution.completed one go out as one INSERT, one statement fewer.
+ */
+export async function finishActiveExecution(tx: Tx, id: string, state: string, reason: string | null, at: number): Promise<boolean> {
+  const rows = await tx.allOn<{ id: string }>(
+    ['executions'],
+    `UPDATE executions SET state = ?, state_reason = ?, finished_at = ?, secrets_sealed = NULL, gate = NULL WHERE id = ? AND state IN (${ACTIVE_STATES.map(() => '?').join(', ')}) RETURNING id`,
+    [state, reason, at, id, ...ACTIVE_STATES],
+  );
+  return rows.length === 1;
 }
 
 export interface ResumableExecutionRow {
