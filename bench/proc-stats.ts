@@ -6,6 +6,20 @@ export function rssBytes(pid: number): number {
   return m ? Number(m[1]) * 1024 : 0;
 }
 
+/**
+ * Where a process's resident memory is (/proc/PID/smaps_rollup): anonymous (heaps: V8's and
+ * malloc's) against file-backed (the node binary and libraries), e.g. "anon 900.1 MB, file 50.2 MB".
+ */
+export function smapsSummary(pid: number): string {
+  try {
+    const t = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+    const kb = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(t)?.[1] ?? 0) * 1024;
+    return `anon ${mb(kb('Anonymous'))}, file ${mb(kb('Rss') - kb('Anonymous'))}`;
+  } catch {
+    return 'smaps_rollup unreadable';
+  }
+}
+
 /** User + system CPU time in milliseconds. */
 export function cpuMs(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');

@@ -31,7 +31,7 @@ import { normalizeSerial } from '../core/x509-serial.js';
 import { EnrollmentServiceClient, type EnrollResponse } from '../proto/gen/handrail/v1/enrollment.js';
 import { channelOptions, parseCoordinatorAddress } from '../agent/coordinator-address.js';
 import { HANDRAIL_VERSION } from '../core/version.js';
-import { cpuMs, mb, median, rssBytes } from './proc-stats.js';
+import { cpuMs, mb, median, rssBytes, smapsSummary } from './proc-stats.js';
 import { out, sleep } from './harness.js';
 import { formatProfile, summariseProfile } from './cpu-profile.js';
 import type { FromWorker, ToWorker, WorkerIdentity } from './sim-worker.js';
@@ -54,6 +54,8 @@ const { values: args } = parseArgs({
     'spread-ms': { type: 'string', default: '5000' },
     'log-level': { type: 'string', default: 'info' },
     'coordinator-arg': { type: 'string', multiple: true, default: [] },
+    /** Node flags for the coordinator process (e.g. --heapsnapshot-signal=SIGUSR2 to attribute its memory while held). */
+    'coordinator-node-arg': { type: 'string', multiple: true, default: [] },
     'timeout-s': { type: 'string', default: '180' },
     'coordinator-log': { type: 'string' },
     /** Another build's dist/cli/main.js, to measure its coordinator under the same agents (a before/after). */
@@ -104,6 +106,7 @@ class Coordinator {
     this.proc = spawn(
       process.execPath,
       [
+        ...(args['coordinator-node-arg'] ?? []),
         ...profile,
         CLI,
         'coordinator',
@@ -335,7 +338,7 @@ async function main(): Promise<void> {
     const idle = cpuMs(coord.pid) - c0;
     const s1 = await sumStats(workers);
     const heap = await Promise.all(['nodejs_heap_size_used_bytes', 'nodejs_heap_size_total_bytes', 'nodejs_external_memory_bytes'].map((m) => metric(ports.http, m)));
-    out(`coordinator memory while held: V8 heap used ${mb(heap[0] ?? 0)} of ${mb(heap[1] ?? 0)}, external ${mb(heap[2] ?? 0)}`);
+    out(`coordinator memory while held: V8 heap used ${mb(heap[0] ?? 0)} of ${mb(heap[1] ?? 0)}, external ${mb(heap[2] ?? 0)}; ${smapsSummary(coord.pid)}`);
     out(`HELD ${N} agents for ${idleS} s: coordinator RSS ${mb(rssBytes(coord.pid))} (${mb(r0)} at start; ${((rssBytes(coord.pid) / N) / 1024).toFixed(0)} KiB per agent overall), idle CPU ${idle.toFixed(0)} ms = ${((idle / (idleS * 1000)) * 100).toFixed(1)}% of a core (heartbeats every 10 s: ${((idle / ((idleS / 10) * N)) * 1000).toFixed(0)} µs per heartbeat), sim workers CPU ${(s1.cpuMs - s0.cpuMs).toFixed(0)} ms, RSS ${mb(s1.rss)}, streaming ${s1.streaming}`);
   }
 

@@ -452,7 +452,8 @@ export class StepDispatcher implements StepTraffic {
     if (result.agentId !== session.agentId) return refuse('wrong_agent', `result names agent ${result.agentId.slice(0, 64)}`, ids, back);
     const cert = await this.registry.certificate(result.signerCertificateSerial);
     if (!cert || cert.agentId !== session.agentId) return refuse('unknown_certificate', `signer certificate ${result.signerCertificateSerial.slice(0, 64)} is not this agent's`, ids, back);
-    if (!verifyPayload(signed.payloadType, signed.payload, signed.signature, cert.publicKey)) return refuse('bad_signature', 'agent signature does not verify', ids, back);
+    const key = await this.registry.publicKey(cert.serial);
+    if (!key || !verifyPayload(signed.payloadType, signed.payload, signed.signature, key)) return refuse('bad_signature', 'agent signature does not verify', ids, back);
 
     const claimed = this.inflight.get(result.stepId);
     if (claimed instanceof Promise) await claimed; // output state still loading: keep order

@@ -199,6 +199,7 @@ export class Gateway implements SessionHandler {
       d.log,
       d.counters,
       d.now,
+      (der) => d.ca.issuerOf(der),
     );
     const bound = await this.frontDoor.listen(host, port);
     this.logCaOverlap();
@@ -318,7 +319,7 @@ export class Gateway implements SessionHandler {
         }
         const session = new AgentSession(
           call,
-          { agentId, serial, certNotAfter: verdict.cert.notAfter, remote, caFingerprint: peer.raw ? (d.ca.issuerOf(peer.raw) ?? '') : '' },
+          { agentId, serial, certNotAfter: verdict.cert.notAfter, remote, caFingerprint: peer.caFingerprint },
           this,
           { helloTimeoutMs: d.config.helloTimeoutMs, maxQueuedMessages: 4096, maxQueuedBytes: 16 * 1024 * 1024, pauseAfterPendingWrites: 64, maxMessageBytes: d.config.maxMessageBytes },
           d.log,
@@ -342,7 +343,7 @@ export class Gateway implements SessionHandler {
     if (known) return known;
     const peer = call.getAuthContext().sslPeerCertificate;
     if (!peer) return undefined;
-    return { agentId: typeof peer.subject?.CN === 'string' ? peer.subject.CN : '', serial: normalizeSerial(peer.serialNumber ?? ''), fingerprint256: peer.fingerprint256, probe: isProbeCertificate(peer.subjectaltname), raw: peer.raw };
+    return { agentId: typeof peer.subject?.CN === 'string' ? peer.subject.CN : '', serial: normalizeSerial(peer.serialNumber ?? ''), fingerprint256: peer.fingerprint256, probe: isProbeCertificate(peer.subjectaltname), caFingerprint: peer.raw ? (this.d.ca.issuerOf(peer.raw) ?? '') : '' };
   }
 
   async hello(session: AgentSession, hello: Hello): Promise<void> {

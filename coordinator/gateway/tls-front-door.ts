@@ -58,8 +58,12 @@ export interface PeerIdentity {
   readonly fingerprint256: string;
   /** A monitoring probe's certificate (`ca issue-probe`): health and reflection only, never an agent stream. */
   readonly probe: boolean;
-  /** The certificate's DER: which trusted CA issued it matters during a CA roll-over. */
-  readonly raw: Buffer | undefined;
+  /**
+   * SHA-256 fingerprint of the trusted CA that issued it ('' if none is known): it matters during
+   * a CA roll-over. Worked out at the handshake, so the certificate's DER (1.1 KB) is not kept
+   * for the connection's life.
+   */
+  readonly caFingerprint: string;
 }
 
 export interface FrontDoorOptions {
@@ -100,6 +104,8 @@ export class TlsFrontDoor {
     private readonly log: Logger,
     private readonly counters: Counters,
     private readonly now: () => number,
+    /** The fingerprint of the trusted CA that issued a certificate (its DER), if any. */
+    private readonly issuerOf: (certDer: Buffer) => string | undefined,
   ) {
     this.server = createServer({
       key: options.keyPem,
@@ -277,7 +283,7 @@ export class TlsFrontDoor {
       // A monitoring probe: health and reflection live on the agent server; its Connect refuses probes.
       this.counters.inc('connections_total', { kind: 'probe' });
       this.admitted(remote);
-      this.remember(socket, remote, { agentId: '', serial: normalizeSerial(cert.serialNumber ?? ''), fingerprint256: cert.fingerprint256, probe: true, raw: cert.raw });
+      this.remember(socket, remote, { agentId: '', serial: normalizeSerial(cert.serialNumber ?? ''), fingerprint256: cert.fingerprint256, probe: true, caFingerprint: this.issuerOf(cert.raw) ?? '' });
       this.gateway.injectConnection(socket);
       return;
     }
@@ -289,7 +295,7 @@ export class TlsFrontDoor {
       return;
     }
     this.counters.inc('connections_total', { kind: 'agent' });
-    this.remember(socket, remote, { agentId, serial, fingerprint256: cert.fingerprint256, probe: false, raw: cert.raw });
+    this.remember(socket, remote, { agentId, serial, fingerprint256: cert.fingerprint256, probe: false, caFingerprint: this.issuerOf(cert.raw) ?? '' });
     this.gateway.injectConnection(socket);
     // The expensive part (handshake, certificate check) is done: the next connection may start.
     this.admitted(remote);

@@ -54,45 +54,17 @@ function fromRow(r: AgentRow): AgentRecord {
   };
 }
 
-/** What the registry remembers about one issued certificate. */
+/**
+ * What the registry remembers about one issued certificate: what a peer check needs. Not the
+ * certificate itself: a coordinator holding 10,000 agents kept each one's PEM (1.5 KB) only to
+ * parse its public key once a result arrived (publicKey() reads it from the store then).
+ */
 export interface KnownCertificate {
   readonly serial: string;
   readonly agentId: string;
   readonly fingerprint256: string;
-  /** Parsed from the certificate on first use (a peer check does not need it; verifying a result does). */
-  readonly publicKey: KeyObject;
   readonly notAfter: number;
   readonly revoked: boolean;
-}
-
-/**
- * A cached certificate whose public key is parsed only when a result is verified: after a
- * restart every agent's first connection misses the cache, and parsing each PEM there was
- * about 1 ms of the coordinator's CPU per reconnecting agent (bench/reconnect.ts profile).
- */
-function knownCertificate(c: Omit<KnownCertificate, 'publicKey'>, pem: string): KnownCertificate {
-  let key: KeyObject | undefined;
-  return {
-    ...c,
-    get publicKey(): KeyObject {
-      key ??= new X509Certificate(pem).publicKey;
-      return key;
-    },
-  };
-}
-
-/** The same certificate marked revoked (a spread would read, and so parse, the lazy public key). */
-function revokedCopy(c: KnownCertificate): KnownCertificate {
-  return {
-    serial: c.serial,
-    agentId: c.agentId,
-    fingerprint256: c.fingerprint256,
-    notAfter: c.notAfter,
-    revoked: true,
-    get publicKey(): KeyObject {
-      return c.publicKey;
-    },
-  };
 }
 
 const MAX_CACHED_CERTIFICATES = 20_000;
@@ -115,6 +87,8 @@ export async function findAgentRecord(db: Queryable, id: string): Promise<AgentR
 
 export class AgentRegistry {
   private readonly certs = new Map<string, KnownCertificate>();
+  /** Public keys of certificates that signed results, parsed on first use (bounded like certs). */
+  private readonly keys = new Map<string, KeyObject>();
   private readonly revokedAgents = new Set<string>();
 
 
@@ -158,7 +132,7 @@ export class AgentRegistry {
 
   private async insertCertificate(tx: Tx, agentId: string, cert: IssuedCertificate, now: number): Promise<void> {
     await q.insertCertificate(tx, agentId, cert, now);
-    this.remember(knownCertificate({ serial: cert.serial, agentId, fingerprint256: cert.fingerprint256, notAfter: cert.notAfter, revoked: false }, cert.pem));
+    this.remember({ serial: cert.serial, agentId, fingerprint256: cert.fingerprint256, notAfter: cert.notAfter, revoked: false });
   }
 
   /** The certificate cache keeps recently used ones only (every renewal adds one). */
@@ -191,7 +165,7 @@ export class AgentRegistry {
 
   private markRevokedInMemory(agentId: string): void {
     this.revokedAgents.add(agentId);
-    for (const [serial, c] of this.certs) if (c.agentId === agentId) this.certs.set(serial, revokedCopy(c));
+    for (const [serial, c] of this.certs) if (c.agentId === agentId) this.certs.set(serial, { ...c, revoked: true });
   }
 
   /**
@@ -221,12 +195,25 @@ export class AgentRegistry {
     }
     const r = await q.findCertificate(this.db, serial);
     if (!r) return undefined;
-    const c = knownCertificate(
-      { serial: r.serial, agentId: r.agent_id, fingerprint256: r.fingerprint256, notAfter: r.not_after, revoked: r.revoked_at !== null || this.revokedAgents.has(r.agent_id) },
-      r.certificate_pem,
-    );
+    const c: KnownCertificate = { serial: r.serial, agentId: r.agent_id, fingerprint256: r.fingerprint256, notAfter: r.not_after, revoked: r.revoked_at !== null || this.revokedAgents.has(r.agent_id) };
     this.remember(c);
     return c;
+  }
+
+  /**
+   * The public key of an issued certificate (to verify a result it signed), parsed from the
+   * stored certificate on first use: a peer check never needs it, and after a restart parsing
+   * every reconnecting agent's certificate cost about 1 ms of CPU each (bench/reconnect.ts).
+   */
+  async publicKey(serial: string): Promise<KeyObject | undefined> {
+    const cached = this.keys.get(serial);
+    if (cached) return cached;
+    const r = await q.findCertificate(this.db, serial);
+    if (!r) return undefined;
+    const key = new X509Certificate(r.certificate_pem).publicKey;
+    this.keys.set(serial, key);
+    if (this.keys.size > MAX_CACHED_CERTIFICATES) this.keys.delete(this.keys.keys().next().value as string);
+    return key;
   }
 
   /** Decides whether a TLS peer (already chain-verified) may use the gateway. */
