@@ -789,6 +789,9 @@ export class ExecutionEngine {
         run.nodesQueued = false;
         if (!run.endWritten) this.writeNodeStates(tx, run, run.progress, this.d.now());
       })
+      // The 'changed' of the outcome went out before these states committed: a follower that
+      // read in between saw the node still running, and nothing else may change for a while.
+      .then(() => this.d.events.changed(run.id))
       .catch((e: unknown) => this.d.log.error({ event: 'engine.persist_failed', executionId: run.id, err: e }, 'persisting node states failed'));
   }
 
