@@ -316,14 +316,7 @@ export class Database {
     const onRollback: Array<(e: unknown) => void> = [];
     /** Rows queued per table: reported once the transaction commits. */
     const queuedRows = new Map<string, number>();
-    // BEGIN goes out just before the body's first statement: a body that only queues rows which
-    // go out as one statement needs no BEGIN or COMMIT (see the end of this function).
-    let begun = false;
-    const begin = async (): Promise<void> => {
-      if (begun) return;
-      begun = true;
-      await this.run('BEGIN IMMEDIATE');
-    };
+    await this.run('BEGIN IMMEDIATE');
     const inserts = new Map<string, InsertGroup>();
     const updates = new Map<string, UpdateGroup>();
     // Queued rows are written before any statement that follows them in the same transaction,
@@ -347,22 +340,18 @@ export class Database {
     const tx: Tx = {
       txId: ++this.txCounter,
       run: async (sql, params) => {
-        await begin();
         if (queued()) await flushQueued();
         return this.run(sql, params);
       },
       get: async (sql, params) => {
-        await begin();
         if (queued()) await flushQueued();
         return this.get(sql, params);
       },
       all: async (sql, params) => {
-        await begin();
         if (queued()) await flushQueued();
         return this.all(sql, params);
       },
       allOn: async (tables, sql, params) => {
-        await begin();
         if (queuedFor(tables)) await flushQueued();
         return this.all(sql, params);
       },
@@ -394,36 +383,17 @@ export class Database {
     };
     try {
       const result = await fn(tx);
-      if (!begun && this.oneStatement(inserts, updates)) {
-        // Everything this transaction writes is one statement, and a statement is atomic and
-        // durable on its own (autocommit, synchronous = FULL): BEGIN and COMMIT would be two
-        // more trips through the pool for nothing.
-        await flushQueued();
-      } else {
-        await begin();
-        await flushQueued();
-        await this.run('COMMIT');
-      }
+      await flushQueued();
+      await this.run('COMMIT');
       for (const f of onCommit) f();
       this.commitObserver?.({ committed: true, seconds: (performance.now() - started) / 1000, insertedRows: queuedRows });
       return result;
     } catch (e) {
-      // Not begun: nothing was written, or the one statement rolled itself back.
-      if (begun) await this.run('ROLLBACK').catch(() => undefined);
+      await this.run('ROLLBACK').catch(() => undefined);
       for (const f of onRollback) f(e);
       this.commitObserver?.({ committed: false, seconds: (performance.now() - started) / 1000, insertedRows: new Map() });
       throw e;
     }
-  }
-
-  /** Whether flushing the queued rows is at most one statement (trigger setup aside: see flushCombined). */
-  private oneStatement(inserts: ReadonlyMap<string, InsertGroup>, updates: ReadonlyMap<string, UpdateGroup>): boolean {
-    const groups = inserts.size + updates.size;
-    if (groups === 0) return true;
-    if (groups > 1) return this.combinable(inserts, updates);
-    for (const g of inserts.values()) return Database.chunks(g.values.length / g.width, Math.floor(MAX_PARAMS / g.width)).length === 1;
-    for (const g of updates.values()) return Database.chunks(g.rows.size, Math.floor(MAX_PARAMS / (g.keyColumns.length + g.columns.length))).length === 1;
-    return false;
   }
 
   /** Whether the queued rows are few, of several shapes, and each fits ROW_VIEW. */

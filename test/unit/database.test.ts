@@ -127,40 +127,6 @@ describe('store batching', () => {
     await expect(db.run('INSERT INTO _hr_rows (t, c1) VALUES (?, ?)', [12345, 1])).rejects.toThrow(/without its trigger/);
   });
 
-  it('a transaction that only queues what one statement writes runs that statement alone (no BEGIN, no COMMIT); when it fails, nothing is written and afterRollback runs', async () => {
-    await db.exec('CREATE TABLE u (id INTEGER PRIMARY KEY, v TEXT)');
-    const seen: string[] = [];
-    const run = db.run.bind(db);
-    db.run = (sql, params) => {
-      seen.push(sql.split(' ')[0] as string);
-      return run(sql, params);
-    };
-    await db.write(async (tx) => {
-      tx.queueInsert('t', ['id', 'v'], [1, 'a']);
-      tx.queueInsert('u', ['id', 'v'], [1, 'b']);
-    });
-    await db.write(async (tx) => tx.queueUpdate('t', { id: 1 }, { n: 3 }));
-    expect(seen).toEqual(['INSERT', 'UPDATE']);
-    seen.length = 0;
-    let rolledBack: unknown;
-    await expect(db.write(async (tx) => {
-      tx.afterRollback((e) => (rolledBack = e));
-      tx.queueInsert('u', ['id', 'v'], [2, 'new']);
-      tx.queueInsert('t', ['id', 'v'], [1, 'duplicate']);
-    })).rejects.toThrow(/UNIQUE/);
-    expect(String(rolledBack)).toMatch(/UNIQUE/);
-    expect(seen).toEqual(['INSERT']);
-    expect(await db.all('SELECT id, v FROM u ORDER BY id')).toEqual([{ id: 1, v: 'b' }]);
-    expect(await db.all('SELECT id, v, n FROM t')).toEqual([{ id: 1, v: 'a', n: 3 }]);
-    // A body that reads first is a transaction from that read on, as before.
-    seen.length = 0;
-    await db.write(async (tx) => {
-      await tx.get('SELECT 1');
-      tx.queueInsert('u', ['id', 'v'], [3, 'c']);
-    });
-    expect(seen).toEqual(['BEGIN', 'INSERT', 'COMMIT']);
-  });
-
   it('group commit: while the policy says more writes are coming, a batch waits for them and they share one commit', async () => {
     const commits: number[] = [];
     db.observeCommits((r) => commits.push(r.insertedRows.get('t') ?? 0));
