@@ -89,7 +89,7 @@ export class AdhocRunner {
     // commit in one transaction (one commit and fsync, not two). A step is sent only once its own
     // write, and with it this one, has committed; step rows need the execution (foreign key).
     const recorded = this.db.batch(async (tx) => {
-      store.queueAdhocExecution(tx, { id: executionId, requestedBy: req.requestedBy, targets: agents.map((a) => a.id).join(','), createdAt: now });
+      await store.insertAdhocExecution(tx, { id: executionId, requestedBy: req.requestedBy, targets: agents.map((a) => a.id).join(','), createdAt: now });
       store.queueNodes(tx, executionId, agents.map((a) => ({ agentId: a.id, name: a.name })), 'running', now);
       await this.audit.append(tx, {
         type: AuditEvents.executionRequested,

@@ -8,8 +8,7 @@
  *
  * Each statement costs a trip through libuv's thread pool (~45 µs here), so hot paths queue
  * rows instead (`queueInsert`, `queueUpdate`): a transaction turns everything queued into a
- * few multi-row statements just before COMMIT. A few rows of several shapes (the usual
- * single-step transaction) go out as one statement through a view (`combinedFlush` below).
+ * few multi-row statements just before COMMIT.
  */
 import sqlite3 from 'sqlite3';
 
@@ -102,28 +101,6 @@ interface SqliteBackup {
 /** SQLite's default limit on bound parameters per statement is 32766. */
 const MAX_PARAMS = 32_000;
 
-/**
- * The combined flush: a transaction whose queued rows are few but of several shapes (tables,
- * column lists, inserts and updates: a single step's start or result) would cost one statement,
- * so one trip through libuv's thread pool, per shape. Instead the rows go, values bound as
- * parameters, into one multi-row INSERT on a TEMP view (`ROW_VIEW`: a shape id and up to
- * `ROW_VIEW_WIDTH` untyped columns) whose INSTEAD OF triggers, one per shape and made from the
- * same constant table and column names as the direct statements, write each row where it
- * belongs. Rows run in the order they would have run as separate statements (inserts group by
- * group, then updates). Every trigger's WHEN is checked for every row (in the pool thread), so
- * large flushes keep the direct multi-row statements.
- */
-const ROW_VIEW = '_hr_rows';
-const ROW_VIEW_WIDTH = 48;
-/** At most this many rows, in at least two shapes, take the combined flush. */
-const COMBINED_MAX_ROWS = 8;
-
-interface RowShape {
-  readonly id: number;
-  /** The body of its trigger: one INSERT or UPDATE on NEW.c1… */
-  readonly body: string;
-}
-
 export interface CommitReport {
   readonly committed: boolean;
   /** BEGIN to COMMIT (or ROLLBACK), monotonic clock. */
@@ -157,12 +134,6 @@ export class Database {
   private commitObserver: CommitObserver | undefined;
   private retryWhen: ((e: unknown) => boolean) | undefined;
   private gather: GroupCommit | undefined;
-  /** Shapes known for the combined flush, by insert head or update group id. */
-  private readonly shapes = new Map<string, RowShape>();
-  /** Shape ids whose trigger has committed (a trigger made in a transaction that rolls back is gone). */
-  private readonly shapeTriggers = new Set<number>();
-  /** Whether ROW_VIEW exists on this connection (writable connections only). */
-  private rowView = false;
 
   private constructor(private readonly db: sqlite3.Database, readonly path: string) {}
 
@@ -177,16 +148,6 @@ export class Database {
       // FULL: an acknowledged result survives power loss too (the agent deletes its copy on ack).
       // Batching keeps the fsyncs to one per group.
       await db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;');
-      const columns = Array.from({ length: ROW_VIEW_WIDTH }, (_, i) => `NULL AS c${i + 1}`).join(', ');
-      // TEMP: this connection's own, never in the file; no other connection sees it.
-      // A row whose shape has no trigger would vanish without a word: this one refuses it instead.
-      await db.exec(
-        `CREATE TEMP TABLE IF NOT EXISTS ${ROW_VIEW}_shapes (id INTEGER PRIMARY KEY);
-         CREATE TEMP VIEW IF NOT EXISTS ${ROW_VIEW} AS SELECT NULL AS t, ${columns};
-         CREATE TEMP TRIGGER IF NOT EXISTS ${ROW_VIEW}_unknown INSTEAD OF INSERT ON ${ROW_VIEW} WHEN NEW.t NOT IN (SELECT id FROM ${ROW_VIEW}_shapes)
-           BEGIN SELECT RAISE(ABORT, 'a combined row of a shape without its trigger'); END;`,
-      );
-      db.rowView = true;
     }
     return db;
   }
@@ -322,12 +283,8 @@ export class Database {
     // Queued rows are written before any statement that follows them in the same transaction,
     // so a later read (or write) always sees what was queued before it.
     const flushQueued = async (): Promise<void> => {
-      if (this.combinable(inserts, updates)) {
-        await this.flushCombined(inserts, updates, onCommit);
-      } else {
-        for (const g of inserts.values()) await this.flushInserts(g);
-        for (const g of updates.values()) await this.flushUpdates(g);
-      }
+      for (const g of inserts.values()) await this.flushInserts(g);
+      for (const g of updates.values()) await this.flushUpdates(g);
       inserts.clear();
       updates.clear();
     };
@@ -394,70 +351,6 @@ export class Database {
       this.commitObserver?.({ committed: false, seconds: (performance.now() - started) / 1000, insertedRows: new Map() });
       throw e;
     }
-  }
-
-  /** Whether the queued rows are few, of several shapes, and each fits ROW_VIEW. */
-  private combinable(inserts: ReadonlyMap<string, InsertGroup>, updates: ReadonlyMap<string, UpdateGroup>): boolean {
-    if (!this.rowView || inserts.size + updates.size < 2) return false;
-    let rows = 0;
-    for (const g of inserts.values()) {
-      if (g.width > ROW_VIEW_WIDTH) return false;
-      rows += g.values.length / g.width;
-    }
-    for (const g of updates.values()) {
-      if (g.keyColumns.length + g.columns.length > ROW_VIEW_WIDTH) return false;
-      rows += g.rows.size;
-    }
-    return rows <= COMBINED_MAX_ROWS;
-  }
-
-  private shape(key: string, body: () => string): RowShape {
-    let s = this.shapes.get(key);
-    if (!s) {
-      s = { id: this.shapes.size + 1, body: body() };
-      this.shapes.set(key, s);
-    }
-    return s;
-  }
-
-  /** Writes every queued row in one INSERT on ROW_VIEW (see ROW_VIEW), in the direct statements' order. */
-  private async flushCombined(inserts: ReadonlyMap<string, InsertGroup>, updates: ReadonlyMap<string, UpdateGroup>, onCommit: Array<() => void>): Promise<void> {
-    const rows: Array<{ shape: RowShape; values: readonly SqlValue[] }> = [];
-    for (const g of inserts.values()) {
-      const shape = this.shape(g.sqlHead, () => `${g.sqlHead}(${Array.from({ length: g.width }, (_, i) => `NEW.c${i + 1}`).join(', ')})`);
-      for (let i = 0; i < g.values.length; i += g.width) rows.push({ shape, values: g.values.slice(i, i + g.width) });
-    }
-    for (const [id, g] of updates) {
-      const k = g.keyColumns.length;
-      const shape = this.shape(`update ${id}`, () => {
-        const set = g.columns.map((c, i) => `${c} = NEW.c${k + i + 1}`).join(', ');
-        const match = g.keyColumns.map((c, i) => `${g.table}.${c} = NEW.c${i + 1}`).join(' AND ');
-        return `UPDATE ${g.table} SET ${set} WHERE ${match}${g.condition ? ` AND (${g.condition})` : ''}`;
-      });
-      for (const values of g.rows.values()) rows.push({ shape, values });
-    }
-    const missing = [...new Set(rows.map((r) => r.shape))].filter((s) => !this.shapeTriggers.has(s.id));
-    if (missing.length > 0) {
-      // Made inside this transaction: kept only if it commits (IF NOT EXISTS: after a rollback it is made again).
-      // The shape's id is noted with its trigger, in the same transaction (see ROW_VIEW_unknown).
-      await this.exec(
-        missing.map((s) => `INSERT OR IGNORE INTO ${ROW_VIEW}_shapes (id) VALUES (${s.id}); CREATE TEMP TRIGGER IF NOT EXISTS ${ROW_VIEW}_${s.id} INSTEAD OF INSERT ON ${ROW_VIEW} WHEN NEW.t = ${s.id} BEGIN ${s.body}; END;`).join('\n'),
-      );
-      onCommit.push(() => {
-        for (const s of missing) this.shapeTriggers.add(s.id);
-      });
-    }
-    // Widths in steps of 8: a bounded number of statement texts in the cache.
-    const width = Math.ceil(Math.max(...rows.map((r) => r.values.length)) / 8) * 8;
-    const params: SqlValue[] = [];
-    for (const r of rows) {
-      params.push(r.shape.id);
-      for (const v of r.values) params.push(v);
-      for (let i = r.values.length; i < width; i++) params.push(null);
-    }
-    const tuple = `(${new Array(width + 1).fill('?').join(', ')})`;
-    const columns = Array.from({ length: width }, (_, i) => `c${i + 1}`).join(', ');
-    await this.run(`INSERT INTO ${ROW_VIEW} (t, ${columns}) VALUES ${new Array(rows.length).fill(tuple).join(', ')}`, params);
   }
 
   /**

@@ -64,13 +64,6 @@ export function insertAdhocExecution(q: Queryable, e: { id: string; requestedBy:
   return q.run(`INSERT INTO executions (id, kind, requested_by, targets, state, created_at, started_at) VALUES (?, 'adhoc', ?, ?, 'running', ?, ?)`, [e.id, e.requestedBy, e.targets, e.createdAt, e.createdAt]);
 }
 
-const ADHOC_EXECUTION_COLUMNS = ['id', 'kind', 'requested_by', 'targets', 'state', 'created_at', 'started_at'] as const;
-
-/** insertAdhocExecution, queued: written with the transaction's other rows (its nodes, steps, records), not a statement of its own. */
-export function queueAdhocExecution(tx: Tx, e: { id: string; requestedBy: string; targets: string; createdAt: number }): void {
-  tx.queueInsert('executions', ADHOC_EXECUTION_COLUMNS, [e.id, 'adhoc', e.requestedBy, e.targets, 'running', e.createdAt, e.createdAt]);
-}
-
 /** Who may see an execution is decided on its runbook's owner and tags, also once the runbook is gone. */
 export function queueRunbookRef(tx: Tx, r: { id: string; owner: string; tags: readonly string[]; at: number }): void {
   tx.queueInsert('runbook_refs', ['id', 'owner', 'tags_json', 'updated_at'], [r.id, r.owner, JSON.stringify(r.tags), r.at], 'REPLACE');

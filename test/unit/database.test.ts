@@ -88,45 +88,6 @@ describe('store batching', () => {
     expect(await db.all('SELECT id, v FROM u ORDER BY id')).toEqual([{ id: 1, v: 'u1' }, { id: 2, v: 'u2 again' }]);
   });
 
-  it('writes a few rows of several shapes (inserts, updates with a condition, blobs, nulls) as one statement, as the separate statements would', async () => {
-    await db.exec('CREATE TABLE u (id INTEGER PRIMARY KEY, b BLOB, t_id INTEGER REFERENCES t (id))');
-    await db.exec("INSERT INTO t (id, v, n) VALUES (10, 'old', 1), (11, 'old', 2)");
-    const cache = (db as unknown as { statements: Map<string, unknown> }).statements;
-    const before = new Set(cache.keys());
-    await db.write(async (tx) => {
-      tx.queueInsert('t', ['id', 'v'], [1, 'a']);
-      tx.queueInsert('u', ['id', 'b', 't_id'], [1, Buffer.from([0, 1, 255]), 1]);
-      tx.queueInsert('u', ['id', 'b', 't_id'], [2, null, null]);
-      tx.queueUpdate('t', { id: 10 }, { v: 'new' }, 't.n = 1');
-      tx.queueUpdate('t', { id: 11 }, { v: 'new' }, 't.n = 1');
-    });
-    expect(await db.all('SELECT id, v, n FROM t ORDER BY id')).toEqual([{ id: 1, v: 'a', n: 0 }, { id: 10, v: 'new', n: 1 }, { id: 11, v: 'old', n: 2 }]);
-    expect(await db.all('SELECT id, hex(b) AS b, t_id FROM u ORDER BY id')).toEqual([{ id: 1, b: '0001FF', t_id: 1 }, { id: 2, b: '', t_id: null }]);
-    const added = [...cache.keys()].filter((k) => !before.has(k) && !k.startsWith('BEGIN') && !k.startsWith('COMMIT') && !k.startsWith('SELECT'));
-    expect(added).toHaveLength(1);
-    expect(added[0]).toMatch(/^INSERT INTO _hr_rows /);
-  });
-
-  it('a combined write whose transaction rolls back leaves nothing, and the same shapes write in the next one', async () => {
-    await db.exec('CREATE TABLE u (id INTEGER PRIMARY KEY, v TEXT)');
-    await db.exec("INSERT INTO t (id, v) VALUES (99, 'x')");
-    await expect(db.write(async (tx) => {
-      tx.queueInsert('t', ['id', 'v'], [1, 'a']);
-      tx.queueInsert('u', ['id', 'v'], [1, 'b']);
-      // Flushes the two rows above (their triggers are made in this transaction), then fails.
-      await tx.run("INSERT INTO t (id, v) VALUES (99, 'duplicate')");
-    })).rejects.toThrow(/UNIQUE/);
-    expect((await db.get<{ n: number }>('SELECT count(*) AS n FROM t'))?.n).toBe(1);
-    await db.write(async (tx) => {
-      tx.queueInsert('t', ['id', 'v'], [1, 'a']);
-      tx.queueInsert('u', ['id', 'v'], [1, 'b']);
-    });
-    expect(await db.all('SELECT id, v FROM t ORDER BY id')).toEqual([{ id: 1, v: 'a' }, { id: 99, v: 'x' }]);
-    expect(await db.all('SELECT id, v FROM u')).toEqual([{ id: 1, v: 'b' }]);
-    // A row of a shape with no trigger is refused, never dropped.
-    await expect(db.run('INSERT INTO _hr_rows (t, c1) VALUES (?, ?)', [12345, 1])).rejects.toThrow(/without its trigger/);
-  });
-
   it('group commit: while the policy says more writes are coming, a batch waits for them and they share one commit', async () => {
     const commits: number[] = [];
     db.observeCommits((r) => commits.push(r.insertedRows.get('t') ?? 0));
