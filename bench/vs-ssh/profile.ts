@@ -7,7 +7,6 @@
  */
 import { readFileSync } from 'node:fs';
 import { Database } from '../../coordinator/store/database.js';
-import { StepResultPayload } from '../../proto/gen/handrail/v1/gateway.js';
 import { median } from '../proc-stats.js';
 
 interface TraceEvent {
@@ -43,16 +42,23 @@ export async function timeline(dbPath: string, r: RunTimes): Promise<Milestone[]
   const db = await Database.open(dbPath, { readonly: true });
   try {
     const exe = await db.get<{ created_at: number; started_at: number | null; finished_at: number | null }>('SELECT created_at, started_at, finished_at FROM executions WHERE id = ?', [r.executionId]);
-    const steps = await db.all<{ dispatched_at: number | null; accepted_at: number | null; finished_at: number | null; result_payload: Buffer | null }>(
-      'SELECT dispatched_at, accepted_at, finished_at, result_payload FROM step_runs WHERE execution_id = ?',
+    const steps = await db.all<{ dispatched_at: number | null; accepted_at: number | null; finished_at: number | null }>(
+      'SELECT dispatched_at, accepted_at, finished_at FROM step_runs WHERE execution_id = ?',
       [r.executionId],
     );
     if (!exe || steps.length === 0) throw new Error(`execution ${r.executionId} not found in ${dbPath}`);
     const col = (f: (s: (typeof steps)[number]) => number | null | undefined): number[] => steps.map(f).filter((x): x is number => typeof x === 'number' && x > 0);
     const dispatched = col((s) => s.dispatched_at);
     const accepted = col((s) => s.accepted_at);
-    const processEnded = col((s) => (s.result_payload ? Number(StepResultPayload.decode(s.result_payload).finishedAtMs) : null));
-    const stored = col((s) => s.finished_at);
+    // step_runs.finished_at is the agent's signed finish time, not when the coordinator stored the
+    // result: that is the ts of the step.result audit record, written in the result's transaction.
+    const processEnded = col((s) => s.finished_at);
+    const audit = await db.all<{ payload: Buffer }>('SELECT payload FROM audit_records WHERE payload LIKE ?', [`%${r.executionId}%`]);
+    const stored: number[] = [];
+    for (const a of audit) {
+      const rec = JSON.parse(a.payload.toString('utf8')) as { ts: string; type: string; data: { executionId?: string } };
+      if (rec.type === 'step.result' && rec.data.executionId === r.executionId) stored.push(Date.parse(rec.ts));
+    }
     const isPost = (e: TraceEvent): boolean => e.what?.startsWith('POST /api/v1/executions') ?? false;
     const isEvents = (e: TraceEvent): boolean => /\/events$/.test(e.what ?? '');
     const raw: Array<[string, number | undefined]> = [
@@ -70,10 +76,10 @@ export async function timeline(dbPath: string, r: RunTimes): Promise<Milestone[]
       ['first agent process started (agent)', accepted.length ? pick(accepted, 'first') : undefined],
       ['median agent process started', accepted.length ? pick(accepted, 'median') : undefined],
       ['last agent process started', accepted.length ? pick(accepted, 'last') : undefined],
-      ['last agent process ended (agent, signed result)', processEnded.length ? pick(processEnded, 'last') : undefined],
+      ['last agent process ended (agent clock, signed result)', processEnded.length ? pick(processEnded, 'last') : undefined],
       ['first result stored (coordinator)', stored.length ? pick(stored, 'first') : undefined],
       ['median result stored', stored.length ? pick(stored, 'median') : undefined],
-      ['last result stored', stored.length ? pick(stored, 'last') : undefined],
+      ['last result stored (its audit record)', stored.length ? pick(stored, 'last') : undefined],
       ['execution finished (coordinator)', exe.finished_at ?? undefined],
       ['"end" event received (CLI)', ev((e) => e.event === 'fetch-chunk' && isEvents(e) && e.end === true)],
       ['final line printed (CLI)', ev((e) => e.event === 'final-line')],
