@@ -199,7 +199,7 @@ export class Gateway implements SessionHandler {
       d.log,
       d.counters,
       d.now,
-      (der) => d.ca.issuerOf(der),
+      (cert) => d.ca.issuerOfVerified(cert),
     );
     const bound = await this.frontDoor.listen(host, port);
     this.logCaOverlap();

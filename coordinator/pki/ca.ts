@@ -284,6 +284,16 @@ export function issueAgentCertificate(
 /** The subject alternative name that marks a monitoring probe's certificate (issued only by `ca issue-probe`). */
 export const PROBE_URN_PREFIX = 'urn:handrail:probe:';
 
+/**
+ * The subject's common name as X509Certificate.subject prints it (one `key=value` per line,
+ * RFC 2253 escapes, control characters escaped, so no value can fake a line): '' when it has
+ * none or more than one, as for getPeerCertificate()'s subject.CN not being a string.
+ */
+export function subjectCommonName(subject: string | undefined): string {
+  const cns = (subject ?? '').split('\n').filter((l) => l.startsWith('CN='));
+  return cns.length === 1 ? (cns[0] as string).slice(3) : '';
+}
+
 /** Whether a peer certificate (as Node reports subjectaltname) is a probe's: health and reflection only, never an agent stream. */
 export function isProbeCertificate(subjectAltName: string | undefined): boolean {
   return (subjectAltName ?? '').split(', ').some((n) => n.startsWith(`URI:${PROBE_URN_PREFIX}`));
