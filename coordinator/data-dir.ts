@@ -47,6 +47,9 @@ export async function openDataDir(path: string, now: () => number = Date.now, lo
     registry: new AgentRegistry(db, audit),
     users: new UserStore(db, audit, log),
     sessions: new SessionStore(db, audit),
-    close: () => db.close(),
+    close: async () => {
+      await audit.close();
+      await db.close();
+    },
   };
 }

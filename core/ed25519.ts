@@ -60,7 +60,8 @@ export function sodiumModulePath(): string | null {
 const secretKeys = new WeakMap<KeyObject, Buffer>();
 const publicKeys = new WeakMap<KeyObject, Buffer>();
 
-function rawSecretKey(key: KeyObject): Buffer {
+/** libsodium's 64-byte secret key (seed, then public key) for an Ed25519 private key; cached per key. */
+export function ed25519SecretKey(key: KeyObject): Buffer {
   let sk = secretKeys.get(key);
   if (!sk) {
     const jwk = key.export({ format: 'jwk' });
@@ -84,7 +85,7 @@ export function ed25519Sign(message: Uint8Array, privateKey: KeyObject): Buffer 
   const lib = loadSodium();
   if (!lib || privateKey.asymmetricKeyType !== 'ed25519') return nodeSign(null, message, privateKey);
   const signature = Buffer.allocUnsafe(SIGNATURE_BYTES);
-  lib.crypto_sign_detached(signature, message, rawSecretKey(privateKey));
+  lib.crypto_sign_detached(signature, message, ed25519SecretKey(privateKey));
   return signature;
 }
 

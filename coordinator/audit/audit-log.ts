@@ -14,7 +14,8 @@ import type { Database, Tx } from '../store/database.js';
 import { insertCheckpoint, lastAuditRecord, queueAuditRecords } from '../store/audit-queries.js';
 import type { Keyring, SigningKey } from '../pki/keyring.js';
 import type { AuditEventInput } from './events.js';
-import { GENESIS_PREV, sealCheckpoint, sealRecord, type SealedRecord } from './record.js';
+import { chainRecord, GENESIS_PREV, sealCheckpoint, type ChainedRecord } from './record.js';
+import { RecordSigner } from './record-signer.js';
 
 
 export interface AuditHead {
@@ -34,6 +35,9 @@ export class AuditLog {
   private committed: AuditHead | undefined;
   /** The last head sealed in transaction `txId`, taken as `committed` when that transaction commits. */
   private sealedIn: { txId: number; head: AuditHead } | undefined;
+  /** Records chained in transaction `txId` and not yet signed: signed together, then queued. */
+  private unsigned: { readonly txId: number; readonly records: Array<{ rec: ChainedRecord; key: SigningKey }> } | undefined;
+  private readonly signer = new RecordSigner();
 
   constructor(
     private readonly db: Database,
@@ -44,7 +48,7 @@ export class AuditLog {
   }
 
   /** Appends one record per event, in order, inside `tx`; returns them as sealed. */
-  append(tx: Tx, events: AuditEventInput | readonly AuditEventInput[]): Promise<SealedRecord[]> {
+  append(tx: Tx, events: AuditEventInput | readonly AuditEventInput[]): Promise<ChainedRecord[]> {
     // Signed with the key active now: a rotation between transactions is picked up at once.
     return this.appendWith(tx, events, () => this.keyring.active('audit'));
   }
@@ -54,12 +58,12 @@ export class AuditLog {
    * only: it must be signed with the key being retired, so that a verifier which trusts that key
    * comes to trust the new one through it (docs/audit-format.md, key trust).
    */
-  appendSignedWith(tx: Tx, key: SigningKey, events: AuditEventInput | readonly AuditEventInput[]): Promise<SealedRecord[]> {
+  appendSignedWith(tx: Tx, key: SigningKey, events: AuditEventInput | readonly AuditEventInput[]): Promise<ChainedRecord[]> {
     if (key.purpose !== 'audit') throw new Error(`audit records are signed with an audit key, not a ${key.purpose} key`);
     return this.appendWith(tx, events, () => key);
   }
 
-  private appendWith(tx: Tx, events: AuditEventInput | readonly AuditEventInput[], signer: () => SigningKey): Promise<SealedRecord[]> {
+  private appendWith(tx: Tx, events: AuditEventInput | readonly AuditEventInput[], signer: () => SigningKey): Promise<ChainedRecord[]> {
     const list: readonly AuditEventInput[] = Array.isArray(events) ? events : [events as AuditEventInput];
     let before: Promise<AuditHead>;
     if (this.cached?.txId === tx.txId) {
@@ -74,21 +78,22 @@ export class AuditLog {
       // Whatever ended it (another process's records among them), the store has the truth.
       tx.afterRollback(() => {
         this.committed = undefined;
+        if (this.unsigned?.txId === txId) this.unsigned = undefined;
       });
     }
     const sealed = before.then((head) => {
       const key = signer();
       const ts = this.now();
-      const out: SealedRecord[] = [];
+      const out: ChainedRecord[] = [];
       let seq = head.seq;
       let prev = head.hash;
-      // Seal everything before queueing anything, so a refused event leaves no partial chain.
+      // Chain everything before queueing anything, so a refused event leaves no partial chain.
       for (const e of list) {
-        const rec = sealRecord(e, ++seq, prev, ts, key);
+        const rec = chainRecord(e, ++seq, prev, ts, key.keyId);
         prev = rec.hash;
         out.push(rec);
       }
-      queueAuditRecords(tx, out);
+      this.queueForSigning(tx, out, key);
       const last = out.at(-1);
       if (last) this.sealedIn = { txId: tx.txId, head: { seq: last.seq, hash: last.hash } };
       return out;
@@ -102,6 +107,30 @@ export class AuditLog {
     after.catch(() => undefined);
     this.cached = { txId: tx.txId, head: after };
     return sealed;
+  }
+
+  /**
+   * Records are signed when the transaction writes them (Tx.queueLater), all of a transaction's
+   * at once, so that a large batch is signed on two threads (record-signer.ts).
+   */
+  private queueForSigning(tx: Tx, records: readonly ChainedRecord[], key: SigningKey): void {
+    let batch = this.unsigned;
+    if (batch?.txId !== tx.txId) {
+      const mine = { txId: tx.txId, records: [] as Array<{ rec: ChainedRecord; key: SigningKey }> };
+      this.unsigned = batch = mine;
+      tx.queueLater('audit_records', async () => {
+        // Records appended after this point (a statement flushed the transaction midway) start a new batch.
+        if (this.unsigned === mine) this.unsigned = undefined;
+        const sigs = await this.signer.sign(mine.records.map((r) => ({ payload: r.rec.payload, key: r.key.privateKey })));
+        queueAuditRecords(tx, mine.records.map((r, i) => ({ ...r.rec, signature: sigs[i] as Buffer })));
+      });
+    }
+    for (const rec of records) batch.records.push({ rec, key });
+  }
+
+  /** Stops the signing worker, if one was started. */
+  close(): Promise<void> {
+    return this.signer.close();
   }
 
   /**

@@ -24,11 +24,15 @@ export interface AuditRecordBody {
   readonly kid: string;
 }
 
-export interface SealedRecord {
+/** A record chained (payload and hash fixed) but not yet signed: the audit log signs in batches. */
+export interface ChainedRecord {
   readonly seq: number;
   readonly payload: Buffer;
   readonly hash: string;
   readonly keyId: string;
+}
+
+export interface SealedRecord extends ChainedRecord {
   readonly signature: Buffer;
 }
 
@@ -40,10 +44,12 @@ function isoTime(ms: number): string {
 }
 
 /**
- * Builds, hashes and signs record `seq`. Refuses a type outside the catalog (a record must be
- * decodable by every verifier) and scrubs secret-looking data before anything is serialised.
+ * Builds and hashes record `seq`; the signature (Ed25519 over the same payload bytes) is made
+ * apart (coordinator/audit/record-signer.ts), since nothing in the chain depends on it. Refuses a
+ * type outside the catalog (a record must be decodable by every verifier) and scrubs
+ * secret-looking data before anything is serialised.
  */
-export function sealRecord(event: AuditEventInput, seq: number, prev: string, tsMs: number, key: { keyId: string; privateKey: KeyObject }): SealedRecord {
+export function chainRecord(event: AuditEventInput, seq: number, prev: string, tsMs: number, keyId: string): ChainedRecord {
   const code = AUDIT_CODES[event.type] as string | undefined;
   if (code === undefined) throw new Error(`unknown audit event type ${JSON.stringify(event.type)}: add it to coordinator/audit/events.ts`);
   const body: AuditRecordBody = {
@@ -55,16 +61,16 @@ export function sealRecord(event: AuditEventInput, seq: number, prev: string, ts
     actor: { kind: event.actor.kind, id: event.actor.id },
     data: scrubSecrets(event.data),
     prev,
-    kid: key.keyId,
+    kid: keyId,
   };
   const payload = Buffer.from(JSON.stringify(body), 'utf8');
-  return {
-    seq,
-    payload,
-    hash: digest('sha256', payload, 'hex'),
-    keyId: key.keyId,
-    signature: ed25519Sign(payload, key.privateKey),
-  };
+  return { seq, payload, hash: digest('sha256', payload, 'hex'), keyId };
+}
+
+/** A record chained and signed in one go (the audit log signs in batches instead). */
+export function sealRecord(event: AuditEventInput, seq: number, prev: string, tsMs: number, key: { keyId: string; privateKey: KeyObject }): SealedRecord {
+  const rec = chainRecord(event, seq, prev, tsMs, key.keyId);
+  return { ...rec, signature: ed25519Sign(rec.payload, key.privateKey) };
 }
 
 export interface CheckpointBody {

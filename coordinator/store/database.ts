@@ -43,6 +43,13 @@ export interface Tx {
    * in the same transaction replaces an earlier one. `condition` must be constant SQL.
    */
   queueUpdate(table: string, key: Readonly<Record<string, SqlValue>>, set: Readonly<Record<string, SqlValue>>, condition?: string): void;
+  /**
+   * Rows for `table` that need async work before they can be queued (the audit log signs every
+   * record a transaction appends in one batch): `fill` runs once, before this transaction next
+   * writes rows queued for `table` (at any run/get/all, an allOn naming `table`, or COMMIT), and
+   * queues them. If it fails, the transaction fails.
+   */
+  queueLater(table: string, fill: () => Promise<void>): void;
   /** Runs once this transaction has committed (synchronously, before its callers resume). */
   afterCommit(fn: () => void): void;
   /** Runs if this transaction rolls back, with the error that ended it. */
@@ -280,16 +287,23 @@ export class Database {
     await this.run('BEGIN IMMEDIATE');
     const inserts = new Map<string, InsertGroup>();
     const updates = new Map<string, UpdateGroup>();
+    let later: Array<{ table: string; fill: () => Promise<void> }> = [];
     // Queued rows are written before any statement that follows them in the same transaction,
     // so a later read (or write) always sees what was queued before it.
     const flushQueued = async (): Promise<void> => {
+      while (later.length > 0) {
+        const fills = later;
+        later = [];
+        for (const l of fills) await l.fill();
+      }
       for (const g of inserts.values()) await this.flushInserts(g);
       for (const g of updates.values()) await this.flushUpdates(g);
       inserts.clear();
       updates.clear();
     };
-    const queued = (): boolean => inserts.size > 0 || updates.size > 0;
+    const queued = (): boolean => inserts.size > 0 || updates.size > 0 || later.length > 0;
     const queuedFor = (tables: readonly string[]): boolean => {
+      for (const l of later) if (tables.includes(l.table)) return true;
       for (const g of inserts.values()) if (tables.includes(g.table)) return true;
       for (const g of updates.values()) if (tables.includes(g.table)) return true;
       return false;
@@ -335,6 +349,7 @@ export class Database {
         const keyValues = Object.values(key);
         g.rows.set(keyValues.length === 1 && typeof keyValues[0] === 'string' ? keyValues[0] : JSON.stringify(keyValues.map((v) => (Buffer.isBuffer(v) ? v.toString('hex') : typeof v === 'bigint' ? v.toString() : v))), [...keyValues, ...Object.values(set)]);
       },
+      queueLater: (table, fill) => void later.push({ table, fill }),
       afterCommit: (f) => void onCommit.push(f),
       afterRollback: (f) => void onRollback.push(f),
     };

@@ -2,7 +2,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Database } from '../../coordinator/store/database.js';
+import { Database, type Tx } from '../../coordinator/store/database.js';
 
 describe('store batching', () => {
   let db: Database;
@@ -51,6 +51,38 @@ describe('store batching', () => {
     expect(ahead).toBe('0');
     expect(after).toBe(2);
     expect(own).toBe(2);
+  });
+
+  it('queueLater fills its rows before the transaction next writes them: at a statement, an allOn naming its table, or COMMIT; never for another table', async () => {
+    await db.exec('CREATE TABLE u (id INTEGER PRIMARY KEY, v TEXT)');
+    const fills: string[] = [];
+    const later = (tx: Tx, id: number): void =>
+      tx.queueLater('t', async () => {
+        await new Promise((r) => setImmediate(r));
+        fills.push(`t${id}`);
+        tx.queueInsert('t', ['id', 'v'], [id, 'late']);
+      });
+    const seen = await db.write(async (tx) => {
+      later(tx, 1);
+      const onU = await tx.allOn<{ n: number }>(['u'], 'SELECT count(*) AS n FROM u');
+      const filledBeforeU = fills.length;
+      const onT = await tx.allOn<{ n: number }>(['t'], 'SELECT count(*) AS n FROM t');
+      later(tx, 2);
+      const byGet = await tx.get<{ n: number }>('SELECT count(*) AS n FROM t');
+      later(tx, 3);
+      return { onU: onU[0]?.n, filledBeforeU, onT: onT[0]?.n, byGet: byGet?.n };
+    });
+    expect(seen).toEqual({ onU: 0, filledBeforeU: 0, onT: 1, byGet: 2 });
+    expect(fills).toEqual(['t1', 't2', 't3']);
+    expect((await db.all<{ id: number }>('SELECT id FROM t ORDER BY id')).map((r) => r.id)).toEqual([1, 2, 3]);
+  });
+
+  it('a failing queueLater fill rolls the whole transaction back', async () => {
+    await expect(db.write(async (tx) => {
+      tx.queueInsert('t', ['id', 'v'], [1, 'a']);
+      tx.queueLater('t', () => Promise.reject(new Error('could not sign')));
+    })).rejects.toThrow(/could not sign/);
+    expect((await db.get<{ n: number }>('SELECT count(*) AS n FROM t'))?.n).toBe(0);
   });
 
   it('retries each write alone when the group fails, so one bad write does not sink the others', async () => {
