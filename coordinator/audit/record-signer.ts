@@ -45,10 +45,14 @@ export interface RecordSignerOptions {
   readonly workerShare?: number;
   /** The worker's program; a test passes a broken one to prove the fallback. */
   readonly workerSource?: string;
+  /** Told once if the worker fails (everything is signed on this thread from then on). */
+  readonly onWorkerFailure?: (e: unknown) => void;
 }
 
 export class RecordSigner {
   private worker: Worker | undefined;
+  /** The worker has started its program: a batch waits for it only from then on. */
+  private online = false;
   /** Set once the worker has failed: from then on everything is signed on this thread. */
   private broken = false;
   private nextId = 0;
@@ -57,11 +61,13 @@ export class RecordSigner {
   private readonly splitAt: number;
   private readonly workerShare: number;
   private readonly workerSource: string;
+  private readonly onWorkerFailure: ((e: unknown) => void) | undefined;
 
   constructor(options: RecordSignerOptions = {}) {
     this.splitAt = options.splitAt ?? 32;
     this.workerShare = options.workerShare ?? 0.45;
     this.workerSource = options.workerSource ?? WORKER_SOURCE;
+    this.onWorkerFailure = options.onWorkerFailure;
   }
 
   /** How many signatures the worker has made (the rest were made on this thread). */
@@ -89,7 +95,10 @@ export class RecordSigner {
 
   private worthSplitting(jobs: readonly SignJob[]): boolean {
     if (this.broken || jobs.length < this.splitAt || availableParallelism() < 2 || ed25519Backend() !== 'libsodium') return false;
-    return jobs.every((j) => j.key.asymmetricKeyType === 'ed25519');
+    if (!jobs.every((j) => j.key.asymmetricKeyType === 'ed25519')) return false;
+    // The first large batch starts the worker and is signed here: starting a thread takes tens of ms.
+    if (!this.online) this.ensureWorker();
+    return this.online;
   }
 
   private signRemote(jobs: readonly SignJob[]): Promise<Uint8Array> {
@@ -133,6 +142,9 @@ export class RecordSigner {
       return undefined;
     }
     const w = new Worker(this.workerSource, { eval: true, workerData: { sodium } });
+    w.once('online', () => {
+      if (this.worker === w) this.online = true;
+    });
     w.on('message', (m: { id: number; out: Uint8Array }) => {
       const p = this.waiting.get(m.id);
       this.waiting.delete(m.id);
@@ -140,7 +152,10 @@ export class RecordSigner {
       p?.resolve(m.out);
     });
     const fail = (e: unknown): void => {
+      if (this.worker !== w) return;
+      this.onWorkerFailure?.(e);
       this.broken = true;
+      this.online = false;
       this.worker = undefined;
       for (const p of this.waiting.values()) p.reject(e);
       this.waiting.clear();
@@ -152,11 +167,14 @@ export class RecordSigner {
     return w;
   }
 
-  /** Stops the worker, if one was started. */
+  /** Stops the worker, if one was started; a batch it was signing is signed on this thread. */
   async close(): Promise<void> {
     const w = this.worker;
     this.worker = undefined;
     this.broken = true;
+    this.online = false;
+    for (const p of this.waiting.values()) p.reject(new Error('the signer was closed'));
+    this.waiting.clear();
     if (w) await w.terminate();
   }
 }

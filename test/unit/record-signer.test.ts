@@ -16,6 +16,16 @@ function expected(list: readonly SignJob[]): Buffer[] {
   return list.map((j) => sign(null, j.payload, j.key));
 }
 
+/** Signs batches until the worker has taken part in one: it starts with the first large batch, which is signed on this thread. */
+async function warm(signer: RecordSigner): Promise<void> {
+  for (let i = 0; i < 1000 && signer.signedByWorker === 0; i++) {
+    const list = jobs(32);
+    expect((await signer.sign(list)).map((s) => s.toString('hex'))).toEqual(expected(list).map((s) => s.toString('hex')));
+    if (signer.signedByWorker === 0) await new Promise((r) => setTimeout(r, 10));
+  }
+  expect(signer.signedByWorker).toBeGreaterThan(0);
+}
+
 describe('RecordSigner', () => {
   const signers: RecordSigner[] = [];
   const make = (...args: ConstructorParameters<typeof RecordSigner>): RecordSigner => {
@@ -27,20 +37,22 @@ describe('RecordSigner', () => {
     await Promise.all(signers.splice(0).map((s) => s.close()));
   });
 
-  it('splits a large batch with its worker and returns every signature in order, byte for byte', async () => {
+  it('signs the first large batch itself while its worker starts, then splits large batches with it, every signature in order, byte for byte', async () => {
     const signer = make();
+    const first = jobs(200);
+    expect((await signer.sign(first)).map((s) => s.toString('hex'))).toEqual(expected(first).map((s) => s.toString('hex')));
+    expect(signer.signedByWorker).toBe(0);
+    await warm(signer);
+    const before = signer.signedByWorker;
     const list = jobs(200);
-    const sigs = await signer.sign(list);
-    expect(sigs.map((s) => s.toString('hex'))).toEqual(expected(list).map((s) => s.toString('hex')));
-    expect(signer.signedByWorker).toBe(Math.floor(200 * 0.45));
-    // Again, with the worker already running: the second batch is split too.
-    const more = jobs(64);
-    expect((await signer.sign(more)).map((s) => s.toString('hex'))).toEqual(expected(more).map((s) => s.toString('hex')));
-    expect(signer.signedByWorker).toBe(Math.floor(200 * 0.45) + Math.floor(64 * 0.45));
+    expect((await signer.sign(list)).map((s) => s.toString('hex'))).toEqual(expected(list).map((s) => s.toString('hex')));
+    expect(signer.signedByWorker - before).toBe(Math.floor(200 * 0.45));
   });
 
   it('signs a small batch, or one with a key libsodium does not take, on its own thread', async () => {
     const signer = make();
+    await warm(signer);
+    const before = signer.signedByWorker;
     const small = jobs(31);
     expect((await signer.sign(small)).map((s) => s.toString('hex'))).toEqual(expected(small).map((s) => s.toString('hex')));
     const mixed = [...jobs(40), { payload: randomBytes(50), key: rsa.privateKey }];
@@ -48,21 +60,51 @@ describe('RecordSigner', () => {
     expect(sigs).toHaveLength(41);
     expect(verify('sha256', mixed[40]?.payload as Buffer, rsa.publicKey, sigs[40] as Buffer)).toBe(true);
     expect(sigs.slice(0, 40).map((s) => s.toString('hex'))).toEqual(expected(mixed.slice(0, 40)).map((s) => s.toString('hex')));
+    expect(signer.signedByWorker).toBe(before);
+  });
+
+  it('signs everything on its own thread when the worker fails at start, and keeps doing so', async () => {
+    const failures: unknown[] = [];
+    const signer = make({ workerSource: "throw new Error('broken worker')", onWorkerFailure: (e) => failures.push(e) });
+    for (let i = 0; i < 1000 && failures.length === 0; i++) {
+      const batch = jobs(40);
+      expect((await signer.sign(batch)).map((s) => s.toString('hex'))).toEqual(expected(batch).map((s) => s.toString('hex')));
+      if (failures.length === 0) await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(String(failures[0])).toMatch(/broken worker/);
+    const list = jobs(100);
+    expect((await signer.sign(list)).map((s) => s.toString('hex'))).toEqual(expected(list).map((s) => s.toString('hex')));
+    expect(signer.signedByWorker).toBe(0);
+    expect(failures).toHaveLength(1);
+  });
+
+  it('signs a batch on its own thread when the worker dies holding it', async () => {
+    const failures: unknown[] = [];
+    // Starts, then exits on its first job.
+    const signer = make({ workerSource: "require('node:worker_threads').parentPort.on('message', () => process.exit(3));", onWorkerFailure: (e) => failures.push(e) });
+    for (let i = 0; i < 1000 && failures.length === 0; i++) {
+      const batch = jobs(40);
+      expect((await signer.sign(batch)).map((s) => s.toString('hex'))).toEqual(expected(batch).map((s) => s.toString('hex')));
+      if (failures.length === 0) await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(String(failures[0])).toMatch(/exited with code 3/);
     expect(signer.signedByWorker).toBe(0);
   });
 
-  it('signs everything on its own thread when the worker fails, and keeps doing so', async () => {
-    const signer = make({ workerSource: "throw new Error('broken worker')" });
-    const list = jobs(100);
-    expect((await signer.sign(list)).map((s) => s.toString('hex'))).toEqual(expected(list).map((s) => s.toString('hex')));
-    const again = jobs(100);
-    expect((await signer.sign(again)).map((s) => s.toString('hex'))).toEqual(expected(again).map((s) => s.toString('hex')));
-    expect(signer.signedByWorker).toBe(0);
+  it('signs a batch on its own thread when closed while the worker holds it', async () => {
+    const signer = make();
+    await warm(signer);
+    const before = signer.signedByWorker;
+    const list = jobs(300);
+    const pending = signer.sign(list);
+    await signer.close();
+    expect((await pending).map((s) => s.toString('hex'))).toEqual(expected(list).map((s) => s.toString('hex')));
+    expect(signer.signedByWorker).toBe(before);
   });
 
   it('still signs after close, on its own thread', async () => {
     const signer = make();
-    await signer.sign(jobs(64));
+    await warm(signer);
     await signer.close();
     const list = jobs(64);
     const before = signer.signedByWorker;
