@@ -47,6 +47,11 @@ export interface RecordSignerOptions {
   readonly workerSource?: string;
   /** Told once if the worker fails (everything is signed on this thread from then on). */
   readonly onWorkerFailure?: (e: unknown) => void;
+  /**
+   * A worker idle this long is stopped, and started again by the next large batch: a thread
+   * costs about 15 MB of RSS, which a coordinator holding thousands of idle agents should not carry.
+   */
+  readonly idleMs?: number;
 }
 
 export class RecordSigner {
@@ -62,17 +67,25 @@ export class RecordSigner {
   private readonly workerShare: number;
   private readonly workerSource: string;
   private readonly onWorkerFailure: ((e: unknown) => void) | undefined;
+  private readonly idleMs: number;
+  private idleTimer: NodeJS.Timeout | undefined;
 
   constructor(options: RecordSignerOptions = {}) {
     this.splitAt = options.splitAt ?? 32;
     this.workerShare = options.workerShare ?? 0.45;
     this.workerSource = options.workerSource ?? WORKER_SOURCE;
     this.onWorkerFailure = options.onWorkerFailure;
+    this.idleMs = options.idleMs ?? 60_000;
   }
 
   /** How many signatures the worker has made (the rest were made on this thread). */
   get signedByWorker(): number {
     return this.remote;
+  }
+
+  /** Whether a worker thread is started (it stops after idleMs without work). */
+  get workerRunning(): boolean {
+    return this.worker !== undefined;
   }
 
   /** One signature per job, in order. Never fails for want of the worker: it falls back to this thread. */
@@ -126,6 +139,7 @@ export class RecordSigner {
     });
     offsets[jobs.length] = pos;
     const id = this.nextId++;
+    clearTimeout(this.idleTimer);
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
       // Alive while work is outstanding; unref'd again once nothing waits.
@@ -148,7 +162,10 @@ export class RecordSigner {
     w.on('message', (m: { id: number; out: Uint8Array }) => {
       const p = this.waiting.get(m.id);
       this.waiting.delete(m.id);
-      if (this.waiting.size === 0) w.unref();
+      if (this.waiting.size === 0) {
+        w.unref();
+        this.idleTimer = setTimeout(() => this.stopIdle(w), this.idleMs).unref();
+      }
       p?.resolve(m.out);
     });
     const fail = (e: unknown): void => {
@@ -167,12 +184,21 @@ export class RecordSigner {
     return w;
   }
 
+  private stopIdle(w: Worker): void {
+    if (this.worker !== w || this.waiting.size > 0) return;
+    // Not a failure: the next large batch starts a new one.
+    this.worker = undefined;
+    this.online = false;
+    w.terminate().catch(() => undefined);
+  }
+
   /** Stops the worker, if one was started; a batch it was signing is signed on this thread. */
   async close(): Promise<void> {
     const w = this.worker;
     this.worker = undefined;
     this.broken = true;
     this.online = false;
+    clearTimeout(this.idleTimer);
     for (const p of this.waiting.values()) p.reject(new Error('the signer was closed'));
     this.waiting.clear();
     if (w) await w.terminate();

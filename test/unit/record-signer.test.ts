@@ -102,6 +102,27 @@ describe('RecordSigner', () => {
     expect(signer.signedByWorker).toBe(before);
   });
 
+  it('stops an idle worker and starts a new one for the next large batch, which it signs itself meanwhile', async () => {
+    const failures: unknown[] = [];
+    const signer = make({ idleMs: 20, onWorkerFailure: (e) => failures.push(e) });
+    await warm(signer);
+    expect(signer.workerRunning).toBe(true);
+    for (let i = 0; i < 1000 && signer.workerRunning; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(signer.workerRunning).toBe(false);
+    const before = signer.signedByWorker;
+    const list = jobs(200);
+    expect((await signer.sign(list)).map((s) => s.toString('hex'))).toEqual(expected(list).map((s) => s.toString('hex')));
+    expect(signer.signedByWorker).toBe(before);
+    expect(signer.workerRunning).toBe(true);
+    for (let i = 0; i < 1000 && signer.signedByWorker === before; i++) {
+      await signer.sign(jobs(32));
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(signer.signedByWorker).toBeGreaterThan(before);
+    // Stopping an idle worker is not a failure.
+    expect(failures).toEqual([]);
+  });
+
   it('still signs after close, on its own thread', async () => {
     const signer = make();
     await warm(signer);
