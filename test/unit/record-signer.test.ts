@@ -11,19 +11,29 @@ function jobs(n: number): SignJob[] {
   return Array.from({ length: n }, (_, i) => ({ payload: randomBytes(1 + ((i * 37) % 900)), key: i % 7 < 4 ? a.privateKey : b.privateKey }));
 }
 
-/** OpenSSL's signature for every job: RFC 8032 is deterministic, so these are the only right bytes. */
-function expected(list: readonly SignJob[]): Buffer[] {
-  return list.map((j) => sign(null, j.payload, j.key));
+/** OpenSSL's signature for every job, in hex: RFC 8032 is deterministic, so these are the only right bytes. */
+function expected(list: readonly SignJob[]): string[] {
+  return hex(list.map((j) => sign(null, j.payload, j.key)));
+}
+
+function hex(sigs: readonly Buffer[]): string[] {
+  return sigs.map((s) => s.toString('hex'));
+}
+
+/** Signs batches of `size`, each checked, until `done()` (a state the signer reaches on its own: a started worker, a failure). */
+async function signUntil(signer: RecordSigner, done: () => boolean, size = 40): Promise<void> {
+  for (let i = 0; i < 1000 && !done(); i++) {
+    const batch = jobs(size);
+    expect(hex(await signer.sign(batch))).toEqual(expected(batch));
+    if (!done()) await new Promise((r) => setTimeout(r, 10));
+  }
+  expect(done()).toBe(true);
 }
 
 /** Signs batches until the worker has taken part in one: it starts with the first large batch, which is signed on this thread. */
 async function warm(signer: RecordSigner): Promise<void> {
-  for (let i = 0; i < 1000 && signer.signedByWorker === 0; i++) {
-    const list = jobs(32);
-    expect((await signer.sign(list)).map((s) => s.toString('hex'))).toEqual(expected(list).map((s) => s.toString('hex')));
-    if (signer.signedByWorker === 0) await new Promise((r) => setTimeout(r, 10));
-  }
-  expect(signer.signedByWorker).toBeGreaterThan(0);
+  const before = signer.signedByWorker;
+  await signUntil(signer, () => signer.signedByWorker > before, 32);
 }
 
 describe('RecordSigner', () => {
@@ -40,12 +50,12 @@ describe('RecordSigner', () => {
   it('signs the first large batch itself while its worker starts, then splits large batches with it, every signature in order, byte for byte', async () => {
     const signer = make();
     const first = jobs(200);
-    expect((await signer.sign(first)).map((s) => s.toString('hex'))).toEqual(expected(first).map((s) => s.toString('hex')));
+    expect(hex(await signer.sign(first))).toEqual(expected(first));
     expect(signer.signedByWorker).toBe(0);
     await warm(signer);
     const before = signer.signedByWorker;
     const list = jobs(200);
-    expect((await signer.sign(list)).map((s) => s.toString('hex'))).toEqual(expected(list).map((s) => s.toString('hex')));
+    expect(hex(await signer.sign(list))).toEqual(expected(list));
     expect(signer.signedByWorker - before).toBe(Math.floor(200 * 0.45));
   });
 
@@ -54,26 +64,22 @@ describe('RecordSigner', () => {
     await warm(signer);
     const before = signer.signedByWorker;
     const small = jobs(31);
-    expect((await signer.sign(small)).map((s) => s.toString('hex'))).toEqual(expected(small).map((s) => s.toString('hex')));
+    expect(hex(await signer.sign(small))).toEqual(expected(small));
     const mixed = [...jobs(40), { payload: randomBytes(50), key: rsa.privateKey }];
     const sigs = await signer.sign(mixed);
     expect(sigs).toHaveLength(41);
     expect(verify('sha256', mixed[40]?.payload as Buffer, rsa.publicKey, sigs[40] as Buffer)).toBe(true);
-    expect(sigs.slice(0, 40).map((s) => s.toString('hex'))).toEqual(expected(mixed.slice(0, 40)).map((s) => s.toString('hex')));
+    expect(hex(sigs.slice(0, 40))).toEqual(expected(mixed.slice(0, 40)));
     expect(signer.signedByWorker).toBe(before);
   });
 
   it('signs everything on its own thread when the worker fails at start, and keeps doing so', async () => {
     const failures: unknown[] = [];
     const signer = make({ workerSource: "throw new Error('broken worker')", onWorkerFailure: (e) => failures.push(e) });
-    for (let i = 0; i < 1000 && failures.length === 0; i++) {
-      const batch = jobs(40);
-      expect((await signer.sign(batch)).map((s) => s.toString('hex'))).toEqual(expected(batch).map((s) => s.toString('hex')));
-      if (failures.length === 0) await new Promise((r) => setTimeout(r, 10));
-    }
+    await signUntil(signer, () => failures.length > 0);
     expect(String(failures[0])).toMatch(/broken worker/);
     const list = jobs(100);
-    expect((await signer.sign(list)).map((s) => s.toString('hex'))).toEqual(expected(list).map((s) => s.toString('hex')));
+    expect(hex(await signer.sign(list))).toEqual(expected(list));
     expect(signer.signedByWorker).toBe(0);
     expect(failures).toHaveLength(1);
   });
@@ -82,11 +88,7 @@ describe('RecordSigner', () => {
     const failures: unknown[] = [];
     // Starts, then exits on its first job.
     const signer = make({ workerSource: "require('node:worker_threads').parentPort.on('message', () => process.exit(3));", onWorkerFailure: (e) => failures.push(e) });
-    for (let i = 0; i < 1000 && failures.length === 0; i++) {
-      const batch = jobs(40);
-      expect((await signer.sign(batch)).map((s) => s.toString('hex'))).toEqual(expected(batch).map((s) => s.toString('hex')));
-      if (failures.length === 0) await new Promise((r) => setTimeout(r, 10));
-    }
+    await signUntil(signer, () => failures.length > 0);
     expect(String(failures[0])).toMatch(/exited with code 3/);
     expect(signer.signedByWorker).toBe(0);
   });
@@ -98,7 +100,7 @@ describe('RecordSigner', () => {
     const list = jobs(300);
     const pending = signer.sign(list);
     await signer.close();
-    expect((await pending).map((s) => s.toString('hex'))).toEqual(expected(list).map((s) => s.toString('hex')));
+    expect(hex(await pending)).toEqual(expected(list));
     expect(signer.signedByWorker).toBe(before);
   });
 
@@ -111,14 +113,10 @@ describe('RecordSigner', () => {
     expect(signer.workerRunning).toBe(false);
     const before = signer.signedByWorker;
     const list = jobs(200);
-    expect((await signer.sign(list)).map((s) => s.toString('hex'))).toEqual(expected(list).map((s) => s.toString('hex')));
+    expect(hex(await signer.sign(list))).toEqual(expected(list));
     expect(signer.signedByWorker).toBe(before);
     expect(signer.workerRunning).toBe(true);
-    for (let i = 0; i < 1000 && signer.signedByWorker === before; i++) {
-      await signer.sign(jobs(32));
-      await new Promise((r) => setTimeout(r, 5));
-    }
-    expect(signer.signedByWorker).toBeGreaterThan(before);
+    await warm(signer);
     // Stopping an idle worker is not a failure.
     expect(failures).toEqual([]);
   });
@@ -129,7 +127,7 @@ describe('RecordSigner', () => {
     await signer.close();
     const list = jobs(64);
     const before = signer.signedByWorker;
-    expect((await signer.sign(list)).map((s) => s.toString('hex'))).toEqual(expected(list).map((s) => s.toString('hex')));
+    expect(hex(await signer.sign(list))).toEqual(expected(list));
     expect(signer.signedByWorker).toBe(before);
   });
 });
