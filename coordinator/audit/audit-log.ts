@@ -47,7 +47,7 @@ export class AuditLog {
     db.retryTransactionsWhen(isSeqConflict);
   }
 
-  /** Appends one record per event, in order, inside `tx`; returns them as sealed. */
+  /** Appends one record per event, in order, inside `tx`; returns them chained (they are signed when `tx` writes them). */
   append(tx: Tx, events: AuditEventInput | readonly AuditEventInput[]): Promise<ChainedRecord[]> {
     // Signed with the key active now: a rotation between transactions is picked up at once.
     return this.appendWith(tx, events, () => this.keyring.active('audit'));

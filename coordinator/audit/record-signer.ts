@@ -94,15 +94,16 @@ export class RecordSigner {
     const remote = split > 0 ? this.signRemote(jobs.slice(0, split)) : undefined;
     const local = jobs.slice(split).map((j) => ed25519Sign(j.payload, j.key));
     if (!remote) return local;
-    let sigs: Uint8Array;
+    let head: Buffer[];
     try {
-      sigs = await remote;
+      const sigs = await remote;
+      head = [];
+      for (let i = 0; i < split; i++) head.push(Buffer.from(sigs.buffer, sigs.byteOffset + 64 * i, 64));
+      this.remote += split;
     } catch {
-      return jobs.map((j) => ed25519Sign(j.payload, j.key));
+      // Only the worker's part is signed again: this thread's part is done.
+      head = jobs.slice(0, split).map((j) => ed25519Sign(j.payload, j.key));
     }
-    this.remote += split;
-    const head: Buffer[] = [];
-    for (let i = 0; i < split; i++) head.push(Buffer.from(sigs.buffer, sigs.byteOffset + 64 * i, 64));
     return head.concat(local);
   }
 
