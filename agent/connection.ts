@@ -4,8 +4,8 @@
  * jittered exponential backoff; its life is an explicit state machine (connection-state.ts).
  */
 import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
-import type { ChannelCredentials, ClientDuplexStream, ServiceError } from '@grpc/grpc-js';
-import { agentChannelCredentials, TlsSessionCache } from './tls-session.js';
+import type { ClientDuplexStream, ServiceError } from '@grpc/grpc-js';
+import { AgentTls, TlsSessionCache, type DialCredentials } from './tls-session.js';
 import type { Logger } from 'pino';
 import { AgentGatewayServiceClient, type ConnectRequest, type ConnectResponse } from '../proto/gen/handrail/v1/gateway.js';
 import { envelopeFromWire } from '../proto/codec/step-codec.js';
@@ -53,6 +53,8 @@ export class AgentConnection {
   private generation = 0;
   private attempt = 0;
   private client: AgentGatewayServiceClient | undefined;
+  /** The current dial's credentials, closed with its client (tls-session.ts says why). */
+  private dialCredentials: DialCredentials | undefined;
   private call: ClientDuplexStream<ConnectRequest, ConnectResponse> | undefined;
   private currentLink: (Link & { close(err: Error): void }) | undefined;
   private timers: NodeJS.Timeout[] = [];
@@ -69,7 +71,7 @@ export class AgentConnection {
   /** Set when the agent itself ends a healthy stream (to pick up a renewed certificate). */
   private intentionalReconnect = false;
   private heartbeatMs = 10_000;
-  private tls: { readonly certPem: string; readonly caPem: string; readonly sessions: TlsSessionCache; readonly credentials: ChannelCredentials } | undefined;
+  private tls: { readonly certPem: string; readonly caPem: string; readonly sessions: TlsSessionCache; readonly agentTls: AgentTls } | undefined;
   private readonly listeners: Array<(event: 'welcome' | 'disconnected' | 'expired', detail: string) => void> = [];
 
   constructor(private readonly d: ConnectionDeps) {}
@@ -98,7 +100,7 @@ export class AgentConnection {
    * storm costs the coordinator a fraction of full handshakes). A renewed certificate starts
    * a fresh session cache: a ticket stands for the identity it was made under.
    */
-  private channelCredentials(creds: AgentCredentials): ChannelCredentials {
+  private agentTls(creds: AgentCredentials): AgentTls {
     // A new certificate or a new CA bundle (a CA roll-over) means new credentials and new sessions.
     const caPem = this.d.caPem();
     if (this.tls?.certPem !== creds.certPem || this.tls.caPem !== caPem) {
@@ -107,10 +109,10 @@ export class AgentConnection {
         certPem: creds.certPem,
         caPem,
         sessions,
-        credentials: agentChannelCredentials({ caPem: Buffer.from(caPem), keyPem: Buffer.from(creds.keyPem), certPem: Buffer.from(creds.certPem), tlsName: this.d.address.tlsName, sessions }),
+        agentTls: new AgentTls({ caPem: Buffer.from(caPem), keyPem: Buffer.from(creds.keyPem), certPem: Buffer.from(creds.certPem), tlsName: this.d.address.tlsName, sessions }),
       };
     }
-    return this.tls.credentials;
+    return this.tls.agentTls;
   }
 
   private connect(): void {
@@ -125,8 +127,10 @@ export class AgentConnection {
       return;
     }
     this.machine.move('connecting');
-    const client = new AgentGatewayServiceClient(d.address.target, this.channelCredentials(creds), channelOptions(d.address, d.channelOptions));
+    const dialCredentials = this.agentTls(creds).dial();
+    const client = new AgentGatewayServiceClient(d.address.target, dialCredentials, channelOptions(d.address, d.channelOptions));
     this.client = client;
+    this.dialCredentials = dialCredentials;
     const call = client.connect();
     this.call = call;
     let welcomed = false;
@@ -351,6 +355,8 @@ export class AgentConnection {
     }
     this.client?.close();
     this.client = undefined;
+    this.dialCredentials?.close();
+    this.dialCredentials = undefined;
   }
 }
 

@@ -22,7 +22,7 @@ import { checkStepEnvelope } from '../core/step-check.js';
 import { sha256, signPayload } from '../core/envelope.js';
 import { STEP_RESULT_TYPE } from '../core/step.js';
 import { channelOptions, parseCoordinatorAddress, type CoordinatorAddress } from '../agent/coordinator-address.js';
-import { agentChannelCredentials, TlsSessionCache } from '../agent/tls-session.js';
+import { AgentTls, TlsSessionCache, type DialCredentials } from '../agent/tls-session.js';
 import { reconnectDelay, DEFAULT_BACKOFF, HEALTHY_STREAM_MS, type BackoffPolicy } from '../agent/backoff.js';
 import { HANDRAIL_VERSION } from '../core/version.js';
 
@@ -70,7 +70,10 @@ class ReconnectingSim {
   private heldFrom = 0;
   private generation = 0;
   private readonly sessions = new TlsSessionCache();
-  private creds: ChannelCredentials | undefined;
+  private tls: AgentTls | undefined;
+  private plainCreds: ChannelCredentials | undefined;
+  /** The current dial's credentials, closed with its client, as the agent does (agent/tls-session.ts). */
+  private dialCreds: DialCredentials | undefined;
   streaming = false;
 
   constructor(
@@ -88,12 +91,14 @@ class ReconnectingSim {
   }
 
   private credentials(): ChannelCredentials {
-    if (!this.creds) {
-      this.creds = this.s.resume
-        ? agentChannelCredentials({ caPem: this.s.caPem, keyPem: this.s.keyPem, certPem: Buffer.from(this.id.certPem), tlsName: this.s.address.tlsName, sessions: this.sessions })
-        : credentials.createSsl(this.s.caPem, this.s.keyPem, Buffer.from(this.id.certPem));
+    if (this.s.resume) {
+      this.tls ??= new AgentTls({ caPem: this.s.caPem, keyPem: this.s.keyPem, certPem: Buffer.from(this.id.certPem), tlsName: this.s.address.tlsName, sessions: this.sessions });
+      this.dialCreds = this.tls.dial();
+      return this.dialCreds;
     }
-    return this.creds;
+    // --no-resume: grpc-js's own credentials (a closed dial's retry is not refused there).
+    this.plainCreds ??= credentials.createSsl(this.s.caPem, this.s.keyPem, Buffer.from(this.id.certPem));
+    return this.plainCreds;
   }
 
   private dial(): void {
@@ -210,6 +215,8 @@ class ReconnectingSim {
     }
     this.client?.close();
     this.client = undefined;
+    this.dialCreds?.close();
+    this.dialCreds = undefined;
   }
 
   stop(): void {

@@ -1,12 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { connect as netConnect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ClientDuplexStream, ServiceError } from '@grpc/grpc-js';
 import { Fleet } from '../helpers/fleet.js';
 import { waitFor } from '../helpers/processes.js';
 import { AgentGatewayServiceClient, type ConnectRequest, type ConnectResponse } from '../../proto/gen/handrail/v1/gateway.js';
-import { agentChannelCredentials, TlsSessionCache } from '../../agent/tls-session.js';
+import { AgentTls, TlsSessionCache, type DialCredentials } from '../../agent/tls-session.js';
 import { channelOptions, parseCoordinatorAddress } from '../../agent/coordinator-address.js';
 import { HANDRAIL_VERSION } from '../../core/version.js';
 
@@ -22,6 +23,7 @@ async function identity(stateDir: string): Promise<{ keyPem: string; certPem: st
 interface Stream {
   readonly call: ClientDuplexStream<ConnectRequest, ConnectResponse>;
   readonly client: AgentGatewayServiceClient;
+  readonly creds: DialCredentials;
   /** Resolves with the Welcome, rejects if the stream ends first. */
   readonly welcomed: Promise<void>;
   /** Resolves with the status the stream ended with. */
@@ -31,7 +33,7 @@ interface Stream {
 /** An agent stream as the agent opens it: Hello first, over credentials that resume sessions. */
 function openStream(address: string, caPem: string, id: { keyPem: string; certPem: string }, sessions: TlsSessionCache): Stream {
   const addr = parseCoordinatorAddress(address);
-  const creds = agentChannelCredentials({ caPem: Buffer.from(caPem), keyPem: Buffer.from(id.keyPem), certPem: Buffer.from(id.certPem), tlsName: addr.tlsName, sessions });
+  const creds = new AgentTls({ caPem: Buffer.from(caPem), keyPem: Buffer.from(id.keyPem), certPem: Buffer.from(id.certPem), tlsName: addr.tlsName, sessions }).dial();
   const client = new AgentGatewayServiceClient(addr.target, creds, channelOptions(addr, { 'grpc.use_local_subchannel_pool': 1 }));
   const call = client.connect();
   const ended = new Promise<{ code: number; details: string }>((resolve) => {
@@ -47,13 +49,54 @@ function openStream(address: string, caPem: string, id: { keyPem: string; certPe
   welcomed.catch(() => undefined);
   const facts = { hostname: 'resumer', os: 'Linux', platform: 'linux', arch: 'x64', cpus: 1, memoryBytes: 1, agentVersion: HANDRAIL_VERSION, kernelRelease: '' };
   call.write({ msg: { $case: 'hello', value: { facts, labels: {}, spooledResults: 0, agentVersion: HANDRAIL_VERSION } } });
-  return { call, client, welcomed, ended };
+  return { call, client, creds, welcomed, ended };
 }
 
+/** As the agent ends a dial: the call, the channel, then the dial's credentials. */
 function close(s: Stream): void {
   s.call.on('error', () => undefined);
   s.call.cancel();
   s.client.close();
+  s.creds.close();
+}
+
+/** A port nothing listens on (taken and given back). */
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  const port = (srv.address() as AddressInfo).port;
+  await new Promise((resolve) => srv.close(resolve));
+  return port;
+}
+
+/** A TCP proxy on `port` to the coordinator's agent port, counting the connections it accepts. */
+async function countingProxy(port: number, target: number): Promise<{ readonly connections: number; close(): Promise<void> }> {
+  let connections = 0;
+  const open = new Set<Socket>();
+  const srv = createServer((down) => {
+    connections++;
+    const up = netConnect(target, '127.0.0.1');
+    for (const s of [down, up]) {
+      open.add(s);
+      s.on('error', () => undefined);
+      s.once('close', () => {
+        open.delete(s);
+        down.destroy();
+        up.destroy();
+      });
+    }
+    down.pipe(up).pipe(down);
+  });
+  await new Promise<void>((resolve) => srv.listen(port, '127.0.0.1', resolve));
+  return {
+    get connections() {
+      return connections;
+    },
+    close: async () => {
+      for (const s of open) s.destroy();
+      await new Promise((resolve) => srv.close(resolve));
+    },
+  };
 }
 
 describe('TLS session resumption on the agent port', () => {
@@ -109,6 +152,55 @@ describe('TLS session resumption on the agent port', () => {
     const line = await fleet.coordinator!.proc.waitForLog((l) => l.event === 'agent.connected' && l['agentId'] === agentId);
     expect(line['name']).toBe('resumer');
     close(second);
+  });
+
+  it('never connects a dial the agent closed after the coordinator refused it', async () => {
+    // grpc-js keeps the backoff timer of a closed channel's subchannel and dials once more when it
+    // fires; with the coordinator back, that connection was made and then held open beside the
+    // agent's next one (a 2,000-agent restart storm: 3,875 handshakes, two connections per agent).
+    // A port that refuses, then (before grpc-js's first backoff of about a second ends) a proxy to
+    // the coordinator on it that counts the connections it is given.
+    const port = await freePort();
+    const refused = openStream(`127.0.0.1:${port}`, caPem, id, sessions);
+    await expect(refused.welcomed).rejects.toThrow(/^stream ended before a Welcome: 14 /);
+    close(refused);
+    const proxy = await countingProxy(port, fleet.coordinator!.grpcPort);
+    try {
+      // grpc-js's retry of the closed dial is refused before it opens a socket.
+      await waitFor(() => refused.creds.refusedAfterClose > 0, 30_000, "grpc-js's retry of the closed dial");
+      const live = openStream(`127.0.0.1:${port}`, caPem, id, sessions);
+      await live.welcomed;
+      expect(proxy.connections).toBe(1);
+      close(live);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('lets go of a handshake in progress when the dial is closed', async () => {
+    // A coordinator deep in a restart storm has accepted the connection but not yet answered the
+    // TLS hello (it waits for admission). A dial the agent closed must not keep it: the coordinator
+    // then drops it unserved instead of spending a handshake on it.
+    const accepted: Socket[] = [];
+    const srv = createServer((s) => {
+      accepted.push(s);
+      s.on('error', () => undefined);
+      // Read (and drop) the TLS hello, so the client's FIN is seen.
+      s.resume();
+    });
+    await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+    try {
+      const dial = openStream(`127.0.0.1:${(srv.address() as AddressInfo).port}`, caPem, id, sessions);
+      const first = await waitFor(() => accepted[0], 30_000, 'the dial to reach the listener');
+      const gone = new Promise((resolve) => first.once('close', resolve));
+      close(dial);
+
+      await gone;
+      await expect(dial.welcomed).rejects.toThrow(/^stream ended before a Welcome/);
+    } finally {
+      for (const s of accepted) s.destroy();
+      await new Promise((resolve) => srv.close(resolve));
+    }
   });
 
   it('gives back the admission slot of a connection that finished TLS but opens no stream', async () => {
