@@ -231,11 +231,13 @@ async function sumStats(workers: readonly Worker[]): Promise<{ streaming: number
   };
 }
 
+/** A metric's value: the first series of `name`, or exactly the series `name{label="…"}`. */
 async function metric(http: number, name: string): Promise<number> {
   try {
     const text = await (await fetch(`http://127.0.0.1:${http}/metrics`)).text();
     const full = name.startsWith('nodejs_') || name.startsWith('process_') ? name : `handrail_${name}`;
-    const m = new RegExp(`^${full}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text);
+    const series = full.includes('{') ? full.replace(/[{}"]/g, '\\$&') : `${full}(?:\\{[^}]*\\})?`;
+    const m = new RegExp(`^${series} (\\S+)$`, 'm').exec(text);
     return m ? Number(m[1]) : 0;
   } catch {
     return -1;
@@ -369,6 +371,8 @@ async function main(): Promise<void> {
       const stormCpu = cpuMs(coord.pid) - startupCpu;
       const rss = rssBytes(coord.pid);
       const after = await sumStats(workers);
+      // The restarted coordinator counts from zero: every agent connection it took through TLS.
+      const tlsConnections = await metric(ports.http, 'connections_total{kind="agent"}');
       let peak = 0;
       for (let i = 0, j = 0; i < samples.length; i++) {
         while (j < i && (samples[i] as [number, number])[0] - (samples[j] as [number, number])[0] > 1000) j++;
@@ -393,7 +397,8 @@ async function main(): Promise<void> {
         `${mode === 'kill' ? 'kill -9 ' : 'SIGTERM '} run ${run + 1}: all ${N} online ${((tAll - tKill) / 1000).toFixed(2)} s after the ${mode === 'kill' ? 'kill' : 'signal'} ` +
           `(stop ${(stopMs / 1000).toFixed(2)} s, listening after ${((tListen - tKill) / 1000).toFixed(2)} s, first agent online ${(firstOnline / 1000).toFixed(2)} s, all ${(fromListen / 1000).toFixed(2)} s after listening); ` +
           `mean ${(N / (fromListen / 1000)).toFixed(0)}/s, peak ${peak.toFixed(0)}/s; coordinator CPU ${stormCpu.toFixed(0)} ms in the storm (${(stormCpu / N).toFixed(2)} ms per agent; start-up ${startupCpu.toFixed(0)} ms), RSS ${mb(rss)}; ` +
-          `sim workers CPU ${(after.cpuMs - before.cpuMs).toFixed(0)} ms, dial attempts ${after.attempts - before.attempts}, resumed ${after.resumed - before.resumed}/${after.welcomes - before.welcomes}` +
+          `sim workers CPU ${(after.cpuMs - before.cpuMs).toFixed(0)} ms, dial attempts ${after.attempts - before.attempts}, resumed ${after.resumed - before.resumed}/${after.welcomes - before.welcomes}, ` +
+          `TLS connections taken by the coordinator ${tlsConnections} (${(tlsConnections / N).toFixed(2)} per agent)` +
           lost,
       );
       if (fails.length > 0) out(`    stream losses seen by the agents: ${fails.map(([k, v]) => `${v}× ${k}`).join(', ')}`);
