@@ -31,7 +31,7 @@ import { normalizeSerial } from '../core/x509-serial.js';
 import { EnrollmentServiceClient, type EnrollResponse } from '../proto/gen/handrail/v1/enrollment.js';
 import { channelOptions, parseCoordinatorAddress } from '../agent/coordinator-address.js';
 import { HANDRAIL_VERSION } from '../core/version.js';
-import { cpuMs, mb, median, rssBytes, smapsSummary } from './proc-stats.js';
+import { cpuMs, mb, median, rssBytes, smapsSummary, socketCount } from './proc-stats.js';
 import { out, sleep } from './harness.js';
 import { formatProfile, summariseProfile } from './cpu-profile.js';
 import type { FromWorker, ToWorker, WorkerIdentity } from './sim-worker.js';
@@ -328,7 +328,7 @@ async function main(): Promise<void> {
   let c0 = cpuMs(coord.pid);
   for (const w of workers) w.tell({ type: 'connect' });
   await waitOnline(ports.http, workers, N, t0);
-  out(`first connection: ${N} online after ${((performance.now() - t0) / 1000).toFixed(2)} s (spread over ${Number(args['spread-ms']) / 1000} s); coordinator CPU ${(cpuMs(coord.pid) - c0).toFixed(0)} ms (${((cpuMs(coord.pid) - c0) / N).toFixed(2)} ms per agent), RSS ${mb(rssBytes(coord.pid))}`);
+  out(`first connection: ${N} online after ${((performance.now() - t0) / 1000).toFixed(2)} s (spread over ${Number(args['spread-ms']) / 1000} s); coordinator CPU ${(cpuMs(coord.pid) - c0).toFixed(0)} ms (${((cpuMs(coord.pid) - c0) / N).toFixed(2)} ms per agent), RSS ${mb(rssBytes(coord.pid))}, TLS connections taken ${await metric(ports.http, 'connections_total{kind="agent"}')}`);
 
   const idleS = Number(args['idle-seconds']);
   if (idleS > 0) {
@@ -341,7 +341,7 @@ async function main(): Promise<void> {
     const s1 = await sumStats(workers);
     const heap = await Promise.all(['nodejs_heap_size_used_bytes', 'nodejs_heap_size_total_bytes', 'nodejs_external_memory_bytes'].map((m) => metric(ports.http, m)));
     out(`coordinator memory while held: V8 heap used ${mb(heap[0] ?? 0)} of ${mb(heap[1] ?? 0)}, external ${mb(heap[2] ?? 0)}; ${smapsSummary(coord.pid)}`);
-    out(`HELD ${N} agents for ${idleS} s: coordinator RSS ${mb(rssBytes(coord.pid))} (${mb(r0)} at start; ${((rssBytes(coord.pid) / N) / 1024).toFixed(0)} KiB per agent overall), idle CPU ${idle.toFixed(0)} ms = ${((idle / (idleS * 1000)) * 100).toFixed(1)}% of a core (heartbeats every 10 s: ${((idle / ((idleS / 10) * N)) * 1000).toFixed(0)} µs per heartbeat), sim workers CPU ${(s1.cpuMs - s0.cpuMs).toFixed(0)} ms, RSS ${mb(s1.rss)}, streaming ${s1.streaming}`);
+    out(`HELD ${N} agents for ${idleS} s: coordinator RSS ${mb(rssBytes(coord.pid))} (${mb(r0)} at start; ${((rssBytes(coord.pid) / N) / 1024).toFixed(0)} KiB per agent overall), idle CPU ${idle.toFixed(0)} ms = ${((idle / (idleS * 1000)) * 100).toFixed(1)}% of a core (heartbeats every 10 s: ${((idle / ((idleS / 10) * N)) * 1000).toFixed(0)} µs per heartbeat), sim workers CPU ${(s1.cpuMs - s0.cpuMs).toFixed(0)} ms, RSS ${mb(s1.rss)}, streaming ${s1.streaming}, coordinator sockets open ${socketCount(coord.pid)}`);
   }
 
   const figures: RunFigures[] = [];
