@@ -29,6 +29,7 @@ export default defineConfig({
           name: 'integration',
           // Real child processes; some mock modules (vi.mock) or fake timers: each file in a fresh worker.
           include: ['test/integration/**/*.test.ts'],
+          setupFiles: ['test/helpers/failed-test-logs.ts'],
         },
       },
     ],

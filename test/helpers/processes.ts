@@ -47,6 +47,9 @@ export function cli(args: readonly string[], env: Record<string, string> = {}, c
   });
 }
 
+/** Every process this test file started: when a test fails, failed-test-logs.ts prints their log tails. */
+export const startedProcs: Proc[] = [];
+
 export class Proc {
   readonly logs: LogLine[] = [];
   stderrText = '';
@@ -54,6 +57,7 @@ export class Proc {
   private waiters: Array<() => void> = [];
 
   constructor(readonly child: ChildProcess) {
+    startedProcs.push(this);
     let buf = '';
     child.stderr?.on('data', (d: Buffer) => {
       const s = d.toString();
@@ -81,6 +85,12 @@ export class Proc {
 
   get pid(): number {
     return this.child.pid as number;
+  }
+
+  /** What was started, for people reading a failure: e.g. "coordinator --data-dir …" or "agent --name web-1 …". */
+  get label(): string {
+    const args = this.child.spawnargs.slice(1).filter((a) => a !== CLI);
+    return args.slice(0, 6).join(' ');
   }
 
   /** Waits until some log line (or stderr text) satisfies `pred`. */
