@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ClientDuplexStream, ServiceError } from '@grpc/grpc-js';
 import { Fleet } from '../helpers/fleet.js';
 import { waitFor } from '../helpers/processes.js';
+import { freePort } from '../helpers/free-port.js';
 import { AgentGatewayServiceClient, type ConnectRequest, type ConnectResponse } from '../../proto/gen/handrail/v1/gateway.js';
 import { AgentTls, TlsSessionCache, type DialCredentials } from '../../agent/tls-session.js';
 import { channelOptions, parseCoordinatorAddress } from '../../agent/coordinator-address.js';
@@ -58,15 +59,6 @@ function close(s: Stream): void {
   s.call.cancel();
   s.client.close();
   s.creds.close();
-}
-
-/** A port nothing listens on (taken and given back). */
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const port = (srv.address() as AddressInfo).port;
-  await new Promise((resolve) => srv.close(resolve));
-  return port;
 }
 
 /** A TCP proxy on `port` to the coordinator's agent port, counting the connections it accepts. */

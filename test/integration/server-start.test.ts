@@ -11,19 +11,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initCa } from '../../coordinator/pki/ca.js';
 import { startServer, type ServerConfig } from '../../server/server.js';
 import { ROOT, workspace } from '../helpers/processes.js';
+import { freePort } from '../helpers/free-port.js';
 
 const log = pino({ level: 'silent' });
 let dir = '';
 let occupied: Server;
 let occupiedPort = 0;
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const { port } = s.address() as { port: number };
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
 
 const config = (grpcPort: number, httpPort: number): ServerConfig => ({
   dataDir: join(dir, 'data'),
