@@ -21,6 +21,7 @@ import { CaTrust } from './ca-trust.js';
 import { decodeCaBundle } from '../proto/codec/ca-bundle-codec.js';
 import { StepExecutor, type DrainSummary } from './step-executor.js';
 import { warmUpStepPath } from './warm-up.js';
+import { loadYamlParse } from '../core/yaml-parser.js';
 
 /** After the last step stopped: how long a stopping agent waits for the coordinator to acknowledge results. */
 const ACK_WAIT_MS = 5_000;
@@ -220,7 +221,7 @@ async function loadLocalPolicy(file: string | undefined, allowAdhoc: boolean | u
     } catch {
       throw new AgentConfigError(`cannot read the local policy file ${file}`);
     }
-    const { parse: parseYaml } = await import('yaml');
+    const parseYaml = await loadYamlParse();
     try {
       value = parseYaml(text) ?? {};
     } catch (e) {

@@ -24,7 +24,7 @@ import { DispatchKeySet } from '../proto/gen/handrail/v1/common.js';
 /** Enrollment refuses an agent that reports no version (the version handshake). */
 const SIM_FACTS = { hostname: 'sim', os: 'Linux', platform: 'linux', arch: 'x64', cpus: 1, memoryBytes: 1, agentVersion: HANDRAIL_VERSION, kernelRelease: '' };
 
-export const CLI = resolve(import.meta.dirname, '..', 'cli', 'main.js');
+export const CLI = resolve(import.meta.dirname, '..', 'cli-bundle', 'main.js');
 export const out = (s: string): void => void process.stdout.write(s + '\n');
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

@@ -43,7 +43,7 @@ const { values: args } = parseArgs({
 const N = Number(args.executions);
 const REQUESTS = Number(args.requests);
 const RUNS = Number(args.runs);
-const CLI = resolve(import.meta.dirname, '..', 'cli', 'main.js');
+const CLI = resolve(import.meta.dirname, '..', 'cli-bundle', 'main.js');
 const out = (s: string): void => void process.stdout.write(s + '\n');
 
 // ------------------------------------------------------------------ the mix

@@ -23,7 +23,7 @@ import { mb, median, rssBytes } from './proc-stats.js';
 const { values: args } = parseArgs({ options: { mb: { type: 'string', default: '200' }, runs: { type: 'string', default: '3' }, 'without-output-indexes': { type: 'boolean', default: false } } });
 const OUTPUT_INDEXES = ['step_output_seq', 'step_output_run_seq'];
 const MB = Number(args.mb);
-const CLI = resolve(import.meta.dirname, '..', 'cli', 'main.js');
+const CLI = resolve(import.meta.dirname, '..', 'cli-bundle', 'main.js');
 const out = (s: string): void => void process.stdout.write(s + '\n');
 
 async function main(): Promise<void> {

@@ -36,7 +36,7 @@ import { out, sleep } from './harness.js';
 import { formatProfile, summariseProfile } from './cpu-profile.js';
 import type { FromWorker, ToWorker, WorkerIdentity } from './sim-worker.js';
 
-const OWN_CLI = resolve(import.meta.dirname, '..', 'cli', 'main.js');
+const OWN_CLI = resolve(import.meta.dirname, '..', 'cli-bundle', 'main.js');
 const WORKER = resolve(import.meta.dirname, 'sim-worker.js');
 
 const { values: args } = parseArgs({
@@ -58,7 +58,7 @@ const { values: args } = parseArgs({
     'coordinator-node-arg': { type: 'string', multiple: true, default: [] },
     'timeout-s': { type: 'string', default: '180' },
     'coordinator-log': { type: 'string' },
-    /** Another build's dist/cli/main.js, to measure its coordinator under the same agents (a before/after). */
+    /** Another build's dist/cli-bundle/main.js (or dist/cli/main.js, unbundled), to measure its coordinator under the same agents (a before/after). */
     cli: { type: 'string' },
   },
 });

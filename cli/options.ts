@@ -9,6 +9,7 @@ import type { parse as ParseYaml } from 'yaml';
 import { describeParseError } from './parse-error.js';
 import { HandrailError } from '../core/errors.js';
 import { parseDuration } from '../core/duration.js';
+import { loadYamlParse } from '../core/yaml-parser.js';
 import { suggest } from './suggest.js';
 
 export interface OptionSpec {
@@ -59,10 +60,11 @@ let parseYaml: typeof ParseYaml | undefined;
 /**
  * Loads the YAML parser that config files need. Entry points call it before parseCommand when a
  * config file may be read (mayReadConfigFile), so `handrail run` without one never loads yaml.
- * A dynamic import of a literal, so the bundled agent still carries yaml inside it.
+ * A dynamic import of a literal (core/yaml-parser.ts), so the bundled agent still carries yaml
+ * inside it.
  */
 export async function loadConfigParser(): Promise<void> {
-  parseYaml ??= (await import('yaml')).parse;
+  parseYaml ??= await loadYamlParse();
 }
 
 /** Whether parseCommand may read a config file for these arguments (--config or HANDRAIL_CONFIG). */

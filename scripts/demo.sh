@@ -6,5 +6,5 @@ if [ ! -d node_modules ] || [ ! -f node_modules/.package-lock.json ]; then
   echo "Installing dependencies (sqlite3 compiles from source: a few minutes the first time)..."
   npm install --no-audit --no-fund
 fi
-[ -f dist/cli/main.js ] || npm run build
-exec node dist/cli/main.js demo "$@"
+[ -f dist/cli-bundle/main.js ] || npm run build
+exec node bin/handrail.js demo "$@"

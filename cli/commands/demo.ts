@@ -206,7 +206,7 @@ export async function runDemo(p: ParsedCommand, io: CliIo): Promise<number> {
     await Promise.all(['running', 'awaiting_approval', 'queued'].map((state) => listExecutions(server.coordinator.data.db, { state, limit: 20 }, { all: true })))
   ).flatMap((r) => r.executions);
   const children: ChildProcess[] = [];
-  const cliPath = resolve(process.argv[1] ?? 'dist/cli/main.js');
+  const cliPath = resolve(process.argv[1] ?? 'bin/handrail.js');
   let enrolledBefore = 0;
   for (const a of DEMO_AGENTS) {
     const stateDir = join(dir, 'agents', a.name);
@@ -261,7 +261,7 @@ export async function runDemo(p: ParsedCommand, io: CliIo): Promise<number> {
       '  log in as carol (security) to see every run; she may start none. The last command below verifies',
       '  the audit log.',
       '',
-      'Or the CLI, in another terminal (handrail = node dist/cli/main.js):',
+      'Or the CLI, in another terminal (handrail = node bin/handrail.js):',
       `  export HANDRAIL_SERVER=${url}`,
       `  HANDRAIL_TOKEN=${tokens['alice']?.token ?? ''} handrail runbooks ls`,
       `  HANDRAIL_TOKEN=${tokens['alice']?.token ?? ''} handrail run diagnostics-bundle --follow`,

@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
-export const CLI = join(ROOT, 'dist', 'cli', 'main.js');
+/** The CLI as shipped (bin/handrail.js loads it): the bundle scripts/bundle-cli.mjs makes. */
+export const CLI = join(ROOT, 'dist', 'cli-bundle', 'main.js');
 
 /**
  * How long a wait may take before it fails. A backstop only: every wait here ends on an
