@@ -37,7 +37,7 @@ export async function openDataDir(path: string, now: () => number = Date.now, lo
   const db = await Database.open(join(path, STORE_FILE));
   await migrate(db);
   const keyring = await Keyring.open(db, join(path, 'keys'), now);
-  const audit = new AuditLog(db, keyring, now);
+  const audit = new AuditLog(db, keyring, now, log ? { log } : {});
   return {
     path,
     db,

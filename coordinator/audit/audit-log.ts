@@ -13,14 +13,22 @@
 import type { Database, Tx } from '../store/database.js';
 import { insertCheckpoint, lastAuditRecord, queueAuditRecords } from '../store/audit-queries.js';
 import type { Keyring, SigningKey } from '../pki/keyring.js';
+import type { Logger } from 'pino';
 import type { AuditEventInput } from './events.js';
 import { chainRecord, GENESIS_PREV, sealCheckpoint, type ChainedRecord } from './record.js';
-import { RecordSigner } from './record-signer.js';
+import { RecordSigner, type RecordSignerOptions } from './record-signer.js';
 
 
 export interface AuditHead {
   readonly seq: number;
   readonly hash: string;
+}
+
+export interface AuditLogOptions {
+  /** Where a failure of the signing worker is logged (audit.signing_worker_failed). */
+  readonly log?: Logger;
+  /** For tests: the signer's settings (a broken worker program, to prove the failure is reported). */
+  readonly signer?: RecordSignerOptions;
 }
 
 export class AuditLog {
@@ -37,14 +45,25 @@ export class AuditLog {
   private sealedIn: { txId: number; head: AuditHead } | undefined;
   /** Records chained in transaction `txId` and not yet signed: signed together, then queued. */
   private unsigned: { readonly txId: number; readonly records: Array<{ rec: ChainedRecord; key: SigningKey }> } | undefined;
-  private readonly signer = new RecordSigner();
+  private readonly signer: RecordSigner;
 
   constructor(
     private readonly db: Database,
     private readonly keyring: Keyring,
     private readonly now: () => number,
+    options: AuditLogOptions = {},
   ) {
     db.retryTransactionsWhen(isSeqConflict);
+    const { log, signer } = options;
+    this.signer = new RecordSigner({
+      ...signer,
+      // Nothing is lost (this thread signs everything from then on), but large appends get slower:
+      // an operator should see why.
+      onWorkerFailure: (e) => {
+        log?.warn({ event: 'audit.signing_worker_failed', err: e }, 'the audit signing worker failed; audit records are signed on the main thread from now on');
+        signer?.onWorkerFailure?.(e);
+      },
+    });
   }
 
   /** Appends one record per event, in order, inside `tx`; returns them chained (they are signed when `tx` writes them). */

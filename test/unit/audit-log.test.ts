@@ -1,6 +1,7 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AuditLog } from '../../coordinator/audit/audit-log.js';
 import { parseBundle, parseCheckpointLine } from '../../coordinator/audit/bundle.js';
@@ -255,5 +256,33 @@ describe('exports', () => {
     expect(r.firstBad).toBeUndefined();
     expect(r).toMatchObject({ ok: true, scope: 'range', records: 20, firstSeq: 21, lastSeq: 40, unchecked: [] });
     expect((await verifyBundleFile(file)).hint).toMatch(/--range 21\.\.40 only if/);
+  });
+});
+
+describe('the signing worker', () => {
+  it('a worker that fails is logged once, and every record is still signed and verifies', async () => {
+    const lines: Array<{ event?: string; level?: number; err?: { message?: string } }> = [];
+    const log = pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s) as (typeof lines)[number]) });
+    const audit = new AuditLog(data.db, data.keyring, now, { log, signer: { workerSource: "throw new Error('broken worker')" } });
+    const failed = (): typeof lines => lines.filter((l) => l.event === 'audit.signing_worker_failed');
+    try {
+      // Batches large enough to be split with the worker (the first one starts it); the worker
+      // fails as it starts, which is reported on its own, a little later.
+      let n = 0;
+      for (let i = 0; i < 500 && failed().length === 0; i++) {
+        await data.db.write((tx) => audit.append(tx, Array.from({ length: 40 }, (_, k) => filler(n + k))));
+        n += 40;
+        if (failed().length === 0) await new Promise((r) => setTimeout(r, 10));
+      }
+      expect(failed()).toHaveLength(1);
+      expect(failed()[0]?.level).toBe(40);
+      expect(failed()[0]?.err?.message).toMatch(/broken worker/);
+      // From then on this thread signs everything, and says so no more.
+      await data.db.write((tx) => audit.append(tx, Array.from({ length: 100 }, (_, k) => filler(n + k))));
+      expect(failed()).toHaveLength(1);
+      expect((await verifyDatabase(dbPath(), testPki().caPem)).ok).toBe(true);
+    } finally {
+      await audit.close();
+    }
   });
 });
