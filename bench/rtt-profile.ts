@@ -51,7 +51,7 @@ async function main(): Promise<void> {
     return performance.now() - t0;
   };
   // V8 optimises the request path only after some hundreds of round trips; a coordinator runs for
-  // days, so --warmup 1000 shows the steady state and the default the first minutes.
+  // days, so --warmup 1500 shows the steady state and the default its first minutes.
   for (let i = 0; i < WARMUP; i++) await once();
   gets = 0;
   const k0 = await commits(b.url);
