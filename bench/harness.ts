@@ -28,6 +28,25 @@ export const CLI = resolve(import.meta.dirname, '..', 'cli-bundle', 'main.js');
 export const out = (s: string): void => void process.stdout.write(s + '\n');
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * When a coordinator process prints the line that says it listens: its ports, and the moment
+ * (performance.now()) the line arrived. Rejects, with the end of its stderr, if it exits first.
+ * `tap` sees every chunk of its stderr (e.g. to keep the log).
+ */
+export function coordinatorListening(proc: ChildProcess, tap?: (chunk: Buffer) => void): Promise<{ grpc: number; http: number; at: number }> {
+  return new Promise((res, rej) => {
+    let buf = '';
+    proc.stderr?.on('data', (d: Buffer) => {
+      tap?.(d);
+      buf += d.toString();
+      const m = /agents on port (\d+), HTTP on port (\d+)/.exec(buf);
+      if (m) res({ grpc: Number(m[1]), http: Number(m[2]), at: performance.now() });
+      if (buf.length > 1_000_000) buf = buf.slice(-10_000);
+    });
+    proc.once('exit', (c) => rej(new Error(`coordinator exited ${c}: ${buf.slice(-2000)}`)));
+  });
+}
+
 export interface Bench {
   readonly dir: string;
   readonly certsDir: string;
@@ -68,16 +87,7 @@ export async function startBench(o: { coordinatorArgs?: readonly string[]; boots
   process.once('exit', () => {
     if (coord.exitCode === null && coord.signalCode === null) coord.kill('SIGKILL');
   });
-  const ports = await new Promise<{ grpc: number; http: number }>((res, rej) => {
-    let buf = '';
-    coord.stderr?.on('data', (d: Buffer) => {
-      buf += d.toString();
-      const m = /agents on port (\d+), HTTP on port (\d+)/.exec(buf);
-      if (m) res({ grpc: Number(m[1]), http: Number(m[2]) });
-      if (buf.length > 1_000_000) buf = buf.slice(-10_000);
-    });
-    coord.on('exit', (c) => rej(new Error(`coordinator exited ${c}: ${buf.slice(-2000)}`)));
-  });
+  const ports = await coordinatorListening(coord);
   const base = `http://127.0.0.1:${ports.http}`;
   const api = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
     const r = await fetch(base + path, { method, headers: { authorization: `Bearer ${apiToken}`, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) });

@@ -17,12 +17,13 @@
 import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { initCa } from '../coordinator/pki/ca.js';
 import { openDataDir } from '../coordinator/data-dir.js';
 import { Database, type SqlValue } from '../coordinator/store/database.js';
+import { CLI, coordinatorListening } from './harness.js';
 import { prng, RowWriter } from './seed-rows.js';
 import { MIGRATIONS } from '../coordinator/store/migrations.js';
 import { historyQuery, listExecutions, type ExecutionListQuery } from '../coordinator/store/execution-queries.js';
@@ -43,7 +44,6 @@ const { values: args } = parseArgs({
 const N = Number(args.executions);
 const REQUESTS = Number(args.requests);
 const RUNS = Number(args.runs);
-const CLI = resolve(import.meta.dirname, '..', 'cli-bundle', 'main.js');
 const out = (s: string): void => void process.stdout.write(s + '\n');
 
 // ------------------------------------------------------------------ the mix
@@ -309,15 +309,7 @@ async function main(): Promise<void> {
   const db = await Database.open(join(dataDir, 'handrail.db'));
 
   const coord = spawn(process.execPath, [CLI, 'coordinator', '--data-dir', dataDir, '--certs-dir', certsDir, '--runbooks-dir', runbooksDir, '--grpc-listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0', '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  const port = await new Promise<number>((res, rej) => {
-    let buf = '';
-    coord.stderr.on('data', (d: Buffer) => {
-      buf += d.toString();
-      const m = /HTTP on port (\d+)/.exec(buf);
-      if (m) res(Number(m[1]));
-    });
-    coord.on('exit', (c) => rej(new Error(`coordinator exited ${c}: ${buf.slice(-2000)}`)));
-  });
+  const port = (await coordinatorListening(coord)).http;
   const rest = (token: string) => async (q: ExecutionListQuery): Promise<{ next: string | null; n: number }> => {
     const r = await fetch(`http://127.0.0.1:${port}/api/v1/executions${toQueryString(q)}`, { headers: { authorization: `Bearer ${token}` } });
     if (!r.ok) throw new Error(`GET executions: ${r.status} ${await r.text()}`);

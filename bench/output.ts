@@ -14,16 +14,16 @@ import { AGENT_NODE_FLAGS } from '../agent/node-flags.js';
 import { spawn } from 'node:child_process';
 import { mkdtemp } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { initCa } from '../coordinator/pki/ca.js';
 import { openDataDir } from '../coordinator/data-dir.js';
 import { mb, median, rssBytes } from './proc-stats.js';
+import { CLI, coordinatorListening } from './harness.js';
 
 const { values: args } = parseArgs({ options: { mb: { type: 'string', default: '200' }, runs: { type: 'string', default: '3' }, 'without-output-indexes': { type: 'boolean', default: false } } });
 const OUTPUT_INDEXES = ['step_output_seq', 'step_output_run_seq'];
 const MB = Number(args.mb);
-const CLI = resolve(import.meta.dirname, '..', 'cli-bundle', 'main.js');
 const out = (s: string): void => void process.stdout.write(s + '\n');
 
 async function main(): Promise<void> {
@@ -40,14 +40,7 @@ async function main(): Promise<void> {
   if (args['without-output-indexes']) for (const name of OUTPUT_INDEXES) await data.db.exec(`DROP INDEX ${name}`);
   await data.close();
   const coord = spawn(process.execPath, [CLI, 'coordinator', '--data-dir', dataDir, '--certs-dir', certsDir, '--grpc-listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0', '--max-output', String((MB + 1) * 1024 * 1024), '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  const ports = await new Promise<{ grpc: number; http: number }>((res) => {
-    let buf = '';
-    coord.stderr.on('data', (d: Buffer) => {
-      buf += d.toString();
-      const m = /agents on port (\d+), HTTP on port (\d+)/.exec(buf);
-      if (m) res({ grpc: Number(m[1]), http: Number(m[2]) });
-    });
-  });
+  const ports = await coordinatorListening(coord);
   const agent = spawn(process.execPath, [...AGENT_NODE_FLAGS, CLI, 'agent', '--coordinator', `127.0.0.1:${ports.grpc}`, '--token', bootstrap, '--ca', join(certsDir, 'ca.pem'), '--state-dir', join(dir, 'agent'), '--name', 'out', '--allow-adhoc', '--log-level', 'warn'], { stdio: 'ignore' });
   const base = `http://127.0.0.1:${ports.http}`;
   const api = async <T>(method: string, path: string, body?: unknown): Promise<T> => {

@@ -32,11 +32,10 @@ import { EnrollmentServiceClient, type EnrollResponse } from '../proto/gen/handr
 import { channelOptions, parseCoordinatorAddress } from '../agent/coordinator-address.js';
 import { HANDRAIL_VERSION } from '../core/version.js';
 import { cpuMs, mb, median, rssBytes, smapsSummary, socketCount } from './proc-stats.js';
-import { out, sleep } from './harness.js';
+import { CLI as OWN_CLI, coordinatorListening, out, sleep } from './harness.js';
 import { formatProfile, summariseProfile } from './cpu-profile.js';
 import type { FromWorker, ToWorker, WorkerIdentity } from './sim-worker.js';
 
-const OWN_CLI = resolve(import.meta.dirname, '..', 'cli-bundle', 'main.js');
 const WORKER = resolve(import.meta.dirname, 'sim-worker.js');
 
 const { values: args } = parseArgs({
@@ -123,17 +122,8 @@ class Coordinator {
     );
     children.add(this.proc);
     this.exited = new Promise((r) => this.proc.once('exit', (c) => r(c)));
-    this.listening = new Promise<number>((res, rej) => {
-      let buf = '';
-      const log = args['coordinator-log'] ? createWriteStream(String(args['coordinator-log']), { flags: 'a' }) : undefined;
-      this.proc.stderr?.on('data', (d: Buffer) => {
-        log?.write(d);
-        buf += d.toString();
-        if (/agents on port (\d+)/.test(buf)) res(performance.now());
-        if (buf.length > 100_000) buf = buf.slice(-10_000);
-      });
-      this.exited.then((c) => rej(new Error(`coordinator exited ${c}: ${buf.slice(-2000)}`)), () => undefined);
-    });
+    const log = args['coordinator-log'] ? createWriteStream(String(args['coordinator-log']), { flags: 'a' }) : undefined;
+    this.listening = coordinatorListening(this.proc, log ? (d) => void log.write(d) : undefined).then((l) => l.at);
   }
 
   get pid(): number {
