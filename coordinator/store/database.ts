@@ -40,7 +40,9 @@ export interface Tx {
   /**
    * `UPDATE table SET set… WHERE key columns match [AND condition]`, merged with the other
    * updates of the same shape into one statement before COMMIT. A later update of the same key
-   * in the same transaction replaces an earlier one. `condition` must be constant SQL.
+   * in the same shape replaces an earlier one. Updates of one row in different shapes keep
+   * their order: two unconditional ones become one (the later value of each column), otherwise
+   * the later is written after the earlier. `condition` must be constant SQL.
    */
   queueUpdate(table: string, key: Readonly<Record<string, SqlValue>>, set: Readonly<Record<string, SqlValue>>, condition?: string): void;
   /**
@@ -92,10 +94,36 @@ function insertHead(table: string, columns: readonly string[], conflict: 'IGNORE
 
 interface UpdateGroup {
   table: string;
+  /** Table, key columns, set columns and condition: what one statement can write. */
+  shape: string;
   keyColumns: readonly string[];
   columns: readonly string[];
   condition: string | undefined;
+  /** Key values then set values, per row (table, key columns and key values). */
   rows: Map<string, SqlValue[]>;
+}
+
+/**
+ * Queued updates that can be written in any order among themselves. A generation is written
+ * after the one before it: an update that must follow one already queued in another shape (a
+ * conditional one, or a row named by other key columns) starts the next generation.
+ */
+interface UpdateGeneration {
+  readonly groups: Map<string, UpdateGroup>;
+  /** The group holding each row. */
+  readonly rows: Map<string, UpdateGroup>;
+  /**
+   * The key columns queued per table and first key value: `{id}` and `{id, agent_id}` may name
+   * the same row. SEVERAL when more than one list was.
+   */
+  readonly firsts: Map<string, string>;
+}
+
+const SEVERAL = '\0';
+
+/** A key's values as map-key text (no collisions between types: JSON, bigint and bytes spelled out). */
+function keyText(values: readonly SqlValue[]): string {
+  return values.length === 1 && typeof values[0] === 'string' ? values[0] : JSON.stringify(values.map((v) => (Buffer.isBuffer(v) ? v.toString('hex') : typeof v === 'bigint' ? v.toString() : v)));
 }
 
 interface SqliteBackup {
@@ -286,7 +314,7 @@ export class Database {
     const queuedRows = new Map<string, number>();
     await this.run('BEGIN IMMEDIATE');
     const inserts = new Map<string, InsertGroup>();
-    const updates = new Map<string, UpdateGroup>();
+    let generations: UpdateGeneration[] = [];
     let later: Array<{ table: string; fill: () => Promise<void> }> = [];
     // Queued rows are written before any statement that follows them in the same transaction,
     // so a later read (or write) always sees what was queued before it.
@@ -297,16 +325,59 @@ export class Database {
         for (const l of fills) await l.fill();
       }
       for (const g of inserts.values()) await this.flushInserts(g);
-      for (const g of updates.values()) await this.flushUpdates(g);
       inserts.clear();
-      updates.clear();
+      const gens = generations;
+      generations = [];
+      for (const gen of gens) for (const g of gen.groups.values()) await this.flushUpdates(g);
     };
-    const queued = (): boolean => inserts.size > 0 || updates.size > 0 || later.length > 0;
+    const queued = (): boolean => inserts.size > 0 || generations.length > 0 || later.length > 0;
     const queuedFor = (tables: readonly string[]): boolean => {
       for (const l of later) if (tables.includes(l.table)) return true;
       for (const g of inserts.values()) if (tables.includes(g.table)) return true;
-      for (const g of updates.values()) if (tables.includes(g.table)) return true;
+      for (const gen of generations) for (const g of gen.groups.values()) if (tables.includes(g.table)) return true;
       return false;
+    };
+    const queueUpdate = (table: string, key: Readonly<Record<string, SqlValue>>, set: Readonly<Record<string, SqlValue>>, condition: string | undefined): void => {
+      const keyColumns = Object.keys(key);
+      const keyValues = Object.values(key);
+      const keyList = keyColumns.join(',');
+      const row = `${table}|${keyList}|${keyText(keyValues)}`;
+      const first = `${table}|${keyColumns[0] ?? ''}|${keyText(keyValues.slice(0, 1))}`;
+      const columns = Object.keys(set);
+      const shape = `${table}|${keyList}|${columns.join(',')}|${condition ?? ''}`;
+      let gen = generations[generations.length - 1];
+      const held = gen?.rows.get(row);
+      if (gen && held && held.shape !== shape) {
+        const old = held.rows.get(row) as SqlValue[];
+        if (held.condition === undefined && condition === undefined) {
+          // Both unconditional: one update of the union of their columns, later values winning.
+          const merged: Record<string, SqlValue> = {};
+          held.columns.forEach((c, i) => (merged[c] = old[keyColumns.length + i] as SqlValue));
+          Object.assign(merged, set);
+          held.rows.delete(row);
+          gen.rows.delete(row);
+          queueUpdate(table, key, merged, undefined);
+          return;
+        }
+        gen = undefined;
+      } else if (gen && !held) {
+        const lists = gen.firsts.get(first);
+        if (lists !== undefined && lists !== keyList) gen = undefined;
+      }
+      if (!gen) {
+        gen = { groups: new Map(), rows: new Map(), firsts: new Map() };
+        generations.push(gen);
+      }
+      let g = gen.groups.get(shape);
+      if (!g) {
+        g = { table, shape, keyColumns, columns, condition, rows: new Map() };
+        gen.groups.set(shape, g);
+      }
+      g.rows.set(row, [...keyValues, ...Object.values(set)]);
+      gen.rows.set(row, g);
+      const lists = gen.firsts.get(first);
+      if (lists === undefined) gen.firsts.set(first, keyList);
+      else if (lists !== keyList) gen.firsts.set(first, SEVERAL);
     };
     const tx: Tx = {
       txId: ++this.txCounter,
@@ -337,18 +408,7 @@ export class Database {
         }
         for (const v of values) g.values.push(v);
       },
-      queueUpdate: (table, key, set, condition) => {
-        const keyColumns = Object.keys(key);
-        const columns = Object.keys(set);
-        const id = `${table}|${keyColumns.join(',')}|${columns.join(',')}|${condition ?? ''}`;
-        let g = updates.get(id);
-        if (!g) {
-          g = { table, keyColumns, columns, condition, rows: new Map() };
-          updates.set(id, g);
-        }
-        const keyValues = Object.values(key);
-        g.rows.set(keyValues.length === 1 && typeof keyValues[0] === 'string' ? keyValues[0] : JSON.stringify(keyValues.map((v) => (Buffer.isBuffer(v) ? v.toString('hex') : typeof v === 'bigint' ? v.toString() : v))), [...keyValues, ...Object.values(set)]);
-      },
+      queueUpdate: (table, key, set, condition) => queueUpdate(table, key, set, condition),
       queueLater: (table, fill) => void later.push({ table, fill }),
       afterCommit: (f) => void onCommit.push(f),
       afterRollback: (f) => void onRollback.push(f),

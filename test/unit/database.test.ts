@@ -1,6 +1,7 @@
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import sqlite3 from 'sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Database, type Tx } from '../../coordinator/store/database.js';
 
@@ -167,6 +168,91 @@ describe('store batching', () => {
     }
     const cache = (db as unknown as { statements: Map<string, unknown> }).statements;
     expect(cache.size).toBeLessThanOrEqual(3 * 10 + 4);
+  });
+
+  // Updates are written per shape (table, key columns, set columns, condition), each shape in
+  // the order it was first queued: a later update of a row must still land after an earlier one
+  // queued in a shape that another row opened later (a node started, then finished, in one batch).
+  it.each([
+    {
+      name: 'two unconditional shapes: merged, the later value of each column wins',
+      queue: (tx: Tx): void => {
+        tx.queueUpdate('t', { id: 2 }, { v: 'done', n: 2 });
+        tx.queueUpdate('t', { id: 1 }, { v: 'running' });
+        tx.queueUpdate('t', { id: 1 }, { v: 'done', n: 1 });
+        tx.queueUpdate('t', { id: 3 }, { v: 'running' });
+        tx.queueUpdate('t', { id: 3 }, { n: 30 });
+      },
+      want: [{ id: 1, v: 'done', n: 1 }, { id: 2, v: 'done', n: 2 }, { id: 3, v: 'running', n: 30 }],
+    },
+    {
+      name: 'a conditional update, then an unconditional one of the same row in an older shape',
+      queue: (tx: Tx): void => {
+        tx.queueUpdate('t', { id: 2 }, { v: 'x' });
+        tx.queueUpdate('t', { id: 1 }, { v: 'a' }, 't.n = 0');
+        tx.queueUpdate('t', { id: 1 }, { v: 'b' });
+      },
+      want: [{ id: 1, v: 'b', n: 0 }, { id: 2, v: 'x', n: 0 }],
+    },
+    {
+      name: 'the same row named by other key columns (as a step is by id, and by id and agent)',
+      queue: (tx: Tx): void => {
+        tx.queueUpdate('t', { id: 2 }, { v: 'x' });
+        tx.queueUpdate('t', { id: 1, n: 0 }, { v: 'a' }, 't.n = 0');
+        tx.queueUpdate('t', { id: 1 }, { v: 'b' });
+      },
+      want: [{ id: 1, v: 'b', n: 0 }, { id: 2, v: 'x', n: 0 }],
+    },
+    {
+      name: 'an unconditional update, then a conditional one that no longer matches',
+      queue: (tx: Tx): void => {
+        tx.queueUpdate('t', { id: 2 }, { v: 'a' }, 't.n = 0');
+        tx.queueUpdate('t', { id: 1 }, { n: 5 });
+        tx.queueUpdate('t', { id: 1 }, { v: 'a' }, 't.n = 0');
+      },
+      want: [{ id: 1, v: 'start', n: 5 }, { id: 2, v: 'a', n: 0 }],
+    },
+  ])('keeps the order of updates of one row across shapes: $name', async ({ queue, want }) => {
+    await db.write(async (tx) => {
+      for (const id of [1, 2, 3]) tx.queueInsert('t', ['id', 'v'], [id, 'start']);
+    });
+    await db.write(async (tx) => queue(tx));
+    const rows = await db.all<{ id: number; v: string; n: number }>('SELECT id, v, n FROM t WHERE id IN (1, 2) OR v <> ? ORDER BY id', ['start']);
+    expect(rows).toEqual(want);
+  });
+
+  it('keeps rows of different keys in one statement per shape, however their shapes interleave', async () => {
+    await db.write(async (tx) => {
+      for (let i = 0; i < 200; i++) tx.queueInsert('t', ['id', 'v'], [i, 'start']);
+    });
+    const runs = async (queue: (tx: Tx) => void): Promise<number> => {
+      const proto = sqlite3.Statement.prototype as unknown as { run: (...a: unknown[]) => unknown };
+      const run = proto.run;
+      let n = 0;
+      proto.run = function (this: unknown, ...a: unknown[]) {
+        n++;
+        return run.apply(this, a);
+      };
+      try {
+        await db.write(async (tx) => queue(tx));
+      } finally {
+        proto.run = run;
+      }
+      return n;
+    };
+    const grouped = await runs((tx) => {
+      for (let i = 0; i < 200; i += 2) tx.queueUpdate('t', { id: i }, { v: 'even' });
+      for (let i = 1; i < 200; i += 2) tx.queueUpdate('t', { id: i }, { n: i }, "t.v = 'start'");
+    });
+    const interleaved = await runs((tx) => {
+      for (let i = 0; i < 200; i++) {
+        if (i % 2 === 0) tx.queueUpdate('t', { id: i }, { v: 'even2' });
+        else tx.queueUpdate('t', { id: i }, { n: -i }, "t.v = 'start'");
+      }
+    });
+    expect(interleaved).toBe(grouped);
+    expect((await db.get<{ c: number }>("SELECT count(*) AS c FROM t WHERE v = 'even2'"))?.c).toBe(100);
+    expect((await db.get<{ s: number }>('SELECT sum(n) AS s FROM t WHERE id % 2 = 1'))?.s).toBe(-10000);
   });
 });
 
