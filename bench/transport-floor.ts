@@ -159,6 +159,29 @@ async function openClients(m: Extract<ToClient, { type: 'open' }>, open: Array<(
 
 // ---------------------------------------------------------------- server (this process)
 
+/** The streams a server holds, and the answers of the round in progress. */
+class Rounds<S> {
+  readonly streams: S[] = [];
+  private answered = 0;
+  private expected = 0;
+  private done: (() => void) | undefined;
+
+  /** A stream answered this round's step (the server has written its ack). */
+  answer(): void {
+    if (++this.answered === this.expected) this.done?.();
+  }
+
+  /** Writes one step to every stream; resolves once each has answered. */
+  run(write: (stream: S) => void): Promise<void> {
+    return new Promise((res) => {
+      this.answered = 0;
+      this.expected = this.streams.length;
+      this.done = res;
+      for (const s of this.streams) write(s);
+    });
+  }
+}
+
 interface Server {
   readonly port: number;
   /** Writes one message to every stream; resolves when each has answered once. */
@@ -170,19 +193,16 @@ interface Server {
 async function grpcServer(tls: Tls, stepBytes: number, ackBytes: number): Promise<Server> {
   const ack = framed(ackBytes, ACK).subarray(5);
   const server = new grpc.Server({ 'grpc.keepalive_time_ms': 30_000, 'grpc.keepalive_timeout_ms': 10_000, 'grpc.keepalive_permit_without_calls': 1, 'grpc.enable_channelz': 0 });
-  const calls: Array<grpc.ServerDuplexStream<Buffer, Buffer>> = [];
-  let answered = 0;
-  let roundDone: (() => void) | undefined;
-  let expected = 0;
+  const calls = new Rounds<grpc.ServerDuplexStream<Buffer, Buffer>>();
   server.addService(
     { Connect: { path: METHOD, requestStream: true, responseStream: true, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity, originalName: 'connect' } },
     {
       Connect: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
-        calls.push(call);
+        calls.streams.push(call);
         call.sendMetadata(new grpc.Metadata());
         call.on('data', () => {
           call.write(ack);
-          if (++answered === expected) roundDone?.();
+          calls.answer();
         });
         call.on('error', () => undefined);
       },
@@ -193,17 +213,11 @@ async function grpcServer(tls: Tls, stepBytes: number, ackBytes: number): Promis
   const step = framed(stepBytes, STEP).subarray(5);
   return {
     port,
-    streams: () => calls.length,
-    round: () =>
-      new Promise<void>((res) => {
-        answered = 0;
-        expected = calls.length;
-        roundDone = res;
-        for (const c of calls) c.write(step);
-      }),
+    streams: () => calls.streams.length,
+    round: () => calls.run((c) => c.write(step)),
     close: () =>
       new Promise<void>((res) => {
-        for (const c of calls) c.end();
+        for (const c of calls.streams) c.end();
         server.tryShutdown(() => res());
         setTimeout(() => {
           server.forceShutdown();
@@ -216,18 +230,15 @@ async function grpcServer(tls: Tls, stepBytes: number, ackBytes: number): Promis
 async function http2Server(tls: Tls, stepBytes: number, ackBytes: number): Promise<Server> {
   const ack = framed(ackBytes, ACK);
   const server = http2.createSecureServer({ ca: tls.caPem, cert: tls.certPem, key: tls.keyPem, requestCert: true, rejectUnauthorized: true });
-  const streams: http2.ServerHttp2Stream[] = [];
-  let answered = 0;
-  let roundDone: (() => void) | undefined;
-  let expected = 0;
+  const streams = new Rounds<http2.ServerHttp2Stream>();
   server.on('stream', (stream) => {
-    streams.push(stream);
+    streams.streams.push(stream);
     stream.respond({ ':status': 200, 'content-type': 'application/grpc' });
     const counter = new FrameCounter();
     stream.on('data', (chunk: Buffer) =>
       counter.push(chunk, () => {
         stream.write(ack);
-        if (++answered === expected) roundDone?.();
+        streams.answer();
       }),
     );
     stream.on('error', () => undefined);
@@ -239,17 +250,11 @@ async function http2Server(tls: Tls, stepBytes: number, ackBytes: number): Promi
   const step = framed(stepBytes, STEP);
   return {
     port,
-    streams: () => streams.length,
-    round: () =>
-      new Promise<void>((res) => {
-        answered = 0;
-        expected = streams.length;
-        roundDone = res;
-        for (const s of streams) s.write(step);
-      }),
+    streams: () => streams.streams.length,
+    round: () => streams.run((s) => s.write(step)),
     close: () =>
       new Promise<void>((res) => {
-        for (const s of streams) s.close();
+        for (const s of streams.streams) s.close();
         server.close(() => res());
         setTimeout(res, 2000).unref();
       }),
