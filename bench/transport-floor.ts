@@ -29,6 +29,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
+import { GrpcFrameScanner } from '../coordinator/gateway/grpc-frame-scanner.js';
 import { CA_FILES, COORDINATOR_TLS_NAME, initCa, issueProbeCertificate, loadCa } from '../coordinator/pki/ca.js';
 import { out } from './harness.js';
 import { median } from './proc-stats.js';
@@ -43,56 +44,23 @@ interface Tls {
   readonly clientKeyPem: string;
 }
 
-type ToClient = { type: 'open'; transport: Transport; port: number; count: number; tls: Tls; resultBytes: number } | { type: 'close' };
+/** Clients answer messages of `stepBytes` (steps), not acks: the two sizes differ. */
+type ToClient = { type: 'open'; transport: Transport; port: number; count: number; tls: Tls; stepBytes: number; resultBytes: number } | { type: 'close' };
 type FromClient = { type: 'opened' } | { type: 'error'; message: string };
 
 const METHOD = '/handrail.bench.v1.Floor/Connect';
 const identity = (b: Buffer): Buffer => b;
 
-/** Payload fill bytes: the client answers steps, not acks. */
-const STEP = 0x61;
-const RESULT = 0x72;
-const ACK = 0x6b;
-
-/** The gRPC framing (a flag byte and a 32-bit length) around `bytes` of `fill`. */
-function framed(bytes: number, fill: number): Buffer {
-  const b = Buffer.alloc(5 + bytes, fill);
+/** The gRPC framing (a flag byte and a 32-bit length) around `bytes` of payload. */
+function framed(bytes: number): Buffer {
+  const b = Buffer.alloc(5 + bytes, 0x61);
   b[0] = 0;
   b.writeUInt32BE(bytes, 1);
   return b;
 }
 
-/** Finds whole length-prefixed messages in a byte stream, however it is chunked. */
-class FrameCounter {
-  private pending = 0;
-  private header = Buffer.alloc(5);
-  private headerFill = 0;
-  private first = -1;
-
-  /** Calls `each` with the first payload byte of every message that ends in `chunk` (-1 if empty). */
-  push(chunk: Buffer, each: (first: number) => void): void {
-    let i = 0;
-    while (i < chunk.length) {
-      if (this.pending === 0) {
-        const take = Math.min(5 - this.headerFill, chunk.length - i);
-        chunk.copy(this.header, this.headerFill, i, i + take);
-        this.headerFill += take;
-        i += take;
-        if (this.headerFill < 5) break;
-        this.headerFill = 0;
-        this.pending = this.header.readUInt32BE(1);
-        this.first = -1;
-        if (this.pending === 0) each(-1);
-        continue;
-      }
-      if (this.first === -1) this.first = chunk[i] as number;
-      const take = Math.min(this.pending, chunk.length - i);
-      this.pending -= take;
-      i += take;
-      if (this.pending === 0) each(this.first);
-    }
-  }
-}
+/** Reads message ends off a stream's bytes, however they are chunked (the gateway's own scanner). */
+const messageEnds = (onMessage: (bytes: number) => void): GrpcFrameScanner => new GrpcFrameScanner(2 ** 32, onMessage);
 
 // ---------------------------------------------------------------- client worker
 
@@ -111,7 +79,8 @@ function clientMain(): void {
 }
 
 async function openClients(m: Extract<ToClient, { type: 'open' }>, open: Array<() => void>): Promise<void> {
-  const reply = framed(m.resultBytes, RESULT);
+  const reply = framed(m.resultBytes);
+  const stepBytes = m.stepBytes;
   const ready: Array<Promise<void>> = [];
   for (let i = 0; i < m.count; i++) {
     if (m.transport === 'grpc') {
@@ -123,10 +92,11 @@ async function openClients(m: Extract<ToClient, { type: 'open' }>, open: Array<(
       const payload = reply.subarray(5);
       ready.push(new Promise((res, rej) => {
         call.once('metadata', () => res());
-        call.once('error', rej);
+        // Kept for the stream's life: a late error (a cancel at close) must not go unhandled.
+        call.on('error', rej);
       }));
       call.on('data', (m: Buffer) => {
-        if (m[0] === STEP) call.write(payload);
+        if (m.length === stepBytes) call.write(payload);
       });
       open.push(() => {
         call.cancel();
@@ -135,17 +105,15 @@ async function openClients(m: Extract<ToClient, { type: 'open' }>, open: Array<(
     } else {
       const session = http2.connect(`https://127.0.0.1:${m.port}`, { ca: m.tls.caPem, cert: m.tls.clientCertPem, key: m.tls.clientKeyPem, servername: COORDINATOR_TLS_NAME });
       const stream = session.request({ ':method': 'POST', ':path': METHOD, 'content-type': 'application/grpc', te: 'trailers' });
-      const counter = new FrameCounter();
+      const scanner = messageEnds((bytes) => {
+        if (bytes === stepBytes) stream.write(reply);
+      });
       ready.push(new Promise((res, rej) => {
         stream.once('response', () => res());
-        stream.once('error', rej);
-        session.once('error', rej);
+        stream.on('error', rej);
+        session.on('error', rej);
       }));
-      stream.on('data', (chunk: Buffer) =>
-        counter.push(chunk, (first) => {
-          if (first === STEP) stream.write(reply);
-        }),
-      );
+      stream.on('data', (chunk: Buffer) => void scanner.push(chunk));
       open.push(() => {
         stream.close();
         session.close();
@@ -191,7 +159,7 @@ interface Server {
 }
 
 async function grpcServer(tls: Tls, stepBytes: number, ackBytes: number): Promise<Server> {
-  const ack = framed(ackBytes, ACK).subarray(5);
+  const ack = framed(ackBytes).subarray(5);
   const server = new grpc.Server({ 'grpc.keepalive_time_ms': 30_000, 'grpc.keepalive_timeout_ms': 10_000, 'grpc.keepalive_permit_without_calls': 1, 'grpc.enable_channelz': 0 });
   const calls = new Rounds<grpc.ServerDuplexStream<Buffer, Buffer>>();
   server.addService(
@@ -210,7 +178,7 @@ async function grpcServer(tls: Tls, stepBytes: number, ackBytes: number): Promis
   );
   const creds = grpc.ServerCredentials.createSsl(Buffer.from(tls.caPem), [{ cert_chain: Buffer.from(tls.certPem), private_key: Buffer.from(tls.keyPem) }], true);
   const port = await new Promise<number>((res, rej) => server.bindAsync('127.0.0.1:0', creds, (e, p) => (e ? rej(e) : res(p))));
-  const step = framed(stepBytes, STEP).subarray(5);
+  const step = framed(stepBytes).subarray(5);
   return {
     port,
     streams: () => calls.streams.length,
@@ -228,26 +196,24 @@ async function grpcServer(tls: Tls, stepBytes: number, ackBytes: number): Promis
 }
 
 async function http2Server(tls: Tls, stepBytes: number, ackBytes: number): Promise<Server> {
-  const ack = framed(ackBytes, ACK);
+  const ack = framed(ackBytes);
   const server = http2.createSecureServer({ ca: tls.caPem, cert: tls.certPem, key: tls.keyPem, requestCert: true, rejectUnauthorized: true });
   const streams = new Rounds<http2.ServerHttp2Stream>();
   server.on('stream', (stream) => {
     streams.streams.push(stream);
     stream.respond({ ':status': 200, 'content-type': 'application/grpc' });
-    const counter = new FrameCounter();
-    stream.on('data', (chunk: Buffer) =>
-      counter.push(chunk, () => {
-        stream.write(ack);
-        streams.answer();
-      }),
-    );
+    const scanner = messageEnds(() => {
+      stream.write(ack);
+      streams.answer();
+    });
+    stream.on('data', (chunk: Buffer) => void scanner.push(chunk));
     stream.on('error', () => undefined);
   });
   server.on('sessionError', () => undefined);
   await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : 0;
-  const step = framed(stepBytes, STEP);
+  const step = framed(stepBytes);
   return {
     port,
     streams: () => streams.streams.length,
@@ -312,6 +278,7 @@ async function serverMain(): Promise<void> {
   const stepBytes = Number(args['step-bytes']);
   const resultBytes = Number(args['result-bytes']);
   const ackBytes = Number(args['ack-bytes']);
+  if (ackBytes === stepBytes) throw new Error('--ack-bytes must differ from --step-bytes: clients tell steps from acks by size');
   const transports = String(args.transports).split(',') as Transport[];
   out(`# transport floor — ${cpus().length} cores (${cpus()[0]?.model.trim() ?? '?'}), Node ${process.version}, load ${loadavg().map((l) => l.toFixed(2)).join('/')} at start`);
   out(`# ${N} held streams over mutual TLS in ${WORKERS} client processes; ${stepBytes}-byte step out, ${resultBytes}-byte result back, ${ackBytes}-byte ack out per stream and round; ${ROUNDS} rounds per set after ${WARMUP} warm-up`);
@@ -332,7 +299,7 @@ async function serverMain(): Promise<void> {
         const server = t === 'grpc' ? await grpcServer(tls, stepBytes, ackBytes) : await http2Server(tls, stepBytes, ackBytes);
         const ws = Array.from({ length: WORKERS }, () => fork(import.meta.filename, ['--client'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
         workers.push(...ws);
-        const replies = await Promise.all(ws.map((w, i) => ask(w, { type: 'open', transport: t, port: server.port, count: Math.floor(N / WORKERS) + (i < N % WORKERS ? 1 : 0), tls, resultBytes })));
+        const replies = await Promise.all(ws.map((w, i) => ask(w, { type: 'open', transport: t, port: server.port, count: Math.floor(N / WORKERS) + (i < N % WORKERS ? 1 : 0), tls, stepBytes, resultBytes })));
         for (const r of replies) if (r.type === 'error') throw new Error(`a client worker could not open its streams: ${r.message}`);
         if (server.streams() !== N) throw new Error(`${server.streams()} of ${N} streams reached the ${t} server`);
         for (let i = 0; i < WARMUP; i++) await server.round();

@@ -15,8 +15,13 @@ export class GrpcFrameScanner {
   private header = Buffer.alloc(5);
   private headerFill = 0;
   private remaining = 0;
+  private length = 0;
 
-  constructor(private readonly capBytes: number) {}
+  /** `onMessage` is told each whole message's payload length as its last byte arrives. */
+  constructor(
+    private readonly capBytes: number,
+    private readonly onMessage?: (bytes: number) => void,
+  ) {}
 
   /** Whether the stream stopped inside a message (header or payload). */
   get midMessage(): boolean {
@@ -31,6 +36,7 @@ export class GrpcFrameScanner {
         const take = Math.min(this.remaining, chunk.length - i);
         this.remaining -= take;
         i += take;
+        if (this.remaining === 0) this.onMessage?.(this.length);
         continue;
       }
       this.header[this.headerFill++] = chunk[i++] as number;
@@ -42,6 +48,8 @@ export class GrpcFrameScanner {
       if (flags === 1) return { kind: 'compressed_message' };
       if (length > this.capBytes) return { kind: 'over_transport_cap', declaredBytes: length };
       this.remaining = length;
+      this.length = length;
+      if (length === 0) this.onMessage?.(0);
     }
     return undefined;
   }

@@ -34,6 +34,15 @@ describe('reading gRPC message framing as it arrives', () => {
     });
   }
 
+  it.each([1, 2, 7, 4096])('tells each whole message as its last byte arrives, in chunks of %i bytes', (size) => {
+    const seen: number[] = [];
+    const s = new GrpcFrameScanner(100, (n) => seen.push(n));
+    const bytes = Buffer.concat([frame(0, 10), frame(0, 0), frame(0, 100), frame(0, 3), frame(0, 50).subarray(0, 30)]);
+    for (let i = 0; i < bytes.length; i += size) s.push(bytes.subarray(i, i + size));
+    expect(seen).toEqual([10, 0, 100, 3]);
+    expect(s.midMessage).toBe(true);
+  });
+
   it('reads a length in all four bytes (no sign or overflow)', () => {
     expect(new GrpcFrameScanner(2 ** 32).push(frame(0, 0xffffffff, Buffer.alloc(0)))).toBeUndefined();
     expect(new GrpcFrameScanner(8 * 2 ** 20).push(frame(0, 0xffffffff, Buffer.alloc(0)))).toEqual({ kind: 'over_transport_cap', declaredBytes: 0xffffffff });
