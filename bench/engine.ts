@@ -147,9 +147,12 @@ async function main(): Promise<void> {
       const seq0 = await lastAuditSeq(b.dataDir);
       const c0 = cpuMs(pid);
       const t0 = threadCpuMs(pid);
+      const d0 = process.cpuUsage();
       const w0us = process.hrtime.bigint() / 1000n;
       const { ms, view, executionId, endSeenAt } = await b.runToEnd('/api/v1/executions', { runbook, ...(targets ? { targets } : {}) });
       const cpu = cpuMs(pid) - c0;
+      const d = process.cpuUsage(d0);
+      const driverMs = (d.user + d.system) / 1000;
       const threads = threadCpuDelta(threadCpuMs(pid), t0);
       if (args.profile) out(`PROFILE-WINDOW ${w0us} ${process.hrtime.bigint() / 1000n}`);
       const w1 = await storeWrites(b.dataDir);
@@ -162,7 +165,7 @@ async function main(): Promise<void> {
       commitCounts.push(k);
       toEnd.push(times.ended - times.lastResult);
       toSeen.push(endSeenAt - times.lastResult);
-      out(`${name} over ${n} agents${runbook === 'bench-rolling' ? ` at concurrency ${C}` : ''}: ${ms.toFixed(0)} ms wall, coordinator CPU ${cpu.toFixed(0)} ms = ${((cpu / nodeSteps) * 1000).toFixed(0)} µs per node-step, ${(w1 - w0)} rows written = ${(((w1 - w0) / ms) * 1000).toFixed(0)} rows/s, ${k} commits = ${(nodeSteps / k).toFixed(1)} node-steps per commit, last result stored -> end recorded ${times.ended - times.lastResult} ms, -> end seen ${endSeenAt - times.lastResult} ms (threads: ${threads})`);
+      out(`${name} over ${n} agents${runbook === 'bench-rolling' ? ` at concurrency ${C}` : ''}: ${ms.toFixed(0)} ms wall, coordinator CPU ${cpu.toFixed(0)} ms = ${((cpu / nodeSteps) * 1000).toFixed(0)} µs per node-step, ${(w1 - w0)} rows written = ${(((w1 - w0) / ms) * 1000).toFixed(0)} rows/s, ${k} commits = ${(nodeSteps / k).toFixed(1)} node-steps per commit, last result stored -> end recorded ${times.ended - times.lastResult} ms, -> end seen ${endSeenAt - times.lastResult} ms (threads: ${threads}); this process (the simulated agents: verify, RSA-sign, gRPC client) ${driverMs.toFixed(0)} ms CPU, so both need ${((cpu + driverMs) / availableParallelism()).toFixed(0)} ms of wall on ${availableParallelism()} cores`);
     }
     if (warmup > 0) out(`(after ${warmup} warm-up round${warmup > 1 ? 's' : ''}, not counted)`);
     out(`ENGINE ${name} over ${n} agents: median wall ${median(walls).toFixed(0)} ms, median coordinator CPU per node-step ${median(overheads).toFixed(0)} µs, median store writes ${median(writes).toFixed(0)} rows/s, median commits ${median(commitCounts)}, median last result stored -> end recorded ${median(toEnd).toFixed(0)} ms, -> end seen ${median(toSeen).toFixed(0)} ms`);
