@@ -17,7 +17,7 @@ import type { ExecutionEvents } from './execution-events.js';
 import type { OutputSequence } from './output-sequence.js';
 import type { ExecutionNotifier } from '../notify/outbox.js';
 import type { CompiledRunbook, RenderContext } from './compiled-runbook.js';
-import { applyOutcome, approveGate, cancel as cancelProgress, initialProgress, isDone, nextActions, nodeUnreachable, stepInterrupted, type Action, type NodeProgress, type NodeStatus, type Outcome, type Progress } from './scheduler.js';
+import { applyOutcome, applyOutcomes, approveGate, cancel as cancelProgress, initialProgress, isDone, nextActions, nodeUnreachable, stepInterrupted, type Action, type NodeOutcome, type NodeProgress, type NodeStatus, type Outcome, type Progress } from './scheduler.js';
 import { checkApprover } from './approval-rules.js';
 import { runHttpStep } from './http-step.js';
 import { EVERYTHING, formatSelector, intersect, matches, parseSelector, SelectorSyntaxError, type Selector } from '../../core/selector.js';
@@ -112,7 +112,16 @@ interface RunState {
   readonly requestedBy: string;
   readonly options: Readonly<Record<string, string>>;
   readonly nodes: readonly NodeRef[];
+  /**
+   * The scheduler's view of every node, with the outcomes in `unfolded` folded in when read
+   * (applyOutcomes: one copy of the node list per group of results, not one per result).
+   * Setting it drops what was not folded, as setting it after folding each would.
+   */
   progress: Progress;
+  /** `progress` as last folded; read `progress` instead. */
+  folded: Progress;
+  /** Outcomes of committed results not folded into `folded` yet, in arrival order. */
+  unfolded: NodeOutcome[];
   readonly open: Map<string, OpenRun>;
   readonly timers: Set<NodeJS.Timeout>;
   readonly abort: AbortController;
@@ -442,7 +451,19 @@ export class ExecutionEngine {
       requestedBy,
       options,
       nodes,
-      progress: initialProgress(nodes.map((n) => n.agentId)),
+      get progress(): Progress {
+        if (this.unfolded.length > 0) {
+          this.folded = applyOutcomes(runbook.plan, this.folded, this.unfolded);
+          this.unfolded = [];
+        }
+        return this.folded;
+      },
+      set progress(p: Progress) {
+        this.unfolded = [];
+        this.folded = p;
+      },
+      folded: initialProgress(nodes.map((n) => n.agentId)),
+      unfolded: [],
       open: new Map(),
       timers: new Set(),
       abort: new AbortController(),
@@ -666,7 +687,7 @@ export class ExecutionEngine {
       this.pump(run);
       return;
     }
-    run.progress = applyOutcome(run.runbook.plan, run.progress, open.node, outcomeOf(o), reasonOf(o));
+    run.unfolded.push({ node: open.node, outcome: outcomeOf(o), reason: reasonOf(o) });
     this.d.events.changed(run.id);
     this.schedulePump(run);
   }
@@ -702,9 +723,7 @@ export class ExecutionEngine {
     const left = (run.notDone = run.notDone?.of === run.progress ? run.notDone : countNotDone(run.progress));
     if (run.storedOutcomes.size < left.busy) return;
     if (left.idle > 0 && left.failed <= plan.maxErrors && ![...run.storedOutcomes.values()].some((s) => s.mayFailNode)) return;
-    let p = run.progress;
-    for (const s of run.storedOutcomes.values()) p = applyOutcome(plan, p, s.node, s.outcome, s.reason);
-    const { progress, actions } = nextActions(plan, p);
+    const { progress, actions } = nextActions(plan, applyOutcomes(plan, run.progress, [...run.storedOutcomes.values()]));
     const end = actions.length === 1 && actions[0]?.kind === 'finish' ? actions[0] : undefined;
     if (!end) return;
     const state = endState(progress, end.state);

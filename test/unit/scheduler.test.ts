@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { applyOutcome, approveGate, cancel, concurrencyLimit, initialProgress, nextActions, nodeUnreachable, stepInterrupted, type Action, type Plan, type PlanStep, type Progress } from '../../coordinator/engine/scheduler.js';
+import { applyOutcome, applyOutcomes, approveGate, cancel, concurrencyLimit, initialProgress, nextActions, nodeUnreachable, stepInterrupted, type Action, type NodeOutcome, type Plan, type PlanStep, type Progress } from '../../coordinator/engine/scheduler.js';
 
 const step = (name: string, o: Partial<PlanStep> = {}): PlanStep => ({ name, retries: 0, retryBackoffMs: 1000, continueOnError: false, gate: false, ...o });
 const plan = (o: Partial<Plan> = {}): Plan => ({ strategy: 'rolling', concurrency: { count: 1 }, maxErrors: 0, steps: [step('a'), step('b')], onFailure: [], ...o });
@@ -209,5 +209,49 @@ describe('scheduler purity (it copies nodes only when a pass changes one)', () =
     expect(one.nodes[0]).toBe(first.progress.nodes[0]);
     expect(one.nodes[1]!.status).toBe('succeeded');
     expect(first.progress.nodes[1]!.status).toBe('running');
+  });
+});
+
+describe('applyOutcomes (a group of results folded with one copy of the node list)', () => {
+  /** A small deterministic PRNG, so a failure names its seed. */
+  const rng = (seed: number) => () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+
+  it.each([1, 2, 3, 4, 5, 6, 7, 8])('gives the progress applyOutcome gives one outcome at a time, seed %i', (seed) => {
+    const rand = rng(seed);
+    const pl = plan({ strategy: 'parallel', concurrency: { percent: 100 }, maxErrors: 2, steps: [step('a', { retries: 1 }), step('b', { continueOnError: true }), step('c')], onFailure: [step('h1'), step('h2')] });
+    let one = frozen(initialProgress(Array.from({ length: 12 }, (_, i) => `agt-${i}`)));
+    let many = one;
+    for (let round = 0; round < 40; round++) {
+      const r = nextActions(pl, one);
+      expect(nextActions(pl, many)).toEqual(r);
+      one = frozen(r.progress);
+      many = one;
+      const started = r.actions.filter((a): a is Extract<Action, { kind: 'run' }> => a.kind === 'run');
+      if (started.length === 0) break;
+      // Groups of any size, a node named twice in one group, and nodes already done.
+      const group: NodeOutcome[] = started.map((a) => ({ node: a.node, outcome: rand() < 0.4 ? 'failed' : 'succeeded', reason: `exit ${round}` }));
+      if (rand() < 0.5) group.push({ node: Math.floor(rand() * 12), outcome: 'failed', reason: 'again' });
+      if (rand() < 0.3) one = frozen({ ...one, canceled: true });
+      many = one;
+      for (const o of group) one = frozen(applyOutcome(pl, one, o.node, o.outcome, o.reason));
+      many = frozen(applyOutcomes(pl, many, group));
+      expect(many).toEqual(one);
+    }
+  });
+
+  it('copies the node list once per group, never writes into its input, and returns the input when nothing changes', () => {
+    const pl = plan({ strategy: 'parallel', concurrency: { percent: 100 }, steps: [step('a')] });
+    const started = nextActions(pl, frozen(initialProgress(['agt-0', 'agt-1', 'agt-2', 'agt-3']))).progress;
+    const input = frozen(started);
+    const out = applyOutcomes(pl, input, [
+      { node: 0, outcome: 'succeeded', reason: null },
+      { node: 2, outcome: 'failed', reason: 'exit 1' },
+    ]);
+    expect(out.nodes.map((n) => n.status)).toEqual(['succeeded', 'running', 'failed', 'running']);
+    expect(out.nodes[1]).toBe(input.nodes[1]);
+    expect(input.nodes.map((n) => n.status)).toEqual(['running', 'running', 'running', 'running']);
+    // Outcomes for nodes that are done change nothing: the same progress comes back.
+    expect(applyOutcomes(pl, out, [{ node: 0, outcome: 'failed', reason: 'late' }])).toBe(out);
+    expect(applyOutcomes(pl, out, [])).toBe(out);
   });
 });
