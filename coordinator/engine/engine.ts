@@ -17,7 +17,7 @@ import type { ExecutionEvents } from './execution-events.js';
 import type { OutputSequence } from './output-sequence.js';
 import type { ExecutionNotifier } from '../notify/outbox.js';
 import type { CompiledRunbook, RenderContext } from './compiled-runbook.js';
-import { applyOutcome, applyOutcomes, approveGate, cancel as cancelProgress, initialProgress, isDone, nextActions, nodeUnreachable, stepInterrupted, type Action, type NodeOutcome, type NodeProgress, type NodeStatus, type Outcome, type Progress } from './scheduler.js';
+import { applyOutcome, applyOutcomes, approveGate, cancel as cancelProgress, initialProgress, isDone, nextActions, nodeAfter, nodeUnreachable, stepInterrupted, type Action, type NodeOutcome, type NodeProgress, type NodeStatus, type Outcome, type Progress } from './scheduler.js';
 import { checkApprover } from './approval-rules.js';
 import { runHttpStep } from './http-step.js';
 import { EVERYTHING, formatSelector, intersect, matches, parseSelector, SelectorSyntaxError, type Selector } from '../../core/selector.js';
@@ -400,40 +400,44 @@ export class ExecutionEngine {
     // Rebuild each node's progress by replaying its step runs through the scheduler.
     const stepRuns = await store.stepRunsForResume(d.db, row.id);
     const index = new Map(nodes.map((n, i) => [n.agentId, i]));
-    let p = run.progress;
+    // Rebuilt in a list of its own (the run is not driven yet): one copy, not one per node or step run.
+    const canceled = run.progress.canceled;
+    const list = run.progress.nodes.slice();
     nodeRows.forEach((n, i) => {
       if (n.state === 'failed' || n.state === 'skipped' || n.state === 'canceled' || n.state === 'succeeded') {
-        p = { ...p, nodes: p.nodes.map((x, k) => (k === i ? { ...x, status: n.state, reason: n.reason } : x)) };
+        list[i] = { ...(list[i] as NodeProgress), status: n.state, reason: n.reason };
       }
     });
     for (const sr of stepRuns) {
       const i = index.get(sr.agent_id);
       if (i === undefined) continue;
-      const node = p.nodes[i] as NodeProgress;
+      const node = list[i] as NodeProgress;
       if (node.status !== 'pending' && node.status !== 'running') continue;
       const handler = sr.handler === 1;
-      p = { ...p, nodes: p.nodes.map((x, k) => (k === i ? { ...x, status: 'running', step: sr.step_index, attempt: sr.attempt, inHandlers: handler, busy: true } : x)) };
+      const started: NodeProgress = { ...node, status: 'running', step: sr.step_index, attempt: sr.attempt, inHandlers: handler, busy: true };
+      list[i] = started;
       const open = sr.state === 'dispatched' || sr.state === 'running';
       const key = interruptionKey(i, sr.step_index, handler);
       const interruptions = sr.state === 'interrupted' ? (run.interruptions.get(key) ?? 0) + 1 : 0;
       if (sr.state === 'interrupted') run.interruptions.set(key, interruptions);
       if (sr.state === 'interrupted' && interruptions < MAX_INTERRUPTIONS) {
         // Its agent stopped during the step: it runs again (see interrupted()).
-        p = stepInterrupted(p, i);
+        list[i] = nodeAfter.interruption(started, canceled);
         run.awaitingAgent.add(i);
         continue;
       }
       run.awaitingAgent.delete(i);
       if (!open) {
-        p = applyOutcome(runbook.plan, p, i, sr.state === 'succeeded' ? 'succeeded' : 'failed', sr.error ?? sr.state);
+        list[i] = nodeAfter.outcome(runbook.plan, started, canceled, sr.state === 'succeeded' ? 'succeeded' : 'failed', sr.error ?? sr.state);
       } else if (runbook.step(handler, sr.step_index).kind !== 'agent') {
         // A coordinator step cut short by the restart runs again.
         await d.db.batch((tx) => store.markStepLostOnRestart(tx, sr.id, d.now()));
-        p = { ...p, nodes: p.nodes.map((x, k) => (k === i ? { ...x, busy: false, attempt: sr.attempt - 1 } : x)) };
+        list[i] = { ...started, busy: false, attempt: sr.attempt - 1 };
       } else {
         run.open.set(sr.id, { node: i, step: sr.step_index, handler, attempt: sr.attempt });
       }
     }
+    let p: Progress = { ...run.progress, nodes: list };
     const gates = await store.approvedCountsByGate(d.db, row.id);
     for (const g of gates) if (g.gate >= 0) p = approveGate(p, g.gate);
     run.progress = p;

@@ -98,8 +98,25 @@ export function nodeUnreachable(p: Progress, node: number, reason: string): Prog
 export function stepInterrupted(p: Progress, node: number): Progress {
   const n = p.nodes[node];
   if (!n || isDone(n.status)) return p;
-  return withNode(p, node, { busy: false, attempt: p.canceled ? n.attempt : Math.max(0, n.attempt - 1) });
+  return withNode(p, node, interruptedPatch(n, p.canceled));
 }
+
+function interruptedPatch(n: NodeProgress, canceled: boolean): Partial<NodeProgress> {
+  return { busy: false, attempt: canceled ? n.attempt : Math.max(0, n.attempt - 1) };
+}
+
+/**
+ * One node as stepInterrupted and applyOutcome leave it, for a caller that rebuilds a whole node
+ * list itself (the engine replaying an execution's step runs after a restart: copying the list
+ * per step run made that quadratic in the nodes).
+ */
+export const nodeAfter = {
+  interruption: (n: NodeProgress, canceled: boolean): NodeProgress => (isDone(n.status) ? n : { ...n, ...interruptedPatch(n, canceled) }),
+  outcome: (plan: Plan, n: NodeProgress, canceled: boolean, outcome: Outcome, reason: string | null): NodeProgress => {
+    const patch = outcomePatch(plan, n, canceled, outcome, reason);
+    return patch ? { ...n, ...patch } : n;
+  },
+};
 
 /** One step outcome of a node, as applyOutcomes folds it in. */
 export interface NodeOutcome {

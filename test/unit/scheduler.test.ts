@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { applyOutcome, applyOutcomes, approveGate, cancel, concurrencyLimit, initialProgress, nextActions, nodeUnreachable, stepInterrupted, type Action, type NodeOutcome, type Plan, type PlanStep, type Progress } from '../../coordinator/engine/scheduler.js';
+import { applyOutcome, applyOutcomes, approveGate, cancel, concurrencyLimit, initialProgress, nextActions, nodeAfter, nodeUnreachable, stepInterrupted, type Action, type NodeOutcome, type NodeProgress, type Plan, type PlanStep, type Progress } from '../../coordinator/engine/scheduler.js';
 
 const step = (name: string, o: Partial<PlanStep> = {}): PlanStep => ({ name, retries: 0, retryBackoffMs: 1000, continueOnError: false, gate: false, ...o });
 const plan = (o: Partial<Plan> = {}): Plan => ({ strategy: 'rolling', concurrency: { count: 1 }, maxErrors: 0, steps: [step('a'), step('b')], onFailure: [], ...o });
@@ -233,7 +233,13 @@ describe('applyOutcomes (a group of results folded with one copy of the node lis
       if (rand() < 0.5) group.push({ node: Math.floor(rand() * 12), outcome: 'failed', reason: 'again' });
       if (rand() < 0.3) one = frozen({ ...one, canceled: true });
       many = one;
-      for (const o of group) one = frozen(applyOutcome(pl, one, o.node, o.outcome, o.reason));
+      for (const o of group) {
+        const before = one.nodes[o.node] as NodeProgress;
+        one = frozen(applyOutcome(pl, one, o.node, o.outcome, o.reason));
+        // The node-level form the engine's restart replay uses agrees, node for node.
+        expect(nodeAfter.outcome(pl, before, one.canceled, o.outcome, o.reason)).toEqual(one.nodes[o.node]);
+        expect(nodeAfter.interruption(before, one.canceled)).toEqual(stepInterrupted({ ...one, nodes: one.nodes.map((n, k) => (k === o.node ? before : n)) }, o.node).nodes[o.node]);
+      }
       many = frozen(applyOutcomes(pl, many, group));
       expect(many).toEqual(one);
     }
