@@ -103,11 +103,41 @@ async function resultAndEndTimes(dataDir: string, afterSeq: number, executionId:
   return { lastResult, ended };
 }
 
-/** Committed store transactions so far, from the coordinator's /metrics. */
-async function commits(url: string): Promise<number> {
+interface Scrape {
+  /** Committed store transactions so far. */
+  readonly commits: number;
+  /** V8 garbage collections so far, by kind (minor: scavenges; major: mark-compact): count and seconds. */
+  readonly gc: ReadonlyMap<string, { count: number; seconds: number }>;
+}
+
+/** The coordinator's own counters from its /metrics (prom-client's nodejs_gc_duration_seconds for the GC). */
+async function scrape(url: string): Promise<Scrape> {
   const text = await (await fetch(`${url}/metrics`)).text();
   const m = /^handrail_store_commits_total\{outcome="committed"\} (\d+)/m.exec(text);
-  return m ? Number(m[1]) : Number.NaN;
+  const gc = new Map<string, { count: number; seconds: number }>();
+  for (const g of text.matchAll(/^nodejs_gc_duration_seconds_(sum|count)\{kind="(\w+)"\} ([\d.e+-]+)/gm)) {
+    const kind = g[2] as string;
+    const e = gc.get(kind) ?? { count: 0, seconds: 0 };
+    if (g[1] === 'sum') e.seconds = Number(g[3]);
+    else e.count = Number(g[3]);
+    gc.set(kind, e);
+  }
+  return { commits: m ? Number(m[1]) : Number.NaN, gc };
+}
+
+/** "minor 12 in 85 ms, major 1 in 20 ms": the collections between two scrapes. */
+function gcBetween(a: Scrape, b: Scrape): { text: string; ms: number } {
+  let ms = 0;
+  const parts: string[] = [];
+  for (const [kind, e] of b.gc) {
+    const before = a.gc.get(kind) ?? { count: 0, seconds: 0 };
+    const n = e.count - before.count;
+    if (n === 0) continue;
+    const kindMs = (e.seconds - before.seconds) * 1000;
+    ms += kindMs;
+    parts.push(`${kind} ${n} in ${kindMs.toFixed(0)} ms`);
+  }
+  return { text: parts.length > 0 ? parts.join(', ') : 'none', ms };
 }
 
 async function main(): Promise<void> {
@@ -135,6 +165,7 @@ async function main(): Promise<void> {
     const commitCounts: number[] = [];
     const toEnd: number[] = [];
     const toSeen: number[] = [];
+    const gcMs: number[] = [];
     const warmup = Number(args.warmup);
     for (let r = -warmup; r < Number(args.rounds); r++) {
       if (r < 0) {
@@ -142,7 +173,7 @@ async function main(): Promise<void> {
         if (view.state !== 'succeeded') throw new Error(`${runbook} ended ${view.state}`);
         continue;
       }
-      const k0 = await commits(b.url);
+      const m0 = await scrape(b.url);
       const w0 = await storeWrites(b.dataDir);
       const seq0 = await lastAuditSeq(b.dataDir);
       const c0 = cpuMs(pid);
@@ -156,7 +187,10 @@ async function main(): Promise<void> {
       const threads = threadCpuDelta(threadCpuMs(pid), t0);
       if (args.profile) out(`PROFILE-WINDOW ${w0us} ${process.hrtime.bigint() / 1000n}`);
       const w1 = await storeWrites(b.dataDir);
-      const k = (await commits(b.url)) - k0;
+      const m1 = await scrape(b.url);
+      const k = m1.commits - m0.commits;
+      const gc = gcBetween(m0, m1);
+      gcMs.push(gc.ms);
       if (view.state !== 'succeeded') throw new Error(`${runbook} ended ${view.state}`);
       const times = await resultAndEndTimes(b.dataDir, seq0, executionId);
       walls.push(ms);
@@ -165,10 +199,10 @@ async function main(): Promise<void> {
       commitCounts.push(k);
       toEnd.push(times.ended - times.lastResult);
       toSeen.push(endSeenAt - times.lastResult);
-      out(`${name} over ${n} agents${runbook === 'bench-rolling' ? ` at concurrency ${C}` : ''}: ${ms.toFixed(0)} ms wall, coordinator CPU ${cpu.toFixed(0)} ms = ${((cpu / nodeSteps) * 1000).toFixed(0)} µs per node-step, ${(w1 - w0)} rows written = ${(((w1 - w0) / ms) * 1000).toFixed(0)} rows/s, ${k} commits = ${(nodeSteps / k).toFixed(1)} node-steps per commit, last result stored -> end recorded ${times.ended - times.lastResult} ms, -> end seen ${endSeenAt - times.lastResult} ms (threads: ${threads}); this process (the simulated agents: verify, RSA-sign, gRPC client) ${driverMs.toFixed(0)} ms CPU, so both need ${((cpu + driverMs) / availableParallelism()).toFixed(0)} ms of wall on ${availableParallelism()} cores`);
+      out(`${name} over ${n} agents${runbook === 'bench-rolling' ? ` at concurrency ${C}` : ''}: ${ms.toFixed(0)} ms wall, coordinator CPU ${cpu.toFixed(0)} ms = ${((cpu / nodeSteps) * 1000).toFixed(0)} µs per node-step, ${(w1 - w0)} rows written = ${(((w1 - w0) / ms) * 1000).toFixed(0)} rows/s, ${k} commits = ${(nodeSteps / k).toFixed(1)} node-steps per commit, last result stored -> end recorded ${times.ended - times.lastResult} ms, -> end seen ${endSeenAt - times.lastResult} ms, coordinator GC pauses on its main thread: ${gc.text} (threads: ${threads}); this process (the simulated agents: verify, RSA-sign, gRPC client) ${driverMs.toFixed(0)} ms CPU, so both need ${((cpu + driverMs) / availableParallelism()).toFixed(0)} ms of wall on ${availableParallelism()} cores`);
     }
     if (warmup > 0) out(`(after ${warmup} warm-up round${warmup > 1 ? 's' : ''}, not counted)`);
-    out(`ENGINE ${name} over ${n} agents: median wall ${median(walls).toFixed(0)} ms, median coordinator CPU per node-step ${median(overheads).toFixed(0)} µs, median store writes ${median(writes).toFixed(0)} rows/s, median commits ${median(commitCounts)}, median last result stored -> end recorded ${median(toEnd).toFixed(0)} ms, -> end seen ${median(toSeen).toFixed(0)} ms`);
+    out(`ENGINE ${name} over ${n} agents: median wall ${median(walls).toFixed(0)} ms, median coordinator CPU per node-step ${median(overheads).toFixed(0)} µs, median store writes ${median(writes).toFixed(0)} rows/s, median commits ${median(commitCounts)}, median last result stored -> end recorded ${median(toEnd).toFixed(0)} ms, -> end seen ${median(toSeen).toFixed(0)} ms, median GC pauses ${median(gcMs).toFixed(0)} ms per round`);
   }
   for (const s of sims) s.close();
   b.coord.kill('SIGTERM');
