@@ -7,9 +7,12 @@
  *   node dist/bench/engine.js [--rolling-agents 1000] [--concurrency 50] [--parallel-agents 2000] [--rounds 3] [--warmup 0] [--profile DIR]
  *
  * Each round also prints the store commits it took (the coordinator's store_commits_total): one
- * fsync and one WAL rewrite of the touched pages each, so fewer per node-step is cheaper; and
- * how long after the last result was stored (its audit record's time) the execution's end was
- * recorded (the execution.completed record's time) and seen by this script's long-poll.
+ * fsync and one WAL rewrite of the touched pages each, so fewer per node-step is cheaper; the
+ * execution's timeline from its audit records (request, steps dispatched, results stored, end)
+ * and how long after the last result this script's long-poll saw the end; the coordinator's GC
+ * pauses; and this process's own CPU. The simulated agents live in this process, on one thread:
+ * their verify and RSA signature per step bound how fast results can come back, and on a small
+ * machine they share its cores with the coordinator.
  *
  * With --profile the coordinator runs under `node --cpu-prof`; each measured round prints a
  * `PROFILE-WINDOW <startUs> <endUs>` line on the monotonic clock (the profile's timebase), so
@@ -86,21 +89,38 @@ async function lastAuditSeq(dataDir: string): Promise<number> {
   return r?.seq ?? 0;
 }
 
-/** When (ms, coordinator clock) the execution's last step.result record and its execution.completed record were written. */
-async function resultAndEndTimes(dataDir: string, afterSeq: number, executionId: string): Promise<{ lastResult: number; ended: number }> {
+/**
+ * The execution's timeline from its audit records (ms, coordinator clock): requested, the first
+ * and last step dispatched and result stored, and its end. The records of one commit share a
+ * time, so "first dispatched" is when the first dispatch batch committed.
+ */
+interface Timeline {
+  readonly requested: number;
+  readonly dispatched: readonly [number, number];
+  readonly results: readonly [number, number];
+  readonly ended: number;
+}
+
+async function timeline(dataDir: string, afterSeq: number, executionId: string): Promise<Timeline> {
   const db = await Database.open(join(dataDir, 'handrail.db'), { readonly: true });
   const rows = await db.all<{ payload: Buffer }>('SELECT payload FROM audit_records WHERE seq > ?', [afterSeq]);
   await db.close();
-  let lastResult = Number.NaN;
-  let ended = Number.NaN;
+  const span = (): [number, number] => [Number.NaN, Number.NaN];
+  const t = { requested: Number.NaN, dispatched: span(), results: span(), ended: Number.NaN };
+  const widen = (s: [number, number], at: number): void => {
+    if (!(at >= s[0])) s[0] = at;
+    if (!(at <= s[1])) s[1] = at;
+  };
   for (const r of rows) {
     const rec = JSON.parse(r.payload.toString('utf8')) as { ts: string; type: string; data: { executionId?: string } };
     if (rec.data.executionId !== executionId) continue;
-    const t = Date.parse(rec.ts);
-    if (rec.type === 'step.result' && !(t <= lastResult)) lastResult = t;
-    if (rec.type === 'execution.completed') ended = t;
+    const at = Date.parse(rec.ts);
+    if (rec.type === 'execution.requested') t.requested = at;
+    else if (rec.type === 'step.dispatched') widen(t.dispatched, at);
+    else if (rec.type === 'step.result') widen(t.results, at);
+    else if (rec.type === 'execution.completed') t.ended = at;
   }
-  return { lastResult, ended };
+  return t;
 }
 
 interface Scrape {
@@ -192,14 +212,14 @@ async function main(): Promise<void> {
       const gc = gcBetween(m0, m1);
       gcMs.push(gc.ms);
       if (view.state !== 'succeeded') throw new Error(`${runbook} ended ${view.state}`);
-      const times = await resultAndEndTimes(b.dataDir, seq0, executionId);
+      const times = await timeline(b.dataDir, seq0, executionId);
       walls.push(ms);
       overheads.push((cpu / nodeSteps) * 1000);
       writes.push(((w1 - w0) / ms) * 1000);
       commitCounts.push(k);
-      toEnd.push(times.ended - times.lastResult);
-      toSeen.push(endSeenAt - times.lastResult);
-      out(`${name} over ${n} agents${runbook === 'bench-rolling' ? ` at concurrency ${C}` : ''}: ${ms.toFixed(0)} ms wall, coordinator CPU ${cpu.toFixed(0)} ms = ${((cpu / nodeSteps) * 1000).toFixed(0)} µs per node-step, ${(w1 - w0)} rows written = ${(((w1 - w0) / ms) * 1000).toFixed(0)} rows/s, ${k} commits = ${(nodeSteps / k).toFixed(1)} node-steps per commit, last result stored -> end recorded ${times.ended - times.lastResult} ms, -> end seen ${endSeenAt - times.lastResult} ms, coordinator GC pauses on its main thread: ${gc.text} (threads: ${threads}); this process (the simulated agents: verify, RSA-sign, gRPC client) ${driverMs.toFixed(0)} ms CPU, so both need ${((cpu + driverMs) / availableParallelism()).toFixed(0)} ms of wall on ${availableParallelism()} cores`);
+      toEnd.push(times.ended - times.results[1]);
+      toSeen.push(endSeenAt - times.results[1]);
+      out(`${name} over ${n} agents${runbook === 'bench-rolling' ? ` at concurrency ${C}` : ''}: ${ms.toFixed(0)} ms wall, coordinator CPU ${cpu.toFixed(0)} ms = ${((cpu / nodeSteps) * 1000).toFixed(0)} µs per node-step, ${(w1 - w0)} rows written = ${(((w1 - w0) / ms) * 1000).toFixed(0)} rows/s, ${k} commits = ${(nodeSteps / k).toFixed(1)} node-steps per commit, timeline from the request: steps dispatched +${times.dispatched[0] - times.requested}..+${times.dispatched[1] - times.requested} ms, results stored +${times.results[0] - times.requested}..+${times.results[1] - times.requested} ms, end recorded +${times.ended - times.requested} ms, seen by this script ${endSeenAt - times.results[1]} ms after the last result, coordinator GC pauses on its main thread: ${gc.text} (threads: ${threads}); this process (the simulated agents: verify, RSA-sign, gRPC client) ${driverMs.toFixed(0)} ms CPU, so both need ${((cpu + driverMs) / availableParallelism()).toFixed(0)} ms of wall on ${availableParallelism()} cores`);
     }
     if (warmup > 0) out(`(after ${warmup} warm-up round${warmup > 1 ? 's' : ''}, not counted)`);
     out(`ENGINE ${name} over ${n} agents: median wall ${median(walls).toFixed(0)} ms, median coordinator CPU per node-step ${median(overheads).toFixed(0)} µs, median store writes ${median(writes).toFixed(0)} rows/s, median commits ${median(commitCounts)}, median last result stored -> end recorded ${median(toEnd).toFixed(0)} ms, -> end seen ${median(toSeen).toFixed(0)} ms, median GC pauses ${median(gcMs).toFixed(0)} ms per round`);
