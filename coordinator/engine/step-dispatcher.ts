@@ -518,6 +518,7 @@ export class StepDispatcher implements StepTraffic {
       certSerial: result.signerCertificateSerial,
       error: result.error || null,
       acceptedAt: result.startedAtMs,
+      reported: { stdoutBytes: result.stdoutBytes, stderrBytes: result.stderrBytes, stdoutTruncated: result.stdoutTruncated, stderrTruncated: result.stderrTruncated },
     };
   }
 

@@ -103,7 +103,8 @@ export async function loadExecution(db: Database, id: string): Promise<Execution
        (SELECT json_group_array(json_array(n.agent_id, n.agent_name, n.state, n.reason) ORDER BY n.node_index)
           FROM execution_nodes n WHERE n.execution_id = executions.id) AS nodes,
        (SELECT json_group_array(json_array(s.id, s.agent_id, s.step_index, s.attempt, s.handler, s.name, s.state, s.exit_code, s.error, s.dispatched_at,
-               s.finished_at, s.stdout_bytes, s.stderr_bytes, CASE WHEN s.result_payload IS NULL THEN NULL ELSE hex(s.result_payload) END) ORDER BY s.dispatched_at, s.id)
+               s.finished_at, s.stdout_bytes, s.stderr_bytes, s.stdout_reported_bytes, s.stderr_reported_bytes, s.stdout_truncated, s.stderr_truncated,
+               CASE WHEN s.result_payload IS NOT NULL AND s.stdout_reported_bytes IS NULL THEN hex(s.result_payload) END) ORDER BY s.dispatched_at, s.id)
           FROM step_runs s WHERE s.execution_id = executions.id) AS steps
      FROM executions WHERE id = ?`,
     [id],
@@ -111,10 +112,19 @@ export async function loadExecution(db: Database, id: string): Promise<Execution
   if (!e) return undefined;
   const decided = (JSON.parse(e.approvals) as Array<[number, string, 'approve' | 'deny', string, number]>).map(([gate, approver, decision, comment, decidedAt]) => ({ gate, approver, decision, comment, decided_at: decidedAt }));
   const nodes = (JSON.parse(e.nodes) as Array<[string, string, string, string | null]>).map(([agentId, agentName, state, reason]) => ({ agent_id: agentId, agent_name: agentName, state, reason }));
-  type StepColumns = [string, string | null, number, number, number, string, string, number | null, string | null, number | null, number | null, number, number, string | null];
-  const steps = (JSON.parse(e.steps) as StepColumns[]).map(([sid, agentId, stepIndex, attempt, handler, name, state, exitCode, error, dispatchedAt, finishedAt, stdoutBytes, stderrBytes, resultHex]) => ({
+  type StepColumns = [
+    string, string | null, number, number, number, string, string, number | null, string | null, number | null, number | null, number, number,
+    number | null, number | null, number | null, number | null, string | null,
+  ];
+  const steps = (JSON.parse(e.steps) as StepColumns[]).map(([sid, agentId, stepIndex, attempt, handler, name, state, exitCode, error, dispatchedAt, finishedAt, stdoutBytes, stderrBytes, stdoutReported, stderrReported, stdoutCut, stderrCut, resultHex]) => ({
     id: sid, agent_id: agentId, step_index: stepIndex, attempt, handler, name, state, exit_code: exitCode, error, dispatched_at: dispatchedAt, finished_at: finishedAt,
-    stdout_bytes: stdoutBytes, stderr_bytes: stderrBytes, result_payload: resultHex === null ? null : Buffer.from(resultHex, 'hex'),
+    stdout_bytes: stdoutBytes, stderr_bytes: stderrBytes,
+    // Stored with the result since schema 12; a result stored before is decoded (its columns are NULL).
+    reported: resultHex !== null
+      ? reportedOutput(Buffer.from(resultHex, 'hex'))
+      : stdoutReported === null
+        ? undefined
+        : { stdoutBytes: stdoutReported, stderrBytes: stderrReported ?? 0, stdoutTruncated: stdoutCut === 1, stderrTruncated: stderrCut === 1 },
   }));
   return {
     id: e.id,
@@ -135,7 +145,7 @@ export async function loadExecution(db: Database, id: string): Promise<Execution
     pendingApproval: pendingGate(e.state, e.gate, e.approval_json, decided),
     nodes: nodes.map((n) => ({ agentId: n.agent_id, agentName: n.agent_name, state: n.state, reason: n.reason })),
     steps: steps.map((s) => {
-      const reported = reportedOutput(s.result_payload);
+      const reported = s.reported;
       return {
         id: s.id,
         agentId: s.agent_id,
@@ -166,8 +176,7 @@ function pendingGate(state: string, gate: number | null, approvalJson: string | 
 }
 
 /** What a stored signed result says about the output (it was verified before it was stored). */
-function reportedOutput(payload: Buffer | null): Pick<StepResult, 'stdoutTruncated' | 'stderrTruncated' | 'stdoutBytes' | 'stderrBytes'> | undefined {
-  if (!payload) return undefined;
+function reportedOutput(payload: Buffer): Pick<StepResult, 'stdoutTruncated' | 'stderrTruncated' | 'stdoutBytes' | 'stderrBytes'> | undefined {
   try {
     return decodeStepResult(payload);
   } catch {

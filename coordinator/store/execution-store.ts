@@ -255,6 +255,8 @@ export interface StoredResult {
   readonly certSerial: string;
   readonly error: string | null;
   readonly acceptedAt: number;
+  /** From the signed result: the bytes of each stream the agent kept and hashed, and whether it cut it at the limit. */
+  readonly reported: { readonly stdoutBytes: number; readonly stderrBytes: number; readonly stdoutTruncated: boolean; readonly stderrTruncated: boolean };
 }
 
 /**
@@ -265,6 +267,8 @@ export function queueStepResult(tx: Tx, id: string, r: StoredResult): void {
   tx.queueUpdate('step_runs', { id }, {
     state: r.state, finished_at: r.finishedAt, exit_code: r.exitCode, signal: r.signal, result_payload: r.payload, result_signature: r.signature,
     result_cert_serial: r.certSerial, error: r.error, accepted_at: r.acceptedAt, request_payload: null,
+    stdout_reported_bytes: r.reported.stdoutBytes, stderr_reported_bytes: r.reported.stderrBytes,
+    stdout_truncated: r.reported.stdoutTruncated ? 1 : 0, stderr_truncated: r.reported.stderrTruncated ? 1 : 0,
   });
 }
 
@@ -272,8 +276,12 @@ export function queueStepResult(tx: Tx, id: string, r: StoredResult): void {
 export function storeStepResult(q: Queryable, id: string, r: StoredResult): Promise<RunResult> {
   return q.run(
     `UPDATE step_runs SET state = ?, finished_at = ?, exit_code = ?, signal = ?, result_payload = ?, result_signature = ?, result_cert_serial = ?, error = ?,
-       accepted_at = coalesce(accepted_at, ?), request_payload = ? WHERE id = ?`,
-    [r.state, r.finishedAt, r.exitCode, r.signal, r.payload, r.signature, r.certSerial, r.error, r.acceptedAt, null, id],
+       accepted_at = coalesce(accepted_at, ?), request_payload = ?, stdout_reported_bytes = ?, stderr_reported_bytes = ?, stdout_truncated = ?, stderr_truncated = ?
+     WHERE id = ?`,
+    [
+      r.state, r.finishedAt, r.exitCode, r.signal, r.payload, r.signature, r.certSerial, r.error, r.acceptedAt, null,
+      r.reported.stdoutBytes, r.reported.stderrBytes, r.reported.stdoutTruncated ? 1 : 0, r.reported.stderrTruncated ? 1 : 0, id,
+    ],
   );
 }
 

@@ -380,6 +380,17 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE agents ADD COLUMN ca_bundle_version INTEGER;
   `,
+  // 12: what an agent's signed result says about its output (the bytes it kept and hashed, and
+  // whether it cut a stream at the limit), written with the result, so that an execution's view
+  // reads them without decoding every stored result: at 2,000 nodes that decoding (and the hex
+  // it took to carry the blobs through the view's JSON) was most of the view's time. NULL in
+  // rows stored before: the view decodes those.
+  `
+  ALTER TABLE step_runs ADD COLUMN stdout_reported_bytes INTEGER;
+  ALTER TABLE step_runs ADD COLUMN stderr_reported_bytes INTEGER;
+  ALTER TABLE step_runs ADD COLUMN stdout_truncated INTEGER;
+  ALTER TABLE step_runs ADD COLUMN stderr_truncated INTEGER;
+  `,
 ];
 
 /** The schema version this build writes: the number of migrations it knows. */
