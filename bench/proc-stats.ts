@@ -71,7 +71,8 @@ export function percentile(xs: readonly number[], p: number): number {
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] as number;
 }
 
-export const mb = (b: number): string => `${(b / 1024 / 1024).toFixed(1)} MB`;
+/** Bytes in MiB (2^20): RSS figures are compared with a target in GiB or 10^9 bytes, so the unit is spelled out. */
+export const mb = (b: number): string => `${(b / 1024 / 1024).toFixed(1)} MiB`;
 
 /**
  * CPU time in milliseconds of the main thread (JavaScript, TLS, HTTP/2 framing) and of all the
