@@ -5,6 +5,7 @@
  * engine overhead per node-step and store writes per second.
  *
  *   node dist/bench/engine.js [--rolling-agents 1000] [--concurrency 50] [--parallel-agents 2000] [--rounds 3] [--warmup 0] [--profile DIR]
+ *   node --experimental-websocket dist/bench/engine.js … --alloc-profile FILE   (allocations per node-step, by function)
  *
  * Each round also prints the store commits it took (the coordinator's store_commits_total): one
  * fsync and one WAL rewrite of the touched pages each, so fewer per node-step is cheaper; the
@@ -24,7 +25,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Database } from '../coordinator/store/database.js';
 import { cpuMs, median, threadCpuDelta, threadCpuMs } from './proc-stats.js';
-import { out, simulatedFleet, sleep, startBench } from './harness.js';
+import { freePort, out, simulatedFleet, sleep, startBench } from './harness.js';
+import { allocationsByFunction, HeapSampler, type SamplingHeapProfile } from './heap-sampling.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -36,6 +38,12 @@ const { values: args } = parseArgs({
     warmup: { type: 'string', default: '0' },
     /** Directory for the coordinator's --cpu-prof output (see bench/cpu-profile-summary.ts). */
     profile: { type: 'string' },
+    /**
+     * Write the coordinator's allocations over each runbook's measured rounds to FILE.RUNBOOK.heapprofile
+     * (V8's sampling heap profiler, collected objects included: bench/heap-sampling.ts) and print
+     * the top functions in bytes per node-step. Needs `node --experimental-websocket` on Node 20.
+     */
+    'alloc-profile': { type: 'string' },
   },
 });
 const N1 = Number(args['rolling-agents']);
@@ -160,14 +168,39 @@ function gcBetween(a: Scrape, b: Scrape): { text: string; ms: number } {
   return { text: parts.length > 0 ? parts.join(', ') : 'none', ms };
 }
 
+/** Writes the profile and prints its largest allocators, in bytes per node-step (sampled: estimates). */
+async function reportAllocations(profile: SamplingHeapProfile, file: string, nodeSteps: number): Promise<void> {
+  await writeFile(file, JSON.stringify(profile));
+  const a = allocationsByFunction(profile);
+  const perStep = (bytes: number): string => `${(bytes / nodeSteps / 1024).toFixed(2)} KiB`;
+  out(`ALLOCATIONS over ${nodeSteps} node-steps: ${perStep(a.total)} per node-step (sampled; collected objects included), profile in ${file}`);
+  out('  self, per node-step:');
+  for (const [fn, bytes] of a.self.slice(0, 12)) out(`    ${perStep(bytes).padStart(10)}  ${fn}`);
+  out('  inclusive (with what it called), per node-step:');
+  for (const [fn, bytes] of a.inclusive.filter(([fn]) => !fn.startsWith('(root)')).slice(0, 20)) out(`    ${perStep(bytes).padStart(10)}  ${fn}`);
+}
+
 async function main(): Promise<void> {
+  const cannotSample = args['alloc-profile'] ? HeapSampler.unavailable() : null;
+  if (cannotSample) {
+    process.stderr.write(`engine: --alloc-profile: ${cannotSample}\n`);
+    process.exit(2);
+  }
   out(`# Handrail engine benchmark — ${availableParallelism()} cores, Node ${process.version}`);
   out('# simulated agents: real mTLS streams, real envelope verification and RSA-signed results, no process spawned');
   const max = Math.max(N1, N2);
   const rbDir = join(tmpdir(), `hr-bench-runbooks-${process.pid}`);
   await mkdir(rbDir, { recursive: true });
   await writeFile(join(rbDir, 'bench.yaml'), runbooks(C));
-  const b = await startBench({ bootstrapUses: max + 10, coordinatorArgs: ['--runbooks-dir', rbDir], logLevel: 'warn', ...(args.profile ? { profileDir: args.profile } : {}) });
+  const allocFile = args['alloc-profile'];
+  const b = await startBench({
+    bootstrapUses: max + 10,
+    coordinatorArgs: ['--runbooks-dir', rbDir],
+    logLevel: 'warn',
+    ...(args.profile ? { profileDir: args.profile } : {}),
+    ...(allocFile ? { inspectPort: await freePort() } : {}),
+  });
+  const sampler = allocFile ? await HeapSampler.connect(b.inspectPort as number) : undefined;
   const { sims } = await simulatedFleet(b, max);
   await sleep(1000);
   out(`${max} simulated agents connected`);
@@ -193,6 +226,7 @@ async function main(): Promise<void> {
         if (view.state !== 'succeeded') throw new Error(`${runbook} ended ${view.state}`);
         continue;
       }
+      if (r === 0) await sampler?.start();
       const m0 = await scrape(b.url);
       const w0 = await storeWrites(b.dataDir);
       const seq0 = await lastAuditSeq(b.dataDir);
@@ -222,9 +256,11 @@ async function main(): Promise<void> {
       out(`${name} over ${n} agents${runbook === 'bench-rolling' ? ` at concurrency ${C}` : ''}: ${ms.toFixed(0)} ms wall, coordinator CPU ${cpu.toFixed(0)} ms = ${((cpu / nodeSteps) * 1000).toFixed(0)} µs per node-step, ${(w1 - w0)} rows written = ${(((w1 - w0) / ms) * 1000).toFixed(0)} rows/s, ${k} commits = ${(nodeSteps / k).toFixed(1)} node-steps per commit, timeline from the request: steps dispatched +${times.dispatched[0] - times.requested}..+${times.dispatched[1] - times.requested} ms, results stored +${times.results[0] - times.requested}..+${times.results[1] - times.requested} ms, end recorded +${times.ended - times.requested} ms, seen by this script ${endSeenAt - times.results[1]} ms after the last result, coordinator GC pauses on its main thread: ${gc.text} (threads: ${threads}); this process (the simulated agents: verify, RSA-sign, gRPC client) ${driverMs.toFixed(0)} ms CPU, so both need ${((cpu + driverMs) / availableParallelism()).toFixed(0)} ms of wall on ${availableParallelism()} cores`);
     }
     if (warmup > 0) out(`(after ${warmup} warm-up round${warmup > 1 ? 's' : ''}, not counted)`);
+    if (sampler && allocFile) await reportAllocations(await sampler.stop(), `${allocFile}.${runbook}.heapprofile`, nodeSteps * Number(args.rounds));
     out(`ENGINE ${name} over ${n} agents: median wall ${median(walls).toFixed(0)} ms, median coordinator CPU per node-step ${median(overheads).toFixed(0)} µs, median store writes ${median(writes).toFixed(0)} rows/s, median commits ${median(commitCounts)}, median last result stored -> end recorded ${median(toEnd).toFixed(0)} ms, -> end seen ${median(toSeen).toFixed(0)} ms, median GC pauses ${median(gcMs).toFixed(0)} ms per round`);
   }
   for (const s of sims) s.close();
+  sampler?.close();
   b.coord.kill('SIGTERM');
   // The profile is written as the coordinator exits.
   await new Promise((r) => (b.coord.exitCode !== null ? r(undefined) : b.coord.once('exit', r)));

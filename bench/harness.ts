@@ -8,6 +8,7 @@ import { generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { createServer } from 'node:net';
 import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { initCa } from '../coordinator/pki/ca.js';
 import { openDataDir } from '../coordinator/data-dir.js';
@@ -27,6 +28,19 @@ const SIM_FACTS = { hostname: 'sim', os: 'Linux', platform: 'linux', arch: 'x64'
 export const CLI = resolve(import.meta.dirname, '..', 'cli-bundle', 'main.js');
 export const out = (s: string): void => void process.stdout.write(s + '\n');
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** A port on 127.0.0.1 that nothing listens on (taken and given back), for a process started next. */
+export function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      const port = typeof a === 'object' && a ? a.port : 0;
+      s.close(() => res(port));
+    });
+  });
+}
 
 /**
  * When a coordinator process prints the line that says it listens: its ports, and the moment
@@ -58,13 +72,15 @@ export interface Bench {
   readonly bootstrap: string;
   /** An admin's API token (user `bench`, group admins), for CLI commands run against this coordinator. */
   readonly apiToken: string;
+  /** The coordinator's inspector port, when started with one (startBench's inspectPort). */
+  readonly inspectPort: number | undefined;
   api<T>(method: string, path: string, body?: unknown): Promise<T>;
   /** Runs an execution (runbook or ad-hoc) and long-polls until it ends. */
   /** `endSeenAt`: wall clock (Date.now) when the long-poll returned the end. */
   runToEnd(path: string, body: unknown): Promise<{ ms: number; executionId: string; endSeenAt: number; view: { state: string; steps: Array<{ state: string }> } }>;
 }
 
-export async function startBench(o: { coordinatorArgs?: readonly string[]; bootstrapUses: number; profileDir?: string; logLevel?: string; portalPassword?: string }): Promise<Bench> {
+export async function startBench(o: { coordinatorArgs?: readonly string[]; bootstrapUses: number; profileDir?: string; logLevel?: string; portalPassword?: string; inspectPort?: number }): Promise<Bench> {
   // As the CLI does for the coordinator it spawns: HANDRAIL_ED25519=openssl applies here too.
   useEd25519Backend(ed25519Choice(process.env));
   const dir = await mkdtemp(join(tmpdir(), 'hr-bench-'));
@@ -80,7 +96,7 @@ export async function startBench(o: { coordinatorArgs?: readonly string[]; boots
   const profile = o.profileDir ? ['--cpu-prof', '--cpu-prof-dir', o.profileDir] : [];
   const coord = spawn(
     process.execPath,
-    [...profile, CLI, 'coordinator', '--data-dir', dataDir, '--certs-dir', certsDir, '--grpc-listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0', '--log-level', o.logLevel ?? 'info', '--heartbeat-interval', '10s', '--enroll-rate-limit', '0', ...(o.coordinatorArgs ?? [])],
+    [...profile, ...(o.inspectPort !== undefined ? [`--inspect=127.0.0.1:${o.inspectPort}`] : []), CLI, 'coordinator', '--data-dir', dataDir, '--certs-dir', certsDir, '--grpc-listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0', '--log-level', o.logLevel ?? 'info', '--heartbeat-interval', '10s', '--enroll-rate-limit', '0', ...(o.coordinatorArgs ?? [])],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   // A bench that fails (or exits without stopping it) must not leave its coordinator running.
@@ -103,6 +119,7 @@ export async function startBench(o: { coordinatorArgs?: readonly string[]; boots
     url: base,
     bootstrap,
     apiToken,
+    inspectPort: o.inspectPort,
     api,
     async runToEnd(path, body) {
       const t0 = performance.now();

@@ -19,7 +19,6 @@ import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { createWriteStream, existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -32,7 +31,7 @@ import { EnrollmentServiceClient, type EnrollResponse } from '../proto/gen/handr
 import { channelOptions, parseCoordinatorAddress } from '../agent/coordinator-address.js';
 import { HANDRAIL_VERSION } from '../core/version.js';
 import { cpuMs, mb, median, rssBytes, smapsSummary, socketCount } from './proc-stats.js';
-import { CLI as OWN_CLI, coordinatorListening, out, sleep } from './harness.js';
+import { CLI as OWN_CLI, coordinatorListening, freePort, out, sleep } from './harness.js';
 import { formatProfile, summariseProfile } from './cpu-profile.js';
 import type { FromWorker, ToWorker, WorkerIdentity } from './sim-worker.js';
 
@@ -83,17 +82,6 @@ interface Fleet {
   readonly ids: WorkerIdentity[];
 }
 
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      s.close(() => res(port));
-    });
-  });
-}
 
 class Coordinator {
   readonly proc: ChildProcess;
