@@ -28,12 +28,18 @@ interface InspectorSocket {
   addEventListener(type: 'message', fn: (e: { data: unknown }) => void): void;
 }
 type SocketConstructor = new (url: string) => InspectorSocket;
+const webSocketClass = (): SocketConstructor | undefined => (globalThis as { WebSocket?: SocketConstructor }).WebSocket;
 
 export class HeapSampler {
   private nextId = 0;
   private readonly waiting = new Map<number, { resolve: (r: unknown) => void; reject: (e: Error) => void }>();
 
   private constructor(private readonly ws: InspectorSocket) {
+    // The coordinator exiting closes the inspector: a call waiting for it fails instead of hanging.
+    ws.addEventListener('close', () => {
+      for (const w of this.waiting.values()) w.reject(new Error('the inspector connection closed'));
+      this.waiting.clear();
+    });
     ws.addEventListener('message', (e) => {
       const m = JSON.parse(String(e.data)) as { id?: number; result?: unknown; error?: { message: string } };
       const w = m.id === undefined ? undefined : this.waiting.get(m.id);
@@ -46,12 +52,12 @@ export class HeapSampler {
 
   /** Why this Node cannot connect (no WebSocket client), or null when it can. */
   static unavailable(): string | null {
-    return (globalThis as { WebSocket?: SocketConstructor }).WebSocket ? null : 'no WebSocket client in this Node: run the bench with `node --experimental-websocket` (Node 20)';
+    return webSocketClass() ? null : 'no WebSocket client in this Node: run the bench with `node --experimental-websocket` (Node 20)';
   }
 
   /** Connects to the inspector of the process listening on 127.0.0.1:`port`. */
   static async connect(port: number): Promise<HeapSampler> {
-    const Socket = (globalThis as { WebSocket?: SocketConstructor }).WebSocket;
+    const Socket = webSocketClass();
     if (!Socket) throw new Error(HeapSampler.unavailable() ?? 'no WebSocket client');
     const targets = (await (await fetch(`http://127.0.0.1:${port}/json/list`)).json()) as Array<{ webSocketDebuggerUrl: string }>;
     const url = targets[0]?.webSocketDebuggerUrl;

@@ -150,9 +150,7 @@ function outcomePatch(plan: Plan, n: NodeProgress, canceled: boolean, outcome: O
 
 /** Folds one step outcome into the progress. */
 export function applyOutcome(plan: Plan, p: Progress, node: number, outcome: Outcome, reason: string | null): Progress {
-  const n = p.nodes[node];
-  const patch = n ? outcomePatch(plan, n, p.canceled, outcome, reason) : null;
-  return patch ? withNode(p, node, patch) : p;
+  return applyOutcomes(plan, p, [{ node, outcome, reason }]);
 }
 
 /**
@@ -165,10 +163,11 @@ export function applyOutcomes(plan: Plan, p: Progress, outcomes: readonly NodeOu
   let nodes: NodeProgress[] | undefined;
   for (const o of outcomes) {
     const n = (nodes ?? p.nodes)[o.node];
-    const patch = n ? outcomePatch(plan, n, p.canceled, o.outcome, o.reason) : null;
-    if (!patch) continue;
+    if (!n) continue;
+    const next = nodeAfter.outcome(plan, n, p.canceled, o.outcome, o.reason);
+    if (next === n) continue;
     nodes ??= p.nodes.slice();
-    nodes[o.node] = { ...(n as NodeProgress), ...patch };
+    nodes[o.node] = next;
   }
   return nodes ? { ...p, nodes } : p;
 }
